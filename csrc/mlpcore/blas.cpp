@@ -1,0 +1,72 @@
+#include "blas.hpp"
+
+#include <omp.h>
+
+#include <cassert>
+#include <climits>
+
+#ifdef MLPCORE_SCIPY_OPENBLAS
+#include <cblas.h>  // scipy-openblas32: every symbol carries the scipy_ prefix
+#define MLPCORE_CBLAS(name) scipy_cblas_##name
+#else
+#include <cblas.h>
+#include <dlfcn.h>
+#define MLPCORE_CBLAS(name) cblas_##name
+#endif
+
+namespace mlpcore {
+
+namespace {
+
+int num_threads = omp_get_max_threads();
+
+CBLAS_TRANSPOSE flag(bool trans, bool stored_transposed) {
+  return trans != stored_transposed ? CblasTrans : CblasNoTrans;
+}
+
+void blas_set_num_threads(int k) {
+#ifdef MLPCORE_SCIPY_OPENBLAS
+  scipy_openblas_set_num_threads(k);
+#else
+  // A system CBLAS may be OpenBLAS or MKL, each with its own way; any other keeps its own setting.
+  using setter = void (*)(int);
+  for (const char* name : {"openblas_set_num_threads", "MKL_Set_Num_Threads"}) {
+    if (auto set = reinterpret_cast<setter>(dlsym(RTLD_DEFAULT, name))) return set(k);
+  }
+#endif
+}
+
+void gemm_call(CBLAS_TRANSPOSE ta, CBLAS_TRANSPOSE tb, int M, int N, int K, float alpha, const float* A,
+               int lda, const float* B, int ldb, float beta, float* C, int ldc) {
+  MLPCORE_CBLAS(sgemm)(CblasColMajor, ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+}
+
+void gemm_call(CBLAS_TRANSPOSE ta, CBLAS_TRANSPOSE tb, int M, int N, int K, double alpha, const double* A,
+               int lda, const double* B, int ldb, double beta, double* C, int ldc) {
+  MLPCORE_CBLAS(dgemm)(CblasColMajor, ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+}
+
+}  // namespace
+
+template <class T>
+void gemm(bool trans_A, ConstMatrix<T> A, bool trans_B, ConstMatrix<T> B, T alpha, T beta, Matrix<T> C) {
+  const index k = trans_A ? A.rows : A.cols;
+  assert(C.rows == (trans_A ? A.cols : A.rows) && C.cols == (trans_B ? B.rows : B.cols));
+  assert(k == (trans_B ? B.cols : B.rows));
+  if (C.rows == 0 || C.cols == 0) return;
+  gemm_call(flag(trans_A, A.transposed), flag(trans_B, B.transposed), int(C.rows), int(C.cols), int(k), alpha,
+            A.data, int(A.ld), B.data, int(B.ld), beta, C.data, int(C.ld));
+}
+
+template void gemm<float>(bool, ConstMatrix<float>, bool, ConstMatrix<float>, float, float, Matrix<float>);
+template void gemm<double>(bool, ConstMatrix<double>, bool, ConstMatrix<double>, double, double, Matrix<double>);
+
+void set_num_threads(int k) {
+  num_threads = k;
+  omp_set_num_threads(k);
+  blas_set_num_threads(k);
+}
+
+int get_num_threads() { return num_threads; }
+
+}  // namespace mlpcore
