@@ -232,6 +232,9 @@ PYBIND11_MODULE(_core, m) {
   m.def("set_num_threads", [](int k) {
     if (k < 1) throw py::value_error("the thread count must be at least 1, got " + std::to_string(k));
     mlpcore::set_num_threads(k);
-  });
-  m.def("get_num_threads", &mlpcore::get_num_threads);
+  }, py::arg("k"),
+  "set_num_threads(k): use k threads (k >= 1) in BLAS's matrix products and in OpenMP's element-wise\n"
+  "passes alike; the two pools take turns, never nested.");
+  m.def("get_num_threads", &mlpcore::get_num_threads,
+        "get_num_threads() -> int: the thread count of BLAS and OpenMP (all cores until set_num_threads).");
 }

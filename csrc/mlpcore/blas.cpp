@@ -3,13 +3,13 @@
 #include <omp.h>
 
 #include <cassert>
-#include <climits>
+#include <initializer_list>
 
-#ifdef MLPCORE_SCIPY_OPENBLAS
-#include <cblas.h>  // scipy-openblas32: every symbol carries the scipy_ prefix
+#include <cblas.h>
+
+#ifdef MLPCORE_SCIPY_OPENBLAS  // scipy-openblas32: every symbol carries the scipy_ prefix
 #define MLPCORE_CBLAS(name) scipy_cblas_##name
 #else
-#include <cblas.h>
 #include <dlfcn.h>
 #define MLPCORE_CBLAS(name) cblas_##name
 #endif

@@ -9,8 +9,21 @@ The arithmetic runs in a C++ core (BLAS for the matrix products, OpenMP for the
 element-wise work); ``mlpcore.reference`` holds the same equations in plain NumPy.
 """
 
-from . import reference
-from ._core import get_num_threads, set_num_threads
+import os
+
+# libgomp reads OMP_WAIT_POLICY once, when loading _core loads it. Passive: an idle OpenMP
+# thread sleeps instead of spinning, so it never takes the core that a BLAS thread needs
+# (spinning made a 2-thread training step of a 784-256-128-10 net 30x slower than 1 thread
+# on a 2-core machine with one busy core). A user's own setting wins, and the variable is
+# not left behind for child processes.
+_user_wait_policy = "OMP_WAIT_POLICY" in os.environ
+os.environ.setdefault("OMP_WAIT_POLICY", "passive")
+from . import _core  # noqa: E402
+if not _user_wait_policy:
+    del os.environ["OMP_WAIT_POLICY"]
+
+from . import reference  # noqa: E402
+from ._core import get_num_threads, set_num_threads  # noqa: E402
 from .network import Cache, Gradients, Network
 
 __version__ = "0.1.0"
