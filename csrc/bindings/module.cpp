@@ -78,6 +78,8 @@ Targets<T> targets(const Network<T>& net, const py::array& Y) {
                               std::to_string(labels[j]) + " at example " + std::to_string(j));
     return {{nullptr, n_L, m, n_L}, labels};
   }
+  if (Y.ndim() == 1 && n_L != 1)
+    throw py::value_error("Y must be (n[L], m) with n[L] = " + std::to_string(n_L) + ", got shape " + shape_of(Y));
   ConstMatrix<T> view = finite_matrix<T>(Y, "Y");
   if (net.cost != Cost::mse)
     for (index j = 0; j < view.cols; ++j)

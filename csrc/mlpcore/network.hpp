@@ -109,7 +109,7 @@ class Network {
   void forward(ConstMatrix<T> X, Cache<T>& cache) const {
     require(X.rows == layout.n[0], "X must have n[0] = " + std::to_string(layout.n[0]) + " rows, got " +
                                        std::to_string(X.rows));
-    require_batch(cache.network_id, cache.m, X.cols, "cache");
+    require_batch(cache.network_id, cache.m, X.cols, "cache's buffers");
     cache.X = X;
     for (index l = 1; l <= L(); ++l) dense_forward<T>(W(l), b(l), cache.A_in(l - 1), g[l], cache.Z[l], cache.A[l]);
   }
@@ -126,9 +126,9 @@ class Network {
   // then for l = L..1: dW[l], db[l], dA[l-1] = W[l]^T dZ[l] (dA[0] only if asked), dZ[l-1] = dA[l-1] * g'(Z[l-1]).
   //   Y: (n[L], m) with the cache's m
   void backward(const Cache<T>& cache, Targets<T> Y, Gradients<T>& grads, bool compute_dA0) const {
-    require_batch(cache.network_id, cache.m, cache.m, "cache");
+    require_batch(cache.network_id, cache.m, cache.m, "cache's buffers");
     require(cache.X.data != nullptr, "the cache holds no forward pass");
-    require_batch(grads.network_id, grads.m, cache.m, "gradients");
+    require_batch(grads.network_id, grads.m, cache.m, "gradients' buffers");
     require_targets(Y, cache.m);
     if (compute_dA0) grads.dA0_values.resize(layout.n[0] * cache.m);
     if (cost == Cost::mse) {
@@ -147,7 +147,7 @@ class Network {
 
   // W[l] -= alpha dW[l], b[l] -= alpha db[l] for every l: one pass over the flat buffer.
   void update(const Gradients<T>& grads, T learning_rate) {
-    require(grads.network_id == id, "gradients were computed by another network");
+    require(grads.network_id == id, "the gradients belong to another network");
     subtract_scaled(params.data(), grads.dparams.data(), learning_rate, layout.size);
   }
 
@@ -165,8 +165,8 @@ class Network {
   }
 
   void require_batch(std::uint64_t owner, index m_have, index m_want, const char* what) const {
-    require(owner == id, std::string("the ") + what + " was made for another network");
-    require(m_have == m_want, std::string("the ") + what + " holds m = " + std::to_string(m_have) +
+    require(owner == id, std::string("the ") + what + " belong to another network");
+    require(m_have == m_want, std::string("the ") + what + " hold m = " + std::to_string(m_have) +
                                   " examples, the batch has m = " + std::to_string(m_want));
   }
 

@@ -161,6 +161,7 @@ class Network:
             out = Cache(self, X.shape[1])
         elif not isinstance(out, Cache):
             raise TypeError(f"out must be a mlpcore.Cache, got {type(out).__name__}")
+        self._require_own(out, "out cache")
         self._core.forward(X, out._core)
         out.A._set(0, out._core.X)
         return out
@@ -187,12 +188,12 @@ class Network:
         """
         if not isinstance(cache, Cache):
             raise TypeError(f"cache must be a mlpcore.Cache from forward, got {type(cache).__name__}")
-        if cache._network is not self:
-            raise ValueError("the cache was made by another network")
+        self._require_own(cache, "cache")
         if out is None:
             out = Gradients(self, cache.m)
         elif not isinstance(out, Gradients):
             raise TypeError(f"out must be mlpcore.Gradients, got {type(out).__name__}")
+        self._require_own(out, "out gradients")
         self._core.backward(cache._core, self._targets(Y), out._core, bool(compute_dA0))
         out._show_dA0()
         return out
@@ -205,6 +206,7 @@ class Network:
         """
         if not isinstance(grads, Gradients):
             raise TypeError(f"grads must be mlpcore.Gradients, got {type(grads).__name__}")
+        self._require_own(grads, "grads")
         if isinstance(learning_rate, bool) or not isinstance(learning_rate, (int, float, np.integer, np.floating)):
             raise TypeError(f"learning_rate must be a real number, got {learning_rate!r}")
         if not (math.isfinite(learning_rate) and learning_rate >= 0):
@@ -223,6 +225,11 @@ class Network:
         if self.cost_name == "bce":
             return (A_L >= 0.5).astype(np.int64)
         return A_L.argmax(axis=0).astype(np.int64)
+
+    def _require_own(self, result, name):
+        """Refuse a Cache or Gradients that another network made."""
+        if result._network is not self:
+            raise ValueError(f"the {name} belongs to another network ({result._network!r}), not to this one")
 
     def _matrix(self, X, name):
         """X as an array of the network's dtype that the core reads without copying."""

@@ -1,0 +1,306 @@
+"""Bad input is refused at the boundary.
+
+Each case asserts the exception type, that the message names what was
+expected or what came (a loose regex), and that the network's parameters
+are exactly as they were before the refused call.
+"""
+
+import numpy as np
+import pytest
+
+import mlpcore
+
+M = 10  # examples in the good batch
+
+
+def make_net(cost, dtype="float32", seed=0):
+    """A small network of each cost: n = [3, 5, 2] (mse, bce) or [3, 5, 4] (cce)."""
+    if cost == "mse":
+        return mlpcore.Network([3, 5, 2], ["tanh", "identity"], "mse", dtype=dtype, seed=seed)
+    if cost == "bce":
+        return mlpcore.Network([3, 5, 2], ["relu", "sigmoid"], "bce", dtype=dtype, seed=seed)
+    return mlpcore.Network([3, 5, 4], ["relu", "softmax"], "cce", dtype=dtype, seed=seed)
+
+
+def good_X(m=M, dtype=np.float32):
+    return np.random.default_rng(0).standard_normal((3, m)).astype(dtype)
+
+
+def good_Y(cost, m=M, dtype=np.float32):
+    rng = np.random.default_rng(1)
+    if cost == "mse":
+        return rng.standard_normal((2, m)).astype(dtype)
+    if cost == "bce":
+        return rng.integers(0, 2, size=(2, m)).astype(dtype)
+    return rng.integers(0, 4, size=m)
+
+
+def assert_refused(net, call, error, pattern):
+    """call() raises error with a message matching pattern; net.params unchanged."""
+    before = np.array(net.params, copy=True)
+    with pytest.raises(error, match=pattern):
+        call()
+    np.testing.assert_array_equal(net.params, before)
+
+
+# ---------------------------------------------------------------------------
+# X
+# ---------------------------------------------------------------------------
+
+SHAPE = r"(?i)n0|n\[0\]|rows|shape|feature|expected"
+
+
+def _with(value, dtype=np.float32, where=(1, 4)):
+    X = good_X(dtype=dtype)
+    X[where] = value
+    return X
+
+
+BAD_X = [
+    pytest.param(good_X()[:2], ValueError, SHAPE, id="rows_less_than_n0"),
+    pytest.param(np.vstack([good_X(), good_X()[:1]]), ValueError, SHAPE, id="rows_more_than_n0"),
+    pytest.param(good_X()[:, 0], ValueError, r"(?i)ndim|dimension|2-d|2d|shape", id="ndim_1"),
+    pytest.param(good_X()[:, :, None], ValueError, r"(?i)ndim|dimension|2-d|2d|shape",
+                 id="ndim_3"),
+    pytest.param(np.zeros((3, 0), np.float32), ValueError,
+                 r"(?i)\bm\b|empty|example|zero|column|batch|at least", id="m_is_0"),
+    pytest.param(good_X() > 0, TypeError, r"(?i)dtype|bool", id="bool"),
+    pytest.param(good_X().astype(np.complex64), TypeError, r"(?i)dtype|complex", id="complex"),
+    pytest.param(good_X().astype(object), TypeError, r"(?i)dtype|object", id="object"),
+    pytest.param(good_X().astype(str), TypeError, r"(?i)dtype|str|<U|unicode", id="str"),
+    pytest.param(_with(np.nan), ValueError, r"(?i)nan|finite", id="nan"),
+    pytest.param(_with(np.inf), ValueError, r"(?i)inf|finite", id="inf"),
+    pytest.param(_with(-np.inf, dtype=np.float64), ValueError, r"(?i)inf|finite",
+                 id="minus_inf_float64"),
+]
+
+
+@pytest.mark.parametrize("X, error, pattern", BAD_X)
+def test_forward_refuses_bad_X(X, error, pattern):
+    net = make_net("cce")
+    assert_refused(net, lambda: net.forward(X), error, pattern)
+
+
+@pytest.mark.parametrize("X, error, pattern", [BAD_X[0], BAD_X[4], BAD_X[5], BAD_X[9]])
+def test_predict_refuses_bad_X(X, error, pattern):
+    net = make_net("bce")
+    assert_refused(net, lambda: net.predict(X), error, pattern)
+
+
+# ---------------------------------------------------------------------------
+# Y (through backward and through cost)
+# ---------------------------------------------------------------------------
+
+FINITE = r"(?i)nan|inf|finite"
+TARGETS = r"(?i)\[0, ?1\]|0 and 1|range|target|between|outside|probabilit"
+LABELS = r"(?i)label|class|range|0\.\.|n\[L\]"
+Y_SHAPE = r"(?i)shape|rows|n\[L\]|nL|expected"
+
+
+def _Y(cost, value, where=(1, 3)):
+    Y = good_Y(cost)
+    Y[where] = value
+    return Y
+
+
+BAD_Y = [
+    pytest.param("mse", _Y("mse", np.nan), ValueError, FINITE, id="mse_nan"),
+    pytest.param("mse", _Y("mse", np.inf), ValueError, FINITE, id="mse_inf"),
+    pytest.param("bce", _Y("bce", np.nan), ValueError, FINITE, id="bce_nan"),
+    pytest.param("cce", np.where(np.arange(4)[:, None] == good_Y("cce"), 1.0, np.nan),
+                 ValueError, FINITE, id="cce_one_hot_nan"),
+    pytest.param("mse", good_Y("mse")[:1], ValueError, Y_SHAPE, id="mse_rows_too_few"),
+    pytest.param("mse", np.vstack([good_Y("mse")] * 2), ValueError, Y_SHAPE,
+                 id="mse_rows_too_many"),
+    pytest.param("mse", good_Y("mse")[0], ValueError, Y_SHAPE, id="mse_vector_but_nL_2"),
+    pytest.param("mse", good_Y("mse")[:, :, None], ValueError, Y_SHAPE, id="mse_ndim_3"),
+    pytest.param("cce", np.ones((3, M)), ValueError, Y_SHAPE, id="cce_one_hot_rows"),
+    pytest.param("cce", _Y("cce", 4, where=3), ValueError, LABELS, id="cce_label_equals_nL"),
+    pytest.param("cce", _Y("cce", 100, where=3), ValueError, LABELS, id="cce_label_100"),
+    pytest.param("cce", _Y("cce", -1, where=3), ValueError, LABELS, id="cce_label_negative"),
+    pytest.param("bce", _Y("bce", 1.5), ValueError, TARGETS, id="bce_target_above_1"),
+    pytest.param("bce", _Y("bce", -0.5), ValueError, TARGETS, id="bce_target_below_0"),
+    pytest.param("cce", 2 * (np.arange(4)[:, None] == good_Y("cce")).astype(np.float32),
+                 ValueError, TARGETS, id="cce_one_hot_above_1"),
+    pytest.param("mse", good_Y("mse").astype(np.complex128), TypeError,
+                 r"(?i)dtype|complex", id="mse_complex"),
+]
+
+
+@pytest.mark.parametrize("cost, Y, error, pattern", BAD_Y)
+def test_backward_refuses_bad_Y(cost, Y, error, pattern):
+    net = make_net(cost)
+    cache = net.forward(good_X())
+    assert_refused(net, lambda: net.backward(cache, Y), error, pattern)
+
+
+@pytest.mark.parametrize("cost, Y, error, pattern", BAD_Y)
+def test_cost_refuses_bad_Y(cost, Y, error, pattern):
+    net = make_net(cost)
+    A_L = net.forward(good_X()).A[net.L]
+    assert_refused(net, lambda: net.cost(A_L, Y), error, pattern)
+
+
+@pytest.mark.parametrize("cost", ["mse", "bce", "cce"])
+@pytest.mark.parametrize("m", [M - 1, M + 1])
+def test_backward_refuses_Y_whose_m_differs_from_cache(m, cost):
+    net = make_net(cost)
+    cache = net.forward(good_X())
+    assert_refused(net, lambda: net.backward(cache, good_Y(cost, m=m)), ValueError,
+                   rf"(?i)\bm\b|example|column|batch|{M}|{m}")
+
+
+# ---------------------------------------------------------------------------
+# construction
+# ---------------------------------------------------------------------------
+
+@pytest.mark.parametrize("n, activations, cost, kwargs, pattern", [
+    pytest.param([3, 5, 2], ["relu", "swish"], "mse", {}, "swish", id="unknown_activation"),
+    pytest.param([3, 5, 2], [("relu", {"alpha": 0.1}), "identity"], "mse", {}, "alpha",
+                 id="alpha_for_relu"),
+    pytest.param([3, 5, 2], [("elu", {"beta": 1.0}), "identity"], "mse", {}, "beta",
+                 id="unknown_activation_param"),
+    pytest.param([3, 5, 2], ["relu", "identity"], "hinge", {}, "hinge", id="unknown_cost"),
+    pytest.param([3, 5, 2], ["relu", "identity"], "mse", {"init": "lecun"}, "lecun",
+                 id="unknown_init"),
+    pytest.param([3, 5, 2], ["relu", "identity"], "mse", {"init": ["he", "lecun"]}, "lecun",
+                 id="unknown_init_in_list"),
+    pytest.param([3, 5, 4], ["softmax", "softmax"], "cce", {}, "(?i)softmax|hidden",
+                 id="softmax_hidden"),
+    pytest.param([3, 5, 2], ["relu", "softmax"], "mse", {}, "(?i)softmax|mse",
+                 id="softmax_with_mse"),
+    pytest.param([3, 5, 2], ["tanh", "relu"], "bce", {}, "(?i)sigmoid|bce",
+                 id="bce_with_relu"),
+    pytest.param([3, 5, 2], ["tanh", "sigmoid"], "cce", {}, "(?i)softmax|cce",
+                 id="cce_with_sigmoid"),
+    pytest.param([3, 5, 1], ["tanh", "softmax"], "cce", {},
+                 r"(?i)softmax.*(n\[L\]|unit|>= ?2)|(n\[L\]|unit).*softmax",
+                 id="softmax_single_unit"),
+    pytest.param([3, 5, 2], ["relu"], "mse", {}, "(?i)activation",
+                 id="too_few_activations"),
+    pytest.param([3, 5, 2], ["relu", "relu", "relu"], "mse", {}, "(?i)activation",
+                 id="too_many_activations"),
+    pytest.param([3, 0, 2], ["relu", "relu"], "mse", {}, r"(?i)size|n\b|>= ?1|positive",
+                 id="zero_width_layer"),
+])
+def test_construction_refuses(n, activations, cost, kwargs, pattern):
+    with pytest.raises(ValueError, match=pattern):
+        mlpcore.Network(n, activations, cost, **kwargs)
+
+
+# ---------------------------------------------------------------------------
+# caches and grads from elsewhere
+# ---------------------------------------------------------------------------
+
+def test_backward_refuses_cache_of_another_architecture():
+    net, other = make_net("mse"), mlpcore.Network([3, 6, 2], ["tanh", "identity"], "mse")
+    cache = other.forward(good_X())
+    assert_refused(net, lambda: net.backward(cache, good_Y("mse")), ValueError,
+                   r"(?i)cache|network")
+
+
+def test_backward_refuses_cache_of_another_network_of_same_architecture():
+    net, other = make_net("mse"), make_net("mse", seed=1)
+    cache = other.forward(good_X())
+    assert_refused(net, lambda: net.backward(cache, good_Y("mse")), ValueError,
+                   r"(?i)cache|network")
+
+
+@pytest.mark.parametrize("m", [M - 1, M + 1])
+def test_forward_refuses_out_cache_of_another_batch_size(m):
+    net = make_net("bce")
+    cache = net.forward(good_X(m=m))
+    assert_refused(net, lambda: net.forward(good_X(), out=cache), ValueError,
+                   rf"(?i)\bm\b|batch|example|column|size|{M}|{m}")
+
+
+def test_forward_refuses_out_cache_of_another_network():
+    net, other = make_net("bce"), make_net("bce", seed=1)
+    cache = other.forward(good_X())
+    assert_refused(net, lambda: net.forward(good_X(), out=cache), ValueError,
+                   r"(?i)cache|network")
+
+
+def test_forward_refuses_out_cache_of_another_dtype():
+    net, other = make_net("bce"), make_net("bce", dtype="float64")
+    cache = other.forward(good_X())
+    assert_refused(net, lambda: net.forward(good_X(), out=cache), ValueError,
+                   r"(?i)cache|network|dtype")
+
+
+def test_backward_refuses_cache_of_another_dtype():
+    net, other = make_net("mse"), make_net("mse", dtype="float64")
+    cache = other.forward(good_X())
+    assert_refused(net, lambda: net.backward(cache, good_Y("mse")), ValueError,
+                   r"(?i)cache|network|dtype")
+
+
+@pytest.mark.parametrize("other", ["architecture", "same_architecture", "batch_size", "dtype"])
+def test_backward_refuses_out_grads_from_elsewhere(other):
+    """out= grads must come from this network, for this batch size (as for forward's out=)."""
+    net = make_net("mse")
+    cache = net.forward(good_X())
+    if other == "architecture":
+        source = mlpcore.Network([3, 6, 2], ["tanh", "identity"], "mse")
+    elif other == "dtype":
+        source = make_net("mse", dtype="float64")
+    elif other == "same_architecture":
+        source = make_net("mse", seed=1)
+    else:
+        source = net
+    m = M + 1 if other == "batch_size" else M
+    grads = source.backward(source.forward(good_X(m=m)), good_Y("mse", m=m))
+    assert_refused(net, lambda: net.backward(cache, good_Y("mse"), out=grads), ValueError,
+                   rf"(?i)grad|network|dtype|\bm\b|batch|example|{M + 1}")
+
+
+def test_update_refuses_grads_of_another_architecture():
+    net = make_net("cce")
+    other = mlpcore.Network([3, 7, 4], ["relu", "softmax"], "cce")
+    grads = other.backward(other.forward(good_X()), good_Y("cce"))
+    assert_refused(net, lambda: net.update(grads, 0.1), ValueError,
+                   r"(?i)grad|network")
+
+
+def test_update_refuses_grads_of_another_network_of_same_architecture():
+    net, other = make_net("cce"), make_net("cce", seed=1)
+    grads = other.backward(other.forward(good_X()), good_Y("cce"))
+    assert_refused(net, lambda: net.update(grads, 0.1), ValueError,
+                   r"(?i)grad|network")
+
+
+def test_update_refuses_grads_of_another_dtype():
+    net, other = make_net("cce"), make_net("cce", dtype="float64")
+    grads = other.backward(other.forward(good_X()), good_Y("cce"))
+    assert_refused(net, lambda: net.update(grads, 0.1), ValueError,
+                   r"(?i)grad|network|dtype")
+
+
+# ---------------------------------------------------------------------------
+# learning rate
+# ---------------------------------------------------------------------------
+
+@pytest.mark.parametrize("learning_rate", [np.nan, np.inf, -np.inf, -0.1, -1e-12],
+                         ids=["nan", "inf", "minus_inf", "negative", "tiny_negative"])
+def test_update_refuses_bad_learning_rate(learning_rate):
+    net = make_net("mse")
+    grads = net.backward(net.forward(good_X()), good_Y("mse"))
+    assert_refused(net, lambda: net.update(grads, learning_rate), ValueError,
+                   r"(?i)learning.rate|\blr\b")
+
+
+def test_refused_calls_leave_a_working_network():
+    """After a series of refused calls the network still matches a twin that saw none."""
+    net, twin = make_net("cce", seed=5), make_net("cce", seed=5)
+    X, Y = good_X(), good_Y("cce")
+    cache = net.forward(X)
+    grads = net.backward(cache, Y)
+    for call in (lambda: net.forward(X[:2]),
+                 lambda: net.backward(cache, Y[:5]),
+                 lambda: net.update(grads, np.nan),
+                 lambda: net.backward(cache, Y + 10)):
+        with pytest.raises((ValueError, TypeError)):
+            call()
+    for network in (net, twin):
+        network.update(network.backward(network.forward(X), Y), 0.5)
+    np.testing.assert_array_equal(net.params, twin.params)

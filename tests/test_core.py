@@ -1,0 +1,605 @@
+"""The C++ core through mlpcore.Network, checked against mlpcore.reference.
+
+Every activation with every cost it pairs with, in float32 and float64, on
+random architectures (L 1..5, widths 1..64, m 1..300).
+
+Each equation is checked on the core's own inputs to it (Z[l] from the
+core's A[l-1], dW[l] from the core's dZ[l], the reference backward from the
+core's Z and A), and the reference also runs end to end from W, b, X: always
+in float64, and for the forward pass in float32 unless a step layer could flip
+on a rounding difference at Z = 0. float32 references are computed in
+float32 on the same float32 parameters and data.
+"""
+
+import numpy as np
+import pytest
+
+import mlpcore
+from conftest import (DTYPES, ELEMENTWISE_ACTIVATIONS, activation_id,
+                      assert_close, assert_gradient, make_case, numerical_gradient, pairing_cases, random_input,
+                      random_targets, reference_params)
+from mlpcore import reference
+
+SEEDS = range(6)
+DTYPE_IDS = {"ids": lambda d: np.dtype(d).name}
+CASES = pairing_cases()
+
+
+def cache_dicts(cache, L):
+    """Z (1..L) and A (0..L) of a cache as plain dicts of arrays."""
+    Z = {l: np.asarray(cache.Z[l]) for l in range(1, L + 1)}
+    A = {l: np.asarray(cache.A[l]) for l in range(0, L + 1)}
+    return Z, A
+
+
+def has_step(case):
+    return any(name == "step" for name, _ in case.activations)
+
+
+# ---------------------------------------------------------------------------
+# forward, cost, backward, update against the reference
+# ---------------------------------------------------------------------------
+
+def check_forward(case):
+    """net.forward against the reference: shapes, dtypes, Z[l], A[l]."""
+    net, L, dtype = case.net, case.L, case.dtype
+    cache = net.forward(case.X)
+    assert cache.m == case.m
+    Z, A = cache_dicts(cache, L)
+    assert_close(A[0], case.X, dtype)
+    for l in range(1, L + 1):
+        assert Z[l].shape == (case.n[l], case.m) and Z[l].dtype == dtype
+        assert A[l].shape == (case.n[l], case.m) and A[l].dtype == dtype
+
+    # each layer on the core's own A[l-1] and Z[l]
+    for l in range(1, L + 1):
+        # Z[l] = W[l] A[l-1] + b[l]
+        assert_close(Z[l], case.W[l] @ A[l - 1] + case.b[l], dtype)
+        # A[l] = g[l](Z[l])
+        assert_close(A[l], reference.g(case.activations[l - 1], Z[l]), dtype)
+
+    # end to end (a step layer in float32 could flip on a rounding at Z = 0)
+    if dtype == np.float64 or not has_step(case):
+        Z_ref, A_ref = reference.forward(case.W, case.b, case.X, case.activations)
+        for l in range(1, L + 1):
+            assert_close(Z[l], Z_ref[l], dtype)
+            assert_close(A[l], A_ref[l], dtype)
+
+
+def check_cost(case):
+    """net.cost against the reference, on the core's A[L] and end to end in float64."""
+    net, L, dtype, cost = case.net, case.L, case.dtype, case.cost
+    A_L = np.asarray(net.forward(case.X).A[L])
+    J = net.cost(A_L, case.Y)
+    assert isinstance(J, float)
+    assert_close(J, reference.cost(A_L, case.Y, cost), dtype)
+    if dtype == np.float64:
+        _, A_ref = reference.forward(case.W, case.b, case.X, case.activations)
+        assert_close(J, reference.cost(A_ref[L], case.Y, cost), dtype)
+
+
+def check_backward(case):
+    """net.backward against the reference: dW, db, dZ, dA (dA[0] included)."""
+    net, L, m, dtype, cost = case.net, case.L, case.m, case.dtype, case.cost
+    cache = net.forward(case.X)
+    grads = net.backward(cache, case.Y, compute_dA0=True)
+    Z, A = cache_dicts(cache, L)
+
+    # the reference backward on the core's forward values: the same g'(Z)
+    expected = reference.backward(case.W, Z, A, case.Y, case.activations, cost,
+                                  compute_dA0=True)
+    for l in range(1, L + 1):
+        for key, shape in (("dW", (case.n[l], case.n[l - 1])),
+                           ("db", (case.n[l], 1)), ("dZ", (case.n[l], m))):
+            actual = np.asarray(getattr(grads, key)[l])
+            assert actual.shape == shape and actual.dtype == dtype, (key, l)
+            assert_close(actual, expected[key][l], dtype)
+    assert set(expected["dA"]) == set(range(0, L)) | ({L} if cost == "mse" else set())
+    for l in expected["dA"]:
+        actual = np.asarray(grads.dA[l])
+        assert actual.shape == (case.n[l], m) and actual.dtype == dtype
+        assert_close(actual, expected["dA"][l], dtype)
+    if cost != "mse":
+        with pytest.raises((KeyError, IndexError)):
+            grads.dA[L]
+
+    # each equation on the core's own dZ[l]
+    for l in range(1, L + 1):
+        dZ = np.asarray(grads.dZ[l])
+        # dW[l] = (1/m) dZ[l] A[l-1]^T ; db[l] = (1/m) sum_columns dZ[l]
+        assert_close(grads.dW[l], dZ @ A[l - 1].T / m, dtype)
+        assert_close(grads.db[l], np.sum(dZ, axis=1, keepdims=True) / m, dtype)
+        # dA[l-1] = W[l]^T dZ[l]
+        assert_close(grads.dA[l - 1], case.W[l].T @ dZ, dtype)
+
+    # end to end in float64: the reference's own forward and backward
+    if dtype == np.float64:
+        Z_ref, A_ref = reference.forward(case.W, case.b, case.X, case.activations)
+        chained = reference.backward(case.W, Z_ref, A_ref, case.Y, case.activations,
+                                     cost, compute_dA0=True)
+        for key in ("dW", "db", "dZ", "dA"):
+            for l in chained[key]:
+                assert_close(getattr(grads, key)[l], chained[key][l], dtype)
+
+
+def check_update(case, learning_rate):
+    """net.update against the reference update with the core's gradients."""
+    net, L, dtype = case.net, case.L, case.dtype
+    grads = net.backward(net.forward(case.X), case.Y)
+    dW = {l: np.array(grads.dW[l]) for l in range(1, L + 1)}
+    db = {l: np.array(grads.db[l]) for l in range(1, L + 1)}
+
+    W_views = [net.W[l] for l in range(1, L + 1)]
+    net.update(grads, learning_rate)
+    reference.update(case.W, case.b, dW, db, learning_rate)
+    for l in range(1, L + 1):
+        # W[l] -= lr dW[l] ; b[l] -= lr db[l]
+        assert_close(net.W[l], case.W[l], dtype)
+        assert_close(net.b[l], case.b[l], dtype)
+        # the earlier views see the update: W[l] lives in the flat buffer
+        assert_close(W_views[l - 1], case.W[l], dtype)
+
+
+@pytest.mark.parametrize("dtype", DTYPES, **DTYPE_IDS)
+@pytest.mark.parametrize("hidden, output, cost", CASES)
+@pytest.mark.parametrize("seed", SEEDS)
+def test_forward_matches_reference(seed, hidden, output, cost, dtype):
+    check_forward(make_case(seed, hidden, output, cost, dtype))
+
+
+@pytest.mark.parametrize("dtype", DTYPES, **DTYPE_IDS)
+@pytest.mark.parametrize("hidden, output, cost", CASES)
+@pytest.mark.parametrize("seed", SEEDS)
+def test_cost_matches_reference(seed, hidden, output, cost, dtype):
+    check_cost(make_case(seed, hidden, output, cost, dtype))
+
+
+@pytest.mark.parametrize("dtype", DTYPES, **DTYPE_IDS)
+@pytest.mark.parametrize("hidden, output, cost", CASES)
+@pytest.mark.parametrize("seed", SEEDS)
+def test_backward_matches_reference(seed, hidden, output, cost, dtype):
+    check_backward(make_case(seed, hidden, output, cost, dtype))
+
+
+@pytest.mark.parametrize("dtype", DTYPES, **DTYPE_IDS)
+@pytest.mark.parametrize("hidden, output, cost", CASES)
+@pytest.mark.parametrize("seed", SEEDS)
+def test_update_matches_reference(seed, hidden, output, cost, dtype):
+    learning_rate = float(np.random.default_rng(seed).uniform(0.01, 2.0))
+    check_update(make_case(seed, hidden, output, cost, dtype), learning_rate)
+
+
+@pytest.mark.parametrize("dtype", DTYPES, **DTYPE_IDS)
+@pytest.mark.parametrize("cost", ["mse", "bce", "cce"])
+def test_dA0_only_when_asked(cost, dtype):
+    output = {"mse": "relu", "bce": "sigmoid", "cce": "softmax"}[cost]
+    case = make_case(5, "tanh", output, cost, dtype, L=3)
+    grads = case.net.backward(case.net.forward(case.X), case.Y)
+    with pytest.raises((KeyError, IndexError)):
+        grads.dA[0]
+    assert np.asarray(grads.dA[1]).shape == (case.n[1], case.m)
+
+
+# the extremes of the random ranges, drawn deterministically
+EDGE_ARCHITECTURES = [
+    pytest.param([1, 1], 1, id="n1-1_m1"),
+    pytest.param([1, 1, 1, 1, 1, 1], 1, id="n1x6_m1"),
+    pytest.param([64, 64, 64, 64, 64, 64], 300, id="n64x6_m300"),
+    pytest.param([1, 64, 1], 300, id="n1-64-1_m300"),
+    pytest.param([64, 1, 64], 1, id="n64-1-64_m1"),
+    pytest.param([2, 3, 2], 2, id="n2-3-2_m2"),
+]
+EDGE_PAIRINGS = [
+    pytest.param("tanh", "identity", "mse", id="tanh-identity-mse"),
+    pytest.param("relu", "sigmoid", "bce", id="relu-bce"),
+    pytest.param("mixed", "softmax", "cce", id="mixed-cce"),
+]
+
+
+@pytest.mark.parametrize("dtype", DTYPES, **DTYPE_IDS)
+@pytest.mark.parametrize("hidden, output, cost", EDGE_PAIRINGS)
+@pytest.mark.parametrize("n, m", EDGE_ARCHITECTURES)
+def test_edge_architectures_match_reference(n, m, hidden, output, cost, dtype):
+    case = make_case(7, hidden, output, cost, dtype, n=n, m=m)
+    check_forward(case)
+    check_cost(case)
+    check_backward(case)
+    check_update(case, 0.3)
+
+
+# ---------------------------------------------------------------------------
+# finite differences on the core itself
+# ---------------------------------------------------------------------------
+
+@pytest.mark.parametrize("hidden, output, cost", CASES)
+def test_core_gradient_matches_finite_differences(hidden, output, cost):
+    """dW, db, dA[0] of the core against central differences of the core's own cost."""
+    case = make_case(101, hidden, output, cost, np.float64, max_width=4, max_m=6,
+                     L=None if hidden == output else 3)
+    net, X, Y, L, m = case.net, case.X, case.Y, case.L, case.m
+    grads = net.backward(net.forward(X), Y, compute_dA0=True)
+    analytic = {("W", l): np.array(grads.dW[l]) for l in range(1, L + 1)}
+    analytic.update({("b", l): np.array(grads.db[l]) for l in range(1, L + 1)})
+    dA0 = np.array(grads.dA[0])
+    params_before = np.array(net.params)
+
+    def J():
+        return net.cost(net.forward(X).A[L], Y)
+
+    for (kind, l), grad in analytic.items():
+        view = net.W[l] if kind == "W" else net.b[l]   # writable view of net.params
+        assert_gradient(grad, numerical_gradient(J, view))
+    np.testing.assert_array_equal(net.params, params_before)
+
+    # dA[0] = m dJ/dX
+    assert_gradient(dA0, m * numerical_gradient(J, X))
+
+    if hidden == "step":  # g' = 0: nothing below the last step layer learns
+        assert np.all(dA0 == 0) and np.all(analytic[("W", 1)] == 0)
+
+
+def test_perturbing_params_changes_cost():
+    """The finite differences above see net.params: writing into it moves J."""
+    case = make_case(3, "tanh", "sigmoid", "bce", np.float64, L=2)
+    net = case.net
+    J0 = net.cost(net.forward(case.X).A[2], case.Y)
+    net.params[0] += 0.5
+    J1 = net.cost(net.forward(case.X).A[2], case.Y)
+    assert J1 != J0
+
+
+# ---------------------------------------------------------------------------
+# targets
+# ---------------------------------------------------------------------------
+
+@pytest.mark.parametrize("dtype", DTYPES, **DTYPE_IDS)
+@pytest.mark.parametrize("label_dtype", [np.int64, np.int32, np.uint8])
+def test_cce_integer_labels_equal_one_hot(label_dtype, dtype):
+    case = make_case(8, "relu", "softmax", "cce", dtype, L=2)
+    net, L = case.net, case.L
+    labels = np.argmax(case.Y, axis=0).astype(label_dtype)
+    cache = net.forward(case.X)
+    A_L = np.asarray(cache.A[L])
+    assert_close(net.cost(A_L, labels), net.cost(A_L, case.Y), dtype)
+    assert_close(net.cost(A_L, labels), reference.cost(A_L, case.Y, "cce"), dtype)
+    from_labels = net.backward(cache, labels)
+    from_one_hot = net.backward(cache, case.Y)
+    for l in range(1, L + 1):
+        assert_close(from_labels.dW[l], from_one_hot.dW[l], dtype)
+        assert_close(from_labels.db[l], from_one_hot.db[l], dtype)
+        assert_close(from_labels.dZ[l], from_one_hot.dZ[l], dtype)
+
+
+@pytest.mark.parametrize("dtype", DTYPES, **DTYPE_IDS)
+@pytest.mark.parametrize("cost, output", [("mse", "identity"), ("bce", "sigmoid")])
+def test_single_output_accepts_vector_Y(cost, output, dtype):
+    """n[L] == 1: Y of shape (m,) is the same as (1, m)."""
+    rng = np.random.default_rng(4)
+    net = mlpcore.Network([3, 5, 1], ["tanh", output], cost, dtype=np.dtype(dtype).name,
+                          seed=4)
+    X = random_input(rng, 3, 17, dtype)
+    Y = random_targets(rng, cost, 1, 17, dtype)
+    cache = net.forward(X)
+    assert_close(net.cost(cache.A[2], Y[0]), net.cost(cache.A[2], Y), dtype)
+    as_vector, as_row = net.backward(cache, Y[0]), net.backward(cache, Y)
+    for l in (1, 2):
+        assert_close(as_vector.dW[l], as_row.dW[l], dtype)
+        assert_close(as_vector.db[l], as_row.db[l], dtype)
+
+
+# ---------------------------------------------------------------------------
+# stability
+# ---------------------------------------------------------------------------
+
+@pytest.mark.parametrize("spec", ELEMENTWISE_ACTIVATIONS + ("softmax",), ids=activation_id)
+def test_core_activation_stable_at_1e4_in_float32(spec):
+    """Z = +-1e4 through a one-input layer: finite A and gradients, equal to the reference."""
+    z = np.array([[-1e4, -1e3, -100.0, -88.8, -20.0, -1.0, 0.0,
+                   1.0, 20.0, 88.8, 100.0, 1e3, 1e4]], dtype=np.float32)
+    if spec == "softmax":
+        net = mlpcore.Network([1, 2], [spec], "cce", dtype="float32", seed=0)
+        net.W[1][...] = [[1.0], [-1.0]]
+        Y = reference.one_hot(np.arange(z.shape[1]) % 2, 2, dtype=np.float32)
+    else:
+        net = mlpcore.Network([1, 1], [spec], "mse", dtype="float32", seed=0)
+        net.W[1][...] = 1.0
+        Y = np.zeros_like(z)
+    net.b[1][...] = 0.0
+    cache = net.forward(z)
+    Z, A = cache_dicts(cache, 1)
+    assert np.all(np.isfinite(A[1]))
+    assert_close(Z[1], reference.forward({1: np.array(net.W[1])}, {1: np.array(net.b[1])},
+                                         z, [spec])[0][1], np.float32)
+    assert_close(A[1], reference.g(spec, Z[1]), np.float32)
+    grads = net.backward(cache, Y, compute_dA0=True)
+    for array in (grads.dW[1], grads.db[1], grads.dZ[1], grads.dA[0]):
+        assert np.all(np.isfinite(array))
+    assert np.isfinite(net.cost(A[1], Y))
+
+
+# ---------------------------------------------------------------------------
+# parameters, seeds, views
+# ---------------------------------------------------------------------------
+
+@pytest.mark.parametrize("dtype", DTYPES, **DTYPE_IDS)
+def test_network_attributes_and_views(dtype):
+    n = [4, 7, 3, 2]
+    net = mlpcore.Network(n, ["relu", ("leaky_relu", {"alpha": 0.2}), "softmax"], "cce",
+                          dtype=np.dtype(dtype).name, seed=1)
+    assert net.L == 3 and len(net.W) == 3 and len(net.b) == 3
+    assert tuple(net.n) == (4, 7, 3, 2) and isinstance(net.n, tuple)
+    assert np.dtype(net.dtype) == np.dtype(dtype)
+    assert tuple(net.activations) == (("relu", {}), ("leaky_relu", {"alpha": 0.2}),
+                                      ("softmax", {}))
+    assert net.cost_name == "cce"
+    count = sum(n[l] * n[l - 1] + n[l] for l in range(1, 4))
+    assert net.params.ndim == 1 and net.params.size == count
+    assert net.params.dtype == dtype and net.params.flags.writeable
+    for l in range(1, 4):
+        assert net.W[l].shape == (n[l], n[l - 1]) and net.b[l].shape == (n[l], 1)
+        assert net.W[l].dtype == dtype and net.b[l].dtype == dtype
+        assert net.W[l].flags.f_contiguous and net.W[l].flags.writeable
+        assert np.shares_memory(net.W[l], net.params)
+        assert np.shares_memory(net.b[l], net.params)
+    for bad in (0, 4):
+        with pytest.raises(IndexError):
+            net.W[bad]
+        with pytest.raises(IndexError):
+            net.b[bad]
+
+
+def test_W_and_b_views_tile_the_flat_buffer():
+    """Every entry of net.params is exactly one entry of one W[l] or b[l]."""
+    n = [3, 5, 2]
+    net = mlpcore.Network(n, ["tanh", "identity"], "mse", dtype="float64", seed=0)
+    net.params[:] = np.arange(net.params.size)
+    seen = np.concatenate([np.ravel(net.W[l]) for l in (1, 2)] +
+                          [np.ravel(net.b[l]) for l in (1, 2)])
+    np.testing.assert_array_equal(np.sort(seen), np.arange(net.params.size))
+
+
+def test_repr_mentions_sizes_and_parameter_count():
+    net = mlpcore.Network([13, 17, 3], ["relu", "softmax"], "cce", seed=0)
+    text = repr(net)
+    count = 13 * 17 + 17 + 17 * 3 + 3
+    assert f"{count}" in text or f"{count:,}" in text or f"{count:_}" in text
+    for size in ("13", "17", "3"):
+        assert size in text
+
+
+@pytest.mark.parametrize("dtype", DTYPES, **DTYPE_IDS)
+def test_seed_reproducibility(dtype):
+    n, acts = [5, 8, 3], ["elu", "softmax"]
+    name = np.dtype(dtype).name
+    a = mlpcore.Network(n, acts, "cce", dtype=name, seed=123)
+    b = mlpcore.Network(n, acts, "cce", dtype=name, seed=123)
+    c = mlpcore.Network(n, acts, "cce", dtype=name, seed=124)
+    np.testing.assert_array_equal(a.params, b.params)
+    assert not np.array_equal(a.params, c.params)
+    # the network draws exactly what the reference draws
+    W, b_ref = reference.initial_parameters(n, acts, seed=123, dtype=dtype)
+    for l in (1, 2):
+        np.testing.assert_array_equal(a.W[l], W[l])
+        np.testing.assert_array_equal(a.b[l], b_ref[l])
+
+
+@pytest.mark.parametrize("init", ["he", "xavier", "glorot", "small", "auto",
+                                  ["small", "he", "glorot"]])
+def test_network_init_and_bias_follow_reference(init):
+    n, acts = [6, 9, 4, 1], ["relu", "tanh", "sigmoid"]
+    net = mlpcore.Network(n, acts, "bce", dtype="float64", init=init, bias=0.3, seed=9)
+    W, b = reference.initial_parameters(n, acts, init=init, bias=0.3, seed=9,
+                                        dtype=np.float64)
+    for l in (1, 2, 3):
+        np.testing.assert_array_equal(net.W[l], W[l])
+        np.testing.assert_array_equal(net.b[l], np.full((n[l], 1), 0.3))
+
+
+@pytest.mark.parametrize("dtype", DTYPES, **DTYPE_IDS)
+def test_writing_W_changes_next_forward(dtype):
+    case = make_case(12, "tanh", "identity", "mse", dtype, L=2)
+    net = case.net
+    before = np.array(net.forward(case.X).A[2])
+    new_W1 = np.random.default_rng(0).standard_normal(net.W[1].shape)
+    net.W[1][...] = new_W1
+    assert np.array_equal(np.asarray(net.W[1]), new_W1.astype(dtype))
+    W, b = reference_params(net)
+    after = np.asarray(net.forward(case.X).A[2])
+    assert not np.allclose(after, before)
+    _, A_ref = reference.forward(W, b, case.X, case.activations)
+    assert_close(after, A_ref[2], dtype)
+
+
+# ---------------------------------------------------------------------------
+# input memory orders and dtypes
+# ---------------------------------------------------------------------------
+
+def _layout(X, kind):
+    if kind == "C":
+        return np.ascontiguousarray(X)
+    if kind == "F":
+        return np.asfortranarray(X)
+    if kind == "columns_step_2":      # every other example
+        wide = np.zeros((X.shape[0], 2 * X.shape[1]), X.dtype)
+        wide[:, ::2] = X
+        return wide[:, ::2]
+    if kind == "rows_step_2":         # every other feature
+        tall = np.zeros((2 * X.shape[0], X.shape[1]), X.dtype, order="F")
+        tall[::2] = X
+        return tall[::2]
+    if kind == "transposed_rows":     # X_rows.T of an (m, n0) array: F-ordered
+        return np.ascontiguousarray(X.T).T
+    if kind == "negative_stride":
+        return np.ascontiguousarray(X[:, ::-1])[:, ::-1]
+    if kind == "read_only":
+        Y = X.copy()
+        Y.flags.writeable = False
+        return Y
+    raise AssertionError(kind)
+
+
+LAYOUTS = ["C", "F", "columns_step_2", "rows_step_2", "transposed_rows",
+           "negative_stride", "read_only"]
+
+
+@pytest.mark.parametrize("dtype", DTYPES, **DTYPE_IDS)
+@pytest.mark.parametrize("layout", LAYOUTS)
+def test_memory_layouts_give_the_same_result(layout, dtype):
+    case = make_case(21, "tanh", "softmax", "cce", dtype, L=3)
+    net, L = case.net, case.L
+    X = _layout(case.X, layout)
+    np.testing.assert_array_equal(X, case.X)
+    cache = net.forward(X)
+    np.testing.assert_array_equal(cache.A[0], case.X)
+    Z_ref, A_ref = reference.forward(case.W, case.b, case.X, case.activations)
+    for l in range(1, L + 1):
+        assert_close(cache.Z[l], Z_ref[l], dtype)
+        assert_close(cache.A[l], A_ref[l], dtype)
+    # the input is untouched
+    np.testing.assert_array_equal(X, case.X)
+
+
+@pytest.mark.parametrize("dtype", DTYPES, **DTYPE_IDS)
+@pytest.mark.parametrize("x_dtype", [np.int64, np.int32, np.uint8, np.int8, np.float16,
+                                     "other_float"])
+def test_real_and_integer_X_converted(x_dtype, dtype):
+    case = make_case(22, "relu", "sigmoid", "bce", dtype, L=2)
+    net = case.net
+    if x_dtype == "other_float":
+        x_dtype = np.float64 if dtype == np.float32 else np.float32
+    X = np.random.default_rng(0).integers(0, 5, size=case.X.shape).astype(x_dtype)
+    cache = net.forward(X)
+    assert np.asarray(cache.A[0]).dtype == dtype
+    expected = net.forward(X.astype(dtype))
+    for l in (1, 2):
+        assert np.asarray(cache.Z[l]).dtype == dtype
+        assert_close(cache.Z[l], expected.Z[l], dtype)
+        assert_close(cache.A[l], expected.A[l], dtype)
+
+
+# ---------------------------------------------------------------------------
+# caches and out=
+# ---------------------------------------------------------------------------
+
+@pytest.mark.parametrize("dtype", DTYPES, **DTYPE_IDS)
+def test_later_forward_does_not_change_earlier_cache(dtype):
+    case = make_case(31, "elu", "identity", "mse", dtype, L=3)
+    net, L = case.net, case.L
+    first = net.forward(case.X)
+    Z1, A1 = cache_dicts(first, L)
+    Z1 = {l: Z1[l].copy() for l in Z1}
+    A1 = {l: A1[l].copy() for l in A1}
+    X2 = random_input(np.random.default_rng(1), case.n[0], case.m, dtype)
+    second = net.forward(X2)
+    net.backward(second, case.Y)
+    for l in range(1, L + 1):
+        np.testing.assert_array_equal(first.Z[l], Z1[l])
+        np.testing.assert_array_equal(first.A[l], A1[l])
+        assert not np.shares_memory(np.asarray(first.Z[l]), np.asarray(second.Z[l]))
+    np.testing.assert_array_equal(first.A[0], A1[0])
+
+
+@pytest.mark.parametrize("dtype", DTYPES, **DTYPE_IDS)
+def test_forward_out_reuses_the_cache(dtype):
+    case = make_case(32, "relu", "sigmoid", "bce", dtype, L=3)
+    net, L = case.net, case.L
+    cache = net.forward(case.X)
+    old_Z = [cache.Z[l] for l in range(1, L + 1)]
+    old_A = [cache.A[l] for l in range(1, L + 1)]
+    X2 = random_input(np.random.default_rng(2), case.n[0], case.m, dtype)
+    again = net.forward(X2, out=cache)
+    Z_ref, A_ref = reference.forward(case.W, case.b, X2, case.activations)
+    for l in range(1, L + 1):
+        assert np.shares_memory(np.asarray(again.Z[l]), np.asarray(old_Z[l - 1]))
+        assert np.shares_memory(np.asarray(again.A[l]), np.asarray(old_A[l - 1]))
+        assert_close(again.Z[l], Z_ref[l], dtype)
+        assert_close(again.A[l], A_ref[l], dtype)
+        # the cache handed in now holds the new values too
+        assert_close(cache.A[l], A_ref[l], dtype)
+    np.testing.assert_array_equal(again.A[0], X2)
+
+
+@pytest.mark.parametrize("dtype", DTYPES, **DTYPE_IDS)
+def test_backward_out_reuses_the_grads(dtype):
+    case = make_case(33, "tanh", "identity", "mse", dtype, L=3)
+    net, L = case.net, case.L
+    grads = net.backward(net.forward(case.X), case.Y)
+    old = {key: [getattr(grads, key)[l] for l in range(1, L + 1)] for key in ("dW", "db", "dZ")}
+    rng = np.random.default_rng(3)
+    X2 = random_input(rng, case.n[0], case.m, dtype)
+    Y2 = random_targets(rng, "mse", case.n[L], case.m, dtype)
+    cache2 = net.forward(X2)
+    again = net.backward(cache2, Y2, out=grads)
+    Z, A = cache_dicts(cache2, L)
+    expected = reference.backward(case.W, Z, A, Y2, case.activations, "mse")
+    for key in ("dW", "db", "dZ"):
+        for l in range(1, L + 1):
+            assert np.shares_memory(np.asarray(getattr(again, key)[l]),
+                                    np.asarray(old[key][l - 1]))
+            assert_close(getattr(again, key)[l], expected[key][l], dtype)
+
+
+# ---------------------------------------------------------------------------
+# predict
+# ---------------------------------------------------------------------------
+
+@pytest.mark.parametrize("dtype", DTYPES, **DTYPE_IDS)
+@pytest.mark.parametrize("cost, output, nL", [("mse", "identity", 3), ("mse", "tanh", 1),
+                                              ("bce", "sigmoid", 1), ("bce", "sigmoid", 4),
+                                              ("cce", "softmax", 5)])
+def test_predict(cost, output, nL, dtype):
+    rng = np.random.default_rng(nL)
+    net = mlpcore.Network([6, 10, nL], ["relu", output], cost, dtype=np.dtype(dtype).name,
+                          seed=5)
+    net.b[2][...] = rng.standard_normal((nL, 1))
+    X = random_input(rng, 6, 57, dtype)
+    W, b = reference_params(net)
+    _, A = reference.forward(W, b, X, reference.check_architecture(net.n, [
+        "relu", output], cost))
+    prediction = net.predict(X)
+    if cost == "mse":
+        assert prediction.shape == (nL, 57) and prediction.dtype == dtype
+        assert_close(prediction, A[2], dtype)
+    elif cost == "bce":
+        assert prediction.shape == (nL, 57) and prediction.dtype == np.int64
+        expected = (A[2] >= 0.5).astype(np.int64)
+        # only values far from the 0.5 threshold are certain across roundings
+        sure = np.abs(A[2] - 0.5) > 1e-5
+        np.testing.assert_array_equal(prediction[sure], expected[sure])
+        assert set(np.unique(prediction)) <= {0, 1}
+        assert 0 < expected.sum() < expected.size  # the test sees both classes
+    else:
+        assert prediction.shape == (57,) and prediction.dtype == np.int64
+        top_two = np.sort(A[2], axis=0)[-2:]
+        sure = top_two[1] - top_two[0] > 1e-5
+        np.testing.assert_array_equal(prediction[sure], np.argmax(A[2], axis=0)[sure])
+        assert len(np.unique(prediction)) > 1
+
+
+# ---------------------------------------------------------------------------
+# threads
+# ---------------------------------------------------------------------------
+
+@pytest.mark.parametrize("dtype", DTYPES, **DTYPE_IDS)
+def test_thread_counts_agree(dtype, restore_threads):
+    case = make_case(41, "relu", "softmax", "cce", dtype, L=4, max_width=64, max_m=300)
+    net, L = case.net, case.L
+    # a big enough batch that the element-wise loops are split across threads
+    X = random_input(np.random.default_rng(5), case.n[0], 3000, dtype)
+    Y = random_targets(np.random.default_rng(6), "cce", case.n[L], 3000, dtype)
+    results = {}
+    for threads in (1, 2):
+        mlpcore.set_num_threads(threads)
+        assert mlpcore.get_num_threads() == threads
+        cache = net.forward(X)
+        grads = net.backward(cache, Y, compute_dA0=True)
+        results[threads] = ([np.array(cache.A[l]) for l in range(1, L + 1)] +
+                            [np.array(grads.dW[l]) for l in range(1, L + 1)] +
+                            [np.array(grads.db[l]) for l in range(1, L + 1)] +
+                            [np.array(grads.dA[0])])
+        # same seed and thread count: identical from run to run
+        again = net.backward(net.forward(X), Y, compute_dA0=True)
+        for l in range(1, L + 1):
+            np.testing.assert_array_equal(again.dW[l], grads.dW[l])
+    for one, two in zip(results[1], results[2]):
+        assert_close(two, one, dtype)
