@@ -5,12 +5,17 @@
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
+#include <atomic>
 #include <climits>
+#include <csignal>
+#include <functional>
+#include <tuple>
 #include <map>
 #include <string>
 #include <utility>
 
 #include "mlpcore/network.hpp"
+#include "mlpcore/trainer.hpp"
 
 namespace py = pybind11;
 
@@ -28,11 +33,13 @@ const char* dtype_name() {
   return sizeof(T) == 4 ? "float32" : "float64";
 }
 
-// The dtype of `a` must be exactly T (the Python layer converts beforehand).
+// The dtype of `a` must be exactly T in native byte order (the Python layer converts beforehand).
 template <class T>
 void require_dtype(const py::array& a, const char* name) {
-  if (a.dtype().num() != py::dtype::of<T>().num())
-    throw py::type_error(std::string(name) + " must be " + dtype_name<T>() + ", got " +
+  const std::uint16_t probe = 1;
+  const char foreign_order = *reinterpret_cast<const char*>(&probe) == 1 ? '>' : '<';
+  if (a.dtype().num() != py::dtype::of<T>().num() || a.dtype().byteorder() == foreign_order)
+    throw py::type_error(std::string(name) + " must be " + dtype_name<T>() + " in native byte order, got " +
                          std::string(py::str(a.dtype())));
 }
 
@@ -46,47 +53,32 @@ ConstMatrix<T> matrix_view(const py::array& a, const char* name) {
   const index rows = a.ndim() == 2 ? a.shape(0) : 1, cols = a.shape(a.ndim() - 1);
   if (cols == 0) throw py::value_error(std::string(name) + " has m = 0 examples (shape " + shape_of(a) + ")");
   if (rows > INT_MAX || cols > INT_MAX) throw py::value_error(std::string(name) + " is too large for BLAS");
-  index row_step = a.ndim() == 2 ? a.strides(0) / index(sizeof(T)) : 1, col_step = a.strides(a.ndim() - 1) / index(sizeof(T));
-  if (rows == 1) row_step = 1;
-  if (cols == 1) col_step = rows;
+  const index item = index(sizeof(T));
+  const index row_stride = a.ndim() == 2 ? a.strides(0) : item, col_stride = a.strides(a.ndim() - 1);
+  if (row_stride % item != 0 || col_stride % item != 0)
+    throw py::value_error(std::string(name) + " has strides that are not whole items");
+  const index row_step = rows == 1 ? 1 : row_stride / item, col_step = cols == 1 ? rows : col_stride / item;
   const T* data = static_cast<const T*>(a.data());
   if (row_step == 1 && col_step >= rows && col_step <= INT_MAX) return {data, rows, cols, col_step, false};
   if (col_step == 1 && row_step >= cols && row_step <= INT_MAX) return {data, rows, cols, row_step, true};
   throw py::value_error(std::string(name) + " must be C- or F-contiguous along one axis");
 }
 
-template <class T>
-ConstMatrix<T> finite_matrix(const py::array& a, const char* name) {
-  ConstMatrix<T> M = matrix_view<T>(a, name);
-  if (!all_finite(M)) throw py::value_error(std::string(name) + " contains NaN or inf");
-  return M;
-}
-
-// Y for the network's cost: int64 labels of shape (m,) for cce, else a finite (n[L], m) matrix
-// (or (m,) when n[L] = 1) whose entries lie in [0, 1] for bce and cce.
+// Y for the network's cost, shape and dtype checked (its values are checked by
+// require_valid_targets, without the GIL): int64 labels of shape (m,) for cce, else an
+// (n[L], m) matrix, or (m,) when n[L] = 1.
 template <class T>
 Targets<T> targets(const Network<T>& net, const py::array& Y) {
   const index n_L = net.layout.n[net.L()];
   if (net.cost == Cost::cce && Y.ndim() == 1) {
     require_dtype<std::int64_t>(Y, "cce labels");
     if (!(Y.flags() & py::array::c_style)) throw py::value_error("cce labels must be contiguous");
-    const index m = Y.shape(0);
-    const auto* labels = static_cast<const std::int64_t*>(Y.data());
-    for (index j = 0; j < m; ++j)
-      if (labels[j] < 0 || labels[j] >= n_L)
-        throw py::value_error("cce labels must lie in 0.." + std::to_string(n_L - 1) + ", got " +
-                              std::to_string(labels[j]) + " at example " + std::to_string(j));
-    return {{nullptr, n_L, m, n_L}, labels};
+    if (Y.shape(0) == 0) throw py::value_error("Y has m = 0 examples");
+    return {{nullptr, n_L, Y.shape(0), n_L}, static_cast<const std::int64_t*>(Y.data())};
   }
-  if (Y.ndim() == 1 && n_L != 1)
+  const ConstMatrix<T> view = matrix_view<T>(Y, "Y");
+  if (view.rows != n_L)
     throw py::value_error("Y must be (n[L], m) with n[L] = " + std::to_string(n_L) + ", got shape " + shape_of(Y));
-  ConstMatrix<T> view = finite_matrix<T>(Y, "Y");
-  if (net.cost != Cost::mse)
-    for (index j = 0; j < view.cols; ++j)
-      for (index i = 0; i < view.rows; ++i)
-        if (!(view(i, j) >= 0 && view(i, j) <= 1))
-          throw py::value_error("Y for " + std::string(net.cost == Cost::bce ? "bce" : "cce") +
-                                " must lie in [0, 1], got " + std::to_string(view(i, j)));
   return {view, nullptr};
 }
 
@@ -103,17 +95,52 @@ py::array view(ConstMatrix<T> M, py::handle owner) {
   return py::array_t<T>({M.rows, M.cols}, {index(sizeof(T)), index(sizeof(T)) * M.ld}, M.data, owner);
 }
 
-void require_layer(index l, index first, index last) {
-  if (l < first || l > last)
-    throw py::index_error("layer index must be in " + std::to_string(first) + ".." + std::to_string(last) +
-                          ", got " + std::to_string(l));
+// The (n, 1) view of a per-unit vector.
+template <class T>
+py::array column_view(const T* v, index n, py::handle owner) {
+  return view<T>(ConstMatrix<T>(v, n, 1, n), owner);
 }
+
+// Binds `name(l)` on a class: the NumPy view of layer l's matrix given by `get(object, l)`,
+// for the layers where `exists(object, l)`; IndexError for the others.
+template <class Class, class Exists, class Get>
+void def_layer_view(py::class_<Class>& cls, const char* name, Exists exists, Get get) {
+  cls.def(name, [name, exists, get](py::object self, index l) {
+    auto& object = self.cast<Class&>();
+    if (!exists(object, l))
+      throw py::index_error(std::string(name) + "[" + std::to_string(l) + "] does not exist");
+    return get(object, l, self);
+  });
+}
+
+std::atomic<bool> interrupt_requested{false};
+
+extern "C" void request_interrupt(int) { interrupt_requested = true; }
+
+// While alive, Ctrl-C (SIGINT) sets interrupt_requested instead of reaching Python, so that the
+// training loop can stop after the current step; the previous handler comes back after.
+class InterruptCatcher {
+ public:
+  explicit InterruptCatcher(bool active) : active_(active) {
+    interrupt_requested = false;
+    if (active_) previous_ = std::signal(SIGINT, request_interrupt);
+  }
+  ~InterruptCatcher() {
+    if (active_) std::signal(SIGINT, previous_);
+  }
+
+ private:
+  bool active_;
+  void (*previous_)(int) = nullptr;
+};
 
 const std::map<std::string, Activation> activation_names = {
     {"identity", Activation::identity}, {"step", Activation::step}, {"sigmoid", Activation::sigmoid},
     {"tanh", Activation::tanh}, {"relu", Activation::relu}, {"leaky_relu", Activation::leaky_relu},
     {"elu", Activation::elu}, {"softmax", Activation::softmax}};
 const std::map<std::string, Cost> cost_names = {{"mse", Cost::mse}, {"bce", Cost::bce}, {"cce", Cost::cce}};
+const std::map<std::string, Method> method_names = {
+    {"sgd", Method::sgd}, {"rmsprop", Method::rmsprop}, {"adam", Method::adam}, {"adamw", Method::adamw}};
 
 template <class Kind>
 Kind lookup(const std::map<std::string, Kind>& names, const std::string& name, const char* what) {
@@ -122,76 +149,114 @@ Kind lookup(const std::map<std::string, Kind>& names, const std::string& name, c
   return found->second;
 }
 
+// layers: one (activation name, alpha, batch_norm, dropout) per layer 1..L
+using LayerTuple = std::tuple<std::string, double, bool, double>;
+
 template <class T>
-std::unique_ptr<Network<T>> make_network(std::vector<index> n, const std::vector<std::pair<std::string, double>>& g,
-                                         const std::string& cost) {
-  std::vector<ActivationSpec> specs;
-  for (const auto& [name, alpha] : g) specs.push_back({lookup(activation_names, name, "activation"), alpha});
-  return std::make_unique<Network<T>>(std::move(n), std::move(specs), lookup(cost_names, cost, "cost"));
+std::unique_ptr<Network<T>> make_network(std::vector<index> n, const std::vector<LayerTuple>& layers,
+                                         const std::string& cost, double bn_eps, double bn_momentum) {
+  std::vector<LayerSpec> specs;
+  for (const auto& [name, alpha, batch_norm, dropout] : layers)
+    specs.push_back({{lookup(activation_names, name, "activation"), alpha}, batch_norm, dropout});
+  return std::make_unique<Network<T>>(std::move(n), std::move(specs), lookup(cost_names, cost, "cost"), bn_eps,
+                                      bn_momentum);
+}
+
+OptimizerSettings optimizer_settings(const std::string& method, const py::dict& hyper) {
+  OptimizerSettings s;
+  s.method = lookup(method_names, method, "optimizer");
+  for (auto [key, value] : hyper) {
+    const std::string name = py::str(key);
+    if (name == "nesterov") {
+      s.nesterov = value.cast<bool>();
+      continue;
+    }
+    double* field = name == "momentum" ? &s.momentum : name == "alpha" ? &s.alpha : name == "beta1" ? &s.beta1
+                    : name == "beta2"  ? &s.beta2    : name == "eps"   ? &s.eps   : name == "weight_decay" ? &s.weight_decay
+                                                                                                           : nullptr;
+    if (!field) throw py::value_error("unknown hyper-parameter '" + name + "' of optimizer '" + method + "'");
+    *field = value.cast<double>();
+  }
+  return s;
 }
 
 template <class T>
 void bind_network(py::module_& m, const std::string& suffix) {
   using Net = Network<T>;
   using Grads = Gradients<T>;
+  using State = OptimizerState<T>;
 
-  py::class_<PyCache<T>>(m, ("Cache" + suffix).c_str())
-      .def_property_readonly("m", [](const PyCache<T>& c) { return c.core.m; })
-      .def_readonly("X", &PyCache<T>::X)
-      .def("Z", [](py::object self, index l) {
-        auto& c = self.cast<PyCache<T>&>();
-        require_layer(l, 1, c.core.Z.L());
-        return view<T>(c.core.Z[l], self);
-      })
-      .def("A", [](py::object self, index l) {
-        auto& c = self.cast<PyCache<T>&>();
-        require_layer(l, 1, c.core.Z.L());
-        return view<T>(c.core.A[l], self);
-      });
+  py::class_<PyCache<T>> cache(m, ("Cache" + suffix).c_str());
+  cache.def_property_readonly("m", [](const PyCache<T>& c) { return c.core.m; })
+      .def_property_readonly("training", [](const PyCache<T>& c) { return c.core.training; })
+      .def_property_readonly("capacity", [](const PyCache<T>& c) { return c.core.capacity; })
+      .def_readonly("X", &PyCache<T>::X);
+  const auto layer_of = [](auto member) {
+    return [member](PyCache<T>& c, index l, py::handle self) { return view<T>((c.core.*member)[l], self); };
+  };
+  const auto has = [](auto member) {
+    return [member](const PyCache<T>& c, index l) { return (c.core.*member).has(l); };
+  };
+  def_layer_view(cache, "Z", has(&Cache<T>::Z), layer_of(&Cache<T>::Z));
+  def_layer_view(cache, "A", has(&Cache<T>::A), layer_of(&Cache<T>::A));
+  def_layer_view(cache, "Z_norm", has(&Cache<T>::Z_norm), layer_of(&Cache<T>::Z_norm));
+  def_layer_view(cache, "Z_tilde", has(&Cache<T>::Z_tilde), layer_of(&Cache<T>::Z_tilde));
+  def_layer_view(cache, "D", has(&Cache<T>::D), layer_of(&Cache<T>::D));
 
-  py::class_<Grads>(m, ("Gradients" + suffix).c_str())
-      .def_property_readonly("m", [](const Grads& g) { return g.m; })
+  py::class_<Grads> grads(m, ("Gradients" + suffix).c_str());
+  grads.def_property_readonly("m", [](const Grads& g) { return g.m; })
       .def_property_readonly("has_dA0", [](const Grads& g) { return !g.dA0_values.empty(); })
-      .def("dW", [](py::object self, index l) {
+      .def_property_readonly("capacity", [](const Grads& g) { return g.capacity; })
+      .def_property_readonly("flat", [](py::object self) {
         auto& g = self.cast<Grads&>();
-        require_layer(l, 1, g.layout.L());
-        return view<T>(g.dW(l), self);
-      })
-      .def("db", [](py::object self, index l) {
-        auto& g = self.cast<Grads&>();
-        require_layer(l, 1, g.layout.L());
-        return view<T>(ConstMatrix<T>(g.db(l), g.layout.n[l], 1, g.layout.n[l]), self);
-      })
-      .def("dZ", [](py::object self, index l) {
-        auto& g = self.cast<Grads&>();
-        require_layer(l, 1, g.layout.L());
-        return view<T>(g.dZ[l], self);
-      })
-      .def("dA", [](py::object self, index l) {
-        auto& g = self.cast<Grads&>();
-        require_layer(l, g.dA0_values.empty() ? 1 : 0, g.layout.L());
-        return view<T>(l == 0 ? g.dA0() : g.dA[l], self);
+        return py::array_t<T>({index(g.dparams.size())}, {index(sizeof(T))}, g.dparams.data(), self);
       });
+  const auto any_layer = [](const Grads& g, index l) { return l >= 1 && l <= g.layout.L(); };
+  const auto bn_layer = [](const Grads& g, index l) { return l >= 1 && l <= g.layout.L() && g.dZ_tilde.has(l); };
+  def_layer_view(grads, "dW", any_layer, [](Grads& g, index l, py::handle self) { return view<T>(g.dW(l), self); });
+  def_layer_view(grads, "db", any_layer, [](Grads& g, index l, py::handle self) {
+    return column_view<T>(g.db(l), g.layout.n[l], self);
+  });
+  def_layer_view(grads, "dZ", any_layer, [](Grads& g, index l, py::handle self) { return view<T>(g.dZ[l], self); });
+  def_layer_view(grads, "dA", [](const Grads& g, index l) { return (l == 0 && !g.dA0_values.empty()) || (l >= 1 && l <= g.layout.L()); },
+                 [](Grads& g, index l, py::handle self) { return view<T>(l == 0 ? g.dA0() : g.dA[l], self); });
+  def_layer_view(grads, "dgamma", bn_layer, [](Grads& g, index l, py::handle self) {
+    return column_view<T>(g.dgamma(l), g.layout.n[l], self);
+  });
+  def_layer_view(grads, "dbeta", bn_layer, [](Grads& g, index l, py::handle self) {
+    return column_view<T>(g.dbeta(l), g.layout.n[l], self);
+  });
 
-  py::class_<Net>(m, ("Network" + suffix).c_str())
-      .def(py::init(&make_network<T>), py::arg("n"), py::arg("activations"), py::arg("cost"))
+  py::class_<Net> net(m, ("Network" + suffix).c_str());
+  net.def(py::init(&make_network<T>), py::arg("n"), py::arg("layers"), py::arg("cost"), py::arg("bn_eps"),
+          py::arg("bn_momentum"))
       .def_property_readonly("L", &Net::L)
       .def_property_readonly("n", [](const Net& net) { return net.layout.n; })
+      .def_readwrite("dropout_seed", &Net::dropout_seed)
+      .def_readwrite("training_forwards", &Net::training_forwards)
       .def_property_readonly("params", [](py::object self) {
         auto& net = self.cast<Net&>();
         return py::array_t<T>({net.layout.size}, {index(sizeof(T))}, net.params.data(), self);
-      })
-      .def("W", [](py::object self, index l) {
-        auto& net = self.cast<Net&>();
-        require_layer(l, 1, net.L());
-        return view<T>(net.W(l), self);
-      })
-      .def("b", [](py::object self, index l) {
-        auto& net = self.cast<Net&>();
-        require_layer(l, 1, net.L());
-        return view<T>(ConstMatrix<T>(net.b(l), net.layout.n[l], 1, net.layout.n[l]), self);
-      })
-      .def("new_cache", [](const Net& net, index m) {
+      });
+  const auto net_layer = [](const Net& net, index l) { return l >= 1 && l <= net.L(); };
+  const auto net_bn_layer = [](const Net& net, index l) { return l >= 1 && l <= net.L() && net.layers[l].batch_norm; };
+  def_layer_view(net, "W", net_layer, [](Net& net, index l, py::handle self) { return view<T>(net.W(l), self); });
+  def_layer_view(net, "b", net_layer, [](Net& net, index l, py::handle self) {
+    return column_view<T>(net.b(l), net.layout.n[l], self);
+  });
+  def_layer_view(net, "gamma", net_bn_layer, [](Net& net, index l, py::handle self) {
+    return column_view<T>(net.gamma(l), net.layout.n[l], self);
+  });
+  def_layer_view(net, "beta", net_bn_layer, [](Net& net, index l, py::handle self) {
+    return column_view<T>(net.layout.beta(net.params.data(), l), net.layout.n[l], self);
+  });
+  def_layer_view(net, "running_mean", net_bn_layer, [](Net& net, index l, py::handle self) {
+    return view<T>(net.running_mean[l], self);
+  });
+  def_layer_view(net, "running_var", net_bn_layer, [](Net& net, index l, py::handle self) {
+    return view<T>(net.running_var[l], self);
+  });
+  net.def("new_cache", [](const Net& net, index m) {
         if (m < 1) throw py::value_error("a cache needs m >= 1 examples, got " + std::to_string(m));
         return PyCache<T>{Cache<T>(net, m), py::none()};
       })
@@ -199,29 +264,102 @@ void bind_network(py::module_& m, const std::string& suffix) {
         if (m < 1) throw py::value_error("gradients need m >= 1 examples, got " + std::to_string(m));
         return Grads(net, m);
       })
-      .def("forward", [](const Net& net, py::array X, PyCache<T>& cache) {
-        const ConstMatrix<T> view = finite_matrix<T>(X, "X");
-        {
-          py::gil_scoped_release release;
-          net.forward(view, cache.core);
-        }
+      .def("forward", [](Net& net, py::array X, PyCache<T>& cache, bool training) {
+        const ConstMatrix<T> view = matrix_view<T>(X, "X");
         cache.X = X;
+        py::gil_scoped_release release;
+        require(all_finite(view), "X contains NaN or inf");
+        net.forward(view, cache.core, training);
       })
       .def("J", [](const Net& net, py::array A_L, py::array Y) {
-        const ConstMatrix<T> A = finite_matrix<T>(A_L, "A[L]");
+        const ConstMatrix<T> A = matrix_view<T>(A_L, "A[L]");
         const Targets<T> targets_Y = targets(net, Y);
         py::gil_scoped_release release;
+        require(all_finite(A), "A[L] contains NaN or inf");
+        require_valid_targets(net.cost, targets_Y);
         return net.J(A, targets_Y);
       })
+      .def("squared_weights", &Net::squared_weights)
       .def("backward", [](const Net& net, const PyCache<T>& cache, py::array Y, Grads& grads, bool compute_dA0) {
         const Targets<T> targets_Y = targets(net, Y);
         py::gil_scoped_release release;
+        require_valid_targets(net.cost, targets_Y);
         net.backward(cache.core, targets_Y, grads, compute_dA0);
       })
+      .def("add_l2_gradient", [](const Net& net, Grads& grads, double lambda) { net.add_l2_gradient(grads, T(lambda)); })
       .def("update", [](Net& net, const Grads& grads, double learning_rate) {
         py::gil_scoped_release release;
         net.update(grads, T(learning_rate));
       });
+
+  py::class_<State> state(m, ("OptimizerState" + suffix).c_str());
+  state.def(py::init([](const std::string& method, const py::dict& hyper, index size) {
+         return State(optimizer_settings(method, hyper), size);
+       }))
+      .def_readonly("t", &State::t)
+      .def_property_readonly("buffers", [](py::object self) {
+        auto& s = self.cast<State&>();
+        py::list buffers;
+        for (std::vector<T>* buffer : {&s.first, &s.second})
+          if (!buffer->empty())
+            buffers.append(py::array_t<T>({index(buffer->size())}, {index(sizeof(T))}, buffer->data(), self));
+        return buffers;
+      })
+      .def("step", [](State& s, const std::string& method, const py::dict& hyper, Net& net, const Grads& grads,
+                      double learning_rate) {
+        if (grads.network_id != net.id) throw py::value_error("the gradients belong to another network");
+        if (s.first.size() + s.second.size() != 0 && std::max(s.first.size(), s.second.size()) != net.params.size())
+          throw py::value_error("this optimizer's state was made for a network of another size");
+        const OptimizerSettings settings = optimizer_settings(method, hyper);
+        if (!all_finite(grads.dparams.data(), index(grads.dparams.size())))
+          throw py::value_error("the gradients contain NaN or inf");
+        py::gil_scoped_release release;
+        return optimizer_step(settings, T(learning_rate), net.params.data(), grads.dparams.data(), s,
+                              net.params.data(), s, index(net.params.size()));
+      });
+
+  using Train = Trainer<T>;
+  py::class_<Train>(m, ("Trainer" + suffix).c_str())
+      .def(py::init([](Net& net, const std::string& method, const py::dict& hyper, State& state, index batch_size,
+                       index m) {
+             if (batch_size < 1 || m < 1) throw py::value_error("batch_size and m must be >= 1");
+             return std::make_unique<Train>(net, optimizer_settings(method, hyper), state, batch_size, m);
+           }),
+           py::keep_alive<1, 2>(), py::keep_alive<1, 5>())
+      .def("epoch", [](py::object self, py::array X, py::array Y, index batch_size, double learning_rate,
+                       double l2, double clip_norm, double clip_value, bool shuffle, std::uint64_t seed,
+                       index epoch_number, py::object hook, bool catch_interrupt) {
+        auto& trainer = self.cast<Train&>();
+        const ConstMatrix<T> X_view = matrix_view<T>(X, "X");
+        const Targets<T> Y_view = targets(trainer.network(), Y);
+        if (Y_view.Y.cols != X_view.cols || X_view.rows != trainer.network().layout.n[0])
+          throw py::value_error("X and Y must be (n[0], m) and (n[L], m) with the same m");
+        if (batch_size < 1 || batch_size > trainer.cache().capacity)
+          throw py::value_error("batch_size must lie in 1.." + std::to_string(trainer.cache().capacity));
+        const TrainSettings settings{batch_size, learning_rate, l2, clip_norm, clip_value, shuffle, seed};
+        std::function<void(T*, index)> call_hook;
+        py::object flat_gradient;
+        if (!hook.is_none()) {
+          auto& g = trainer.gradients();
+          flat_gradient = py::array_t<T>({index(g.dparams.size())}, {index(sizeof(T))}, g.dparams.data(), self);
+          call_hook = [&](T*, index) {
+            py::gil_scoped_acquire acquire;
+            hook(flat_gradient);
+          };
+        }
+        EpochResult result;
+        {
+          InterruptCatcher catcher(catch_interrupt);
+          py::gil_scoped_release release;
+          require(all_finite(X_view), "X contains NaN or inf");
+          require_valid_targets(trainer.network().cost, Y_view);
+          result = trainer.epoch(X_view, Y_view, settings, epoch_number, call_hook, interrupt_requested);
+        }
+        return py::dict(py::arg("cost") = result.cost, py::arg("steps") = result.steps,
+                        py::arg("interrupted") = result.interrupted, py::arg("diverged") = result.diverged);
+      })
+      .def("gradients", [](Train& trainer) -> Grads& { return trainer.gradients(); },
+           py::return_value_policy::reference_internal);
 }
 
 }  // namespace
@@ -232,7 +370,9 @@ PYBIND11_MODULE(_core, m) {
   mlpcore::bind_network<float>(m, "32");
   mlpcore::bind_network<double>(m, "64");
   m.def("set_num_threads", [](int k) {
-    if (k < 1) throw py::value_error("the thread count must be at least 1, got " + std::to_string(k));
+    if (k < 1 || k > mlpcore::max_threads())
+      throw py::value_error("the thread count must lie in 1.." + std::to_string(mlpcore::max_threads()) +
+                            " (the processors available), got " + std::to_string(k));
     mlpcore::set_num_threads(k);
   }, py::arg("k"),
   "set_num_threads(k): use k threads (k >= 1) in BLAS's matrix products and in OpenMP's element-wise\n"

@@ -1,4 +1,5 @@
 #include "blas.hpp"
+#include "parallel.hpp"
 
 #include <omp.h>
 
@@ -17,8 +18,6 @@
 namespace mlpcore {
 
 namespace {
-
-int num_threads = omp_get_max_threads();
 
 CBLAS_TRANSPOSE flag(bool trans, bool stored_transposed) {
   return trans != stored_transposed ? CblasTrans : CblasNoTrans;
@@ -62,11 +61,12 @@ template void gemm<float>(bool, ConstMatrix<float>, bool, ConstMatrix<float>, fl
 template void gemm<double>(bool, ConstMatrix<double>, bool, ConstMatrix<double>, double, double, Matrix<double>);
 
 void set_num_threads(int k) {
-  num_threads = k;
-  omp_set_num_threads(k);
+  team_size = k;
   blas_set_num_threads(k);
 }
 
-int get_num_threads() { return num_threads; }
+int get_num_threads() { return team_size; }
+
+int max_threads() { return omp_get_num_procs(); }
 
 }  // namespace mlpcore

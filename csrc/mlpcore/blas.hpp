@@ -11,8 +11,9 @@ namespace mlpcore {
 template <class T>
 void gemm(bool trans_A, ConstMatrix<T> A, bool trans_B, ConstMatrix<T> B, T alpha, T beta, Matrix<T> C);
 
-// One thread count for BLAS's pool and OpenMP's; the two never run nested.
+// One thread count for BLAS's pool and OpenMP's; the two never run nested. k in 1..max_threads().
 void set_num_threads(int k);
 int get_num_threads();
+int max_threads();  // the processors available to this process
 
 }  // namespace mlpcore

@@ -4,9 +4,12 @@
 
 #include <cmath>
 #include <cstdint>
+#include <string>
 
 #include "matrix.hpp"
+#include "kernels.hpp"
 #include "parallel.hpp"
+#include "require.hpp"
 
 namespace mlpcore {
 
@@ -47,8 +50,7 @@ inline double loss(Cost cost, T a, T y) {
 // J = (1/m) sum over j = 1..m, i = 1..n[L] of loss(A[L](i, j), Y(i, j));  A[L], Y: (n[L], m)
 template <class T>
 double cost(Cost cost, ConstMatrix<T> A, Targets<T> Y) {
-  double sum = 0;
-#pragma omp parallel for schedule(static) reduction(+ : sum) if (A.rows * A.cols >= parallel_threshold)
+  double sum = 0;  // one thread, so that J is the same whatever the thread count
   for (index j = 0; j < A.cols; ++j)
     for (index i = 0; i < A.rows; ++i) sum += loss(cost, A(i, j), Y(i, j));
   return sum / double(A.cols);
@@ -59,8 +61,47 @@ double cost(Cost cost, ConstMatrix<T> A, Targets<T> Y) {
 template <class T>
 void output_error(ConstMatrix<T> A, Targets<T> Y, Matrix<T> E) {
   for_each_column(E.cols, E.size(), [&](index j) {
-    for (index i = 0; i < E.rows; ++i) E(i, j) = A(i, j) - Y(i, j);
+    const T* a = A.col(j);
+    T* e = E.col(j);
+    if (Y.labels) {
+      for (index i = 0; i < E.rows; ++i) e[i] = a[i];
+      e[Y.labels[j]] -= 1;
+    } else if (!Y.Y.transposed) {
+      const T* y = Y.Y.col(j);
+      for (index i = 0; i < E.rows; ++i) e[i] = a[i] - y[i];
+    } else {
+      for (index i = 0; i < E.rows; ++i) e[i] = a[i] - Y.Y(i, j);
+    }
   });
+}
+
+// Refuses targets the cost cannot take: NaN or inf; for bce and cce, entries outside [0, 1];
+// for cce, columns that do not sum to 1 (dZ[L] = A[L] - Y needs that) and labels outside 0..n[L]-1.
+template <class T>
+void require_valid_targets(Cost cost, Targets<T> Y) {
+  const index n_L = Y.Y.rows;
+  if (Y.labels) {
+    for (index j = 0; j < Y.Y.cols; ++j)
+      require(Y.labels[j] >= 0 && Y.labels[j] < n_L, "cce labels must lie in 0.." + std::to_string(n_L - 1) +
+                                                         ", got " + std::to_string(Y.labels[j]) + " at example " +
+                                                         std::to_string(j));
+    return;
+  }
+  require(all_finite(Y.Y), "Y contains NaN or inf");
+  if (cost == Cost::mse) return;
+  const char* name = cost == Cost::bce ? "bce" : "cce";
+  const double tolerance = sizeof(T) == 4 ? 1e-4 : 1e-9;
+  for (index j = 0; j < Y.Y.cols; ++j) {
+    double column_sum = 0;
+    for (index i = 0; i < n_L; ++i) {
+      const T y = Y.Y(i, j);
+      require(y >= 0 && y <= 1, std::string("Y for ") + name + " must lie in [0, 1], got " + std::to_string(y));
+      column_sum += y;
+    }
+    require(cost != Cost::cce || std::abs(column_sum - 1) <= tolerance,
+            "each column of Y for cce must sum to 1 (one-hot or class probabilities), column " + std::to_string(j) +
+                " sums to " + std::to_string(column_sum));
+  }
 }
 
 }  // namespace mlpcore

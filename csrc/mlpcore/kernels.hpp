@@ -1,14 +1,31 @@
-// Element-wise kernels of a dense layer, each one pass over its matrices.
+// Element-wise kernels of a dense layer, each one pass over its matrices, no allocation.
 #pragma once
 
 #include <cmath>
+#include <cstdint>
 
 #include "activations.hpp"
 #include "parallel.hpp"
 
 namespace mlpcore {
 
-// Z = Z + b (b broadcast over the columns), A = g(Z), in one pass after the GEMM.
+// a = g(u) for one column of n units.
+template <class T>
+void g_column(ActivationSpec g, const T* u, T* a, index n) {
+  if (g.kind == Activation::softmax) return softmax_column(u, a, n);
+  const T alpha = T(g.alpha);
+  with_activation(g.kind, [&](auto G) {
+    for (index i = 0; i < n; ++i) a[i] = G.value(u[i], alpha);
+  });
+}
+
+// A = g(U).   U, A: (n, m)
+template <class T>
+void activation_forward(ActivationSpec g, ConstMatrix<T> U, Matrix<T> A) {
+  for_each_column(A.cols, A.size(), [&](index j) { g_column(g, U.col(j), A.col(j), A.rows); });
+}
+
+// Z = Z + b (b broadcast over the columns), then A = g(Z), in one pass after the GEMM.
 //   b: (n, 1), Z, A: (n, m)
 template <class T>
 void bias_activation_forward(ActivationSpec g, const T* b, Matrix<T> Z, Matrix<T> A) {
@@ -19,12 +36,62 @@ void bias_activation_forward(ActivationSpec g, const T* b, Matrix<T> Z, Matrix<T
   });
 }
 
-// dZ = dA * g'(Z)
-//   Z, A, dA, dZ: (n, m)
+// Z = Z + b.   b: (n, 1), Z: (n, m)
 template <class T>
-void activation_backward(ActivationSpec g, ConstMatrix<T> Z, ConstMatrix<T> A, ConstMatrix<T> dA, Matrix<T> dZ) {
-  for_each_column(dZ.cols, dZ.size(), [&](index j) {
-    g_prime_column(g, Z.data + j * Z.ld, A.data + j * A.ld, dA.data + j * dA.ld, dZ.col(j), dZ.rows);
+void bias_add(const T* b, Matrix<T> Z) {
+  for_each_column(Z.cols, Z.size(), [&](index j) {
+    T* z = Z.col(j);
+    for (index i = 0; i < Z.rows; ++i) z[i] += b[i];
+  });
+}
+
+// dU = dA * g'(U), with g' through A = g(U).   U, A, dA, dU: (n, m)
+// With inverted dropout of keep probability `keep` and 0/1 mask D, the layer's output was
+// A = g(U) * D / keep, so dU = dA * D / keep * g'(U) with g(U) = A * keep where D = 1.
+template <class T>
+void activation_backward(ActivationSpec g, ConstMatrix<T> U, ConstMatrix<T> A, ConstMatrix<T> dA, Matrix<T> dU,
+                         const T* D = nullptr, T keep = 1) {
+  const T alpha = T(g.alpha), inverse_keep = T(1) / keep;
+  for_each_column(dU.cols, dU.size(), [&](index j) {
+    const T *u = U.col(j), *a = A.col(j), *da = dA.col(j);
+    T* du = dU.col(j);
+    with_activation(g.kind, [&](auto G) {
+      if (!D) {
+        for (index i = 0; i < dU.rows; ++i) du[i] = da[i] * G.prime(u[i], a[i], alpha);
+        return;
+      }
+      const T* d = D + j * dU.rows;
+      for (index i = 0; i < dU.rows; ++i)
+        du[i] = d[i] * inverse_keep * da[i] * G.prime(u[i], a[i] * keep, alpha);
+    });
+  });
+}
+
+// The splitmix64 mix: a bijection of 64-bit words that scatters neighbouring inputs.
+inline std::uint64_t mix64(std::uint64_t x) {
+  x += 0x9E3779B97F4A7C15ull;
+  x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ull;
+  x = (x ^ (x >> 27)) * 0x94D049BB133111EBull;
+  return x ^ (x >> 31);
+}
+
+// One uniform draw in [0, 1) per (key, counter), so that random masks and orders are the same
+// whatever the thread count and the order in which entries are visited.
+inline double uniform(std::uint64_t key, std::uint64_t counter) {
+  return double(mix64(key + counter * 0xD1B54A32D192ED03ull) >> 11) * 0x1.0p-53;
+}
+
+// Inverted dropout: D = 1 with probability keep (else 0), A = A * D / keep.   A, D: (n, m)
+template <class T>
+void dropout_forward(std::uint64_t key, T keep, Matrix<T> A, T* D) {
+  const T inverse_keep = T(1) / keep;
+  for_each_column(A.cols, A.size(), [&](index j) {
+    T* a = A.col(j);
+    T* d = D + j * A.rows;
+    for (index i = 0; i < A.rows; ++i) {
+      d[i] = uniform(key, std::uint64_t(i + j * A.rows)) < keep ? T(1) : T(0);
+      a[i] *= d[i] * inverse_keep;
+    }
   });
 }
 
@@ -32,18 +99,14 @@ void activation_backward(ActivationSpec g, ConstMatrix<T> Z, ConstMatrix<T> A, C
 //   dZ: (n, m), db: (n, 1)
 template <class T>
 void column_sum(ConstMatrix<T> dZ, T scale, T* db) {
-  for (index i = 0; i < dZ.rows; ++i) db[i] = 0;
-  for (index j = 0; j < dZ.cols; ++j) {
-    const T* dz = dZ.data + j * dZ.ld;
-    for (index i = 0; i < dZ.rows; ++i) db[i] += dz[i];
-  }
-  for (index i = 0; i < dZ.rows; ++i) db[i] *= scale;
+  for_each_row_sum(dZ.rows, dZ.cols, [&](index i, index j) { return dZ.col(j)[i]; },
+                   [&](index i, double sum) { db[i] = T(scale * sum); });
 }
 
 // x = x - alpha y, over two flat buffers of `size` entries (a gradient-descent step).
 template <class T>
 void subtract_scaled(T* x, const T* y, T alpha, index size) {
-#pragma omp parallel for schedule(static) if (size >= parallel_threshold)
+#pragma omp parallel for schedule(static) num_threads(team_size.load()) if (size >= parallel_threshold)
   for (index k = 0; k < size; ++k) x[k] -= alpha * y[k];
 }
 
@@ -52,10 +115,16 @@ template <class T>
 bool all_finite(ConstMatrix<T> M) {
   const index outer = M.transposed ? M.rows : M.cols, inner = M.transposed ? M.cols : M.rows;
   T residue = 0;
-#pragma omp parallel for schedule(static) reduction(+ : residue) if (M.rows * M.cols >= parallel_threshold)
+#pragma omp parallel for schedule(static) reduction(+ : residue) num_threads(team_size.load()) \
+    if (M.rows * M.cols >= parallel_threshold)
   for (index j = 0; j < outer; ++j)
     for (index i = 0; i < inner; ++i) residue += M.data[i + j * M.ld] - M.data[i + j * M.ld];
   return residue == 0;
+}
+
+template <class T>
+bool all_finite(const T* x, index size) {
+  return all_finite(ConstMatrix<T>(x, size, 1, size));
 }
 
 }  // namespace mlpcore

@@ -1,18 +1,10 @@
-// One dense layer: forward and backward over matrix views, with no allocation.
+// The backward of a dense layer Z = W A_prev + b over matrix views, with no allocation.
 #pragma once
 
 #include "blas.hpp"
 #include "kernels.hpp"
 
 namespace mlpcore {
-
-// Z = W A_prev + b,  A = g(Z)
-//   W: (n, n_prev), b: (n, 1), A_prev: (n_prev, m), Z, A: (n, m)
-template <class T>
-void dense_forward(ConstMatrix<T> W, const T* b, ConstMatrix<T> A_prev, ActivationSpec g, Matrix<T> Z, Matrix<T> A) {
-  gemm(false, W, false, A_prev, T(1), T(0), Z);
-  bias_activation_forward(g, b, Z, A);
-}
 
 // dW = (1/m) dZ A_prev^T,  db = (1/m) sum over columns of dZ,  dA_prev = W^T dZ (skipped when dA_prev is null)
 //   W, dW: (n, n_prev), A_prev, dA_prev: (n_prev, m), dZ: (n, m), db: (n, 1)

@@ -33,6 +33,7 @@ struct ConstMatrix {
   ConstMatrix(const Matrix<T>& M) : data(M.data), rows(M.rows), cols(M.cols), ld(M.ld) {}
 
   T operator()(index i, index j) const { return transposed ? data[j + i * ld] : data[i + j * ld]; }
+  const T* col(index j) const { return data + j * ld; }  // column j of a view that is not transposed
 };
 
 }  // namespace mlpcore

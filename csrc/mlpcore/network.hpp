@@ -1,29 +1,48 @@
-// The network: architecture, one flat parameter buffer with W[l], b[l] as views, and the
-// per-batch buffers (Cache: Z, A; Gradients: dW, db, dZ, dA) that forward and backward fill.
+// The network: architecture, one flat parameter buffer with W[l], b[l], gamma[l], beta[l] as
+// views, batch-norm running statistics, and the per-batch buffers that forward and backward
+// fill (Cache: Z, A, ...; Gradients: dW, db, dZ, dA, ...).
 #pragma once
 
 #include <atomic>
+#include <climits>
 #include <cstdint>
-#include <stdexcept>
 #include <string>
 #include <vector>
 
+#include "batch_norm.hpp"
 #include "costs.hpp"
 #include "layer.hpp"
+#include "require.hpp"
 
 namespace mlpcore {
 
-// Where W[l] and b[l] lie in one flat buffer: W[1], b[1], W[2], b[2], ..., W[L], b[L];
-// W[l] column-major (n[l], n[l-1]), b[l] (n[l], 1). Gradients use the same layout.
+// What a layer l = 1..L computes besides Z = W A + b: its activation, whether Z is batch
+// normalised before it, and the drop probability of inverted dropout on its output A.
+struct LayerSpec {
+  ActivationSpec g;
+  bool batch_norm = false;
+  double dropout = 0;
+};
+
+// Where each layer's parameters lie in one flat buffer: W[1], b[1] (, gamma[1], beta[1]), W[2], ...
+// W[l] column-major (n[l], n[l-1]); b[l], gamma[l], beta[l] (n[l], 1); gamma and beta only in
+// batch-norm layers. Gradients and optimizer state use the same layout.
 struct ParameterLayout {
-  std::vector<index> n;                   // n[0..L]
-  std::vector<index> W_offset, b_offset;  // by layer 1..L; entry 0 unused
+  std::vector<index> n;  // n[0..L]
+  std::vector<index> W_offset, b_offset, gamma_offset, beta_offset;  // by layer 1..L; entry 0 unused
   index size = 0;
 
-  explicit ParameterLayout(std::vector<index> sizes) : n(std::move(sizes)), W_offset(n.size()), b_offset(n.size()) {
+  ParameterLayout(std::vector<index> sizes, const std::vector<bool>& batch_norm)
+      : n(std::move(sizes)), W_offset(n.size()), b_offset(n.size()), gamma_offset(n.size()), beta_offset(n.size()) {
     for (index l = 1; l < index(n.size()); ++l) {
       W_offset[l] = size;
-      b_offset[l] = size += n[l] * n[l - 1];
+      size += n[l] * n[l - 1];
+      b_offset[l] = size;
+      size += n[l];
+      if (!batch_norm[l]) continue;
+      gamma_offset[l] = size;
+      size += n[l];
+      beta_offset[l] = size;
       size += n[l];
     }
   }
@@ -32,86 +51,167 @@ struct ParameterLayout {
   Matrix<T> W(T* base, index l) const { return {base + W_offset[l], n[l], n[l - 1], n[l]}; }
   template <class T>
   T* b(T* base, index l) const { return base + b_offset[l]; }
+  template <class T>
+  T* gamma(T* base, index l) const { return base + gamma_offset[l]; }
+  template <class T>
+  T* beta(T* base, index l) const { return base + beta_offset[l]; }
 };
 
-// Layers 1..L of (n[l], m) matrices packed in one flat buffer.
+// One (rows[l], m) matrix for each layer l with rows[l] > 0, packed in one flat buffer made
+// for up to `capacity` columns; set_cols(m) uses the first m columns without reallocating.
 template <class T>
 class LayerMatrices {
  public:
-  LayerMatrices(const std::vector<index>& n, index m) : n_(n), m_(m), offset_(n.size() + 1) {
-    for (index l = 1; l < index(n.size()); ++l) offset_[l + 1] = offset_[l] + n[l] * m;
+  LayerMatrices(std::vector<index> rows, index capacity)
+      : rows_(std::move(rows)), cols_(capacity), offset_(rows_.size() + 1) {
+    for (index l = 0; l < index(rows_.size()); ++l) offset_[l + 1] = offset_[l] + rows_[l] * capacity;
     values_.resize(offset_.back());
   }
-  Matrix<T> operator[](index l) { return {values_.data() + offset_[l], n_[l], m_, n_[l]}; }
-  ConstMatrix<T> operator[](index l) const { return {values_.data() + offset_[l], n_[l], m_, n_[l]}; }
-  index L() const { return index(n_.size()) - 1; }
+  Matrix<T> operator[](index l) { return {values_.data() + offset_[l], rows_[l], cols_, rows_[l]}; }
+  ConstMatrix<T> operator[](index l) const { return {values_.data() + offset_[l], rows_[l], cols_, rows_[l]}; }
+  bool has(index l) const { return l >= 0 && l < index(rows_.size()) && rows_[l] > 0; }
+  void set_cols(index m) { cols_ = m; }
+  index bytes() const { return index(values_.size() * sizeof(T)); }
 
  private:
-  std::vector<index> n_;
-  index m_;
-  std::vector<index> offset_;  // offset_[l]: start of layer l; offset_[0] and offset_[1] are 0
+  std::vector<index> rows_;
+  index cols_;
+  std::vector<index> offset_;
   std::vector<T> values_;
 };
+
+// rows[l] = n[l] for the layers 1..L that `chosen` picks, 0 for the others and for layer 0.
+template <class Choose>
+std::vector<index> rows_where(const std::vector<index>& n, Choose chosen) {
+  std::vector<index> rows(n.size(), 0);
+  for (index l = 1; l < index(n.size()); ++l) rows[l] = chosen(l) ? n[l] : 0;
+  return rows;
+}
 
 template <class T>
 class Network;
 
-// What forward keeps for backward: Z[l], A[l] for l = 1..L of a batch of m examples; A[0] is X.
+// What forward keeps for backward, for a batch of up to `capacity` examples: Z[l], A[l] for
+// l = 1..L (A[0] is X); Z_norm[l], Z_tilde[l] and the batch's mu, var, inv_std (n[l], 1) of
+// batch-norm layers; the 0/1 dropout masks D[l] of a training forward.
 template <class T>
 struct Cache {
-  Cache(const Network<T>& net, index m) : network_id(net.id), m(m), Z(net.layout.n, m), A(net.layout.n, m) {}
+  Cache(const Network<T>& net, index capacity)
+      : network_id(net.id), m(capacity), Z(net.rows_all(), capacity), A(net.rows_all(), capacity),
+        Z_norm(net.rows_batch_norm(), capacity), Z_tilde(net.rows_batch_norm(), capacity),
+        D(net.rows_dropout(), capacity), mu(net.rows_batch_norm(), 1), var(net.rows_batch_norm(), 1),
+        inv_std(net.rows_batch_norm(), 1), capacity(capacity) {}
 
   ConstMatrix<T> A_in(index l) const { return l == 0 ? X : A[l]; }  // A[l], X for l = 0
+  // The activation's input: Z_tilde[l] in a batch-norm layer, Z[l] elsewhere.
+  ConstMatrix<T> U(index l) const { return Z_tilde.has(l) ? Z_tilde[l] : Z[l]; }
+
+  void set_batch(index batch_m) {
+    m = batch_m;
+    for (LayerMatrices<T>* matrices : {&Z, &A, &Z_norm, &Z_tilde, &D}) matrices->set_cols(batch_m);
+  }
 
   std::uint64_t network_id;
   index m;
   ConstMatrix<T> X{nullptr, 0, 0, 1};  // set by forward; memory owned by the caller
-  LayerMatrices<T> Z, A;
+  bool training = false;                // whether X went through a training-mode forward
+  LayerMatrices<T> Z, A, Z_norm, Z_tilde, D, mu, var, inv_std;
+  index capacity;
 };
 
-// What backward computes: dW[l], db[l] in a flat buffer laid out like the parameters, and
-// dZ[l], dA[l] for l = 1..L (dA[L] only for mse); dA[0] only when asked for.
+// What backward computes: dW[l], db[l] (dgamma[l], dbeta[l]) in a flat buffer laid out like the
+// parameters; dZ[l], dA[l] for l = 1..L (dA[L] only for mse), dZ_tilde[l] of batch-norm layers;
+// dA[0] only when asked for.
 template <class T>
 struct Gradients {
-  Gradients(const Network<T>& net, index m)
-      : network_id(net.id), m(m), layout(net.layout), dparams(net.layout.size), dZ(net.layout.n, m),
-        dA(net.layout.n, m) {}
+  Gradients(const Network<T>& net, index capacity)
+      : network_id(net.id), m(capacity), layout(net.layout), dparams(net.layout.size), dZ(net.rows_all(), capacity),
+        dA(net.rows_all(), capacity), dZ_tilde(net.rows_batch_norm(), capacity), capacity(capacity) {}
 
   Matrix<T> dW(index l) { return layout.W(dparams.data(), l); }
   T* db(index l) { return layout.b(dparams.data(), l); }
+  T* dgamma(index l) { return layout.gamma(dparams.data(), l); }
+  T* dbeta(index l) { return layout.beta(dparams.data(), l); }
   Matrix<T> dA0() { return {dA0_values.data(), layout.n[0], m, layout.n[0]}; }
+  Matrix<T> dU(index l) { return dZ_tilde.has(l) ? dZ_tilde[l] : dZ[l]; }  // m dJ/dU[l]
+
+  void set_batch(index batch_m) {
+    m = batch_m;
+    for (LayerMatrices<T>* matrices : {&dZ, &dA, &dZ_tilde}) matrices->set_cols(batch_m);
+  }
 
   std::uint64_t network_id;
   index m;
   ParameterLayout layout;
   std::vector<T> dparams;
-  LayerMatrices<T> dZ, dA;
+  LayerMatrices<T> dZ, dA, dZ_tilde;
   std::vector<T> dA0_values;  // sized by the first backward that asks for dA[0]
+  index capacity;
 };
 
 template <class T>
 class Network {
  public:
-  // n: n[0..L]; g: the activations of layers 1..L.
-  Network(std::vector<index> n, std::vector<ActivationSpec> g, Cost cost)
-      : layout(check_sizes(std::move(n))), g(check_activations(layout, std::move(g), cost)), cost(cost),
-        params(layout.size), id(++last_id) {}
+  // n: n[0..L]; layers: the specs of layers 1..L.
+  Network(std::vector<index> n, std::vector<LayerSpec> layers, Cost cost, double bn_eps, double bn_momentum)
+      : layout(check_sizes(std::move(n)), batch_norm_flags(layers)),
+        layers(check_layers(layout, std::move(layers), cost)), cost(cost), bn_eps(T(bn_eps)),
+        bn_momentum(T(bn_momentum)), params(layout.size), running_mean(rows_batch_norm(), 1),
+        running_var(rows_batch_norm(), 1), id(++last_id) {
+    for (index l = 1; l <= L(); ++l) {
+      if (!this->layers[l].batch_norm) continue;
+      std::fill_n(gamma(l), layout.n[l], T(1));
+      std::fill_n(running_var[l].data, layout.n[l], T(1));
+    }
+  }
   Network(const Network&) = delete;
   Network& operator=(const Network&) = delete;
 
   index L() const { return layout.L(); }
   Matrix<T> W(index l) { return layout.W(params.data(), l); }
   ConstMatrix<T> W(index l) const { return layout.W(const_cast<T*>(params.data()), l); }
-  const T* b(index l) const { return layout.b(params.data(), l); }
+  T* b(index l) { return layout.b(params.data(), l); }
+  const T* b(index l) const { return layout.b(const_cast<T*>(params.data()), l); }
+  T* gamma(index l) { return layout.gamma(params.data(), l); }
+  const T* gamma(index l) const { return layout.gamma(const_cast<T*>(params.data()), l); }
+  const T* beta(index l) const { return layout.beta(const_cast<T*>(params.data()), l); }
 
-  // For l = 1..L: Z[l] = W[l] A[l-1] + b[l], A[l] = g[l](Z[l]), with A[0] = X.
-  //   X: (n[0], m); cache: made for this network and m
-  void forward(ConstMatrix<T> X, Cache<T>& cache) const {
+  std::vector<index> rows_all() const { return rows_where(layout.n, [](index) { return true; }); }
+  std::vector<index> rows_batch_norm() const {
+    return rows_where(layout.n, [&](index l) { return layers[l].batch_norm; });
+  }
+  std::vector<index> rows_dropout() const { return rows_where(layout.n, [&](index l) { return layers[l].dropout > 0; }); }
+
+  // For l = 1..L, with A[0] = X:
+  //   Z[l] = W[l] A[l-1] + b[l]
+  //   batch-norm layers: Z_norm[l] = (Z[l] - mu) / sqrt(var + eps), Z_tilde[l] = gamma[l] Z_norm[l] + beta[l],
+  //     with the batch's mu, var in training, the running statistics in inference
+  //   A[l] = g[l](Z_tilde[l] or Z[l]); in training, dropout: A[l] = A[l] D[l] / (1 - p[l])
+  //   X: (n[0], m), m <= the cache's capacity; training with batch norm needs m >= 2.
+  // A training forward updates the running statistics unless update_running is false
+  // (the training loop commits them only with a step that succeeds).
+  void forward(ConstMatrix<T> X, Cache<T>& cache, bool training, bool update_running = true) {
     require(X.rows == layout.n[0], "X must have n[0] = " + std::to_string(layout.n[0]) + " rows, got " +
                                        std::to_string(X.rows));
-    require_batch(cache.network_id, cache.m, X.cols, "cache's buffers");
+    require_own(cache.network_id, "cache");
+    require(X.cols <= cache.capacity, "the cache holds m = " + std::to_string(cache.capacity) +
+                                          " examples, the batch has m = " + std::to_string(X.cols));
+    require(!training || X.cols >= 2 || !any_batch_norm(),
+            "batch normalisation needs m >= 2 examples in a training forward (the variance of one is undefined)");
+    cache.set_batch(X.cols);
     cache.X = X;
-    for (index l = 1; l <= L(); ++l) dense_forward<T>(W(l), b(l), cache.A_in(l - 1), g[l], cache.Z[l], cache.A[l]);
+    cache.training = training;
+    const std::uint64_t forward_key = training ? mix64(dropout_seed ^ mix64(training_forwards++)) : 0;
+    for (index l = 1; l <= L(); ++l) layer_forward(l, cache, training, forward_key);
+    if (training && update_running) update_running_statistics(cache);
+  }
+
+  // running = (1 - momentum) running + momentum (the cache's batch mu, unbiased var), for every batch-norm layer
+  void update_running_statistics(const Cache<T>& cache) {
+    for (index l = 1; l <= L(); ++l)
+      if (layers[l].batch_norm)
+        mlpcore::update_running_statistics(cache.mu[l].data, cache.var[l].data, layout.n[l], cache.m, bn_momentum,
+                                           running_mean[l].data, running_var[l].data);
   }
 
   // J of the output A[L] against Y.   A_L: (n[L], m), Y: (n[L], m)
@@ -122,52 +222,116 @@ class Network {
     return mlpcore::cost(cost, A_L, Y);
   }
 
-  // dZ[L] = A[L] - Y (sigmoid + bce, softmax + cce) or dA[L] = A[L] - Y, dZ[L] = dA[L] * g'(Z[L]) (mse);
-  // then for l = L..1: dW[l], db[l], dA[l-1] = W[l]^T dZ[l] (dA[0] only if asked), dZ[l-1] = dA[l-1] * g'(Z[l-1]).
-  //   Y: (n[L], m) with the cache's m
+  // sum over l of ||W[l]||^2, for the L2 term lambda/(2m) sum ||W[l]||^2 of J
+  double squared_weights() const {
+    double sum = 0;
+    for (index l = 1; l <= L(); ++l) {
+      const ConstMatrix<T> W_l = W(l);
+      for (index k = 0; k < W_l.rows * W_l.cols; ++k) sum += double(W_l.data[k]) * W_l.data[k];
+    }
+    return sum;
+  }
+
+  // dZ[L] = A[L] - Y (sigmoid + bce, softmax + cce) or dA[L] = A[L] - Y (mse), then layer by
+  // layer down to 1: dW[l], db[l] (dgamma[l], dbeta[l]), dA[l-1] (dA[0] only if asked).
+  //   Y: (n[L], m) with the cache's m; the cache from a training forward.
   void backward(const Cache<T>& cache, Targets<T> Y, Gradients<T>& grads, bool compute_dA0) const {
-    require_batch(cache.network_id, cache.m, cache.m, "cache's buffers");
-    require(cache.X.data != nullptr, "the cache holds no forward pass");
-    require_batch(grads.network_id, grads.m, cache.m, "gradients' buffers");
+    require_own(cache.network_id, "cache");
+    require_own(grads.network_id, "gradients");
+    require(cache.X.data != nullptr && cache.training, "backward needs a cache from a training-mode forward");
+    require(cache.m <= grads.capacity, "the gradients hold m = " + std::to_string(grads.capacity) +
+                                           " examples, the cache has m = " + std::to_string(cache.m));
     require_targets(Y, cache.m);
+    grads.set_batch(cache.m);
     if (compute_dA0) grads.dA0_values.resize(layout.n[0] * cache.m);
     if (cost == Cost::mse) {
-      output_error<T>(cache.A_in(L()), Y, grads.dA[L()]);
-      activation_backward<T>(g[L()], cache.Z[L()], cache.A[L()], grads.dA[L()], grads.dZ[L()]);
+      output_error<T>(cache.A[L()], Y, grads.dA[L()]);
+      activation_backward<T>(layers[L()].g, cache.U(L()), cache.A[L()], grads.dA[L()], grads.dU(L()));
     } else {
-      output_error<T>(cache.A_in(L()), Y, grads.dZ[L()]);
+      output_error<T>(cache.A[L()], Y, grads.dU(L()));
     }
-    for (index l = L(); l >= 1; --l) {
-      Matrix<T> dA_prev = l > 1 ? grads.dA[l - 1] : grads.dA0();
-      dense_backward<T>(W(l), cache.A_in(l - 1), grads.dZ[l], grads.dW(l), grads.db(l),
-                     l > 1 || compute_dA0 ? &dA_prev : nullptr);
-      if (l > 1) activation_backward<T>(g[l - 1], cache.Z[l - 1], cache.A[l - 1], grads.dA[l - 1], grads.dZ[l - 1]);
+    for (index l = L(); l >= 1; --l) layer_backward(l, cache, grads, compute_dA0);
+  }
+
+  // dW[l] += (lambda / m) W[l] for every l (the gradient of the L2 term); b, gamma, beta are not decayed.
+  void add_l2_gradient(Gradients<T>& grads, T lambda) const {
+    const T scale = lambda / T(grads.m);
+    for (index l = 1; l <= L(); ++l) {
+      const ConstMatrix<T> W_l = W(l);
+      T* dW_l = grads.dW(l).data;
+      for (index k = 0; k < W_l.rows * W_l.cols; ++k) dW_l[k] += scale * W_l.data[k];
     }
   }
 
-  // W[l] -= alpha dW[l], b[l] -= alpha db[l] for every l: one pass over the flat buffer.
+  // W[l] -= alpha dW[l], b[l] -= alpha db[l] (and gamma, beta) for every l: one pass over the flat buffer.
   void update(const Gradients<T>& grads, T learning_rate) {
-    require(grads.network_id == id, "the gradients belong to another network");
+    require_own(grads.network_id, "gradients");
     subtract_scaled(params.data(), grads.dparams.data(), learning_rate, layout.size);
   }
 
+  index bytes() const {
+    return index(params.size() * sizeof(T)) + running_mean.bytes() + running_var.bytes();
+  }
+
   const ParameterLayout layout;
-  const std::vector<ActivationSpec> g;  // g[1..L]; g[0] unused
+  const std::vector<LayerSpec> layers;  // layers[1..L]; layers[0] unused
   const Cost cost;
+  const T bn_eps, bn_momentum;
   std::vector<T> params;
+  LayerMatrices<T> running_mean, running_var;  // (n[l], 1) of batch-norm layers: state, not parameters
+  std::uint64_t dropout_seed = 0;              // with the count of training forwards, draws the masks
+  std::uint64_t training_forwards = 0;
   const std::uint64_t id;  // tells this network's caches and gradients from others'
 
  private:
   static inline std::atomic<std::uint64_t> last_id{0};
 
-  static void require(bool condition, const std::string& message) {
-    if (!condition) throw std::invalid_argument(message);
+  // Layer l of forward (see forward).
+  void layer_forward(index l, Cache<T>& cache, bool training, std::uint64_t forward_key) const {
+    const LayerSpec& layer = layers[l];
+    Matrix<T> Z = cache.Z[l], A = cache.A[l];
+    gemm<T>(false, W(l), false, cache.A_in(l - 1), T(1), T(0), Z);
+    if (layer.batch_norm) {
+      bias_add(b(l), Z);
+      T *mu = cache.mu[l].data, *var = cache.var[l].data;
+      if (training) batch_statistics<T>(Z, mu, var);
+      batch_norm_forward<T>(Z, training ? mu : running_mean[l].data, training ? var : running_var[l].data, bn_eps,
+                            gamma(l), beta(l), cache.inv_std[l].data, cache.Z_norm[l], cache.Z_tilde[l]);
+      activation_forward<T>(layer.g, cache.Z_tilde[l], A);
+    } else {
+      bias_activation_forward(layer.g, b(l), Z, A);
+    }
+    if (training && layer.dropout > 0)
+      dropout_forward(mix64(forward_key + std::uint64_t(l)), T(1 - layer.dropout), A, cache.D[l].data);
   }
 
-  void require_batch(std::uint64_t owner, index m_have, index m_want, const char* what) const {
+  // Layer l of backward, from dA[l] (or, for l = L, from dU[L] that the cost gave):
+  //   dU = dA[l] (D[l] / (1 - p)) * g'(U)                       (U = Z_tilde[l] or Z[l])
+  //   batch norm: dgamma[l], dbeta[l] and dZ[l] from dU = dZ_tilde[l]
+  //   dW[l] = (1/m) dZ[l] A[l-1]^T, db[l] = (1/m) sum over columns of dZ[l], dA[l-1] = W[l]^T dZ[l]
+  void layer_backward(index l, const Cache<T>& cache, Gradients<T>& grads, bool compute_dA0) const {
+    const LayerSpec& layer = layers[l];
+    if (l < L()) {
+      const T keep = T(1 - layer.dropout);
+      activation_backward<T>(layer.g, cache.U(l), cache.A[l], grads.dA[l], grads.dU(l),
+                             layer.dropout > 0 ? cache.D[l].data : nullptr, keep);
+    }
+    if (layer.batch_norm)
+      batch_norm_backward<T>(grads.dZ_tilde[l], cache.Z_norm[l], gamma(l), cache.inv_std[l].data, grads.dgamma(l),
+                             grads.dbeta(l), grads.dZ[l]);
+    Matrix<T> dA_prev = l > 1 ? grads.dA[l - 1] : grads.dA0();
+    dense_backward<T>(W(l), cache.A_in(l - 1), grads.dZ[l], grads.dW(l), grads.db(l),
+                      l > 1 || compute_dA0 ? &dA_prev : nullptr);
+  }
+
+  bool any_batch_norm() const {
+    for (index l = 1; l <= L(); ++l)
+      if (layers[l].batch_norm) return true;
+    return false;
+  }
+
+  void require_own(std::uint64_t owner, const char* what) const {
     require(owner == id, std::string("the ") + what + " belong to another network");
-    require(m_have == m_want, std::string("the ") + what + " hold m = " + std::to_string(m_have) +
-                                  " examples, the batch has m = " + std::to_string(m_want));
   }
 
   void require_targets(const Targets<T>& Y, index m) const {
@@ -178,25 +342,36 @@ class Network {
 
   static std::vector<index> check_sizes(std::vector<index> n) {
     require(n.size() >= 2, "a network needs n[0] and at least one layer");
-    for (index units : n) require(units >= 1, "every layer needs at least one unit");
+    for (index units : n) require(units >= 1 && units <= INT_MAX, "every layer needs 1..2^31-1 units");
+    for (std::size_t l = 1; l < n.size(); ++l)
+      require(n[l] <= INT_MAX / n[l - 1], "W[" + std::to_string(l) + "] has more than 2^31-1 entries");
     return n;
   }
 
+  static std::vector<bool> batch_norm_flags(const std::vector<LayerSpec>& layers) {
+    std::vector<bool> flags{false};
+    for (const LayerSpec& layer : layers) flags.push_back(layer.batch_norm);
+    return flags;
+  }
+
   // softmax only as the output, only with cce and n[L] >= 2; cce only after softmax;
-  // bce only after sigmoid; mse after anything but softmax.
-  static std::vector<ActivationSpec> check_activations(const ParameterLayout& layout,
-                                                       std::vector<ActivationSpec> g, Cost cost) {
+  // bce only after sigmoid; mse after anything but softmax; dropout in [0, 1) on hidden layers only.
+  static std::vector<LayerSpec> check_layers(const ParameterLayout& layout, std::vector<LayerSpec> layers, Cost cost) {
     const index L = layout.L();
-    require(index(g.size()) == L, "one activation per layer is needed: " + std::to_string(L) + ", got " +
-                                      std::to_string(g.size()));
-    for (index l = 1; l < L; ++l) require(g[l - 1].kind != Activation::softmax, "softmax is for the output layer only");
-    const Activation output = g.back().kind;
+    require(index(layers.size()) == L, "one activation per layer is needed: " + std::to_string(L) + ", got " +
+                                           std::to_string(layers.size()));
+    for (index l = 1; l < L; ++l) {
+      require(layers[l - 1].g.kind != Activation::softmax, "softmax is for the output layer only");
+      require(layers[l - 1].dropout >= 0 && layers[l - 1].dropout < 1, "a drop probability must lie in [0, 1)");
+    }
+    require(layers.back().dropout == 0, "dropout is for hidden layers only");
+    const Activation output = layers.back().g.kind;
     require(cost != Cost::cce || (output == Activation::softmax && layout.n[L] >= 2),
             "cce needs a softmax output layer with at least 2 units");
     require(cost != Cost::bce || output == Activation::sigmoid, "bce needs a sigmoid output layer");
     require(cost != Cost::mse || output != Activation::softmax, "softmax pairs with cce only");
-    g.insert(g.begin(), ActivationSpec{Activation::identity, 0.0});
-    return g;
+    layers.insert(layers.begin(), LayerSpec{{Activation::identity, 0.0}, false, 0.0});
+    return layers;
   }
 };
 

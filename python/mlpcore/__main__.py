@@ -12,8 +12,9 @@ from .datasets import two_spirals
 
 def demo(epochs, seed):
     """Train a 2-32-32-1 tanh network on two spirals by full-batch gradient descent."""
-    X, y = two_spirals(m=400, seed=seed)
     net = Network([2, 32, 32, 1], activations=["tanh", "tanh", "sigmoid"], cost="bce", seed=seed)
+    X, y = two_spirals(m=400, seed=seed, dtype=net.dtype)  # in the net's dtype: no conversion per step
+    y = y.astype(net.dtype)
     print(f"two spirals: X {X.shape} (n[0], m), labels 0/1")
     print(net)
     cache = net.forward(X)

@@ -28,6 +28,9 @@ class Layers:
     def _set(self, l, array):
         self._arrays[l] = array
 
+    def _remove(self, l):
+        self._arrays.pop(l, None)
+
     @property
     def indices(self):
         return sorted(self._arrays)

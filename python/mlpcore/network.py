@@ -8,10 +8,34 @@ from . import _core
 from ._layers import Layers
 from .reference import check_architecture, initial_parameters
 
-_CORE_CLASSES = {
-    np.dtype("float32"): (_core.Network32, "32"),
-    np.dtype("float64"): (_core.Network64, "64"),
-}
+_CORE_CLASSES = {np.dtype("float32"): _core.Network32, np.dtype("float64"): _core.Network64}
+
+
+def _is_real(value):
+    return isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool) \
+        and math.isfinite(value)
+
+
+def _per_layer(values, count, default, name, what, valid, valid_text):
+    """A tuple of `count` per-layer values, `default` for each when values is None."""
+    if values is None:
+        return (default,) * count
+    if isinstance(values, (str, bytes)) or not hasattr(values, "__len__") or len(values) != count:
+        raise ValueError(f"{name} takes {count} {what}, got {values!r}")
+    for value in values:
+        if not valid(value):
+            raise ValueError(f"{name} values must be {valid_text}, got {value!r}")
+    return tuple(type(default)(value) for value in values)
+
+
+def _one_unit_stride(X):
+    """Whether the core can read the 1-D or 2-D X in place: columns or rows of unit stride."""
+    if X.flags.f_contiguous or X.flags.c_contiguous:
+        return True
+    if X.ndim != 2:
+        return False
+    item, (rows, cols), (row_stride, col_stride) = X.itemsize, X.shape, X.strides
+    return (row_stride == item and col_stride >= item * rows) or (col_stride == item and row_stride >= item * cols)
 
 
 def _parse_dtype(dtype):
@@ -28,18 +52,33 @@ class Cache:
     """What a forward pass keeps for backpropagation, for a batch of m examples.
 
     Z[l] (l = 1..L) and A[l] (l = 0..L) are arrays of shape (n[l], m) and the
-    network's dtype, F-ordered views of memory this cache owns; A[0] is X as
-    the core read it. A later forward leaves this cache unchanged unless the
+    network's dtype, F-ordered views of memory this cache owns; A[0] is a
+    read-only view of X as the core read it (X itself, when it needed no
+    conversion: changing X changes what backward computes). Batch-norm layers also have Z_norm[l] and Z_tilde[l]
+    (n[l], m); after a training forward, dropout layers have their 0/1 masks
+    D[l] (n[l], m) (1 = kept). A later forward leaves this cache unchanged unless the
     cache is handed to it as ``out=``, which overwrites these arrays in place.
     """
 
-    __slots__ = ("_core", "_network", "Z", "A")
+    __slots__ = ("_core", "_network", "Z", "A", "Z_norm", "Z_tilde", "D")
 
     def __init__(self, network, m):
         self._core = network._core.new_cache(m)
         self._network = network
-        self.Z = Layers("Z", {l: self._core.Z(l) for l in range(1, network.L + 1)})
-        self.A = Layers("A", {l: self._core.A(l) for l in range(1, network.L + 1)})
+        L = network.L
+        self.Z = Layers("Z", {l: self._core.Z(l) for l in range(1, L + 1)})
+        self.A = Layers("A", {l: self._core.A(l) for l in range(1, L + 1)})
+        self.Z_norm = Layers("Z_norm", {l: self._core.Z_norm(l) for l in network._batch_norm_layers})
+        self.Z_tilde = Layers("Z_tilde", {l: self._core.Z_tilde(l) for l in network._batch_norm_layers})
+        self.D = Layers("D", {})
+
+    def _show_pass(self, X):
+        """After a forward: A[0] is its X (read-only); D[l] are its dropout masks if it was a training pass."""
+        A0 = X.view()
+        A0.flags.writeable = False
+        self.A._set(0, A0)
+        dropout_layers = self._network._dropout_layers if self._core.training else ()
+        self.D = Layers("D", {l: self._core.D(l) for l in dropout_layers})
 
     @property
     def m(self):
@@ -56,12 +95,13 @@ class Gradients:
     dW[l] (n[l], n[l-1]) and db[l] (n[l], 1) for l = 1..L are dJ/dW[l], dJ/db[l].
     dZ[l] (n[l], m) for l = 1..L and dA[l] (n[l], m) for l = 1..L-1 are m times
     dJ/dZ[l], dJ/dA[l] (the per-example convention); dA[L] = A[L] - Y exists for
-    mse only, dA[0] after a backward with compute_dA0=True. All are F-ordered
+    mse only, dA[0] after a backward with compute_dA0=True. Batch-norm layers have
+    dgamma[l], dbeta[l] (n[l], 1). All are F-ordered
     views, in the network's dtype, of memory this object owns; dW and db lie in
     one flat buffer laid out like the network's parameters.
     """
 
-    __slots__ = ("_core", "_network", "dW", "db", "dZ", "dA")
+    __slots__ = ("_core", "_network", "dW", "db", "dZ", "dA", "dgamma", "dbeta")
 
     def __init__(self, network, m):
         self._core = network._core.new_gradients(m)
@@ -72,15 +112,20 @@ class Gradients:
         self.dZ = Layers("dZ", {l: self._core.dZ(l) for l in range(1, L + 1)})
         last_dA = L if network.cost_name == "mse" else L - 1
         self.dA = Layers("dA", {l: self._core.dA(l) for l in range(1, last_dA + 1)})
+        self.dgamma = Layers("dgamma", {l: self._core.dgamma(l) for l in network._batch_norm_layers})
+        self.dbeta = Layers("dbeta", {l: self._core.dbeta(l) for l in network._batch_norm_layers})
 
     @property
     def m(self):
         """The number of examples (columns) of the batch."""
         return self._core.m
 
-    def _show_dA0(self):
-        if 0 not in self.dA and self._core.has_dA0:
+    def _show_dA0(self, computed):
+        """dA[0] is shown after a backward that computed it, and only then."""
+        if computed:
             self.dA._set(0, self._core.dA(0))
+        else:
+            self.dA._remove(0)
 
     def __repr__(self):
         return f"<mlpcore.Gradients of m = {self.m}: dW, db, dZ, dA>"
@@ -109,7 +154,16 @@ class Network:
     bias : float
         The initial value of every b[l] (default 0).
     seed : int or None
-        Seed of the initial parameters; the same seed gives the same network.
+        Seed of the initial parameters (and of the dropout masks of forward
+        passes outside fit); the same seed gives the same network.
+    dropout : None or sequence of L-1 floats in [0, 1)
+        Drop probability p of inverted dropout on A[1..L-1] in training-mode
+        forward passes: A[l] = g(.) * D[l] / (1 - p), D[l] a 0/1 mask.
+    batch_norm : None or sequence of L bools
+        Which layers normalise Z[l] over the batch before the activation:
+        Z_norm = (Z - mu) / sqrt(var + bn_eps), Z_tilde = gamma Z_norm + beta,
+        A = g(Z_tilde); inference uses running statistics updated with
+        bn_momentum, as torch.nn.BatchNorm1d does.
 
     Attributes
     ----------
@@ -118,52 +172,84 @@ class Network:
     W, b : W[l] (n[l], n[l-1]) and b[l] (n[l], 1) for l = 1..L, writable
         F-ordered views of the core's one flat parameter buffer: writing into
         them changes the network.
-    params : the flat parameter buffer itself, 1-D, writable (W[1], b[1], ..., W[L], b[L]).
+    gamma, beta : gamma[l], beta[l] (n[l], 1) of batch-norm layers, views of
+        the same buffer; running_mean, running_var : (n[l], 1) views of their
+        running statistics (state, not parameters).
+    params : the flat parameter buffer itself, 1-D, writable
+        (W[1], b[1] (, gamma[1], beta[1]), ..., W[L], b[L] ...).
     activations : tuple of L (name, params) pairs; cost_name : str; dtype : numpy.dtype.
+    optimizer : the optimizer of the last fit, with its state (None before).
+    history : the per-epoch figures of the last fit (None before).
     """
 
-    def __init__(self, layer_sizes, activations, cost, dtype="float32", init="auto", bias=0.0, seed=None):
+    def __init__(self, layer_sizes, activations, cost, dtype="float32", init="auto", bias=0.0, seed=None,
+                 dropout=None, batch_norm=None, bn_eps=1e-5, bn_momentum=0.1):
         self.activations = tuple(check_architecture(layer_sizes, activations, cost))
         self.dtype = _parse_dtype(dtype)
+        L = len(self.activations)
+        self.dropout = _per_layer(dropout, L - 1, 0.0, "dropout", "drop probabilities for layers 1..L-1",
+                                  lambda p: _is_real(p) and 0 <= p < 1, "in [0, 1)")
+        self.batch_norm = _per_layer(batch_norm, L, False, "batch_norm", "flags for layers 1..L",
+                                     lambda flag: isinstance(flag, (bool, np.bool_)), "bools")
+        self.dropout += (0.0,)
+        if not (_is_real(bn_eps) and bn_eps > 0):
+            raise ValueError(f"bn_eps must be a real number > 0, got {bn_eps!r}")
+        if not (_is_real(bn_momentum) and 0 <= bn_momentum <= 1):
+            raise ValueError(f"bn_momentum must be a real number in [0, 1], got {bn_momentum!r}")
         W, b = initial_parameters(layer_sizes, self.activations, init, bias, seed, self.dtype)
-        core_class, self._suffix = _CORE_CLASSES[self.dtype]
-        self._core = core_class(list(layer_sizes), [(name, params.get("alpha", 0.0))
-                                                    for name, params in self.activations], cost)
+        layers = [(name, params.get("alpha", 0.0), bool(flag), float(p))
+                  for (name, params), flag, p in zip(self.activations, self.batch_norm, self.dropout)]
+        self._core = _CORE_CLASSES[self.dtype](list(layer_sizes), layers, cost, float(bn_eps), float(bn_momentum))
+        self._core.dropout_seed = int(np.random.SeedSequence(seed).generate_state(1, np.uint64)[0])
         self.cost_name = cost
+        self.bn_eps, self.bn_momentum = float(bn_eps), float(bn_momentum)
         self.L = self._core.L
         self.n = tuple(self._core.n)
+        self._batch_norm_layers = tuple(l for l in range(1, L + 1) if self.batch_norm[l - 1])
+        self._dropout_layers = tuple(l for l in range(1, L) if self.dropout[l - 1] > 0)
         self.params = self._core.params
-        self.W = Layers("W", {l: self._core.W(l) for l in range(1, self.L + 1)})
-        self.b = Layers("b", {l: self._core.b(l) for l in range(1, self.L + 1)})
-        for l in range(1, self.L + 1):
+        self.W = Layers("W", {l: self._core.W(l) for l in range(1, L + 1)})
+        self.b = Layers("b", {l: self._core.b(l) for l in range(1, L + 1)})
+        self.gamma, self.beta, self.running_mean, self.running_var = (
+            Layers(name, {l: getattr(self._core, name)(l) for l in self._batch_norm_layers})
+            for name in ("gamma", "beta", "running_mean", "running_var"))
+        for l in range(1, L + 1):
             self.W[l] = W[l]
             self.b[l] = b[l]
+        self.optimizer = None
+        self.history = None
 
     def __repr__(self):
         names = ", ".join(name if not params else f"{name}({params['alpha']:g})"
                           for name, params in self.activations)
+        extras = "".join(f", {name}={value}" for name, value in
+                         (("dropout", list(self.dropout[:-1])), ("batch_norm", list(self.batch_norm)))
+                         if any(value))
         return (f"mlpcore.Network(n={list(self.n)}, activations=[{names}], cost={self.cost_name!r}, "
-                f"dtype={self.dtype.name}, parameters={self.params.size})")
+                f"dtype={self.dtype.name}{extras}, parameters={self.params.size})")
 
-    def forward(self, X, out=None):
+    def forward(self, X, out=None, training=True):
         """Forward propagation: Z[l] = W[l] A[l-1] + b[l], A[l] = g[l](Z[l]) for l = 1..L.
 
         X : array of shape (n[0], m), one column per example (``X_rows.T`` of a
             row-per-example array). Real or integer dtypes are converted to the
             network's dtype; F- and C-ordered arrays are read without a copy.
         out : a Cache of this network with the same m, to fill in place.
+        training : True (default): the path backward follows: batch statistics in
+            batch-norm layers (whose running statistics it updates; needs m >= 2),
+            dropout masks drawn. False: running statistics, no dropout (inference).
         Returns the Cache with Z[l], A[l] of shape (n[l], m).
         """
-        X = self._matrix(X, "X")
-        if X.ndim != 2 or X.shape[1] == 0:
-            raise ValueError(f"X must be 2-D of shape (n[0], m) = ({self.n[0]}, m) with m >= 1, got shape {X.shape}")
+        X = self._matrix(X, "X", rows=self.n[0])
         if out is None:
             out = Cache(self, X.shape[1])
         elif not isinstance(out, Cache):
             raise TypeError(f"out must be a mlpcore.Cache, got {type(out).__name__}")
         self._require_own(out, "out cache")
-        self._core.forward(X, out._core)
-        out.A._set(0, out._core.X)
+        if out._core.capacity != X.shape[1]:
+            raise ValueError(f"the out cache holds m = {out._core.capacity} examples, X has m = {X.shape[1]}")
+        self._core.forward(X, out._core, bool(training))
+        out._show_pass(out._core.X)
         return out
 
     def cost(self, A_L, Y):
@@ -194,8 +280,10 @@ class Network:
         elif not isinstance(out, Gradients):
             raise TypeError(f"out must be mlpcore.Gradients, got {type(out).__name__}")
         self._require_own(out, "out gradients")
+        if out._core.capacity != cache.m:
+            raise ValueError(f"the out gradients hold m = {out._core.capacity} examples, the cache has m = {cache.m}")
         self._core.backward(cache._core, self._targets(Y), out._core, bool(compute_dA0))
-        out._show_dA0()
+        out._show_dA0(bool(compute_dA0))
         return out
 
     def update(self, grads, learning_rate):
@@ -209,8 +297,8 @@ class Network:
         self._require_own(grads, "grads")
         if isinstance(learning_rate, bool) or not isinstance(learning_rate, (int, float, np.integer, np.floating)):
             raise TypeError(f"learning_rate must be a real number, got {learning_rate!r}")
-        if not (math.isfinite(learning_rate) and learning_rate >= 0):
-            raise ValueError(f"learning_rate must be finite and >= 0, got {learning_rate!r}")
+        if not (math.isfinite(learning_rate) and 0 <= learning_rate <= np.finfo(self.dtype).max):
+            raise ValueError(f"learning_rate must be finite in {self.dtype.name} and >= 0, got {learning_rate!r}")
         self._core.update(grads._core, float(learning_rate))
 
     def predict(self, X):
@@ -219,7 +307,7 @@ class Network:
         mse: A[L], float (n[L], m); bce: int64 (n[L], m), 1 where A[L] >= 0.5;
         cce: int64 class index of the largest A[L], shape (m,).
         """
-        A_L = self.forward(X).A[self.L]
+        A_L = self.forward(X, training=False).A[self.L]
         if self.cost_name == "mse":
             return A_L
         if self.cost_name == "bce":
@@ -231,13 +319,20 @@ class Network:
         if result._network is not self:
             raise ValueError(f"the {name} belongs to another network ({result._network!r}), not to this one")
 
-    def _matrix(self, X, name):
-        """X as an array of the network's dtype that the core reads without copying."""
+    def _matrix(self, X, name, rows=None):
+        """X as an array of the network's dtype that the core reads without copying.
+
+        With `rows`, X must be 2-D (rows, m) with 1 <= m < 2^31; that is checked
+        before anything is converted or allocated.
+        """
         X = np.asarray(X)
         if X.dtype.kind not in "fiu":
             raise TypeError(f"{name} must hold real numbers (float or int), got dtype {X.dtype}")
-        X = X.astype(self.dtype, copy=False)
-        if not (X.flags.f_contiguous or X.flags.c_contiguous):
+        if rows is not None and (X.ndim != 2 or X.shape[0] != rows or not 1 <= X.shape[1] < 2**31):
+            raise ValueError(f"{name} must be 2-D of shape (n[0], m) = ({rows}, m) with 1 <= m < 2^31, "
+                             f"got shape {X.shape}")
+        X = X.astype(self.dtype.newbyteorder("="), copy=False)
+        if not _one_unit_stride(X):
             X = np.asfortranarray(X)
         return X
 

@@ -1,0 +1,121 @@
+// Optimizers: one pass over the flat parameter buffer, with state buffers laid out like it.
+// The formulas and defaults are those of torch.optim (one parameter group, no dampening).
+#pragma once
+
+#include <cmath>
+#include <cstdint>
+#include <vector>
+
+#include "parallel.hpp"
+
+namespace mlpcore {
+
+enum class Method { sgd, rmsprop, adam, adamw };
+
+struct OptimizerSettings {
+  Method method = Method::sgd;
+  double momentum = 0;       // sgd
+  bool nesterov = false;     // sgd
+  double alpha = 0.99;       // rmsprop
+  double beta1 = 0.9;        // adam, adamw
+  double beta2 = 0.999;      // adam, adamw
+  double eps = 1e-8;         // rmsprop, adam, adamw
+  double weight_decay = 0;   // adamw
+};
+
+// The state of an optimizer: the step count t and up to two buffers laid out like the
+// parameters (sgd with momentum: first = buf; rmsprop: first = v; adam, adamw: first = m, second = v).
+template <class T>
+struct OptimizerState {
+  OptimizerState(const OptimizerSettings& settings, index size)
+      : first(settings.method == Method::sgd && settings.momentum == 0 ? 0 : size),
+        second(settings.method == Method::adam || settings.method == Method::adamw ? size : 0) {}
+
+  std::int64_t t = 0;
+  std::vector<T> first, second;
+};
+
+// for k in 0..size-1: f(k) writes the new values of entry k and returns their residue (x - x
+// summed over them: 0 when all are finite). Returns true when every new value is finite.
+template <class T, class F>
+bool for_each_parameter(index size, F&& f) {
+  T residue = 0;
+#pragma omp parallel for schedule(static) reduction(+ : residue) num_threads(team_size.load()) \
+    if (size >= parallel_threshold)
+  for (index k = 0; k < size; ++k) residue += f(k);
+  return residue == 0;
+}
+
+// One step at count t = in.t + 1, from parameters p and gradient g (after L2 and clipping):
+//   sgd:      buf = momentum buf + g (buf = g at t = 1);  d = g + momentum buf (nesterov) or buf;
+//             without momentum d = g;  p = p - lr d
+//   rmsprop:  v = alpha v + (1 - alpha) g^2;  p = p - lr g / (sqrt(v) + eps)
+//   adam:     m = beta1 m + (1 - beta1) g;  v = beta2 v + (1 - beta2) g^2;
+//             p = p - lr (m / (1 - beta1^t)) / (sqrt(v / (1 - beta2^t)) + eps)
+//   adamw:    p = p (1 - lr weight_decay), then the adam step
+// into p_out and out (which may be p and in themselves). Returns true when every new value is finite.
+//   p, g, p_out: the flat buffers of `size` entries
+template <class T>
+bool optimizer_step(const OptimizerSettings& s, T lr, const T* p, const T* g, const OptimizerState<T>& in, T* p_out,
+                    OptimizerState<T>& out, index size) {
+  const std::int64_t t = in.t + 1;
+  out.t = t;
+  const T* s1 = in.first.data();
+  const T* s2 = in.second.data();
+  T* s1_out = out.first.data();
+  T* s2_out = out.second.data();
+  switch (s.method) {
+    case Method::sgd: {
+      const T momentum = T(s.momentum);
+      if (momentum == 0)
+        return for_each_parameter<T>(size, [&](index k) {
+          const T p_new = p_out[k] = p[k] - lr * g[k];
+          return p_new - p_new;
+        });
+      return for_each_parameter<T>(size, [&](index k) {
+        const T buf = s1_out[k] = t == 1 ? g[k] : momentum * s1[k] + g[k];
+        const T p_new = p_out[k] = p[k] - lr * (s.nesterov ? g[k] + momentum * buf : buf);
+        return (p_new - p_new) + (buf - buf);
+      });
+    }
+    case Method::rmsprop: {
+      const T alpha = T(s.alpha), eps = T(s.eps);
+      return for_each_parameter<T>(size, [&](index k) {
+        const T v = s1_out[k] = alpha * s1[k] + (1 - alpha) * g[k] * g[k];
+        const T p_new = p_out[k] = p[k] - lr * g[k] / (std::sqrt(v) + eps);
+        return (p_new - p_new) + (v - v);
+      });
+    }
+    case Method::adam:
+    case Method::adamw: {
+      const T beta1 = T(s.beta1), beta2 = T(s.beta2), eps = T(s.eps);
+      const T decay = s.method == Method::adamw ? T(1) - lr * T(s.weight_decay) : T(1);
+      const T correction1 = T(1) - T(std::pow(s.beta1, double(t))), correction2 = T(1) - T(std::pow(s.beta2, double(t)));
+      return for_each_parameter<T>(size, [&](index k) {
+        const T m = s1_out[k] = beta1 * s1[k] + (1 - beta1) * g[k];
+        const T v = s2_out[k] = beta2 * s2[k] + (1 - beta2) * g[k] * g[k];
+        const T p_new = p_out[k] = p[k] * decay - lr * (m / correction1) / (std::sqrt(v / correction2) + eps);
+        return (p_new - p_new) + (m - m) + (v - v);
+      });
+    }
+  }
+  return false;
+}
+
+// Gradient clipping over the whole flat gradient g of `size` entries:
+//   by norm: g = g clip_norm / ||g||_2 where ||g||_2 > clip_norm;  by value: g = min(max(g, -clip_value), clip_value)
+// A bound of 0 turns that clipping off; by norm comes first.
+template <class T>
+void clip_gradient(T* g, index size, double clip_norm, double clip_value) {
+  if (clip_norm > 0) {
+    double squares = 0;  // one thread, so the norm is the same whatever the thread count
+    for (index k = 0; k < size; ++k) squares += double(g[k]) * g[k];
+    const double norm = std::sqrt(squares);
+    if (norm > clip_norm)
+      for (index k = 0; k < size; ++k) g[k] *= T(clip_norm / norm);
+  }
+  if (clip_value > 0)
+    for (index k = 0; k < size; ++k) g[k] = std::fmin(std::fmax(g[k], T(-clip_value)), T(clip_value));
+}
+
+}  // namespace mlpcore
