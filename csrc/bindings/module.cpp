@@ -280,6 +280,13 @@ void bind_network(py::module_& m, const std::string& suffix) {
         return net.J(A, targets_Y);
       })
       .def("squared_weights", &Net::squared_weights)
+      .def("check_data", [](const Net& net, py::array X, py::array Y) {
+        const ConstMatrix<T> X_view = matrix_view<T>(X, "X");
+        const Targets<T> Y_view = targets(net, Y);
+        py::gil_scoped_release release;
+        require(all_finite(X_view), "X contains NaN or inf");
+        require_valid_targets(net.cost, Y_view);
+      })
       .def("backward", [](const Net& net, const PyCache<T>& cache, py::array Y, Grads& grads, bool compute_dA0) {
         const Targets<T> targets_Y = targets(net, Y);
         py::gil_scoped_release release;

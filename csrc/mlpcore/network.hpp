@@ -269,6 +269,12 @@ class Network {
     subtract_scaled(params.data(), grads.dparams.data(), learning_rate, layout.size);
   }
 
+  bool any_batch_norm() const {
+    for (index l = 1; l <= L(); ++l)
+      if (layers[l].batch_norm) return true;
+    return false;
+  }
+
   index bytes() const {
     return index(params.size() * sizeof(T)) + running_mean.bytes() + running_var.bytes();
   }
@@ -322,12 +328,6 @@ class Network {
     Matrix<T> dA_prev = l > 1 ? grads.dA[l - 1] : grads.dA0();
     dense_backward<T>(W(l), cache.A_in(l - 1), grads.dZ[l], grads.dW(l), grads.db(l),
                       l > 1 || compute_dA0 ? &dA_prev : nullptr);
-  }
-
-  bool any_batch_norm() const {
-    for (index l = 1; l <= L(); ++l)
-      if (layers[l].batch_norm) return true;
-    return false;
   }
 
   void require_own(std::uint64_t owner, const char* what) const {

@@ -59,6 +59,7 @@ class Trainer {
     EpochResult result;
     for (index start = 0; start < m; start += settings.batch_size) {
       const index batch_m = std::min(settings.batch_size, m - start);
+      if (batch_m == 1 && m > 1 && net_.any_batch_norm()) break;  // one example has no batch variance
       const double J = step(X, Y, settings, start, batch_m, hook, result.diverged);
       if (!result.diverged.empty()) break;
       result.cost += J;

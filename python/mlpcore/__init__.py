@@ -22,10 +22,12 @@ from . import _core  # noqa: E402
 if not _user_wait_policy:
     del os.environ["OMP_WAIT_POLICY"]
 
-from . import reference  # noqa: E402
+from . import optim, preprocessing, reference  # noqa: E402
 from ._core import get_num_threads, set_num_threads  # noqa: E402
-from .network import Cache, Gradients, Network
+from .network import Cache, Gradients, Network  # noqa: E402
+from .optim import DivergenceError  # noqa: E402
 
 __version__ = "0.1.0"
 
-__all__ = ["Network", "Cache", "Gradients", "reference", "set_num_threads", "get_num_threads"]
+__all__ = ["Network", "Cache", "Gradients", "DivergenceError", "optim", "preprocessing", "reference",
+           "set_num_threads", "get_num_threads"]

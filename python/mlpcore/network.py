@@ -7,6 +7,7 @@ import numpy as np
 from . import _core
 from ._layers import Layers
 from .reference import check_architecture, initial_parameters
+from .training import fit
 
 _CORE_CLASSES = {np.dtype("float32"): _core.Network32, np.dtype("float64"): _core.Network64}
 
@@ -300,6 +301,61 @@ class Network:
         if not (math.isfinite(learning_rate) and 0 <= learning_rate <= np.finfo(self.dtype).max):
             raise ValueError(f"learning_rate must be finite in {self.dtype.name} and >= 0, got {learning_rate!r}")
         self._core.update(grads._core, float(learning_rate))
+
+    def fit(self, X, Y, epochs=10, batch_size=32, optimizer="sgd", learning_rate=None, shuffle=True, seed=None,
+            validation_data=None, validation_fraction=None, early_stopping=False, patience=10, l2=0.0,
+            clip_norm=None, clip_value=None, callbacks=None, schedule=None, gradient_hook=None,
+            diagnostics=False, verbose=1):
+        """Train by minibatch gradient descent; the steps of each epoch run in the C++ core.
+
+        X : (n[0], m); Y : as for ``cost`` (labels (m,) for cce, or (n[L], m)).
+        epochs : int >= 1. batch_size : int >= 1, or None for the whole set (batch
+            gradient descent); the last minibatch of an epoch may be smaller (a last
+            minibatch of one example is skipped in a batch-norm network).
+        optimizer : "sgd", "momentum", "nesterov", "rmsprop", "adam", "adamw", a pair
+            such as ("adam", {"beta1": 0.9}), or a ``mlpcore.optim`` object. Kept, with
+            its state, at ``net.optimizer``: a later fit with the same spec continues
+            from that state (warm start); ``reset_optimizer()`` forgets it.
+        learning_rate : the base rate; default 0.01, or the optimizer object's own.
+        shuffle, seed : each epoch visits the examples in an order drawn from seed,
+            which also draws the dropout masks; the same seed and thread count give
+            bit-identical parameters.
+        validation_data : (X_val, Y_val), or validation_fraction : a random share of
+            X held out. Adds val_cost and val_accuracy (bce, cce) or val_r2 (mse).
+        early_stopping, patience : stop when the validation cost (the training cost
+            without validation data) has not improved for `patience` epochs, and
+            restore the parameters of the best epoch.
+        l2 : lambda: J gains lambda/(2m) sum ||W[l]||^2 and dW[l] gains (lambda/m) W[l].
+        clip_norm, clip_value : clip the flat gradient to this global norm, then to
+            [-clip_value, clip_value].
+        callbacks : callables callback(epoch, logs) called after each epoch; one that
+            returns True stops training.
+        schedule : None, ("step", {...}), ("exponential", {...}), ("cosine", {...}):
+            the rate of each epoch, as torch.optim.lr_scheduler (see mlpcore.schedules).
+        gradient_hook : callable(flat_grads) called once per step between backward
+            and update with a writable view of the flat gradient buffer.
+        diagnostics : record per-layer ||dW||, the share of dead relu units and of
+            saturated sigmoid/tanh outputs after each epoch.
+        verbose : 1 shows a progress bar, 0 is silent.
+
+        Returns the history, a dict of per-epoch lists ("cost" with the L2 term,
+        "learning_rate", "time" in seconds, and the validation and diagnostic
+        figures asked for), also kept at ``net.history``. Ctrl-C stops after the
+        current step with a consistent network. A NaN or inf in the cost, the
+        gradient or the updated parameters raises mlpcore.DivergenceError and leaves
+        the parameters and optimizer state of the last good step.
+        """
+        return fit(self, X, Y, epochs=epochs, batch_size=batch_size, optimizer=optimizer,
+                   learning_rate=learning_rate, shuffle=shuffle, seed=seed, validation_data=validation_data,
+                   validation_fraction=validation_fraction, early_stopping=early_stopping, patience=patience,
+                   l2=l2, clip_norm=clip_norm, clip_value=clip_value, callbacks=callbacks, schedule=schedule,
+                   gradient_hook=gradient_hook, diagnostics=diagnostics, verbose=verbose)
+
+    def reset_optimizer(self):
+        """Forget the optimizer of the last fit and its state: the next fit starts afresh."""
+        if self.optimizer is not None:
+            self.optimizer.reset()
+        self.optimizer = None
 
     def predict(self, X):
         """Predictions for X of shape (n[0], m).

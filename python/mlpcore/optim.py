@@ -1,0 +1,201 @@
+"""Optimizers: one pass over the network's flat parameter buffer per step, with state buffers
+laid out like it. The formulas and defaults are those of torch.optim, so that a step can be
+checked against it. Use them through ``Network.fit(optimizer=...)`` or one step at a time:
+
+    opt = mlpcore.optim.Adam(learning_rate=1e-3)
+    grads = net.backward(net.forward(X), Y)
+    opt.step(net, grads)
+"""
+
+import math
+
+import numpy as np
+
+from . import _core
+
+__all__ = ["Optimizer", "SGD", "RMSprop", "Adam", "AdamW", "make_optimizer", "DivergenceError"]
+
+
+class DivergenceError(FloatingPointError):
+    """Training produced a cost, gradient or parameter that is NaN or infinite.
+
+    The network keeps the parameters and optimizer state of the last step
+    whose cost, gradients and updated parameters were all finite.
+    """
+
+
+def _positive_real(value, name, allow_zero=False):
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)) \
+            or not math.isfinite(value) or value < 0 or (value == 0 and not allow_zero):
+        raise ValueError(f"{name} must be a finite real number {'>=' if allow_zero else '>'} 0, got {value!r}")
+    return float(value)
+
+
+class Optimizer:
+    """The common part of the optimizers: a learning rate, hyper-parameters, and state.
+
+    The state (step count t and buffers laid out like net.params) belongs to
+    one network; it is made on the first step and kept across fits (warm
+    start) until ``reset()``.
+    """
+
+    method = None  # the core's name of the update rule
+
+    def __init__(self, learning_rate, **hyper):
+        self.learning_rate = _positive_real(learning_rate, "learning_rate", allow_zero=True)
+        self.hyper = hyper
+        self._state = None
+        self._network = None
+
+    @property
+    def spec(self):
+        """(method, hyper-parameters): what makes two optimizers update alike."""
+        return self.method, dict(self.hyper)
+
+    @property
+    def t(self):
+        """The number of steps taken since the state was made."""
+        return 0 if self._state is None else self._state.t
+
+    @property
+    def state(self):
+        """The state buffers (1-D views laid out like net.params): momentum buffer, or m and v."""
+        return [] if self._state is None else list(self._state.buffers)
+
+    def reset(self):
+        """Forget the state: the next step starts afresh (t = 0, zero buffers)."""
+        self._state = None
+        self._network = None
+
+    def _state_for(self, net):
+        """The core state for net, made on first use; refuses another network's."""
+        if self._network is not None and self._network is not net:
+            raise ValueError("this optimizer's state belongs to another network; call reset() first")
+        if self._state is None:
+            state_class = _core.OptimizerState32 if net.dtype == np.float32 else _core.OptimizerState64
+            self._state = state_class(self.method, self.hyper, net.params.size)
+            self._network = net
+        return self._state
+
+    def step(self, net, grads):
+        """One update of net's parameters from grads (a Gradients of net's backward).
+
+        Raises ValueError for gradients of another network or with NaN or inf, and
+        DivergenceError if the update itself overflows.
+        """
+        if grads._network is not net:
+            raise ValueError("the gradients belong to another network")
+        state = self._state_for(net)
+        if not state.step(self.method, self.hyper, net._core, grads._core, self.learning_rate):
+            raise DivergenceError("the update made a parameter NaN or inf; try a smaller learning rate")
+
+    def __repr__(self):
+        hyper = "".join(f", {key}={value!r}" for key, value in self.hyper.items())
+        return f"{type(self).__name__}(learning_rate={self.learning_rate!r}{hyper})"
+
+
+class SGD(Optimizer):
+    """Stochastic gradient descent, with optional (Nesterov) momentum, as torch.optim.SGD.
+
+    momentum = 0:  p = p - lr g
+    momentum > 0:  buf = momentum buf + g (buf = g at the first step);
+                   d = g + momentum buf (nesterov) or buf;  p = p - lr d
+    Defaults: learning_rate 0.01, momentum 0, nesterov False.
+    """
+
+    method = "sgd"
+
+    def __init__(self, learning_rate=0.01, momentum=0.0, nesterov=False):
+        momentum = _positive_real(momentum, "momentum", allow_zero=True)
+        if nesterov and momentum == 0:
+            raise ValueError("nesterov needs momentum > 0")
+        super().__init__(learning_rate, momentum=momentum, nesterov=bool(nesterov))
+
+
+class RMSprop(Optimizer):
+    """RMSprop as torch.optim.RMSprop (not centred, no momentum).
+
+    v = alpha v + (1 - alpha) g^2;  p = p - lr g / (sqrt(v) + eps)
+    Defaults: learning_rate 0.01, alpha 0.99, eps 1e-8.
+    """
+
+    method = "rmsprop"
+
+    def __init__(self, learning_rate=0.01, alpha=0.99, eps=1e-8):
+        super().__init__(learning_rate, alpha=_fraction(alpha, "alpha"), eps=_positive_real(eps, "eps"))
+
+
+class Adam(Optimizer):
+    """Adam as torch.optim.Adam.
+
+    m = beta1 m + (1 - beta1) g;  v = beta2 v + (1 - beta2) g^2;
+    p = p - lr (m / (1 - beta1^t)) / (sqrt(v / (1 - beta2^t)) + eps)
+    Defaults: learning_rate 1e-3, beta1 0.9, beta2 0.999, eps 1e-8.
+    """
+
+    method = "adam"
+
+    def __init__(self, learning_rate=1e-3, beta1=0.9, beta2=0.999, eps=1e-8):
+        super().__init__(learning_rate, beta1=_fraction(beta1, "beta1"), beta2=_fraction(beta2, "beta2"),
+                         eps=_positive_real(eps, "eps"))
+
+
+class AdamW(Optimizer):
+    """AdamW as torch.optim.AdamW: decoupled weight decay, then the Adam step.
+
+    p = p (1 - lr weight_decay), then as Adam. Defaults: learning_rate 1e-3,
+    beta1 0.9, beta2 0.999, eps 1e-8, weight_decay 0.01 (on every parameter).
+    """
+
+    method = "adamw"
+
+    def __init__(self, learning_rate=1e-3, beta1=0.9, beta2=0.999, eps=1e-8, weight_decay=0.01):
+        super().__init__(learning_rate, beta1=_fraction(beta1, "beta1"), beta2=_fraction(beta2, "beta2"),
+                         eps=_positive_real(eps, "eps"),
+                         weight_decay=_positive_real(weight_decay, "weight_decay", allow_zero=True))
+
+
+def _fraction(value, name):
+    value = _positive_real(value, name, allow_zero=True)
+    if value >= 1:
+        raise ValueError(f"{name} must lie in [0, 1), got {value!r}")
+    return value
+
+
+# name -> (class, hyper-parameters that the name implies)
+OPTIMIZERS = {
+    "sgd": (SGD, {}),
+    "momentum": (SGD, {"momentum": 0.9}),
+    "nesterov": (SGD, {"momentum": 0.9, "nesterov": True}),
+    "rmsprop": (RMSprop, {}),
+    "adam": (Adam, {}),
+    "adamw": (AdamW, {}),
+}
+
+
+def make_optimizer(spec, learning_rate):
+    """An Optimizer from a name ("sgd", "momentum", "nesterov", "rmsprop", "adam", "adamw"),
+    a pair (name, {hyper-parameter: value}), or an Optimizer (returned as it is, its
+    learning rate set to learning_rate unless that is None)."""
+    if isinstance(spec, Optimizer):
+        if learning_rate is not None:
+            spec.learning_rate = _positive_real(learning_rate, "learning_rate", allow_zero=True)
+        return spec
+    name, hyper = (spec, {}) if isinstance(spec, str) else _pair(spec)
+    if name not in OPTIMIZERS:
+        raise ValueError(f"unknown optimizer {name!r}; expected one of {', '.join(OPTIMIZERS)} "
+                         f"or a mlpcore.optim.Optimizer")
+    cls, implied = OPTIMIZERS[name]
+    try:
+        optimizer = cls(**({} if learning_rate is None else {"learning_rate": learning_rate}), **{**implied, **hyper})
+    except TypeError as error:
+        raise ValueError(f"optimizer {name!r}: {error}") from None
+    return optimizer
+
+
+def _pair(spec):
+    if not (isinstance(spec, (tuple, list)) and len(spec) == 2 and isinstance(spec[0], str)
+            and isinstance(spec[1], dict)):
+        raise ValueError(f"an optimizer is a name, a pair (name, {{hyper-parameters}}) or a "
+                         f"mlpcore.optim.Optimizer, got {spec!r}")
+    return spec

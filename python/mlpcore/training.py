@@ -1,0 +1,237 @@
+"""Network.fit: the epoch loop around the core's Trainer, which runs each epoch's steps in C++."""
+
+import math
+import threading
+import time
+
+import numpy as np
+
+from . import _core
+from .optim import DivergenceError, Optimizer, make_optimizer
+from .schedules import parse_schedule
+
+__all__ = ["fit"]
+
+_TRAINERS = {np.dtype("float32"): _core.Trainer32, np.dtype("float64"): _core.Trainer64}
+
+
+def fit(net, X, Y, epochs=10, batch_size=32, optimizer="sgd", learning_rate=None, shuffle=True, seed=None,
+        validation_data=None, validation_fraction=None, early_stopping=False, patience=10, l2=0.0,
+        clip_norm=None, clip_value=None, callbacks=None, schedule=None, gradient_hook=None, diagnostics=False,
+        verbose=1):
+    """Train net by minibatch gradient descent; see Network.fit for the parameters. Returns the history."""
+    _check_settings(epochs, batch_size, shuffle, seed, patience, l2, clip_norm, clip_value, callbacks,
+                    gradient_hook, verbose, validation_data, validation_fraction)
+    X, Y = _data(net, X, Y, "X", "Y")
+    m = X.shape[1]
+    rng = np.random.default_rng(seed)
+    if validation_fraction is not None:
+        X, Y, validation_data = _hold_out(X, Y, validation_fraction, rng)
+        m = X.shape[1]
+    elif validation_data is not None:
+        validation_data = _data(net, *validation_data, "validation X", "validation Y")
+    batch_size = m if batch_size is None else min(batch_size, m)
+    if net._batch_norm_layers and m < 2:
+        raise ValueError("batch normalisation needs at least 2 training examples")
+    schedule = parse_schedule(schedule)
+    opt = _optimizer(net, optimizer, learning_rate)
+
+    X = np.asfortranarray(X)  # each minibatch gathers whole columns
+    seeds = rng.integers(0, 2**63, size=2, dtype=np.uint64)
+    trainer = _TRAINERS[net.dtype](net._core, opt.method, opt.hyper, opt._state_for(net), batch_size, m)
+    net._core.dropout_seed, net._core.training_forwards = int(seeds[0]), 0
+    net.optimizer = opt
+    history = _new_history(net, validation_data, diagnostics)
+    net.history = history
+    watch = "val_cost" if validation_data is not None else "cost"
+    best = {"value": math.inf, "params": None, "epoch": -1}
+    bar = _progress(epochs, verbose)
+    try:
+        for epoch in range(epochs):
+            lr = schedule.learning_rate(opt.learning_rate, epoch)
+            started = time.perf_counter()
+            result = trainer.epoch(X, Y, batch_size, lr, l2, clip_norm or 0.0, clip_value or 0.0, bool(shuffle),
+                                   int(seeds[1]), epoch, gradient_hook,
+                                   threading.current_thread() is threading.main_thread())
+            if result["diverged"]:
+                raise DivergenceError(
+                    f"{result['diverged']} became NaN or inf at epoch {epoch + 1}, step {result['steps'] + 1}; "
+                    f"the network keeps the parameters of the last good step. Try a smaller learning_rate "
+                    f"(this epoch's was {lr:g}).")
+            logs = _epoch_logs(net, result, lr, time.perf_counter() - started, validation_data, diagnostics,
+                               trainer, X)
+            for key, value in logs.items():
+                history[key].append(value)
+            _show(bar, epoch, logs)
+            stop = result["interrupted"]
+            if early_stopping:
+                stop |= _watch(net, best, logs[watch], epoch, patience)
+            for callback in callbacks or ():
+                stop |= bool(callback(epoch, logs))
+            if stop:
+                break
+    except KeyboardInterrupt:
+        pass  # Ctrl-C between the core's epochs: the network is consistent, training just stops
+    finally:
+        if bar is not None:
+            bar.close()
+    if early_stopping and best["params"] is not None:
+        _restore(net, best)
+    return history
+
+
+def _check_settings(epochs, batch_size, shuffle, seed, patience, l2, clip_norm, clip_value, callbacks,
+                    gradient_hook, verbose, validation_data, validation_fraction):
+    """Refuse bad settings before anything changes."""
+    if not _is_int(epochs) or epochs < 1:
+        raise ValueError(f"epochs must be an integer >= 1, got {epochs!r}")
+    if batch_size is not None and (not _is_int(batch_size) or batch_size < 1):
+        raise ValueError(f"batch_size must be an integer >= 1 or None (the whole set), got {batch_size!r}")
+    if not isinstance(shuffle, (bool, np.bool_)):
+        raise TypeError(f"shuffle must be True or False, got {shuffle!r}")
+    if seed is not None and (not _is_int(seed) or seed < 0):
+        raise ValueError(f"seed must be an integer >= 0 or None, got {seed!r}")
+    if not _is_int(patience) or patience < 1:
+        raise ValueError(f"patience must be an integer >= 1, got {patience!r}")
+    if not _is_real(l2) or l2 < 0:
+        raise ValueError(f"l2 must be a finite number >= 0, got {l2!r}")
+    for name, bound in (("clip_norm", clip_norm), ("clip_value", clip_value)):
+        if bound is not None and (not _is_real(bound) or bound <= 0):
+            raise ValueError(f"{name} must be a finite number > 0 or None, got {bound!r}")
+    if callbacks is not None and not all(callable(callback) for callback in callbacks):
+        raise TypeError("callbacks must be a list of callables callback(epoch, logs)")
+    if gradient_hook is not None and not callable(gradient_hook):
+        raise TypeError(f"gradient_hook must be callable or None, got {gradient_hook!r}")
+    if verbose not in (0, 1):
+        raise ValueError(f"verbose must be 0 or 1, got {verbose!r}")
+    if validation_data is not None and validation_fraction is not None:
+        raise ValueError("give validation_data or validation_fraction, not both")
+    if validation_fraction is not None and not (_is_real(validation_fraction) and 0 < validation_fraction < 1):
+        raise ValueError(f"validation_fraction must lie in (0, 1), got {validation_fraction!r}")
+    if validation_data is not None and not (isinstance(validation_data, (tuple, list)) and len(validation_data) == 2):
+        raise ValueError("validation_data must be a pair (X_val, Y_val)")
+
+
+def _data(net, X, Y, X_name, Y_name):
+    """X (n[0], m) and Y as the core takes them, with the same m, their values checked."""
+    X = net._matrix(X, X_name, rows=net.n[0])
+    Y = net._targets(Y)
+    m, n_L = X.shape[1], net.n[-1]
+    labels = net.cost_name == "cce" and Y.ndim == 1
+    expected = (m,) if labels or (Y.ndim == 1 and n_L == 1) else (n_L, m)
+    if Y.shape != expected:
+        raise ValueError(f"{Y_name} must have shape {expected} to match {X_name} of shape {X.shape}, got {Y.shape}")
+    net._core.check_data(X, Y)
+    return X, Y
+
+
+def _hold_out(X, Y, fraction, rng):
+    """A random share `fraction` of the examples as validation data, the rest for training."""
+    m = X.shape[1]
+    m_val = max(1, int(round(fraction * m)))
+    if m_val >= m:
+        raise ValueError(f"validation_fraction {fraction} leaves no training examples of m = {m}")
+    order = rng.permutation(m)
+    val, train = np.sort(order[:m_val]), np.sort(order[m_val:])
+    return X[:, train], Y[..., train], (X[:, val], Y[..., val])
+
+
+def _optimizer(net, spec, learning_rate):
+    """The optimizer of this fit: net.optimizer, with its state, when the spec is the same (warm start)."""
+    if learning_rate is None and not isinstance(spec, Optimizer):
+        learning_rate = 0.01
+    opt = make_optimizer(spec, learning_rate)
+    previous = net.optimizer
+    if previous is not None and previous is not opt and previous.spec == opt.spec:
+        previous.learning_rate = opt.learning_rate
+        return previous
+    if opt._network is not None and opt._network is not net:
+        raise ValueError("this optimizer's state belongs to another network; call its reset() first")
+    return opt
+
+
+def _new_history(net, validation_data, diagnostics):
+    keys = ["cost", "learning_rate", "time"]
+    if validation_data is not None:
+        keys += ["val_cost", "val_r2" if net.cost_name == "mse" else "val_accuracy"]
+    if diagnostics:
+        keys += ["dW_norm", "dead_relu", "saturated"]
+    return {key: [] for key in keys}
+
+
+def _epoch_logs(net, result, lr, seconds, validation_data, diagnostics, trainer, X):
+    logs = {"cost": result["cost"], "learning_rate": lr, "time": seconds}
+    if validation_data is not None:
+        logs.update(_evaluate(net, *validation_data))
+    if diagnostics:
+        logs.update(_diagnostics(net, trainer.gradients(), X))
+    return logs
+
+
+def _evaluate(net, X, Y):
+    """val_cost, and val_accuracy (bce, cce) or val_r2 (mse), in inference mode."""
+    A_L = net.forward(X, training=False).A[net.L]
+    figures = {"val_cost": net.cost(A_L, Y)}
+    if net.cost_name == "mse":
+        Y = Y.reshape(A_L.shape)
+        residual = ((Y - A_L) ** 2).sum(axis=1)
+        total = ((Y - Y.mean(axis=1, keepdims=True)) ** 2).sum(axis=1)
+        figures["val_r2"] = float(np.mean(1 - residual / np.where(total > 0, total, 1)))
+    elif net.cost_name == "bce":
+        figures["val_accuracy"] = float(np.mean((A_L >= 0.5) == (Y.reshape(A_L.shape) >= 0.5)))
+    else:
+        labels = Y if Y.ndim == 1 else Y.argmax(axis=0)
+        figures["val_accuracy"] = float(np.mean(A_L.argmax(axis=0) == labels))
+    return figures
+
+
+def _diagnostics(net, grads, X, sample=1000):
+    """Per layer: ||dW[l]|| of the epoch's last step; the share of relu units dead (0 for every
+    example of a sample) and of sigmoid/tanh outputs saturated (within 0.01 of their bounds)."""
+    A = net.forward(X[:, :sample], training=False).A
+    dead, saturated = [], []
+    for l, (name, _) in enumerate(net.activations, start=1):
+        dead.append(float(np.mean(np.all(A[l] == 0, axis=1))) if name == "relu" else None)
+        bound = {"sigmoid": (0.01, 0.99), "tanh": (-0.99, 0.99)}.get(name)
+        saturated.append(float(np.mean((A[l] <= bound[0]) | (A[l] >= bound[1]))) if bound else None)
+    return {"dW_norm": [float(np.linalg.norm(grads.dW(l))) for l in range(1, net.L + 1)],
+            "dead_relu": dead, "saturated": saturated}
+
+
+def _watch(net, best, value, epoch, patience):
+    """Early stopping: keep the best parameters; True when `patience` epochs brought no improvement."""
+    if value < best["value"]:
+        best.update(value=value, epoch=epoch, params=net.params.copy(),
+                    running=[array.copy() for array in (*net.running_mean, *net.running_var)])
+        return False
+    return epoch - best["epoch"] >= patience
+
+
+def _restore(net, best):
+    net.params[...] = best["params"]
+    for array, saved in zip((*net.running_mean, *net.running_var), best["running"]):
+        array[...] = saved
+
+
+def _progress(epochs, verbose):
+    if not verbose:
+        return None
+    from tqdm.auto import tqdm
+    return tqdm(total=epochs, unit="epoch", leave=True)
+
+
+def _show(bar, epoch, logs):
+    if bar is None:
+        return
+    figures = {key: f"{logs[key]:.4g}" for key in ("cost", "val_cost", "val_accuracy", "val_r2") if key in logs}
+    bar.set_postfix(figures, refresh=False)
+    bar.update(1)
+
+
+def _is_int(value):
+    return isinstance(value, (int, np.integer)) and not isinstance(value, bool)
+
+
+def _is_real(value):
+    return isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool) \
+        and math.isfinite(value)
