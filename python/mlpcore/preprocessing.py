@@ -1,0 +1,136 @@
+"""Feature scaling and targets, on (n[0], m) arrays: one column per example, like the rest of mlpcore.
+
+    scaler = Standardizer().fit(X_train)        # X_train (n0, m)
+    X_train = scaler.transform(X_train)         # zero mean, unit variance per feature (row)
+    X_test = scaler.transform(X_test)           # with the training mean and scale
+    Y = one_hot(labels, K)                      # (K, m) float64
+"""
+
+import numpy as np
+
+__all__ = ["Standardizer", "NotFittedError", "one_hot"]
+
+
+class NotFittedError(ValueError, AttributeError):
+    """A Standardizer was asked to transform before it was fitted."""
+
+
+def _matrix(X, name="X"):
+    """X as a 2-D array of real numbers with at least one column; the dtype is kept."""
+    X = np.asarray(X)
+    if X.dtype.kind not in "fiu":
+        raise TypeError(f"{name} must hold real numbers (float or int); got dtype {X.dtype}")
+    if X.ndim != 2:
+        raise ValueError(f"{name} must be 2-D of shape (n0, m), one column per example; "
+                         f"got shape {X.shape}")
+    if X.shape[1] == 0:
+        raise ValueError(f"{name} must have at least one example (column); got shape {X.shape}")
+    if X.dtype.kind == "f" and not np.all(np.isfinite(X)):
+        raise ValueError(f"{name} must be finite; it holds NaN or inf")
+    return X
+
+
+class Standardizer:
+    """Mean normalisation and scaling of each feature (each row of X) to zero mean and unit variance.
+
+    fit(X) learns, from X (n0, m), mean_ = the mean of each row and scale_ = its standard
+    deviation (population: divided by m), both (n0, 1) float64; a constant feature (scale 0,
+    or below rounding of its mean) gets scale 1, so it is mapped to 0, never divided by zero.
+    transform(X) = (X - mean_) / scale_; inverse_transform(X) = X scale_ + mean_.
+
+    X may be any real or integer array; float32 stays float32 and float64 stays float64
+    (integers give float64). The statistics are computed in float64.
+
+    Attributes
+    ----------
+    mean_ : (n0, 1) float64, the mean of each feature over the training examples.
+    scale_ : (n0, 1) float64, the standard deviation of each feature, 1 where it is 0.
+    n_features_ : int, n0.
+    """
+
+    def __init__(self):
+        self.mean_ = None
+        self.scale_ = None
+        self.n_features_ = None
+
+    def fit(self, X):
+        """Learn mean_ and scale_ from X of shape (n0, m), m >= 1, finite. Returns self."""
+        X = _matrix(X)
+        X64 = X.astype(np.float64)
+        # mean_ = (1/m) sum over columns of X
+        mean = np.mean(X64, axis=1, keepdims=True)
+        # scale_ = sqrt((1/m) sum over columns of (X - mean_)^2)
+        scale = np.sqrt(np.mean((X64 - mean) ** 2, axis=1, keepdims=True))
+        # a constant feature: its own value as the mean, scale 1; the same for a spread
+        # that is only the rounding of the mean
+        constant = np.all(X64 == X64[:, :1], axis=1, keepdims=True)
+        mean = np.where(constant, X64[:, :1], mean)
+        tiny = scale <= 10 * np.finfo(np.float64).eps * np.abs(mean)
+        scale = np.where(constant | tiny | (scale == 0), 1.0, scale)
+        self.mean_, self.scale_, self.n_features_ = mean, scale, X.shape[0]
+        return self
+
+    def transform(self, X):
+        """(X - mean_) / scale_ for X of shape (n0, m); float32 stays float32, else float64."""
+        X = self._checked(X)
+        # X_scaled = (X - mean_) / scale_
+        return ((X.astype(np.float64) - self.mean_) / self.scale_).astype(self._dtype(X), copy=False)
+
+    def fit_transform(self, X):
+        """fit(X), then transform(X)."""
+        return self.fit(X).transform(X)
+
+    def inverse_transform(self, X):
+        """X scale_ + mean_: back to the original units; float32 stays float32, else float64."""
+        X = self._checked(X)
+        # X = X_scaled scale_ + mean_
+        return (X.astype(np.float64) * self.scale_ + self.mean_).astype(self._dtype(X), copy=False)
+
+    def _checked(self, X):
+        if self.mean_ is None:
+            raise NotFittedError("this Standardizer is not fitted yet: call fit(X) or "
+                                 "fit_transform(X) with the training data first")
+        X = _matrix(X)
+        if X.shape[0] != self.n_features_:
+            raise ValueError(f"X must have n0 = {self.n_features_} rows (features), as in fit; "
+                             f"got shape {X.shape}")
+        return X
+
+    @staticmethod
+    def _dtype(X):
+        return X.dtype if X.dtype == np.float32 else np.dtype(np.float64)
+
+    def __repr__(self):
+        fitted = f"fitted on n0 = {self.n_features_}" if self.mean_ is not None else "not fitted"
+        return f"Standardizer({fitted})"
+
+
+def one_hot(labels, K):
+    """One-hot targets Y of shape (K, m), float64: Y[labels[j], j] = 1, 0 elsewhere.
+
+    labels : (m,) class indices in 0..K-1; integers, or floats that are whole numbers.
+    K : the number of classes, an integer >= 1.
+    Raises ValueError on labels that are not 1-D, not whole numbers or outside 0..K-1,
+    and on K < 1; TypeError on a K that is not an integer or labels that are not numbers.
+    """
+    if isinstance(K, bool) or not isinstance(K, (int, np.integer)):
+        raise TypeError(f"K must be an integer (the number of classes); got {K!r}")
+    if K < 1:
+        raise ValueError(f"K must be >= 1 (the number of classes); got {K}")
+    labels = np.asarray(labels)
+    if labels.dtype.kind not in "fiu":
+        raise TypeError(f"labels must be integers 0..{K - 1}; got dtype {labels.dtype}")
+    if labels.ndim != 1:
+        raise ValueError(f"labels must be 1-D of shape (m,); got shape {labels.shape}")
+    if labels.dtype.kind == "f":
+        if not np.all(np.isfinite(labels)) or np.any(labels != np.round(labels)):
+            raise ValueError("labels must be whole numbers (class indices); got "
+                             f"{labels[~np.isfinite(labels) | (labels != np.round(labels))][:5]}")
+    if labels.size and (labels.min() < 0 or labels.max() >= K):
+        raise ValueError(f"labels must lie in 0..{K - 1} for K = {K} classes; got values from "
+                         f"{labels.min()} to {labels.max()}")
+    m = labels.shape[0]
+    Y = np.zeros((K, m), dtype=np.float64)
+    # Y[labels[j], j] = 1
+    Y[labels.astype(np.int64), np.arange(m)] = 1.0
+    return Y

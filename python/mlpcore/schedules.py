@@ -1,0 +1,175 @@
+"""Learning-rate schedules, stepped once per epoch, as torch.optim.lr_scheduler's namesakes.
+
+A schedule spec is one of
+
+    None                                          lr(e) = lr0
+    ("step", {"step_size": 10, "gamma": 0.5})     lr(e) = lr0 gamma^(e // step_size)      (StepLR)
+    ("exponential", {"gamma": 0.95})              lr(e) = lr0 gamma^e                     (ExponentialLR)
+    ("cosine", {"T_max": 50, "eta_min": 0.0})     lr(e) = eta_min + (lr0 - eta_min)
+                                                          (1 + cos(pi e / T_max)) / 2      (CosineAnnealingLR)
+
+where e = 0, 1, 2, ... is the epoch (0-based: epoch 0 trains at lr0) and lr0
+the base learning rate (fit's learning_rate). The rate of an epoch is used
+for every step of that epoch; the schedule moves on after the epoch. A name
+alone ("step", "exponential", "cosine") takes every default, and a params dict
+may leave out any parameter: the defaults are the values shown above.
+The cosine is the closed form, which torch's recursive CosineAnnealingLR
+follows; past T_max it rises again, as torch's does.
+
+    >>> schedule = parse_schedule(("step", {"step_size": 2, "gamma": 0.5}))
+    >>> [schedule.learning_rate(0.1, e) for e in range(5)]
+    [0.1, 0.1, 0.05, 0.05, 0.025]
+"""
+
+import math
+import numbers
+
+__all__ = ["SCHEDULES", "Schedule", "parse_schedule", "learning_rate", "learning_rates"]
+
+# name: its parameters with their defaults
+SCHEDULES = {
+    "constant": {},
+    "step": {"step_size": 10, "gamma": 0.5},
+    "exponential": {"gamma": 0.95},
+    "cosine": {"T_max": 50, "eta_min": 0.0},
+}
+
+
+def _is_real(value):
+    """True for a Python or NumPy int or float (not a bool)."""
+    return isinstance(value, numbers.Real) and not isinstance(value, bool)
+
+
+def _is_integer(value):
+    """True for a Python or NumPy integer (not a bool)."""
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+
+
+class Schedule:
+    """A parsed schedule: ``name`` (one of SCHEDULES) and ``params`` (every parameter filled in).
+
+    ``learning_rate(lr0, epoch)`` gives the rate of an epoch; ``learning_rates(lr0, epochs)``
+    those of epochs 0..epochs-1. Two schedules are equal when their name and params are.
+    """
+
+    __slots__ = ("name", "params")
+
+    def __init__(self, name, params):
+        self.name = name
+        self.params = dict(params)
+
+    def learning_rate(self, lr0, epoch):
+        """The learning rate of epoch ``epoch`` (an int >= 0, 0-based) for the base rate lr0 >= 0.
+
+        Returns a float. Raises ValueError on a negative or non-finite lr0 or a negative epoch,
+        TypeError on an epoch that is not an integer.
+        """
+        if not _is_real(lr0) or not math.isfinite(lr0) or lr0 < 0:
+            raise ValueError(f"the base learning rate must be a finite number >= 0; got {lr0!r}")
+        if not _is_integer(epoch):
+            raise TypeError(f"epoch must be an integer >= 0; got {epoch!r}")
+        if epoch < 0:
+            raise ValueError(f"epoch must be >= 0 (0-based); got {epoch}")
+        lr0, e, p = float(lr0), int(epoch), self.params
+        if self.name == "step":
+            # lr = lr0 gamma^(e // step_size)
+            return lr0 * p["gamma"] ** (e // p["step_size"])
+        if self.name == "exponential":
+            # lr = lr0 gamma^e
+            return lr0 * p["gamma"] ** e
+        if self.name == "cosine":
+            # lr = eta_min + (lr0 - eta_min) (1 + cos(pi e / T_max)) / 2
+            eta_min = p["eta_min"]
+            return eta_min + (lr0 - eta_min) * (1 + math.cos(math.pi * e / p["T_max"])) / 2
+        # constant: lr = lr0
+        return lr0
+
+    def learning_rates(self, lr0, epochs):
+        """The learning rates of epochs 0..epochs-1, a list of floats."""
+        if not _is_integer(epochs) or epochs < 0:
+            raise ValueError(f"epochs must be an integer >= 0; got {epochs!r}")
+        return [self.learning_rate(lr0, e) for e in range(epochs)]
+
+    def spec(self):
+        """The spec that parses to this schedule: None, or (name, params)."""
+        return None if self.name == "constant" else (self.name, dict(self.params))
+
+    def __eq__(self, other):
+        return (isinstance(other, Schedule) and self.name == other.name
+                and self.params == other.params)
+
+    def __hash__(self):
+        return hash((self.name, tuple(sorted(self.params.items()))))
+
+    def __repr__(self):
+        if self.name == "constant":
+            return "Schedule(None)"
+        return f"Schedule(({self.name!r}, {self.params!r}))"
+
+
+def parse_schedule(spec):
+    """Check a schedule spec and fill in its defaults.
+
+    spec: None; a name "step", "exponential", "cosine" (every default); a pair
+    (name, params) with params a dict of some of that schedule's parameters
+    (or None); or a Schedule (returned as it is).
+        step: step_size an integer >= 1, gamma a finite number > 0;
+        exponential: gamma a finite number > 0;
+        cosine: T_max an integer >= 1, eta_min a finite number >= 0.
+    Returns a Schedule. Raises ValueError on an unknown name, an unknown
+    parameter or a value out of range, TypeError on a spec of another form.
+    """
+    if isinstance(spec, Schedule):
+        return spec
+    if spec is None:
+        return Schedule("constant", {})
+    if isinstance(spec, str):
+        name, params = spec, {}
+    elif isinstance(spec, (tuple, list)) and len(spec) == 2:
+        name, params = spec
+    else:
+        raise TypeError(
+            "a schedule is None, a name, or a pair (name, params) such as "
+            f"('step', {{'step_size': 10, 'gamma': 0.5}}); got {spec!r}")
+    if not isinstance(name, str):
+        raise TypeError(f"a schedule name is a str; got {name!r}")
+    if params is None:
+        params = {}
+    if not isinstance(params, dict):
+        raise TypeError(f"schedule params are a dict such as {{'gamma': 0.95}}; got {params!r}")
+    names = [n for n in SCHEDULES if n != "constant"]
+    if name not in names:
+        raise ValueError(f"unknown schedule {name!r}; expected None or one of {', '.join(names)}")
+    defaults = SCHEDULES[name]
+    unknown = sorted(map(str, set(params) - set(defaults)))
+    if unknown:
+        raise ValueError(f"schedule {name!r} takes the parameters {list(defaults)}; got {unknown}")
+    params = {**defaults, **params}
+
+    for key in ("step_size", "T_max"):
+        if key in params:
+            value = params[key]
+            if not _is_integer(value) or value < 1:
+                raise ValueError(f"{key} of schedule {name!r} must be an integer >= 1; got {value!r}")
+            params[key] = int(value)
+    if "gamma" in params:
+        value = params["gamma"]
+        if not _is_real(value) or not math.isfinite(value) or value <= 0:
+            raise ValueError(f"gamma of schedule {name!r} must be a finite number > 0; got {value!r}")
+        params["gamma"] = float(value)
+    if "eta_min" in params:
+        value = params["eta_min"]
+        if not _is_real(value) or not math.isfinite(value) or value < 0:
+            raise ValueError(f"eta_min of schedule {name!r} must be a finite number >= 0; got {value!r}")
+        params["eta_min"] = float(value)
+    return Schedule(name, params)
+
+
+def learning_rate(spec, lr0, epoch):
+    """The learning rate of epoch ``epoch`` (0-based) under the schedule spec, base rate lr0."""
+    return parse_schedule(spec).learning_rate(lr0, epoch)
+
+
+def learning_rates(spec, lr0, epochs):
+    """The learning rates of epochs 0..epochs-1 under the schedule spec, base rate lr0; a list."""
+    return parse_schedule(spec).learning_rates(lr0, epochs)

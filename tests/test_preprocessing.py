@@ -1,0 +1,139 @@
+"""mlpcore.preprocessing: Standardizer and one_hot on (n0, m) arrays, one column per example."""
+
+import numpy as np
+import pytest
+
+from mlpcore.preprocessing import NotFittedError, Standardizer, one_hot
+
+
+def data(n0=4, m=50, seed=0):
+    rng = np.random.default_rng(seed)
+    return rng.standard_normal((n0, m)) * [[1.0], [10.0], [0.01], [3.0]][:n0] + [[5.0], [-2.0], [0.0], [100.0]][:n0]
+
+
+def test_standardizer_fit_transform():
+    X = data()
+    scaler = Standardizer()
+    assert scaler.fit(X) is scaler
+    assert scaler.mean_.shape == (4, 1) and scaler.scale_.shape == (4, 1)
+    assert scaler.mean_.dtype == np.float64 and scaler.scale_.dtype == np.float64
+    np.testing.assert_allclose(scaler.mean_, X.mean(axis=1, keepdims=True), rtol=1e-14)
+    # population standard deviation (divided by m)
+    np.testing.assert_allclose(scaler.scale_, X.std(axis=1, ddof=0, keepdims=True), rtol=1e-14)
+    Xs = scaler.transform(X)
+    assert Xs.shape == X.shape and Xs.dtype == np.float64
+    np.testing.assert_allclose(Xs.mean(axis=1), 0, atol=1e-14)
+    np.testing.assert_allclose(Xs.std(axis=1), 1, rtol=1e-13)
+    np.testing.assert_allclose(Standardizer().fit_transform(X), Xs, rtol=1e-15)
+    np.testing.assert_allclose(scaler.inverse_transform(Xs), X, rtol=1e-13, atol=1e-13)
+    assert "n0 = 4" in repr(scaler)
+
+
+def test_standardizer_hand_values_and_new_data():
+    X = np.array([[1.0, 3.0], [10.0, 10.0], [0.0, 4.0]])
+    scaler = Standardizer().fit(X)
+    np.testing.assert_array_equal(scaler.mean_, [[2.0], [10.0], [2.0]])
+    # the constant feature gets scale 1, never a division by zero
+    np.testing.assert_array_equal(scaler.scale_, [[1.0], [1.0], [2.0]])
+    np.testing.assert_array_equal(scaler.transform(X), [[-1.0, 1.0], [0.0, 0.0], [-1.0, 1.0]])
+    # new data is transformed with the training statistics, any m
+    np.testing.assert_array_equal(scaler.transform([[2.0], [12.0], [8.0]]), [[0.0], [2.0], [3.0]])
+    np.testing.assert_array_equal(scaler.inverse_transform([[0.0], [2.0], [3.0]]), [[2.0], [12.0], [8.0]])
+
+
+def test_standardizer_constant_features_with_rounding():
+    """A constant feature whose mean rounds (0.1 * 3 / 3) is still mapped to exactly 0."""
+    X = np.array([[0.1, 0.1, 0.1], [1e10 + 0.5, 1e10 + 0.5, 1e10 + 0.5], [1.0, 2.0, 3.0]])
+    scaler = Standardizer().fit(X)
+    np.testing.assert_array_equal(scaler.scale_[:2], [[1.0], [1.0]])
+    np.testing.assert_array_equal(scaler.transform(X)[:2], np.zeros((2, 3)))
+    assert np.all(np.isfinite(scaler.transform(X)))
+    # a single example: every feature is constant
+    single = Standardizer().fit(np.array([[3.0], [-1.0]]))
+    np.testing.assert_array_equal(single.scale_, [[1.0], [1.0]])
+    np.testing.assert_array_equal(single.transform([[3.0], [-1.0]]), [[0.0], [0.0]])
+
+
+def test_standardizer_dtypes_and_layouts():
+    X = data()
+    X32 = X.astype(np.float32)
+    scaler = Standardizer().fit(X32)
+    Xs = scaler.transform(X32)
+    assert Xs.dtype == np.float32
+    np.testing.assert_allclose(Xs, Standardizer().fit_transform(X), rtol=1e-5, atol=1e-5)
+    assert scaler.inverse_transform(Xs).dtype == np.float32
+    ints = np.array([[1, 2, 3], [4, 4, 4]], dtype=np.int32)
+    assert Standardizer().fit_transform(ints).dtype == np.float64
+    # X_rows.T (F-ordered) and a strided view give the same results
+    X_rows = np.ascontiguousarray(X.T)
+    np.testing.assert_allclose(Standardizer().fit_transform(X_rows.T), Standardizer().fit_transform(X),
+                               rtol=1e-15)
+    wide = np.concatenate([X, X], axis=1)[:, ::2]
+    np.testing.assert_allclose(Standardizer().fit(wide).mean_,
+                               Standardizer().fit(np.ascontiguousarray(wide)).mean_, rtol=1e-15)
+    # fit does not change its input
+    before = X.copy()
+    Standardizer().fit_transform(X)
+    np.testing.assert_array_equal(X, before)
+
+
+def test_standardizer_refuses():
+    with pytest.raises(NotFittedError, match="fit"):
+        Standardizer().transform(data())
+    with pytest.raises(ValueError, match="fit"):   # NotFittedError is a ValueError
+        Standardizer().inverse_transform(data())
+    scaler = Standardizer().fit(data())
+    with pytest.raises(ValueError, match="n0 = 4"):
+        scaler.transform(data(n0=3))
+    with pytest.raises(ValueError, match="n0 = 4"):
+        scaler.inverse_transform(np.ones((5, 2)))
+    with pytest.raises(ValueError, match="2-D"):
+        scaler.transform(np.ones(4))
+    with pytest.raises(ValueError, match="2-D"):
+        Standardizer().fit(np.ones((2, 3, 4)))
+    with pytest.raises(ValueError, match="at least one example"):
+        Standardizer().fit(np.ones((4, 0)))
+    bad = data()
+    bad[1, 3] = np.nan
+    with pytest.raises(ValueError, match="finite"):
+        Standardizer().fit(bad)
+    bad[1, 3] = np.inf
+    with pytest.raises(ValueError, match="finite"):
+        scaler.transform(bad)
+    for wrong in (np.ones((4, 3), dtype=bool), np.ones((4, 3), dtype=complex), np.array([["a"] * 3] * 4)):
+        with pytest.raises(TypeError, match="real numbers"):
+            Standardizer().fit(wrong)
+    # a refused fit leaves an earlier fit in place
+    mean = scaler.mean_.copy()
+    with pytest.raises(ValueError):
+        scaler.fit(bad)
+    np.testing.assert_array_equal(scaler.mean_, mean)
+
+
+def test_one_hot():
+    Y = one_hot([2, 0, 1, 2], 3)
+    assert Y.shape == (3, 4) and Y.dtype == np.float64
+    np.testing.assert_array_equal(Y, [[0, 1, 0, 0], [0, 0, 1, 0], [1, 0, 0, 1]])
+    np.testing.assert_array_equal(one_hot(np.array([1.0, 0.0]), np.int64(2)), [[0, 1], [1, 0]])
+    np.testing.assert_array_equal(one_hot(np.array([0], dtype=np.uint8), 1), [[1.0]])
+    assert one_hot([], 4).shape == (4, 0)
+    labels = np.random.default_rng(0).integers(0, 10, size=1000)
+    np.testing.assert_array_equal(one_hot(labels, 10).argmax(axis=0), labels)
+    np.testing.assert_array_equal(one_hot(labels, 10).sum(axis=0), 1.0)
+
+
+@pytest.mark.parametrize("labels, K, error, pattern", [
+    ([0, 3], 3, ValueError, "0..2"),
+    ([-1, 0], 3, ValueError, "0..2"),
+    ([0.5, 1.0], 3, ValueError, "whole"),
+    ([np.nan], 3, ValueError, "whole"),
+    ([[0, 1]], 3, ValueError, "1-D"),
+    ([0, 1], 0, ValueError, "K"),
+    ([0, 1], 2.0, TypeError, "K"),
+    ([0, 1], True, TypeError, "K"),
+    (["a", "b"], 2, TypeError, "labels"),
+    ([True, False], 2, TypeError, "labels"),
+])
+def test_one_hot_refuses(labels, K, error, pattern):
+    with pytest.raises(error, match=pattern):
+        one_hot(labels, K)

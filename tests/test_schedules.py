@@ -1,0 +1,131 @@
+"""mlpcore.schedules: parsing of a schedule spec and the learning rate of each epoch.
+
+Hand-computed values always; torch.optim.lr_scheduler's StepLR, ExponentialLR and
+CosineAnnealingLR when torch is installed.
+"""
+
+import math
+import warnings
+
+import numpy as np
+import pytest
+
+from mlpcore import schedules
+from mlpcore.schedules import Schedule, learning_rate, learning_rates, parse_schedule
+
+
+def test_constant():
+    assert learning_rates(None, 0.1, 4) == [0.1] * 4
+    assert parse_schedule(None) == Schedule("constant", {})
+    assert parse_schedule(None).spec() is None
+
+
+def test_step_hand_values():
+    spec = ("step", {"step_size": 2, "gamma": 0.5})
+    assert learning_rates(spec, 0.1, 7) == pytest.approx([0.1, 0.1, 0.05, 0.05, 0.025, 0.025, 0.0125],
+                                                         rel=1e-15)
+    # the defaults: step_size 10, gamma 0.5
+    assert learning_rate("step", 1.0, 9) == 1.0
+    assert learning_rate("step", 1.0, 10) == 0.5
+    assert learning_rate(("step", {}), 1.0, 25) == 0.25
+    assert learning_rate(("step", {"gamma": 0.1}), 2.0, 10) == pytest.approx(0.2, rel=1e-15)
+
+
+def test_exponential_hand_values():
+    assert learning_rates(("exponential", {"gamma": 0.5}), 1.0, 4) == [1.0, 0.5, 0.25, 0.125]
+    assert learning_rate("exponential", 1.0, 2) == pytest.approx(0.95 ** 2, rel=1e-15)
+
+
+def test_cosine_hand_values():
+    spec = ("cosine", {"T_max": 4, "eta_min": 0.1})
+    expected = [1.0, 0.1 + 0.9 * (1 + math.cos(math.pi / 4)) / 2, 0.55,
+                0.1 + 0.9 * (1 + math.cos(3 * math.pi / 4)) / 2, 0.1,
+                0.1 + 0.9 * (1 + math.cos(5 * math.pi / 4)) / 2, 0.55]
+    assert learning_rates(spec, 1.0, 7) == pytest.approx(expected, rel=1e-15, abs=1e-16)
+    # defaults: T_max 50, eta_min 0
+    assert learning_rate("cosine", 1.0, 25) == pytest.approx(0.5, rel=1e-15)
+    assert learning_rate(("cosine", {"T_max": 10}), 0.2, 10) == pytest.approx(0.0, abs=1e-17)
+
+
+def test_parse_fills_in_defaults_and_is_idempotent():
+    schedule = parse_schedule(("cosine", {"T_max": 5}))
+    assert schedule.name == "cosine" and schedule.params == {"T_max": 5, "eta_min": 0.0}
+    assert parse_schedule(schedule) is schedule
+    assert parse_schedule(schedule.spec()) == schedule
+    assert parse_schedule(["step", None]) == parse_schedule("step")
+    assert parse_schedule(("step", {"step_size": np.int64(3), "gamma": np.float32(0.5)})).params == \
+        {"step_size": 3, "gamma": 0.5}
+    assert set(schedules.SCHEDULES) == {"constant", "step", "exponential", "cosine"}
+    assert "step" in repr(parse_schedule("step"))
+
+
+@pytest.mark.parametrize("spec, error, pattern", [
+    ("linear", ValueError, "linear"),
+    (("Step", {}), ValueError, "Step"),
+    ("constant", ValueError, "constant"),
+    (("step", {"step": 2}), ValueError, "step"),
+    (("exponential", {"gamma": 0.9, "T_max": 3}), ValueError, "T_max"),
+    (("cosine", {"eta_max": 0.1}), ValueError, "eta_max"),
+    (("step", {"step_size": 0}), ValueError, "step_size"),
+    (("step", {"step_size": 2.5}), ValueError, "step_size"),
+    (("step", {"step_size": True}), ValueError, "step_size"),
+    (("step", {"gamma": -0.5}), ValueError, "gamma"),
+    (("step", {"gamma": 0.0}), ValueError, "gamma"),
+    (("exponential", {"gamma": float("nan")}), ValueError, "gamma"),
+    (("exponential", {"gamma": "0.9"}), ValueError, "gamma"),
+    (("cosine", {"T_max": 0}), ValueError, "T_max"),
+    (("cosine", {"eta_min": -1e-3}), ValueError, "eta_min"),
+    (("cosine", {"eta_min": float("inf")}), ValueError, "eta_min"),
+    (("step", {"step_size": 2}, 3), TypeError, "schedule"),
+    (("step", [2, 0.5]), TypeError, "dict"),
+    ((3, {}), TypeError, "name"),
+    (0.5, TypeError, "schedule"),
+])
+def test_parse_refuses(spec, error, pattern):
+    with pytest.raises(error, match=pattern):
+        parse_schedule(spec)
+
+
+def test_learning_rate_refuses_bad_epochs_and_rates():
+    schedule = parse_schedule("step")
+    with pytest.raises(ValueError, match="epoch"):
+        schedule.learning_rate(0.1, -1)
+    with pytest.raises(TypeError, match="epoch"):
+        schedule.learning_rate(0.1, 1.5)
+    for lr0 in (-0.1, float("nan"), float("inf")):
+        with pytest.raises(ValueError, match="learning rate"):
+            schedule.learning_rate(lr0, 0)
+    with pytest.raises(ValueError, match="epochs"):
+        schedule.learning_rates(0.1, -2)
+    assert schedule.learning_rates(0.1, 0) == []
+
+
+TORCH_SCHEDULES = [
+    (("step", {"step_size": 3, "gamma": 0.3}), "StepLR", {"step_size": 3, "gamma": 0.3}),
+    (("step", {"step_size": 1, "gamma": 0.5}), "StepLR", {"step_size": 1, "gamma": 0.5}),
+    ("step", "StepLR", {"step_size": 10, "gamma": 0.5}),
+    (("exponential", {"gamma": 0.9}), "ExponentialLR", {"gamma": 0.9}),
+    ("exponential", "ExponentialLR", {"gamma": 0.95}),
+    (("cosine", {"T_max": 10, "eta_min": 0.001}), "CosineAnnealingLR", {"T_max": 10, "eta_min": 0.001}),
+    (("cosine", {"T_max": 7}), "CosineAnnealingLR", {"T_max": 7, "eta_min": 0.0}),
+    ("cosine", "CosineAnnealingLR", {"T_max": 50, "eta_min": 0.0}),
+]
+
+
+@pytest.mark.parametrize("spec, torch_name, torch_params", TORCH_SCHEDULES,
+                         ids=[f"{case[1]}-{i}" for i, case in enumerate(TORCH_SCHEDULES)])
+def test_matches_torch_lr_scheduler(spec, torch_name, torch_params):
+    """The rate of epochs 0..59 (past T_max for the cosines), stepped once per epoch as in torch."""
+    torch = pytest.importorskip("torch", reason="torch is not installed: the torch cross-checks need it")
+    lr0 = 0.05
+    optimizer = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=lr0)
+    scheduler = getattr(torch.optim.lr_scheduler, torch_name)(optimizer, **torch_params)
+    expected = []
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for _ in range(60):
+            expected.append(optimizer.param_groups[0]["lr"])
+            optimizer.step()
+            scheduler.step()
+    # torch's cosine is recursive: it agrees with the closed form up to rounding
+    np.testing.assert_allclose(learning_rates(spec, lr0, 60), expected, rtol=1e-9, atol=1e-15)
