@@ -5,19 +5,7 @@ import numpy as np
 import pytest
 
 import mlpcore
-
-
-def two_spirals(points_per_class=200, turns=1.5, noise=0.02, seed=0):
-    """X (2, 2k): two interleaved spirals of radius 0.1..1; labels (2k,) in {0, 1}."""
-    rng = np.random.default_rng(seed)
-    t = np.linspace(0.1, 1.0, points_per_class)
-    X, labels = [], []
-    for label in (0, 1):
-        angle = 2 * np.pi * turns * t + label * np.pi
-        points = np.stack([t * np.cos(angle), t * np.sin(angle)])
-        X.append(points + noise * rng.standard_normal(points.shape))
-        labels.append(np.full(points_per_class, label))
-    return np.concatenate(X, axis=1), np.concatenate(labels)
+from mlpcore.datasets import two_spirals
 
 
 def gradient_descent(net, X, Y, learning_rate, epochs):
@@ -46,7 +34,7 @@ def test_xor(seed, dtype):
 
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 def test_two_spirals(dtype):
-    X, labels = two_spirals()
+    X, labels = two_spirals(m=400, noise=0.02)
     X = X.astype(dtype)
     Y = labels[None, :].astype(dtype)
     net = mlpcore.Network([2, 32, 32, 1], ["tanh", "tanh", "sigmoid"], "bce", dtype=dtype,
@@ -59,7 +47,7 @@ def test_two_spirals(dtype):
 
 def test_two_spirals_softmax_cce():
     """The same spirals as two classes with a softmax output and integer labels."""
-    X, labels = two_spirals()
+    X, labels = two_spirals(m=400, noise=0.02)
     X = X.astype(np.float32)
     net = mlpcore.Network([2, 32, 32, 2], ["relu", "tanh", "softmax"], "cce",
                           dtype="float32", seed=1)

@@ -57,7 +57,9 @@ ConstMatrix<T> matrix_view(const py::array& a, const char* name) {
   const index row_stride = a.ndim() == 2 ? a.strides(0) : item, col_stride = a.strides(a.ndim() - 1);
   if (row_stride % item != 0 || col_stride % item != 0)
     throw py::value_error(std::string(name) + " has strides that are not whole items");
-  const index row_step = rows == 1 ? 1 : row_stride / item, col_step = cols == 1 ? rows : col_stride / item;
+  // A single row or column has one stride that matters; the other is whatever makes the view valid.
+  const index row_step = rows == 1 ? 1 : row_stride / item;
+  const index col_step = cols > 1 ? col_stride / item : row_step == 1 ? rows : 1;
   const T* data = static_cast<const T*>(a.data());
   if (row_step == 1 && col_step >= rows && col_step <= INT_MAX) return {data, rows, cols, col_step, false};
   if (col_step == 1 && row_step >= cols && row_step <= INT_MAX) return {data, rows, cols, row_step, true};

@@ -110,16 +110,19 @@ void subtract_scaled(T* x, const T* y, T alpha, index size) {
   for (index k = 0; k < size; ++k) x[k] -= alpha * y[k];
 }
 
-// True when no entry of M is NaN or infinite: x - x is 0 for a finite x and NaN otherwise.
+// True when no entry of M is NaN or infinite: x - x is 0 for a finite x and NaN otherwise
+// (an integer or-reduction, so that the loop vectorises).
 template <class T>
 bool all_finite(ConstMatrix<T> M) {
   const index outer = M.transposed ? M.rows : M.cols, inner = M.transposed ? M.cols : M.rows;
-  T residue = 0;
-#pragma omp parallel for schedule(static) reduction(+ : residue) num_threads(team_size.load()) \
+  int not_finite = 0;
+#pragma omp parallel for schedule(static) reduction(| : not_finite) num_threads(team_size.load()) \
     if (M.rows * M.cols >= parallel_threshold)
-  for (index j = 0; j < outer; ++j)
-    for (index i = 0; i < inner; ++i) residue += M.data[i + j * M.ld] - M.data[i + j * M.ld];
-  return residue == 0;
+  for (index j = 0; j < outer; ++j) {
+    const T* column = M.data + j * M.ld;
+    for (index i = 0; i < inner; ++i) not_finite |= column[i] - column[i] != 0;
+  }
+  return !not_finite;
 }
 
 template <class T>

@@ -328,6 +328,9 @@ class Network {
     Matrix<T> dA_prev = l > 1 ? grads.dA[l - 1] : grads.dA0();
     dense_backward<T>(W(l), cache.A_in(l - 1), grads.dZ[l], grads.dW(l), grads.db(l),
                       l > 1 || compute_dA0 ? &dA_prev : nullptr);
+    // Normalisation subtracts the batch mean of Z, and b with it: db is 0 exactly, not the
+    // rounding noise of a sum that an adaptive optimizer would divide by sqrt(v) + eps.
+    if (layer.batch_norm) std::fill_n(grads.db(l), layout.n[l], T(0));
   }
 
   void require_own(std::uint64_t owner, const char* what) const {

@@ -37,13 +37,15 @@ struct OptimizerState {
 
 // for k in 0..size-1: f(k) writes the new values of entry k and returns their residue (x - x
 // summed over them: 0 when all are finite). Returns true when every new value is finite.
+// (An integer or-reduction, so that the loop vectorises without reassociating float sums.)
 template <class T, class F>
-bool for_each_parameter(index size, F&& f) {
-  T residue = 0;
-#pragma omp parallel for schedule(static) reduction(+ : residue) num_threads(team_size.load()) \
-    if (size >= parallel_threshold)
-  for (index k = 0; k < size; ++k) residue += f(k);
-  return residue == 0;
+bool for_each_parameter(index size, const F& f) {
+  F body = f;  // each thread's own copy (firstprivate): its pointers are then loop invariants
+  int not_finite = 0;
+#pragma omp parallel for simd schedule(static) firstprivate(body) reduction(| : not_finite) \
+    num_threads(team_size.load()) if (size >= parallel_threshold)
+  for (index k = 0; k < size; ++k) not_finite |= body(k) != 0;
+  return !not_finite;
 }
 
 // One step at count t = in.t + 1, from parameters p and gradient g (after L2 and clipping):
@@ -67,20 +69,21 @@ bool optimizer_step(const OptimizerSettings& s, T lr, const T* p, const T* g, co
   switch (s.method) {
     case Method::sgd: {
       const T momentum = T(s.momentum);
+      const bool first = t == 1, nesterov = s.nesterov;
       if (momentum == 0)
-        return for_each_parameter<T>(size, [&](index k) {
+        return for_each_parameter<T>(size, [=](index k) {
           const T p_new = p_out[k] = p[k] - lr * g[k];
           return p_new - p_new;
         });
-      return for_each_parameter<T>(size, [&](index k) {
-        const T buf = s1_out[k] = t == 1 ? g[k] : momentum * s1[k] + g[k];
-        const T p_new = p_out[k] = p[k] - lr * (s.nesterov ? g[k] + momentum * buf : buf);
+      return for_each_parameter<T>(size, [=](index k) {
+        const T buf = s1_out[k] = first ? g[k] : momentum * s1[k] + g[k];
+        const T p_new = p_out[k] = p[k] - lr * (nesterov ? g[k] + momentum * buf : buf);
         return (p_new - p_new) + (buf - buf);
       });
     }
     case Method::rmsprop: {
       const T alpha = T(s.alpha), eps = T(s.eps);
-      return for_each_parameter<T>(size, [&](index k) {
+      return for_each_parameter<T>(size, [=](index k) {
         const T v = s1_out[k] = alpha * s1[k] + (1 - alpha) * g[k] * g[k];
         const T p_new = p_out[k] = p[k] - lr * g[k] / (std::sqrt(v) + eps);
         return (p_new - p_new) + (v - v);
@@ -90,11 +93,13 @@ bool optimizer_step(const OptimizerSettings& s, T lr, const T* p, const T* g, co
     case Method::adamw: {
       const T beta1 = T(s.beta1), beta2 = T(s.beta2), eps = T(s.eps);
       const T decay = s.method == Method::adamw ? T(1) - lr * T(s.weight_decay) : T(1);
-      const T correction1 = T(1) - T(std::pow(s.beta1, double(t))), correction2 = T(1) - T(std::pow(s.beta2, double(t)));
-      return for_each_parameter<T>(size, [&](index k) {
+      // as torch computes it: step = lr / (1 - beta1^t), denominator = sqrt(v) / sqrt(1 - beta2^t) + eps
+      const T step = lr / T(1 - std::pow(s.beta1, double(t)));
+      const T inverse_root_correction2 = T(1 / std::sqrt(1 - std::pow(s.beta2, double(t))));
+      return for_each_parameter<T>(size, [=](index k) {
         const T m = s1_out[k] = beta1 * s1[k] + (1 - beta1) * g[k];
         const T v = s2_out[k] = beta2 * s2[k] + (1 - beta2) * g[k] * g[k];
-        const T p_new = p_out[k] = p[k] * decay - lr * (m / correction1) / (std::sqrt(v / correction2) + eps);
+        const T p_new = p_out[k] = p[k] * decay - step * m / (std::sqrt(v) * inverse_root_correction2 + eps);
         return (p_new - p_new) + (m - m) + (v - v);
       });
     }

@@ -19,9 +19,11 @@ inline std::atomic<int> team_size{omp_get_max_threads()};
 
 // f(j) for every column j = 0..m-1; `work` is the pass's element count.
 template <class F>
-void for_each_column(index m, index work, F&& f) {
-#pragma omp parallel for schedule(static) num_threads(team_size.load()) if (work >= parallel_threshold)
-  for (index j = 0; j < m; ++j) f(j);
+void for_each_column(index m, index work, const F& f) {
+  F body = f;  // each thread's own copy (firstprivate): what it captured is then loop invariant
+#pragma omp parallel for schedule(static) firstprivate(body) num_threads(team_size.load()) \
+    if (work >= parallel_threshold)
+  for (index j = 0; j < m; ++j) body(j);
 }
 
 // For each row i of an (n, m) matrix: out(i, sum over j of term(i, j)), the sum taken in double,

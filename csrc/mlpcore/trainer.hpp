@@ -43,7 +43,7 @@ class Trainer {
         home_first_(state.first.data()), home_second_(state.second.data()) {}
 
   // One epoch over X (n[0], m) and Y (n[L], m); the hook, if any, sees the flat gradient of
-  // each step before the update and may change it. Stops after the step during which `stop`
+  // each step (with the L2 term, before clipping) and may change it. Stops after the step during which `stop`
   // was set, or before the update of a step whose cost, gradient or updated parameters are
   // not all finite, leaving the network and the optimizer as after the last good step.
   EpochResult epoch(ConstMatrix<T> X, Targets<T> Y, const TrainSettings& settings, index epoch_number,
@@ -95,8 +95,8 @@ class Trainer {
     if (settings.l2 > 0) net_.add_l2_gradient(grads_, T(settings.l2));
     T* dparams = grads_.dparams.data();
     const index size = index(grads_.dparams.size());
+    if (hook) hook(dparams, size);  // before clipping: a gradient summed across processes is clipped whole
     clip_gradient(dparams, size, settings.clip_norm, settings.clip_value);
-    if (hook) hook(dparams, size);
     if (!all_finite(dparams, size)) {
       diverged = "the gradient";
       return J;

@@ -16,6 +16,17 @@ dicts keyed by the layer number (A and dA may also hold layer 0).
 dZ and dA are m times dJ/dZ, dJ/dA (the per-example convention); only dW
 and db carry the 1/m.
 
+Training adds, per layer l chosen for them (see forward and backward):
+
+    batch normalisation of Z[l] before the activation,
+    mu = mean_columns Z, var = mean_columns (Z - mu)^2,
+    Z_norm = (Z - mu) / sqrt(var + eps), Z_tilde = gamma Z_norm + beta,
+    A[l] = g[l](Z_tilde)                                (n[l], m)
+    inverted dropout of a hidden layer, with a 0/1 mask D[l] (1 = kept):
+    A[l] = g[l](U) * D[l] / (1 - p[l]),  U = Z_tilde or Z
+    an L2 penalty J += lambda/(2m) sum_l ||W[l]||^2, clipping of the
+    gradient, and the update rules of torch.optim as pure functions.
+
 Arithmetic stays in the dtype of the inputs: float32 in, float32 out.
 The only import is NumPy.
 """
@@ -26,10 +37,19 @@ __all__ = [
     "EPS", "ACTIVATIONS", "COSTS", "INITS",
     "parse_activation", "check_architecture", "initial_parameters",
     "g", "g_prime", "forward", "cost", "backward", "update", "one_hot",
+    "BN_EPS", "BN_MOMENTUM", "initial_batch_norm", "running_statistics",
+    "drop_probabilities", "dropout_masks", "flat_parameters",
+    "global_norm", "clip_by_norm", "clip_by_value", "clip",
+    "sgd_step", "rmsprop_step", "adam_step", "adamw_step", "OPTIMIZERS",
+    "optimizer_step",
 ]
 
 # Clip of A[L] before a log in the bce and cce costs, per dtype.
 EPS = {np.dtype("float32"): 1e-7, np.dtype("float64"): 1e-15}
+
+# Batch normalisation defaults: eps of sqrt(var + eps), momentum of the running statistics.
+BN_EPS = 1e-5
+BN_MOMENTUM = 0.1
 
 ACTIVATIONS = ("identity", "step", "sigmoid", "tanh", "relu", "leaky_relu",
                "elu", "softmax")
@@ -315,55 +335,228 @@ def g_prime(activation, Z):
 
 
 # ---------------------------------------------------------------------------
+# Batch normalisation and dropout: parameters, state, masks
+# ---------------------------------------------------------------------------
+
+def initial_batch_norm(n, batch_norm, dtype=np.float32):
+    """Initial gamma, beta and running statistics of the batch-normalised layers.
+
+    n: L + 1 layer sizes; batch_norm: L bools (index 0 = layer 1), or None.
+    Returns (gamma, beta, running_mean, running_var), dicts keyed by the
+    layers l with batch_norm[l - 1] true, each (n[l], 1) of dtype:
+    gamma = 1, beta = 0, running_mean = 0, running_var = 1.
+    """
+    L = len(n) - 1
+    batch_norm = [False] * L if batch_norm is None else list(batch_norm)
+    if len(batch_norm) != L:
+        raise ValueError(
+            f"batch_norm needs one flag for each of the L = {L} layers; got {len(batch_norm)}")
+    layers = [l for l in range(1, L + 1) if batch_norm[l - 1]]
+    gamma = {l: np.ones((n[l], 1), dtype=dtype) for l in layers}
+    beta = {l: np.zeros((n[l], 1), dtype=dtype) for l in layers}
+    running_mean = {l: np.zeros((n[l], 1), dtype=dtype) for l in layers}
+    running_var = {l: np.ones((n[l], 1), dtype=dtype) for l in layers}
+    return gamma, beta, running_mean, running_var
+
+
+def running_statistics(running_mean, running_var, mu, var, m, momentum=BN_MOMENTUM):
+    """The running statistics after a training-mode forward of m examples.
+
+    running_mean, running_var: dicts keyed by the batch-normalised layers,
+    (n[l], 1); mu, var: the batch statistics of that forward (the "mu" and
+    "var" of forward's cache; var biased), keyed alike; m >= 2.
+    Returns new dicts (the inputs are not changed), in their dtype, as
+    torch.nn.BatchNorm1d updates them, with the unbiased batch variance:
+        running_mean = (1 - momentum) running_mean + momentum mu
+        running_var  = (1 - momentum) running_var + momentum var m/(m-1)
+    """
+    if m < 2:
+        raise ValueError(f"running statistics need a batch of m >= 2 examples; got m = {m}")
+    new_mean, new_var = {}, {}
+    for l in running_mean:
+        dtype = running_mean[l].dtype.type
+        rate = dtype(momentum)
+        # running_mean = (1 - momentum) running_mean + momentum mu
+        new_mean[l] = (1 - rate) * running_mean[l] + rate * mu[l]
+        # running_var = (1 - momentum) running_var + momentum var m/(m-1)
+        new_var[l] = (1 - rate) * running_var[l] + rate * (var[l] * dtype(m) / dtype(m - 1))
+    return new_mean, new_var
+
+
+def drop_probabilities(p, L):
+    """The drop probabilities as a dict {l: p[l]} for hidden layers l in 1..L-1.
+
+    p: None (no dropout), a dict {l: p[l]}, or a sequence of L-1 numbers
+    (index 0 = layer 1), each in [0, 1). Raises ValueError otherwise.
+    """
+    if p is None:
+        return {}
+    if not isinstance(p, dict):
+        p = list(p)
+        if len(p) != L - 1:
+            raise ValueError(
+                f"dropout needs one drop probability for each of the L-1 = {L - 1} hidden "
+                f"layers; got {len(p)}")
+        p = {l: p[l - 1] for l in range(1, L)}
+    for l, p_l in p.items():
+        if not 1 <= l <= L - 1:
+            raise ValueError(f"dropout is for hidden layers 1..{L - 1}; got layer {l}")
+        if not _is_finite_real(p_l) or not 0 <= p_l < 1:
+            raise ValueError(f"a drop probability must lie in [0, 1); got p[{l}] = {p_l!r}")
+    return {l: float(p_l) for l, p_l in p.items()}
+
+
+def dropout_masks(rng, n, m, p, dtype=np.float64):
+    """Random dropout masks, for tests of the reference on its own.
+
+    rng: a np.random.Generator; n: L + 1 layer sizes; m: examples;
+    p: drop probabilities as taken by drop_probabilities.
+    Returns D: dict keyed by the layers with p[l] > 0, D[l] (n[l], m) of
+    dtype, 1 (kept) with probability 1 - p[l], else 0. (The core draws its
+    own masks from its own generator; its cache.D holds them.)
+    """
+    L = len(n) - 1
+    D = {}
+    for l, p_l in drop_probabilities(p, L).items():
+        if p_l > 0:
+            # D[l] = 1 where a uniform draw is >= p[l]
+            D[l] = (rng.random((n[l], m)) >= p_l).astype(dtype)
+    return D
+
+
+# ---------------------------------------------------------------------------
 # Forward, cost, backward, update
 # ---------------------------------------------------------------------------
 
-def forward(W, b, X, activations):
-    """Forward propagation.
+def forward(W, b, X, activations, *, gamma=None, beta=None, D=None, p=None,
+            running_mean=None, running_var=None, training=True, bn_eps=BN_EPS,
+            return_cache=False):
+    """Forward propagation, with batch normalisation and dropout if asked.
 
     W, b: dicts keyed 1..L, W[l] (n[l], n[l-1]), b[l] (n[l], 1), dtype float.
     X: (n[0], m), one column per example, same dtype as W.
     activations: L specs, index 0 for layer 1.
     Returns (Z, A): dicts with Z[l] (n[l], m) for l = 1..L and A[l] (n[l], m)
     for l = 0..L, A[0] = X; all of the dtype of W and X.
+
+    Keyword-only, for training (all default to a plain network):
+    gamma, beta: dicts keyed by the batch-normalised layers l, each
+        (n[l], 1) of the dtype; a layer is batch-normalised iff l in gamma.
+    running_mean, running_var: dicts keyed like gamma, (n[l], 1); used
+        instead of the batch mean and variance when training=False (only
+        needed then). They are read, never changed: see running_statistics.
+    D: dict of dropout masks D[l] (n[l], m), values 0/1 (1 = kept), for
+        hidden layers l in 1..L-1; p: the drop probabilities, a dict
+        {l: p[l]} or a sequence of L-1 (index 0 = layer 1), see
+        drop_probabilities. In training mode every layer with p[l] > 0 must
+        have its mask in D (the reference draws nothing: see dropout_masks).
+    training: True for the training path (batch statistics, dropout);
+        False for inference (running statistics, no dropout).
+    bn_eps: eps of batch normalisation (1e-5).
+    return_cache: return a dict instead of (Z, A), with the keys
+        "Z", "A" as above and, keyed by the batch-normalised layers,
+        "Z_norm", "Z_tilde" (n[l], m) and "mu", "var" (n[l], 1): the
+        statistics used, the batch ones (var biased) in training mode, the
+        running ones in inference mode.
+
+    Raises ValueError for a training-mode forward of m = 1 example through
+    batch normalisation (the variance is undefined), a missing mask or a
+    missing running statistic.
     """
     L = len(W)
+    m = X.shape[1]
+    gamma = {} if gamma is None else gamma
+    beta = {} if beta is None else beta
+    D = {} if D is None else D
+    p = drop_probabilities(p, L)
+    eps = X.dtype.type(bn_eps)
+    one = X.dtype.type(1)
+    if training and gamma and m < 2:
+        raise ValueError(
+            "a training-mode forward through batch normalisation needs m >= 2 "
+            f"examples (the batch variance of m = {m} is undefined)")
+    dropped = sorted(set(D) | {l for l in p if p[l] > 0}) if training else []
+    for l in dropped:
+        if l not in D:
+            raise ValueError(f"layer {l} drops p = {p[l]} of its units: D[{l}] is needed")
+        if not 1 <= l <= L - 1:
+            raise ValueError(f"dropout is for hidden layers 1..{L - 1}; got a mask for layer {l}")
+    if not training and any(running_mean is None or running_var is None
+                            or l not in running_mean or l not in running_var for l in gamma):
+        raise ValueError(
+            "an inference-mode forward through batch normalisation needs "
+            f"running_mean and running_var for the layers {sorted(gamma)}")
+
     Z, A = {}, {0: X}
+    Z_norm, Z_tilde, mu, var = {}, {}, {}, {}
     for l in range(1, L + 1):
         # Z[l] = W[l] A[l-1] + b[l]
         Z[l] = W[l] @ A[l - 1] + b[l]
-        # A[l] = g[l](Z[l])
-        A[l] = g(activations[l - 1], Z[l])
+        U = Z[l]
+        if l in gamma:
+            if training:
+                # mu = (1/m) sum over columns of Z[l]
+                mu[l] = np.sum(Z[l], axis=1, keepdims=True) / m
+                # var = (1/m) sum over columns of (Z[l] - mu)^2
+                var[l] = np.sum((Z[l] - mu[l]) ** 2, axis=1, keepdims=True) / m
+            else:
+                mu[l], var[l] = running_mean[l], running_var[l]
+            # Z_norm = (Z[l] - mu) / sqrt(var + eps)
+            Z_norm[l] = (Z[l] - mu[l]) / np.sqrt(var[l] + eps)
+            # Z_tilde = gamma Z_norm + beta
+            Z_tilde[l] = gamma[l] * Z_norm[l] + beta[l]
+            U = Z_tilde[l]
+        # A[l] = g[l](U), U = Z_tilde[l] or Z[l]
+        A[l] = g(activations[l - 1], U)
+        if l in dropped:
+            # A[l] = g[l](U) * D[l] / (1 - p[l])
+            A[l] = A[l] * D[l].astype(X.dtype, copy=False) / (one - X.dtype.type(p.get(l, 0.0)))
+
+    if return_cache:
+        return {"Z": Z, "A": A, "Z_norm": Z_norm, "Z_tilde": Z_tilde,
+                "mu": mu, "var": var}
     return Z, A
 
 
-def cost(A_L, Y, cost):
+def cost(A_L, Y, cost, W=None, l2=0.0):
     """Cost J, summed over output units and averaged over the m examples.
 
     A_L: (n[L], m) output activations, float32 or float64.
     Y: (n[L], m) dense targets (one-hot for cce); cast to the dtype of A_L.
     cost: "mse", "bce" or "cce".
+    W, l2: with l2 = lambda > 0, the weights W (dict keyed 1..L) add the L2
+    penalty lambda/(2m) sum_l ||W[l]||^2 (Frobenius; not on b, gamma, beta).
     Returns J as a Python float, computed in the dtype of A_L.
     """
     Y = np.asarray(Y, dtype=A_L.dtype)
     m = A_L.shape[1]
     if cost == "mse":
         # J = 1/(2m) sum (A[L] - Y)^2
-        return float(np.sum((A_L - Y) ** 2) / (2 * m))
-    eps = A_L.dtype.type(EPS[A_L.dtype])
-    # Ac = clip(A[L], eps, 1 - eps)
-    Ac = np.clip(A_L, eps, 1 - eps)
-    if cost == "bce":
-        # J = -(1/m) sum [Y log Ac + (1 - Y) log(1 - Ac)]
-        return float(-np.sum(Y * np.log(Ac) + (1 - Y) * np.log(1 - Ac)) / m)
-    if cost == "cce":
-        # J = -(1/m) sum Y log Ac
-        return float(-np.sum(Y * np.log(Ac)) / m)
-    raise ValueError(f"unknown cost {cost!r}; expected one of {', '.join(COSTS)}")
+        J = np.sum((A_L - Y) ** 2) / (2 * m)
+    elif cost in ("bce", "cce"):
+        eps = A_L.dtype.type(EPS[A_L.dtype])
+        # Ac = clip(A[L], eps, 1 - eps)
+        Ac = np.clip(A_L, eps, 1 - eps)
+        if cost == "bce":
+            # J = -(1/m) sum [Y log Ac + (1 - Y) log(1 - Ac)]
+            J = -np.sum(Y * np.log(Ac) + (1 - Y) * np.log(1 - Ac)) / m
+        else:
+            # J = -(1/m) sum Y log Ac
+            J = -np.sum(Y * np.log(Ac)) / m
+    else:
+        raise ValueError(f"unknown cost {cost!r}; expected one of {', '.join(COSTS)}")
+    if l2:
+        if W is None:
+            raise ValueError(f"the L2 term of l2 = {l2} needs the weights W")
+        # J = J + lambda/(2m) sum_l ||W[l]||^2
+        J = J + A_L.dtype.type(l2) / (2 * m) * sum(np.sum(W[l] ** 2) for l in W)
+    return float(J)
 
 
-def backward(W, Z, A, Y, activations, cost, compute_dA0=False):
-    """Backward propagation.
+def backward(W, Z, A, Y, activations, cost, compute_dA0=False, *, gamma=None,
+             Z_norm=None, Z_tilde=None, var=None, D=None, p=None,
+             bn_eps=BN_EPS, l2=0.0):
+    """Backward propagation (of a training-mode forward).
 
     W: dict keyed 1..L, W[l] (n[l], n[l-1]).
     Z, A: the dicts returned by forward (Z[1..L], A[0..L]).
@@ -374,34 +567,81 @@ def backward(W, Z, A, Y, activations, cost, compute_dA0=False):
     dW[l] (n[l], n[l-1]), db[l] (n[l], 1), dZ[l] (n[l], m) for l = 1..L;
     dA[l] (n[l], m) for l = 1..L-1, plus dA[L] for mse, plus dA[0] if asked.
     dZ and dA are m times dJ/dZ and dJ/dA; dW and db are dJ/dW and dJ/db.
+
+    Keyword-only, for training (the same as given to and returned by
+    forward(..., return_cache=True) in training mode):
+    gamma: dict of gamma[l] (n[l], 1) of the batch-normalised layers;
+    Z_norm, Z_tilde (n[l], m), var (n[l], 1): from forward's cache, keyed
+        like gamma. Then "dgamma", "dbeta" ((n[l], 1), keyed like gamma)
+        are returned too, and dZ[l] is taken w.r.t. Z[l] = W[l] A[l-1] + b[l],
+        before the normalisation (db[l] is then 0 up to rounding).
+    D, p: the dropout masks and drop probabilities of the forward.
+    bn_eps: eps of batch normalisation; l2: lambda of the L2 penalty, which
+        adds (lambda/m) W[l] to dW[l].
     """
     L = len(W)
     m = A[0].shape[1]
-    Y = np.asarray(Y, dtype=A[L].dtype)
+    dtype = A[L].dtype
+    Y = np.asarray(Y, dtype=dtype)
+    gamma = {} if gamma is None else gamma
+    D = {} if D is None else D
+    p = drop_probabilities(p, L)
+    eps, one = dtype.type(bn_eps), dtype.type(1)
     dW, db, dZ, dA = {}, {}, {}, {}
+    dgamma, dbeta = {}, {}
+
+    def U(l):
+        """The input of g[l]: Z_tilde[l] if layer l is batch-normalised, else Z[l]."""
+        return Z_tilde[l] if l in gamma else Z[l]
 
     if cost == "mse":
         # dA[L] = A[L] - Y
         dA[L] = A[L] - Y
-        # dZ[L] = dA[L] * g[L]'(Z[L])
-        dZ[L] = dA[L] * g_prime(activations[L - 1], Z[L])
+        # dU[L] = dA[L] * g[L]'(U[L])
+        dU = dA[L] * g_prime(activations[L - 1], U(L))
     else:
-        # bce with sigmoid, cce with softmax: dZ[L] = A[L] - Y
-        dZ[L] = A[L] - Y
+        # bce with sigmoid, cce with softmax: dU[L] = A[L] - Y
+        dU = A[L] - Y
 
     for l in range(L, 0, -1):
+        if l in gamma:
+            # dgamma[l] = (1/m) sum over columns of dU * Z_norm
+            dgamma[l] = np.sum(dU * Z_norm[l], axis=1, keepdims=True) / m
+            # dbeta[l] = (1/m) sum over columns of dU
+            dbeta[l] = np.sum(dU, axis=1, keepdims=True) / m
+            # G = dU * gamma
+            G = dU * gamma[l]
+            # dZ[l] = (G - mean_cols G - Z_norm mean_cols(G * Z_norm)) / sqrt(var + eps)
+            dZ[l] = (G - np.mean(G, axis=1, keepdims=True)
+                     - Z_norm[l] * np.mean(G * Z_norm[l], axis=1, keepdims=True)) \
+                / np.sqrt(var[l] + eps)
+        else:
+            # dZ[l] = dU
+            dZ[l] = dU
         # dW[l] = (1/m) dZ[l] A[l-1]^T
         dW[l] = dZ[l] @ A[l - 1].T / m
+        if l2:
+            # dW[l] = dW[l] + (lambda/m) W[l]
+            dW[l] = dW[l] + dtype.type(l2) / m * W[l]
         # db[l] = (1/m) sum over columns of dZ[l]
         db[l] = np.sum(dZ[l], axis=1, keepdims=True) / m
         if l > 1 or compute_dA0:
             # dA[l-1] = W[l]^T dZ[l]
             dA[l - 1] = W[l].T @ dZ[l]
         if l > 1:
-            # dZ[l-1] = dA[l-1] * g[l-1]'(Z[l-1])
-            dZ[l - 1] = dA[l - 1] * g_prime(activations[l - 2], Z[l - 1])
+            if l - 1 in D or p.get(l - 1, 0.0) > 0:
+                # dU[l-1] = dA[l-1] * D[l-1] / (1 - p[l-1]) * g[l-1]'(U[l-1])
+                dU = (dA[l - 1] * D[l - 1].astype(dtype, copy=False)
+                      / (one - dtype.type(p.get(l - 1, 0.0)))
+                      * g_prime(activations[l - 2], U(l - 1)))
+            else:
+                # dU[l-1] = dA[l-1] * g[l-1]'(U[l-1])
+                dU = dA[l - 1] * g_prime(activations[l - 2], U(l - 1))
 
-    return {"dW": dW, "db": db, "dZ": dZ, "dA": dA}
+    grads = {"dW": dW, "db": db, "dZ": dZ, "dA": dA}
+    if gamma:
+        grads["dgamma"], grads["dbeta"] = dgamma, dbeta
+    return grads
 
 
 def update(W, b, dW, db, learning_rate):
@@ -440,3 +680,277 @@ def one_hot(labels, k, dtype=np.float64):
     # Y[labels[j], j] = 1
     Y[labels, np.arange(m)] = 1
     return Y
+
+
+# ---------------------------------------------------------------------------
+# The flat parameter vector and gradient clipping
+# ---------------------------------------------------------------------------
+
+def flat_parameters(W, b, gamma=None, beta=None):
+    """The parameters as one flat vector, laid out as the core's buffer.
+
+    W, b: dicts keyed 1..L; gamma, beta: dicts keyed by the batch-normalised
+    layers, or None. For l = 1..L: W[l] column by column (Fortran order,
+    n[l] n[l-1] entries), b[l], then gamma[l], beta[l] if layer l has them.
+    Returns a 1-D array of their dtype. The same layout holds the gradients:
+    flat_parameters(dW, db, dgamma, dbeta).
+    """
+    gamma = {} if gamma is None else gamma
+    beta = {} if beta is None else beta
+    pieces = []
+    for l in sorted(W):
+        pieces += [W[l].ravel(order="F"), b[l].ravel()]
+        if l in gamma:
+            pieces += [gamma[l].ravel(), beta[l].ravel()]
+    return np.concatenate(pieces)
+
+
+def _sorted_keys(tree):
+    """The keys of a dict in a fixed order, whatever order they were inserted in."""
+    return sorted(tree, key=lambda key: (type(key).__name__, key))
+
+
+def _leaves(tree):
+    """The arrays of a tree (an array, or dicts, lists, tuples of trees), in a fixed order.
+
+    Dict entries are taken in sorted key order, so that {2: dW2, 1: dW1} (as backward fills it)
+    lines up with {1: W1, 2: W2}.
+    """
+    if isinstance(tree, dict):
+        return [leaf for key in _sorted_keys(tree) for leaf in _leaves(tree[key])]
+    if isinstance(tree, (list, tuple)):
+        return [leaf for item in tree for leaf in _leaves(item)]
+    return [tree]
+
+
+def _rebuild(tree, leaves):
+    """A tree shaped like tree holding leaves (as ordered by _leaves)."""
+    leaves = iter(leaves)
+
+    def build(node):
+        if isinstance(node, dict):
+            return {key: build(node[key]) for key in _sorted_keys(node)}
+        if isinstance(node, (list, tuple)):
+            return type(node)(build(item) for item in node)
+        return next(leaves)
+    return build(tree)
+
+
+def _structure(tree):
+    """The keys, lengths and array shapes of a tree, to compare two trees."""
+    if isinstance(tree, dict):
+        return {key: _structure(tree[key]) for key in tree}
+    if isinstance(tree, (list, tuple)):
+        return [_structure(item) for item in tree]
+    return np.shape(tree)
+
+
+def _same_structure(params, grads):
+    """Raise ValueError unless grads has the keys and shapes of params."""
+    if _structure(params) != _structure(grads):
+        raise ValueError(
+            "the gradients must have the structure (keys and shapes) of the parameters; got "
+            f"{_structure(grads)} for {_structure(params)}")
+
+
+def global_norm(grads):
+    """||g||_2 of all the arrays of grads taken as one flat vector.
+
+    grads: an array, or a dict, list or tuple of them (nested at will),
+    e.g. {"dW": dW, "db": db}. Returns a float, computed in their dtype.
+    """
+    # ||g|| = sqrt(sum over every entry of g^2)
+    return float(np.sqrt(sum(np.sum(G * G) for G in _leaves(grads))))
+
+
+def clip_by_norm(grads, clip_norm):
+    """Clipping by global norm: g = g * c / ||g|| if ||g|| > c, else g.
+
+    grads: arrays as taken by global_norm, one flat vector g;
+    clip_norm: c > 0. Returns new arrays in the same structure and dtype.
+    """
+    leaves = _leaves(grads)
+    norm = global_norm(grads)
+    if norm > clip_norm:
+        dtype = leaves[0].dtype.type
+        # g = g * c / ||g||
+        scale = dtype(clip_norm) / dtype(norm)
+        return _rebuild(grads, [G * scale for G in leaves])
+    return _rebuild(grads, [G.copy() for G in leaves])
+
+
+def clip_by_value(grads, clip_value):
+    """Clipping by value: g = clip(g, -v, v), entry by entry.
+
+    grads: arrays as taken by global_norm; clip_value: v > 0.
+    Returns new arrays in the same structure and dtype.
+    """
+    # g = min(max(g, -v), v)
+    return _rebuild(grads, [np.clip(G, -G.dtype.type(clip_value), G.dtype.type(clip_value))
+                            for G in _leaves(grads)])
+
+
+def clip(grads, clip_norm=None, clip_value=None):
+    """Clipping as fit does it: by global norm first (if clip_norm), then by value (if clip_value).
+
+    grads: arrays as taken by global_norm (the gradient after L2).
+    Returns new arrays in the same structure and dtype.
+    """
+    if clip_norm is not None:
+        grads = clip_by_norm(grads, clip_norm)
+    if clip_value is not None:
+        grads = clip_by_value(grads, clip_value)
+    return _rebuild(grads, [G.copy() for G in _leaves(grads)])
+
+
+# ---------------------------------------------------------------------------
+# Optimizers: the update rules of torch.optim, as pure functions
+# ---------------------------------------------------------------------------
+#
+# Each step takes params and grads of the same structure (an array, or a
+# dict, list or tuple of arrays: the flat vector of flat_parameters, or
+# {"W": W, "b": b, ...}), the state returned by the previous step (None at
+# the first), and the hyper-parameters; it returns (new params, new state)
+# and changes nothing it was given. Every rule is element-wise, so a step
+# over a dict of arrays equals the step over their flat vector.
+# t is the step count, 1 at the first step. Arithmetic in the params' dtype.
+
+def _start(state, params, *names):
+    """The state before a step: step count t and zero buffers named names."""
+    if state is None:
+        state = {"t": 0}
+        for name in names:
+            state[name] = _rebuild(params, [np.zeros_like(P) for P in _leaves(params)])
+    return state
+
+
+def sgd_step(params, grads, state=None, *, learning_rate=0.01, momentum=0.0, nesterov=False):
+    """One step of SGD, with momentum and Nesterov momentum (torch.optim.SGD, dampening 0).
+
+    momentum = 0:  p = p - lr g.
+    momentum > 0:  buf = g at t = 1, else buf = momentum buf + g;
+                   d = g + momentum buf (nesterov) or buf;  p = p - lr d.
+    state: {"t": t, "buf": buffers like params (None without momentum)}.
+    Returns (params, state).
+    """
+    if nesterov and momentum <= 0:
+        raise ValueError("Nesterov momentum needs momentum > 0")
+    _same_structure(params, grads)
+    state = {"t": 0, "buf": None} if state is None else state
+    t = state["t"] + 1
+    new_params, new_buf = [], []
+    bufs = _leaves(state["buf"]) if state["buf"] is not None else [None] * len(_leaves(params))
+    for P, G, buf in zip(_leaves(params), _leaves(grads), bufs):
+        dtype = P.dtype.type
+        lr, mu = dtype(learning_rate), dtype(momentum)
+        if momentum == 0:
+            # d = g
+            d = G
+        else:
+            # buf = g (t = 1);  buf = momentum buf + g (t > 1)
+            buf = G.copy() if t == 1 else mu * buf + G
+            # d = g + momentum buf (Nesterov), else d = buf
+            d = G + mu * buf if nesterov else buf
+            new_buf.append(buf)
+        # p = p - lr d
+        new_params.append(P - lr * d)
+    buf_tree = _rebuild(params, new_buf) if momentum != 0 else None
+    return _rebuild(params, new_params), {"t": t, "buf": buf_tree}
+
+
+def rmsprop_step(params, grads, state=None, *, learning_rate=0.01, alpha=0.99, eps=1e-8):
+    """One step of RMSprop (torch.optim.RMSprop, not centred, no momentum).
+
+    v = alpha v + (1 - alpha) g^2;  p = p - lr g / (sqrt(v) + eps); v starts at 0.
+    state: {"t": t, "v": buffers like params}. Returns (params, state).
+    """
+    _same_structure(params, grads)
+    state = _start(state, params, "v")
+    new_params, new_v = [], []
+    for P, G, v in zip(_leaves(params), _leaves(grads), _leaves(state["v"])):
+        dtype = P.dtype.type
+        lr, a, e = dtype(learning_rate), dtype(alpha), dtype(eps)
+        # v = alpha v + (1 - alpha) g^2
+        v = a * v + (1 - a) * G * G
+        # p = p - lr g / (sqrt(v) + eps)
+        new_params.append(P - lr * G / (np.sqrt(v) + e))
+        new_v.append(v)
+    return (_rebuild(params, new_params),
+            {"t": state["t"] + 1, "v": _rebuild(params, new_v)})
+
+
+def adam_step(params, grads, state=None, *, learning_rate=1e-3, beta1=0.9, beta2=0.999,
+              eps=1e-8, weight_decay=0.0):
+    """One step of Adam (torch.optim.Adam, amsgrad off), or of AdamW if weight_decay > 0.
+
+    AdamW first: p = p (1 - lr weight_decay)  (decoupled, torch.optim.AdamW).
+    m1 = beta1 m1 + (1 - beta1) g;  v = beta2 v + (1 - beta2) g^2  (both start at 0);
+    m_hat = m1 / (1 - beta1^t);  v_hat = v / (1 - beta2^t);
+    p = p - lr m_hat / (sqrt(v_hat) + eps).
+    state: {"t": t, "m1": ..., "v": ...} buffers like params. Returns (params, state).
+    """
+    _same_structure(params, grads)
+    state = _start(state, params, "m1", "v")
+    t = state["t"] + 1
+    new_params, new_m1, new_v = [], [], []
+    for P, G, m1, v in zip(_leaves(params), _leaves(grads), _leaves(state["m1"]),
+                           _leaves(state["v"])):
+        dtype = P.dtype.type
+        lr, b1, b2, e = dtype(learning_rate), dtype(beta1), dtype(beta2), dtype(eps)
+        if weight_decay:
+            # p = p (1 - lr weight_decay)
+            P = P * (1 - lr * dtype(weight_decay))
+        # m1 = beta1 m1 + (1 - beta1) g
+        m1 = b1 * m1 + (1 - b1) * G
+        # v = beta2 v + (1 - beta2) g^2
+        v = b2 * v + (1 - b2) * G * G
+        # m_hat = m1 / (1 - beta1^t)
+        m_hat = m1 / (1 - b1 ** t)
+        # v_hat = v / (1 - beta2^t)
+        v_hat = v / (1 - b2 ** t)
+        # p = p - lr m_hat / (sqrt(v_hat) + eps)
+        new_params.append(P - lr * m_hat / (np.sqrt(v_hat) + e))
+        new_m1.append(m1)
+        new_v.append(v)
+    return (_rebuild(params, new_params),
+            {"t": t, "m1": _rebuild(params, new_m1), "v": _rebuild(params, new_v)})
+
+
+def adamw_step(params, grads, state=None, *, learning_rate=1e-3, beta1=0.9, beta2=0.999,
+               eps=1e-8, weight_decay=0.01):
+    """One step of AdamW (torch.optim.AdamW): p = p (1 - lr weight_decay), then the Adam step.
+
+    The decay applies to every entry of params (one torch param group).
+    See adam_step. Returns (params, state).
+    """
+    return adam_step(params, grads, state, learning_rate=learning_rate, beta1=beta1,
+                     beta2=beta2, eps=eps, weight_decay=weight_decay)
+
+
+# name: (step function, its hyper-parameters with the defaults of torch.optim
+# and of the contract; "momentum" and "nesterov" are SGD with momentum 0.9)
+OPTIMIZERS = {
+    "sgd": (sgd_step, {"learning_rate": 0.01, "momentum": 0.0, "nesterov": False}),
+    "momentum": (sgd_step, {"learning_rate": 0.01, "momentum": 0.9, "nesterov": False}),
+    "nesterov": (sgd_step, {"learning_rate": 0.01, "momentum": 0.9, "nesterov": True}),
+    "rmsprop": (rmsprop_step, {"learning_rate": 0.01, "alpha": 0.99, "eps": 1e-8}),
+    "adam": (adam_step, {"learning_rate": 1e-3, "beta1": 0.9, "beta2": 0.999, "eps": 1e-8}),
+    "adamw": (adamw_step, {"learning_rate": 1e-3, "beta1": 0.9, "beta2": 0.999, "eps": 1e-8,
+                           "weight_decay": 0.01}),
+}
+
+
+def optimizer_step(name, params, grads, state=None, **hyper_parameters):
+    """One step of the optimizer called name in OPTIMIZERS, hyper-parameters defaulted.
+
+    name: "sgd", "momentum", "nesterov", "rmsprop", "adam" or "adamw";
+    hyper_parameters: any of that optimizer's (e.g. learning_rate=0.1, beta1=0.8).
+    Returns (params, state). Raises ValueError on an unknown name or hyper-parameter.
+    """
+    if name not in OPTIMIZERS:
+        raise ValueError(f"unknown optimizer {name!r}; expected one of {', '.join(OPTIMIZERS)}")
+    step, defaults = OPTIMIZERS[name]
+    unknown = sorted(set(hyper_parameters) - set(defaults))
+    if unknown:
+        raise ValueError(f"optimizer {name!r} takes {sorted(defaults)}; got {unknown}")
+    return step(params, grads, state, **{**defaults, **hyper_parameters})

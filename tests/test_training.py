@@ -1,0 +1,914 @@
+"""Training in the core against the reference: batch normalisation, dropout, optimizers, L2,
+clipping, schedules and fit.
+
+Batch normalisation forward (training and inference), backward and running statistics;
+dropout with the core's masks cache.D fed to the reference; one step (and a few) of every
+optimizer through opt.step(net, grads); one full-batch fit step with L2, clipping and
+schedules; fit's minibatches, warm start, gradient hook, history, callbacks, early stopping,
+divergence, reproducibility and refusals; a Linear + BatchNorm1d torch model step for step
+(when torch is installed); two spirals; scikit-learn's digits (when scikit-learn is installed).
+"""
+
+import copy
+import time
+import warnings
+
+import numpy as np
+import pytest
+
+import mlpcore
+from mlpcore.datasets import two_spirals
+from conftest import assert_close, random_targets
+from mlpcore import optim, reference
+from mlpcore.preprocessing import Standardizer
+
+DTYPE_IDS = {"ids": lambda d: np.dtype(d).name}
+HIDDEN = ("tanh", "relu", "elu", "sigmoid", ("leaky_relu", {"alpha": 0.2}))
+OUTPUT_OF = {"mse": "identity", "bce": "sigmoid", "cce": "softmax"}
+
+
+# ---------------------------------------------------------------------------
+# a network with batch normalisation and dropout, and its reference twin
+# ---------------------------------------------------------------------------
+
+class Twin:
+    """A Network with batch norm and dropout, random b, gamma, beta, and the reference's copies."""
+
+    def __init__(self, seed, cost, dtype=np.float64, batch_norm=None, dropout=None, n=None, m=None,
+                 bn_eps=1e-5, bn_momentum=0.1):
+        rng = np.random.default_rng(seed)
+        if n is None:
+            L = int(rng.integers(2, 5))
+            n = [int(rng.integers(2, 12)) for _ in range(L + 1)]
+        n = list(n)
+        L = len(n) - 1
+        if cost == "cce":
+            n[L] = max(n[L], 2)
+        if batch_norm is None:
+            batch_norm = [bool(rng.random() < 0.6) for _ in range(L)]
+            batch_norm[int(rng.integers(L))] = True
+        specs = [HIDDEN[rng.integers(len(HIDDEN))] for _ in range(L - 1)] + [OUTPUT_OF[cost]]
+        self.net = mlpcore.Network(n, specs, cost, dtype=np.dtype(dtype).name, seed=seed,
+                                   batch_norm=batch_norm, dropout=dropout, bn_eps=bn_eps,
+                                   bn_momentum=bn_momentum)
+        for l in range(1, L + 1):
+            self.net.b[l] = 0.3 * rng.standard_normal((n[l], 1))
+        for l in self.net.gamma.indices:
+            self.net.gamma[l] = 1 + 0.3 * rng.standard_normal((n[l], 1))
+            self.net.beta[l] = 0.3 * rng.standard_normal((n[l], 1))
+        self.acts = reference.check_architecture(n, specs, cost)
+        self.n, self.L, self.cost, self.dtype = n, L, cost, np.dtype(dtype)
+        self.batch_norm, self.bn_eps, self.bn_momentum = batch_norm, bn_eps, bn_momentum
+        self.p = dropout
+        self.m = int(rng.integers(8, 40)) if m is None else m
+        self.X = rng.standard_normal((n[0], self.m)).astype(dtype)
+        self.Y = random_targets(rng, cost, n[L], self.m, dtype)
+        self.copy_from_net()
+
+    def copy_from_net(self):
+        """The reference's W, b, gamma, beta, running statistics := the network's."""
+        net = self.net
+        self.W = {l: np.array(net.W[l]) for l in range(1, self.L + 1)}
+        self.b = {l: np.array(net.b[l]) for l in range(1, self.L + 1)}
+        self.gamma = {l: np.array(net.gamma[l]) for l in net.gamma.indices}
+        self.beta = {l: np.array(net.beta[l]) for l in net.beta.indices}
+        self.running_mean = {l: np.array(net.running_mean[l]) for l in net.running_mean.indices}
+        self.running_var = {l: np.array(net.running_var[l]) for l in net.running_var.indices}
+
+    def flat(self):
+        return reference.flat_parameters(self.W, self.b, self.gamma, self.beta)
+
+    def in_float64(self):
+        """A copy of this twin whose reference arrays (not the network) are float64."""
+        twin = copy.copy(self)
+        for key in ("W", "b", "gamma", "beta", "running_mean", "running_var"):
+            setattr(twin, key, {l: v.astype(np.float64) for l, v in getattr(self, key).items()})
+        twin.X, twin.Y = self.X.astype(np.float64), self.Y.astype(np.float64)
+        return twin
+
+    def set_flat(self, flat):
+        """W, b, gamma, beta := the flat vector, in the core's layout."""
+        k = 0
+
+        def take(shape, order="C"):
+            nonlocal k
+            size = int(np.prod(shape))
+            piece = flat[k:k + size].reshape(shape, order=order)
+            k += size
+            return piece.copy()
+        for l in range(1, self.L + 1):
+            self.W[l] = take(self.W[l].shape, "F")
+            self.b[l] = take(self.b[l].shape)
+            if l in self.gamma:
+                self.gamma[l] = take(self.gamma[l].shape)
+                self.beta[l] = take(self.beta[l].shape)
+        assert k == flat.size
+
+    def forward(self, X=None, training=True, D=None):
+        X = self.X if X is None else X
+        return reference.forward(self.W, self.b, X, self.acts, gamma=self.gamma, beta=self.beta,
+                                 D=D, p=self.p, running_mean=self.running_mean,
+                                 running_var=self.running_var, training=training,
+                                 bn_eps=self.bn_eps, return_cache=True)
+
+    def backward(self, cache, Y=None, D=None, l2=0.0, compute_dA0=False):
+        Y = self.Y if Y is None else Y
+        return reference.backward(self.W, cache["Z"], cache["A"], Y, self.acts, self.cost,
+                                  compute_dA0=compute_dA0, gamma=self.gamma, Z_norm=cache["Z_norm"],
+                                  Z_tilde=cache["Z_tilde"], var=cache["var"], D=D, p=self.p,
+                                  bn_eps=self.bn_eps, l2=l2)
+
+    def update_running_statistics(self, cache, m):
+        if self.gamma:
+            self.running_mean, self.running_var = reference.running_statistics(
+                self.running_mean, self.running_var, cache["mu"], cache["var"], m, self.bn_momentum)
+
+    def step(self, name, hyper, learning_rate, state, X=None, Y=None, l2=0.0, clip_norm=None,
+             clip_value=None):
+        """One reference training step as fit takes it; returns (J with the L2 term, state)."""
+        X = self.X if X is None else X
+        Y = self.Y if Y is None else Y
+        cache = self.forward(X)
+        J = reference.cost(cache["A"][self.L], Y, self.cost, W=self.W, l2=l2)
+        grads = self.backward(cache, Y, l2=l2)
+        flat_grads = reference.flat_parameters(grads["dW"], grads["db"], grads.get("dgamma"),
+                                               grads.get("dbeta"))
+        flat_grads = reference.clip(flat_grads, clip_norm, clip_value)
+        flat, state = reference.optimizer_step(name, self.flat(), flat_grads, state,
+                                               learning_rate=learning_rate, **hyper)
+        self.set_flat(flat)
+        self.update_running_statistics(cache, X.shape[1])
+        return J, state
+
+    def assert_matches_net(self, dtype=None, params_tol=None):
+        """The network's parameters and running statistics equal the reference's."""
+        dtype = self.dtype if dtype is None else dtype
+        if params_tol is None:
+            assert_close(self.net.params, self.flat(), dtype)
+        else:
+            np.testing.assert_allclose(self.net.params, self.flat(), **params_tol)
+        for l in self.running_mean:
+            assert_close(self.net.running_mean[l], self.running_mean[l], dtype)
+            assert_close(self.net.running_var[l], self.running_var[l], dtype)
+
+
+def core_cache(cache, L):
+    Z = {l: np.array(cache.Z[l]) for l in range(1, L + 1)}
+    A = {l: np.array(cache.A[l]) for l in range(0, L + 1)}
+    return Z, A
+
+
+def snapshot(net):
+    """Copies of everything a refused call must leave as it was."""
+    return (np.array(net.params),
+            {l: np.array(net.running_mean[l]) for l in net.running_mean.indices},
+            {l: np.array(net.running_var[l]) for l in net.running_var.indices})
+
+
+def assert_unchanged(net, before):
+    params, mean, var = before
+    np.testing.assert_array_equal(net.params, params)
+    for l in mean:
+        np.testing.assert_array_equal(net.running_mean[l], mean[l])
+        np.testing.assert_array_equal(net.running_var[l], var[l])
+
+
+# ---------------------------------------------------------------------------
+# batch normalisation
+# ---------------------------------------------------------------------------
+
+def test_batch_norm_parameters_state_and_layout():
+    twin = Twin(0, "cce", n=[3, 5, 4, 3], batch_norm=[True, False, True], dtype=np.float32)
+    net = twin.net
+    assert net.gamma.indices == [1, 3] and net.beta.indices == [1, 3]
+    assert net.running_mean.indices == [1, 3] and net.running_var.indices == [1, 3]
+    with pytest.raises(IndexError):
+        net.gamma[2]
+    fresh = mlpcore.Network([3, 5, 4, 3], ["tanh", "relu", "softmax"], "cce", seed=0,
+                            batch_norm=[True, False, True])
+    for l in (1, 3):
+        for array, value in ((fresh.gamma[l], 1), (fresh.beta[l], 0), (fresh.running_mean[l], 0),
+                             (fresh.running_var[l], 1)):
+            assert array.shape == (fresh.n[l], 1) and array.dtype == np.float32
+            np.testing.assert_array_equal(array, value)
+    # W[l], b[l], then gamma[l], beta[l]: one flat buffer of parameters
+    assert net.params.size == (5 * 3 + 5) + (4 * 5 + 4) + (3 * 4 + 3) + 2 * 5 + 2 * 3
+    np.testing.assert_array_equal(net.params, twin.flat())
+    net.gamma[3][1, 0] = 7.0
+    assert 7.0 in net.params
+    # the running statistics are state, not parameters
+    assert net.params.size == reference.flat_parameters(twin.W, twin.b, twin.gamma, twin.beta).size
+    # gradients mirror the layout
+    grads = net.backward(net.forward(twin.X), twin.Y)
+    assert grads.dgamma.indices == [1, 3] and grads.dbeta.indices == [1, 3]
+    assert grads.dgamma[1].shape == (5, 1) and grads.dbeta[3].shape == (3, 1)
+
+
+def check(actual, expected, dtype, scale=None):
+    """actual == expected up to rounding.
+
+    float64: assert_close (rtol 1e-10, atol 1e-12 scale). float32, against a float64 reference on
+    the same float32 parameters and data: rtol 1e-3, atol 1e-4 scale, as batch normalisation
+    amplifies the float32 rounding of Z - mu by 1/sqrt(var + eps). scale: max|expected| unless
+    given (db is a sum over columns of dZ that may cancel to 0: its scale is that of dZ).
+    """
+    actual = np.asarray(actual)
+    assert actual.dtype == dtype and actual.shape == np.shape(expected)
+    scale = float(np.max(np.abs(expected))) if scale is None else scale
+    rtol, atol = (1e-10, 1e-12) if np.dtype(dtype) == np.float64 else (1e-3, 1e-4)
+    np.testing.assert_allclose(actual, expected, rtol=rtol, atol=atol * scale)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32], **DTYPE_IDS)
+@pytest.mark.parametrize("cost", ["mse", "bce", "cce"])
+@pytest.mark.parametrize("seed", range(4))
+def test_batch_norm_forward_and_backward_match_the_reference(seed, cost, dtype):
+    twin = Twin(seed, cost, dtype=dtype)
+    ref_twin = twin.in_float64()
+    net, L = twin.net, twin.L
+    cache = net.forward(twin.X)
+    ref = ref_twin.forward()
+    Z, A = core_cache(cache, L)
+    assert cache.Z_norm.indices == cache.Z_tilde.indices == sorted(twin.gamma)
+    for l in range(1, L + 1):
+        assert Z[l].dtype == dtype and A[l].dtype == dtype
+        check(Z[l], ref["Z"][l], dtype)
+        check(A[l], ref["A"][l], dtype)
+    for l in twin.gamma:
+        assert cache.Z_norm[l].shape == (twin.n[l], twin.m) and cache.Z_norm[l].dtype == dtype
+        check(cache.Z_norm[l], ref["Z_norm"][l], dtype)
+        check(cache.Z_tilde[l], ref["Z_tilde"][l], dtype)
+    # the training forward updated the running statistics
+    ref_twin.update_running_statistics(ref, twin.m)
+    for l in twin.gamma:
+        check(net.running_mean[l], ref_twin.running_mean[l], dtype)
+        check(net.running_var[l], ref_twin.running_var[l], dtype)
+
+    grads = net.backward(cache, twin.Y, compute_dA0=True)
+    expected = ref_twin.backward(ref, compute_dA0=True)
+    for l in range(1, L + 1):
+        check(grads.dW[l], expected["dW"][l], dtype)
+        check(grads.dZ[l], expected["dZ"][l], dtype)
+        if l in twin.gamma:
+            # b of a batch-normalised layer has no effect: db is 0 up to rounding
+            scale = np.max(np.abs(expected["dZ"][l]))
+            assert np.max(np.abs(grads.db[l])) <= 100 * np.finfo(dtype).eps * max(scale, 1e-30)
+            check(grads.dgamma[l], expected["dgamma"][l], dtype)
+            check(grads.dbeta[l], expected["dbeta"][l], dtype)
+        else:
+            check(grads.db[l], expected["db"][l], dtype, scale=np.max(np.abs(expected["dZ"][l])))
+    for l in expected["dA"]:
+        check(grads.dA[l], expected["dA"][l], dtype)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32], **DTYPE_IDS)
+@pytest.mark.parametrize("cost", ["mse", "bce", "cce"])
+def test_batch_norm_inference_uses_the_running_statistics(cost, dtype):
+    twin = Twin(10, cost, dtype=dtype, bn_momentum=0.3, bn_eps=1e-3)
+    net = twin.net
+    rng = np.random.default_rng(1)
+    for k in range(3):  # three training forwards move the running statistics
+        X = (rng.standard_normal(twin.X.shape) * (k + 1) + k).astype(dtype)
+        net.forward(X)
+        twin.update_running_statistics(twin.forward(X), twin.m)
+    for l in twin.gamma:
+        assert_close(net.running_mean[l], twin.running_mean[l], dtype)
+        assert_close(net.running_var[l], twin.running_var[l], dtype)
+    twin.copy_from_net()  # the same float32 running statistics for the reference
+    before = snapshot(net)
+    cache = net.forward(twin.X, training=False)
+    assert_unchanged(net, before)  # inference leaves the running statistics alone
+    ref = twin.in_float64().forward(training=False)
+    for l in range(1, twin.L + 1):
+        check(cache.A[l], ref["A"][l], dtype)
+    for l in twin.gamma:
+        check(cache.Z_norm[l], ref["Z_norm"][l], dtype)
+        check(cache.Z_tilde[l], ref["Z_tilde"][l], dtype)
+    # one example at a time gives the same columns; predict uses inference mode
+    single = net.forward(twin.X[:, 3:4], training=False)
+    check(single.A[twin.L], ref["A"][twin.L][:, 3:4], dtype)
+    A_L = np.array(cache.A[twin.L])
+    prediction = net.predict(twin.X)
+    if cost == "cce":
+        np.testing.assert_array_equal(prediction, A_L.argmax(axis=0))
+    elif cost == "bce":
+        np.testing.assert_array_equal(prediction, (A_L >= 0.5).astype(np.int64))
+    else:
+        np.testing.assert_array_equal(prediction, A_L)
+    assert_unchanged(net, before)
+
+
+def test_batch_norm_training_forward_of_one_example_is_refused():
+    twin = Twin(2, "bce", batch_norm=[True, False, False], n=[3, 4, 4, 1])
+    net = twin.net
+    before = snapshot(net)
+    one = np.array(twin.X[:, :1], order="F")
+    with pytest.raises(ValueError, match="m >= 2|m = 1|one example|single|variance"):
+        net.forward(one)
+    assert_unchanged(net, before)
+    net.forward(one, training=False)
+    assert_unchanged(net, before)
+
+
+@pytest.mark.parametrize("training", [True, False])
+@pytest.mark.parametrize("dtype", [np.float64, np.float32], **DTYPE_IDS)
+def test_forward_reads_column_slices(dtype, training):
+    """X[:, j:j+k] of a C-ordered X: rows of unit stride with a leading dimension m (also k = 1)."""
+    twin = Twin(14, "mse", dtype=dtype, n=[3, 5, 2], batch_norm=[False, False], m=10)
+    for k in (1, 2, 3):
+        X = twin.X[:, 4:4 + k]
+        assert X.strides[1] == X.itemsize
+        expected = twin.net.forward(np.array(X, order="F"), training=training).A[twin.L]
+        np.testing.assert_array_equal(twin.net.forward(X, training=training).A[twin.L], expected)
+
+
+def test_batch_norm_eps_and_momentum_are_used():
+    twin = Twin(3, "mse", n=[4, 6, 2], batch_norm=[True, True], bn_eps=0.5, bn_momentum=0.75)
+    cache = twin.net.forward(twin.X)
+    ref = twin.forward()
+    twin.update_running_statistics(ref, twin.m)
+    for l in (1, 2):
+        assert_close(cache.Z_norm[l], ref["Z_norm"][l], np.float64)
+        assert_close(twin.net.running_var[l], twin.running_var[l], np.float64)
+
+
+# ---------------------------------------------------------------------------
+# dropout
+# ---------------------------------------------------------------------------
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32], **DTYPE_IDS)
+@pytest.mark.parametrize("cost", ["mse", "bce", "cce"])
+@pytest.mark.parametrize("batch_norm", [False, True], ids=["plain", "batch_norm"])
+def test_dropout_with_the_core_masks_matches_the_reference(batch_norm, cost, dtype):
+    dropout = [0.5, 0.0, 0.2]
+    twin = Twin(4, cost, dtype=dtype, n=[5, 60, 7, 40, 3], m=50, dropout=dropout,
+                batch_norm=[batch_norm, False, batch_norm, False])
+    net = twin.net
+    cache = net.forward(twin.X)
+    assert cache.D.indices == [1, 3]
+    D = {l: np.array(cache.D[l]) for l in cache.D.indices}
+    for l, p in ((1, 0.5), (3, 0.2)):
+        assert D[l].shape == (twin.n[l], twin.m) and D[l].dtype == dtype
+        assert set(np.unique(D[l])) <= {0.0, 1.0}
+        # kept with probability 1 - p: 3000 and 2000 draws
+        assert np.mean(D[l]) == pytest.approx(1 - p, abs=0.05)
+    ref_twin = twin.in_float64()
+    ref = ref_twin.forward(D=D)
+    for l in range(1, twin.L + 1):
+        check(cache.A[l], ref["A"][l], dtype)
+    grads = net.backward(cache, twin.Y, compute_dA0=True)
+    expected = ref_twin.backward(ref, D=D, compute_dA0=True)
+    for l in range(1, twin.L + 1):
+        check(grads.dW[l], expected["dW"][l], dtype)
+        check(grads.dZ[l], expected["dZ"][l], dtype)
+        if l not in twin.gamma:
+            check(grads.db[l], expected["db"][l], dtype, scale=np.max(np.abs(expected["dZ"][l])))
+        else:
+            check(grads.dgamma[l], expected["dgamma"][l], dtype)
+            check(grads.dbeta[l], expected["dbeta"][l], dtype)
+    for l in expected["dA"]:
+        check(grads.dA[l], expected["dA"][l], dtype)
+
+    # inference: no dropout, no masks
+    twin.copy_from_net()
+    inference = net.forward(twin.X, training=False)
+    assert len(inference.D) == 0
+    ref = twin.in_float64().forward(training=False)
+    for l in range(1, twin.L + 1):
+        check(inference.A[l], ref["A"][l], dtype)
+
+
+def test_dropout_masks_are_fresh_and_seeded():
+    def masks(seed, count=3):
+        net = mlpcore.Network([4, 50, 1], ["relu", "sigmoid"], "bce", seed=seed, dropout=[0.5])
+        X = np.ones((4, 20))
+        return [np.array(net.forward(X).D[1]) for _ in range(count)]
+    first = masks(0)
+    assert not np.array_equal(first[0], first[1])       # each training forward draws anew
+    for a, b in zip(first, masks(0)):                    # the same seed draws the same masks
+        np.testing.assert_array_equal(a, b)
+    # the dropped units of A[1] are exactly the zeros of the mask
+    net = mlpcore.Network([4, 50, 1], ["sigmoid", "sigmoid"], "bce", seed=1, dropout=[0.5])
+    cache = net.forward(np.ones((4, 20)))
+    np.testing.assert_array_equal(np.array(cache.A[1]) == 0, np.array(cache.D[1]) == 0)
+
+
+# ---------------------------------------------------------------------------
+# optimizers one step at a time: opt.step(net, grads)
+# ---------------------------------------------------------------------------
+
+OPTIMIZERS = [
+    ("sgd", {}, lambda: optim.SGD()),
+    ("sgd", {"learning_rate": 0.2}, lambda: optim.SGD(learning_rate=0.2)),
+    ("sgd", {"learning_rate": 0.05, "momentum": 0.9}, lambda: optim.SGD(learning_rate=0.05, momentum=0.9)),
+    ("sgd", {"learning_rate": 0.05, "momentum": 0.8, "nesterov": True},
+     lambda: optim.SGD(learning_rate=0.05, momentum=0.8, nesterov=True)),
+    ("rmsprop", {}, lambda: optim.RMSprop()),
+    ("rmsprop", {"learning_rate": 0.003, "alpha": 0.9, "eps": 1e-6},
+     lambda: optim.RMSprop(learning_rate=0.003, alpha=0.9, eps=1e-6)),
+    ("adam", {}, lambda: optim.Adam()),
+    ("adam", {"learning_rate": 0.02, "beta1": 0.8, "beta2": 0.99, "eps": 1e-7},
+     lambda: optim.Adam(learning_rate=0.02, beta1=0.8, beta2=0.99, eps=1e-7)),
+    ("adamw", {}, lambda: optim.AdamW()),
+    ("adamw", {"learning_rate": 0.02, "weight_decay": 0.2},
+     lambda: optim.AdamW(learning_rate=0.02, weight_decay=0.2)),
+]
+OPTIMIZER_IDS = [f"{name}-{i}" for i, (name, _, _) in enumerate(OPTIMIZERS)]
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32], **DTYPE_IDS)
+@pytest.mark.parametrize("name, hyper, make", OPTIMIZERS, ids=OPTIMIZER_IDS)
+def test_optimizer_steps_match_the_reference(name, hyper, make, dtype):
+    """Three steps of opt.step(net, grads) on a batch-norm network, each on a new batch; the
+    reference steps from the core's own gradients (checked against the reference's elsewhere:
+    RMSprop and Adam divide by sqrt(v) + eps, which turns the rounding noise of a gradient that
+    is 0 in exact arithmetic, such as db of a batch-norm layer, into steps of up to lr g/eps)."""
+    twin = Twin(5, "cce", dtype=dtype, n=[4, 9, 7, 3], batch_norm=[True, False, True], m=25)
+    net = twin.net
+    opt = make()
+    rng = np.random.default_rng(0)
+    state = None
+    for _ in range(3):
+        X = rng.standard_normal(twin.X.shape).astype(dtype)
+        Y = random_targets(rng, "cce", 3, twin.m, dtype)
+        grads = net.backward(net.forward(X), Y)
+        flat_grads = reference.flat_parameters(*({l: np.array(layers[l]) for l in layers.indices}
+                                                 for layers in (grads.dW, grads.db, grads.dgamma, grads.dbeta)))
+        params = np.array(net.params)
+        assert params.dtype == dtype and flat_grads.dtype == dtype
+        opt.step(net, grads)
+        expected, state = reference.optimizer_step(name, params, flat_grads, state, **hyper)
+        assert_close(net.params, expected, dtype)
+    assert opt.t == 3
+
+
+def test_optimizer_names_are_the_documented_presets():
+    """'momentum' = SGD(momentum=0.9), 'nesterov' = SGD(momentum=0.9, nesterov=True), via fit."""
+    for name in ("sgd", "momentum", "nesterov", "rmsprop", "adam", "adamw"):
+        # no batch norm: no gradient that is 0 up to rounding (see ADAPTIVE)
+        twin = Twin(6, "mse", n=[3, 6, 2], batch_norm=[False, False], m=16)
+        state = None
+        for _ in range(2):
+            twin.net.fit(twin.X, twin.Y, epochs=1, batch_size=None, shuffle=False, optimizer=name,
+                         learning_rate=0.05, verbose=0)
+            _, state = twin.step(name, {}, 0.05, state)
+            twin.assert_matches_net()
+
+
+# ---------------------------------------------------------------------------
+# fit: one full-batch step with L2, clipping, schedules
+# ---------------------------------------------------------------------------
+
+# RMSprop and Adam divide by sqrt(v) + eps: the rounding noise (~1e-16 max|dZ|) of a gradient that is 0
+# in exact arithmetic, as db of a batch-norm layer is, becomes a step of lr noise/eps, which differs
+# between any two implementations. With eps = 1e-3 that is below the tolerance; the default eps is
+# checked on networks without batch norm and by opt.step from the core's own gradients.
+ADAPTIVE = {"rmsprop": {"eps": 1e-3}, "adam": {"eps": 1e-3}, "adamw": {"eps": 1e-3}}
+
+
+def optimizer_spec(name):
+    """name, or (name, ADAPTIVE[name]) for the adaptive ones; and the hyper-parameters for the reference."""
+    hyper = ADAPTIVE.get(name, {})
+    return ((name, hyper) if hyper else name), hyper
+
+
+FIT_CASES = [
+    pytest.param(l2, clipping, id=f"l2={l2}-{clipping}")
+    for l2 in (0.0, 0.3) for clipping in ("none", "norm", "value", "both")
+]
+
+
+@pytest.mark.parametrize("l2, clipping", FIT_CASES)
+@pytest.mark.parametrize("name", ["sgd", "momentum", "nesterov", "rmsprop", "adam", "adamw"])
+def test_fit_step_with_l2_and_clipping_matches_the_reference(name, l2, clipping):
+    twin = Twin(7, "bce", n=[4, 8, 6, 2], batch_norm=[True, True, False], m=30)
+    # the reference gradient, to pick bounds that clip
+    cache = twin.forward()
+    grads = twin.backward(cache, l2=l2)
+    g = reference.flat_parameters(grads["dW"], grads["db"], grads["dgamma"], grads["dbeta"])
+    clip_norm = 0.5 * np.linalg.norm(g) if clipping in ("norm", "both") else None
+    # by value: 0.3 of the largest entry (after the norm clipping halved it, if both)
+    clip_value = {"value": 0.3, "both": 0.15}.get(clipping)
+    if clip_value is not None:
+        clip_value *= np.max(np.abs(g))
+    state = None
+    spec, hyper = optimizer_spec(name)
+    for _ in range(2):  # two fits of one step: the second continues the optimizer state
+        history = twin.net.fit(twin.X, twin.Y, epochs=1, batch_size=None, shuffle=False,
+                               optimizer=spec, learning_rate=0.1, l2=l2, clip_norm=clip_norm,
+                               clip_value=clip_value, verbose=0)
+        J, state = twin.step(name, hyper, 0.1, state, l2=l2, clip_norm=clip_norm, clip_value=clip_value)
+        twin.assert_matches_net()
+        assert history["cost"] == [pytest.approx(J, rel=1e-12)]
+        assert history["learning_rate"] == [pytest.approx(0.1, rel=1e-15)]
+
+
+@pytest.mark.parametrize("schedule", [
+    None, ("step", {"step_size": 2, "gamma": 0.5}), ("exponential", {"gamma": 0.7}),
+    ("cosine", {"T_max": 4, "eta_min": 0.01})], ids=["constant", "step", "exponential", "cosine"])
+@pytest.mark.parametrize("name", ["sgd", "adam"])
+def test_fit_with_schedule_matches_the_reference(name, schedule):
+    twin = Twin(8, "cce", n=[3, 7, 3], batch_norm=[True, False], m=20)
+    lr0 = 0.2 if name == "sgd" else 0.01
+    spec, hyper = optimizer_spec(name)
+    history = twin.net.fit(twin.X, twin.Y, epochs=5, batch_size=None, shuffle=False, optimizer=spec,
+                           learning_rate=lr0, schedule=schedule, l2=0.1, verbose=0)
+    rates = mlpcore.schedules.learning_rates(schedule, lr0, 5)
+    np.testing.assert_allclose(history["learning_rate"], rates, rtol=1e-12)
+    state, costs = None, []
+    for rate in rates:
+        J, state = twin.step(name, hyper, rate, state, l2=0.1)
+        costs.append(J)
+    twin.assert_matches_net()
+    np.testing.assert_allclose(history["cost"], costs, rtol=1e-12)
+
+
+def test_fit_minibatches_in_order_without_shuffle():
+    """m = 20, batch_size 7: batches of 7, 7, 6 columns in order; the epoch cost is their mean."""
+    twin = Twin(9, "mse", n=[3, 6, 2], batch_norm=[True, False], m=20)
+    history = twin.net.fit(twin.X, twin.Y, epochs=2, batch_size=7, shuffle=False,
+                           optimizer=("adam", ADAPTIVE["adam"]), learning_rate=0.01, verbose=0)
+    state = None
+    for epoch in range(2):
+        costs = []
+        for start in range(0, 20, 7):
+            J, state = twin.step("adam", ADAPTIVE["adam"], 0.01, state, X=twin.X[:, start:start + 7],
+                                 Y=twin.Y[:, start:start + 7])
+            costs.append(J)
+        assert history["cost"][epoch] == pytest.approx(np.mean(costs), rel=1e-12)
+    twin.assert_matches_net()
+
+
+def test_fit_takes_optimizer_objects_and_pairs():
+    twin = Twin(11, "mse", n=[3, 5, 1], batch_norm=[False, False], m=12)
+    twin2 = Twin(11, "mse", n=[3, 5, 1], batch_norm=[False, False], m=12)
+    twin.net.fit(twin.X, twin.Y, epochs=1, batch_size=None, shuffle=False,
+                 optimizer=("adam", {"beta1": 0.5, "beta2": 0.9, "eps": 1e-6}), learning_rate=0.03, verbose=0)
+    twin.step("adam", {"beta1": 0.5, "beta2": 0.9, "eps": 1e-6}, 0.03, None)
+    twin.assert_matches_net()
+    twin2.net.fit(twin2.X, twin2.Y, epochs=1, batch_size=None, shuffle=False,
+                  optimizer=optim.RMSprop(alpha=0.5), learning_rate=0.03, verbose=0)
+    twin2.step("rmsprop", {"alpha": 0.5}, 0.03, None)
+    twin2.assert_matches_net()
+    assert twin2.net.optimizer is not None
+
+
+def test_fit_warm_start_and_reset_optimizer():
+    twin = Twin(12, "bce", n=[3, 6, 1], batch_norm=[True, False], m=16)
+    net = twin.net
+
+    def fit(name="adam"):
+        net.fit(twin.X, twin.Y, epochs=1, batch_size=None, shuffle=False, optimizer=optimizer_spec(name)[0],
+                learning_rate=0.01, verbose=0)
+    adam, rmsprop = ADAPTIVE["adam"], ADAPTIVE["rmsprop"]
+    fit()
+    _, state = twin.step("adam", adam, 0.01, None)
+    fit()  # the same spec: the state continues (t = 2)
+    _, state = twin.step("adam", adam, 0.01, state)
+    twin.assert_matches_net()
+    assert net.optimizer is not None and net.optimizer.t == 2
+    net.reset_optimizer()
+    fit()  # afresh: t = 1
+    _, state = twin.step("adam", adam, 0.01, None)
+    twin.assert_matches_net()
+    fit("rmsprop")  # a different spec starts afresh
+    _, _ = twin.step("rmsprop", rmsprop, 0.01, None)
+    twin.assert_matches_net()
+    assert net.optimizer.t == 1
+
+
+# ---------------------------------------------------------------------------
+# fit: the gradient hook, history, callbacks, early stopping, divergence
+# ---------------------------------------------------------------------------
+
+def test_gradient_hook_sees_and_may_change_the_flat_gradient():
+    twin = Twin(13, "cce", n=[3, 6, 3], batch_norm=[True, False], m=18)
+    net = twin.net
+    seen = []
+
+    def record(flat_grads):
+        assert flat_grads.ndim == 1 and flat_grads.dtype == net.dtype and flat_grads.size == net.params.size
+        seen.append(np.array(flat_grads))
+    net.fit(twin.X, twin.Y, epochs=1, batch_size=None, shuffle=False, optimizer="sgd",
+            learning_rate=0.1, gradient_hook=record, verbose=0)
+    assert len(seen) == 1
+    grads = twin.backward(twin.forward())
+    assert_close(seen[0], reference.flat_parameters(grads["dW"], grads["db"], grads["dgamma"],
+                                                    grads["dbeta"]), np.float64)
+    # a hook that zeroes the gradient: SGD leaves the parameters as they were
+    before = np.array(net.params)
+    net.fit(twin.X, twin.Y, epochs=2, batch_size=6, shuffle=True, seed=0, optimizer="sgd",
+            learning_rate=0.1, gradient_hook=lambda g: g.fill(0), verbose=0)
+    np.testing.assert_array_equal(net.params, before)
+    # one call per step: 3 batches x 2 epochs
+    calls = []
+    net.fit(twin.X, twin.Y, epochs=2, batch_size=6, seed=0, verbose=0,
+            gradient_hook=lambda g: calls.append(1))
+    assert len(calls) == 6
+
+
+@pytest.mark.parametrize("batch_norm", [False, True], ids=["plain", "batch_norm"])
+def test_last_minibatch_of_one_example(batch_norm):
+    """m = 13, batch_size 4: batches of 4, 4, 4, 1; the batch of one is skipped by a batch-norm
+    network (its variance is undefined), as fit's docstring says, and trained on otherwise."""
+    twin = Twin(15, "mse", n=[3, 5, 2], batch_norm=[batch_norm, False], m=13)
+    calls = []
+    history = twin.net.fit(twin.X, twin.Y, epochs=2, batch_size=4, seed=0, verbose=0,
+                           gradient_hook=lambda g: calls.append(1))
+    assert len(calls) == (6 if batch_norm else 8)
+    assert np.all(np.isfinite(twin.net.params)) and np.all(np.isfinite(history["cost"]))
+
+
+def test_history_callbacks_and_verbose(capsys):
+    X, labels = two_spirals(m=100, noise=0.02)
+    net = mlpcore.Network([2, 8, 2], ["tanh", "softmax"], "cce", seed=0)
+    Xv, labels_v = two_spirals(m=40, noise=0.02, seed=1)
+    logs_seen = []
+
+    def callback(epoch, logs):
+        logs_seen.append((epoch, dict(logs)))
+        return epoch == 2  # stop after the third epoch
+    history = net.fit(X, labels, epochs=10, batch_size=16, seed=0, validation_data=(Xv, labels_v),
+                      callbacks=[callback], verbose=0)
+    assert history is net.history
+    assert [epoch for epoch, _ in logs_seen] == [0, 1, 2]
+    for key in ("cost", "val_cost", "val_accuracy", "learning_rate", "time"):
+        assert len(history[key]) == 3, key
+    assert "val_r2" not in history
+    assert all(t >= 0 for t in history["time"])
+    assert logs_seen[-1][1]["cost"] == pytest.approx(history["cost"][-1])
+    # the validation figures are those of the network after the epoch, in inference mode
+    assert history["val_accuracy"][-1] == pytest.approx(np.mean(net.predict(Xv) == labels_v))
+    assert history["val_cost"][-1] == pytest.approx(
+        net.cost(net.forward(Xv, training=False).A[net.L], labels_v), rel=1e-5)
+    captured = capsys.readouterr()
+    assert captured.out == "" and captured.err == ""
+    # regression reports R^2
+    net = mlpcore.Network([2, 8, 1], ["tanh", "identity"], "mse", seed=0)
+    Y = np.sin(3 * X[:1])
+    history = net.fit(X, Y, epochs=2, validation_fraction=0.2, seed=0, verbose=0)
+    assert len(history["val_r2"]) == 2 and "val_accuracy" not in history
+    captured = capsys.readouterr()
+    assert captured.out == "" and captured.err == ""
+
+
+def test_early_stopping_restores_the_best_parameters():
+    """Validation labels are the training labels flipped: the validation cost rises while the
+    training cost falls, so training stops patience epochs after the best epoch."""
+    X, labels = two_spirals(m=80, noise=0.02)
+    net = mlpcore.Network([2, 16, 1], ["tanh", "sigmoid"], "bce", seed=0)
+    patience = 3
+    history = net.fit(X, labels[None, :], epochs=100, batch_size=8, seed=0, optimizer="adam",
+                      learning_rate=0.01, validation_data=(X, 1 - labels[None, :]),
+                      early_stopping=True, patience=patience, verbose=0)
+    val_cost = history["val_cost"]
+    best = int(np.argmin(val_cost))
+    assert len(val_cost) == best + 1 + patience < 100
+    J = net.cost(net.forward(X, training=False).A[net.L], 1 - labels[None, :])
+    assert J == pytest.approx(val_cost[best], rel=1e-6)
+
+
+def test_divergence_raises_and_leaves_finite_parameters():
+    assert issubclass(mlpcore.DivergenceError, FloatingPointError)
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((3, 64)) * 100
+    Y = rng.standard_normal((1, 64)) * 100
+    net = mlpcore.Network([3, 16, 16, 1], ["relu", "relu", "identity"], "mse", seed=0,
+                          batch_norm=[True, False, False])
+    with pytest.raises(mlpcore.DivergenceError, match="(?i)epoch") as error:
+        net.fit(X, Y, epochs=50, batch_size=8, optimizer="sgd", learning_rate=1e6, seed=0, verbose=0)
+    assert "learning" in str(error.value).lower()
+    assert np.all(np.isfinite(net.params))
+    for l in net.running_mean.indices:
+        assert np.all(np.isfinite(net.running_mean[l])) and np.all(np.isfinite(net.running_var[l]))
+
+
+def test_diagnostics_add_to_the_history():
+    X, labels = two_spirals(m=60, noise=0.02)
+    net = mlpcore.Network([2, 8, 8, 1], ["relu", "tanh", "sigmoid"], "bce", seed=0)
+    plain = set(net.fit(X, labels, epochs=2, verbose=0))
+    with_diagnostics = net.fit(X, labels, epochs=2, verbose=0, diagnostics=True)
+    assert set(with_diagnostics) > plain
+
+
+# ---------------------------------------------------------------------------
+# reproducibility and refusals
+# ---------------------------------------------------------------------------
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_fit_is_reproducible(threads, restore_threads):
+    mlpcore.set_num_threads(threads)
+    X, labels = two_spirals(m=200, noise=0.02)
+
+    def train(seed):
+        net = mlpcore.Network([2, 32, 32, 2], ["relu", "relu", "softmax"], "cce", seed=0,
+                              dropout=[0.2, 0.1], batch_norm=[True, True, False])
+        history = net.fit(X, labels, epochs=3, batch_size=16, optimizer="adam", learning_rate=0.01,
+                          seed=seed, verbose=0)
+        return np.array(net.params), history["cost"], net
+    params, costs, net = train(0)
+    params2, costs2, net2 = train(0)
+    np.testing.assert_array_equal(params, params2)
+    assert costs == costs2
+    for l in net.running_mean.indices:
+        np.testing.assert_array_equal(net.running_mean[l], net2.running_mean[l])
+    params3, _, _ = train(1)
+    assert not np.array_equal(params, params3)
+
+
+def fit_refusals():
+    """(id, args, kwargs, error, pattern) of fit calls that must be refused before training."""
+    X = np.random.default_rng(0).standard_normal((3, 20))
+    Y = np.random.default_rng(1).integers(0, 2, size=(1, 20)).astype(float)
+    good = {"epochs": 1, "verbose": 0}
+    return [
+        ("X_Y_lengths", (X, Y[:, :19]), good, ValueError, "(?i)m|exampl|column|length"),
+        ("X_width", (X[:2], Y), good, ValueError, "(?i)n\\[0\\]|n0|row|shape|feature"),
+        ("batch_size_0", (X, Y), dict(good, batch_size=0), ValueError, "batch_size"),
+        ("batch_size_negative", (X, Y), dict(good, batch_size=-4), ValueError, "batch_size"),
+        ("unknown_optimizer", (X, Y), dict(good, optimizer="adagrad"), ValueError, "adagrad"),
+        ("unknown_hyper_parameter", (X, Y), dict(good, optimizer=("adam", {"beta3": 0.1})), ValueError,
+         "beta3"),
+        ("negative_learning_rate", (X, Y), dict(good, learning_rate=-0.1), ValueError, "learning_rate"),
+        ("nan_learning_rate", (X, Y), dict(good, learning_rate=float("nan")), ValueError, "learning_rate"),
+        ("validation_width", (X, Y), dict(good, validation_data=(X[:2], Y)), ValueError,
+         "(?i)n\\[0\\]|n0|row|shape|feature|validation"),
+        ("validation_lengths", (X, Y), dict(good, validation_data=(X, Y[:, :5])), ValueError,
+         "(?i)m|exampl|column|length|validation"),
+        ("unknown_schedule", (X, Y), dict(good, schedule=("linear", {})), ValueError, "linear"),
+        ("negative_l2", (X, Y), dict(good, l2=-1.0), ValueError, "l2"),
+        ("nan_in_X", (np.where(X > 1, np.nan, X), Y), good, ValueError, "(?i)finite|nan"),
+        ("negative_epochs", (X, Y), dict(good, epochs=-1), ValueError, "epochs"),
+    ]
+
+
+@pytest.mark.parametrize("case", fit_refusals(), ids=lambda case: case[0])
+def test_fit_refuses_bad_input_before_training(case):
+    _, args, kwargs, error, pattern = case
+    net = mlpcore.Network([3, 5, 1], ["relu", "sigmoid"], "bce", seed=0, batch_norm=[True, False],
+                          dropout=[0.2])
+    before = snapshot(net)
+    with pytest.raises(error, match=pattern):
+        net.fit(*args, **kwargs)
+    assert_unchanged(net, before)
+    assert net.optimizer is None and net.history is None
+
+
+# ---------------------------------------------------------------------------
+# torch: Linear + BatchNorm1d, step for step
+# ---------------------------------------------------------------------------
+
+@pytest.mark.parametrize("name", ["momentum", "adam", "adamw"])
+def test_batch_norm_network_matches_torch_step_for_step(name):
+    torch = pytest.importorskip("torch", reason="torch is not installed: the torch cross-checks need it")
+    n, m, eps, momentum = [4, 10, 8, 3], 12, 1e-5, 0.1
+    net = mlpcore.Network(n, ["relu", "tanh", "softmax"], "cce", dtype="float64", seed=3,
+                          batch_norm=[True, True, False])
+    rng = np.random.default_rng(0)
+    for l in (1, 2):
+        net.b[l] = rng.standard_normal((n[l], 1))
+    linears = [torch.nn.Linear(n[l - 1], n[l]).double() for l in (1, 2, 3)]
+    norms = [torch.nn.BatchNorm1d(n[l], eps=eps, momentum=momentum).double() for l in (1, 2)]
+    with torch.no_grad():
+        for l, linear in enumerate(linears, start=1):
+            linear.weight.copy_(torch.from_numpy(np.array(net.W[l])))
+            linear.bias.copy_(torch.from_numpy(np.array(net.b[l])[:, 0]))
+    model = torch.nn.Sequential(linears[0], norms[0], torch.nn.ReLU(), linears[1], norms[1], torch.nn.Tanh(),
+                                linears[2])
+    torch_optimizer = {
+        "momentum": lambda p: torch.optim.SGD(p, lr=0.05, momentum=0.9),
+        "adam": lambda p: torch.optim.Adam(p, lr=0.01),
+        "adamw": lambda p: torch.optim.AdamW(p, lr=0.01, weight_decay=0.01),
+    }[name](list(model.parameters()))
+    opt = {"momentum": lambda: optim.SGD(learning_rate=0.05, momentum=0.9),
+           "adam": lambda: optim.Adam(learning_rate=0.01),
+           "adamw": lambda: optim.AdamW(learning_rate=0.01, weight_decay=0.01)}[name]()
+
+    def compare():
+        tol = {"rtol": 1e-9, "atol": 1e-11}
+        # b[1], b[2] feed batch norm: their gradient is 0 up to rounding, which Adam turns into
+        # steps of up to lr noise/eps (~1e-10) that differ between torch and the core; they change
+        # nothing but the running mean.
+        loose = {"rtol": 1e-9, "atol": 1e-8}
+        for l, linear in enumerate(linears, start=1):
+            np.testing.assert_allclose(net.W[l], linear.weight.detach().numpy(), **tol)
+            np.testing.assert_allclose(net.b[l][:, 0], linear.bias.detach().numpy(), **(tol if l == 3 else loose))
+        for l, norm in enumerate(norms, start=1):
+            np.testing.assert_allclose(net.gamma[l][:, 0], norm.weight.detach().numpy(), **tol)
+            np.testing.assert_allclose(net.beta[l][:, 0], norm.bias.detach().numpy(), **tol)
+            np.testing.assert_allclose(net.running_mean[l][:, 0], norm.running_mean.numpy(), **loose)
+            np.testing.assert_allclose(net.running_var[l][:, 0], norm.running_var.numpy(), **tol)
+
+    for step in range(6):
+        X = rng.standard_normal((n[0], m)) * 2 + 1
+        labels = rng.integers(0, 3, size=m)
+        cache = net.forward(X)
+        J = net.cost(cache.A[net.L], labels)
+        opt.step(net, net.backward(cache, labels))
+        model.train()
+        torch_optimizer.zero_grad()
+        log_p = torch.log_softmax(model(torch.from_numpy(X.T.copy())), dim=1)
+        loss = -log_p[torch.arange(m), torch.from_numpy(labels)].sum() / m
+        loss.backward()
+        torch_optimizer.step()
+        assert J == pytest.approx(loss.item(), rel=1e-10)
+        compare()
+
+    model.eval()
+    X = rng.standard_normal((n[0], 7))
+    with torch.no_grad():
+        expected = torch.softmax(model(torch.from_numpy(X.T.copy())), dim=1).numpy().T
+    np.testing.assert_allclose(net.forward(X, training=False).A[net.L], expected, rtol=1e-9, atol=1e-12)
+
+
+def test_fit_matches_torch_minibatches():
+    """fit without shuffling, batches of 8 over m = 40, Adam: the same as torch over the same batches."""
+    torch = pytest.importorskip("torch", reason="torch is not installed: the torch cross-checks need it")
+    n, m = [3, 6, 1], 40
+    net = mlpcore.Network(n, ["elu", "sigmoid"], "bce", dtype="float64", seed=4, batch_norm=[True, False])
+    rng = np.random.default_rng(2)
+    X = rng.standard_normal((3, m))
+    Y = rng.integers(0, 2, size=(1, m)).astype(np.float64)
+    linear1, norm, linear2 = (torch.nn.Linear(3, 6).double(), torch.nn.BatchNorm1d(6).double(),
+                              torch.nn.Linear(6, 1).double())
+    with torch.no_grad():
+        for l, linear in ((1, linear1), (2, linear2)):
+            linear.weight.copy_(torch.from_numpy(np.array(net.W[l])))
+            linear.bias.copy_(torch.from_numpy(np.array(net.b[l])[:, 0]))
+    model = torch.nn.Sequential(linear1, norm, torch.nn.ELU(), linear2, torch.nn.Sigmoid())
+    adam = torch.optim.Adam(model.parameters(), lr=0.02)
+    history = net.fit(X, Y, epochs=2, batch_size=8, shuffle=False, optimizer="adam", learning_rate=0.02,
+                      verbose=0)
+    costs = []
+    for epoch in range(2):
+        epoch_costs = []
+        for start in range(0, m, 8):
+            x = torch.from_numpy(X[:, start:start + 8].T.copy())
+            y = torch.from_numpy(Y[:, start:start + 8].T.copy())
+            adam.zero_grad()
+            out = model(x)
+            loss = -(y * torch.log(out) + (1 - y) * torch.log(1 - out)).sum() / 8
+            loss.backward()
+            adam.step()
+            epoch_costs.append(loss.item())
+        costs.append(np.mean(epoch_costs))
+    np.testing.assert_allclose(history["cost"], costs, rtol=1e-9)
+    np.testing.assert_allclose(net.W[1], linear1.weight.detach().numpy(), rtol=1e-8, atol=1e-10)
+    np.testing.assert_allclose(net.gamma[1][:, 0], norm.weight.detach().numpy(), rtol=1e-8, atol=1e-10)
+    np.testing.assert_allclose(net.running_var[1][:, 0], norm.running_var.numpy(), rtol=1e-8, atol=1e-10)
+
+
+# ---------------------------------------------------------------------------
+# learning: two spirals, digits
+# ---------------------------------------------------------------------------
+
+@pytest.mark.parametrize("variant", ["plain", "batch_norm", "dropout"])
+def test_fit_two_spirals(variant):
+    X, labels = two_spirals(m=400, noise=0.02)
+    options = {"plain": {}, "batch_norm": {"batch_norm": [True, True, False]},
+               "dropout": {"dropout": [0.05, 0.0]}}[variant]
+    net = mlpcore.Network([2, 64, 64, 1], ["relu", "relu", "sigmoid"], "bce", seed=0, **options)
+    history = net.fit(X, labels, epochs=300, batch_size=32, optimizer="adam", learning_rate=0.01, seed=0,
+                      verbose=0)
+    assert history["cost"][-1] < 0.25 * history["cost"][0]  # training-mode cost: noisy with batch norm
+    assert np.mean(net.predict(X)[0] == labels) >= 0.95
+
+
+def test_digits_benchmark():
+    """Section 8: digits, standardised, 30% stratified hold-out, 64-64-10 relu/softmax, Adam 1e-3,
+    batch 32, 30 epochs: held-out accuracy >= 0.96 over seeds 0..3 and within 0.01 of
+    scikit-learn's MLPClassifier with the same settings. Times are printed, not asserted."""
+    pytest.importorskip("sklearn", reason="scikit-learn is not installed: the digits benchmark needs it")
+    from sklearn.datasets import load_digits
+    from sklearn.exceptions import ConvergenceWarning
+    from sklearn.model_selection import train_test_split
+    from sklearn.neural_network import MLPClassifier
+
+    digits = load_digits()
+    ours, theirs, our_time, their_time = [], [], 0.0, 0.0
+    for seed in range(4):
+        X_train, X_test, y_train, y_test = train_test_split(
+            digits.data, digits.target, test_size=0.3, stratify=digits.target, random_state=seed)
+        scaler = Standardizer()
+        X_train_T = scaler.fit_transform(X_train.T)
+        X_test_T = scaler.transform(X_test.T)
+        net = mlpcore.Network([64, 64, 10], ["relu", "softmax"], "cce", seed=seed)
+        start = time.perf_counter()
+        net.fit(X_train_T, y_train, epochs=30, batch_size=32, optimizer="adam", learning_rate=1e-3,
+                seed=seed, verbose=0)
+        our_time += time.perf_counter() - start
+        ours.append(np.mean(net.predict(X_test_T) == y_test))
+
+        clf = MLPClassifier((64,), solver="adam", batch_size=32, max_iter=30, learning_rate_init=1e-3,
+                            random_state=seed)
+        start = time.perf_counter()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            clf.fit(X_train_T.T, y_train)
+        their_time += time.perf_counter() - start
+        theirs.append(clf.score(X_test_T.T, y_test))
+    print(f"\ndigits: mlpcore accuracy {np.mean(ours):.4f} ({our_time / 4:.3f} s per fit), "
+          f"MLPClassifier {np.mean(theirs):.4f} ({their_time / 4:.3f} s per fit), "
+          f"speed-up {their_time / max(our_time, 1e-9):.1f}x")
+    assert np.mean(ours) >= 0.96
+    assert np.mean(ours) >= np.mean(theirs) - 0.01
