@@ -6,12 +6,13 @@
 #include <pybind11/stl.h>
 
 #include <atomic>
+#include <chrono>
 #include <climits>
 #include <csignal>
 #include <functional>
-#include <tuple>
 #include <map>
 #include <string>
+#include <tuple>
 #include <utility>
 
 #include "mlpcore/network.hpp"
@@ -109,8 +110,7 @@ template <class Class, class Exists, class Get>
 void def_layer_view(py::class_<Class>& cls, const char* name, Exists exists, Get get) {
   cls.def(name, [name, exists, get](py::object self, index l) {
     auto& object = self.cast<Class&>();
-    if (!exists(object, l))
-      throw py::index_error(std::string(name) + "[" + std::to_string(l) + "] does not exist");
+    if (!exists(object, l)) throw py::index_error(std::string(name) + "[" + std::to_string(l) + "] does not exist");
     return get(object, l, self);
   });
 }
@@ -137,9 +137,9 @@ class InterruptCatcher {
 };
 
 const std::map<std::string, Activation> activation_names = {
-    {"identity", Activation::identity}, {"step", Activation::step}, {"sigmoid", Activation::sigmoid},
-    {"tanh", Activation::tanh}, {"relu", Activation::relu}, {"leaky_relu", Activation::leaky_relu},
-    {"elu", Activation::elu}, {"softmax", Activation::softmax}};
+    {"identity", Activation::identity}, {"step", Activation::step},      {"sigmoid", Activation::sigmoid},
+    {"tanh", Activation::tanh},         {"relu", Activation::relu},      {"leaky_relu", Activation::leaky_relu},
+    {"elu", Activation::elu},           {"softmax", Activation::softmax}};
 const std::map<std::string, Cost> cost_names = {{"mse", Cost::mse}, {"bce", Cost::bce}, {"cce", Cost::cce}};
 const std::map<std::string, Method> method_names = {
     {"sgd", Method::sgd}, {"rmsprop", Method::rmsprop}, {"adam", Method::adam}, {"adamw", Method::adamw}};
@@ -173,9 +173,13 @@ OptimizerSettings optimizer_settings(const std::string& method, const py::dict& 
       s.nesterov = value.cast<bool>();
       continue;
     }
-    double* field = name == "momentum" ? &s.momentum : name == "alpha" ? &s.alpha : name == "beta1" ? &s.beta1
-                    : name == "beta2"  ? &s.beta2    : name == "eps"   ? &s.eps   : name == "weight_decay" ? &s.weight_decay
-                                                                                                           : nullptr;
+    double* field = name == "momentum"       ? &s.momentum
+                    : name == "alpha"        ? &s.alpha
+                    : name == "beta1"        ? &s.beta1
+                    : name == "beta2"        ? &s.beta2
+                    : name == "eps"          ? &s.eps
+                    : name == "weight_decay" ? &s.weight_decay
+                                             : nullptr;
     if (!field) throw py::value_error("unknown hyper-parameter '" + name + "' of optimizer '" + method + "'");
     *field = value.cast<double>();
   }
@@ -216,18 +220,17 @@ void bind_network(py::module_& m, const std::string& suffix) {
   const auto any_layer = [](const Grads& g, index l) { return l >= 1 && l <= g.layout.L(); };
   const auto bn_layer = [](const Grads& g, index l) { return l >= 1 && l <= g.layout.L() && g.dZ_tilde.has(l); };
   def_layer_view(grads, "dW", any_layer, [](Grads& g, index l, py::handle self) { return view<T>(g.dW(l), self); });
-  def_layer_view(grads, "db", any_layer, [](Grads& g, index l, py::handle self) {
-    return column_view<T>(g.db(l), g.layout.n[l], self);
-  });
+  def_layer_view(grads, "db", any_layer,
+                 [](Grads& g, index l, py::handle self) { return column_view<T>(g.db(l), g.layout.n[l], self); });
   def_layer_view(grads, "dZ", any_layer, [](Grads& g, index l, py::handle self) { return view<T>(g.dZ[l], self); });
-  def_layer_view(grads, "dA", [](const Grads& g, index l) { return (l == 0 && !g.dA0_values.empty()) || (l >= 1 && l <= g.layout.L()); },
-                 [](Grads& g, index l, py::handle self) { return view<T>(l == 0 ? g.dA0() : g.dA[l], self); });
-  def_layer_view(grads, "dgamma", bn_layer, [](Grads& g, index l, py::handle self) {
-    return column_view<T>(g.dgamma(l), g.layout.n[l], self);
-  });
-  def_layer_view(grads, "dbeta", bn_layer, [](Grads& g, index l, py::handle self) {
-    return column_view<T>(g.dbeta(l), g.layout.n[l], self);
-  });
+  def_layer_view(
+      grads, "dA",
+      [](const Grads& g, index l) { return (l == 0 && !g.dA0_values.empty()) || (l >= 1 && l <= g.layout.L()); },
+      [](Grads& g, index l, py::handle self) { return view<T>(l == 0 ? g.dA0() : g.dA[l], self); });
+  def_layer_view(grads, "dgamma", bn_layer,
+                 [](Grads& g, index l, py::handle self) { return column_view<T>(g.dgamma(l), g.layout.n[l], self); });
+  def_layer_view(grads, "dbeta", bn_layer,
+                 [](Grads& g, index l, py::handle self) { return column_view<T>(g.dbeta(l), g.layout.n[l], self); });
 
   py::class_<Net> net(m, ("Network" + suffix).c_str());
   net.def(py::init(&make_network<T>), py::arg("n"), py::arg("layers"), py::arg("cost"), py::arg("bn_eps"),
@@ -243,77 +246,85 @@ void bind_network(py::module_& m, const std::string& suffix) {
   const auto net_layer = [](const Net& net, index l) { return l >= 1 && l <= net.L(); };
   const auto net_bn_layer = [](const Net& net, index l) { return l >= 1 && l <= net.L() && net.layers[l].batch_norm; };
   def_layer_view(net, "W", net_layer, [](Net& net, index l, py::handle self) { return view<T>(net.W(l), self); });
-  def_layer_view(net, "b", net_layer, [](Net& net, index l, py::handle self) {
-    return column_view<T>(net.b(l), net.layout.n[l], self);
-  });
+  def_layer_view(net, "b", net_layer,
+                 [](Net& net, index l, py::handle self) { return column_view<T>(net.b(l), net.layout.n[l], self); });
   def_layer_view(net, "gamma", net_bn_layer, [](Net& net, index l, py::handle self) {
     return column_view<T>(net.gamma(l), net.layout.n[l], self);
   });
   def_layer_view(net, "beta", net_bn_layer, [](Net& net, index l, py::handle self) {
     return column_view<T>(net.layout.beta(net.params.data(), l), net.layout.n[l], self);
   });
-  def_layer_view(net, "running_mean", net_bn_layer, [](Net& net, index l, py::handle self) {
-    return view<T>(net.running_mean[l], self);
-  });
-  def_layer_view(net, "running_var", net_bn_layer, [](Net& net, index l, py::handle self) {
-    return view<T>(net.running_var[l], self);
-  });
-  net.def("new_cache", [](const Net& net, index m) {
-        if (m < 1) throw py::value_error("a cache needs m >= 1 examples, got " + std::to_string(m));
-        return PyCache<T>{Cache<T>(net, m), py::none()};
-      })
-      .def("new_gradients", [](const Net& net, index m) {
-        if (m < 1) throw py::value_error("gradients need m >= 1 examples, got " + std::to_string(m));
-        return Grads(net, m);
-      })
-      .def("forward", [](Net& net, py::array X, PyCache<T>& cache, bool training) {
-        const ConstMatrix<T> view = matrix_view<T>(X, "X");
-        cache.X = X;
-        py::gil_scoped_release release;
-        require(all_finite(view), "X contains NaN or inf");
-        net.forward(view, cache.core, training);
-      })
-      .def("J", [](const Net& net, py::array A_L, py::array Y) {
-        const ConstMatrix<T> A = matrix_view<T>(A_L, "A[L]");
-        const Targets<T> targets_Y = targets(net, Y);
-        py::gil_scoped_release release;
-        require(all_finite(A), "A[L] contains NaN or inf");
-        require_valid_targets(net.cost, targets_Y);
-        return net.J(A, targets_Y);
-      })
+  def_layer_view(net, "running_mean", net_bn_layer,
+                 [](Net& net, index l, py::handle self) { return view<T>(net.running_mean[l], self); });
+  def_layer_view(net, "running_var", net_bn_layer,
+                 [](Net& net, index l, py::handle self) { return view<T>(net.running_var[l], self); });
+  net.def("new_cache",
+          [](const Net& net, index m) {
+            if (m < 1) throw py::value_error("a cache needs m >= 1 examples, got " + std::to_string(m));
+            return PyCache<T>{Cache<T>(net, m), py::none()};
+          })
+      .def("new_gradients",
+           [](const Net& net, index m) {
+             if (m < 1) throw py::value_error("gradients need m >= 1 examples, got " + std::to_string(m));
+             return Grads(net, m);
+           })
+      .def("forward",
+           [](Net& net, py::array X, PyCache<T>& cache, bool training) {
+             const ConstMatrix<T> view = matrix_view<T>(X, "X");
+             cache.X = X;
+             py::gil_scoped_release release;
+             require(all_finite(view), "X contains NaN or inf");
+             net.forward(view, cache.core, training);
+           })
+      .def("J",
+           [](const Net& net, py::array A_L, py::array Y) {
+             const ConstMatrix<T> A = matrix_view<T>(A_L, "A[L]");
+             const Targets<T> targets_Y = targets(net, Y);
+             py::gil_scoped_release release;
+             require(all_finite(A), "A[L] contains NaN or inf");
+             require_valid_targets(net.cost, targets_Y);
+             return net.J(A, targets_Y);
+           })
       .def("squared_weights", &Net::squared_weights)
-      .def("check_data", [](const Net& net, py::array X, py::array Y) {
-        const ConstMatrix<T> X_view = matrix_view<T>(X, "X");
-        const Targets<T> Y_view = targets(net, Y);
-        py::gil_scoped_release release;
-        require(all_finite(X_view), "X contains NaN or inf");
-        require_valid_targets(net.cost, Y_view);
-      })
-      .def("backward", [](const Net& net, const PyCache<T>& cache, py::array Y, Grads& grads, bool compute_dA0) {
-        const Targets<T> targets_Y = targets(net, Y);
-        py::gil_scoped_release release;
-        require_valid_targets(net.cost, targets_Y);
-        net.backward(cache.core, targets_Y, grads, compute_dA0);
-      })
-      .def("add_l2_gradient", [](const Net& net, Grads& grads, double lambda) { net.add_l2_gradient(grads, T(lambda)); })
+      .def("bytes", &Net::bytes)
+      .def("check_data",
+           [](const Net& net, py::array X, py::array Y) {
+             const ConstMatrix<T> X_view = matrix_view<T>(X, "X");
+             const Targets<T> Y_view = targets(net, Y);
+             py::gil_scoped_release release;
+             require(all_finite(X_view), "X contains NaN or inf");
+             require_valid_targets(net.cost, Y_view);
+           })
+      .def("backward",
+           [](const Net& net, const PyCache<T>& cache, py::array Y, Grads& grads, bool compute_dA0) {
+             const Targets<T> targets_Y = targets(net, Y);
+             py::gil_scoped_release release;
+             require_valid_targets(net.cost, targets_Y);
+             net.backward(cache.core, targets_Y, grads, compute_dA0);
+           })
+      .def("add_l2_gradient",
+           [](const Net& net, Grads& grads, double lambda) { net.add_l2_gradient(grads, T(lambda)); })
       .def("update", [](Net& net, const Grads& grads, double learning_rate) {
         py::gil_scoped_release release;
         net.update(grads, T(learning_rate));
       });
 
   py::class_<State> state(m, ("OptimizerState" + suffix).c_str());
-  state.def(py::init([](const std::string& method, const py::dict& hyper, index size) {
-         return State(optimizer_settings(method, hyper), size);
-       }))
+  state
+      .def(py::init([](const std::string& method, const py::dict& hyper, index size) {
+        return State(optimizer_settings(method, hyper), size);
+      }))
       .def_readonly("t", &State::t)
-      .def_property_readonly("buffers", [](py::object self) {
-        auto& s = self.cast<State&>();
-        py::list buffers;
-        for (std::vector<T>* buffer : {&s.first, &s.second})
-          if (!buffer->empty())
-            buffers.append(py::array_t<T>({index(buffer->size())}, {index(sizeof(T))}, buffer->data(), self));
-        return buffers;
-      })
+      .def_property_readonly(
+          "buffers",
+          [](py::object self) {
+            auto& s = self.cast<State&>();
+            py::list buffers;
+            for (std::vector<T>* buffer : {&s.first, &s.second})
+              if (!buffer->empty())
+                buffers.append(py::array_t<T>({index(buffer->size())}, {index(sizeof(T))}, buffer->data(), self));
+            return buffers;
+          })
       .def("step", [](State& s, const std::string& method, const py::dict& hyper, Net& net, const Grads& grads,
                       double learning_rate) {
         if (grads.network_id != net.id) throw py::value_error("the gradients belong to another network");
@@ -323,52 +334,59 @@ void bind_network(py::module_& m, const std::string& suffix) {
         if (!all_finite(grads.dparams.data(), index(grads.dparams.size())))
           throw py::value_error("the gradients contain NaN or inf");
         py::gil_scoped_release release;
-        return optimizer_step(settings, T(learning_rate), net.params.data(), grads.dparams.data(), s,
-                              net.params.data(), s, index(net.params.size()));
+        return optimizer_step(settings, T(learning_rate), net.params.data(), grads.dparams.data(), s, net.params.data(),
+                              s, index(net.params.size()));
       });
 
   using Train = Trainer<T>;
   py::class_<Train>(m, ("Trainer" + suffix).c_str())
-      .def(py::init([](Net& net, const std::string& method, const py::dict& hyper, State& state, index batch_size,
-                       index m) {
-             if (batch_size < 1 || m < 1) throw py::value_error("batch_size and m must be >= 1");
-             return std::make_unique<Train>(net, optimizer_settings(method, hyper), state, batch_size, m);
-           }),
+      .def(py::init(
+               [](Net& net, const std::string& method, const py::dict& hyper, State& state, index batch_size, index m) {
+                 if (batch_size < 1 || m < 1) throw py::value_error("batch_size and m must be >= 1");
+                 return std::make_unique<Train>(net, optimizer_settings(method, hyper), state, batch_size, m);
+               }),
            py::keep_alive<1, 2>(), py::keep_alive<1, 5>())
-      .def("epoch", [](py::object self, py::array X, py::array Y, index batch_size, double learning_rate,
-                       double l2, double clip_norm, double clip_value, bool shuffle, std::uint64_t seed,
-                       index epoch_number, py::object hook, bool catch_interrupt) {
-        auto& trainer = self.cast<Train&>();
-        const ConstMatrix<T> X_view = matrix_view<T>(X, "X");
-        const Targets<T> Y_view = targets(trainer.network(), Y);
-        if (Y_view.Y.cols != X_view.cols || X_view.rows != trainer.network().layout.n[0])
-          throw py::value_error("X and Y must be (n[0], m) and (n[L], m) with the same m");
-        if (batch_size < 1 || batch_size > trainer.cache().capacity)
-          throw py::value_error("batch_size must lie in 1.." + std::to_string(trainer.cache().capacity));
-        const TrainSettings settings{batch_size, learning_rate, l2, clip_norm, clip_value, shuffle, seed};
-        std::function<void(T*, index)> call_hook;
-        py::object flat_gradient;
-        if (!hook.is_none()) {
-          auto& g = trainer.gradients();
-          flat_gradient = py::array_t<T>({index(g.dparams.size())}, {index(sizeof(T))}, g.dparams.data(), self);
-          call_hook = [&](T*, index) {
-            py::gil_scoped_acquire acquire;
-            hook(flat_gradient);
-          };
-        }
-        EpochResult result;
-        {
-          InterruptCatcher catcher(catch_interrupt);
-          py::gil_scoped_release release;
-          require(all_finite(X_view), "X contains NaN or inf");
-          require_valid_targets(trainer.network().cost, Y_view);
-          result = trainer.epoch(X_view, Y_view, settings, epoch_number, call_hook, interrupt_requested);
-        }
-        return py::dict(py::arg("cost") = result.cost, py::arg("steps") = result.steps,
-                        py::arg("interrupted") = result.interrupted, py::arg("diverged") = result.diverged);
-      })
-      .def("gradients", [](Train& trainer) -> Grads& { return trainer.gradients(); },
-           py::return_value_policy::reference_internal);
+      .def("epoch",
+           [](py::object self, py::array X, py::array Y, index batch_size, double learning_rate, double l2,
+              double clip_norm, double clip_value, bool shuffle, std::uint64_t seed, index epoch_number,
+              py::object hook, bool catch_interrupt) {
+             auto& trainer = self.cast<Train&>();
+             const ConstMatrix<T> X_view = matrix_view<T>(X, "X");
+             const Targets<T> Y_view = targets(trainer.network(), Y);
+             if (Y_view.Y.cols != X_view.cols || X_view.rows != trainer.network().layout.n[0])
+               throw py::value_error("X and Y must be (n[0], m) and (n[L], m) with the same m");
+             if (batch_size < 1 || batch_size > trainer.cache().capacity)
+               throw py::value_error("batch_size must lie in 1.." + std::to_string(trainer.cache().capacity));
+             const TrainSettings settings{batch_size, learning_rate, l2, clip_norm, clip_value, shuffle, seed};
+             std::function<void(T*, index)> call_hook;
+             py::object flat_gradient;
+             if (!hook.is_none()) {
+               auto& g = trainer.gradients();
+               flat_gradient = py::array_t<T>({index(g.dparams.size())}, {index(sizeof(T))}, g.dparams.data(), self);
+               call_hook = [&](T*, index) {
+                 py::gil_scoped_acquire acquire;
+                 hook(flat_gradient);
+               };
+             }
+             EpochResult result;
+             {
+               InterruptCatcher catcher(catch_interrupt);
+               py::gil_scoped_release release;
+               require(all_finite(X_view), "X contains NaN or inf");
+               require_valid_targets(trainer.network().cost, Y_view);
+               result = trainer.epoch(X_view, Y_view, settings, epoch_number, call_hook, interrupt_requested);
+             }
+             return py::dict(py::arg("cost") = result.cost, py::arg("steps") = result.steps,
+                             py::arg("interrupted") = result.interrupted, py::arg("diverged") = result.diverged);
+           })
+      .def(
+          "gradients", [](Train& trainer) -> Grads& { return trainer.gradients(); },
+          py::return_value_policy::reference_internal)
+      .def("memory", [](const Train& trainer) {
+        const auto memory = trainer.memory();
+        return py::dict(py::arg("gradients") = memory.gradients, py::arg("optimizer_state") = memory.optimizer_state,
+                        py::arg("spare_parameters") = memory.spare_parameters, py::arg("workspace") = memory.workspace);
+      });
 }
 
 }  // namespace
@@ -378,14 +396,28 @@ PYBIND11_MODULE(_core, m) {
   m.doc() = "mlpcore's C++ core: dense layers on column-major buffers, BLAS for the products, OpenMP for the rest";
   mlpcore::bind_network<float>(m, "32");
   mlpcore::bind_network<double>(m, "64");
-  m.def("set_num_threads", [](int k) {
-    if (k < 1 || k > mlpcore::max_threads())
-      throw py::value_error("the thread count must lie in 1.." + std::to_string(mlpcore::max_threads()) +
-                            " (the processors available), got " + std::to_string(k));
-    mlpcore::set_num_threads(k);
-  }, py::arg("k"),
-  "set_num_threads(k): use k threads (k >= 1) in BLAS's matrix products and in OpenMP's element-wise\n"
-  "passes alike; the two pools take turns, never nested.");
+  m.def(
+      "set_num_threads",
+      [](int k) {
+        if (k < 1 || k > mlpcore::max_threads())
+          throw py::value_error("the thread count must lie in 1.." + std::to_string(mlpcore::max_threads()) +
+                                " (the processors available), got " + std::to_string(k));
+        mlpcore::set_num_threads(k);
+      },
+      py::arg("k"),
+      "set_num_threads(k): use k threads (k >= 1) in BLAS's matrix products and in OpenMP's element-wise\n"
+      "passes alike; the two pools take turns, never nested.");
+  m.def("_time_sgemm", [](int n, int repeats) {
+    // Seconds per float32 C = A B of (n, n) matrices with this build's BLAS: the roofline of bench/.
+    std::vector<float> A(std::size_t(n) * n, 1.0f), B(A), C(A);
+    const mlpcore::ConstMatrix<float> A_view(A.data(), n, n, n), B_view(B.data(), n, n, n);
+    const mlpcore::Matrix<float> C_view{C.data(), n, n, n};
+    py::gil_scoped_release release;
+    mlpcore::gemm<float>(false, A_view, false, B_view, 1.0f, 0.0f, C_view);
+    const auto start = std::chrono::steady_clock::now();
+    for (int r = 0; r < repeats; ++r) mlpcore::gemm<float>(false, A_view, false, B_view, 1.0f, 0.0f, C_view);
+    return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count() / repeats;
+  });
   m.def("get_num_threads", &mlpcore::get_num_threads,
         "get_num_threads() -> int: the thread count of BLAS and OpenMP (all cores until set_num_threads).");
 }

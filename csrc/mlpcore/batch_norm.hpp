@@ -22,8 +22,8 @@ void batch_statistics(ConstMatrix<T> Z, T* mu, T* var) {
 // inv_std = 1 / sqrt(var + eps), Z_norm = (Z - mu) inv_std, Z_tilde = gamma Z_norm + beta
 //   Z, Z_norm, Z_tilde: (n, m); mu, var, gamma, beta, inv_std: (n, 1)
 template <class T>
-void batch_norm_forward(ConstMatrix<T> Z, const T* mu, const T* var, T eps, const T* gamma, const T* beta,
-                        T* inv_std, Matrix<T> Z_norm, Matrix<T> Z_tilde) {
+void batch_norm_forward(ConstMatrix<T> Z, const T* mu, const T* var, T eps, const T* gamma, const T* beta, T* inv_std,
+                        Matrix<T> Z_norm, Matrix<T> Z_tilde) {
   for (index i = 0; i < Z.rows; ++i) inv_std[i] = T(1) / std::sqrt(var[i] + eps);
   for (index j = 0; j < Z.cols; ++j)
     for (index i = 0; i < Z.rows; ++i) {
@@ -50,14 +50,14 @@ void update_running_statistics(const T* mu, const T* var, index n, index m, T mo
 // dZ = gamma inv_std (dZ_tilde - dbeta - Z_norm dgamma)   (the exact backward through mu and var)
 //   dZ_tilde, Z_norm, dZ: (n, m); gamma, inv_std, dgamma, dbeta: (n, 1)
 template <class T>
-void batch_norm_backward(ConstMatrix<T> dZ_tilde, ConstMatrix<T> Z_norm, const T* gamma, const T* inv_std,
-                         T* dgamma, T* dbeta, Matrix<T> dZ) {
+void batch_norm_backward(ConstMatrix<T> dZ_tilde, ConstMatrix<T> Z_norm, const T* gamma, const T* inv_std, T* dgamma,
+                         T* dbeta, Matrix<T> dZ) {
   const index n = dZ.rows, m = dZ.cols;
   for_each_row_sum(
       n, m, [&](index i, index j) { return dZ_tilde(i, j) * Z_norm(i, j); },
       [&](index i, double sum) { dgamma[i] = T(sum / m); });
-  for_each_row_sum(n, m, [&](index i, index j) { return dZ_tilde(i, j); },
-                   [&](index i, double sum) { dbeta[i] = T(sum / m); });
+  for_each_row_sum(
+      n, m, [&](index i, index j) { return dZ_tilde(i, j); }, [&](index i, double sum) { dbeta[i] = T(sum / m); });
   for (index j = 0; j < m; ++j)
     for (index i = 0; i < n; ++i)
       dZ(i, j) = gamma[i] * inv_std[i] * (dZ_tilde(i, j) - dbeta[i] - Z_norm(i, j) * dgamma[i]);

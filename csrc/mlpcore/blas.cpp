@@ -1,12 +1,12 @@
 #include "blas.hpp"
-#include "parallel.hpp"
 
+#include <cblas.h>
 #include <omp.h>
 
 #include <cassert>
 #include <initializer_list>
 
-#include <cblas.h>
+#include "parallel.hpp"
 
 #ifdef MLPCORE_SCIPY_OPENBLAS  // scipy-openblas32: every symbol carries the scipy_ prefix
 #define MLPCORE_CBLAS(name) scipy_cblas_##name
@@ -35,13 +35,13 @@ void blas_set_num_threads(int k) {
 #endif
 }
 
-void gemm_call(CBLAS_TRANSPOSE ta, CBLAS_TRANSPOSE tb, int M, int N, int K, float alpha, const float* A,
-               int lda, const float* B, int ldb, float beta, float* C, int ldc) {
+void gemm_call(CBLAS_TRANSPOSE ta, CBLAS_TRANSPOSE tb, int M, int N, int K, float alpha, const float* A, int lda,
+               const float* B, int ldb, float beta, float* C, int ldc) {
   MLPCORE_CBLAS(sgemm)(CblasColMajor, ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
 }
 
-void gemm_call(CBLAS_TRANSPOSE ta, CBLAS_TRANSPOSE tb, int M, int N, int K, double alpha, const double* A,
-               int lda, const double* B, int ldb, double beta, double* C, int ldc) {
+void gemm_call(CBLAS_TRANSPOSE ta, CBLAS_TRANSPOSE tb, int M, int N, int K, double alpha, const double* A, int lda,
+               const double* B, int ldb, double beta, double* C, int ldc) {
   MLPCORE_CBLAS(dgemm)(CblasColMajor, ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
 }
 
@@ -53,8 +53,8 @@ void gemm(bool trans_A, ConstMatrix<T> A, bool trans_B, ConstMatrix<T> B, T alph
   assert(C.rows == (trans_A ? A.cols : A.rows) && C.cols == (trans_B ? B.rows : B.cols));
   assert(k == (trans_B ? B.cols : B.rows));
   if (C.rows == 0 || C.cols == 0) return;
-  gemm_call(flag(trans_A, A.transposed), flag(trans_B, B.transposed), int(C.rows), int(C.cols), int(k), alpha,
-            A.data, int(A.ld), B.data, int(B.ld), beta, C.data, int(C.ld));
+  gemm_call(flag(trans_A, A.transposed), flag(trans_B, B.transposed), int(C.rows), int(C.cols), int(k), alpha, A.data,
+            int(A.ld), B.data, int(B.ld), beta, C.data, int(C.ld));
 }
 
 template void gemm<float>(bool, ConstMatrix<float>, bool, ConstMatrix<float>, float, float, Matrix<float>);

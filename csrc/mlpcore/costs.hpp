@@ -6,8 +6,8 @@
 #include <cstdint>
 #include <string>
 
-#include "matrix.hpp"
 #include "kernels.hpp"
+#include "matrix.hpp"
 #include "parallel.hpp"
 #include "require.hpp"
 
@@ -29,9 +29,13 @@ struct Targets {
 template <class T>
 constexpr T log_eps();
 template <>
-constexpr float log_eps<float>() { return 1e-7f; }
+constexpr float log_eps<float>() {
+  return 1e-7f;
+}
 template <>
-constexpr double log_eps<double>() { return 1e-15; }
+constexpr double log_eps<double>() {
+  return 1e-15;
+}
 
 // Loss of one unit of one example.
 //   mse: (a - y)^2 / 2;  bce: -[y log a + (1 - y) log(1 - a)];  cce: -y log a
@@ -39,10 +43,12 @@ template <class T>
 inline double loss(Cost cost, T a, T y) {
   const T a_clamped = std::fmin(std::fmax(a, log_eps<T>()), T(1) - log_eps<T>());
   switch (cost) {
-    case Cost::mse: return 0.5 * double(a - y) * double(a - y);
+    case Cost::mse:
+      return 0.5 * double(a - y) * double(a - y);
     case Cost::bce:
       return -(double(y) * std::log(double(a_clamped)) + (1.0 - double(y)) * std::log(1.0 - double(a_clamped)));
-    case Cost::cce: return y == 0 ? 0.0 : -double(y) * std::log(double(a_clamped));
+    case Cost::cce:
+      return y == 0 ? 0.0 : -double(y) * std::log(double(a_clamped));
   }
   return 0.0;
 }
@@ -82,9 +88,10 @@ void require_valid_targets(Cost cost, Targets<T> Y) {
   const index n_L = Y.Y.rows;
   if (Y.labels) {
     for (index j = 0; j < Y.Y.cols; ++j)
-      require(Y.labels[j] >= 0 && Y.labels[j] < n_L, "cce labels must lie in 0.." + std::to_string(n_L - 1) +
-                                                         ", got " + std::to_string(Y.labels[j]) + " at example " +
-                                                         std::to_string(j));
+      require(Y.labels[j] >= 0 && Y.labels[j] < n_L, [&] {
+        return "cce labels must lie in 0.." + std::to_string(n_L - 1) + ", got " + std::to_string(Y.labels[j]) +
+               " at example " + std::to_string(j);
+      });
     return;
   }
   require(all_finite(Y.Y), "Y contains NaN or inf");
@@ -95,12 +102,14 @@ void require_valid_targets(Cost cost, Targets<T> Y) {
     double column_sum = 0;
     for (index i = 0; i < n_L; ++i) {
       const T y = Y.Y(i, j);
-      require(y >= 0 && y <= 1, std::string("Y for ") + name + " must lie in [0, 1], got " + std::to_string(y));
+      require(y >= 0 && y <= 1,
+              [&] { return std::string("Y for ") + name + " must lie in [0, 1], got " + std::to_string(y); });
       column_sum += y;
     }
-    require(cost != Cost::cce || std::abs(column_sum - 1) <= tolerance,
-            "each column of Y for cce must sum to 1 (one-hot or class probabilities), column " + std::to_string(j) +
-                " sums to " + std::to_string(column_sum));
+    require(cost != Cost::cce || std::abs(column_sum - 1) <= tolerance, [&] {
+      return "each column of Y for cce must sum to 1 (one-hot or class probabilities), column " + std::to_string(j) +
+             " sums to " + std::to_string(column_sum);
+    });
   }
 }
 

@@ -61,8 +61,7 @@ void activation_backward(ActivationSpec g, ConstMatrix<T> U, ConstMatrix<T> A, C
         return;
       }
       const T* d = D + j * dU.rows;
-      for (index i = 0; i < dU.rows; ++i)
-        du[i] = d[i] * inverse_keep * da[i] * G.prime(u[i], a[i] * keep, alpha);
+      for (index i = 0; i < dU.rows; ++i) du[i] = d[i] * inverse_keep * da[i] * G.prime(u[i], a[i] * keep, alpha);
     });
   });
 }
@@ -99,8 +98,9 @@ void dropout_forward(std::uint64_t key, T keep, Matrix<T> A, T* D) {
 //   dZ: (n, m), db: (n, 1)
 template <class T>
 void column_sum(ConstMatrix<T> dZ, T scale, T* db) {
-  for_each_row_sum(dZ.rows, dZ.cols, [&](index i, index j) { return dZ.col(j)[i]; },
-                   [&](index i, double sum) { db[i] = T(scale * sum); });
+  for_each_row_sum(
+      dZ.rows, dZ.cols, [&](index i, index j) { return dZ.col(j)[i]; },
+      [&](index i, double sum) { db[i] = T(scale * sum); });
 }
 
 // x = x - alpha y, over two flat buffers of `size` entries (a gradient-descent step).
@@ -116,8 +116,8 @@ template <class T>
 bool all_finite(ConstMatrix<T> M) {
   const index outer = M.transposed ? M.rows : M.cols, inner = M.transposed ? M.cols : M.rows;
   int not_finite = 0;
-#pragma omp parallel for schedule(static) reduction(| : not_finite) num_threads(team_size.load()) \
-    if (M.rows * M.cols >= parallel_threshold)
+#pragma omp parallel for schedule(static) reduction(| : not_finite) \
+    num_threads(team_size.load()) if (M.rows * M.cols >= parallel_threshold)
   for (index j = 0; j < outer; ++j) {
     const T* column = M.data + j * M.ld;
     for (index i = 0; i < inner; ++i) not_finite |= column[i] - column[i] != 0;

@@ -28,7 +28,7 @@ struct LayerSpec {
 // W[l] column-major (n[l], n[l-1]); b[l], gamma[l], beta[l] (n[l], 1); gamma and beta only in
 // batch-norm layers. Gradients and optimizer state use the same layout.
 struct ParameterLayout {
-  std::vector<index> n;  // n[0..L]
+  std::vector<index> n;                                              // n[0..L]
   std::vector<index> W_offset, b_offset, gamma_offset, beta_offset;  // by layer 1..L; entry 0 unused
   index size = 0;
 
@@ -48,13 +48,21 @@ struct ParameterLayout {
   }
   index L() const { return index(n.size()) - 1; }
   template <class T>
-  Matrix<T> W(T* base, index l) const { return {base + W_offset[l], n[l], n[l - 1], n[l]}; }
+  Matrix<T> W(T* base, index l) const {
+    return {base + W_offset[l], n[l], n[l - 1], n[l]};
+  }
   template <class T>
-  T* b(T* base, index l) const { return base + b_offset[l]; }
+  T* b(T* base, index l) const {
+    return base + b_offset[l];
+  }
   template <class T>
-  T* gamma(T* base, index l) const { return base + gamma_offset[l]; }
+  T* gamma(T* base, index l) const {
+    return base + gamma_offset[l];
+  }
   template <class T>
-  T* beta(T* base, index l) const { return base + beta_offset[l]; }
+  T* beta(T* base, index l) const {
+    return base + beta_offset[l];
+  }
 };
 
 // One (rows[l], m) matrix for each layer l with rows[l] > 0, packed in one flat buffer made
@@ -97,10 +105,17 @@ class Network;
 template <class T>
 struct Cache {
   Cache(const Network<T>& net, index capacity)
-      : network_id(net.id), m(capacity), Z(net.rows_all(), capacity), A(net.rows_all(), capacity),
-        Z_norm(net.rows_batch_norm(), capacity), Z_tilde(net.rows_batch_norm(), capacity),
-        D(net.rows_dropout(), capacity), mu(net.rows_batch_norm(), 1), var(net.rows_batch_norm(), 1),
-        inv_std(net.rows_batch_norm(), 1), capacity(capacity) {}
+      : network_id(net.id),
+        m(capacity),
+        Z(net.rows_all(), capacity),
+        A(net.rows_all(), capacity),
+        Z_norm(net.rows_batch_norm(), capacity),
+        Z_tilde(net.rows_batch_norm(), capacity),
+        D(net.rows_dropout(), capacity),
+        mu(net.rows_batch_norm(), 1),
+        var(net.rows_batch_norm(), 1),
+        inv_std(net.rows_batch_norm(), 1),
+        capacity(capacity) {}
 
   ConstMatrix<T> A_in(index l) const { return l == 0 ? X : A[l]; }  // A[l], X for l = 0
   // The activation's input: Z_tilde[l] in a batch-norm layer, Z[l] elsewhere.
@@ -111,10 +126,17 @@ struct Cache {
     for (LayerMatrices<T>* matrices : {&Z, &A, &Z_norm, &Z_tilde, &D}) matrices->set_cols(batch_m);
   }
 
+  index bytes() const {
+    index total = 0;
+    for (const LayerMatrices<T>* matrices : {&Z, &A, &Z_norm, &Z_tilde, &D, &mu, &var, &inv_std})
+      total += matrices->bytes();
+    return total;
+  }
+
   std::uint64_t network_id;
   index m;
   ConstMatrix<T> X{nullptr, 0, 0, 1};  // set by forward; memory owned by the caller
-  bool training = false;                // whether X went through a training-mode forward
+  bool training = false;               // whether X went through a training-mode forward
   LayerMatrices<T> Z, A, Z_norm, Z_tilde, D, mu, var, inv_std;
   index capacity;
 };
@@ -125,8 +147,14 @@ struct Cache {
 template <class T>
 struct Gradients {
   Gradients(const Network<T>& net, index capacity)
-      : network_id(net.id), m(capacity), layout(net.layout), dparams(net.layout.size), dZ(net.rows_all(), capacity),
-        dA(net.rows_all(), capacity), dZ_tilde(net.rows_batch_norm(), capacity), capacity(capacity) {}
+      : network_id(net.id),
+        m(capacity),
+        layout(net.layout),
+        dparams(net.layout.size),
+        dZ(net.rows_all(), capacity),
+        dA(net.rows_all(), capacity),
+        dZ_tilde(net.rows_batch_norm(), capacity),
+        capacity(capacity) {}
 
   Matrix<T> dW(index l) { return layout.W(dparams.data(), l); }
   T* db(index l) { return layout.b(dparams.data(), l); }
@@ -139,6 +167,11 @@ struct Gradients {
     m = batch_m;
     for (LayerMatrices<T>* matrices : {&dZ, &dA, &dZ_tilde}) matrices->set_cols(batch_m);
   }
+
+  index delta_bytes() const {
+    return dZ.bytes() + dA.bytes() + dZ_tilde.bytes() + index(dA0_values.size() * sizeof(T));
+  }
+  index dparams_bytes() const { return index(dparams.size() * sizeof(T)); }
 
   std::uint64_t network_id;
   index m;
@@ -155,9 +188,14 @@ class Network {
   // n: n[0..L]; layers: the specs of layers 1..L.
   Network(std::vector<index> n, std::vector<LayerSpec> layers, Cost cost, double bn_eps, double bn_momentum)
       : layout(check_sizes(std::move(n)), batch_norm_flags(layers)),
-        layers(check_layers(layout, std::move(layers), cost)), cost(cost), bn_eps(T(bn_eps)),
-        bn_momentum(T(bn_momentum)), params(layout.size), running_mean(rows_batch_norm(), 1),
-        running_var(rows_batch_norm(), 1), id(++last_id) {
+        layers(check_layers(layout, std::move(layers), cost)),
+        cost(cost),
+        bn_eps(T(bn_eps)),
+        bn_momentum(T(bn_momentum)),
+        params(layout.size),
+        running_mean(rows_batch_norm(), 1),
+        running_var(rows_batch_norm(), 1),
+        id(++last_id) {
     for (index l = 1; l <= L(); ++l) {
       if (!this->layers[l].batch_norm) continue;
       std::fill_n(gamma(l), layout.n[l], T(1));
@@ -176,11 +214,15 @@ class Network {
   const T* gamma(index l) const { return layout.gamma(const_cast<T*>(params.data()), l); }
   const T* beta(index l) const { return layout.beta(const_cast<T*>(params.data()), l); }
 
-  std::vector<index> rows_all() const { return rows_where(layout.n, [](index) { return true; }); }
+  std::vector<index> rows_all() const {
+    return rows_where(layout.n, [](index) { return true; });
+  }
   std::vector<index> rows_batch_norm() const {
     return rows_where(layout.n, [&](index l) { return layers[l].batch_norm; });
   }
-  std::vector<index> rows_dropout() const { return rows_where(layout.n, [&](index l) { return layers[l].dropout > 0; }); }
+  std::vector<index> rows_dropout() const {
+    return rows_where(layout.n, [&](index l) { return layers[l].dropout > 0; });
+  }
 
   // For l = 1..L, with A[0] = X:
   //   Z[l] = W[l] A[l-1] + b[l]
@@ -191,11 +233,14 @@ class Network {
   // A training forward updates the running statistics unless update_running is false
   // (the training loop commits them only with a step that succeeds).
   void forward(ConstMatrix<T> X, Cache<T>& cache, bool training, bool update_running = true) {
-    require(X.rows == layout.n[0], "X must have n[0] = " + std::to_string(layout.n[0]) + " rows, got " +
-                                       std::to_string(X.rows));
+    require(X.rows == layout.n[0], [&] {
+      return "X must have n[0] = " + std::to_string(layout.n[0]) + " rows, got " + std::to_string(X.rows);
+    });
     require_own(cache.network_id, "cache");
-    require(X.cols <= cache.capacity, "the cache holds m = " + std::to_string(cache.capacity) +
-                                          " examples, the batch has m = " + std::to_string(X.cols));
+    require(X.cols <= cache.capacity, [&] {
+      return "the cache holds m = " + std::to_string(cache.capacity) +
+             " examples, the batch has m = " + std::to_string(X.cols);
+    });
     require(!training || X.cols >= 2 || !any_batch_norm(),
             "batch normalisation needs m >= 2 examples in a training forward (the variance of one is undefined)");
     cache.set_batch(X.cols);
@@ -216,8 +261,9 @@ class Network {
 
   // J of the output A[L] against Y.   A_L: (n[L], m), Y: (n[L], m)
   double J(ConstMatrix<T> A_L, Targets<T> Y) const {
-    require(A_L.rows == layout.n[L()], "A[L] must have n[L] = " + std::to_string(layout.n[L()]) + " rows, got " +
-                                           std::to_string(A_L.rows));
+    require(A_L.rows == layout.n[L()], [&] {
+      return "A[L] must have n[L] = " + std::to_string(layout.n[L()]) + " rows, got " + std::to_string(A_L.rows);
+    });
     require_targets(Y, A_L.cols);
     return mlpcore::cost(cost, A_L, Y);
   }
@@ -239,8 +285,10 @@ class Network {
     require_own(cache.network_id, "cache");
     require_own(grads.network_id, "gradients");
     require(cache.X.data != nullptr && cache.training, "backward needs a cache from a training-mode forward");
-    require(cache.m <= grads.capacity, "the gradients hold m = " + std::to_string(grads.capacity) +
-                                           " examples, the cache has m = " + std::to_string(cache.m));
+    require(cache.m <= grads.capacity, [&] {
+      return "the gradients hold m = " + std::to_string(grads.capacity) +
+             " examples, the cache has m = " + std::to_string(cache.m);
+    });
     require_targets(Y, cache.m);
     grads.set_batch(cache.m);
     if (compute_dA0) grads.dA0_values.resize(layout.n[0] * cache.m);
@@ -275,9 +323,7 @@ class Network {
     return false;
   }
 
-  index bytes() const {
-    return index(params.size() * sizeof(T)) + running_mean.bytes() + running_var.bytes();
-  }
+  index bytes() const { return index(params.size() * sizeof(T)) + running_mean.bytes() + running_var.bytes(); }
 
   const ParameterLayout layout;
   const std::vector<LayerSpec> layers;  // layers[1..L]; layers[0] unused
@@ -334,20 +380,21 @@ class Network {
   }
 
   void require_own(std::uint64_t owner, const char* what) const {
-    require(owner == id, std::string("the ") + what + " belong to another network");
+    require(owner == id, [&] { return std::string("the ") + what + " belong to another network"; });
   }
 
   void require_targets(const Targets<T>& Y, index m) const {
-    require(Y.Y.rows == layout.n[L()] && Y.Y.cols == m,
-            "Y must be (n[L], m) = (" + std::to_string(layout.n[L()]) + ", " + std::to_string(m) + "), got (" +
-                std::to_string(Y.Y.rows) + ", " + std::to_string(Y.Y.cols) + ")");
+    require(Y.Y.rows == layout.n[L()] && Y.Y.cols == m, [&] {
+      return "Y must be (n[L], m) = (" + std::to_string(layout.n[L()]) + ", " + std::to_string(m) + "), got (" +
+             std::to_string(Y.Y.rows) + ", " + std::to_string(Y.Y.cols) + ")";
+    });
   }
 
   static std::vector<index> check_sizes(std::vector<index> n) {
     require(n.size() >= 2, "a network needs n[0] and at least one layer");
     for (index units : n) require(units >= 1 && units <= INT_MAX, "every layer needs 1..2^31-1 units");
     for (std::size_t l = 1; l < n.size(); ++l)
-      require(n[l] <= INT_MAX / n[l - 1], "W[" + std::to_string(l) + "] has more than 2^31-1 entries");
+      require(n[l] <= INT_MAX / n[l - 1], [&] { return "W[" + std::to_string(l) + "] has more than 2^31-1 entries"; });
     return n;
   }
 
@@ -361,8 +408,9 @@ class Network {
   // bce only after sigmoid; mse after anything but softmax; dropout in [0, 1) on hidden layers only.
   static std::vector<LayerSpec> check_layers(const ParameterLayout& layout, std::vector<LayerSpec> layers, Cost cost) {
     const index L = layout.L();
-    require(index(layers.size()) == L, "one activation per layer is needed: " + std::to_string(L) + ", got " +
-                                           std::to_string(layers.size()));
+    require(index(layers.size()) == L, [&] {
+      return "one activation per layer is needed: " + std::to_string(L) + ", got " + std::to_string(layers.size());
+    });
     for (index l = 1; l < L; ++l) {
       require(layers[l - 1].g.kind != Activation::softmax, "softmax is for the output layer only");
       require(layers[l - 1].dropout >= 0 && layers[l - 1].dropout < 1, "a drop probability must lie in [0, 1)");

@@ -14,13 +14,13 @@ enum class Method { sgd, rmsprop, adam, adamw };
 
 struct OptimizerSettings {
   Method method = Method::sgd;
-  double momentum = 0;       // sgd
-  bool nesterov = false;     // sgd
-  double alpha = 0.99;       // rmsprop
-  double beta1 = 0.9;        // adam, adamw
-  double beta2 = 0.999;      // adam, adamw
-  double eps = 1e-8;         // rmsprop, adam, adamw
-  double weight_decay = 0;   // adamw
+  double momentum = 0;      // sgd
+  bool nesterov = false;    // sgd
+  double alpha = 0.99;      // rmsprop
+  double beta1 = 0.9;       // adam, adamw
+  double beta2 = 0.999;     // adam, adamw
+  double eps = 1e-8;        // rmsprop, adam, adamw
+  double weight_decay = 0;  // adamw
 };
 
 // The state of an optimizer: the step count t and up to two buffers laid out like the

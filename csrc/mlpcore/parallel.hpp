@@ -2,10 +2,10 @@
 // waking the team, and sums over the columns accumulated in double.
 #pragma once
 
+#include <omp.h>
+
 #include <algorithm>
 #include <atomic>
-
-#include <omp.h>
 
 #include "matrix.hpp"
 
@@ -21,8 +21,8 @@ inline std::atomic<int> team_size{omp_get_max_threads()};
 template <class F>
 void for_each_column(index m, index work, const F& f) {
   F body = f;  // each thread's own copy (firstprivate): what it captured is then loop invariant
-#pragma omp parallel for schedule(static) firstprivate(body) num_threads(team_size.load()) \
-    if (work >= parallel_threshold)
+#pragma omp parallel for schedule(static) firstprivate(body) \
+    num_threads(team_size.load()) if (work >= parallel_threshold)
   for (index j = 0; j < m; ++j) body(j);
 }
 

@@ -37,10 +37,20 @@ class Trainer {
  public:
   // For epochs over m examples in batches of up to batch_size, with the optimizer's state `state`.
   Trainer(Network<T>& net, const OptimizerSettings& optimizer, OptimizerState<T>& state, index batch_size, index m)
-      : net_(net), optimizer_(optimizer), state_(state), cache_(net, batch_size), grads_(net, batch_size),
-        X_batch_(net.layout.n[0] * batch_size), Y_batch_(net.layout.n[net.L()] * batch_size), labels_batch_(batch_size),
-        order_(m), spare_params_(net.params.size()), spare_state_(state), home_params_(net.params.data()),
-        home_first_(state.first.data()), home_second_(state.second.data()) {}
+      : net_(net),
+        optimizer_(optimizer),
+        state_(state),
+        cache_(net, batch_size),
+        grads_(net, batch_size),
+        X_batch_(net.layout.n[0] * batch_size),
+        Y_batch_(net.layout.n[net.L()] * batch_size),
+        labels_batch_(batch_size),
+        order_(m),
+        spare_params_(net.params.size()),
+        spare_state_(state),
+        home_params_(net.params.data()),
+        home_first_(state.first.data()),
+        home_second_(state.second.data()) {}
 
   // One epoch over X (n[0], m) and Y (n[L], m); the hook, if any, sees the flat gradient of
   // each step (with the L2 term, before clipping) and may change it. Stops after the step during which `stop`
@@ -53,8 +63,9 @@ class Trainer {
       ~Settle() { trainer.settle(); }
     } settle_at_exit{*this};
     const index m = X.cols;
-    require(m == index(order_.size()), "the trainer was made for m = " + std::to_string(order_.size()) +
-                                          " examples, X has " + std::to_string(m));
+    require(m == index(order_.size()), [&] {
+      return "the trainer was made for m = " + std::to_string(order_.size()) + " examples, X has " + std::to_string(m);
+    });
     draw_order(settings, epoch_number);
     EpochResult result;
     for (index start = 0; start < m; start += settings.batch_size) {
@@ -71,6 +82,23 @@ class Trainer {
     }
     if (result.steps) result.cost /= double(result.steps);
     return result;
+  }
+
+  // The bytes of what a fit holds besides the network: the gradient, the optimizer's state and
+  // the spares a step writes into, and the workspace of one batch (cache, dZ, dA, the gathered
+  // minibatch and the order of the epoch).
+  struct Memory {
+    index gradients, optimizer_state, spare_parameters, workspace;
+  };
+  Memory memory() const {
+    const auto state_bytes = [](const OptimizerState<T>& s) {
+      return index((s.first.size() + s.second.size()) * sizeof(T));
+    };
+    return {grads_.dparams_bytes(), state_bytes(state_) + state_bytes(spare_state_),
+            index(spare_params_.size() * sizeof(T)),
+            cache_.bytes() + grads_.delta_bytes() +
+                index((X_batch_.size() + Y_batch_.size()) * sizeof(T) + labels_batch_.size() * sizeof(std::int64_t) +
+                      order_.size() * sizeof(index))};
   }
 
   Network<T>& network() { return net_; }

@@ -219,6 +219,7 @@ class Network:
             self.b[l] = b[l]
         self.optimizer = None
         self.history = None
+        self._fit_memory = {}
 
     def __repr__(self):
         names = ", ".join(name if not params else f"{name}({params['alpha']:g})"
@@ -350,6 +351,16 @@ class Network:
                    validation_fraction=validation_fraction, early_stopping=early_stopping, patience=patience,
                    l2=l2, clip_norm=clip_norm, clip_value=clip_value, callbacks=callbacks, schedule=schedule,
                    gradient_hook=gradient_hook, diagnostics=diagnostics, verbose=verbose)
+
+    def memory_bytes(self, breakdown=False):
+        """The bytes of mlpcore's own buffers for this network: its parameters and running
+        statistics, and those the last fit trained with (the gradient, the optimizer's state with
+        the spare copies a step writes into, and one batch's workspace).
+
+        breakdown : False gives the total, an int; True a dict of the parts.
+        """
+        parts = {"parameters": self._core.bytes(), **self._fit_memory}
+        return parts if breakdown else sum(parts.values())
 
     def reset_optimizer(self):
         """Forget the optimizer of the last fit and its state: the next fit starts afresh."""

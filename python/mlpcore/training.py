@@ -41,6 +41,7 @@ def fit(net, X, Y, epochs=10, batch_size=32, optimizer="sgd", learning_rate=None
     trainer = _TRAINERS[net.dtype](net._core, opt.method, opt.hyper, opt._state_for(net), batch_size, m)
     net._core.dropout_seed, net._core.training_forwards = int(seeds[0]), 0
     net.optimizer = opt
+    net._fit_memory = trainer.memory()
     history = _new_history(net, validation_data, diagnostics)
     net.history = history
     watch = "val_cost" if validation_data is not None else "cost"

@@ -1,0 +1,439 @@
+"""mlpcore's benchmark suite: the same networks, data, initial parameters and plain-SGD steps,
+float32, on mlpcore, its NumPy reference, PyTorch (CPU) and scikit-learn, with one thread count.
+
+    python bench/run.py [--threads K] [--quick] [--out DIR]
+
+Prints a table of throughputs with the ratios mlpcore / other, a roofline line per workload
+(the FLOPs a step needs against the float32 GEMM rate of mlpcore's BLAS, measured in the same
+run) and a scaling table; writes DIR/results.json and, with matplotlib, DIR/results.png.
+Figures are never asserted anywhere: the machines are shared and noisy. PyTorch and
+scikit-learn are optional (pip install mlpcore[bench]); missing systems are left out.
+"""
+
+import argparse
+import gc
+import json
+import os
+import platform
+import sys
+import time
+
+import numpy as np
+
+import mlpcore
+from mlpcore import reference
+
+MNIST = dict(n=[784, 256, 128, 10], activations=["relu", "relu", "softmax"], cost="cce", batch=128)
+TINY = dict(n=[2, 16, 16, 1], activations=["tanh", "tanh", "sigmoid"], cost="bce", batch=32)
+WIDE = dict(n=[2048, 2048, 2048, 10], activations=["relu", "relu", "softmax"], cost="cce", batch=256)
+LEARNING_RATE = 0.01
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--threads", type=int, default=os.cpu_count(), help="threads of every system")
+    parser.add_argument("--quick", action="store_true", help="smaller workloads, for a smoke test")
+    parser.add_argument("--out", default=os.path.join(os.path.dirname(os.path.abspath(__file__)), "results"))
+    args = parser.parse_args(argv)
+    set_threads(args.threads)
+    scale = 0.1 if args.quick else 1.0
+    systems = available_systems()
+    gemm_rate = sgemm_rate(args.quick)
+    results = {"machine": machine(args.threads), "gemm_gflops": gemm_rate / 1e9, "workloads": {}}
+    workloads = results["workloads"]
+    workloads["mnist"] = bench_mnist(systems, int(30000 * scale), gemm_rate)
+    workloads["tiny"] = bench_tiny(systems, int(2000 * scale), gemm_rate)
+    workloads["wide"] = bench_wide(systems, 3 if args.quick else 10, gemm_rate)
+    workloads["infer1"] = bench_infer1(systems, int(20000 * scale))
+    workloads["memory"] = bench_memory(systems, int(30000 * scale))
+    workloads["mnist_float64"] = bench_mnist(systems, int(30000 * scale), None, dtype="float64")
+    results["scaling"] = bench_scaling(scale, args.threads)
+    print_results(results)
+    os.makedirs(args.out, exist_ok=True)
+    with open(os.path.join(args.out, "results.json"), "w") as file:
+        json.dump(results, file, indent=1)
+    plot(results, os.path.join(args.out, "results.png"))
+    return 0
+
+
+# ----------------------------------------------------------------------------- systems
+
+def available_systems():
+    systems = ["mlpcore", "numpy"]
+    for name, module in (("torch", "torch"), ("sklearn", "sklearn")):
+        try:
+            __import__(module)
+            systems.append(name)
+        except ImportError:
+            print(f"({name} is not installed: left out; pip install mlpcore[bench])")
+    return systems
+
+
+def set_threads(k):
+    mlpcore.set_num_threads(k)
+    try:
+        import threadpoolctl
+        threadpoolctl.threadpool_limits(k)  # NumPy's own BLAS, for the reference and scikit-learn
+    except ImportError:
+        pass
+    try:
+        import torch
+        torch.set_num_threads(k)
+    except ImportError:
+        pass
+
+
+def machine(threads):
+    return {"cpu": cpu_name(), "cores": os.cpu_count(), "threads": threads, "python": platform.python_version(),
+            "numpy": np.__version__, "mlpcore": mlpcore.__version__, **versions()}
+
+
+def cpu_name():
+    try:
+        with open("/proc/cpuinfo") as file:
+            return next(line.split(":", 1)[1].strip() for line in file if line.startswith("model name"))
+    except (OSError, StopIteration):
+        return platform.processor()
+
+
+def versions():
+    found = {}
+    for name in ("torch", "sklearn"):
+        try:
+            found[name] = __import__(name).__version__
+        except ImportError:
+            pass
+    return found
+
+
+def sgemm_rate(quick):
+    """FLOP/s of a float32 (n, n) x (n, n) product with mlpcore's BLAS, the best of a few runs."""
+    n = 1024 if quick else 2048
+    seconds = min(mlpcore._core._time_sgemm(n, 3) for _ in range(3))
+    return 2 * n ** 3 / seconds
+
+
+# ----------------------------------------------------------------------------- data and networks
+
+def data(spec, m, seed=0, dtype=np.float32):
+    """Random X (n0, m) and class labels (m,) (bce: 0/1)."""
+    rng = np.random.default_rng(seed)
+    X = rng.standard_normal((spec["n"][0], m)).astype(dtype)
+    classes = spec["n"][-1] if spec["cost"] == "cce" else 2
+    return X, rng.integers(0, classes, m)
+
+
+def network(spec, dtype="float32"):
+    return mlpcore.Network(spec["n"], spec["activations"], spec["cost"], dtype=dtype, seed=0)
+
+
+def step_flops(n, m):
+    """FLOPs of one training step on m examples: 2 per weight per example forward, 4 backward
+    (dW and dA), less the dA[0] product that is skipped."""
+    weights = sum(n[l] * n[l - 1] for l in range(1, len(n)))
+    return 6 * m * weights - 2 * m * n[0] * n[1]
+
+
+def torch_model(net):
+    """The torch.nn.Sequential twin of net, with net's initial parameters."""
+    import torch
+    layers = []
+    activations = {"relu": torch.nn.ReLU, "tanh": torch.nn.Tanh}
+    dtype = torch.float32 if net.dtype == np.float32 else torch.float64
+    for l in range(1, net.L + 1):
+        linear = torch.nn.Linear(net.n[l - 1], net.n[l]).to(dtype)
+        with torch.no_grad():
+            linear.weight.copy_(torch.from_numpy(np.array(net.W[l])))
+            linear.bias.copy_(torch.from_numpy(np.array(net.b[l][:, 0])))
+        layers.append(linear)
+        name = net.activations[l - 1][0]
+        if l < net.L:
+            layers.append(activations[name]())
+    return torch.nn.Sequential(*layers)
+
+
+def torch_epoch(net, X, y, batch, steps=None):
+    """Seconds of plain-SGD steps over X's columns in order (cross-entropy or sigmoid + bce)."""
+    import torch
+    model = torch_model(net)
+    rows = torch.from_numpy(np.ascontiguousarray(X.T))
+    labels = torch.from_numpy(y)
+    if net.cost_name == "bce":
+        loss_function, labels = torch.nn.BCEWithLogitsLoss(), labels.to(rows.dtype).reshape(-1, 1)
+    else:
+        loss_function = torch.nn.CrossEntropyLoss()
+    optimizer = torch.optim.SGD(model.parameters(), lr=LEARNING_RATE)
+    m = rows.shape[0]
+    starts = list(range(0, m, batch))[:steps]
+    start = time.perf_counter()
+    for s in starts:
+        optimizer.zero_grad()
+        loss = loss_function(model(rows[s:s + batch]), labels[s:s + batch])
+        loss.backward()
+        optimizer.step()
+    return time.perf_counter() - start
+
+
+def numpy_epoch(net, X, y, batch, steps=None):
+    """Seconds of plain-SGD steps with mlpcore.reference (NumPy)."""
+    W = {l: np.array(net.W[l]) for l in range(1, net.L + 1)}
+    b = {l: np.array(net.b[l]) for l in range(1, net.L + 1)}
+    Y = reference.one_hot(y, net.n[-1], net.dtype) if net.cost_name == "cce" else y.reshape(1, -1).astype(net.dtype)
+    starts = list(range(0, X.shape[1], batch))[:steps]
+    start = time.perf_counter()
+    for s in starts:
+        Xb, Yb = X[:, s:s + batch], Y[:, s:s + batch]
+        Z, A = reference.forward(W, b, Xb, net.activations)
+        grads = reference.backward(W, Z, A, Yb, net.activations, net.cost_name)
+        reference.update(W, b, grads["dW"], grads["db"], LEARNING_RATE)
+    return time.perf_counter() - start
+
+
+def sklearn_epoch(net, X, y, batch):
+    """Seconds of one epoch of scikit-learn's MLPClassifier (solver sgd, no momentum, no L2)."""
+    import warnings
+    from sklearn.exceptions import ConvergenceWarning
+    from sklearn.neural_network import MLPClassifier
+    activation = {"relu": "relu", "tanh": "tanh"}[net.activations[0][0]]
+    classifier = MLPClassifier(hidden_layer_sizes=net.n[1:-1], activation=activation, solver="sgd",
+                               batch_size=batch, learning_rate_init=LEARNING_RATE, momentum=0.0, alpha=0.0,
+                               max_iter=1, shuffle=False, random_state=0)
+    rows = np.ascontiguousarray(X.T)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        start = time.perf_counter()
+        classifier.fit(rows, y)
+    return time.perf_counter() - start
+
+
+def mlpcore_fit(net, X, y, batch):
+    start = time.perf_counter()
+    net.fit(X, y, epochs=1, batch_size=batch, optimizer="sgd", learning_rate=LEARNING_RATE, shuffle=False,
+            seed=0, verbose=0)
+    return time.perf_counter() - start
+
+
+def best_of(repeats, measure):
+    """The smallest of `repeats` timings (the least disturbed by the rest of the machine)."""
+    return min(measure() for _ in range(repeats))
+
+
+# ----------------------------------------------------------------------------- workloads
+
+def bench_mnist(systems, m, gemm_rate, dtype="float32"):
+    """784-256-128-10 relu/softmax + cce, batch 128, one epoch over m random samples: samples/s."""
+    spec = MNIST
+    X, y = data(spec, m, dtype=dtype)
+    seconds = {"mlpcore": best_of(3, lambda: mlpcore_fit(network(spec, dtype), X, y, spec["batch"]))}
+    if "numpy" in systems:
+        seconds["numpy"] = best_of(1, lambda: numpy_epoch(network(spec, dtype), X, y, spec["batch"]))
+    if "torch" in systems:
+        seconds["torch"] = best_of(3, lambda: torch_epoch(network(spec, dtype), X, y, spec["batch"]))
+    if "sklearn" in systems and dtype == "float32":
+        seconds["sklearn"] = best_of(1, lambda: sklearn_epoch(network(spec, dtype), X, y, spec["batch"]))
+    result = {"unit": "samples/s", "throughput": {name: m / s for name, s in seconds.items()}}
+    if gemm_rate:
+        steps = -(-m // spec["batch"])
+        result["roofline"] = step_flops(spec["n"], spec["batch"]) * steps / seconds["mlpcore"] / gemm_rate
+    return result
+
+
+def bench_tiny(systems, steps, gemm_rate):
+    """2-16-16-1 tanh, sigmoid + bce, batch 32, `steps` steps: steps/s with fit and with a Python loop."""
+    spec = TINY
+    batch = spec["batch"]
+    m = steps * batch
+    X, y = data(spec, m)
+    throughput = {"mlpcore": steps / best_of(3, lambda: mlpcore_fit(network(spec), X, y, batch)),
+                  "mlpcore (Python loop)": steps / best_of(3, lambda: python_loop(network(spec), X, y, batch))}
+    if "numpy" in systems:
+        throughput["numpy"] = steps / best_of(1, lambda: numpy_epoch(network(spec), X, y, batch))
+    if "torch" in systems:
+        throughput["torch"] = steps / best_of(3, lambda: torch_epoch(network(spec), X, y, batch))
+    if "sklearn" in systems:
+        throughput["sklearn"] = steps / best_of(1, lambda: sklearn_epoch(network(spec), X, y, batch))
+    flops = step_flops(spec["n"], batch) * throughput["mlpcore"]
+    return {"unit": "steps/s", "throughput": throughput, "roofline": flops / gemm_rate}
+
+
+def python_loop(net, X, y, batch):
+    """Seconds of a Python loop of forward, backward, update over consecutive minibatches."""
+    Y = y.astype(net.dtype)
+    cache = net.forward(X[:, :batch])
+    grads = net.backward(cache, Y[:batch])
+    start = time.perf_counter()
+    for s in range(0, X.shape[1], batch):
+        net.forward(X[:, s:s + batch], out=cache)
+        net.backward(cache, Y[s:s + batch], out=grads)
+        net.update(grads, LEARNING_RATE)
+    return time.perf_counter() - start
+
+
+def bench_wide(systems, steps, gemm_rate):
+    """2048-2048-2048-10 relu/softmax + cce, batch 256, a few steps: GFLOP/s and share of the GEMM rate."""
+    spec = WIDE
+    batch = spec["batch"]
+    X, y = data(spec, steps * batch)
+    flops = step_flops(spec["n"], batch) * steps
+    seconds = {"mlpcore": best_of(3, lambda: mlpcore_fit(network(spec), X, y, batch))}
+    if "numpy" in systems:
+        seconds["numpy"] = best_of(1, lambda: numpy_epoch(network(spec), X, y, batch))
+    if "torch" in systems:
+        seconds["torch"] = best_of(3, lambda: torch_epoch(network(spec), X, y, batch))
+    throughput = {name: flops / s / 1e9 for name, s in seconds.items()}
+    return {"unit": "GFLOP/s", "throughput": throughput, "roofline": throughput["mlpcore"] * 1e9 / gemm_rate}
+
+
+def bench_infer1(systems, calls):
+    """The mnist network's forward of one example, repeated: calls/s."""
+    spec = MNIST
+    net = network(spec)
+    x = data(spec, 1)[0]
+    throughput = {"mlpcore": calls / best_of(3, lambda: repeat(calls, lambda: net.predict(x)))}
+    if "numpy" in systems:
+        W = {l: np.array(net.W[l]) for l in range(1, net.L + 1)}
+        b = {l: np.array(net.b[l]) for l in range(1, net.L + 1)}
+        throughput["numpy"] = calls / best_of(3, lambda: repeat(calls, lambda: reference.forward(
+            W, b, x, net.activations)))
+    if "torch" in systems:
+        import torch
+        model = torch_model(net).eval()
+        row = torch.from_numpy(np.ascontiguousarray(x.T))
+
+        def torch_call():
+            with torch.no_grad():
+                return torch.softmax(model(row), dim=1)
+        throughput["torch"] = calls / best_of(3, lambda: repeat(calls, torch_call))
+    if "sklearn" in systems:
+        classifier = sklearn_fitted(net)
+        row = np.ascontiguousarray(x.T)
+        throughput["sklearn"] = calls / best_of(3, lambda: repeat(calls // 10, lambda: classifier.predict_proba(
+            row))) / 10
+    return {"unit": "calls/s", "throughput": throughput}
+
+
+def sklearn_fitted(net):
+    """A scikit-learn MLPClassifier with net's architecture and parameters."""
+    import warnings
+    from sklearn.neural_network import MLPClassifier
+    classifier = MLPClassifier(hidden_layer_sizes=net.n[1:-1], max_iter=1)
+    X, y = data(MNIST, 20)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        classifier.fit(X.T, np.arange(20) % 10)
+    classifier.coefs_ = [np.array(net.W[l]).T for l in range(1, net.L + 1)]
+    classifier.intercepts_ = [np.array(net.b[l][:, 0]) for l in range(1, net.L + 1)]
+    return classifier
+
+
+def repeat(calls, function):
+    start = time.perf_counter()
+    for _ in range(calls):
+        function()
+    return time.perf_counter() - start
+
+
+def bench_memory(systems, m):
+    """Resident memory growth over the mnist fit after its first step, mlpcore's own buffers, and
+    PyTorch's resident growth over the same fit: MiB."""
+    spec = MNIST
+    X, y = data(spec, m)
+    net = network(spec)
+    gc.collect()
+    before = resident_bytes()
+    net.fit(X[:, :spec["batch"]], y[:spec["batch"]], epochs=1, batch_size=spec["batch"], optimizer="sgd",
+            shuffle=False, verbose=0)  # the first step: buffers are made
+    after_first = resident_bytes()
+    net.fit(X, y, epochs=1, batch_size=spec["batch"], optimizer="sgd", shuffle=False, verbose=0)
+    after_fit = resident_bytes()
+    result = {"unit": "MiB", "growth_after_first_step": (after_fit - after_first) / 2**20,
+              "first_step": (after_first - before) / 2**20,
+              "memory_bytes": {key: value / 2**20 for key, value in net.memory_bytes(breakdown=True).items()}}
+    if "torch" in systems:
+        gc.collect()
+        before = resident_bytes()
+        torch_epoch(network(spec), X, y, spec["batch"])
+        result["torch_growth"] = (resident_bytes() - before) / 2**20
+    return result
+
+
+def resident_bytes():
+    with open("/proc/self/statm") as file:
+        return int(file.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
+def bench_scaling(scale, threads):
+    """mnist-shaped training time as m doubles, as the width doubles, and for 1 and `threads` threads."""
+    rows = []
+    base = MNIST
+    m0 = int(7680 * scale) or 128
+    for factor in (1, 2, 4):
+        X, y = data(base, m0 * factor)
+        rows.append({"what": f"m = {m0 * factor}", "seconds": best_of(3, lambda: mlpcore_fit(network(base), X, y,
+                                                                                           base["batch"]))})
+    X, y = data(base, m0)
+    for factor in (1, 2, 4):
+        spec = dict(base, n=[784, 256 * factor, 128 * factor, 10])
+        rows.append({"what": f"width x{factor}", "seconds": best_of(3, lambda: mlpcore_fit(network(spec), X, y,
+                                                                                        base["batch"]))})
+    for k in sorted({1, threads}):
+        mlpcore.set_num_threads(k)
+        rows.append({"what": f"{k} thread(s)", "seconds": best_of(3, lambda: mlpcore_fit(network(base), X, y,
+                                                                                     base["batch"]))})
+    mlpcore.set_num_threads(threads)
+    return rows
+
+
+# ----------------------------------------------------------------------------- report
+
+def print_results(results):
+    info = results["machine"]
+    print(f"\nmlpcore {info['mlpcore']} on {info['cpu']}, {info['cores']} cores, {info['threads']} threads; "
+          f"float32 GEMM rate {results['gemm_gflops']:.1f} GFLOP/s")
+    print(f"{'workload':<14} {'system':<22} {'throughput':>14}  {'mlpcore / system':>16}")
+    for name, result in results["workloads"].items():
+        if "throughput" not in result:
+            continue
+        ours = result["throughput"]["mlpcore"]
+        for system, value in result["throughput"].items():
+            ratio = "" if system == "mlpcore" else f"{ours / value:.2f}x"
+            print(f"{name:<14} {system:<22} {value:>14,.1f}  {ratio:>16}   {result['unit']}")
+        if "roofline" in result:
+            print(f"{'':<14} roofline: {100 * result['roofline']:.0f}% of the GEMM rate")
+    memory = results["workloads"]["memory"]
+    print(f"memory: resident growth after the first step {memory['growth_after_first_step']:.2f} MiB; "
+          f"mlpcore's buffers {sum(memory['memory_bytes'].values()):.2f} MiB "
+          f"({', '.join(f'{k} {v:.2f}' for k, v in memory['memory_bytes'].items())})"
+          + (f"; PyTorch's resident growth over the same fit {memory['torch_growth']:.2f} MiB"
+             if "torch_growth" in memory else ""))
+    print("scaling (mnist-shaped fit, seconds):")
+    for row in results["scaling"]:
+        print(f"  {row['what']:<16} {row['seconds']:.3f}")
+
+
+def plot(results, path):
+    try:
+        import matplotlib
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        print("(matplotlib is not installed: no chart; pip install mlpcore[plot])")
+        return
+    workloads = {name: r for name, r in results["workloads"].items() if "throughput" in r}
+    figure, axes = plt.subplots(1, len(workloads) + 1, figsize=(4 * (len(workloads) + 1), 4))
+    for axis, (name, result) in zip(axes, workloads.items()):
+        systems = list(result["throughput"])
+        axis.barh(systems, [result["throughput"][s] for s in systems], color="tab:blue")
+        axis.set_title(f"{name} ({result['unit']})")
+        axis.set_xscale("log")
+    axis = axes[-1]
+    rows = results["scaling"]
+    axis.barh([row["what"] for row in rows], [row["seconds"] for row in rows], color="tab:orange")
+    axis.set_title("scaling (s)")
+    figure.tight_layout()
+    figure.savefig(path, dpi=80)
+    print(f"chart: {path}")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
