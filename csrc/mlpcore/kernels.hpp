@@ -106,8 +106,7 @@ void column_sum(ConstMatrix<T> dZ, T scale, T* db) {
 // x = x - alpha y, over two flat buffers of `size` entries (a gradient-descent step).
 template <class T>
 void subtract_scaled(T* x, const T* y, T alpha, index size) {
-#pragma omp parallel for schedule(static) num_threads(team_size.load()) if (size >= parallel_threshold)
-  for (index k = 0; k < size; ++k) x[k] -= alpha * y[k];
+  for_each_column(size, size, [=](index k) { x[k] -= alpha * y[k]; });
 }
 
 // True when no entry of M is NaN or infinite: x - x is 0 for a finite x and NaN otherwise
@@ -115,19 +114,17 @@ void subtract_scaled(T* x, const T* y, T alpha, index size) {
 template <class T>
 bool all_finite(ConstMatrix<T> M) {
   const index outer = M.transposed ? M.rows : M.cols, inner = M.transposed ? M.cols : M.rows;
-  int not_finite = 0;
-#pragma omp parallel for schedule(static) reduction(| : not_finite) \
-    num_threads(team_size.load()) if (M.rows * M.cols >= parallel_threshold)
-  for (index j = 0; j < outer; ++j) {
+  return all_zero(outer, M.rows * M.cols, [=](index j) {
     const T* column = M.data + j * M.ld;
+    int not_finite = 0;
     for (index i = 0; i < inner; ++i) not_finite |= column[i] - column[i] != 0;
-  }
-  return !not_finite;
+    return not_finite;
+  });
 }
 
 template <class T>
 bool all_finite(const T* x, index size) {
-  return all_finite(ConstMatrix<T>(x, size, 1, size));
+  return all_zero(size, size, [=](index k) { return x[k] - x[k] != 0; });
 }
 
 }  // namespace mlpcore

@@ -37,15 +37,9 @@ struct OptimizerState {
 
 // for k in 0..size-1: f(k) writes the new values of entry k and returns their residue (x - x
 // summed over them: 0 when all are finite). Returns true when every new value is finite.
-// (An integer or-reduction, so that the loop vectorises without reassociating float sums.)
 template <class T, class F>
 bool for_each_parameter(index size, const F& f) {
-  F body = f;  // each thread's own copy (firstprivate): its pointers are then loop invariants
-  int not_finite = 0;
-#pragma omp parallel for simd schedule(static) firstprivate(body) reduction(| : not_finite) \
-    num_threads(team_size.load()) if (size >= parallel_threshold)
-  for (index k = 0; k < size; ++k) not_finite |= body(k) != 0;
-  return !not_finite;
+  return all_zero(size, size, f);
 }
 
 // One step at count t = in.t + 1, from parameters p and gradient g (after L2 and clipping):

@@ -17,13 +17,38 @@ constexpr index parallel_threshold = index(1) << 15;
 // The thread count of every parallel region, whichever thread starts it (set_num_threads).
 inline std::atomic<int> team_size{omp_get_max_threads()};
 
-// f(j) for every column j = 0..m-1; `work` is the pass's element count.
+// Whether a pass over `work` elements pays for waking the OpenMP team.
+inline bool worth_a_team(index work) { return work >= parallel_threshold && team_size.load() > 1; }
+
+// f(j) for every j = 0..n-1 (the columns of a pass, or the entries of a flat buffer): on the
+// team when the pass of `work` elements is worth it, else on the calling thread without
+// entering the OpenMP runtime. Each thread runs its own copy of f, so that what f captured
+// is loop invariant to the vectoriser.
 template <class F>
-void for_each_column(index m, index work, const F& f) {
-  F body = f;  // each thread's own copy (firstprivate): what it captured is then loop invariant
-#pragma omp parallel for schedule(static) firstprivate(body) \
-    num_threads(team_size.load()) if (work >= parallel_threshold)
-  for (index j = 0; j < m; ++j) body(j);
+void for_each_column(index n, index work, const F& f) {
+  F body = f;
+  if (!worth_a_team(work)) {
+    for (index j = 0; j < n; ++j) body(j);
+    return;
+  }
+#pragma omp parallel for schedule(static) firstprivate(body) num_threads(team_size.load())
+  for (index j = 0; j < n; ++j) body(j);
+}
+
+// True when f(k) == 0 for every k = 0..n-1 (f may write as it goes): an integer or-reduction,
+// so that the loop vectorises; on the team when the pass of `work` elements is worth it.
+template <class F>
+bool all_zero(index n, index work, const F& f) {
+  F body = f;
+  int nonzero = 0;
+  if (!worth_a_team(work)) {
+#pragma omp simd reduction(| : nonzero)
+    for (index k = 0; k < n; ++k) nonzero |= body(k) != 0;
+    return !nonzero;
+  }
+#pragma omp parallel for simd schedule(static) firstprivate(body) reduction(| : nonzero) num_threads(team_size.load())
+  for (index k = 0; k < n; ++k) nonzero |= body(k) != 0;
+  return !nonzero;
 }
 
 // For each row i of an (n, m) matrix: out(i, sum over j of term(i, j)), the sum taken in double,
