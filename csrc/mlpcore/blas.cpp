@@ -45,6 +45,16 @@ void gemm_call(CBLAS_TRANSPOSE ta, CBLAS_TRANSPOSE tb, int M, int N, int K, doub
   MLPCORE_CBLAS(dgemm)(CblasColMajor, ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
 }
 
+void gemv_call(CBLAS_TRANSPOSE ta, int M, int N, float alpha, const float* A, int lda, const float* x, int incx,
+               float beta, float* y) {
+  MLPCORE_CBLAS(sgemv)(CblasColMajor, ta, M, N, alpha, A, lda, x, incx, beta, y, 1);
+}
+
+void gemv_call(CBLAS_TRANSPOSE ta, int M, int N, double alpha, const double* A, int lda, const double* x, int incx,
+               double beta, double* y) {
+  MLPCORE_CBLAS(dgemv)(CblasColMajor, ta, M, N, alpha, A, lda, x, incx, beta, y, 1);
+}
+
 }  // namespace
 
 template <class T>
@@ -53,6 +63,12 @@ void gemm(bool trans_A, ConstMatrix<T> A, bool trans_B, ConstMatrix<T> B, T alph
   assert(C.rows == (trans_A ? A.cols : A.rows) && C.cols == (trans_B ? B.rows : B.cols));
   assert(k == (trans_B ? B.cols : B.rows));
   if (C.rows == 0 || C.cols == 0) return;
+  if (C.cols == 1) {  // one example: a matrix-vector product, which BLAS does without packing
+    const int stored_rows = int(A.transposed ? A.cols : A.rows), stored_cols = int(A.transposed ? A.rows : A.cols);
+    gemv_call(flag(trans_A, A.transposed), stored_rows, stored_cols, alpha, A.data, int(A.ld), B.data,
+              trans_B != B.transposed ? int(B.ld) : 1, beta, C.data);
+    return;
+  }
   gemm_call(flag(trans_A, A.transposed), flag(trans_B, B.transposed), int(C.rows), int(C.cols), int(k), alpha, A.data,
             int(A.ld), B.data, int(B.ld), beta, C.data, int(C.ld));
 }
