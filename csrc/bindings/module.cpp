@@ -314,7 +314,13 @@ void bind_network(py::module_& m, const std::string& suffix) {
       .def(py::init([](const std::string& method, const py::dict& hyper, index size) {
         return State(optimizer_settings(method, hyper), size);
       }))
-      .def_readonly("t", &State::t)
+      .def_property(
+          "t", [](const State& s) { return s.t; },
+          [](State& s, std::int64_t t) {
+            if (t < 0) throw py::value_error("t must be >= 0, got " + std::to_string(t));
+            s.t = t;
+          },
+          "the number of steps taken; settable, to restore a saved state")
       .def_property_readonly(
           "buffers",
           [](py::object self) {

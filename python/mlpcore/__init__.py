@@ -25,9 +25,11 @@ if not _user_wait_policy:
 from . import optim, preprocessing, reference  # noqa: E402
 from ._core import get_num_threads, set_num_threads  # noqa: E402
 from .network import Cache, Gradients, Network  # noqa: E402
+from .io import load  # noqa: E402
+from . import onnx  # noqa: E402  (imports the onnx package only when export is called)
 from .optim import DivergenceError  # noqa: E402
 
 __version__ = "0.1.0"
 
 __all__ = ["Network", "Cache", "Gradients", "DivergenceError", "optim", "preprocessing", "reference",
-           "set_num_threads", "get_num_threads"]
+           "set_num_threads", "get_num_threads", "load", "onnx"]

@@ -5,6 +5,7 @@ import math
 import numpy as np
 
 from . import _core
+from . import io as saving
 from ._layers import Layers
 from .reference import check_architecture, initial_parameters
 from .training import fit
@@ -181,6 +182,7 @@ class Network:
     activations : tuple of L (name, params) pairs; cost_name : str; dtype : numpy.dtype.
     optimizer : the optimizer of the last fit, with its state (None before).
     history : the per-epoch figures of the last fit (None before).
+    metadata : dict of JSON values kept with the network by save and load ({} by default).
     """
 
     def __init__(self, layer_sizes, activations, cost, dtype="float32", init="auto", bias=0.0, seed=None,
@@ -219,6 +221,7 @@ class Network:
             self.b[l] = b[l]
         self.optimizer = None
         self.history = None
+        self.metadata = {}
         self._fit_memory = {}
 
     def __repr__(self):
@@ -367,6 +370,25 @@ class Network:
         if self.optimizer is not None:
             self.optimizer.reset()
         self.optimizer = None
+
+    # ---- saving, loading and pickling (mlpcore.io) ----
+    def save(self, path, include_optimizer=False, metadata=None):
+        """Write this network to one file at path; ``mlpcore.load(path)`` reads it back.
+
+        The file holds the architecture, parameters, batch-norm running statistics,
+        net.history and metadata (a dict of JSON values; None saves net.metadata), and
+        with include_optimizer net.optimizer with its state, so that training resumes
+        exactly. It is written atomically; see ``mlpcore.io`` for the format.
+        """
+        saving.save(self, path, include_optimizer=include_optimizer, metadata=metadata)
+
+    def __getstate__(self):
+        """Pickle support: the bytes of the saved file, optimizer included (no pickle inside)."""
+        return {"mlpcore": saving.to_bytes(self)}
+
+    def __setstate__(self, state):
+        saving.restore_from_bytes(self, state["mlpcore"])
+    # ---- end of saving, loading and pickling ----
 
     def predict(self, X):
         """Predictions for X of shape (n[0], m).

@@ -1,0 +1,270 @@
+"""Saving and loading networks: one .npz file that loading cannot turn into code execution.
+
+    net.save("model.npz", include_optimizer=True, metadata={"classes": ["a", "b"]})
+    net = mlpcore.load("model.npz")
+
+The file is a NumPy .npz archive (a zip of .npy arrays), read with
+``np.load(allow_pickle=False)``, so no pickle is ever involved:
+
+- "header": uint8, the UTF-8 bytes of a JSON object: {"format": "mlpcore",
+  "version": 1, "architecture": {...}, "dropout_seed", "training_forwards",
+  "history", "metadata", "optimizer": null or {"spec", "learning_rate", "t"}};
+- "params": the flat parameter buffer, net.params, of the network's dtype;
+- "running_mean_l", "running_var_l" (n[l], 1) for each batch-norm layer l;
+- "optimizer_state_k" for the optimizer's k-th state buffer, laid out like params.
+
+A file is written atomically (a temporary file in the same folder, fsync, then
+rename over the target): a crash leaves the old file or the new one, never half
+a file. Pickling a Network (``pickle``, ``copy.deepcopy``, ``joblib.dump``)
+goes through the same bytes, optimizer included.
+"""
+
+import io
+import json
+import os
+import uuid
+import zipfile
+
+import numpy as np
+
+from .optim import make_optimizer
+
+__all__ = ["save", "load", "FORMAT_VERSION"]
+
+FORMAT_NAME = "mlpcore"
+FORMAT_VERSION = 1  # bump when a file of this version could not be read by an older mlpcore
+
+
+def save(net, path, include_optimizer=False, metadata=None):
+    """Write net to the file at path (str or os.PathLike; ".npz" is the usual ending).
+
+    Holds the architecture (layer sizes, activations with their alpha, cost, dtype,
+    dropout, batch_norm, bn_eps, bn_momentum), the parameters, the batch-norm running
+    statistics, the dropout seed and count of training forwards, the last history
+    (net.history), and metadata (a dict of JSON values, or None for net.metadata;
+    NumPy arrays and scalars in it are stored as lists and numbers). With
+    include_optimizer, net.optimizer too (spec, learning rate, step count t and state
+    buffers), so that a later fit resumes training exactly where it stopped.
+    """
+    if not isinstance(include_optimizer, (bool, np.bool_)):
+        raise TypeError(f"include_optimizer must be True or False, got {include_optimizer!r}")
+    arrays = _arrays_of(net, bool(include_optimizer), net.metadata if metadata is None else metadata)
+    write_atomically(path, lambda file: np.savez(file, **arrays))
+
+
+def load(path):
+    """The Network saved at path by ``Network.save``, with net.history, net.metadata and,
+    if it was saved, net.optimizer with its state.
+
+    Raises FileNotFoundError for a missing file and ValueError, naming the file and
+    what is wrong, for a truncated, corrupted or foreign file or one written by a
+    newer mlpcore.
+    """
+    path = os.fspath(path)
+    with open(path, "rb") as file:
+        arrays = _read_arrays(file, path)
+    from .network import Network  # network.py imports this module
+
+    net = Network.__new__(Network)
+    _restore(net, arrays, path)
+    return net
+
+
+def to_bytes(net):
+    """The bytes of the file that save(net, path) writes, with net.optimizer if it has one."""
+    buffer = io.BytesIO()
+    np.savez(buffer, **_arrays_of(net, net.optimizer is not None, net.metadata))
+    return buffer.getvalue()
+
+
+def restore_from_bytes(net, data):
+    """Initialise the blank Network net (made by Network.__new__) from to_bytes's bytes."""
+    source = "<pickled mlpcore.Network>"
+    _restore(net, _read_arrays(io.BytesIO(data), source), source)
+
+
+def write_atomically(path, write):
+    """Call write(file) on a new temporary file beside path, fsync it, then rename it to path.
+
+    A failure anywhere removes the temporary file and leaves path as it was. The
+    new file gets the permissions of any new file (0666 less the umask).
+    """
+    path = os.fspath(path)
+    folder, name = os.path.split(os.path.abspath(path))
+    if not os.path.isdir(folder):
+        raise FileNotFoundError(f"cannot write {path}: the folder {folder} does not exist")
+    temporary = os.path.join(folder, f".{name}.{uuid.uuid4().hex}.tmp")
+    descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+    try:
+        with os.fdopen(descriptor, "wb") as file:
+            write(file)
+            file.flush()
+            os.fsync(file.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        if os.path.exists(temporary):
+            os.remove(temporary)
+        raise
+    _fsync_folder(folder)
+
+
+def _fsync_folder(folder):
+    """Make the rename itself durable (POSIX: fsync the folder's entry)."""
+    descriptor = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(descriptor)
+    finally:
+        os.close(descriptor)
+
+
+# ---- writing -------------------------------------------------------------------------------
+
+def _arrays_of(net, include_optimizer, metadata):
+    """The named arrays of the file: header, params, running statistics, optimizer state."""
+    optimizer = net.optimizer if include_optimizer else None
+    if include_optimizer and optimizer is None:
+        raise ValueError("include_optimizer=True but the network has no optimizer (net.optimizer is None: "
+                         "it has not been fitted, or reset_optimizer() was called)")
+    header = {
+        "format": FORMAT_NAME,
+        "version": FORMAT_VERSION,
+        "architecture": _architecture(net),
+        "dropout_seed": int(net._core.dropout_seed),
+        "training_forwards": int(net._core.training_forwards),
+        "history": net.history,
+        "metadata": _json_metadata(metadata),
+        "optimizer": None if optimizer is None else {
+            "spec": list(optimizer.spec), "learning_rate": optimizer.learning_rate, "t": int(optimizer.t)},
+    }
+    arrays = {"header": np.frombuffer(_to_json(header, "the header").encode(), dtype=np.uint8),
+              "params": np.array(net.params)}
+    for l in net._batch_norm_layers:
+        arrays[f"running_mean_{l}"] = np.array(net.running_mean[l])
+        arrays[f"running_var_{l}"] = np.array(net.running_var[l])
+    for k, buffer in enumerate(optimizer.state if optimizer is not None else ()):
+        arrays[f"optimizer_state_{k}"] = np.array(buffer)
+    return arrays
+
+
+def _architecture(net):
+    """The keyword arguments of Network(...) that rebuild net's architecture."""
+    return {"layer_sizes": list(net.n), "activations": [[name, params] for name, params in net.activations],
+            "cost": net.cost_name, "dtype": net.dtype.name, "dropout": list(net.dropout[:-1]),
+            "batch_norm": list(net.batch_norm), "bn_eps": net.bn_eps, "bn_momentum": net.bn_momentum}
+
+
+def _json_metadata(metadata):
+    """metadata as plain JSON values (NumPy arrays and scalars become lists and numbers)."""
+    if not isinstance(metadata, dict):
+        raise TypeError(f"metadata must be a dict of JSON values, got {type(metadata).__name__}")
+    return json.loads(_to_json(metadata, "metadata"))
+
+
+def _to_json(value, what):
+    def plain(item):
+        if isinstance(item, (np.ndarray, np.generic)):
+            return item.tolist()
+        raise TypeError(f"{what} must hold JSON values (dict, list, str, number, bool, None; NumPy arrays "
+                        f"and scalars are converted), got {type(item).__name__}: {item!r}")
+    return json.dumps(value, default=plain)
+
+
+# ---- reading -------------------------------------------------------------------------------
+
+def _read_arrays(file, source):
+    """All arrays of the .npz in the open binary file, refusing what is not one."""
+    try:
+        archive = np.load(file, allow_pickle=False)
+        if not isinstance(archive, np.lib.npyio.NpzFile):
+            raise ValueError("it is a single .npy array")
+        with archive:
+            arrays = {key: archive[key] for key in archive.files}
+        if not all(isinstance(array, np.ndarray) for array in arrays.values()):
+            raise ValueError("it holds a member that is not a .npy array")
+        return arrays
+    except (zipfile.BadZipFile, ValueError, OSError, EOFError, NotImplementedError) as error:
+        raise ValueError(f"{source} is not a readable mlpcore model file (a .npz archive): "
+                         f"{type(error).__name__}: {error}") from None
+
+
+def _restore(net, arrays, source):
+    """Initialise the blank Network net from the file's arrays; ValueError naming source if they are wrong."""
+    header = _header(arrays, source)
+    try:
+        net.__init__(**header["architecture"])
+    except (TypeError, ValueError, KeyError) as error:
+        raise ValueError(f"{source}: the architecture in its header is invalid: {error}") from None
+    net.params[...] = _array(arrays, "params", net.params.shape, net.dtype, source)
+    for l in net._batch_norm_layers:
+        for name in ("running_mean", "running_var"):
+            getattr(net, name)[l] = _array(arrays, f"{name}_{l}", (net.n[l], 1), net.dtype, source)
+    net._core.dropout_seed = _integer(header, "dropout_seed", source)
+    net._core.training_forwards = _integer(header, "training_forwards", source)
+    net.history, net.metadata = header.get("history"), header.get("metadata", {})
+    if not (net.history is None or isinstance(net.history, dict)) or not isinstance(net.metadata, dict):
+        raise ValueError(f"{source}: its header's history and metadata should be JSON objects")
+    if header.get("optimizer") is not None:
+        net.optimizer = _optimizer(net, header["optimizer"], arrays, source)
+
+
+def _header(arrays, source):
+    """The file's JSON header, checked for the mlpcore marker and a version this code reads."""
+    if "header" not in arrays:
+        raise ValueError(f"{source} is a .npz archive but not a mlpcore model file: it has no header "
+                         f"(its arrays: {', '.join(sorted(arrays)) or 'none'})")
+    raw = arrays["header"]
+    try:
+        if raw.dtype != np.uint8 or raw.ndim != 1:
+            raise ValueError(f"the header is {raw.dtype} of shape {raw.shape}, not 1-D uint8")
+        header = json.loads(raw.tobytes().decode("utf-8"))
+    except (ValueError, UnicodeDecodeError) as error:
+        raise ValueError(f"{source}: its header is corrupted: {error}") from None
+    if not isinstance(header, dict) or header.get("format") != FORMAT_NAME:
+        raise ValueError(f"{source} is not a mlpcore model file: its header has no \"format\": \"mlpcore\" marker")
+    version = header.get("version")
+    if not isinstance(version, int) or isinstance(version, bool) or version < 1:
+        raise ValueError(f"{source}: its header has an invalid format version {version!r}")
+    if version > FORMAT_VERSION:
+        raise ValueError(f"{source} was written by a newer mlpcore (file format version {version}; this mlpcore "
+                         f"reads versions up to {FORMAT_VERSION}): upgrade mlpcore to load it")
+    if not isinstance(header.get("architecture"), dict):
+        raise ValueError(f"{source}: its header has no architecture")
+    return header
+
+
+def _array(arrays, key, shape, dtype, source):
+    """arrays[key], which must exist with this shape and dtype."""
+    if key not in arrays:
+        raise ValueError(f"{source}: the array {key!r} is missing")
+    array = arrays[key]
+    if array.shape != tuple(shape) or array.dtype != dtype:
+        raise ValueError(f"{source}: the array {key!r} should be {np.dtype(dtype).name} of shape {tuple(shape)}, "
+                         f"got {array.dtype} of shape {array.shape}")
+    return array
+
+
+def _integer(header, key, source):
+    value = header.get(key)
+    if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value < 2**64:
+        raise ValueError(f"{source}: its header's {key} should be an integer in [0, 2^64), got {value!r}")
+    return value
+
+
+def _optimizer(net, saved, arrays, source):
+    """The saved optimizer, with its state buffers and step count, bound to net."""
+    try:
+        optimizer = make_optimizer(tuple(saved["spec"]), saved["learning_rate"])
+    except (TypeError, ValueError, KeyError) as error:
+        raise ValueError(f"{source}: the optimizer in its header is invalid: {error}") from None
+    t = _integer(saved, "t", source)
+    if t == 0:
+        return optimizer
+    state = optimizer._state_for(net)
+    buffers = optimizer.state
+    for k, buffer in enumerate(buffers):
+        buffer[...] = _array(arrays, f"optimizer_state_{k}", buffer.shape, net.dtype, source)
+    if f"optimizer_state_{len(buffers)}" in arrays:
+        raise ValueError(f"{source}: the file has more optimizer state buffers than {saved['spec'][0]} uses "
+                         f"({len(buffers)})")
+    state.t = t
+    return optimizer

@@ -1,0 +1,367 @@
+"""Saving, loading and pickling networks (mlpcore.io): what goes in comes back bit for bit, the
+file is written atomically, and a bad file is refused with a clear error naming it."""
+
+import copy
+import io
+import json
+import os
+import pickle
+import zipfile
+
+import numpy as np
+import pytest
+
+import mlpcore
+from mlpcore.io import FORMAT_VERSION
+
+DTYPES = (np.float32, np.float64)
+
+
+def trained_net(dtype, seed=0, epochs=2):
+    """A small fitted network with every feature the file must keep: alphas, dropout, batch norm."""
+    rng = np.random.default_rng(seed)
+    net = mlpcore.Network([4, 7, 5, 3], [("leaky_relu", {"alpha": 0.2}), ("elu", {"alpha": 0.5}), "softmax"],
+                          "cce", dtype=np.dtype(dtype).name, seed=seed, dropout=[0.25, 0.0],
+                          batch_norm=[True, False, True], bn_eps=1e-4, bn_momentum=0.2)
+    X, labels = rng.standard_normal((4, 60)), rng.integers(0, 3, size=60)
+    net.fit(X, labels, epochs=epochs, batch_size=16, optimizer="adam", seed=seed, validation_fraction=0.2,
+            diagnostics=True, verbose=0)
+    return net, X
+
+
+def assert_same_network(loaded, net):
+    """Same architecture, parameters, running statistics, history, metadata and dropout stream."""
+    for name in ("n", "activations", "cost_name", "dtype", "dropout", "batch_norm", "bn_eps", "bn_momentum",
+                 "history", "metadata"):
+        assert getattr(loaded, name) == getattr(net, name), name
+    assert loaded.params.dtype == net.params.dtype
+    np.testing.assert_array_equal(loaded.params, net.params)
+    for l in net._batch_norm_layers:
+        np.testing.assert_array_equal(loaded.running_mean[l], net.running_mean[l])
+        np.testing.assert_array_equal(loaded.running_var[l], net.running_var[l])
+    assert (loaded._core.dropout_seed, loaded._core.training_forwards) == \
+        (net._core.dropout_seed, net._core.training_forwards)
+
+
+def header_of(path):
+    with np.load(path, allow_pickle=False) as archive:
+        return json.loads(archive["header"].tobytes().decode())
+
+
+def rewrite(path, change_header=None, **arrays):
+    """Rewrite the model file at path with its header changed by change_header and arrays replaced."""
+    with np.load(path, allow_pickle=False) as archive:
+        contents = {key: archive[key] for key in archive.files}
+    if change_header is not None:
+        header = json.loads(contents["header"].tobytes().decode())
+        change_header(header)
+        contents["header"] = np.frombuffer(json.dumps(header).encode(), dtype=np.uint8)
+    contents.update(arrays)
+    np.savez(path, **contents)
+
+
+@pytest.fixture
+def saved(tmp_path):
+    """The path of a saved float64 network, and the network."""
+    net, _ = trained_net(np.float64)
+    path = tmp_path / "model.npz"
+    net.save(path)
+    return path, net
+
+
+# ---- what the file holds ------------------------------------------------------------------
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_load_gives_back_the_saved_network(tmp_path, dtype):
+    net, X = trained_net(dtype)
+    net.save(tmp_path / "model.npz")
+    loaded = mlpcore.load(tmp_path / "model.npz")
+    assert isinstance(loaded, mlpcore.Network) and loaded.optimizer is None
+    assert_same_network(loaded, net)
+    np.testing.assert_array_equal(loaded.forward(X, training=False).A[3], net.forward(X, training=False).A[3])
+    np.testing.assert_array_equal(loaded.forward(X).A[3], net.forward(X).A[3])  # same dropout masks
+
+
+def test_a_network_without_batch_norm_or_history_round_trips(tmp_path):
+    net = mlpcore.Network([3, 1], ["sigmoid"], "bce", seed=5)
+    net.save(str(tmp_path / "plain.npz"))
+    loaded = mlpcore.load(str(tmp_path / "plain.npz"))
+    assert_same_network(loaded, net)
+    assert loaded.history is None and loaded.metadata == {}
+
+
+def test_metadata_is_kept_and_numpy_values_become_json(tmp_path):
+    net, _ = trained_net(np.float32)
+    metadata = {"feature_names": ["a", "b", "c", "d"], "classes": ["x", "y", "z"],
+                "mean": np.array([0.5, 1.5, 2.0, -1.0]), "scale": np.float64(2.0)}
+    net.save(tmp_path / "model.npz", metadata=metadata)
+    loaded = mlpcore.load(tmp_path / "model.npz")
+    assert loaded.metadata == {"feature_names": ["a", "b", "c", "d"], "classes": ["x", "y", "z"],
+                               "mean": [0.5, 1.5, 2.0, -1.0], "scale": 2.0}
+    loaded.save(tmp_path / "again.npz")  # metadata=None saves net.metadata
+    assert mlpcore.load(tmp_path / "again.npz").metadata == loaded.metadata
+
+
+@pytest.mark.parametrize("metadata, error", [([1, 2], TypeError), ({"f": object()}, TypeError),
+                                             ({"f": {1, 2}}, TypeError)])
+def test_metadata_that_is_not_json_is_refused_before_writing(tmp_path, metadata, error):
+    net = mlpcore.Network([2, 1], ["identity"], "mse")
+    with pytest.raises(error, match="metadata must"):
+        net.save(tmp_path / "model.npz", metadata=metadata)
+    assert os.listdir(tmp_path) == []
+
+
+def test_include_optimizer_needs_an_optimizer(tmp_path):
+    net = mlpcore.Network([2, 1], ["identity"], "mse")
+    with pytest.raises(ValueError, match="no optimizer"):
+        net.save(tmp_path / "model.npz", include_optimizer=True)
+    with pytest.raises(TypeError, match="include_optimizer"):
+        net.save(tmp_path / "model.npz", include_optimizer="yes")
+
+
+def test_the_file_is_an_npz_with_a_json_header(saved):
+    path, net = saved
+    header = header_of(path)
+    assert (header["format"], header["version"]) == ("mlpcore", FORMAT_VERSION)
+    assert header["architecture"]["activations"] == [["leaky_relu", {"alpha": 0.2}], ["elu", {"alpha": 0.5}],
+                                                     ["softmax", {}]]
+    with np.load(path, allow_pickle=False) as archive:
+        assert sorted(archive.files) == ["header", "params", "running_mean_1", "running_mean_3",
+                                         "running_var_1", "running_var_3"]
+        assert archive["params"].dtype == np.float64 and archive["params"].shape == net.params.shape
+
+
+# ---- atomic writing -----------------------------------------------------------------------
+
+def test_a_failed_save_leaves_the_old_file_and_no_temporary_file(saved, monkeypatch):
+    path, net = saved
+    before = path.read_bytes()
+
+    def crash(file, **arrays):
+        file.write(b"half a file")
+        raise OSError("disk full")
+
+    monkeypatch.setattr(np, "savez", crash)
+    with pytest.raises(OSError, match="disk full"):
+        net.save(path)
+    assert path.read_bytes() == before
+    assert os.listdir(path.parent) == [path.name]
+
+
+def test_saving_over_a_file_replaces_it_and_leaves_nothing_else(saved):
+    path, net = saved
+    net.W[1][0, 0] = 42.0
+    net.save(path)
+    assert mlpcore.load(path).W[1][0, 0] == 42.0
+    assert os.listdir(path.parent) == [path.name]
+
+
+# ---- bad files ----------------------------------------------------------------------------
+
+def test_a_missing_file_raises_file_not_found(tmp_path):
+    with pytest.raises(FileNotFoundError, match="nothing.npz"):
+        mlpcore.load(tmp_path / "nothing.npz")
+
+
+@pytest.mark.parametrize("keep", [0, 10, 0.5, -20], ids=["empty", "10-bytes", "half", "all-but-20"])
+def test_a_truncated_file_is_refused(saved, keep):
+    path, _ = saved
+    data = path.read_bytes()
+    path.write_bytes(data[:int(keep * len(data)) if isinstance(keep, float) else keep])
+    with pytest.raises(ValueError, match=f"{path}.* not a readable mlpcore model file"):
+        mlpcore.load(path)
+
+
+def test_a_corrupted_file_is_refused(saved):
+    path, net = saved
+    data = bytearray(path.read_bytes())
+    where = data.index(np.array(net.params).tobytes()[:16]) + 8  # a byte of params.npy's data
+    data[where] ^= 0xFF
+    path.write_bytes(bytes(data))
+    with pytest.raises(ValueError, match=f"{path}.*(CRC|corrupt)"):
+        mlpcore.load(path)
+
+
+@pytest.mark.parametrize("content", [b"feature,target\n1,2\n", b"\x80\x04K\x01.", b"PK\x03\x04junk"],
+                         ids=["csv", "pickle", "zip-junk"])
+def test_a_foreign_file_is_refused(tmp_path, content):
+    path = tmp_path / "foreign.npz"
+    path.write_bytes(content)
+    with pytest.raises(ValueError, match=f"{path}.* not a readable mlpcore model file"):
+        mlpcore.load(path)
+
+
+def test_a_foreign_npz_or_npy_is_refused(tmp_path):
+    np.savez(tmp_path / "other.npz", weights=np.ones(3))
+    with pytest.raises(ValueError, match="other.npz is a .npz archive but not a mlpcore model file.*weights"):
+        mlpcore.load(tmp_path / "other.npz")
+    np.save(tmp_path / "array.npy", np.ones(3))
+    with pytest.raises(ValueError, match="array.npy is not a readable mlpcore model file.*single .npy"):
+        mlpcore.load(tmp_path / "array.npy")
+
+
+def test_a_zip_whose_members_are_not_npy_arrays_is_refused(tmp_path):
+    path = tmp_path / "model.npz"
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.writestr("header", json.dumps({"format": "mlpcore", "version": 1}))
+    with pytest.raises(ValueError, match="model.npz is not a readable.*not a .npy array"):
+        mlpcore.load(path)
+
+
+def test_saving_into_a_missing_folder_names_it(tmp_path):
+    net = mlpcore.Network([2, 1], ["identity"], "mse")
+    with pytest.raises(FileNotFoundError, match="the folder .*missing does not exist"):
+        net.save(tmp_path / "missing" / "model.npz")
+
+
+def test_an_npz_holding_pickled_objects_is_refused_without_unpickling(tmp_path):
+    path = tmp_path / "evil.npz"
+    np.savez(path, header=np.array([{"format": "mlpcore"}], dtype=object))
+    with pytest.raises(ValueError, match="evil.npz is not a readable.*allow_pickle"):
+        mlpcore.load(path)
+
+
+def test_a_file_from_a_newer_format_version_is_refused(saved):
+    path, _ = saved
+    rewrite(path, lambda header: header.update(version=FORMAT_VERSION + 1))
+    with pytest.raises(ValueError, match=f"{path} was written by a newer mlpcore.*version {FORMAT_VERSION + 1}"):
+        mlpcore.load(path)
+
+
+@pytest.mark.parametrize("change, message", [
+    (lambda header: header.update(format="other"), "not a mlpcore model file.*marker"),
+    (lambda header: header.update(version="1"), "invalid format version '1'"),
+    (lambda header: header.pop("architecture"), "no architecture"),
+    (lambda header: header["architecture"].update(cost="hinge"), "architecture in its header is invalid.*hinge"),
+    (lambda header: header.update(dropout_seed=-1), "dropout_seed should be an integer"),
+    (lambda header: header.update(metadata=[1]), "history and metadata should be JSON objects"),
+], ids=["marker", "version", "architecture", "cost", "dropout-seed", "metadata"])
+def test_a_header_with_wrong_contents_is_refused(saved, change, message):
+    path, _ = saved
+    rewrite(path, change)
+    with pytest.raises(ValueError, match=f"{path}.*{message}"):
+        mlpcore.load(path)
+
+
+def test_a_header_that_is_not_json_is_refused(saved):
+    path, _ = saved
+    rewrite(path, header=np.frombuffer(b"{not json", dtype=np.uint8))
+    with pytest.raises(ValueError, match=f"{path}: its header is corrupted"):
+        mlpcore.load(path)
+
+
+@pytest.mark.parametrize("key, array, message", [
+    ("params", np.zeros(3), "'params' should be float64 of shape"),
+    ("params", None, "'params' is missing"),
+    ("running_var_3", np.zeros((3, 1), np.float32), "'running_var_3' should be float64 of shape \\(3, 1\\)"),
+])
+def test_arrays_that_do_not_fit_the_architecture_are_refused(saved, key, array, message):
+    path, _ = saved
+    with np.load(path, allow_pickle=False) as archive:
+        contents = {name: archive[name] for name in archive.files if name != key}
+    if array is not None:
+        contents[key] = array
+    np.savez(path, **contents)
+    with pytest.raises(ValueError, match=f"{path}: the array {message}"):
+        mlpcore.load(path)
+
+
+# ---- pickle -------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_an_unfitted_network_pickles_and_deep_copies(dtype):
+    net = mlpcore.Network([3, 4, 2], ["tanh", "identity"], "mse", dtype=np.dtype(dtype).name, seed=1,
+                          batch_norm=[True, False], dropout=[0.5])
+    net.metadata = {"note": "kept"}
+    for copied in (pickle.loads(pickle.dumps(net)), copy.deepcopy(net)):
+        assert_same_network(copied, net)
+        assert copied.params.ctypes.data != net.params.ctypes.data  # its own memory
+    X = np.random.default_rng(0).standard_normal((3, 5))
+    np.testing.assert_array_equal(copy.deepcopy(net).forward(X).A[2], net.forward(X).A[2])
+
+
+def test_a_pickle_holds_only_the_bytes_of_the_file():
+    net = mlpcore.Network([2, 1], ["identity"], "mse", seed=3)
+    state = net.__getstate__()
+    assert list(state) == ["mlpcore"] and isinstance(state["mlpcore"], bytes)
+    with np.load(io.BytesIO(state["mlpcore"]), allow_pickle=False) as archive:
+        assert json.loads(archive["header"].tobytes().decode())["format"] == "mlpcore"
+
+
+# ---- optimizer state and resuming training (needs OptimizerState32/64.t settable) -----------
+
+def fit_twice(net, X, labels, epochs, between=lambda net: net, **settings):
+    """fit epochs, pass the network through between (e.g. save and load), fit epochs more."""
+    net.fit(X, labels, epochs=epochs, **settings)
+    net = between(net)
+    net.fit(X, labels, epochs=epochs, **settings)
+    return net
+
+
+def through_file(path):
+    def save_and_load(net):
+        net.save(path, include_optimizer=True)
+        return mlpcore.load(path)
+    return save_and_load
+
+
+@pytest.mark.parametrize("optimizer", ["adam", "nesterov", "rmsprop", "sgd"])
+def test_the_optimizer_and_its_state_come_back(tmp_path, optimizer):
+    net, X = trained_net(np.float32)
+    net.fit(X, np.zeros(60, np.int64), epochs=1, optimizer=optimizer, learning_rate=0.003, verbose=0)
+    net.save(tmp_path / "model.npz", include_optimizer=True)
+    loaded = mlpcore.load(tmp_path / "model.npz").optimizer
+    assert (loaded.spec, loaded.learning_rate, loaded.t) == (net.optimizer.spec, 0.003, net.optimizer.t) \
+        and loaded.t > 0
+    assert len(loaded.state) == len(net.optimizer.state)
+    for restored, state in zip(loaded.state, net.optimizer.state):
+        np.testing.assert_array_equal(restored, state)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_training_resumes_exactly_after_save_and_load(tmp_path, dtype):
+    """k epochs, save with the optimizer, load, k more == 2k epochs in one go, bit for bit."""
+    rng = np.random.default_rng(7)
+    X, labels = rng.standard_normal((4, 50)), rng.integers(0, 3, size=50)
+
+    def new_net():
+        return mlpcore.Network([4, 6, 3], ["relu", "softmax"], "cce", dtype=np.dtype(dtype).name, seed=3,
+                               batch_norm=[True, False])
+
+    settings = dict(batch_size=8, optimizer="adam", learning_rate=0.01, shuffle=False, verbose=0)
+    one_go = new_net()
+    one_go.fit(X, labels, epochs=6, **settings)
+    resumed = fit_twice(new_net(), X, labels, 3, through_file(tmp_path / "model.npz"), **settings)
+    np.testing.assert_array_equal(resumed.params, one_go.params)
+    np.testing.assert_array_equal(resumed.running_var[1], one_go.running_var[1])
+    assert resumed.optimizer.t == one_go.optimizer.t
+
+
+def test_training_with_shuffling_and_dropout_resumes_as_without_saving(tmp_path):
+    """Two fits with a load between them train as the same two fits on one network."""
+    net, X = trained_net(np.float64)
+    twin = pickle.loads(pickle.dumps(net))
+    labels = np.arange(60) % 3
+    settings = dict(batch_size=16, optimizer="adam", seed=11, verbose=0)
+    resumed = fit_twice(net, X, labels, 2, through_file(tmp_path / "model.npz"), **settings)
+    kept = fit_twice(twin, X, labels, 2, **settings)
+    np.testing.assert_array_equal(resumed.params, kept.params)
+    assert resumed.history == kept.history | {"time": resumed.history["time"]}
+
+
+def test_a_fitted_network_pickles_with_its_optimizer():
+    net, X = trained_net(np.float32)
+    copied = pickle.loads(pickle.dumps(net))
+    assert_same_network(copied, net)
+    assert (copied.optimizer.spec, copied.optimizer.t) == (net.optimizer.spec, net.optimizer.t)
+    for restored, state in zip(copied.optimizer.state, net.optimizer.state):
+        np.testing.assert_array_equal(restored, state)
+
+
+def test_saving_without_the_optimizer_leaves_it_out(tmp_path):
+    net, _ = trained_net(np.float32)
+    net.save(tmp_path / "model.npz")
+    assert mlpcore.load(tmp_path / "model.npz").optimizer is None
+    net.save(tmp_path / "with.npz", include_optimizer=True)
+    with np.load(tmp_path / "with.npz", allow_pickle=False) as archive:
+        assert {"optimizer_state_0", "optimizer_state_1"} <= set(archive.files)
