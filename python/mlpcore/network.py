@@ -79,8 +79,9 @@ class Cache:
         A0 = X.view()
         A0.flags.writeable = False
         self.A._set(0, A0)
-        dropout_layers = self._network._dropout_layers if self._core.training else ()
-        self.D = Layers("D", {l: self._core.D(l) for l in dropout_layers})
+        if self._network._dropout_layers:
+            dropout_layers = self._network._dropout_layers if self._core.training else ()
+            self.D = Layers("D", {l: self._core.D(l) for l in dropout_layers})
 
     @property
     def m(self):
@@ -414,6 +415,9 @@ class Network:
         With `rows`, X must be 2-D (rows, m) with 1 <= m < 2^31; that is checked
         before anything is converted or allocated.
         """
+        if type(X) is np.ndarray and X.dtype is self.dtype and (X.flags.f_contiguous or X.flags.c_contiguous) \
+                and (rows is None or (X.ndim == 2 and X.shape[0] == rows and 0 < X.shape[1] < 2**31)):
+            return X  # the common case, already as the core reads it: no further look
         X = np.asarray(X)
         if X.dtype.kind not in "fiu":
             raise TypeError(f"{name} must hold real numbers (float or int), got dtype {X.dtype}")
