@@ -106,12 +106,12 @@ class Trainer {
   Cache<T>& cache() { return cache_; }
 
  private:
-  // One step on the examples order_[start .. start + batch_m - 1]; returns J, or sets `diverged`.
+  // One step on the examples order_[start .. start + batch_m - 1] (start .. start + batch_m - 1
+  // without shuffling); returns J, or sets `diverged`.
   double step(ConstMatrix<T> X, Targets<T> Y, const TrainSettings& settings, index start, index batch_m,
               const std::function<void(T*, index)>& hook, std::string& diverged) {
-    const index* columns = order_.data() + start;
-    const ConstMatrix<T> X_b = gather(X, columns, batch_m, X_batch_.data());
-    const Targets<T> Y_b = gather_targets(Y, columns, batch_m);
+    const ConstMatrix<T> X_b = settings.shuffle ? gather(X, start, batch_m, X_batch_.data()) : block(X, start, batch_m);
+    const Targets<T> Y_b = settings.shuffle ? gather_targets(Y, start, batch_m) : block_targets(Y, start, batch_m);
     net_.forward(X_b, cache_, true, false);
     double J = net_.J(cache_.A[net_.L()], Y_b);
     if (settings.l2 > 0) J += settings.l2 / (2.0 * double(batch_m)) * net_.squared_weights();
@@ -125,13 +125,11 @@ class Trainer {
     const index size = index(grads_.dparams.size());
     if (hook) hook(dparams, size);  // before clipping: a gradient summed across processes is clipped whole
     clip_gradient(dparams, size, settings.clip_norm, settings.clip_value);
-    if (!all_finite(dparams, size)) {
-      diverged = "the gradient";
-      return J;
-    }
+    // A NaN or inf in the gradient makes the update NaN or inf too, so one check of what the
+    // step writes (into the spares, so nothing is lost) covers both.
     if (!optimizer_step(optimizer_, T(settings.learning_rate), net_.params.data(), dparams, state_,
                         spare_params_.data(), spare_state_, size)) {
-      diverged = "the updated parameters";
+      diverged = all_finite(dparams, size) ? "the updated parameters" : "the gradient";
       return J;
     }
     std::swap(net_.params, spare_params_);
@@ -149,17 +147,35 @@ class Trainer {
       std::swap(order_[k], order_[index(uniform(key, std::uint64_t(k)) * double(k + 1))]);
   }
 
-  // The columns `columns` of X, copied into `out` as an (X.rows, count) column-major matrix.
-  static ConstMatrix<T> gather(ConstMatrix<T> X, const index* columns, index count, T* out) {
-    for (index c = 0; c < count; ++c)
-      for (index i = 0; i < X.rows; ++i) out[i + c * X.rows] = X(i, columns[c]);
+  // The columns order_[start .. start + count - 1] of X, copied into `out` as an (X.rows, count)
+  // column-major matrix.
+  ConstMatrix<T> gather(ConstMatrix<T> X, index start, index count, T* out) const {
+    const index* columns = order_.data() + start;
+    for (index c = 0; c < count; ++c) {
+      T* column = out + c * X.rows;
+      if (!X.transposed) {
+        std::copy_n(X.col(columns[c]), X.rows, column);
+        continue;
+      }
+      for (index i = 0; i < X.rows; ++i) column[i] = X(i, columns[c]);
+    }
     return {out, X.rows, count, X.rows};
   }
 
-  Targets<T> gather_targets(Targets<T> Y, const index* columns, index count) {
-    if (!Y.labels) return {gather(Y.Y, columns, count, Y_batch_.data()), nullptr};
-    for (index c = 0; c < count; ++c) labels_batch_[c] = Y.labels[columns[c]];
+  Targets<T> gather_targets(Targets<T> Y, index start, index count) {
+    if (!Y.labels) return {gather(Y.Y, start, count, Y_batch_.data()), nullptr};
+    for (index c = 0; c < count; ++c) labels_batch_[c] = Y.labels[order_[start + c]];
     return {{nullptr, Y.Y.rows, count, Y.Y.rows}, labels_batch_.data()};
+  }
+
+  // The columns start .. start + count - 1 of X in place (an epoch without shuffling).
+  static ConstMatrix<T> block(ConstMatrix<T> X, index start, index count) {
+    return {X.data + (X.transposed ? start : start * X.ld), X.rows, count, X.ld, X.transposed};
+  }
+
+  static Targets<T> block_targets(Targets<T> Y, index start, index count) {
+    if (Y.labels) return {{nullptr, Y.Y.rows, count, Y.Y.rows}, Y.labels + start};
+    return {block(Y.Y, start, count), nullptr};
   }
 
   // Steps swap the parameters and state with their spares; this puts the current values back
