@@ -1,0 +1,605 @@
+"""scikit-learn estimators on mlpcore networks: MLPClassifier and MLPRegressor.
+
+    from mlpcore.sklearn import MLPClassifier
+    clf = MLPClassifier(hidden_layer_sizes=(64, 32), batch_norm=True, dropout=0.1, random_state=0)
+    clf.fit(X, y)                    # X: (n_samples, n_features), one row per example
+    clf.predict_proba(X)             # (n_samples, n_classes)
+    clf.network_.W[1]                # the mlpcore.Network underneath, W[l] as usual
+
+They follow sklearn.neural_network's MLPClassifier and MLPRegressor: the same
+constructor parameters (but no lbfgs solver, sample_weight or max_fun), the same
+fitted attributes and the same stopping rule, with mlpcore's optimizers, hidden
+activations, batch normalisation and dropout on top. Training runs in mlpcore's
+C++ core: X, one row per example, reaches it as X.T, the (n_features, n_samples)
+matrix the core takes, without a copy when X is a C-ordered float32 or float64 array.
+
+This module needs scikit-learn (``pip install mlpcore[sklearn]``); ``import mlpcore``
+does not import it.
+"""
+
+import numbers
+import warnings
+
+import numpy as np
+
+try:
+    from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
+    from sklearn.exceptions import ConvergenceWarning
+    from sklearn.metrics import accuracy_score, r2_score
+    from sklearn.model_selection import train_test_split
+    from sklearn.utils import check_random_state
+    from sklearn.utils.multiclass import check_classification_targets, type_of_target, unique_labels
+    from sklearn.utils.validation import check_is_fitted, column_or_1d, validate_data
+except ImportError as error:  # pragma: no cover - depends on what is installed
+    raise ImportError("mlpcore.sklearn needs scikit-learn >= 1.6: pip install 'mlpcore[sklearn]'") from error
+
+from .network import Network
+
+__all__ = ["MLPClassifier", "MLPRegressor"]
+
+# the estimator's hidden activation -> mlpcore's
+_ACTIVATIONS = {"identity": "identity", "logistic": "sigmoid", "tanh": "tanh", "relu": "relu",
+                "leaky_relu": "leaky_relu", "elu": "elu"}
+_SOLVERS = ("sgd", "momentum", "nesterov", "rmsprop", "adam", "adamw")
+_LEARNING_RATES = ("constant", "invscaling", "adaptive")
+_SMALLEST_ADAPTIVE_RATE = 1e-6  # an adaptive rate at or below this stops training (as in scikit-learn)
+
+
+def _is_int(value):
+    return isinstance(value, numbers.Integral) and not isinstance(value, (bool, np.bool_))
+
+
+def _is_real(value):
+    return isinstance(value, numbers.Real) and not isinstance(value, (bool, np.bool_)) and np.isfinite(value)
+
+
+def _require(condition, name, expected, value):
+    if not condition:
+        raise ValueError(f"{name} must be {expected}, got {value!r}")
+
+
+def _fraction(value):
+    return _is_real(value) and 0 <= value < 1
+
+
+def _flag(value):
+    return isinstance(value, (bool, np.bool_))
+
+
+# (parameter, test, what it must be) of the numeric and boolean constructor parameters
+_PARAMETER_CHECKS = (
+    ("batch_size", lambda value: (isinstance(value, str) and value == "auto") or (_is_int(value) and value >= 1),
+     "'auto' or an int >= 1"),
+    ("max_iter", lambda value: _is_int(value) and value >= 1, "an int >= 1"),
+    ("n_iter_no_change", lambda value: (_is_int(value) and value >= 1) or value == np.inf,
+     "an int >= 1 or numpy.inf"),
+    *((name, lambda value: _is_real(value) and value >= 0, "a finite number >= 0")
+      for name in ("alpha", "power_t", "tol")),
+    *((name, lambda value: _is_real(value) and value > 0, "a finite number > 0")
+      for name in ("learning_rate_init", "epsilon")),
+    ("momentum", lambda value: _is_real(value) and 0 <= value <= 1, "a number in [0, 1]"),
+    *((name, _fraction, "a number in [0, 1)") for name in ("beta_1", "beta_2", "validation_fraction")),
+    *((name, _flag, "True or False") for name in ("shuffle", "warm_start", "nesterovs_momentum", "early_stopping")),
+)
+
+
+def _per_hidden_layer(value, name, valid, expected, count):
+    """A per-hidden-layer setting given as one value for every layer or as a sequence of one per layer."""
+    values = [value] * count if valid(value) else value
+    ok = isinstance(values, (list, tuple, np.ndarray)) and len(values) == count and all(map(valid, values))
+    _require(ok, name, f"{expected}, or a sequence of {count} of them (one per hidden layer)", value)
+    return list(values)
+
+
+def _snapshot(net):
+    """Copies of what early stopping restores: the parameters and the batch-norm running statistics."""
+    return [array.copy() for array in (net.params, *net.running_mean, *net.running_var)]
+
+
+def _restore(net, snapshot):
+    for array, saved in zip((net.params, *net.running_mean, *net.running_var), snapshot):
+        array[...] = saved
+
+
+class _BaseMLP(BaseEstimator):
+    """What the classifier and the regressor share: parameters, fitting, the network's outputs.
+
+    A subclass defines _validation_kwargs (for validate_data), _set_targets (n_outputs_,
+    and labels, from y), _output_layer (output activation and cost), _core_targets (y as
+    the core takes it) and _score_outputs (the validation score of early stopping).
+    """
+
+    def __init__(self, hidden_layer_sizes=(100,), activation="relu", *, solver="adam", alpha=0.0001,
+                 batch_size="auto", learning_rate="constant", learning_rate_init=0.001, power_t=0.5, max_iter=200,
+                 shuffle=True, random_state=None, tol=1e-4, verbose=False, warm_start=False, momentum=0.9,
+                 nesterovs_momentum=True, early_stopping=False, validation_fraction=0.1, beta_1=0.9, beta_2=0.999,
+                 epsilon=1e-8, n_iter_no_change=10, dtype=None, batch_norm=False, dropout=0.0):
+        self.hidden_layer_sizes = hidden_layer_sizes
+        self.activation = activation
+        self.solver = solver
+        self.alpha = alpha
+        self.batch_size = batch_size
+        self.learning_rate = learning_rate
+        self.learning_rate_init = learning_rate_init
+        self.power_t = power_t
+        self.max_iter = max_iter
+        self.shuffle = shuffle
+        self.random_state = random_state
+        self.tol = tol
+        self.verbose = verbose
+        self.warm_start = warm_start
+        self.momentum = momentum
+        self.nesterovs_momentum = nesterovs_momentum
+        self.early_stopping = early_stopping
+        self.validation_fraction = validation_fraction
+        self.beta_1 = beta_1
+        self.beta_2 = beta_2
+        self.epsilon = epsilon
+        self.n_iter_no_change = n_iter_no_change
+        self.dtype = dtype
+        self.batch_norm = batch_norm
+        self.dropout = dropout
+
+    # ---- fitted attributes laid out as scikit-learn's ----
+
+    @property
+    def coefs_(self):
+        """List of L arrays: coefs_[i] (n_in, n_out) is network_.W[i + 1].T, a writable view of the network."""
+        net = self.network_
+        return [net.W[l].T for l in range(1, net.L + 1)]
+
+    @property
+    def intercepts_(self):
+        """List of L arrays: intercepts_[i] (n_out,) is network_.b[i + 1][:, 0], a writable view of the network."""
+        net = self.network_
+        return [net.b[l][:, 0] for l in range(1, net.L + 1)]
+
+    @property
+    def n_layers_(self):
+        """Number of layers, the input and output layers included: network_.L + 1."""
+        return self.network_.L + 1
+
+    # ---- parameters ----
+
+    def _hidden_layers(self):
+        """(sizes, batch-norm flags, drop probabilities) of the hidden layers, checked.
+
+        hidden_layer_sizes is an int >= 1 (one hidden layer) or a sequence of them;
+        batch_norm and dropout are one value for every hidden layer or one per layer.
+        """
+        sizes = self.hidden_layer_sizes
+        sizes = (sizes,) if _is_int(sizes) else sizes
+        valid = not isinstance(sizes, (str, bytes)) and hasattr(sizes, "__iter__")
+        sizes = tuple(sizes) if valid else ()
+        _require(valid and all(_is_int(size) and size >= 1 for size in sizes), "hidden_layer_sizes",
+                 "an int >= 1 or a sequence of ints >= 1 (units of each hidden layer)", self.hidden_layer_sizes)
+        count = len(sizes)
+        batch_norm = _per_hidden_layer(self.batch_norm, "batch_norm", _flag, "True or False", count)
+        dropout = _per_hidden_layer(self.dropout, "dropout", _fraction, "a drop probability in [0, 1)", count)
+        return [int(size) for size in sizes], [bool(flag) for flag in batch_norm], [float(p) for p in dropout]
+
+    def _check_params(self):
+        """Refuse bad constructor parameters, naming what was expected (fit calls this, not __init__)."""
+        for name, choices in (("activation", tuple(_ACTIVATIONS)), ("solver", _SOLVERS),
+                              ("learning_rate", _LEARNING_RATES)):
+            value = getattr(self, name)
+            _require(isinstance(value, str) and value in choices, name, f"one of {', '.join(choices)}", value)
+        for name, valid, expected in _PARAMETER_CHECKS:
+            _require(valid(getattr(self, name)), name, expected, getattr(self, name))
+        self._fit_dtype_spec()
+        self._hidden_layers()
+
+    def _fit_dtype_spec(self):
+        """What validate_data converts X to at a first fit: float32 or float64, or either (dtype=None)."""
+        if self.dtype is None:
+            return (np.float64, np.float32)
+        try:
+            dtype = np.dtype(self.dtype)
+        except TypeError:
+            dtype = None
+        if dtype not in (np.float32, np.float64):
+            raise ValueError(f"dtype must be None, 'float32' or 'float64', got {self.dtype!r}")
+        return dtype
+
+    def _optimizer(self):
+        """The mlpcore optimizer spec (name, hyper-parameters) of solver."""
+        adam = {"beta1": float(self.beta_1), "beta2": float(self.beta_2), "eps": float(self.epsilon)}
+        momentum = float(self.momentum)
+        return {
+            "sgd": ("sgd", {"momentum": momentum, "nesterov": bool(self.nesterovs_momentum) and momentum > 0}),
+            "momentum": ("sgd", {"momentum": momentum}),
+            "nesterov": ("sgd", {"momentum": momentum, "nesterov": True}),
+            "rmsprop": ("rmsprop", {"eps": float(self.epsilon)}),
+            "adam": ("adam", adam),
+            "adamw": ("adamw", adam),
+        }[self.solver]
+
+    # ---- fitting ----
+
+    def _fit(self, X, y, incremental, classes=None):
+        """fit (incremental False) or partial_fit (True) on X (n_samples, n_features) and y."""
+        self._check_params()
+        if incremental and self.early_stopping:
+            raise ValueError("partial_fit does not support early_stopping=True")
+        first = not hasattr(self, "network_") or not (incremental or self.warm_start)
+        dtype = self._fit_dtype_spec() if first else self.network_.dtype
+        X, y = validate_data(self, X, y, multi_output=True, dtype=dtype, reset=first, **self._validation_kwargs)
+        if y.ndim == 2 and y.shape[1] == 1:
+            y = column_or_1d(y, warn=True)
+        self._set_targets(y, first, incremental, classes)
+        rng = check_random_state(self.random_state)
+        init_seed, fit_seed = (int(seed) for seed in rng.randint(np.iinfo(np.int32).max, size=2))
+        if first:
+            self._new_network(X.shape[1], X.dtype, init_seed)
+        if first or not incremental:
+            self.network_.reset_optimizer()
+            self._learning_rate = float(self.learning_rate_init)
+            self._reset_stopping()
+        self.n_iter_ = 0
+        X_val = y_val = None
+        if self.early_stopping:
+            X, X_val, y, y_val = self._split(X, y, rng)
+        self._train(X, y, X_val, y_val, 1 if incremental else self.max_iter, fit_seed)
+        return self
+
+    def _new_network(self, n_features, dtype, seed):
+        """network_: n_features -> hidden layers -> n_outputs_, and the per-fit records."""
+        sizes, batch_norm, dropout = self._hidden_layers()
+        output, cost = self._output_layer()
+        self.network_ = Network([n_features, *sizes, self.n_outputs_],
+                                [_ACTIVATIONS[self.activation]] * len(sizes) + [output], cost, dtype=dtype, seed=seed,
+                                dropout=dropout, batch_norm=[*batch_norm, False])
+        self.out_activation_ = {"sigmoid": "logistic"}.get(output, output)
+        self.loss_curve_ = []
+        self.t_ = 0
+
+    def _reset_stopping(self):
+        """The records of the stopping rule, new at every fit and at a first partial_fit."""
+        self._no_improvement_count = 0
+        if self.early_stopping:
+            self.validation_scores_, self.best_validation_score_, self.best_loss_ = [], -np.inf, None
+        else:
+            self.validation_scores_, self.best_validation_score_, self.best_loss_ = None, None, np.inf
+
+    def _split(self, X, y, rng):
+        """Hold out validation_fraction of the examples (stratified for single-output classifiers)."""
+        stratify = y if isinstance(self, ClassifierMixin) and y.ndim == 1 else None
+        X, X_val, y, y_val = train_test_split(X, y, random_state=rng, test_size=self.validation_fraction,
+                                              stratify=stratify)
+        if X_val.shape[0] < 2:
+            raise ValueError(f"the validation set of early stopping holds {X_val.shape[0]} example; it needs at "
+                             f"least 2: increase validation_fraction or give more examples")
+        return X, X_val, y, y_val
+
+    def _batch_size(self, n_samples):
+        if self.batch_size == "auto":
+            return min(200, n_samples)
+        if self.batch_size > n_samples:
+            warnings.warn(f"batch_size {self.batch_size} is larger than the {n_samples} examples; "
+                          f"it is clipped to {n_samples}", UserWarning)
+        return min(self.batch_size, n_samples)
+
+    def _train(self, X, y, X_val, y_val, epochs, seed):
+        """Up to `epochs` epochs of network_.fit on X.T, stopping as scikit-learn's MLP stops."""
+        n_samples = X.shape[0]
+        stopped = [False]
+        self._best = None  # the early-stopping snapshot of this fit's best epoch
+
+        def after_epoch(epoch, logs):
+            stopped[0] = self._after_epoch(logs["cost"], n_samples, X_val, y_val)
+            return stopped[0]
+
+        self.network_.fit(X.T, self._core_targets(y), epochs=epochs, batch_size=self._batch_size(n_samples),
+                          optimizer=self._optimizer(), learning_rate=self._learning_rate, shuffle=bool(self.shuffle),
+                          seed=seed, l2=float(self.alpha), callbacks=[after_epoch], verbose=0)
+        best, self._best = self._best, None
+        if best is not None:
+            _restore(self.network_, best)
+        if epochs > 1 and self.n_iter_ == self.max_iter and not stopped[0]:
+            warnings.warn(f"Stochastic Optimizer: Maximum iterations ({self.max_iter}) reached and the "
+                          f"optimization hasn't converged yet.", ConvergenceWarning)
+
+    def _after_epoch(self, loss, n_samples, X_val, y_val):
+        """Record an epoch; True when training should stop (no improvement by tol for n_iter_no_change epochs)."""
+        self.n_iter_ += 1
+        self.t_ += n_samples
+        self.loss_ = float(loss)
+        self.loss_curve_.append(self.loss_)
+        if self.verbose:
+            print(f"Iteration {self.n_iter_}, loss = {self.loss_:.8f}")
+        improved = self._improved(X_val, y_val)
+        self._no_improvement_count = 0 if improved else self._no_improvement_count + 1
+        if self.learning_rate == "invscaling":
+            self._learning_rate = float(self.learning_rate_init) / (self.t_ + 1) ** self.power_t
+        if self._no_improvement_count > self.n_iter_no_change:
+            what = "Validation score" if X_val is not None else "Training loss"
+            if self.learning_rate != "adaptive" or self._learning_rate <= _SMALLEST_ADAPTIVE_RATE:
+                if self.verbose:
+                    print(f"{what} did not improve more than tol={self.tol:f} for {self.n_iter_no_change} "
+                          f"consecutive epochs. Stopping.")
+                return True
+            self._learning_rate /= 5
+            self._no_improvement_count = 0
+            if self.verbose:
+                print(f"Setting learning rate to {self._learning_rate:f}")
+        self.network_.optimizer.learning_rate = self._learning_rate
+        return False
+
+    def _improved(self, X_val, y_val):
+        """Whether this epoch improved the training loss (or the validation score) by at least tol."""
+        if X_val is None:
+            improved = self.loss_ <= self.best_loss_ - self.tol
+            self.best_loss_ = min(self.best_loss_, self.loss_)
+            return improved
+        score = self._score_outputs(self._outputs(X_val), y_val)
+        self.validation_scores_.append(score)
+        if self.verbose:
+            print(f"Validation score: {score:f}")
+        improved = score >= self.best_validation_score_ + self.tol
+        if score > self.best_validation_score_:
+            self.best_validation_score_ = score
+            self._best = _snapshot(self.network_)
+        return improved
+
+    # ---- predicting ----
+
+    def _validated(self, X):
+        """X (n_samples, n_features) checked against the fit and in the network's dtype."""
+        check_is_fitted(self)
+        return validate_data(self, X, dtype=self.network_.dtype, reset=False)
+
+    def _outputs(self, X):
+        """A[L].T (n_samples, n_outputs) of an inference forward of the validated X."""
+        net = self.network_
+        return net.forward(X.T, training=False).A[net.L].T
+
+
+class MLPClassifier(ClassifierMixin, _BaseMLP):
+    """Multi-layer perceptron classifier trained by mlpcore, as sklearn.neural_network.MLPClassifier.
+
+    Targets: binary (one sigmoid output, bce), multi-class (a softmax output of
+    one unit per class, cce on integer labels) or multi-label (an indicator
+    matrix (n_samples, n_labels): one sigmoid output per label, bce). Labels
+    may be of any type numpy can sort (ints, strings, ...); classes_ holds them.
+
+    Parameters
+    ----------
+    hidden_layer_sizes : int or sequence of int, default=(100,)
+        Units of each hidden layer; () makes a network without hidden layers.
+    activation : {"identity", "logistic", "tanh", "relu", "leaky_relu", "elu"}, default="relu"
+        Activation of the hidden layers (leaky_relu with alpha 0.01, elu with alpha 1).
+    solver : {"sgd", "momentum", "nesterov", "rmsprop", "adam", "adamw"}, default="adam"
+        mlpcore's optimizers. "sgd" is scikit-learn's: SGD with `momentum` and, when
+        nesterovs_momentum, Nesterov's momentum (momentum=0 gives plain SGD); "momentum"
+        and "nesterov" are SGD with `momentum`; "adam" and "adamw" take beta_1, beta_2
+        and epsilon; "rmsprop" takes epsilon. The formulas are torch.optim's.
+    alpha : float, default=1e-4
+        L2 strength: each minibatch of m examples adds alpha/(2m) sum ||W[l]||^2 to the loss.
+    batch_size : int or "auto", default="auto"
+        Minibatch size; "auto" is min(200, n_samples); clipped to n_samples.
+    learning_rate : {"constant", "invscaling", "adaptive"}, default="constant"
+        "invscaling": learning_rate_init / (t_ + 1) ** power_t after each epoch (t_ the
+        examples seen); "adaptive": divided by 5 whenever n_iter_no_change epochs did not
+        improve by tol, stopping once it is at most 1e-6. Unlike scikit-learn,
+        which uses it with "sgd" only, it applies to every solver.
+    learning_rate_init : float, default=1e-3
+    power_t : float, default=0.5
+    max_iter : int, default=200
+        Maximum number of epochs (for partial_fit, one epoch per call).
+    shuffle : bool, default=True
+        Visit the examples of each epoch in a new random order.
+    random_state : int, RandomState or None, default=None
+        Draws the initial weights, the validation split, the order of the examples
+        and the dropout masks; an int makes fits repeatable (for a given thread count).
+    tol : float, default=1e-4
+    n_iter_no_change : int or numpy.inf, default=10
+        Training stops when, for more than n_iter_no_change epochs in a row, the training
+        loss did not fall below its best minus tol (or, with early_stopping, the validation
+        accuracy did not rise above its best plus tol).
+    verbose : bool, default=False
+        Print the loss of each epoch.
+    warm_start : bool, default=False
+        fit continues from the network of the previous fit (with a new optimizer state).
+    momentum : float in [0, 1], default=0.9
+    nesterovs_momentum : bool, default=True
+    early_stopping : bool, default=False
+        Hold out validation_fraction of the training examples (stratified), stop on the
+        validation accuracy as described under n_iter_no_change, and keep the parameters
+        of the best epoch.
+    validation_fraction : float in [0, 1), default=0.1
+    beta_1, beta_2 : float in [0, 1), default=0.9, 0.999
+    epsilon : float, default=1e-8
+    dtype : None, "float32" or "float64", default=None
+        The network's dtype. None follows X: float32 X trains a float32 network,
+        any other X a float64 one.
+    batch_norm : bool or sequence of bool, default=False
+        Batch normalisation of each hidden layer's Z (one flag for all, or one per hidden layer).
+    dropout : float or sequence of float, default=0.0
+        Inverted-dropout probability of each hidden layer's activations during training.
+
+    Attributes
+    ----------
+    network_ : mlpcore.Network, with W[l] (n[l], n[l-1]) and b[l] (n[l], 1) as in mlpcore.
+    classes_ : ndarray (n_classes,) of the labels; for multi-label y, arange(n_labels).
+    coefs_, intercepts_ : lists of views of the network's W[l].T (n_in, n_out) and b[l] (n_out,).
+    loss_ : float, loss_curve_ : list of the mean minibatch loss of each epoch (L2 term included).
+    best_loss_ : float or None, validation_scores_ : list or None, best_validation_score_ : float or None.
+    n_iter_ : int, epochs of the last fit; t_ : int, examples seen since the network was made.
+    n_features_in_ : int; feature_names_in_ : ndarray of str, when X had string column names.
+    n_layers_ : int; n_outputs_ : int; out_activation_ : "logistic" or "softmax".
+    """
+
+    _validation_kwargs = {}
+
+    def fit(self, X, y):
+        """Train a new network (or, with warm_start, the previous one) on X and y.
+
+        X : array-like (n_samples, n_features), real numbers. y : labels (n_samples,),
+        or a 0/1 indicator matrix (n_samples, n_labels) for multi-label classification.
+        Returns self.
+        """
+        return self._fit(X, y, incremental=False)
+
+    def partial_fit(self, X, y, classes=None):
+        """One epoch over X and y, continuing from the network and optimizer state of the last call.
+
+        classes : every label of the whole task, needed on the first call (unless y is a
+            multi-label indicator matrix), optional afterwards. Returns self.
+        """
+        return self._fit(X, y, incremental=True, classes=classes)
+
+    def decision_function(self, X):
+        """The output layer's pre-activation Z[L].T, in the network's dtype: the logits.
+
+        (n_samples,) for one sigmoid output (binary: > 0 for classes_[1]), else
+        (n_samples, n_outputs): softmax logits of each class, or each label's logit.
+        """
+        X = self._validated(X)
+        net = self.network_
+        Z = net.forward(X.T, training=False).Z[net.L].T
+        return Z.ravel() if self.n_outputs_ == 1 and not self._multilabel else Z
+
+    def predict_proba(self, X):
+        """Probabilities (n_samples, n_classes) of the classes_, in the network's dtype.
+
+        Multi-label: (n_samples, n_labels), each label's own probability.
+        """
+        return self._probabilities(self._outputs(self._validated(X)))
+
+    def predict_log_proba(self, X):
+        """log(predict_proba(X)), (n_samples, n_classes)."""
+        probabilities = self.predict_proba(X)
+        with np.errstate(divide="ignore"):
+            return np.log(probabilities, out=probabilities)
+
+    def predict(self, X):
+        """Labels (n_samples,) of classes_' dtype; multi-label: an int indicator matrix (n_samples, n_labels)."""
+        return self._labels(self._outputs(self._validated(X)))
+
+    def _set_targets(self, y, first, incremental, classes):
+        """classes_, n_outputs_ (and which targets) from y; checks y against an earlier fit."""
+        check_classification_targets(y)
+        kind = type_of_target(y)
+        if kind not in ("binary", "multiclass", "multilabel-indicator"):
+            raise ValueError(f"y must be labels (n_samples,) or a multi-label 0/1 indicator matrix, got {kind} "
+                             f"targets of shape {y.shape}")
+        multilabel = kind == "multilabel-indicator"
+        found = np.arange(y.shape[1]) if multilabel else unique_labels(y)
+        if first:
+            self._multilabel = multilabel
+            if incremental and not multilabel:
+                if classes is None:
+                    raise ValueError("classes must be passed on the first call to partial_fit")
+                self.classes_ = unique_labels(classes)
+            else:
+                self.classes_ = found
+            self.n_outputs_ = len(self.classes_) if multilabel or len(self.classes_) > 2 else 1
+        elif multilabel != self._multilabel:
+            raise ValueError(f"y is {kind}, but the network was fitted on "
+                             f"{'multi-label' if self._multilabel else 'label'} targets")
+        elif classes is not None and not np.array_equal(unique_labels(classes), self.classes_):
+            raise ValueError(f"classes={classes!r} differs from the classes of the first call, {self.classes_!r}")
+        self._check_labels(found, warm=not (first or incremental))
+
+    def _check_labels(self, found, warm):
+        """The labels of y must be among classes_; a warm-started fit needs exactly classes_."""
+        if self._multilabel:
+            if len(found) != len(self.classes_):
+                raise ValueError(f"y has {len(found)} labels; the network was fitted on {len(self.classes_)}")
+        elif warm and set(found) != set(self.classes_):
+            raise ValueError(f"warm_start needs y with the classes of the previous fit, {self.classes_!r}; "
+                             f"y has {found!r}")
+        elif len(np.setdiff1d(found, self.classes_)):
+            raise ValueError(f"y has labels {np.setdiff1d(found, self.classes_)!r} that are not in classes_ "
+                             f"{self.classes_!r}")
+
+    def _output_layer(self):
+        return ("softmax", "cce") if self.n_outputs_ > 1 and not self._multilabel else ("sigmoid", "bce")
+
+    def _core_targets(self, y):
+        """y as the core takes it: 0/1 (n_samples,) for one sigmoid output, label indices
+        (n_samples,) for softmax, the indicator matrix transposed (n_labels, n_samples) for multi-label."""
+        if self._multilabel:
+            return y.T.astype(self.network_.dtype)
+        if self.n_outputs_ == 1:
+            return (y == self.classes_[-1]).astype(self.network_.dtype)
+        return np.searchsorted(self.classes_, y)
+
+    def _probabilities(self, outputs):
+        """predict_proba from A[L].T (n_samples, n_outputs)."""
+        if self._multilabel or self.n_outputs_ > 1:
+            return outputs
+        if len(self.classes_) == 1:
+            return np.ones_like(outputs)
+        return np.hstack([1 - outputs, outputs])
+
+    def _labels(self, outputs):
+        """predict from A[L].T: the most probable class, or for multi-label each label with p > 0.5."""
+        if self._multilabel:
+            return (outputs > 0.5).astype(int)
+        return self.classes_[self._probabilities(outputs).argmax(axis=1)]
+
+    def _score_outputs(self, outputs, y):
+        return accuracy_score(y, self._labels(outputs))
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.classifier_tags.multi_label = True
+        return tags
+
+
+class MLPRegressor(RegressorMixin, _BaseMLP):
+    """Multi-layer perceptron regressor trained by mlpcore, as sklearn.neural_network.MLPRegressor.
+
+    An identity output layer of one unit per target and the mse cost
+    J = 1/(2m) sum (A[L] - Y)^2 over each minibatch of m examples. The
+    parameters are MLPClassifier's (see there); early stopping watches the
+    validation R^2.
+
+    Attributes
+    ----------
+    network_ : mlpcore.Network. coefs_, intercepts_, loss_, loss_curve_, best_loss_,
+    validation_scores_, best_validation_score_, n_iter_, t_, n_features_in_,
+    feature_names_in_, n_layers_, n_outputs_, out_activation_ ("identity"): as MLPClassifier's.
+    """
+
+    _validation_kwargs = {"y_numeric": True}
+
+    def fit(self, X, y):
+        """Train a new network (or, with warm_start, the previous one) on X and y.
+
+        X : array-like (n_samples, n_features); y : real targets (n_samples,) or
+        (n_samples, n_targets). Returns self.
+        """
+        return self._fit(X, y, incremental=False)
+
+    def partial_fit(self, X, y):
+        """One epoch over X and y, continuing from the network and optimizer state of the last call. Returns self."""
+        return self._fit(X, y, incremental=True)
+
+    def predict(self, X):
+        """Predictions (n_samples,) for one target, else (n_samples, n_targets), in the network's dtype."""
+        outputs = self._outputs(self._validated(X))
+        return outputs.ravel() if self.n_outputs_ == 1 else outputs
+
+    def _set_targets(self, y, first, incremental, classes):
+        n_outputs = 1 if y.ndim == 1 else y.shape[1]
+        if first:
+            self.n_outputs_ = n_outputs
+        elif n_outputs != self.n_outputs_:
+            raise ValueError(f"y has {n_outputs} targets; the network was fitted on {self.n_outputs_}")
+
+    def _output_layer(self):
+        return "identity", "mse"
+
+    def _core_targets(self, y):
+        """y as the core takes it: (n_samples,) or, transposed, (n_targets, n_samples)."""
+        return y if y.ndim == 1 else y.T
+
+    def _score_outputs(self, outputs, y):
+        return r2_score(y, outputs.ravel() if self.n_outputs_ == 1 else outputs)
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.target_tags.multi_output = True
+        return tags

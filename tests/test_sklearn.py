@@ -1,0 +1,358 @@
+"""mlpcore.sklearn: MLPClassifier and MLPRegressor as scikit-learn estimators.
+
+scikit-learn's own estimator checks, every one of them run and none allowed to
+skip; scikit-learn's MLP as the oracle of the coefs_/intercepts_ layout, the
+outputs and the stopping rule; Pipeline, GridSearchCV, cross_val_score, pickling.
+"""
+
+import pickle
+import subprocess
+import sys
+import warnings
+from unittest import SkipTest
+
+import numpy as np
+import pytest
+
+sklearn = pytest.importorskip("sklearn", reason="scikit-learn is not installed (pip install 'mlpcore[sklearn]')")
+
+import joblib  # noqa: E402  (scikit-learn depends on it)
+from sklearn import neural_network  # noqa: E402
+from sklearn.datasets import make_blobs, make_multilabel_classification, make_regression  # noqa: E402
+from sklearn.exceptions import ConvergenceWarning  # noqa: E402
+from sklearn.model_selection import GridSearchCV, cross_val_score, train_test_split  # noqa: E402
+from sklearn.pipeline import make_pipeline  # noqa: E402
+from sklearn.preprocessing import StandardScaler  # noqa: E402
+from sklearn.utils import check_random_state  # noqa: E402
+from sklearn.utils.estimator_checks import parametrize_with_checks  # noqa: E402
+
+import mlpcore  # noqa: E402
+from mlpcore.sklearn import MLPClassifier, MLPRegressor  # noqa: E402
+
+# short fits that stop at max_iter warn, as scikit-learn's do; the tests of the warning use pytest.warns
+pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+
+
+@parametrize_with_checks([MLPClassifier(), MLPRegressor()])
+def test_sklearn_estimator_checks(estimator, check, monkeypatch):
+    # the array-API check runs (on NumPy input) only with SCIPY_ARRAY_API set; pandas is in the test extra
+    monkeypatch.setenv("SCIPY_ARRAY_API", "1")
+    try:
+        check(estimator)
+    except SkipTest as skip:
+        pytest.fail(f"the estimator check was skipped, and every check must run: {skip}")
+
+
+def blobs(n_samples=120, centers=3, seed=0):
+    X, y = make_blobs(n_samples=n_samples, centers=centers, n_features=4, cluster_std=1.0, random_state=seed)
+    return StandardScaler().fit_transform(X), y
+
+
+def sklearn_twin(estimator, X, y):
+    """scikit-learn's own MLP with the same architecture, holding estimator's coefs_ and intercepts_."""
+    cls = neural_network.MLPClassifier if isinstance(estimator, MLPClassifier) else neural_network.MLPRegressor
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        twin = cls(hidden_layer_sizes=estimator.hidden_layer_sizes, activation=estimator.activation,
+                   max_iter=1).fit(X, y)
+    twin.coefs_ = [np.array(W) for W in estimator.coefs_]
+    twin.intercepts_ = [np.array(b) for b in estimator.intercepts_]
+    return twin
+
+
+def test_coefs_and_intercepts_are_the_networks_parameters_in_sklearn_layout():
+    X, y = blobs()
+    clf = MLPClassifier(hidden_layer_sizes=(7, 5), random_state=0, max_iter=30).fit(X, y)
+    net = clf.network_
+    assert [W.shape for W in clf.coefs_] == [(4, 7), (7, 5), (5, 3)]
+    assert [b.shape for b in clf.intercepts_] == [(7,), (5,), (3,)]
+    for l in range(1, net.L + 1):
+        np.testing.assert_array_equal(clf.coefs_[l - 1], net.W[l].T)
+        np.testing.assert_array_equal(clf.intercepts_[l - 1], net.b[l][:, 0])
+    clf.coefs_[0][0, 0] = 42.0  # views: writing through them changes the network
+    assert net.W[1][0, 0] == 42.0
+    assert clf.n_layers_ == 4 and clf.n_outputs_ == 3 and clf.n_features_in_ == 4
+
+
+@pytest.mark.parametrize("activation", ["identity", "logistic", "tanh", "relu"])
+@pytest.mark.parametrize("target", ["binary", "multiclass", "multilabel", "regression", "regression-2d"])
+def test_outputs_match_sklearns_mlp_with_the_same_parameters(activation, target):
+    rng = np.random.default_rng(1)
+    X = rng.standard_normal((40, 3))
+    if target.startswith("regression"):
+        y = X @ rng.standard_normal((3, 2 if target == "regression-2d" else 1))
+        y = y.ravel() if target == "regression" else y
+        estimator = MLPRegressor(hidden_layer_sizes=(6, 4), activation=activation, max_iter=20, random_state=0)
+    else:
+        y = {"binary": (X[:, 0] > 0).astype(int), "multiclass": np.digitize(X[:, 0], [-0.5, 0.5]),
+             "multilabel": (X[:, :2] > 0).astype(int)}[target]
+        estimator = MLPClassifier(hidden_layer_sizes=(6, 4), activation=activation, max_iter=20, random_state=0)
+    estimator.fit(X, y)
+    twin = sklearn_twin(estimator, X, y)
+    assert estimator.out_activation_ == twin.out_activation_
+    if isinstance(estimator, MLPRegressor):
+        np.testing.assert_allclose(estimator.predict(X), twin.predict(X), rtol=1e-10, atol=1e-12)
+    else:
+        np.testing.assert_array_equal(estimator.predict(X), twin.predict(X))
+        np.testing.assert_allclose(estimator.predict_proba(X), twin.predict_proba(X), rtol=1e-12)
+        np.testing.assert_allclose(estimator.predict_log_proba(X), twin.predict_log_proba(X), rtol=1e-12)
+
+
+def test_binary_multiclass_and_string_labels():
+    X, y = blobs(centers=3)
+    names = np.array(["ant", "bee", "cat"])[y]
+    clf = MLPClassifier(hidden_layer_sizes=(16,), learning_rate_init=0.01, random_state=0).fit(X, names)
+    assert list(clf.classes_) == ["ant", "bee", "cat"]
+    assert clf.network_.cost_name == "cce" and clf.network_.n[-1] == 3
+    assert clf.predict(X).dtype == names.dtype and clf.score(X, names) > 0.9
+    np.testing.assert_allclose(clf.predict_proba(X).sum(axis=1), 1.0)
+    binary = np.where(y == 0, "no", "yes")
+    clf = MLPClassifier(hidden_layer_sizes=(16,), learning_rate_init=0.01, random_state=0).fit(X, binary)
+    assert clf.network_.cost_name == "bce" and clf.network_.n[-1] == 1
+    proba = clf.predict_proba(X)
+    assert proba.shape == (len(X), 2) and clf.score(X, binary) > 0.9
+    np.testing.assert_array_equal(clf.predict(X), np.where(proba[:, 1] > 0.5, "yes", "no"))
+    np.testing.assert_array_equal(clf.decision_function(X) > 0, proba[:, 1] > 0.5)
+
+
+def test_one_class_predicts_it_with_probability_one():
+    X, _ = blobs(n_samples=20)
+    clf = MLPClassifier(hidden_layer_sizes=(4,), max_iter=5, random_state=0).fit(X, ["only"] * 20)
+    assert list(clf.predict(X[:3])) == ["only"] * 3
+    np.testing.assert_array_equal(clf.predict_proba(X[:3]), np.ones((3, 1)))
+
+
+def test_multilabel_targets_train_one_sigmoid_per_label():
+    X, Y = make_multilabel_classification(n_samples=150, n_features=6, n_classes=4, random_state=0)
+    X = StandardScaler().fit_transform(X)
+    clf = MLPClassifier(hidden_layer_sizes=(32,), learning_rate_init=0.01, max_iter=300, random_state=0).fit(X, Y)
+    assert clf.network_.activations[-1][0] == "sigmoid" and clf.network_.cost_name == "bce"
+    np.testing.assert_array_equal(clf.classes_, np.arange(4))
+    assert clf.predict(X).shape == Y.shape and clf.predict_proba(X).shape == Y.shape
+    assert np.mean(clf.predict(X) == Y) > 0.85
+
+
+def test_regressor_one_and_several_targets():
+    X, y = make_regression(n_samples=150, n_features=5, n_targets=2, noise=1.0, random_state=0)
+    y = y / y.std(axis=0)
+    reg = MLPRegressor(hidden_layer_sizes=(32,), learning_rate_init=0.01, max_iter=300, random_state=0)
+    assert reg.fit(X, y).predict(X).shape == (150, 2) and reg.score(X, y) > 0.95
+    assert reg.network_.cost_name == "mse" and reg.network_.activations[-1][0] == "identity"
+    assert reg.fit(X, y[:, 0]).predict(X).shape == (150,) and reg.score(X, y[:, 0]) > 0.95
+
+
+class RecordingFit:
+    """Wraps Network.fit to record the X each call hands to the core."""
+
+    def __init__(self, monkeypatch):
+        self.seen = []
+        original = mlpcore.Network.fit
+
+        def fit(net, X, *args, **kwargs):
+            self.seen.append(X)
+            return original(net, X, *args, **kwargs)
+
+        monkeypatch.setattr(mlpcore.Network, "fit", fit)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_X_reaches_the_core_as_its_transpose_without_a_copy(monkeypatch, dtype):
+    X, y = blobs()
+    X = np.ascontiguousarray(X, dtype=dtype)
+    recording = RecordingFit(monkeypatch)
+    clf = MLPClassifier(hidden_layer_sizes=(8,), max_iter=3, random_state=0).fit(X, y)
+    (seen,) = recording.seen
+    assert seen.shape == (4, len(X)) and seen.flags.f_contiguous and np.shares_memory(seen, X)
+    assert clf.network_.dtype == dtype
+
+
+@pytest.mark.parametrize("X_dtype, dtype, expected", [
+    (np.float32, None, np.float32), (np.float64, None, np.float64), (np.int64, None, np.float64),
+    (np.float64, "float32", np.float32), (np.float32, "float64", np.float64)])
+def test_dtype_follows_X_unless_given(X_dtype, dtype, expected):
+    X, y = blobs()
+    X = (X * 10).astype(X_dtype)
+    reg = MLPRegressor(hidden_layer_sizes=(8,), max_iter=3, dtype=dtype, random_state=0).fit(X, y.astype(float))
+    assert reg.network_.dtype == expected
+    assert reg.predict(X.astype(np.float64)).dtype == expected
+    assert reg.coefs_[0].dtype == expected
+
+
+def test_partial_fit_needs_classes_first_then_continues():
+    X, y = blobs()
+    clf = MLPClassifier(hidden_layer_sizes=(8,), random_state=0)
+    with pytest.raises(ValueError, match="classes must be passed on the first call"):
+        clf.partial_fit(X, y)
+    clf.partial_fit(X[y < 2], y[y < 2], classes=[0, 1, 2])
+    assert list(clf.classes_) == [0, 1, 2] and clf.network_.n[-1] == 3
+    t = clf.network_.optimizer.t
+    for _ in range(3):
+        clf.partial_fit(X, y)
+    assert len(clf.loss_curve_) == 4 and clf.n_iter_ == 1 and clf.t_ == int((y < 2).sum()) + 3 * len(X)
+    assert clf.network_.optimizer.t == t + 3  # one step per call (batch "auto" = all 120): the state carries on
+    with pytest.raises(ValueError, match="not in classes_"):
+        clf.partial_fit(X, np.full(len(X), 7))
+
+
+def test_warm_start_continues_from_the_previous_network():
+    X, y = blobs()
+    clf = MLPClassifier(hidden_layer_sizes=(8,), max_iter=5, warm_start=True, tol=0, random_state=0)
+    with pytest.warns(ConvergenceWarning):
+        clf.fit(X, y)
+    net, W = clf.network_, clf.network_.W[1].copy()
+    with pytest.warns(ConvergenceWarning):
+        clf.fit(X, y)
+    assert clf.network_ is net and len(clf.loss_curve_) == 10 and clf.n_iter_ == 5
+    assert clf.loss_curve_[5] < clf.loss_curve_[0]
+    assert not np.array_equal(net.W[1], W)
+    with pytest.raises(ValueError, match="warm_start needs y with the classes"):
+        clf.fit(X[y < 2], y[y < 2])
+
+
+@pytest.mark.parametrize("early_stopping", [False, True])
+def test_stopping_rule_is_sklearns(early_stopping):
+    """With a tol no epoch can meet, both stop after the same number of epochs."""
+    X, y = blobs()
+    settings = dict(hidden_layer_sizes=(8,), tol=1e9, n_iter_no_change=3, early_stopping=early_stopping,
+                    random_state=0)
+    ours = MLPClassifier(**settings).fit(X, y)
+    theirs = neural_network.MLPClassifier(**settings).fit(X, y)
+    assert ours.n_iter_ == theirs.n_iter_ == 5
+    assert len(ours.loss_curve_) == 5
+    assert (ours.validation_scores_ is None) == (theirs.validation_scores_ is None)
+
+
+def test_early_stopping_keeps_the_best_epochs_parameters():
+    X, y = blobs(n_samples=200, seed=3)
+    clf = MLPClassifier(hidden_layer_sizes=(16,), early_stopping=True, validation_fraction=0.2,
+                        learning_rate_init=0.05, n_iter_no_change=5, random_state=0).fit(X, y)
+    assert len(clf.validation_scores_) == clf.n_iter_ and clf.best_loss_ is None
+    assert clf.best_validation_score_ == max(clf.validation_scores_)
+    rng = check_random_state(0)
+    rng.randint(np.iinfo(np.int32).max, size=2)  # the seeds of the network and of the epochs
+    _, X_val, _, y_val = train_test_split(X, y, random_state=rng, test_size=0.2, stratify=y)
+    assert clf.score(X_val, y_val) == clf.best_validation_score_
+
+
+def test_convergence_warning_when_max_iter_is_reached():
+    X, y = blobs()
+    with pytest.warns(ConvergenceWarning, match=r"Maximum iterations \(3\) reached"):
+        MLPClassifier(hidden_layer_sizes=(4,), max_iter=3, tol=0, random_state=0).fit(X, y)
+
+
+def test_learning_rate_schedules():
+    X, y = blobs()
+    settings = dict(hidden_layer_sizes=(4,), solver="sgd", learning_rate_init=0.1, random_state=0)
+    clf = MLPClassifier(learning_rate="invscaling", power_t=0.5, max_iter=4, tol=0, **settings)
+    with pytest.warns(ConvergenceWarning):
+        clf.fit(X, y)
+    assert clf.network_.optimizer.learning_rate == pytest.approx(0.1 / (clf.t_ + 1) ** 0.5)
+    settings.update(learning_rate="adaptive", tol=1e9, n_iter_no_change=1)
+    ours = MLPClassifier(**settings).fit(X, y)
+    theirs = neural_network.MLPClassifier(**settings).fit(X, y)
+    assert ours.n_iter_ == theirs.n_iter_ == 19  # divided by 5 every 2 epochs until at most 1e-6
+    assert ours.network_.optimizer.learning_rate == pytest.approx(0.1 / 5 ** 8)
+
+
+@pytest.mark.parametrize("solver, method, hyper", [
+    ("sgd", "sgd", {"momentum": 0.9, "nesterov": True}),
+    ("momentum", "sgd", {"momentum": 0.9, "nesterov": False}),
+    ("nesterov", "sgd", {"momentum": 0.9, "nesterov": True}),
+    ("rmsprop", "rmsprop", {"alpha": 0.99, "eps": 1e-8}),
+    ("adam", "adam", {"beta1": 0.9, "beta2": 0.999, "eps": 1e-8}),
+    ("adamw", "adamw", {"beta1": 0.9, "beta2": 0.999, "eps": 1e-8, "weight_decay": 0.01})])
+def test_solvers_are_mlpcores_optimizers(solver, method, hyper):
+    X, y = blobs()
+    clf = MLPClassifier(hidden_layer_sizes=(4,), solver=solver, learning_rate_init=0.01, max_iter=2, tol=0,
+                        random_state=0)
+    with pytest.warns(ConvergenceWarning):
+        clf.fit(X, y)
+    assert clf.network_.optimizer.spec == (method, hyper)
+    assert clf.network_.optimizer.learning_rate == 0.01
+
+
+def test_mlpcore_layers_batch_norm_dropout_and_activations():
+    X, y = blobs()
+    clf = MLPClassifier(hidden_layer_sizes=(8, 6), activation="elu", batch_norm=[True, False], dropout=0.25,
+                        max_iter=3, random_state=0)
+    with pytest.warns(ConvergenceWarning):
+        clf.fit(X, y)
+    net = clf.network_
+    assert net.batch_norm == (True, False, False) and net.dropout == (0.25, 0.25, 0.0)
+    assert [name for name, _ in net.activations] == ["elu", "elu", "softmax"]
+    np.testing.assert_array_equal(clf.predict_proba(X), clf.predict_proba(X))  # inference: no dropout
+
+
+@pytest.mark.parametrize("parameter, value, message", [
+    ("activation", "softmax", "activation must be one of identity, logistic"),
+    ("solver", "lbfgs", "solver must be one of sgd, momentum"),
+    ("hidden_layer_sizes", (8, 0), "hidden_layer_sizes must be an int >= 1"),
+    ("batch_size", 0, "batch_size must be 'auto' or an int >= 1, got 0"),
+    ("alpha", -1.0, "alpha must be a finite number >= 0"),
+    ("momentum", 1.5, r"momentum must be a number in \[0, 1\]"),
+    ("dtype", "float16", "dtype must be None, 'float32' or 'float64'"),
+    ("dropout", [0.1], r"dropout must be a drop probability in \[0, 1\), or a sequence of 2"),
+    ("batch_norm", "yes", "batch_norm must be True or False, or a sequence of 2"),
+    ("early_stopping", "yes", "early_stopping must be True or False")])
+def test_bad_parameters_are_refused_at_fit_naming_what_was_expected(parameter, value, message):
+    X, y = blobs()
+    clf = MLPClassifier(hidden_layer_sizes=(8, 4)).set_params(**{parameter: value})
+    with pytest.raises(ValueError, match=message):
+        clf.fit(X, y)
+    assert not hasattr(clf, "network_") and not hasattr(clf, "n_features_in_")  # refused before any change
+
+
+def test_pipeline_grid_search_and_cross_val_score():
+    X, y = blobs(n_samples=90)
+    pipeline = make_pipeline(StandardScaler(), MLPClassifier(hidden_layer_sizes=(8,), learning_rate_init=0.01,
+                                                             random_state=0))
+    assert pipeline.fit(X, y).score(X, y) > 0.9
+    search = GridSearchCV(pipeline, {"mlpclassifier__hidden_layer_sizes": [(4,), (8, 8)],
+                                     "mlpclassifier__solver": ["adam", "nesterov"]}, cv=3).fit(X, y)
+    assert search.best_score_ > 0.9 and len(search.cv_results_["params"]) == 4
+    scores = cross_val_score(MLPRegressor(hidden_layer_sizes=(8,), learning_rate_init=0.01, random_state=0),
+                             X, X[:, 0] - X[:, 1], cv=3)
+    assert scores.shape == (3,) and scores.min() > 0.8
+
+
+def test_pickle_and_joblib_round_trips(tmp_path):
+    X, y = blobs()
+    clf = MLPClassifier(hidden_layer_sizes=(8,), batch_norm=True, max_iter=20, random_state=0).fit(X, y)
+    copy = pickle.loads(pickle.dumps(clf))
+    np.testing.assert_array_equal(copy.predict_proba(X), clf.predict_proba(X))
+    joblib.dump(clf, tmp_path / "model.joblib")
+    loaded = joblib.load(tmp_path / "model.joblib")
+    np.testing.assert_array_equal(loaded.predict_proba(X), clf.predict_proba(X))
+    assert loaded.loss_curve_ == clf.loss_curve_ and list(loaded.classes_) == list(clf.classes_)
+    clf.partial_fit(X, y)
+    loaded.partial_fit(X, y)  # the optimizer state came along: the next step is the same
+    np.testing.assert_array_equal(loaded.network_.params, clf.network_.params)
+
+
+def test_feature_names_of_a_dataframe():
+    pandas = pytest.importorskip("pandas", reason="pandas is not installed (it is in the test extra)")
+    X, y = blobs()
+    frame = pandas.DataFrame(X, columns=["a", "b", "c", "d"])
+    clf = MLPClassifier(hidden_layer_sizes=(4,), max_iter=5, random_state=0).fit(frame, y)
+    assert list(clf.feature_names_in_) == ["a", "b", "c", "d"]
+    with pytest.raises(ValueError, match="feature names"):
+        clf.predict(frame.rename(columns={"a": "z"}))
+
+
+def test_verbose_prints_the_loss_of_each_epoch(capsys):
+    X, y = blobs()
+    MLPClassifier(hidden_layer_sizes=(4,), max_iter=3, tol=1e9, n_iter_no_change=1, verbose=True,
+                  random_state=0).fit(X, y)
+    out = capsys.readouterr().out
+    assert "Iteration 1, loss = " in out and "Iteration 2, loss = " in out and "Stopping" in out
+
+
+def test_import_mlpcore_does_not_import_sklearn():
+    code = "import sys, mlpcore; assert 'sklearn' not in sys.modules, 'sklearn was imported'"
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_without_sklearn_the_import_error_names_the_extra():
+    code = "import sys; sys.modules['sklearn'] = None; import mlpcore.sklearn"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode != 0 and "pip install 'mlpcore[sklearn]'" in result.stderr
