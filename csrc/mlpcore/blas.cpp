@@ -19,6 +19,9 @@ namespace mlpcore {
 
 namespace {
 
+// Multiply-adds below which a product runs on one BLAS thread.
+constexpr double gemm_parallel_work = 1 << 22;
+
 CBLAS_TRANSPOSE flag(bool trans, bool stored_transposed) {
   return trans != stored_transposed ? CblasTrans : CblasNoTrans;
 }
@@ -63,14 +66,18 @@ void gemm(bool trans_A, ConstMatrix<T> A, bool trans_B, ConstMatrix<T> B, T alph
   assert(C.rows == (trans_A ? A.cols : A.rows) && C.cols == (trans_B ? B.rows : B.cols));
   assert(k == (trans_B ? B.cols : B.rows));
   if (C.rows == 0 || C.cols == 0) return;
+  // BLAS's threads only for products of some 100 us and more (the reason of parallel_threshold).
+  const bool one_thread = team_size.load() > 1 && double(C.rows) * double(C.cols) * double(k) < gemm_parallel_work;
+  if (one_thread) blas_set_num_threads(1);
   if (C.cols == 1) {  // one example: a matrix-vector product, which BLAS does without packing
     const int stored_rows = int(A.transposed ? A.cols : A.rows), stored_cols = int(A.transposed ? A.rows : A.cols);
     gemv_call(flag(trans_A, A.transposed), stored_rows, stored_cols, alpha, A.data, int(A.ld), B.data,
               trans_B != B.transposed ? int(B.ld) : 1, beta, C.data);
-    return;
+  } else {
+    gemm_call(flag(trans_A, A.transposed), flag(trans_B, B.transposed), int(C.rows), int(C.cols), int(k), alpha, A.data,
+              int(A.ld), B.data, int(B.ld), beta, C.data, int(C.ld));
   }
-  gemm_call(flag(trans_A, A.transposed), flag(trans_B, B.transposed), int(C.rows), int(C.cols), int(k), alpha, A.data,
-            int(A.ld), B.data, int(B.ld), beta, C.data, int(C.ld));
+  if (one_thread) blas_set_num_threads(team_size.load());
 }
 
 template void gemm<float>(bool, ConstMatrix<float>, bool, ConstMatrix<float>, float, float, Matrix<float>);

@@ -11,8 +11,10 @@
 
 namespace mlpcore {
 
-// Element count below which a pass stays on the calling thread.
-constexpr index parallel_threshold = index(1) << 15;
+// Element count below which a pass stays on the calling thread. A team pays only for passes of
+// some 100 us: on a machine whose other cores are busy, waking a second thread can cost a
+// scheduler time slice (milliseconds), so shorter passes are not worth that risk.
+constexpr index parallel_threshold = index(1) << 18;
 
 // The thread count of every parallel region, whichever thread starts it (set_num_threads).
 inline std::atomic<int> team_size{omp_get_max_threads()};
