@@ -1,0 +1,451 @@
+"""The mlpcore command line: demo, train, predict, info.
+
+    mlpcore demo [--out mlpcore-demo.png]
+    mlpcore train data.csv --target COLUMN --layers 64,32 --epochs 30 --out model.npz
+    mlpcore predict model.npz data.csv [--out predictions.csv]
+    mlpcore info model.npz
+
+A CSV file has a header line of column names, then one example per line. Every error a
+user can cause (a missing file, an unknown column, a non-numeric feature, a file of the
+wrong width for the model, a bad option) is one line on stderr and exit status 2 (1 when
+training diverged).
+"""
+
+import argparse
+import csv
+import os
+import sys
+
+import numpy as np
+
+from .network import Network
+from .optim import DivergenceError
+from .preprocessing import Standardizer
+
+__all__ = ["main", "CommandError"]
+
+# A numeric target with at most this many distinct integer values is taken for class labels.
+MAX_CLASSES_GUESSED = 20
+
+
+class CommandError(Exception):
+    """A mistake of the user's, told as one line without a traceback."""
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse with its errors as one line (usage is left to --help)."""
+
+    def error(self, message):
+        raise CommandError(f"{message} (see {self.prog} --help)")
+
+
+def main(argv=None):
+    """Run the command line with argv (default sys.argv[1:]); returns the exit status."""
+    try:
+        args = _parser().parse_args(argv)
+        args.run(args)
+    except BrokenPipeError:
+        # The reader of our output has gone (mlpcore predict ... | head): stop quietly, and send
+        # what Python still flushes at exit to /dev/null rather than raise there again.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
+    except CommandError as error:
+        return _fail(error)
+    except DivergenceError as error:
+        return _fail(error, status=1)
+    except (ValueError, OSError) as error:
+        return _fail(error)
+    return 0
+
+
+def _fail(error, status=2):
+    message = str(error).splitlines()[0] if str(error) else type(error).__name__
+    print(f"mlpcore: error: {message}", file=sys.stderr)
+    return status
+
+
+def _parser():
+    parser = _Parser(prog="mlpcore", description="Train and run dense feed-forward networks (mlpcore).")
+    commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    demo_parser = commands.add_parser("demo", help="train a network on a generated two-spirals set and "
+                                      "draw its decision regions and cost curve")
+    demo_parser.add_argument("--out", default="mlpcore-demo.png", metavar="PNG",
+                             help="the PNG to write (default mlpcore-demo.png)")
+    demo_parser.add_argument("--epochs", type=_positive_int, default=150, metavar="N",
+                             help="epochs of training (default 150)")
+    demo_parser.add_argument("--seed", type=_seed, default=0, metavar="N",
+                             help="seed of the data and the network (default 0)")
+    demo_parser.set_defaults(run=demo)
+
+    train_parser = commands.add_parser("train", help="train a network on a CSV file and save it")
+    train_parser.add_argument("data", help="CSV file: a header line, numeric features, one example per line")
+    train_parser.add_argument("--target", required=True, metavar="COLUMN", help="the column to predict")
+    train_parser.add_argument("--layers", type=_layers, default=[64, 32], metavar="UNITS",
+                              help="units of the hidden layers, comma-separated (default 64,32; '' for none)")
+    train_parser.add_argument("--epochs", type=_positive_int, default=30, metavar="N",
+                              help="passes over the training examples (default 30)")
+    train_parser.add_argument("--task", choices=("classify", "regress"),
+                              help="default: classify when the target is not numeric or has at most "
+                                   f"{MAX_CLASSES_GUESSED} distinct integer values, else regress")
+    train_parser.add_argument("--out", default="model.npz", metavar="MODEL",
+                              help="the model file to write (default model.npz)")
+    train_parser.add_argument("--batch-size", type=_positive_int, default=32, metavar="N",
+                              help="examples per step (default 32)")
+    train_parser.add_argument("--learning-rate", type=_positive_float, default=1e-3, metavar="RATE",
+                              help="of the adam optimizer (default 0.001)")
+    train_parser.add_argument("--seed", type=_seed, default=0, metavar="N",
+                              help="seed of the split, the network and the order of the examples (default 0)")
+    train_parser.add_argument("--validation-fraction", type=_fraction, default=0.2, metavar="SHARE",
+                              help="share of the examples held out to measure the model (default 0.2; 0 for none)")
+    train_parser.set_defaults(run=train)
+
+    predict_parser = commands.add_parser("predict", help="predict with a saved model")
+    predict_parser.add_argument("model", help="a model file from mlpcore train or Network.save")
+    predict_parser.add_argument("data", help="CSV file with the model's feature columns (others are ignored)")
+    predict_parser.add_argument("--out", metavar="CSV",
+                                help="the CSV file to write (default: print to standard output)")
+    predict_parser.set_defaults(run=predict)
+
+    info_parser = commands.add_parser("info", help="describe a saved model")
+    info_parser.add_argument("model", help="a model file from mlpcore train or Network.save")
+    info_parser.set_defaults(run=info)
+    return parser
+
+
+def _number(kind, accept, expected):
+    """An argparse type: kind(text) (int or float), refused with 'expected ...' unless accept(value)."""
+    def convert(text):
+        try:
+            value = kind(text)
+        except ValueError:
+            value = None
+        if value is None or not accept(value):
+            raise argparse.ArgumentTypeError(f"expected {expected}, got {text!r}")
+        return value
+    return convert
+
+
+_positive_int = _number(int, lambda value: value >= 1, "an integer >= 1")
+_seed = _number(int, lambda value: value >= 0, "an integer >= 0")
+_positive_float = _number(float, lambda value: 0 < value < float("inf"), "a number > 0")
+_fraction = _number(float, lambda value: 0 <= value < 1, "a number in [0, 1)")
+
+
+def _layers(text):
+    """'64,32' -> [64, 32]; '' -> [] (no hidden layer)."""
+    try:
+        sizes = [int(part) for part in text.split(",")] if text.strip() else []
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected unit counts such as 64,32, got {text!r}") from None
+    if any(size < 1 for size in sizes):
+        raise argparse.ArgumentTypeError(f"expected unit counts >= 1 such as 64,32, got {text!r}")
+    return sizes
+
+
+# ---------------------------------------------------------------------------
+# demo
+# ---------------------------------------------------------------------------
+
+def demo(args):
+    """Train a 2-32-32-1 relu network on two spirals with fit (adam, a cosine schedule), print its
+    accuracy on the training points and on new points, and draw the PNG."""
+    from .datasets import two_spirals
+
+    X, y = two_spirals(m=800, seed=args.seed)
+    X_test, y_test = two_spirals(m=800, seed=args.seed + 1)
+    net = Network([2, 32, 32, 1], ["relu", "relu", "sigmoid"], "bce", seed=args.seed)
+    print(f"two spirals: X {X.shape} (n[0], m), labels 0/1\n{net}")
+    net.fit(X, y, epochs=args.epochs, batch_size=32, optimizer="adam", learning_rate=0.01, seed=args.seed,
+            schedule=("cosine", {"T_max": args.epochs}), validation_data=(X_test, y_test))
+    train_accuracy = np.mean(net.predict(X)[0] == y)
+    test_accuracy = np.mean(net.predict(X_test)[0] == y_test)
+    print(f"accuracy {train_accuracy:.3f} on the {y.size} training points, {test_accuracy:.3f} on "
+          f"{y_test.size} new points of the same spirals")
+    _demo_picture(net, X, y, args.out)
+
+
+def _demo_picture(net, X, y, path):
+    """The decision regions beside the cost curves, saved to path; a note instead without matplotlib."""
+    try:
+        import matplotlib.pyplot as plt
+    except ImportError:
+        print("no picture: drawing it needs matplotlib, which pip install mlpcore[plot] brings")
+        return
+    from . import plot
+
+    figure, (left, right) = plt.subplots(1, 2, figsize=(11, 5), layout="constrained")
+    plot.decision_regions(net, X, y, ax=left)
+    plot.cost_curves(net.history, ax=right)
+    figure.savefig(path, dpi=100)
+    plt.close(figure)
+    print(f"wrote {path}: the decision regions and the cost per epoch")
+
+
+# ---------------------------------------------------------------------------
+# CSV files
+# ---------------------------------------------------------------------------
+
+class _Table:
+    """A CSV file read whole: names (the header), cells (m, columns) of str, and the line
+    number of each example in the file (blank lines are skipped)."""
+
+    def __init__(self, path):
+        self.path = path
+        try:
+            with open(path, newline="", encoding="utf-8-sig") as file:
+                reader = csv.reader(file)
+                numbered = [(reader.line_num, row) for row in reader if row]
+        except FileNotFoundError:
+            raise CommandError(f"no such file: {path}") from None
+        except (UnicodeDecodeError, csv.Error) as error:
+            raise CommandError(f"{path} is not a readable CSV file: {error}") from None
+        if not numbered:
+            raise CommandError(f"{path} is empty: expected a header line of column names")
+        self.names = [name.strip() for name in numbered[0][1]]
+        duplicates = sorted({name for name in self.names if self.names.count(name) > 1})
+        if duplicates:
+            raise CommandError(f"{path}: the header names the column(s) {', '.join(map(repr, duplicates))} twice")
+        for line, row in numbered[1:]:
+            if len(row) != len(self.names):
+                raise CommandError(f"{path}: line {line} has {len(row)} fields where the header has "
+                                   f"{len(self.names)}")
+        if len(numbered) < 2:
+            raise CommandError(f"{path} has a header but no examples")
+        self.lines = [line for line, _ in numbered[1:]]
+        self.cells = np.array([[cell.strip() for cell in row] for _, row in numbered[1:]], dtype=str)
+
+    def column(self, name):
+        """The cells (m,) of the column called name."""
+        return self.cells[:, self.names.index(name)]
+
+    def numbers(self, name, what):
+        """The column as float64 (m,), or CommandError naming the first cell that is not a finite number."""
+        values = _numbers(self.column(name))
+        if values is None:
+            bad = next(i for i, cell in enumerate(self.column(name)) if _numbers(np.array([cell])) is None)
+            raise CommandError(f"{self.path}: {what} {name!r} must hold finite numbers; line "
+                               f"{self.lines[bad]} holds {self.column(name)[bad]!r}")
+        return values
+
+    def features(self, names):
+        """X (n0, m) float64 of the named columns, one row per feature."""
+        return np.array([self.numbers(name, "feature column") for name in names]).reshape(len(names), -1)
+
+
+def _numbers(cells):
+    """The cells (m,) as float64, or None when one is not a finite number."""
+    try:
+        values = cells.astype(np.float64)
+    except ValueError:
+        return None
+    return values if np.all(np.isfinite(values)) else None
+
+
+# ---------------------------------------------------------------------------
+# train
+# ---------------------------------------------------------------------------
+
+def train(args):
+    """Read the CSV, standardise, hold out a share, fit with a progress bar, print metrics, save."""
+    table = _Table(args.data)
+    if args.target not in table.names:
+        raise CommandError(f"{args.data} has no column {args.target!r}; its columns: {', '.join(table.names)}")
+    feature_names = [name for name in table.names if name != args.target]
+    if not feature_names:
+        raise CommandError(f"{args.data} has no feature column besides the target {args.target!r}")
+    X = table.features(feature_names)
+    target = table.column(args.target)
+    if np.any(target == ""):
+        raise CommandError(f"{args.data}: the target {args.target!r} is empty on line "
+                           f"{table.lines[int(np.argmax(target == ''))]}; every example needs one")
+    task = args.task or _guess_task(target)
+    if task == "classify":
+        classes, y = _classes(target, args.target)
+    else:
+        y = table.numbers(args.target, "the regression target")
+    fit_part, val = _split(X.shape[1], args.validation_fraction, args.seed)
+    scaler = Standardizer().fit(X[:, fit_part])
+    X = scaler.transform(X)
+    metadata = {"feature_names": feature_names, "mean": scaler.mean_.ravel().tolist(),
+                "scale": scaler.scale_.ravel().tolist(), "target": args.target, "task": task}
+    if task == "classify":
+        metadata["classes"] = classes
+        net = _classifier(len(classes), X.shape[0], args)
+        Y, expected = y, np.array(classes, dtype=object)[y]  # class indices; the labels themselves
+    else:
+        net = _regressor(y, fit_part, X.shape[0], args, metadata)
+        Y, expected = (y - metadata["target_mean"]) / metadata["target_scale"], y
+    print(f"{args.data}: {X.shape[1]} examples, {len(feature_names)} features, target {args.target!r} "
+          f"({_about(metadata)}); {fit_part.size} to train, {val.size} held out")
+    print(net)
+    net.fit(X[:, fit_part], Y[fit_part], epochs=args.epochs, batch_size=args.batch_size, optimizer="adam",
+            learning_rate=args.learning_rate, seed=args.seed,
+            validation_data=(X[:, val], Y[val]) if val.size else None)
+    predicted = _predictions(net, X, metadata)
+    for part, name in ((fit_part, "training"), (val, "validation")):
+        if part.size:
+            print(f"{name} {_metric(task)} {_score(task, predicted[part], expected[part]):.4f} "
+                  f"({part.size} examples)")
+    net.save(args.out, metadata=metadata)
+    print(f"saved the model to {args.out}")
+
+
+def _guess_task(target):
+    """'classify' for a non-numeric target or one of at most MAX_CLASSES_GUESSED distinct integers,
+    else 'regress'."""
+    numbers = _numbers(target)
+    if numbers is None:
+        return "classify"
+    integer = np.all(numbers == np.round(numbers))
+    return "classify" if integer and np.unique(numbers).size <= MAX_CLASSES_GUESSED else "regress"
+
+
+def _classes(target, name):
+    """The sorted distinct labels of the target cells (numbers when all are, whole ones as int)
+    and the class index of each example, int64 (m,)."""
+    numbers = _numbers(target)
+    classes, y = np.unique(target if numbers is None else numbers, return_inverse=True)
+    if classes.size < 2:
+        raise CommandError(f"column {name!r} holds a single class ({classes[0]!r}); "
+                           "classification needs at least two")
+    classes = [int(c) if isinstance(c, float) and c.is_integer() else c for c in classes.tolist()]
+    return classes, y.astype(np.int64)
+
+
+def _split(m, fraction, seed):
+    """Sorted indices of the examples to train on and of the share `fraction` held out."""
+    m_val = int(round(fraction * m))
+    if fraction and not 1 <= m_val < m:
+        raise CommandError(f"--validation-fraction {fraction} of {m} examples leaves {m_val} for validation "
+                           f"and {m - m_val} for training; both need at least one")
+    order = np.random.default_rng(seed).permutation(m)
+    return np.sort(order[m_val:]), np.sort(order[:m_val])
+
+
+def _classifier(K, n0, args):
+    """relu hidden layers and a sigmoid output with bce (K = 2) or a softmax one with cce."""
+    units, output, cost = (1, "sigmoid", "bce") if K == 2 else (K, "softmax", "cce")
+    return Network([n0, *args.layers, units], ["relu"] * len(args.layers) + [output], cost, seed=args.seed)
+
+
+def _regressor(y, fit_part, n0, args, metadata):
+    """relu hidden layers and an identity output with mse; adds to metadata the mean and scale of
+    the training part's targets, which the network learns standardised."""
+    metadata.update(target_mean=float(y[fit_part].mean()), target_scale=float(y[fit_part].std()) or 1.0)
+    return Network([n0, *args.layers, 1], ["relu"] * len(args.layers) + ["identity"], "mse", seed=args.seed)
+
+
+def _about(metadata):
+    if metadata["task"] == "regress":
+        return "regression"
+    classes = metadata["classes"]
+    shown = ", ".join(map(str, classes[:10])) + (", ..." if len(classes) > 10 else "")
+    return f"classification, {len(classes)} classes: {shown}"
+
+
+def _metric(task):
+    return "accuracy" if task == "classify" else "R^2"
+
+
+def _score(task, predicted, expected):
+    """Accuracy of predicted labels, or the coefficient of determination R^2 of predicted values."""
+    if task == "classify":
+        return float(np.mean(predicted == expected))
+    expected = expected.astype(np.float64)
+    total = np.sum((expected - expected.mean()) ** 2)
+    return float(1 - np.sum((expected - predicted) ** 2) / total) if total > 0 else float("nan")
+
+
+def _predictions(net, X, metadata):
+    """Per example: class labels (m,) object, regression values (m,) float64 in the target's units,
+    or, for a model without the metadata of mlpcore train, net.predict rows (m, n[L])."""
+    predicted = net.predict(X)
+    if "classes" in metadata:
+        index = predicted.reshape(-1)  # bce (1, m) 0/1 or cce (m,) class indices
+        return np.array(metadata["classes"], dtype=object)[index]
+    if "target_scale" in metadata:
+        return predicted.reshape(-1).astype(np.float64) * metadata["target_scale"] + metadata["target_mean"]
+    return np.atleast_2d(predicted).T
+
+
+# ---------------------------------------------------------------------------
+# predict, info
+# ---------------------------------------------------------------------------
+
+def _load(path):
+    """The Network saved at path; CommandError for a missing file (load's ValueError names the
+    file and what is wrong with it)."""
+    from . import load
+
+    try:
+        return load(path)
+    except FileNotFoundError:
+        raise CommandError(f"no such file: {path}") from None
+
+
+def predict(args):
+    """Predict every example of the CSV; write a CSV of predictions (class labels when classifying)."""
+    net = _load(args.model)
+    metadata = net.metadata
+    table = _Table(args.data)
+    feature_names = metadata.get("feature_names")
+    if feature_names is None:
+        if len(table.names) != net.n[0]:
+            raise CommandError(f"{args.data} has {len(table.names)} columns; the model (saved without feature "
+                               f"names) takes n[0] = {net.n[0]} features, all columns in order")
+        feature_names = table.names
+    missing = [name for name in feature_names if name not in table.names]
+    if missing:
+        raise CommandError(f"{args.data} lacks the column(s) {', '.join(map(repr, missing))} that the "
+                           f"model takes as features")
+    if len(feature_names) != net.n[0]:
+        raise CommandError(f"{args.model} names {len(feature_names)} features but its network takes "
+                           f"n[0] = {net.n[0]}")
+    X = table.features(feature_names)
+    if "mean" in metadata:
+        X = (X - np.array(metadata["mean"]).reshape(-1, 1)) / np.array(metadata["scale"]).reshape(-1, 1)
+    predictions = _predictions(net, X, metadata)
+    header = [metadata.get("target", "prediction")] if predictions.ndim == 1 else \
+        [f"prediction_{k}" for k in range(1, predictions.shape[1] + 1)]
+    rows = predictions.reshape(len(predictions), -1)
+    if args.out is None:
+        _write_csv(sys.stdout, header, rows)
+        return
+    with open(args.out, "w", newline="", encoding="utf-8") as file:
+        _write_csv(file, header, rows)
+    print(f"wrote {len(rows)} predictions to {args.out}")
+
+
+def _write_csv(file, header, rows):
+    writer = csv.writer(file, lineterminator="\n")
+    writer.writerow(header)
+    writer.writerows([[f"{value:.7g}" if isinstance(value, (float, np.floating)) else value for value in row]
+                      for row in rows])
+
+
+def info(args):
+    """Architecture, parameter count, what the model was trained on, and its last training history."""
+    net = _load(args.model)
+    print(f"{args.model}: {net}")
+    for l in range(1, net.L + 1):
+        name, params = net.activations[l - 1]
+        activation = name + (f"(alpha={params['alpha']:g})" if params else "")
+        print(f"  layer {l}: {net.n[l]} units, {activation}, W[{l}] {net.W[l].shape}, b[{l}] {net.b[l].shape}"
+              + (", batch norm" if net.batch_norm[l - 1] else "")
+              + (f", dropout {net.dropout[l - 1]:g}" if net.dropout[l - 1] else ""))
+    print(f"parameters: {net.params.size}")
+    metadata = net.metadata
+    if "task" in metadata:
+        print(f"trained by mlpcore train to predict {metadata['target']!r} ({_about(metadata)}) from "
+              f"{len(metadata['feature_names'])} features: {', '.join(metadata['feature_names'])}")
+    print(_history_summary(net.history))
+
+
+def _history_summary(history):
+    if not history or not history.get("cost"):
+        return "history: none (not trained with fit)"
+    figures = ", ".join(f"{key} {history[key][-1]:.4g}"
+                        for key in ("cost", "val_cost", "val_accuracy", "val_r2") if history.get(key))
+    seconds = sum(history.get("time", ()))
+    return f"history: {len(history['cost'])} epochs in {seconds:.2f} s; last epoch: {figures}"

@@ -1,0 +1,184 @@
+"""Pictures of training and of a network, drawn with matplotlib (``pip install mlpcore[plot]``).
+
+    fig = mlpcore.plot.cost_curves(net.history)                # cost and validation curves per epoch
+    fig = mlpcore.plot.decision_regions(net, X, y)             # a classifier of 2-D inputs, X (2, m)
+    fig = mlpcore.plot.activation_functions()                  # g(z) beside g'(z), as the lecture notes draw them
+    fig = mlpcore.plot.weight_histograms(net, grads)           # W[l] and dW[l] per layer: vanishing or exploding?
+
+Each function returns the matplotlib Figure and, given ``path``, also saves it as a PNG
+(or any format matplotlib knows from the file name). cost_curves and decision_regions draw
+into an existing Axes when given ``ax``. matplotlib is imported when a function is called,
+never by ``import mlpcore``.
+"""
+
+import numpy as np
+
+from . import reference
+from .network import Gradients, Network
+
+__all__ = ["cost_curves", "decision_regions", "activation_functions", "weight_histograms",
+           "MISSING_MATPLOTLIB"]
+
+MISSING_MATPLOTLIB = "mlpcore.plot needs matplotlib: pip install mlpcore[plot]"
+
+# The element-wise activations, leaky_relu with a slope that shows at this scale.
+DEFAULT_ACTIVATIONS = ("identity", "step", "sigmoid", "tanh", "relu", ("leaky_relu", {"alpha": 0.1}), "elu")
+
+
+def _pyplot():
+    """matplotlib.pyplot, or ImportError naming the extra that brings it."""
+    try:
+        import matplotlib.pyplot as plt
+    except ImportError:
+        raise ImportError(MISSING_MATPLOTLIB) from None
+    return plt
+
+
+def _axes(ax, figsize):
+    """The Axes to draw into: ax, or the one Axes of a new figure of figsize (inches)."""
+    if ax is not None:
+        return ax
+    return _pyplot().subplots(figsize=figsize, layout="constrained")[1]
+
+
+def _finish(figure, path):
+    """Save figure to path (when given) and return it."""
+    if path is not None:
+        figure.savefig(path, dpi=100)
+    return figure
+
+
+def cost_curves(history, ax=None, path=None):
+    """The cost J (and the validation cost) per epoch, with the validation metric on a second axis.
+
+    history : the dict that Network.fit returns (also ``net.history``): "cost" and, when
+        fit had validation data, "val_cost" and "val_accuracy" or "val_r2"; lists with one
+        float per epoch.
+    ax : a matplotlib Axes to draw into; None draws into a new figure.
+    path : where to save the figure, or None.
+    Returns the Figure. The cost axis is logarithmic when every cost is > 0.
+    """
+    if not isinstance(history, dict) or not history.get("cost"):
+        raise ValueError("history must be the dict of a fit, with a non-empty 'cost' list; "
+                         f"got {type(history).__name__}"
+                         + (f" with keys {sorted(history)}" if isinstance(history, dict) else ""))
+    ax = _axes(ax, (6, 4))
+    epochs = np.arange(1, len(history["cost"]) + 1)
+    ax.plot(epochs, history["cost"], label="cost J (training)")
+    costs = list(history["cost"])
+    if history.get("val_cost"):
+        ax.plot(epochs, history["val_cost"], label="cost J (validation)")
+        costs += history["val_cost"]
+    if min(costs) > 0:
+        ax.set_yscale("log")
+    ax.set(xlabel="epoch", ylabel="cost J", title="cost per epoch")
+    lines = ax.get_lines()
+    metric = next((key for key in ("val_accuracy", "val_r2") if history.get(key)), None)
+    if metric is not None:
+        right = ax.twinx()
+        lines += right.plot(epochs, history[metric], color="tab:green", linestyle="--", label=metric)
+        right.set_ylabel(metric)
+    ax.legend(lines, [line.get_label() for line in lines], loc="center right")
+    return _finish(ax.figure, path)
+
+
+def decision_regions(net, X, y, ax=None, path=None, resolution=200):
+    """The regions a classifier of 2-D inputs assigns to each class, with the examples on top.
+
+    net : a Network with n[0] = 2 and a bce output of one unit (binary) or a cce output.
+    X : (2, m) the examples, one column each; y : (m,) their class indices (0/1 for bce).
+    resolution : points per side of the grid the network is evaluated on.
+    Binary: the colour is A[L], the probability of class 1, with the 0.5 boundary drawn.
+    Multi-class: each region takes the colour of the class of largest A[L].
+    Returns the Figure.
+    """
+    if not isinstance(net, Network):
+        raise TypeError(f"net must be a mlpcore.Network, got {type(net).__name__}")
+    if net.n[0] != 2 or net.cost_name == "mse" or (net.cost_name == "bce" and net.n[-1] != 1):
+        raise ValueError("decision_regions draws a classifier of 2 inputs (bce with one output unit, "
+                         f"or cce); got n = {list(net.n)} with cost {net.cost_name!r}")
+    X, y = np.asarray(X), np.asarray(y)
+    if X.ndim != 2 or X.shape[0] != 2 or y.shape != (X.shape[1],):
+        raise ValueError(f"X must be (2, m) and y (m,); got X {X.shape} and y {y.shape}")
+    low, high = X.min(axis=1), X.max(axis=1)
+    margin = 0.1 * np.maximum(high - low, 1e-12)
+    u = np.linspace(low[0] - margin[0], high[0] + margin[0], resolution)
+    v = np.linspace(low[1] - margin[1], high[1] + margin[1], resolution)
+    U, V = np.meshgrid(u, v)
+    A_L = net.forward(np.stack([U.ravel(), V.ravel()]), training=False).A[net.L]
+    ax = _axes(ax, (5, 5))
+    if net.cost_name == "bce":
+        probability = A_L.reshape(U.shape)
+        colours = {"cmap": "coolwarm", "vmin": 0, "vmax": 1}
+        ax.contourf(U, V, probability, levels=np.linspace(0, 1, 11), alpha=0.6, **colours)
+        ax.contour(U, V, probability, levels=[0.5], colors="black", linewidths=1)
+    else:
+        K = net.n[-1]
+        cmap = "tab10" if K <= 10 else "tab20"  # class k takes colour k (classes past 20 share the last)
+        colours = {"cmap": cmap, "vmin": -0.5, "vmax": (10 if K <= 10 else 20) - 0.5}
+        ax.contourf(U, V, A_L.argmax(axis=0).reshape(U.shape), levels=np.arange(K + 1) - 0.5, alpha=0.4,
+                    **colours)
+    ax.scatter(X[0], X[1], c=y, s=12, edgecolors="black", linewidths=0.4, **colours)
+    ax.set(xlabel="x1", ylabel="x2", title="decision regions", aspect="equal")
+    return _finish(ax.figure, path)
+
+
+def activation_functions(activations=DEFAULT_ACTIVATIONS, path=None, z=None):
+    """Each activation g(z) beside its derivative g'(z), one row per activation.
+
+    activations : specs as Network takes them ("relu", ("elu", {"alpha": 0.5}), ...); softmax
+        has no element-wise derivative and is refused. The values come from
+        mlpcore.reference.g and g_prime.
+    z : 1-D float array, the points of the horizontal axis (default 401 points from -4 to 4).
+    Returns the Figure.
+    """
+    specs = list(activations)
+    if not specs:
+        raise ValueError("activations must name at least one activation")
+    for spec in specs:
+        if reference.parse_activation(spec)[0] == "softmax":
+            raise ValueError("softmax has no element-wise derivative to draw; choose among "
+                             f"{', '.join(name for name in reference.ACTIVATIONS if name != 'softmax')}")
+    Z = np.linspace(-4, 4, 401).reshape(1, -1) if z is None else np.asarray(z, dtype=np.float64).reshape(1, -1)
+    figure, axes = _pyplot().subplots(len(specs), 2, figsize=(7, 1.9 * len(specs)), sharex=True,
+                                      squeeze=False, layout="constrained")
+    for (left, right), spec in zip(axes, specs):
+        name, params = reference.parse_activation(spec)
+        label = name + (f" (alpha {params['alpha']:g})" if params else "")
+        left.plot(Z[0], reference.g(spec, Z)[0])
+        right.plot(Z[0], reference.g_prime(spec, Z)[0], color="tab:orange")
+        left.set_title(f"{label}: g(z)", fontsize=10)
+        right.set_title(f"{label}: g'(z)", fontsize=10)
+        for ax in (left, right):
+            ax.axhline(0, color="grey", linewidth=0.5)
+            ax.axvline(0, color="grey", linewidth=0.5)
+    for ax in axes[-1]:
+        ax.set_xlabel("z")
+    return _finish(figure, path)
+
+
+def weight_histograms(net, grads=None, path=None, bins=40):
+    """Histograms of W[l] for each layer l (one column each) and, given grads, of dW[l] below.
+
+    net : a Network; grads : Gradients of a backward pass of net, or None.
+    The rows share their horizontal axis, so that a layer whose gradients vanish shows
+    as a narrow spike beside the others and exploding ones as a wide spread; each title
+    gives the standard deviation.
+    Returns the Figure.
+    """
+    if not isinstance(net, Network):
+        raise TypeError(f"net must be a mlpcore.Network, got {type(net).__name__}")
+    if grads is not None and not isinstance(grads, Gradients):
+        raise TypeError(f"grads must be mlpcore.Gradients from net.backward, got {type(grads).__name__}")
+    if grads is not None and grads.dW[1].shape != net.W[1].shape:
+        raise ValueError(f"grads are of another network: dW[1] is {grads.dW[1].shape}, W[1] {net.W[1].shape}")
+    rows = [("W", net.W)] + ([("dW", grads.dW)] if grads is not None else [])
+    figure, axes = _pyplot().subplots(len(rows), net.L, figsize=(2.6 * net.L, 2.3 * len(rows)),
+                                      sharex="row", squeeze=False, layout="constrained")
+    for row, (symbol, arrays) in zip(axes, rows):
+        for l, ax in enumerate(row, start=1):
+            values = np.asarray(arrays[l], dtype=np.float64).ravel()
+            ax.hist(values, bins=bins, color="tab:blue" if symbol == "W" else "tab:red")
+            ax.set_title(f"{symbol}[{l}]  std {values.std():.2g}", fontsize=10)
+            ax.set_yticks([])
+    return _finish(figure, path)

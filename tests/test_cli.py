@@ -1,0 +1,365 @@
+"""The command line: demo, train, predict, info, and its one-line errors.
+
+Most tests call mlpcore.cli.main(argv) in this process and read what it printed; a few run
+``python -m mlpcore`` as a user would, in a subprocess with this process's environment.
+"""
+
+import csv
+import os
+import re
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import mlpcore
+from mlpcore.cli import main
+
+
+def run(argv, capsys):
+    """main(argv): (exit status, stdout, stderr)."""
+    status = main(argv)
+    out, err = capsys.readouterr()
+    return status, out, err
+
+
+def assert_one_line_error(status, err, *fragments):
+    """A non-zero exit and one line on stderr naming every fragment, no traceback."""
+    assert status != 0
+    lines = err.strip().splitlines()
+    assert len(lines) == 1, err
+    assert lines[0].startswith("mlpcore: error: ")
+    assert "Traceback" not in err
+    for fragment in fragments:
+        assert fragment in lines[0], (fragment, lines[0])
+
+
+def write_csv(path, header, rows):
+    with open(path, "w", newline="") as file:
+        writer = csv.writer(file)
+        writer.writerow(header)
+        writer.writerows(rows)
+    return str(path)
+
+
+def read_csv(path):
+    with open(path, newline="") as file:
+        rows = list(csv.reader(file))
+    return rows[0], rows[1:]
+
+
+def blobs(m, seed=0):
+    """Three separable clouds in 3 features: X (m, 3) and string labels a, b, c."""
+    rng = np.random.default_rng(seed)
+    y = rng.integers(0, 3, size=m)
+    centres = np.array([[3, 0, 0], [0, 3, 0], [0, 0, 3]])
+    return centres[y] + 0.5 * rng.standard_normal((m, 3)), np.array(["a", "b", "c"])[y]
+
+
+@pytest.fixture
+def species_csv(tmp_path):
+    """A classification file: features x1, x2, x3, a string target 'species' in the middle, and
+    a constant column; 300 examples."""
+    X, labels = blobs(300)
+    rows = [[f"{a:.4f}", f"{b:.4f}", label, f"{c:.4f}", "7"] for (a, b, c), label in zip(X, labels)]
+    return write_csv(tmp_path / "species.csv", ["x1", "x2", "species", "x3", "constant"], rows)
+
+
+@pytest.fixture
+def regression_csv(tmp_path):
+    """y = 3 x1 - 2 x2 + 100 + noise: a float target of a large offset; 400 examples."""
+    rng = np.random.default_rng(1)
+    X = rng.uniform(-1, 1, size=(400, 2))
+    y = 3 * X[:, 0] - 2 * X[:, 1] + 100 + 0.01 * rng.standard_normal(400)
+    rows = [[f"{a:.5f}", f"{b:.5f}", f"{t:.5f}"] for (a, b), t in zip(X, y)]
+    return write_csv(tmp_path / "regression.csv", ["x1", "x2", "y"], rows)
+
+
+def train_args(data, tmp_path, *extra):
+    return ["train", data, "--out", str(tmp_path / "model.npz"), *extra]
+
+
+# ---------------------------------------------------------------------------
+# train, predict, info
+# ---------------------------------------------------------------------------
+
+def test_train_classifies_a_string_target_and_saves_what_predict_needs(species_csv, tmp_path, capsys):
+    status, out, err = run(train_args(species_csv, tmp_path, "--target", "species", "--layers", "16",
+                                      "--epochs", "20"), capsys)
+    assert status == 0, err
+    assert "classification, 3 classes: a, b, c" in out
+    assert "240 to train, 60 held out" in out
+    assert float(re.search(r"validation accuracy (\d\.\d+) \(60 examples\)", out).group(1)) > 0.95
+    assert "epoch" in err  # the progress bar
+    net = mlpcore.load(tmp_path / "model.npz")
+    assert list(net.n) == [4, 16, 3] and net.cost_name == "cce"
+    assert net.metadata["feature_names"] == ["x1", "x2", "x3", "constant"]
+    assert net.metadata["classes"] == ["a", "b", "c"]
+    assert net.metadata["target"] == "species" and net.metadata["task"] == "classify"
+    assert len(net.metadata["mean"]) == len(net.metadata["scale"]) == 4
+    assert net.metadata["scale"][3] == 1.0  # the constant column is not divided by 0
+    assert len(net.history["cost"]) == 20
+
+
+def test_predict_picks_the_features_by_name_and_writes_class_labels(species_csv, tmp_path, capsys):
+    run(train_args(species_csv, tmp_path, "--target", "species", "--layers", "16", "--epochs", "20"), capsys)
+    # The training file itself, its target column included, with the columns in another order.
+    header, rows = read_csv(species_csv)
+    order = [4, 2, 3, 1, 0]
+    shuffled = write_csv(tmp_path / "shuffled.csv", [header[i] for i in order], [[r[i] for i in order] for r in rows])
+    out_path = tmp_path / "predictions.csv"
+    status, out, err = run(["predict", str(tmp_path / "model.npz"), shuffled, "--out", str(out_path)], capsys)
+    assert status == 0, err
+    assert "wrote 300 predictions" in out
+    predicted_header, predicted = read_csv(out_path)
+    assert predicted_header == ["species"]
+    truth = [row[2] for row in rows]
+    assert np.mean([p[0] == t for p, t in zip(predicted, truth)]) > 0.95
+
+    status, out, _ = run(["predict", str(tmp_path / "model.npz"), species_csv], capsys)
+    assert status == 0
+    assert out.splitlines()[0] == "species"
+    assert out.splitlines()[1:] == [p[0] for p in predicted]
+
+
+def test_train_regresses_a_float_target_in_its_own_units(regression_csv, tmp_path, capsys):
+    status, out, err = run(train_args(regression_csv, tmp_path, "--target", "y", "--layers", "32",
+                                      "--epochs", "40", "--learning-rate", "0.01", "--seed", "3"), capsys)
+    assert status == 0, err
+    assert "(regression)" in out
+    assert float(re.search(r"validation R\^2 (\d\.\d+)", out).group(1)) > 0.98
+    net = mlpcore.load(tmp_path / "model.npz")
+    assert net.cost_name == "mse" and net.activations[-1][0] == "identity"
+    assert net.metadata["task"] == "regress" and "classes" not in net.metadata
+    assert abs(net.metadata["target_mean"] - 100) < 0.5
+
+    status, out, _ = run(["predict", str(tmp_path / "model.npz"), regression_csv], capsys)
+    assert status == 0
+    predicted = np.array([float(value) for value in out.splitlines()[1:]])
+    _, rows = read_csv(regression_csv)
+    truth = np.array([float(row[2]) for row in rows])
+    assert np.max(np.abs(predicted - truth)) < 0.5  # in the target's units, around 100
+
+
+@pytest.mark.parametrize("values, task, output", [
+    (list(range(20)), "classify, 20 classes", "softmax"),       # 20 distinct integers: classes
+    (list(range(21)), "regression", "identity"),                # 21: a quantity
+    ([0.5, 1.5], "regression", "identity"),                     # not integers
+    ([0, 1], "classify, 2 classes", "sigmoid"),                 # binary: one sigmoid unit
+])
+def test_without_task_the_target_decides(values, task, output, tmp_path, capsys):
+    rows = [[str(i), str(values[i % len(values)])] for i in range(60)]
+    data = write_csv(tmp_path / "data.csv", ["x", "t"], rows)
+    status, out, err = run(train_args(data, tmp_path, "--target", "t", "--epochs", "1", "--layers", "4"), capsys)
+    assert status == 0, err
+    assert task.replace("classify", "classification") in out
+    assert mlpcore.load(tmp_path / "model.npz").activations[-1][0] == output
+
+
+def test_task_option_overrides_the_guess(tmp_path, capsys):
+    rows = [[str(i), str(i % 3)] for i in range(30)]
+    data = write_csv(tmp_path / "data.csv", ["x", "t"], rows)
+    status, out, _ = run(train_args(data, tmp_path, "--target", "t", "--task", "regress", "--epochs", "1"), capsys)
+    assert status == 0 and "(regression)" in out
+
+
+def test_no_hidden_layer_and_no_validation(species_csv, tmp_path, capsys):
+    status, out, err = run(train_args(species_csv, tmp_path, "--target", "species", "--layers", "",
+                                      "--validation-fraction", "0", "--epochs", "2"), capsys)
+    assert status == 0, err
+    assert "300 to train, 0 held out" in out
+    assert "training accuracy" in out and "validation" not in out
+    assert list(mlpcore.load(tmp_path / "model.npz").n) == [4, 3]
+
+
+def test_info_describes_architecture_parameters_and_history(species_csv, tmp_path, capsys):
+    run(train_args(species_csv, tmp_path, "--target", "species", "--layers", "8,5", "--epochs", "3"), capsys)
+    status, out, err = run(["info", str(tmp_path / "model.npz")], capsys)
+    assert status == 0, err
+    assert "layer 1: 8 units, relu, W[1] (8, 4), b[1] (8, 1)" in out
+    assert "layer 3: 3 units, softmax" in out
+    assert f"parameters: {8 * 4 + 8 + 5 * 8 + 5 + 3 * 5 + 3}" in out
+    assert "to predict 'species'" in out and "x1, x2, x3, constant" in out
+    assert re.search(r"history: 3 epochs in [\d.]+ s; last epoch: cost [\d.]+, val_cost [\d.]+, val_accuracy", out)
+
+
+def test_a_network_saved_from_python_is_predicted_and_described(tmp_path, capsys):
+    net = mlpcore.Network([2, 3, 2], ["tanh", "identity"], "mse", seed=0, batch_norm=[True, False], dropout=[0.25])
+    net.save(tmp_path / "plain.npz")
+    data = write_csv(tmp_path / "data.csv", ["u", "v"], [["1", "2"], ["3", "4"]])
+    status, out, err = run(["predict", str(tmp_path / "plain.npz"), data], capsys)
+    assert status == 0, err
+    lines = out.splitlines()
+    assert lines[0] == "prediction_1,prediction_2"
+    expected = net.predict(np.array([[1.0, 3.0], [2.0, 4.0]]))
+    np.testing.assert_allclose([[float(v) for v in line.split(",")] for line in lines[1:]], expected.T, rtol=1e-5)
+    status, out, _ = run(["info", str(tmp_path / "plain.npz")], capsys)
+    assert status == 0
+    assert "layer 1: 3 units, tanh, W[1] (3, 2), b[1] (3, 1), batch norm, dropout 0.25" in out
+    assert "history: none" in out and f"parameters: {2 * 3 + 3 + 3 + 3 + 3 * 2 + 2}" in out
+
+
+# ---------------------------------------------------------------------------
+# errors: one line on stderr, a non-zero exit
+# ---------------------------------------------------------------------------
+
+def test_missing_files(tmp_path, capsys):
+    missing = str(tmp_path / "nothing.csv")
+    assert_one_line_error(*run(["train", missing, "--target", "y"], capsys)[::2], "no such file", missing)
+    assert_one_line_error(*run(["predict", str(tmp_path / "m.npz"), missing], capsys)[::2], "no such file")
+    assert_one_line_error(*run(["info", str(tmp_path / "m.npz")], capsys)[::2], "no such file", "m.npz")
+
+
+def test_unknown_target_column(species_csv, tmp_path, capsys):
+    status, _, err = run(train_args(species_csv, tmp_path, "--target", "colour"), capsys)
+    assert_one_line_error(status, err, "no column 'colour'", "x1, x2, species, x3, constant")
+
+
+def test_non_numeric_feature(tmp_path, capsys):
+    data = write_csv(tmp_path / "data.csv", ["x", "name", "y"], [["1", "2", "0"], ["2", "bob", "1"]])
+    status, _, err = run(train_args(data, tmp_path, "--target", "y"), capsys)
+    assert_one_line_error(status, err, "'name'", "line 3", "'bob'")
+
+
+def test_empty_feature_cell(tmp_path, capsys):
+    data = write_csv(tmp_path / "data.csv", ["x", "y"], [["1", "0"], ["", "1"]])
+    assert_one_line_error(*run(train_args(data, tmp_path, "--target", "y"), capsys)[::2], "'x'", "line 3")
+
+
+def test_predict_without_a_feature_column(species_csv, tmp_path, capsys):
+    run(train_args(species_csv, tmp_path, "--target", "species", "--epochs", "1"), capsys)
+    data = write_csv(tmp_path / "data.csv", ["x1", "x3", "constant"], [["1", "2", "7"]])
+    status, _, err = run(["predict", str(tmp_path / "model.npz"), data], capsys)
+    assert_one_line_error(status, err, "lacks the column(s) 'x2'")
+
+
+def test_predict_with_the_wrong_width_for_the_model(tmp_path, capsys):
+    mlpcore.Network([2, 1], ["sigmoid"], "bce").save(tmp_path / "plain.npz")
+    data = write_csv(tmp_path / "data.csv", ["a", "b", "c"], [["1", "2", "3"]])
+    status, _, err = run(["predict", str(tmp_path / "plain.npz"), data], capsys)
+    assert_one_line_error(status, err, "3 columns", "n[0] = 2")
+
+
+def test_a_file_that_is_not_a_model(species_csv, capsys):
+    assert_one_line_error(*run(["info", species_csv], capsys)[::2], species_csv)
+
+
+@pytest.mark.parametrize("content, fragment", [
+    ("", "is empty"),
+    ("x,y\n", "no examples"),
+    ("x,y\n1,2\n3\n", "line 3 has 1 fields where the header has 2"),
+    ("x,x\n1,2\n", "'x' twice"),
+])
+def test_malformed_csv(content, fragment, tmp_path, capsys):
+    (tmp_path / "data.csv").write_text(content)
+    status, _, err = run(train_args(str(tmp_path / "data.csv"), tmp_path, "--target", "y"), capsys)
+    assert_one_line_error(status, err, fragment)
+
+
+def test_target_problems(tmp_path, capsys):
+    data = write_csv(tmp_path / "gap.csv", ["x", "kind"], [["1", "a"], ["2", ""], ["3", "b"]])
+    assert_one_line_error(*run(train_args(data, tmp_path, "--target", "kind"), capsys)[::2],
+                          "'kind' is empty on line 3")
+    data = write_csv(tmp_path / "data.csv", ["x", "kind"], [["1", "a"], ["2", "b"]])
+    assert_one_line_error(*run(train_args(data, tmp_path, "--target", "kind", "--task", "regress"), capsys)[::2],
+                          "'kind'", "'a'")
+    data = write_csv(tmp_path / "one.csv", ["x", "kind"], [["1", "a"], ["2", "a"]])
+    assert_one_line_error(*run(train_args(data, tmp_path, "--target", "kind"), capsys)[::2], "single class")
+    data = write_csv(tmp_path / "only.csv", ["kind"], [["a"], ["b"]])
+    assert_one_line_error(*run(train_args(data, tmp_path, "--target", "kind"), capsys)[::2], "no feature column")
+
+
+@pytest.mark.parametrize("argv, fragment", [
+    ([], "required"),
+    (["fly"], "invalid choice: 'fly'"),
+    (["train", "data.csv"], "--target"),
+    (["train", "data.csv", "--target", "y", "--layers", "64,x"], "64,x"),
+    (["train", "data.csv", "--target", "y", "--layers", "64,0"], "64,0"),
+    (["train", "data.csv", "--target", "y", "--epochs", "0"], "integer >= 1"),
+    (["train", "data.csv", "--target", "y", "--learning-rate", "-1"], "number > 0"),
+    (["train", "data.csv", "--target", "y", "--validation-fraction", "1"], "[0, 1)"),
+    (["train", "data.csv", "--target", "y", "--task", "cluster"], "invalid choice: 'cluster'"),
+    (["train", "data.csv", "--target", "y", "--seed", "-2"], "integer >= 0"),
+    (["demo", "--epochs", "ten"], "'ten'"),
+])
+def test_bad_options(argv, fragment, capsys):
+    status, _, err = run(argv, capsys)
+    assert_one_line_error(status, err, fragment, "--help")
+
+
+def test_validation_share_that_leaves_no_training_examples(tmp_path, capsys):
+    data = write_csv(tmp_path / "data.csv", ["x", "y"], [["1", "0"], ["2", "1"]])
+    status, _, err = run(train_args(data, tmp_path, "--target", "y", "--validation-fraction", "0.9"), capsys)
+    assert_one_line_error(status, err, "--validation-fraction 0.9")
+
+
+def test_an_unwritable_output_path(species_csv, tmp_path, capsys):
+    out = str(tmp_path / "no such folder" / "model.npz")
+    status, _, err = run(["train", species_csv, "--target", "species", "--epochs", "1", "--out", out], capsys)
+    assert status != 0
+    assert err.strip().splitlines()[-1].startswith("mlpcore: error: ") and "Traceback" not in err
+
+
+def test_divergence_is_one_line_after_the_progress_bar(regression_csv, tmp_path, capsys):
+    status, _, err = run(train_args(regression_csv, tmp_path, "--target", "y", "--learning-rate", "1e30",
+                                    "--epochs", "5"), capsys)
+    assert status == 1
+    assert "NaN or inf" in err.strip().splitlines()[-1] and "Traceback" not in err
+    assert not (tmp_path / "model.npz").exists()
+
+
+# ---------------------------------------------------------------------------
+# demo, and the command as a user runs it
+# ---------------------------------------------------------------------------
+
+def python_m_mlpcore(*argv, cwd):
+    return subprocess.run([sys.executable, "-m", "mlpcore", *argv], capture_output=True, text=True, cwd=cwd,
+                          env=os.environ.copy(), timeout=120)
+
+
+def test_demo_trains_prints_accuracy_and_draws(tmp_path):
+    pytest.importorskip("matplotlib", reason="the demo's picture needs matplotlib, which is not installed")
+    result = python_m_mlpcore("demo", "--epochs", "30", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    accuracy = re.search(r"accuracy (\d\.\d+) on the 800 training points, (\d\.\d+) on 800 new points", result.stdout)
+    assert float(accuracy.group(2)) > 0.9
+    assert "epoch" in result.stderr  # the progress bar
+    assert (tmp_path / "mlpcore-demo.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_demo_without_matplotlib_says_which_extra_and_still_trains(tmp_path, capsys, monkeypatch):
+    monkeypatch.setitem(sys.modules, "matplotlib", None)  # import matplotlib now raises ImportError
+    monkeypatch.setitem(sys.modules, "matplotlib.pyplot", None)
+    out_path = tmp_path / "demo.png"
+    status, out, _ = run(["demo", "--epochs", "3", "--out", str(out_path)], capsys)
+    assert status == 0
+    assert re.search(r"accuracy \d\.\d+ on the 800 training points", out)
+    assert "pip install mlpcore[plot]" in out
+    assert not out_path.exists()
+
+
+def test_errors_reach_the_shell_as_one_line(tmp_path):
+    result = python_m_mlpcore("info", "missing.npz", cwd=tmp_path)
+    assert result.returncode == 2
+    assert result.stderr == "mlpcore: error: no such file: missing.npz\n"
+    assert result.stdout == ""
+
+
+def test_predictions_piped_into_a_reader_that_stops_early(tmp_path):
+    mlpcore.Network([2, 1], ["identity"], "mse", seed=0).save(tmp_path / "plain.npz")
+    (tmp_path / "big.csv").write_text("u,v\n" + "0.5,0.25\n" * 50_000)
+    process = subprocess.Popen([sys.executable, "-m", "mlpcore", "predict", "plain.npz", "big.csv"], cwd=tmp_path,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=os.environ.copy())
+    assert process.stdout.readline() == b"prediction_1\n"
+    process.stdout.close()  # as `| head -1` does
+    _, err = process.communicate(timeout=60)
+    assert process.returncode == 1
+    assert err == b""
+
+
+def test_the_command_line_does_not_import_matplotlib():
+    code = "import sys, mlpcore, mlpcore.cli, mlpcore.plot; print('matplotlib' in sys.modules)"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=os.environ.copy(),
+                            timeout=60)
+    assert result.stdout.strip() == "False", result.stderr

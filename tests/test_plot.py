@@ -1,0 +1,191 @@
+"""mlpcore.plot: what each picture draws, checked on the matplotlib objects (Agg backend)."""
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import mlpcore
+from mlpcore import plot, reference
+
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.fixture
+def plt():
+    """matplotlib.pyplot on the Agg backend; every figure is closed after the test."""
+    matplotlib = pytest.importorskip("matplotlib", reason="mlpcore.plot needs matplotlib, which is not installed")
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as pyplot
+    yield pyplot
+    pyplot.close("all")
+
+
+def history(epochs=5, validation=True, metric="val_accuracy"):
+    h = {"cost": list(np.linspace(1.0, 0.1, epochs)), "learning_rate": [0.01] * epochs, "time": [0.1] * epochs}
+    if validation:
+        h["val_cost"] = list(np.linspace(1.2, 0.3, epochs))
+        h[metric] = list(np.linspace(0.5, 0.9, epochs))
+    return h
+
+
+def test_cost_curves_draws_cost_validation_cost_and_metric(plt, tmp_path):
+    h = history()
+    figure = plot.cost_curves(h, path=tmp_path / "cost.png")
+    cost_axes, metric_axes = figure.axes
+    labels = [line.get_label() for line in cost_axes.get_lines()]
+    assert labels == ["cost J (training)", "cost J (validation)"]
+    np.testing.assert_allclose(cost_axes.get_lines()[0].get_ydata(), h["cost"])
+    np.testing.assert_allclose(cost_axes.get_lines()[1].get_ydata(), h["val_cost"])
+    np.testing.assert_allclose(cost_axes.get_lines()[0].get_xdata(), [1, 2, 3, 4, 5])  # epochs from 1
+    np.testing.assert_allclose(metric_axes.get_lines()[0].get_ydata(), h["val_accuracy"])
+    assert metric_axes.get_ylabel() == "val_accuracy"
+    assert cost_axes.get_yscale() == "log"
+    assert (tmp_path / "cost.png").read_bytes()[:8] == PNG_SIGNATURE
+
+
+def test_cost_curves_of_a_training_history_without_validation(plt):
+    net = mlpcore.Network([2, 1], ["identity"], "mse", seed=0)
+    X = np.random.default_rng(0).standard_normal((2, 20))
+    net.fit(X, X[0] - X[1], epochs=4, verbose=0)
+    figure = plot.cost_curves(net.history)
+    assert len(figure.axes) == 1
+    assert [line.get_label() for line in figure.axes[0].get_lines()] == ["cost J (training)"]
+
+
+def test_cost_curves_into_given_axes_with_r2_and_a_zero_cost(plt):
+    h = history(metric="val_r2")
+    h["cost"][-1] = 0.0
+    figure, ax = plt.subplots()
+    assert plot.cost_curves(h, ax=ax) is figure
+    assert ax.get_yscale() == "linear"  # a zero cost has no logarithm
+    assert figure.axes[1].get_ylabel() == "val_r2"
+
+
+@pytest.mark.parametrize("bad", [None, {}, {"cost": []}, [0.5, 0.4]])
+def test_cost_curves_refuses_what_is_not_a_history(bad):
+    with pytest.raises(ValueError, match="history must be the dict of a fit"):
+        plot.cost_curves(bad)
+
+
+def test_decision_regions_of_a_binary_classifier_draw_its_boundary(plt, tmp_path):
+    # A[1] = sigmoid(2 x1 - 1): the boundary A = 0.5 is the line x1 = 0.5.
+    net = mlpcore.Network([2, 1], ["sigmoid"], "bce", dtype="float64")
+    net.W[1][...] = [[2.0, 0.0]]
+    net.b[1][...] = -1.0
+    X = np.random.default_rng(0).uniform(-1, 2, size=(2, 50))
+    y = (X[0] > 0.5).astype(np.int64)
+    figure = plot.decision_regions(net, X, y, path=tmp_path / "regions.png")
+    ax = figure.axes[0]
+    boundary = ax.collections[1]  # the contourf of A[L], then the 0.5 contour, then the points
+    vertices = np.concatenate([path.vertices for path in boundary.get_paths()])
+    np.testing.assert_allclose(vertices[:, 0], 0.5, atol=0.02)
+    np.testing.assert_allclose(ax.collections[-1].get_offsets(), X.T)  # the examples on top
+    assert (tmp_path / "regions.png").read_bytes()[:8] == PNG_SIGNATURE
+
+
+def test_decision_regions_of_a_softmax_classifier_colour_the_argmax(plt):
+    # Z[1] = (x1, x2, -x1 - x2): class 0 where x1 is the largest, and so on.
+    net = mlpcore.Network([2, 3], ["softmax"], "cce", dtype="float64")
+    net.W[1][...] = [[1.0, 0.0], [0.0, 1.0], [-1.0, -1.0]]
+    X = np.array([[2.0, 0.0, -2.0], [0.0, 2.0, -2.0]])
+    figure, ax = plt.subplots()
+    plot.decision_regions(net, X, np.array([0, 1, 2]), ax=ax, resolution=50)
+    regions = ax.collections[0]
+    np.testing.assert_allclose(regions.levels, [-0.5, 0.5, 1.5, 2.5])
+    # the region of class k (level k) holds the points where unit k of A[L] is the largest
+    paths = regions.get_paths()
+    assert len(paths) == 3
+    for k, point in enumerate([(1.5, 0.2), (0.2, 1.5), (-1.5, -1.5)]):
+        assert paths[k].contains_point(point)
+        assert not any(paths[j].contains_point(point) for j in range(3) if j != k)
+
+
+@pytest.mark.parametrize("n, activations, cost, message", [
+    ([3, 1], ["sigmoid"], "bce", "2 inputs"),
+    ([2, 1], ["identity"], "mse", "cost 'mse'"),
+    ([2, 2], ["sigmoid"], "bce", "one output unit"),
+])
+def test_decision_regions_refuses_other_networks(n, activations, cost, message):
+    net = mlpcore.Network(n, activations, cost)
+    with pytest.raises(ValueError, match=message):
+        plot.decision_regions(net, np.zeros((n[0], 3)), np.zeros(3, dtype=np.int64))
+
+
+def test_decision_regions_checks_X_and_y():
+    net = mlpcore.Network([2, 1], ["sigmoid"], "bce")
+    with pytest.raises(ValueError, match=r"X must be \(2, m\) and y \(m,\)"):
+        plot.decision_regions(net, np.zeros((2, 3)), np.zeros(4))
+    with pytest.raises(TypeError, match="mlpcore.Network"):
+        plot.decision_regions("net", np.zeros((2, 3)), np.zeros(3))
+
+
+def test_activation_functions_draw_g_beside_g_prime(plt, tmp_path):
+    specs = ["sigmoid", "relu", ("elu", {"alpha": 0.5})]
+    z = np.linspace(-3, 3, 61)
+    figure = plot.activation_functions(specs, path=tmp_path / "g.png", z=z)
+    axes = np.array(figure.axes).reshape(len(specs), 2)
+    for (left, right), spec in zip(axes, specs):
+        np.testing.assert_allclose(left.get_lines()[0].get_ydata(), reference.g(spec, z[None])[0])
+        np.testing.assert_allclose(right.get_lines()[0].get_ydata(), reference.g_prime(spec, z[None])[0])
+    assert axes[2, 0].get_title() == "elu (alpha 0.5): g(z)"
+    assert axes[2, 1].get_title() == "elu (alpha 0.5): g'(z)"
+    assert (tmp_path / "g.png").read_bytes()[:8] == PNG_SIGNATURE
+
+
+def test_activation_functions_by_default_draw_every_elementwise_activation(plt):
+    figure = plot.activation_functions()
+    titles = [ax.get_title() for ax in figure.axes[::2]]
+    assert [title.split(":")[0].split(" ")[0] for title in titles] == [
+        "identity", "step", "sigmoid", "tanh", "relu", "leaky_relu", "elu"]
+
+
+def test_activation_functions_refuses_softmax_and_nothing():
+    with pytest.raises(ValueError, match="softmax has no element-wise derivative"):
+        plot.activation_functions(["relu", "softmax"])
+    with pytest.raises(ValueError, match="at least one"):
+        plot.activation_functions([])
+    with pytest.raises(ValueError, match="unknown activation"):
+        plot.activation_functions(["swish"])
+
+
+def test_weight_histograms_of_weights_and_gradients(plt, tmp_path):
+    net = mlpcore.Network([4, 6, 5, 1], ["relu", "relu", "sigmoid"], "bce", seed=0)
+    X = np.random.default_rng(0).standard_normal((4, 30))
+    grads = net.backward(net.forward(X), (X[0] > 0).astype(np.int64))
+    figure = plot.weight_histograms(net, grads, path=tmp_path / "w.png", bins=10)
+    axes = np.array(figure.axes).reshape(2, net.L)
+    for l in range(1, net.L + 1):
+        for ax, array, symbol in ((axes[0, l - 1], net.W[l], "W"), (axes[1, l - 1], grads.dW[l], "dW")):
+            heights = [patch.get_height() for patch in ax.patches]
+            assert len(heights) == 10 and sum(heights) == array.size
+            assert ax.get_title() == f"{symbol}[{l}]  std {np.std(array.astype(np.float64)):.2g}"
+    assert axes[0, 0].get_shared_x_axes().joined(axes[0, 0], axes[0, 2])  # one scale per row
+    assert (tmp_path / "w.png").read_bytes()[:8] == PNG_SIGNATURE
+
+
+def test_weight_histograms_without_gradients(plt):
+    net = mlpcore.Network([3, 2, 1], ["tanh", "sigmoid"], "bce", seed=0)
+    assert len(plot.weight_histograms(net).axes) == net.L
+
+
+def test_weight_histograms_checks_its_arguments():
+    net = mlpcore.Network([3, 2, 1], ["tanh", "sigmoid"], "bce", seed=0)
+    other = mlpcore.Network([4, 2, 1], ["tanh", "sigmoid"], "bce", seed=0)
+    other_grads = other.backward(other.forward(np.zeros((4, 2))), np.zeros(2))
+    with pytest.raises(ValueError, match="another network"):
+        plot.weight_histograms(net, other_grads)
+    with pytest.raises(TypeError, match="mlpcore.Gradients"):
+        plot.weight_histograms(net, {"dW": {}})
+    with pytest.raises(TypeError, match="mlpcore.Network"):
+        plot.weight_histograms(None)
+
+
+def test_without_matplotlib_the_error_names_the_extra():
+    code = ("import sys; sys.modules['matplotlib'] = None; sys.modules['matplotlib.pyplot'] = None\n"
+            "import mlpcore.plot\n"
+            "try:\n    mlpcore.plot.activation_functions()\n"
+            "except ImportError as error:\n    print(error)\n")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert result.stdout.strip() == "mlpcore.plot needs matplotlib: pip install mlpcore[plot]", result.stderr
