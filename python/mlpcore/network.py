@@ -222,6 +222,7 @@ class Network:
             self.b[l] = b[l]
         self.optimizer = None
         self.history = None
+        self._predict_cache = None  # predict's buffers, reused while m stays the same
         self.metadata = {}
         self._fit_memory = {}
 
@@ -397,9 +398,13 @@ class Network:
         mse: A[L], float (n[L], m); bce: int64 (n[L], m), 1 where A[L] >= 0.5;
         cce: int64 class index of the largest A[L], shape (m,).
         """
-        A_L = self.forward(X, training=False).A[self.L]
+        X = self._matrix(X, "X", rows=self.n[0])
+        cache = self._predict_cache
+        if cache is None or cache._core.capacity != X.shape[1]:
+            cache = self._predict_cache = Cache(self, X.shape[1])  # kept for the next call of this m
+        A_L = self.forward(X, out=cache, training=False).A[self.L]
         if self.cost_name == "mse":
-            return A_L
+            return A_L.copy()
         if self.cost_name == "bce":
             return (A_L >= 0.5).astype(np.int64)
         return A_L.argmax(axis=0).astype(np.int64)
