@@ -363,3 +363,10 @@ def test_the_command_line_does_not_import_matplotlib():
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=os.environ.copy(),
                             timeout=60)
     assert result.stdout.strip() == "False", result.stderr
+
+
+def test_train_refuses_an_output_folder_that_does_not_exist_before_training(species_csv, tmp_path, capsys):
+    missing = tmp_path / "no" / "model.npz"
+    status, out, err = run(["train", species_csv, "--target", "species", "--out", str(missing)], capsys)
+    assert_one_line_error(status, err, "does not exist")
+    assert "epoch" not in out and not missing.exists()  # refused before any training

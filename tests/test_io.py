@@ -217,8 +217,9 @@ def test_saving_into_a_missing_folder_names_it(tmp_path):
 def test_an_npz_holding_pickled_objects_is_refused_without_unpickling(tmp_path):
     path = tmp_path / "evil.npz"
     np.savez(path, header=np.array([{"format": "mlpcore"}], dtype=object))
-    with pytest.raises(ValueError, match="evil.npz is not a readable.*allow_pickle"):
+    with pytest.raises(ValueError, match="evil.npz is not a readable.*holds pickled objects") as refused:
         mlpcore.load(path)
+    assert "allow_pickle" not in str(refused.value)  # no advice to load it unsafely
 
 
 def test_a_file_from_a_newer_format_version_is_refused(saved):
@@ -365,3 +366,12 @@ def test_saving_without_the_optimizer_leaves_it_out(tmp_path):
     net.save(tmp_path / "with.npz", include_optimizer=True)
     with np.load(tmp_path / "with.npz", allow_pickle=False) as archive:
         assert {"optimizer_state_0", "optimizer_state_1"} <= set(archive.files)
+
+
+def test_a_file_with_nan_parameters_is_refused(saved):
+    path, net = saved
+    params = np.array(net.params)
+    params[0] = np.nan
+    rewrite(path, params=params)
+    with pytest.raises(ValueError, match="params holds NaN or inf"):
+        mlpcore.load(path)

@@ -912,3 +912,30 @@ def test_digits_benchmark():
           f"speed-up {their_time / max(our_time, 1e-9):.1f}x")
     assert np.mean(ours) >= 0.96
     assert np.mean(ours) >= np.mean(theirs) - 0.01
+
+
+def test_fit_uses_a_given_optimizer_object_even_when_its_spec_matches_the_last_one():
+    X, labels = two_spirals(m=64, noise=0.02)
+    net = mlpcore.Network([2, 8, 1], ["tanh", "sigmoid"], "bce", seed=0)
+    net.fit(X, labels, epochs=1, optimizer="adam", verbose=0)
+    fresh = mlpcore.optim.Adam(learning_rate=5e-3)
+    net.fit(X, labels, epochs=1, batch_size=64, optimizer=fresh, verbose=0)
+    assert net.optimizer is fresh and fresh.t == 1
+
+
+def test_fit_refuses_callbacks_that_are_not_a_list():
+    X, labels = two_spirals(m=64, noise=0.02)
+    net = mlpcore.Network([2, 8, 1], ["tanh", "sigmoid"], "bce", seed=0)
+    before = np.array(net.params)
+    with pytest.raises(TypeError, match="callbacks must be a list"):
+        net.fit(X, labels, epochs=1, callbacks=lambda epoch, logs: None, verbose=0)
+    np.testing.assert_array_equal(net.params, before)
+
+
+def test_fit_names_the_validation_data_that_holds_nan():
+    X, labels = two_spirals(m=64, noise=0.02)
+    X_val = X[:, :8].copy()
+    X_val[0, 0] = np.nan
+    net = mlpcore.Network([2, 8, 1], ["tanh", "sigmoid"], "bce", seed=0)
+    with pytest.raises(ValueError, match="validation X contains NaN or inf"):
+        net.fit(X, labels, epochs=1, validation_data=(X_val, labels[:8]), verbose=0)

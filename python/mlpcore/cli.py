@@ -225,7 +225,7 @@ class _Table:
         if values is None:
             bad = next(i for i, cell in enumerate(self.column(name)) if _numbers(np.array([cell])) is None)
             raise CommandError(f"{self.path}: {what} {name!r} must hold finite numbers; line "
-                               f"{self.lines[bad]} holds {self.column(name)[bad]!r}")
+                               f"{self.lines[bad]} holds {str(self.column(name)[bad])!r}")
         return values
 
     def features(self, names):
@@ -246,8 +246,16 @@ def _numbers(cells):
 # train
 # ---------------------------------------------------------------------------
 
+def _require_folder(path):
+    """Refuse, before any work, an output path whose folder does not exist."""
+    folder = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(folder):
+        raise CommandError(f"cannot write {path}: the folder {folder} does not exist")
+
+
 def train(args):
     """Read the CSV, standardise, hold out a share, fit with a progress bar, print metrics, save."""
+    _require_folder(args.out)
     table = _Table(args.data)
     if args.target not in table.names:
         raise CommandError(f"{args.data} has no column {args.target!r}; its columns: {', '.join(table.names)}")
@@ -386,6 +394,8 @@ def _load(path):
 
 def predict(args):
     """Predict every example of the CSV; write a CSV of predictions (class labels when classifying)."""
+    if args.out is not None:
+        _require_folder(args.out)
     net = _load(args.model)
     metadata = net.metadata
     table = _Table(args.data)

@@ -183,8 +183,8 @@ def _read_arrays(file, source):
             raise ValueError("it holds a member that is not a .npy array")
         return arrays
     except (zipfile.BadZipFile, ValueError, OSError, EOFError, NotImplementedError) as error:
-        raise ValueError(f"{source} is not a readable mlpcore model file (a .npz archive): "
-                         f"{type(error).__name__}: {error}") from None
+        reason = "it holds pickled objects" if "pickle" in str(error) else f"{type(error).__name__}: {error}"
+        raise ValueError(f"{source} is not a readable mlpcore model file (a .npz archive): {reason}") from None
 
 
 def _restore(net, arrays, source):
@@ -194,10 +194,13 @@ def _restore(net, arrays, source):
         net.__init__(**header["architecture"])
     except (TypeError, ValueError, KeyError) as error:
         raise ValueError(f"{source}: the architecture in its header is invalid: {error}") from None
-    net.params[...] = _array(arrays, "params", net.params.shape, net.dtype, source)
+    net.params[...] = _finite(_array(arrays, "params", net.params.shape, net.dtype, source), "params", source)
     for l in net._batch_norm_layers:
         for name in ("running_mean", "running_var"):
-            getattr(net, name)[l] = _array(arrays, f"{name}_{l}", (net.n[l], 1), net.dtype, source)
+            getattr(net, name)[l] = _finite(_array(arrays, f"{name}_{l}", (net.n[l], 1), net.dtype, source),
+                                            f"{name}_{l}", source)
+        if np.any(net.running_var[l] < 0):
+            raise ValueError(f"{source}: running_var_{l} holds negative variances: the file is corrupt")
     net._core.dropout_seed = _integer(header, "dropout_seed", source)
     net._core.training_forwards = _integer(header, "training_forwards", source)
     net.history, net.metadata = header.get("history"), header.get("metadata", {})
@@ -205,6 +208,13 @@ def _restore(net, arrays, source):
         raise ValueError(f"{source}: its header's history and metadata should be JSON objects")
     if header.get("optimizer") is not None:
         net.optimizer = _optimizer(net, header["optimizer"], arrays, source)
+
+
+def _finite(array, name, source):
+    """array, refused with ValueError naming it and source when it holds NaN or inf."""
+    if not np.all(np.isfinite(array)):
+        raise ValueError(f"{source}: {name} holds NaN or inf: the file is corrupt")
+    return array
 
 
 def _header(arrays, source):

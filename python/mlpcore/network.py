@@ -5,17 +5,13 @@ import math
 import numpy as np
 
 from . import _core
+from ._checks import is_real
 from . import io as saving
 from ._layers import Layers
 from .reference import check_architecture, initial_parameters
 from .training import fit
 
 _CORE_CLASSES = {np.dtype("float32"): _core.Network32, np.dtype("float64"): _core.Network64}
-
-
-def _is_real(value):
-    return isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool) \
-        and math.isfinite(value)
 
 
 def _per_layer(values, count, default, name, what, valid, valid_text):
@@ -192,13 +188,13 @@ class Network:
         self.dtype = _parse_dtype(dtype)
         L = len(self.activations)
         self.dropout = _per_layer(dropout, L - 1, 0.0, "dropout", "drop probabilities for layers 1..L-1",
-                                  lambda p: _is_real(p) and 0 <= p < 1, "in [0, 1)")
+                                  lambda p: is_real(p) and 0 <= p < 1, "in [0, 1)")
         self.batch_norm = _per_layer(batch_norm, L, False, "batch_norm", "flags for layers 1..L",
                                      lambda flag: isinstance(flag, (bool, np.bool_)), "bools")
         self.dropout += (0.0,)
-        if not (_is_real(bn_eps) and bn_eps > 0):
+        if not (is_real(bn_eps) and bn_eps > 0):
             raise ValueError(f"bn_eps must be a real number > 0, got {bn_eps!r}")
-        if not (_is_real(bn_momentum) and 0 <= bn_momentum <= 1):
+        if not (is_real(bn_momentum) and 0 <= bn_momentum <= 1):
             raise ValueError(f"bn_momentum must be a real number in [0, 1], got {bn_momentum!r}")
         W, b = initial_parameters(layer_sizes, self.activations, init, bias, seed, self.dtype)
         layers = [(name, params.get("alpha", 0.0), bool(flag), float(p))
@@ -328,9 +324,10 @@ class Network:
             bit-identical parameters.
         validation_data : (X_val, Y_val), or validation_fraction : a random share of
             X held out. Adds val_cost and val_accuracy (bce, cce) or val_r2 (mse).
-        early_stopping, patience : stop when the validation cost (the training cost
-            without validation data) has not improved for `patience` epochs, and
-            restore the parameters of the best epoch.
+        early_stopping, patience : stop when the validation cost has not improved for
+            `patience` epochs, and restore the parameters of the best epoch. Without
+            validation data it watches the epoch's cost, the mean of its minibatch costs,
+            each taken before its step's update (as Keras watches its loss).
         l2 : lambda: J gains lambda/(2m) sum ||W[l]||^2 and dW[l] gains (lambda/m) W[l].
         clip_norm, clip_value : clip the flat gradient to this global norm, then to
             [-clip_value, clip_value].

@@ -7,11 +7,10 @@ checked against it. Use them through ``Network.fit(optimizer=...)`` or one step 
     opt.step(net, grads)
 """
 
-import math
-
 import numpy as np
 
 from . import _core
+from ._checks import is_real
 
 __all__ = ["Optimizer", "SGD", "RMSprop", "Adam", "AdamW", "make_optimizer", "DivergenceError"]
 
@@ -25,8 +24,7 @@ class DivergenceError(FloatingPointError):
 
 
 def _positive_real(value, name, allow_zero=False):
-    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)) \
-            or not math.isfinite(value) or value < 0 or (value == 0 and not allow_zero):
+    if not is_real(value) or value < 0 or (value == 0 and not allow_zero):
         raise ValueError(f"{name} must be a finite real number {'>=' if allow_zero else '>'} 0, got {value!r}")
     return float(value)
 

@@ -22,7 +22,8 @@ follows; past T_max it rises again, as torch's does.
 """
 
 import math
-import numbers
+
+from ._checks import is_integer, is_real
 
 __all__ = ["SCHEDULES", "Schedule", "parse_schedule", "learning_rate", "learning_rates"]
 
@@ -33,16 +34,6 @@ SCHEDULES = {
     "exponential": {"gamma": 0.95},
     "cosine": {"T_max": 50, "eta_min": 0.0},
 }
-
-
-def _is_real(value):
-    """True for a Python or NumPy int or float (not a bool)."""
-    return isinstance(value, numbers.Real) and not isinstance(value, bool)
-
-
-def _is_integer(value):
-    """True for a Python or NumPy integer (not a bool)."""
-    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
 
 
 class Schedule:
@@ -64,9 +55,9 @@ class Schedule:
         Returns a float. Raises ValueError on a negative or non-finite lr0 or a negative epoch,
         TypeError on an epoch that is not an integer.
         """
-        if not _is_real(lr0) or not math.isfinite(lr0) or lr0 < 0:
+        if not is_real(lr0) or not math.isfinite(lr0) or lr0 < 0:
             raise ValueError(f"the base learning rate must be a finite number >= 0; got {lr0!r}")
-        if not _is_integer(epoch):
+        if not is_integer(epoch):
             raise TypeError(f"epoch must be an integer >= 0; got {epoch!r}")
         if epoch < 0:
             raise ValueError(f"epoch must be >= 0 (0-based); got {epoch}")
@@ -86,7 +77,7 @@ class Schedule:
 
     def learning_rates(self, lr0, epochs):
         """The learning rates of epochs 0..epochs-1, a list of floats."""
-        if not _is_integer(epochs) or epochs < 0:
+        if not is_integer(epochs) or epochs < 0:
             raise ValueError(f"epochs must be an integer >= 0; got {epochs!r}")
         return [self.learning_rate(lr0, e) for e in range(epochs)]
 
@@ -149,17 +140,17 @@ def parse_schedule(spec):
     for key in ("step_size", "T_max"):
         if key in params:
             value = params[key]
-            if not _is_integer(value) or value < 1:
+            if not is_integer(value) or value < 1:
                 raise ValueError(f"{key} of schedule {name!r} must be an integer >= 1; got {value!r}")
             params[key] = int(value)
     if "gamma" in params:
         value = params["gamma"]
-        if not _is_real(value) or not math.isfinite(value) or value <= 0:
+        if not is_real(value) or value <= 0:
             raise ValueError(f"gamma of schedule {name!r} must be a finite number > 0; got {value!r}")
         params["gamma"] = float(value)
     if "eta_min" in params:
         value = params["eta_min"]
-        if not _is_real(value) or not math.isfinite(value) or value < 0:
+        if not is_real(value) or value < 0:
             raise ValueError(f"eta_min of schedule {name!r} must be a finite number >= 0; got {value!r}")
         params["eta_min"] = float(value)
     return Schedule(name, params)

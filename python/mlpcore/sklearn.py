@@ -33,6 +33,8 @@ try:
 except ImportError as error:  # pragma: no cover - depends on what is installed
     raise ImportError("mlpcore.sklearn needs scikit-learn >= 1.6: pip install 'mlpcore[sklearn]'") from error
 
+from ._checks import is_integer, is_real
+from .training import restore, snapshot
 from .network import Network
 
 __all__ = ["MLPClassifier", "MLPRegressor"]
@@ -45,21 +47,13 @@ _LEARNING_RATES = ("constant", "invscaling", "adaptive")
 _SMALLEST_ADAPTIVE_RATE = 1e-6  # an adaptive rate at or below this stops training (as in scikit-learn)
 
 
-def _is_int(value):
-    return isinstance(value, numbers.Integral) and not isinstance(value, (bool, np.bool_))
-
-
-def _is_real(value):
-    return isinstance(value, numbers.Real) and not isinstance(value, (bool, np.bool_)) and np.isfinite(value)
-
-
 def _require(condition, name, expected, value):
     if not condition:
         raise ValueError(f"{name} must be {expected}, got {value!r}")
 
 
 def _fraction(value):
-    return _is_real(value) and 0 <= value < 1
+    return is_real(value) and 0 <= value < 1
 
 
 def _flag(value):
@@ -68,16 +62,16 @@ def _flag(value):
 
 # (parameter, test, what it must be) of the numeric and boolean constructor parameters
 _PARAMETER_CHECKS = (
-    ("batch_size", lambda value: (isinstance(value, str) and value == "auto") or (_is_int(value) and value >= 1),
+    ("batch_size", lambda value: (isinstance(value, str) and value == "auto") or (is_integer(value) and value >= 1),
      "'auto' or an int >= 1"),
-    ("max_iter", lambda value: _is_int(value) and value >= 1, "an int >= 1"),
-    ("n_iter_no_change", lambda value: (_is_int(value) and value >= 1) or value == np.inf,
+    ("max_iter", lambda value: is_integer(value) and value >= 1, "an int >= 1"),
+    ("n_iter_no_change", lambda value: (is_integer(value) and value >= 1) or value == np.inf,
      "an int >= 1 or numpy.inf"),
-    *((name, lambda value: _is_real(value) and value >= 0, "a finite number >= 0")
+    *((name, lambda value: is_real(value) and value >= 0, "a finite number >= 0")
       for name in ("alpha", "power_t", "tol")),
-    *((name, lambda value: _is_real(value) and value > 0, "a finite number > 0")
+    *((name, lambda value: is_real(value) and value > 0, "a finite number > 0")
       for name in ("learning_rate_init", "epsilon")),
-    ("momentum", lambda value: _is_real(value) and 0 <= value <= 1, "a number in [0, 1]"),
+    ("momentum", lambda value: is_real(value) and 0 <= value <= 1, "a number in [0, 1]"),
     *((name, _fraction, "a number in [0, 1)") for name in ("beta_1", "beta_2", "validation_fraction")),
     *((name, _flag, "True or False") for name in ("shuffle", "warm_start", "nesterovs_momentum", "early_stopping")),
 )
@@ -89,16 +83,6 @@ def _per_hidden_layer(value, name, valid, expected, count):
     ok = isinstance(values, (list, tuple, np.ndarray)) and len(values) == count and all(map(valid, values))
     _require(ok, name, f"{expected}, or a sequence of {count} of them (one per hidden layer)", value)
     return list(values)
-
-
-def _snapshot(net):
-    """Copies of what early stopping restores: the parameters and the batch-norm running statistics."""
-    return [array.copy() for array in (net.params, *net.running_mean, *net.running_var)]
-
-
-def _restore(net, snapshot):
-    for array, saved in zip((net.params, *net.running_mean, *net.running_var), snapshot):
-        array[...] = saved
 
 
 class _BaseMLP(BaseEstimator):
@@ -168,10 +152,10 @@ class _BaseMLP(BaseEstimator):
         batch_norm and dropout are one value for every hidden layer or one per layer.
         """
         sizes = self.hidden_layer_sizes
-        sizes = (sizes,) if _is_int(sizes) else sizes
+        sizes = (sizes,) if is_integer(sizes) else sizes
         valid = not isinstance(sizes, (str, bytes)) and hasattr(sizes, "__iter__")
         sizes = tuple(sizes) if valid else ()
-        _require(valid and all(_is_int(size) and size >= 1 for size in sizes), "hidden_layer_sizes",
+        _require(valid and all(is_integer(size) and size >= 1 for size in sizes), "hidden_layer_sizes",
                  "an int >= 1 or a sequence of ints >= 1 (units of each hidden layer)", self.hidden_layer_sizes)
         count = len(sizes)
         batch_norm = _per_hidden_layer(self.batch_norm, "batch_norm", _flag, "True or False", count)
@@ -294,7 +278,7 @@ class _BaseMLP(BaseEstimator):
                           seed=seed, l2=float(self.alpha), callbacks=[after_epoch], verbose=0)
         best, self._best = self._best, None
         if best is not None:
-            _restore(self.network_, best)
+            restore(self.network_, best)
         if epochs > 1 and self.n_iter_ == self.max_iter and not stopped[0]:
             warnings.warn(f"Stochastic Optimizer: Maximum iterations ({self.max_iter}) reached and the "
                           f"optimization hasn't converged yet.", ConvergenceWarning)
@@ -338,7 +322,7 @@ class _BaseMLP(BaseEstimator):
         improved = score >= self.best_validation_score_ + self.tol
         if score > self.best_validation_score_:
             self.best_validation_score_ = score
-            self._best = _snapshot(self.network_)
+            self._best = snapshot(self.network_)
         return improved
 
     # ---- predicting ----

@@ -7,6 +7,7 @@ import time
 import numpy as np
 
 from . import _core
+from ._checks import is_integer, is_real
 from .optim import DivergenceError, Optimizer, make_optimizer
 from .schedules import parse_schedule
 
@@ -22,48 +23,18 @@ def fit(net, X, Y, epochs=10, batch_size=32, optimizer="sgd", learning_rate=None
     """Train net by minibatch gradient descent; see Network.fit for the parameters. Returns the history."""
     _check_settings(epochs, batch_size, shuffle, seed, patience, l2, clip_norm, clip_value, callbacks,
                     gradient_hook, verbose, validation_data, validation_fraction)
-    X, Y = _data(net, X, Y, "X", "Y")
-    m = X.shape[1]
-    rng = np.random.default_rng(seed)
-    if validation_fraction is not None:
-        X, Y, validation_data = _hold_out(X, Y, validation_fraction, rng)
-        m = X.shape[1]
-    elif validation_data is not None:
-        validation_data = _data(net, *validation_data, "validation X", "validation Y")
-    batch_size = m if batch_size is None else min(batch_size, m)
-    if net._batch_norm_layers and m < 2:
-        raise ValueError("batch normalisation needs at least 2 training examples")
-    schedule = parse_schedule(schedule)
-    opt = _optimizer(net, optimizer, learning_rate)
-
-    X = np.asfortranarray(X)  # each minibatch gathers whole columns
-    seeds = rng.integers(0, 2**63, size=2, dtype=np.uint64)
-    trainer = _TRAINERS[net.dtype](net._core, opt.method, opt.hyper, opt._state_for(net), batch_size, m)
-    net._core.dropout_seed, net._core.training_forwards = int(seeds[0]), 0
-    net.optimizer = opt
-    net._fit_memory = trainer.memory()
-    history = _new_history(net, validation_data, diagnostics)
-    net.history = history
-    watch = "val_cost" if validation_data is not None else "cost"
-    best = {"value": math.inf, "params": None, "epoch": -1}
+    run = _Run(net, X, Y, batch_size, optimizer, learning_rate, seed, validation_data, validation_fraction,
+               parse_schedule(schedule))
+    history = net.history = _new_history(net, run.validation_data, diagnostics)
+    watch = "val_cost" if run.validation_data is not None else "cost"
+    best = {"value": math.inf, "snapshot": None, "epoch": -1}
     bar = _progress(epochs, verbose)
     try:
         for epoch in range(epochs):
-            lr = schedule.learning_rate(opt.learning_rate, epoch)
-            started = time.perf_counter()
-            result = trainer.epoch(X, Y, batch_size, lr, l2, clip_norm or 0.0, clip_value or 0.0, bool(shuffle),
-                                   int(seeds[1]), epoch, gradient_hook,
-                                   threading.current_thread() is threading.main_thread())
-            if result["diverged"]:
-                raise DivergenceError(
-                    f"{result['diverged']} became NaN or inf at epoch {epoch + 1}, step {result['steps'] + 1}; "
-                    f"the network keeps the parameters of the last good step. Try a smaller learning_rate "
-                    f"(this epoch's was {lr:g}).")
-            logs = _epoch_logs(net, result, lr, time.perf_counter() - started, validation_data, diagnostics,
-                               trainer, X)
+            result, logs = run.epoch(epoch, l2, clip_norm, clip_value, shuffle, gradient_hook, diagnostics)
             for key, value in logs.items():
                 history[key].append(value)
-            _show(bar, epoch, logs)
+            _show(bar, logs)
             stop = result["interrupted"]
             if early_stopping:
                 stop |= _watch(net, best, logs[watch], epoch, patience)
@@ -76,38 +47,86 @@ def fit(net, X, Y, epochs=10, batch_size=32, optimizer="sgd", learning_rate=None
     finally:
         if bar is not None:
             bar.close()
-    if early_stopping and best["params"] is not None:
-        _restore(net, best)
+    if early_stopping and best["snapshot"] is not None:
+        restore(net, best["snapshot"])
     return history
+
+
+class _Run:
+    """What one fit trains with: the data (F-ordered X, the validation share), the optimizer,
+    the core's Trainer and the seeds of the epochs' orders and dropout masks."""
+
+    def __init__(self, net, X, Y, batch_size, optimizer, learning_rate, seed, validation_data,
+                 validation_fraction, schedule):
+        X, Y = _data(net, X, Y, "X", "Y")
+        rng = np.random.default_rng(seed)
+        if validation_fraction is not None:
+            X, Y, validation_data = _hold_out(X, Y, validation_fraction, rng)
+        elif validation_data is not None:
+            validation_data = _data(net, *validation_data, "validation X", "validation Y")
+        m = X.shape[1]
+        if net._batch_norm_layers and m < 2:
+            raise ValueError("batch normalisation needs at least 2 training examples")
+        self.net, self.Y, self.validation_data, self.schedule = net, Y, validation_data, schedule
+        self.X = np.asfortranarray(X)  # each minibatch is whole columns
+        self.batch_size = m if batch_size is None else min(batch_size, m)
+        self.optimizer = _optimizer(net, optimizer, learning_rate)
+        dropout_seed, self.order_seed = (int(s) for s in rng.integers(0, 2**63, size=2, dtype=np.uint64))
+        self.trainer = _TRAINERS[net.dtype](net._core, self.optimizer.method, self.optimizer.hyper,
+                                            self.optimizer._state_for(net), self.batch_size, m)
+        net._core.dropout_seed, net._core.training_forwards = dropout_seed, 0
+        net.optimizer = self.optimizer
+        net._fit_memory = self.trainer.memory()
+
+    def epoch(self, epoch, l2, clip_norm, clip_value, shuffle, gradient_hook, diagnostics):
+        """Train one epoch in the core; returns the core's result and the epoch's logs (its figures).
+        Raises DivergenceError when a step's cost, gradient or update is not finite."""
+        lr = self.schedule.learning_rate(self.optimizer.learning_rate, epoch)
+        started = time.perf_counter()
+        result = self.trainer.epoch(self.X, self.Y, self.batch_size, lr, l2, clip_norm or 0.0, clip_value or 0.0,
+                                    bool(shuffle), self.order_seed, epoch, gradient_hook,
+                                    threading.current_thread() is threading.main_thread())
+        if result["diverged"]:
+            raise DivergenceError(
+                f"{result['diverged']} became NaN or inf at epoch {epoch + 1}, step {result['steps'] + 1}; "
+                f"the network keeps the parameters of the last good step. Try a smaller learning_rate "
+                f"(this epoch's was {lr:g}).")
+        logs = {"cost": result["cost"], "learning_rate": lr, "time": time.perf_counter() - started}
+        if self.validation_data is not None:
+            logs.update(_evaluate(self.net, *self.validation_data))
+        if diagnostics:
+            logs.update(_diagnostics(self.net, self.trainer.gradients(), self.X))
+        return result, logs
 
 
 def _check_settings(epochs, batch_size, shuffle, seed, patience, l2, clip_norm, clip_value, callbacks,
                     gradient_hook, verbose, validation_data, validation_fraction):
     """Refuse bad settings before anything changes."""
-    if not _is_int(epochs) or epochs < 1:
+    if not is_integer(epochs) or epochs < 1:
         raise ValueError(f"epochs must be an integer >= 1, got {epochs!r}")
-    if batch_size is not None and (not _is_int(batch_size) or batch_size < 1):
+    if batch_size is not None and (not is_integer(batch_size) or batch_size < 1):
         raise ValueError(f"batch_size must be an integer >= 1 or None (the whole set), got {batch_size!r}")
     if not isinstance(shuffle, (bool, np.bool_)):
         raise TypeError(f"shuffle must be True or False, got {shuffle!r}")
-    if seed is not None and (not _is_int(seed) or seed < 0):
+    if seed is not None and (not is_integer(seed) or seed < 0):
         raise ValueError(f"seed must be an integer >= 0 or None, got {seed!r}")
-    if not _is_int(patience) or patience < 1:
+    if not is_integer(patience) or patience < 1:
         raise ValueError(f"patience must be an integer >= 1, got {patience!r}")
-    if not _is_real(l2) or l2 < 0:
+    if not is_real(l2) or l2 < 0:
         raise ValueError(f"l2 must be a finite number >= 0, got {l2!r}")
     for name, bound in (("clip_norm", clip_norm), ("clip_value", clip_value)):
-        if bound is not None and (not _is_real(bound) or bound <= 0):
+        if bound is not None and (not is_real(bound) or bound <= 0):
             raise ValueError(f"{name} must be a finite number > 0 or None, got {bound!r}")
-    if callbacks is not None and not all(callable(callback) for callback in callbacks):
-        raise TypeError("callbacks must be a list of callables callback(epoch, logs)")
+    if callbacks is not None and not (isinstance(callbacks, (list, tuple))
+                                      and all(callable(callback) for callback in callbacks)):
+        raise TypeError(f"callbacks must be a list of callables callback(epoch, logs), got {callbacks!r}")
     if gradient_hook is not None and not callable(gradient_hook):
         raise TypeError(f"gradient_hook must be callable or None, got {gradient_hook!r}")
     if verbose not in (0, 1):
         raise ValueError(f"verbose must be 0 or 1, got {verbose!r}")
     if validation_data is not None and validation_fraction is not None:
         raise ValueError("give validation_data or validation_fraction, not both")
-    if validation_fraction is not None and not (_is_real(validation_fraction) and 0 < validation_fraction < 1):
+    if validation_fraction is not None and not (is_real(validation_fraction) and 0 < validation_fraction < 1):
         raise ValueError(f"validation_fraction must lie in (0, 1), got {validation_fraction!r}")
     if validation_data is not None and not (isinstance(validation_data, (tuple, list)) and len(validation_data) == 2):
         raise ValueError("validation_data must be a pair (X_val, Y_val)")
@@ -122,7 +141,11 @@ def _data(net, X, Y, X_name, Y_name):
     expected = (m,) if labels or (Y.ndim == 1 and n_L == 1) else (n_L, m)
     if Y.shape != expected:
         raise ValueError(f"{Y_name} must have shape {expected} to match {X_name} of shape {X.shape}, got {Y.shape}")
-    net._core.check_data(X, Y)
+    try:
+        net._core.check_data(X, Y)
+    except ValueError as error:  # the core says "X ..." or "Y ...": name which data it is
+        message = str(error)
+        raise ValueError(f"{X_name}{message[1:]}" if message.startswith("X") else f"{Y_name}: {message}") from None
     return X, Y
 
 
@@ -138,12 +161,12 @@ def _hold_out(X, Y, fraction, rng):
 
 
 def _optimizer(net, spec, learning_rate):
-    """The optimizer of this fit: net.optimizer, with its state, when the spec is the same (warm start)."""
-    if learning_rate is None and not isinstance(spec, Optimizer):
-        learning_rate = 0.01
-    opt = make_optimizer(spec, learning_rate)
+    """The optimizer of this fit: an Optimizer object as given; for a name or a pair, net.optimizer
+    with its state when the spec is the same (warm start), else a new one."""
+    given = isinstance(spec, Optimizer)
+    opt = make_optimizer(spec, 0.01 if learning_rate is None and not given else learning_rate)
     previous = net.optimizer
-    if previous is not None and previous is not opt and previous.spec == opt.spec:
+    if not given and previous is not None and previous.spec == opt.spec:
         previous.learning_rate = opt.learning_rate
         return previous
     if opt._network is not None and opt._network is not net:
@@ -152,21 +175,13 @@ def _optimizer(net, spec, learning_rate):
 
 
 def _new_history(net, validation_data, diagnostics):
+    """An empty history: a list for each figure the fit will record per epoch."""
     keys = ["cost", "learning_rate", "time"]
     if validation_data is not None:
         keys += ["val_cost", "val_r2" if net.cost_name == "mse" else "val_accuracy"]
     if diagnostics:
         keys += ["dW_norm", "dead_relu", "saturated"]
     return {key: [] for key in keys}
-
-
-def _epoch_logs(net, result, lr, seconds, validation_data, diagnostics, trainer, X):
-    logs = {"cost": result["cost"], "learning_rate": lr, "time": seconds}
-    if validation_data is not None:
-        logs.update(_evaluate(net, *validation_data))
-    if diagnostics:
-        logs.update(_diagnostics(net, trainer.gradients(), X))
-    return logs
 
 
 def _evaluate(net, X, Y):
@@ -202,37 +217,34 @@ def _diagnostics(net, grads, X, sample=1000):
 def _watch(net, best, value, epoch, patience):
     """Early stopping: keep the best parameters; True when `patience` epochs brought no improvement."""
     if value < best["value"]:
-        best.update(value=value, epoch=epoch, params=net.params.copy(),
-                    running=[array.copy() for array in (*net.running_mean, *net.running_var)])
+        best.update(value=value, epoch=epoch, snapshot=snapshot(net))
         return False
     return epoch - best["epoch"] >= patience
 
 
-def _restore(net, best):
-    net.params[...] = best["params"]
-    for array, saved in zip((*net.running_mean, *net.running_var), best["running"]):
-        array[...] = saved
+def snapshot(net):
+    """Copies of what early stopping restores: the parameters and the batch-norm running statistics."""
+    return [array.copy() for array in (net.params, *net.running_mean, *net.running_var)]
+
+
+def restore(net, saved):
+    """Put a snapshot(net) back into net."""
+    for array, copy in zip((net.params, *net.running_mean, *net.running_var), saved):
+        array[...] = copy
 
 
 def _progress(epochs, verbose):
+    """A tqdm bar that advances once per epoch (the epoch itself runs in the core), or None."""
     if not verbose:
         return None
     from tqdm.auto import tqdm
     return tqdm(total=epochs, unit="epoch", leave=True)
 
 
-def _show(bar, epoch, logs):
+def _show(bar, logs):
+    """Advance the bar by one epoch, showing its cost and validation figures."""
     if bar is None:
         return
     figures = {key: f"{logs[key]:.4g}" for key in ("cost", "val_cost", "val_accuracy", "val_r2") if key in logs}
     bar.set_postfix(figures, refresh=False)
     bar.update(1)
-
-
-def _is_int(value):
-    return isinstance(value, (int, np.integer)) and not isinstance(value, bool)
-
-
-def _is_real(value):
-    return isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool) \
-        and math.isfinite(value)
