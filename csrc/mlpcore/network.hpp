@@ -52,6 +52,10 @@ struct ParameterLayout {
     return {base + W_offset[l], n[l], n[l - 1], n[l]};
   }
   template <class T>
+  ConstMatrix<T> W(const T* base, index l) const {
+    return {base + W_offset[l], n[l], n[l - 1], n[l]};
+  }
+  template <class T>
   T* b(T* base, index l) const {
     return base + b_offset[l];
   }
@@ -207,12 +211,12 @@ class Network {
 
   index L() const { return layout.L(); }
   Matrix<T> W(index l) { return layout.W(params.data(), l); }
-  ConstMatrix<T> W(index l) const { return layout.W(const_cast<T*>(params.data()), l); }
+  ConstMatrix<T> W(index l) const { return layout.W(params.data(), l); }
   T* b(index l) { return layout.b(params.data(), l); }
-  const T* b(index l) const { return layout.b(const_cast<T*>(params.data()), l); }
+  const T* b(index l) const { return layout.b(params.data(), l); }
   T* gamma(index l) { return layout.gamma(params.data(), l); }
-  const T* gamma(index l) const { return layout.gamma(const_cast<T*>(params.data()), l); }
-  const T* beta(index l) const { return layout.beta(const_cast<T*>(params.data()), l); }
+  const T* gamma(index l) const { return layout.gamma(params.data(), l); }
+  const T* beta(index l) const { return layout.beta(params.data(), l); }
 
   std::vector<index> rows_all() const {
     return rows_where(layout.n, [](index) { return true; });
