@@ -10,6 +10,7 @@ divergence, reproducibility and refusals; a Linear + BatchNorm1d torch model ste
 """
 
 import copy
+import re
 import time
 import warnings
 
@@ -939,3 +940,12 @@ def test_fit_names_the_validation_data_that_holds_nan():
     net = mlpcore.Network([2, 8, 1], ["tanh", "sigmoid"], "bce", seed=0)
     with pytest.raises(ValueError, match="validation X contains NaN or inf"):
         net.fit(X, labels, epochs=1, validation_data=(X_val, labels[:8]), verbose=0)
+
+
+def test_the_progress_bar_shows_the_running_cost_inside_a_long_epoch(capsys):
+    X, labels = two_spirals(m=400, noise=0.02)
+    net = mlpcore.Network([2, 8, 1], ["tanh", "sigmoid"], "bce", seed=0)
+    slow_step = lambda flat_grads: time.sleep(0.002)  # noqa: E731 - 400 steps: about 0.8 s of epoch
+    net.fit(X, labels, epochs=1, batch_size=1, gradient_hook=slow_step, verbose=1)
+    shown = capsys.readouterr().err
+    assert re.search(r"step=\d+/400, running cost=\d", shown), shown[-300:]

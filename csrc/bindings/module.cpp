@@ -355,7 +355,7 @@ void bind_network(py::module_& m, const std::string& suffix) {
       .def("epoch",
            [](py::object self, py::array X, py::array Y, index batch_size, double learning_rate, double l2,
               double clip_norm, double clip_value, bool shuffle, std::uint64_t seed, index epoch_number,
-              py::object hook, bool catch_interrupt) {
+              py::object hook, bool catch_interrupt, py::object progress) {
              auto& trainer = self.cast<Train&>();
              const ConstMatrix<T> X_view = matrix_view<T>(X, "X");
              const Targets<T> Y_view = targets(trainer.network(), Y);
@@ -374,13 +374,19 @@ void bind_network(py::module_& m, const std::string& suffix) {
                  hook(flat_gradient);
                };
              }
+             std::function<void(index, double)> report;
+             if (!progress.is_none())
+               report = [&](index steps, double cost) {
+                 py::gil_scoped_acquire acquire;
+                 progress(steps, cost);
+               };
              EpochResult result;
              {
                InterruptCatcher catcher(catch_interrupt);
                py::gil_scoped_release release;
                require(all_finite(X_view), "X contains NaN or inf");
                require_valid_targets(trainer.network().cost, Y_view);
-               result = trainer.epoch(X_view, Y_view, settings, epoch_number, call_hook, interrupt_requested);
+               result = trainer.epoch(X_view, Y_view, settings, epoch_number, call_hook, interrupt_requested, report);
              }
              return py::dict(py::arg("cost") = result.cost, py::arg("steps") = result.steps,
                              py::arg("interrupted") = result.interrupted, py::arg("diverged") = result.diverged);

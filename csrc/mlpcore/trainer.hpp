@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <chrono>
 #include <cmath>
 #include <functional>
 #include <string>
@@ -35,6 +36,8 @@ struct EpochResult {
 template <class T>
 class Trainer {
  public:
+  static constexpr std::chrono::milliseconds report_interval{250};
+
   // For epochs over m examples in batches of up to batch_size, with the optimizer's state `state`.
   Trainer(Network<T>& net, const OptimizerSettings& optimizer, OptimizerState<T>& state, index batch_size, index m)
       : net_(net),
@@ -56,8 +59,10 @@ class Trainer {
   // each step (with the L2 term, before clipping) and may change it. Stops after the step during which `stop`
   // was set, or before the update of a step whose cost, gradient or updated parameters are
   // not all finite, leaving the network and the optimizer as after the last good step.
+  // `progress`, if any, is told the steps done and their mean cost at most every quarter second.
   EpochResult epoch(ConstMatrix<T> X, Targets<T> Y, const TrainSettings& settings, index epoch_number,
-                    const std::function<void(T*, index)>& hook, const std::atomic<bool>& stop) {
+                    const std::function<void(T*, index)>& hook, const std::atomic<bool>& stop,
+                    const std::function<void(index, double)>& progress = {}) {
     struct Settle {  // whatever happens, the parameters and state end in the buffers they began in
       Trainer& trainer;
       ~Settle() { trainer.settle(); }
@@ -68,6 +73,7 @@ class Trainer {
     });
     draw_order(settings, epoch_number);
     EpochResult result;
+    auto next_report = std::chrono::steady_clock::now() + report_interval;
     for (index start = 0; start < m; start += settings.batch_size) {
       const index batch_m = std::min(settings.batch_size, m - start);
       if (batch_m == 1 && m > 1 && net_.any_batch_norm()) break;  // one example has no batch variance
@@ -75,6 +81,10 @@ class Trainer {
       if (!result.diverged.empty()) break;
       result.cost += J;
       ++result.steps;
+      if (progress && std::chrono::steady_clock::now() >= next_report) {
+        progress(result.steps, result.cost / double(result.steps));
+        next_report = std::chrono::steady_clock::now() + report_interval;
+      }
       if (stop.load()) {
         result.interrupted = true;
         break;

@@ -31,7 +31,8 @@ def fit(net, X, Y, epochs=10, batch_size=32, optimizer="sgd", learning_rate=None
     bar = _progress(epochs, verbose)
     try:
         for epoch in range(epochs):
-            result, logs = run.epoch(epoch, l2, clip_norm, clip_value, shuffle, gradient_hook, diagnostics)
+            result, logs = run.epoch(epoch, l2, clip_norm, clip_value, shuffle, gradient_hook, diagnostics,
+                                     _running(bar, run))
             for key, value in logs.items():
                 history[key].append(value)
             _show(bar, logs)
@@ -78,14 +79,15 @@ class _Run:
         net.optimizer = self.optimizer
         net._fit_memory = self.trainer.memory()
 
-    def epoch(self, epoch, l2, clip_norm, clip_value, shuffle, gradient_hook, diagnostics):
+    def epoch(self, epoch, l2, clip_norm, clip_value, shuffle, gradient_hook, diagnostics, progress=None):
         """Train one epoch in the core; returns the core's result and the epoch's logs (its figures).
+        progress, if any, is called as progress(steps, running_cost) a few times a second.
         Raises DivergenceError when a step's cost, gradient or update is not finite."""
         lr = self.schedule.learning_rate(self.optimizer.learning_rate, epoch)
         started = time.perf_counter()
         result = self.trainer.epoch(self.X, self.Y, self.batch_size, lr, l2, clip_norm or 0.0, clip_value or 0.0,
                                     bool(shuffle), self.order_seed, epoch, gradient_hook,
-                                    threading.current_thread() is threading.main_thread())
+                                    threading.current_thread() is threading.main_thread(), progress)
         if result["diverged"]:
             raise DivergenceError(
                 f"{result['diverged']} became NaN or inf at epoch {epoch + 1}, step {result['steps'] + 1}; "
@@ -239,6 +241,17 @@ def _progress(epochs, verbose):
         return None
     from tqdm.auto import tqdm
     return tqdm(total=epochs, unit="epoch", leave=True)
+
+
+def _running(bar, run):
+    """For the bar, a progress(steps, running_cost) that shows how far the current epoch is."""
+    if bar is None:
+        return None
+    steps = -(-run.X.shape[1] // run.batch_size)
+
+    def progress(done, cost):
+        bar.set_postfix({"step": f"{done}/{steps}", "running cost": f"{cost:.4g}"})
+    return progress
 
 
 def _show(bar, logs):
