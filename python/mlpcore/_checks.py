@@ -14,3 +14,23 @@ def is_integer(value):
 def is_real(value):
     """True for a finite Python or NumPy int or float (not a bool)."""
     return isinstance(value, numbers.Real) and not isinstance(value, (bool, np.bool_)) and math.isfinite(value)
+
+
+def name_and_params(spec, what, example):
+    """(name, params) of a spec given as a name or as a pair (name, params dict or None).
+
+    what names the kind of spec in errors ("an activation"), example shows a pair of it.
+    Raises TypeError for any other form.
+    """
+    if isinstance(spec, str):
+        return spec, {}
+    if not (isinstance(spec, (tuple, list)) and len(spec) == 2):
+        raise TypeError(f"{what} is a name or a pair (name, params) such as {example}; got {spec!r}")
+    name, params = spec
+    if not isinstance(name, str):
+        raise TypeError(f"{what} names itself with a str; got {name!r}")
+    if params is None:
+        return name, {}
+    if not isinstance(params, dict):
+        raise TypeError(f"the params of {what} are a dict, as in {example}; got {params!r}")
+    return name, params

@@ -10,7 +10,7 @@ checked against it. Use them through ``Network.fit(optimizer=...)`` or one step 
 import numpy as np
 
 from . import _core
-from ._checks import is_real
+from ._checks import is_real, name_and_params
 
 __all__ = ["Optimizer", "SGD", "RMSprop", "Adam", "AdamW", "make_optimizer", "DivergenceError"]
 
@@ -179,7 +179,7 @@ def make_optimizer(spec, learning_rate):
         if learning_rate is not None:
             spec.learning_rate = _positive_real(learning_rate, "learning_rate", allow_zero=True)
         return spec
-    name, hyper = (spec, {}) if isinstance(spec, str) else _pair(spec)
+    name, hyper = name_and_params(spec, "an optimizer (or a mlpcore.optim.Optimizer)", "('adam', {'beta1': 0.9})")
     if name not in OPTIMIZERS:
         raise ValueError(f"unknown optimizer {name!r}; expected one of {', '.join(OPTIMIZERS)} "
                          f"or a mlpcore.optim.Optimizer")
@@ -189,11 +189,3 @@ def make_optimizer(spec, learning_rate):
     except TypeError as error:
         raise ValueError(f"optimizer {name!r}: {error}") from None
     return optimizer
-
-
-def _pair(spec):
-    if not (isinstance(spec, (tuple, list)) and len(spec) == 2 and isinstance(spec[0], str)
-            and isinstance(spec[1], dict)):
-        raise ValueError(f"an optimizer is a name, a pair (name, {{hyper-parameters}}) or a "
-                         f"mlpcore.optim.Optimizer, got {spec!r}")
-    return spec

@@ -33,6 +33,8 @@ The only import is NumPy.
 
 import numpy as np
 
+from ._checks import name_and_params
+
 __all__ = [
     "EPS", "ACTIVATIONS", "COSTS", "INITS",
     "parse_activation", "check_architecture", "initial_parameters",
@@ -87,21 +89,7 @@ def parse_activation(spec):
     Raises ValueError on an unknown name or parameter, TypeError on a spec
     that is neither a name nor a pair.
     """
-    if isinstance(spec, str):
-        name, params = spec, {}
-    elif isinstance(spec, (tuple, list)) and len(spec) == 2:
-        name, params = spec
-    else:
-        raise TypeError(
-            f"an activation is a name or a pair (name, params); got {spec!r}")
-    if not isinstance(name, str):
-        raise TypeError(f"an activation name is a str; got {name!r}")
-    if params is None:
-        params = {}
-    if not isinstance(params, dict):
-        raise TypeError(
-            f"activation params are a dict such as {{'alpha': 0.1}}; "
-            f"got {params!r}")
+    name, params = name_and_params(spec, "an activation", "('leaky_relu', {'alpha': 0.1})")
 
     name = ACTIVATION_ALIASES.get(name, name)
     if name not in ACTIVATIONS:

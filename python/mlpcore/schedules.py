@@ -23,7 +23,7 @@ follows; past T_max it rises again, as torch's does.
 
 import math
 
-from ._checks import is_integer, is_real
+from ._checks import is_integer, is_real, name_and_params
 
 __all__ = ["SCHEDULES", "Schedule", "parse_schedule", "learning_rate", "learning_rates"]
 
@@ -114,20 +114,7 @@ def parse_schedule(spec):
         return spec
     if spec is None:
         return Schedule("constant", {})
-    if isinstance(spec, str):
-        name, params = spec, {}
-    elif isinstance(spec, (tuple, list)) and len(spec) == 2:
-        name, params = spec
-    else:
-        raise TypeError(
-            "a schedule is None, a name, or a pair (name, params) such as "
-            f"('step', {{'step_size': 10, 'gamma': 0.5}}); got {spec!r}")
-    if not isinstance(name, str):
-        raise TypeError(f"a schedule name is a str; got {name!r}")
-    if params is None:
-        params = {}
-    if not isinstance(params, dict):
-        raise TypeError(f"schedule params are a dict such as {{'gamma': 0.95}}; got {params!r}")
+    name, params = name_and_params(spec, "a schedule (or None)", "('step', {'step_size': 10, 'gamma': 0.5})")
     names = [n for n in SCHEDULES if n != "constant"]
     if name not in names:
         raise ValueError(f"unknown schedule {name!r}; expected None or one of {', '.join(names)}")
