@@ -19,8 +19,10 @@ namespace mlpcore {
 
 namespace {
 
-// Multiply-adds below which a product runs on one BLAS thread.
-constexpr double gemm_parallel_work = 1 << 22;
+// Multiply-adds below which a product runs on one BLAS thread. OpenBLAS itself keeps products
+// under 2^18 on one thread, so the thread count (whose switch costs a few us) is switched only
+// for the products in between.
+constexpr double gemm_parallel_work = 1 << 22, openblas_single_thread_work = 1 << 18;
 
 CBLAS_TRANSPOSE flag(bool trans, bool stored_transposed) {
   return trans != stored_transposed ? CblasTrans : CblasNoTrans;
@@ -67,7 +69,8 @@ void gemm(bool trans_A, ConstMatrix<T> A, bool trans_B, ConstMatrix<T> B, T alph
   assert(k == (trans_B ? B.cols : B.rows));
   if (C.rows == 0 || C.cols == 0) return;
   // BLAS's threads only for products of some 100 us and more (the reason of parallel_threshold).
-  const bool one_thread = team_size.load() > 1 && double(C.rows) * double(C.cols) * double(k) < gemm_parallel_work;
+  const double work = double(C.rows) * double(C.cols) * double(k);
+  const bool one_thread = team_size.load() > 1 && work >= openblas_single_thread_work && work < gemm_parallel_work;
   if (one_thread) blas_set_num_threads(1);
   if (C.cols == 1) {  // one example: a matrix-vector product, which BLAS does without packing
     const int stored_rows = int(A.transposed ? A.cols : A.rows), stored_cols = int(A.transposed ? A.rows : A.cols);
