@@ -336,7 +336,9 @@ class Network:
         schedule : None, ("step", {...}), ("exponential", {...}), ("cosine", {...}):
             the rate of each epoch, as torch.optim.lr_scheduler (see mlpcore.schedules).
         gradient_hook : callable(flat_grads) called once per step between backward
-            and update with a writable view of the flat gradient buffer.
+            and update (before clipping) with a writable view of the flat gradient
+            buffer. During an epoch the core keeps the current parameters in a buffer of
+            its own: read net.params in callbacks, which run between epochs, not here.
         diagnostics : record per-layer ||dW||, the share of dead relu units and of
             saturated sigmoid/tanh outputs after each epoch.
         verbose : 1 shows a progress bar, 0 is silent.
