@@ -81,19 +81,24 @@ void output_error(ConstMatrix<T> A, Targets<T> Y, Matrix<T> E) {
   });
 }
 
+// Labels index rows of A[L]: one outside 0..n[L]-1 would be a read out of bounds.
+template <class T>
+void require_labels_in_range(Targets<T> Y) {
+  if (!Y.labels) return;
+  const index n_L = Y.Y.rows;
+  for (index j = 0; j < Y.Y.cols; ++j)
+    require(Y.labels[j] >= 0 && Y.labels[j] < n_L, [&] {
+      return "cce labels must lie in 0.." + std::to_string(n_L - 1) + ", got " + std::to_string(Y.labels[j]) +
+             " at example " + std::to_string(j);
+    });
+}
+
 // Refuses targets the cost cannot take: NaN or inf; for bce and cce, entries outside [0, 1];
 // for cce, columns that do not sum to 1 (dZ[L] = A[L] - Y needs that) and labels outside 0..n[L]-1.
 template <class T>
 void require_valid_targets(Cost cost, Targets<T> Y) {
   const index n_L = Y.Y.rows;
-  if (Y.labels) {
-    for (index j = 0; j < Y.Y.cols; ++j)
-      require(Y.labels[j] >= 0 && Y.labels[j] < n_L, [&] {
-        return "cce labels must lie in 0.." + std::to_string(n_L - 1) + ", got " + std::to_string(Y.labels[j]) +
-               " at example " + std::to_string(j);
-      });
-    return;
-  }
+  if (Y.labels) return require_labels_in_range(Y);
   require(all_finite(Y.Y), "Y contains NaN or inf");
   if (cost == Cost::mse) return;
   const char* name = cost == Cost::bce ? "bce" : "cce";
