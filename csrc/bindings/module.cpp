@@ -340,8 +340,11 @@ void bind_network(py::module_& m, const std::string& suffix) {
         if (!all_finite(grads.dparams.data(), index(grads.dparams.size())))
           throw py::value_error("the gradients contain NaN or inf");
         py::gil_scoped_release release;
-        return optimizer_step(settings, T(learning_rate), net.params.data(), grads.dparams.data(), s, net.params.data(),
-                              s, index(net.params.size()));
+        const std::int64_t t = s.t + 1;
+        const bool finite = optimizer_step(settings, T(learning_rate), t, net.params.data(), grads.dparams.data(), s,
+                                           net.params.data(), s, {0, index(net.params.size())});
+        s.t = t;
+        return finite;
       });
 
   using Train = Trainer<T>;
@@ -392,6 +395,7 @@ void bind_network(py::module_& m, const std::string& suffix) {
              return py::dict(py::arg("cost") = result.cost, py::arg("steps") = result.steps,
                              py::arg("interrupted") = result.interrupted, py::arg("diverged") = result.diverged);
            })
+      .def("threads", &Train::threads_for, py::arg("batch_size"))
       .def(
           "gradients", [](Train& trainer) -> Grads& { return trainer.gradients(); },
           py::return_value_policy::reference_internal)

@@ -28,7 +28,9 @@ CBLAS_TRANSPOSE flag(bool trans, bool stored_transposed) {
   return trans != stored_transposed ? CblasTrans : CblasNoTrans;
 }
 
-void blas_set_num_threads(int k) {
+}  // namespace
+
+void set_blas_threads(int k) {
 #ifdef MLPCORE_SCIPY_OPENBLAS
   scipy_openblas_set_num_threads(k);
 #else
@@ -39,6 +41,8 @@ void blas_set_num_threads(int k) {
   }
 #endif
 }
+
+namespace {
 
 void gemm_call(CBLAS_TRANSPOSE ta, CBLAS_TRANSPOSE tb, int M, int N, int K, float alpha, const float* A, int lda,
                const float* B, int ldb, float beta, float* C, int ldc) {
@@ -70,8 +74,10 @@ void gemm(bool trans_A, ConstMatrix<T> A, bool trans_B, ConstMatrix<T> B, T alph
   if (C.rows == 0 || C.cols == 0) return;
   // BLAS's threads only for products of some 100 us and more (the reason of parallel_threshold).
   const double work = double(C.rows) * double(C.cols) * double(k);
-  const bool one_thread = team_size.load() > 1 && work >= openblas_single_thread_work && work < gemm_parallel_work;
-  if (one_thread) blas_set_num_threads(1);
+  // Inside a team BLAS is already single-threaded.
+  const bool one_thread =
+      team_size.load() > 1 && !omp_in_parallel() && work >= openblas_single_thread_work && work < gemm_parallel_work;
+  if (one_thread) set_blas_threads(1);
   if (C.cols == 1) {  // one example: a matrix-vector product, which BLAS does without packing
     const int stored_rows = int(A.transposed ? A.cols : A.rows), stored_cols = int(A.transposed ? A.rows : A.cols);
     gemv_call(flag(trans_A, A.transposed), stored_rows, stored_cols, alpha, A.data, int(A.ld), B.data,
@@ -80,7 +86,7 @@ void gemm(bool trans_A, ConstMatrix<T> A, bool trans_B, ConstMatrix<T> B, T alph
     gemm_call(flag(trans_A, A.transposed), flag(trans_B, B.transposed), int(C.rows), int(C.cols), int(k), alpha, A.data,
               int(A.ld), B.data, int(B.ld), beta, C.data, int(C.ld));
   }
-  if (one_thread) blas_set_num_threads(team_size.load());
+  if (one_thread) set_blas_threads(team_size.load());
 }
 
 template void gemm<float>(bool, ConstMatrix<float>, bool, ConstMatrix<float>, float, float, Matrix<float>);
@@ -88,7 +94,7 @@ template void gemm<double>(bool, ConstMatrix<double>, bool, ConstMatrix<double>,
 
 void set_num_threads(int k) {
   team_size = k;
-  blas_set_num_threads(k);
+  set_blas_threads(k);
 }
 
 int get_num_threads() { return team_size; }

@@ -15,5 +15,7 @@ void gemm(bool trans_A, ConstMatrix<T> A, bool trans_B, ConstMatrix<T> B, T alph
 void set_num_threads(int k);
 int get_num_threads();
 int max_threads();  // the processors available to this process
+// BLAS's own thread count alone (a team runs BLAS single-threaded); set_num_threads sets both.
+void set_blas_threads(int k);
 
 }  // namespace mlpcore

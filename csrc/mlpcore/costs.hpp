@@ -53,13 +53,35 @@ inline double loss(Cost cost, T a, T y) {
   return 0.0;
 }
 
+// The loss of example j: sum over i = 1..n[L] of loss(A[L](i, j), Y(i, j)).   A[L], Y: (n[L], m)
+template <class T>
+double column_loss(Cost cost, ConstMatrix<T> A, Targets<T> Y, index j) {
+  double sum = 0;
+  for (index i = 0; i < A.rows; ++i) sum += loss(cost, A(i, j), Y(i, j));
+  return sum;
+}
+
+// J = (1/m) sum over j = 1..m of the column losses, in this order, so that J is the same
+// whatever the thread count.   loss: (m,)
+inline double mean(const double* loss, index m) {
+  double sum = 0;
+  for (index j = 0; j < m; ++j) sum += loss[j];
+  return sum / double(m);
+}
+
 // J = (1/m) sum over j = 1..m, i = 1..n[L] of loss(A[L](i, j), Y(i, j));  A[L], Y: (n[L], m)
 template <class T>
 double cost(Cost cost, ConstMatrix<T> A, Targets<T> Y) {
-  double sum = 0;  // one thread, so that J is the same whatever the thread count
-  for (index j = 0; j < A.cols; ++j)
-    for (index i = 0; i < A.rows; ++i) sum += loss(cost, A(i, j), Y(i, j));
+  double sum = 0;  // one thread, summed as mean sums the column losses of a team
+  for (index j = 0; j < A.cols; ++j) sum += column_loss(cost, A, Y, j);
   return sum / double(A.cols);
+}
+
+// The columns r of Y, as a view.
+template <class T>
+Targets<T> columns(Targets<T> Y, Range r) {
+  if (Y.labels) return {{nullptr, Y.Y.rows, r.size(), Y.Y.rows}, Y.labels + r.begin};
+  return {Y.Y.columns(r), nullptr};
 }
 
 // E = A[L] - Y: dZ[L] for the fused pairs (sigmoid + bce, softmax + cce), dA[L] for mse.

@@ -46,11 +46,11 @@ void bias_add(const T* b, Matrix<T> Z) {
 }
 
 // dU = dA * g'(U), with g' through A = g(U).   U, A, dA, dU: (n, m)
-// With inverted dropout of keep probability `keep` and 0/1 mask D, the layer's output was
+// With inverted dropout of keep probability `keep` and 0/1 mask D (n, m), the layer's output was
 // A = g(U) * D / keep, so dU = dA * D / keep * g'(U) with g(U) = A * keep where D = 1.
 template <class T>
 void activation_backward(ActivationSpec g, ConstMatrix<T> U, ConstMatrix<T> A, ConstMatrix<T> dA, Matrix<T> dU,
-                         const T* D = nullptr, T keep = 1) {
+                         const ConstMatrix<T>* D = nullptr, T keep = 1) {
   const T alpha = T(g.alpha), inverse_keep = T(1) / keep;
   for_each_column(dU.cols, dU.size(), [&](index j) {
     const T *u = U.col(j), *a = A.col(j), *da = dA.col(j);
@@ -60,7 +60,7 @@ void activation_backward(ActivationSpec g, ConstMatrix<T> U, ConstMatrix<T> A, C
         for (index i = 0; i < dU.rows; ++i) du[i] = da[i] * G.prime(u[i], a[i], alpha);
         return;
       }
-      const T* d = D + j * dU.rows;
+      const T* d = D->col(j);
       for (index i = 0; i < dU.rows; ++i) du[i] = d[i] * inverse_keep * da[i] * G.prime(u[i], a[i] * keep, alpha);
     });
   });
@@ -80,15 +80,17 @@ inline double uniform(std::uint64_t key, std::uint64_t counter) {
   return double(mix64(key + counter * 0xD1B54A32D192ED03ull) >> 11) * 0x1.0p-53;
 }
 
-// Inverted dropout: D = 1 with probability keep (else 0), A = A * D / keep.   A, D: (n, m)
+// Inverted dropout: D = 1 with probability keep (else 0), A = A * D / keep.   A, D: (n, m),
+// the columns first_column .. of the batch, whose entry (i, j) draws with counter i + j n.
 template <class T>
-void dropout_forward(std::uint64_t key, T keep, Matrix<T> A, T* D) {
+void dropout_forward(std::uint64_t key, T keep, Matrix<T> A, Matrix<T> D, index first_column) {
   const T inverse_keep = T(1) / keep;
   for_each_column(A.cols, A.size(), [&](index j) {
     T* a = A.col(j);
-    T* d = D + j * A.rows;
+    T* d = D.col(j);
+    const std::uint64_t counter = std::uint64_t((first_column + j) * A.rows);
     for (index i = 0; i < A.rows; ++i) {
-      d[i] = uniform(key, std::uint64_t(i + j * A.rows)) < keep ? T(1) : T(0);
+      d[i] = uniform(key, counter + std::uint64_t(i)) < keep ? T(1) : T(0);
       a[i] *= d[i] * inverse_keep;
     }
   });
@@ -101,6 +103,16 @@ void column_sum(ConstMatrix<T> dZ, T scale, T* db) {
   for_each_row_sum(
       dZ.rows, dZ.cols, [&](index i, index j) { return dZ.col(j)[i]; },
       [&](index i, double sum) { db[i] = T(scale * sum); });
+}
+
+// Y = Y + alpha X.   X, Y: (n, m)
+template <class T>
+void add_scaled(Matrix<T> Y, ConstMatrix<T> X, T alpha) {
+  for_each_column(Y.cols, Y.size(), [&](index j) {
+    T* y = Y.col(j);
+    const T* x = X.col(j);
+    for (index i = 0; i < Y.rows; ++i) y[i] += alpha * x[i];
+  });
 }
 
 // x = x - alpha y, over two flat buffers of `size` entries (a gradient-descent step).

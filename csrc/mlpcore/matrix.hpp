@@ -9,6 +9,12 @@ namespace mlpcore {
 
 using index = std::ptrdiff_t;
 
+// The half-open range begin .. end - 1 of columns, rows or entries that one thread works on.
+struct Range {
+  index begin, end;
+  index size() const { return end - begin; }
+};
+
 template <class T>
 struct Matrix {
   T* data;
@@ -17,6 +23,8 @@ struct Matrix {
   T& operator()(index i, index j) const { return data[i + j * ld]; }
   T* col(index j) const { return data + j * ld; }
   index size() const { return rows * cols; }
+  Matrix columns(Range r) const { return {data + r.begin * ld, rows, r.size(), ld}; }
+  Matrix row_block(Range r) const { return {data + r.begin, r.size(), cols, ld}; }
 };
 
 // A read-only view that may be stored transposed: when `transposed`, element (i, j) is
@@ -34,6 +42,12 @@ struct ConstMatrix {
 
   T operator()(index i, index j) const { return transposed ? data[j + i * ld] : data[i + j * ld]; }
   const T* col(index j) const { return data + j * ld; }  // column j of a view that is not transposed
+  ConstMatrix columns(Range r) const {
+    return {data + r.begin * (transposed ? 1 : ld), rows, r.size(), ld, transposed};
+  }
+  ConstMatrix row_block(Range r) const {
+    return {data + r.begin * (transposed ? ld : 1), r.size(), cols, ld, transposed};
+  }
 };
 
 }  // namespace mlpcore

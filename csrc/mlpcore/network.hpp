@@ -11,8 +11,9 @@
 
 #include "batch_norm.hpp"
 #include "costs.hpp"
-#include "layer.hpp"
+#include "kernels.hpp"
 #include "require.hpp"
+#include "team.hpp"
 
 namespace mlpcore {
 
@@ -247,12 +248,24 @@ class Network {
     });
     require(!training || X.cols >= 2 || !any_batch_norm(),
             "batch normalisation needs m >= 2 examples in a training forward (the variance of one is undefined)");
+    const std::uint64_t forward_key = start_forward(X, cache, training);
+    forward_layers(cache, forward_key, Team{});
+    if (training && update_running) update_running_statistics(cache);
+  }
+
+  // What a forward does before its layers: the cache takes X's batch; returns the key of a
+  // training forward's dropout masks (0 in inference).
+  std::uint64_t start_forward(ConstMatrix<T> X, Cache<T>& cache, bool training) {
     cache.set_batch(X.cols);
     cache.X = X;
     cache.training = training;
-    const std::uint64_t forward_key = training ? mix64(dropout_seed ^ mix64(training_forwards++)) : 0;
-    for (index l = 1; l <= L(); ++l) layer_forward(l, cache, training, forward_key);
-    if (training && update_running) update_running_statistics(cache);
+    return training ? mix64(dropout_seed ^ mix64(training_forwards++)) : 0;
+  }
+
+  // The layers of forward, each thread of the team on its share of the columns (and of the
+  // rows of batch-norm layers), after start_forward.
+  void forward_layers(Cache<T>& cache, std::uint64_t forward_key, const Team& team) const {
+    for (index l = 1; l <= L(); ++l) layer_forward(l, cache, forward_key, team);
   }
 
   // running = (1 - momentum) running + momentum (the cache's batch mu, unbiased var), for every batch-norm layer
@@ -294,25 +307,59 @@ class Network {
              " examples, the cache has m = " + std::to_string(cache.m);
     });
     require_targets(Y, cache.m);
+    start_backward(cache, grads, compute_dA0);
+    backward_deltas(cache, Y, grads, compute_dA0, Team{});
+    parameter_gradients(cache, grads, T(0), Team{});
+  }
+
+  // What a backward does before its layers: the gradients take the cache's batch.
+  void start_backward(const Cache<T>& cache, Gradients<T>& grads, bool compute_dA0) const {
     grads.set_batch(cache.m);
     if (compute_dA0) grads.dA0_values.resize(layout.n[0] * cache.m);
+  }
+
+  // The first half of backward, each thread of the team on its share of the columns (and of the
+  // rows of batch-norm layers): from dZ[L] = A[L] - Y (or dA[L]) down to dZ[1] and dA[0] if asked,
+  //   dU[l] = dA[l] (D[l] / (1 - p)) * g'(U[l]);  batch norm: dgamma[l], dbeta[l], dZ[l] from dU[l];
+  //   dA[l-1] = W[l]^T dZ[l]
+  void backward_deltas(const Cache<T>& cache, Targets<T> Y, Gradients<T>& grads, bool compute_dA0,
+                       const Team& team) const {
+    const Range cols = team.share(cache.m);
+    const ConstMatrix<T> A_L = cache.A[L()].columns(cols);
     if (cost == Cost::mse) {
-      output_error<T>(cache.A[L()], Y, grads.dA[L()]);
-      activation_backward<T>(layers[L()].g, cache.U(L()), cache.A[L()], grads.dA[L()], grads.dU(L()));
+      output_error<T>(A_L, columns(Y, cols), grads.dA[L()].columns(cols));
+      activation_backward<T>(layers[L()].g, cache.U(L()).columns(cols), A_L, grads.dA[L()].columns(cols),
+                             grads.dU(L()).columns(cols));
     } else {
-      output_error<T>(cache.A[L()], Y, grads.dU(L()));
+      output_error<T>(A_L, columns(Y, cols), grads.dU(L()).columns(cols));
     }
-    for (index l = L(); l >= 1; --l) layer_backward(l, cache, grads, compute_dA0);
+    for (index l = L(); l >= 1; --l) layer_deltas(l, cache, grads, compute_dA0, team);
+  }
+
+  // The second half of backward, each thread of the team on its share of the columns of every
+  // dW[l] and of the rows of every db[l], after backward_deltas has finished on every thread:
+  //   dW[l] = (1/m) dZ[l] A[l-1]^T + (lambda/m) W[l],  db[l] = (1/m) sum over columns of dZ[l]
+  // (db[l] = 0 in batch-norm layers: normalisation subtracts the batch mean of Z, and b with it;
+  // 0 exactly, not the rounding noise of a sum that an adaptive optimizer would divide by sqrt(v) + eps).
+  void parameter_gradients(const Cache<T>& cache, Gradients<T>& grads, T lambda, const Team& team) const {
+    const T one_over_m = T(1) / T(cache.m);
+    for (index l = 1; l <= L(); ++l) {
+      const Range units = team.share(layout.n[l - 1]), rows = team.share(layout.n[l]);
+      const Matrix<T> dW = grads.dW(l).columns(units);
+      gemm(false, ConstMatrix<T>(grads.dZ[l]), true, cache.A_in(l - 1).row_block(units), one_over_m, T(0), dW);
+      if (lambda > 0) add_scaled(dW, W(l).columns(units), lambda * one_over_m);
+      T* db = grads.db(l) + rows.begin;
+      if (layers[l].batch_norm) {
+        std::fill_n(db, rows.size(), T(0));
+      } else {
+        column_sum(ConstMatrix<T>(grads.dZ[l].row_block(rows)), one_over_m, db);
+      }
+    }
   }
 
   // dW[l] += (lambda / m) W[l] for every l (the gradient of the L2 term); b, gamma, beta are not decayed.
   void add_l2_gradient(Gradients<T>& grads, T lambda) const {
-    const T scale = lambda / T(grads.m);
-    for (index l = 1; l <= L(); ++l) {
-      const ConstMatrix<T> W_l = W(l);
-      T* dW_l = grads.dW(l).data;
-      for (index k = 0; k < W_l.rows * W_l.cols; ++k) dW_l[k] += scale * W_l.data[k];
-    }
+    for (index l = 1; l <= L(); ++l) add_scaled(grads.dW(l), W(l), lambda / T(grads.m));
   }
 
   // W[l] -= alpha dW[l], b[l] -= alpha db[l] (and gamma, beta) for every l: one pass over the flat buffer.
@@ -342,45 +389,60 @@ class Network {
  private:
   static inline std::atomic<std::uint64_t> last_id{0};
 
-  // Layer l of forward (see forward).
-  void layer_forward(index l, Cache<T>& cache, bool training, std::uint64_t forward_key) const {
+  // Layer l of forward (see forward) on this thread's columns; a batch-norm layer's statistics
+  // need every column, so the team shares its rows out between two syncs.
+  void layer_forward(index l, Cache<T>& cache, std::uint64_t forward_key, const Team& team) const {
     const LayerSpec& layer = layers[l];
-    Matrix<T> Z = cache.Z[l], A = cache.A[l];
-    gemm<T>(false, W(l), false, cache.A_in(l - 1), T(1), T(0), Z);
+    const Range cols = team.share(cache.m);
+    const Matrix<T> Z = cache.Z[l].columns(cols), A = cache.A[l].columns(cols);
+    gemm<T>(false, W(l), false, cache.A_in(l - 1).columns(cols), T(1), T(0), Z);
     if (layer.batch_norm) {
       bias_add(b(l), Z);
-      T *mu = cache.mu[l].data, *var = cache.var[l].data;
-      if (training) batch_statistics<T>(Z, mu, var);
-      batch_norm_forward<T>(Z, training ? mu : running_mean[l].data, training ? var : running_var[l].data, bn_eps,
-                            gamma(l), beta(l), cache.inv_std[l].data, cache.Z_norm[l], cache.Z_tilde[l]);
-      activation_forward<T>(layer.g, cache.Z_tilde[l], A);
+      team.sync();
+      batch_norm_rows(l, cache, team.share(layout.n[l]));
+      team.sync();
+      activation_forward<T>(layer.g, cache.Z_tilde[l].columns(cols), A);
     } else {
       bias_activation_forward(layer.g, b(l), Z, A);
     }
-    if (training && layer.dropout > 0)
-      dropout_forward(mix64(forward_key + std::uint64_t(l)), T(1 - layer.dropout), A, cache.D[l].data);
+    if (cache.training && layer.dropout > 0)
+      dropout_forward(mix64(forward_key + std::uint64_t(l)), T(1 - layer.dropout), A, cache.D[l].columns(cols),
+                      cols.begin);
   }
 
-  // Layer l of backward, from dA[l] (or, for l = L, from dU[L] that the cost gave):
-  //   dU = dA[l] (D[l] / (1 - p)) * g'(U)                       (U = Z_tilde[l] or Z[l])
-  //   batch norm: dgamma[l], dbeta[l] and dZ[l] from dU = dZ_tilde[l]
-  //   dW[l] = (1/m) dZ[l] A[l-1]^T, db[l] = (1/m) sum over columns of dZ[l], dA[l-1] = W[l]^T dZ[l]
-  void layer_backward(index l, const Cache<T>& cache, Gradients<T>& grads, bool compute_dA0) const {
+  // Batch normalisation of the rows r of Z[l] (see forward): with the batch's mu and var in
+  // training, the running statistics in inference.
+  void batch_norm_rows(index l, Cache<T>& cache, Range r) const {
+    T *mu = cache.mu[l].data + r.begin, *var = cache.var[l].data + r.begin;
+    const ConstMatrix<T> Z = cache.Z[l].row_block(r);
+    if (cache.training) batch_statistics<T>(Z, mu, var);
+    const T* mean = cache.training ? mu : running_mean[l].data + r.begin;
+    const T* variance = cache.training ? var : running_var[l].data + r.begin;
+    batch_norm_forward<T>(Z, mean, variance, bn_eps, gamma(l) + r.begin, beta(l) + r.begin,
+                          cache.inv_std[l].data + r.begin, cache.Z_norm[l].row_block(r), cache.Z_tilde[l].row_block(r));
+  }
+
+  // Layer l of backward_deltas, from dA[l] (or, for l = L, from the dU[L] that the cost gave), on
+  // this thread's columns; a batch-norm layer's rows are shared out between two syncs.
+  void layer_deltas(index l, const Cache<T>& cache, Gradients<T>& grads, bool compute_dA0, const Team& team) const {
     const LayerSpec& layer = layers[l];
+    const Range cols = team.share(cache.m);
     if (l < L()) {
-      const T keep = T(1 - layer.dropout);
-      activation_backward<T>(layer.g, cache.U(l), cache.A[l], grads.dA[l], grads.dU(l),
-                             layer.dropout > 0 ? cache.D[l].data : nullptr, keep);
+      const ConstMatrix<T> D = cache.D.has(l) ? ConstMatrix<T>(cache.D[l].columns(cols)) : ConstMatrix<T>();
+      activation_backward<T>(layer.g, cache.U(l).columns(cols), cache.A[l].columns(cols), grads.dA[l].columns(cols),
+                             grads.dU(l).columns(cols), layer.dropout > 0 ? &D : nullptr, T(1 - layer.dropout));
     }
-    if (layer.batch_norm)
-      batch_norm_backward<T>(grads.dZ_tilde[l], cache.Z_norm[l], gamma(l), cache.inv_std[l].data, grads.dgamma(l),
-                             grads.dbeta(l), grads.dZ[l]);
-    Matrix<T> dA_prev = l > 1 ? grads.dA[l - 1] : grads.dA0();
-    dense_backward<T>(W(l), cache.A_in(l - 1), grads.dZ[l], grads.dW(l), grads.db(l),
-                      l > 1 || compute_dA0 ? &dA_prev : nullptr);
-    // Normalisation subtracts the batch mean of Z, and b with it: db is 0 exactly, not the
-    // rounding noise of a sum that an adaptive optimizer would divide by sqrt(v) + eps.
-    if (layer.batch_norm) std::fill_n(grads.db(l), layout.n[l], T(0));
+    if (layer.batch_norm) {
+      team.sync();
+      const Range r = team.share(layout.n[l]);
+      batch_norm_backward<T>(grads.dZ_tilde[l].row_block(r), cache.Z_norm[l].row_block(r), gamma(l) + r.begin,
+                             cache.inv_std[l].data + r.begin, grads.dgamma(l) + r.begin, grads.dbeta(l) + r.begin,
+                             grads.dZ[l].row_block(r));
+      team.sync();
+    }
+    if (l == 1 && !compute_dA0) return;
+    const Matrix<T> dA_prev = l > 1 ? grads.dA[l - 1] : grads.dA0();
+    gemm(true, W(l), false, ConstMatrix<T>(grads.dZ[l].columns(cols)), T(1), T(0), dA_prev.columns(cols));
   }
 
   void require_own(std::uint64_t owner, const char* what) const {

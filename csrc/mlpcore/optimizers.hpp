@@ -42,24 +42,29 @@ bool for_each_parameter(index size, const F& f) {
   return all_zero(size, size, f);
 }
 
-// One step at count t = in.t + 1, from parameters p and gradient g (after L2 and clipping):
+// One step at count t (in.t + 1), from parameters p and gradient g (after L2 and clipping):
 //   sgd:      buf = momentum buf + g (buf = g at t = 1);  d = g + momentum buf (nesterov) or buf;
 //             without momentum d = g;  p = p - lr d
 //   rmsprop:  v = alpha v + (1 - alpha) g^2;  p = p - lr g / (sqrt(v) + eps)
 //   adam:     m = beta1 m + (1 - beta1) g;  v = beta2 v + (1 - beta2) g^2;
 //             p = p - lr (m / (1 - beta1^t)) / (sqrt(v / (1 - beta2^t)) + eps)
 //   adamw:    p = p (1 - lr weight_decay), then the adam step
-// into p_out and out (which may be p and in themselves). Returns true when every new value is finite.
-//   p, g, p_out: the flat buffers of `size` entries
+// into p_out and out's buffers (which may be p and in's themselves), over the entries r of the
+// flat buffers (a team shares them out); the caller sets out.t = t. Returns true when every new
+// value is finite.
+//   p, g, p_out: flat buffers laid out like the parameters
 template <class T>
-bool optimizer_step(const OptimizerSettings& s, T lr, const T* p, const T* g, const OptimizerState<T>& in, T* p_out,
-                    OptimizerState<T>& out, index size) {
-  const std::int64_t t = in.t + 1;
-  out.t = t;
-  const T* s1 = in.first.data();
-  const T* s2 = in.second.data();
-  T* s1_out = out.first.data();
-  T* s2_out = out.second.data();
+bool optimizer_step(const OptimizerSettings& s, T lr, std::int64_t t, const T* p, const T* g,
+                    const OptimizerState<T>& in, T* p_out, OptimizerState<T>& out, Range r) {
+  const auto at = [&](auto& buffer) { return buffer.empty() ? nullptr : buffer.data() + r.begin; };
+  const index size = r.size();
+  p += r.begin;
+  g += r.begin;
+  p_out += r.begin;
+  const T* s1 = at(in.first);
+  const T* s2 = at(in.second);
+  T* s1_out = at(out.first);
+  T* s2_out = at(out.second);
   switch (s.method) {
     case Method::sgd: {
       const T momentum = T(s.momentum);

@@ -20,7 +20,10 @@ constexpr index parallel_threshold = index(1) << 18;
 inline std::atomic<int> team_size{omp_get_max_threads()};
 
 // Whether a pass over `work` elements pays for waking the OpenMP team.
-inline bool worth_a_team(index work) { return work >= parallel_threshold && team_size.load() > 1; }
+// Never inside a team (see team.hpp), which has shared the work out already.
+inline bool worth_a_team(index work) {
+  return work >= parallel_threshold && team_size.load() > 1 && !omp_in_parallel();
+}
 
 // f(j) for every j = 0..n-1 (the columns of a pass, or the entries of a flat buffer): on the
 // team when the pass of `work` elements is worth it, else on the calling thread without

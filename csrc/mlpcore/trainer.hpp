@@ -1,11 +1,13 @@
 // The training loop: minibatches of an epoch, each a training forward, backward, L2 term,
-// clipping and optimizer step, with no allocation and no Python in a step.
+// clipping and optimizer step, with no allocation and no Python in a step, on a team of threads
+// when the step is large enough.
 #pragma once
 
 #include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cmath>
+#include <exception>
 #include <functional>
 #include <string>
 #include <utility>
@@ -37,6 +39,9 @@ template <class T>
 class Trainer {
  public:
   static constexpr std::chrono::milliseconds report_interval{250};
+  // Multiply-adds of a step (batch size times weights) from which a team of threads takes it on:
+  // steps of some 50 us and more on one thread, against about a microsecond per sync.
+  static constexpr double team_step_work = 1 << 20;
 
   // For epochs over m examples in batches of up to batch_size, with the optimizer's state `state`.
   Trainer(Network<T>& net, const OptimizerSettings& optimizer, OptimizerState<T>& state, index batch_size, index m)
@@ -49,6 +54,8 @@ class Trainer {
         Y_batch_(net.layout.n[net.L()] * batch_size),
         labels_batch_(batch_size),
         order_(m),
+        loss_(batch_size),
+        finite_(max_threads()),
         spare_params_(net.params.size()),
         spare_state_(state),
         home_params_(net.params.data()),
@@ -60,6 +67,8 @@ class Trainer {
   // was set, or before the update of a step whose cost, gradient or updated parameters are
   // not all finite, leaving the network and the optimizer as after the last good step.
   // `progress`, if any, is told the steps done and their mean cost at most every quarter second.
+  // Steps of enough work run on a team of threads (see threads_for); the hook and `progress` are
+  // called on the calling thread, and what they throw is rethrown after the step.
   EpochResult epoch(ConstMatrix<T> X, Targets<T> Y, const TrainSettings& settings, index epoch_number,
                     const std::function<void(T*, index)>& hook, const std::atomic<bool>& stop,
                     const std::function<void(index, double)>& progress = {}) {
@@ -72,26 +81,12 @@ class Trainer {
       return "the trainer was made for m = " + std::to_string(order_.size()) + " examples, X has " + std::to_string(m);
     });
     draw_order(settings, epoch_number);
-    EpochResult result;
-    auto next_report = std::chrono::steady_clock::now() + report_interval;
-    for (index start = 0; start < m; start += settings.batch_size) {
-      const index batch_m = std::min(settings.batch_size, m - start);
-      if (batch_m == 1 && m > 1 && net_.any_batch_norm()) break;  // one example has no batch variance
-      const double J = step(X, Y, settings, start, batch_m, hook, result.diverged);
-      if (!result.diverged.empty()) break;
-      result.cost += J;
-      ++result.steps;
-      if (progress && std::chrono::steady_clock::now() >= next_report) {
-        progress(result.steps, result.cost / double(result.steps));
-        next_report = std::chrono::steady_clock::now() + report_interval;
-      }
-      if (stop.load()) {
-        result.interrupted = true;
-        break;
-      }
-    }
-    if (result.steps) result.cost /= double(result.steps);
-    return result;
+    Epoch run{X, Y, settings, hook, stop, progress};
+    run.next_report = std::chrono::steady_clock::now() + report_interval;
+    run_team(threads_for(settings.batch_size), [&](const Team& team) { run_epoch(run, team); });
+    if (run.failure) std::rethrow_exception(run.failure);
+    if (run.result.steps) run.result.cost /= double(run.result.steps);
+    return run.result;
   }
 
   // The bytes of what a fit holds besides the network: the gradient, the optimizer's state and
@@ -108,7 +103,15 @@ class Trainer {
             index(spare_params_.size() * sizeof(T)),
             cache_.bytes() + grads_.delta_bytes() +
                 index((X_batch_.size() + Y_batch_.size()) * sizeof(T) + labels_batch_.size() * sizeof(std::int64_t) +
-                      order_.size() * sizeof(index))};
+                      order_.size() * sizeof(index) + loss_.size() * sizeof(double) + finite_.size())};
+  }
+
+  // The threads that take on steps of batch_size examples: a team of set_num_threads's count for
+  // steps of team_step_work multiply-adds and more, else the calling thread alone.
+  int threads_for(index batch_size) const {
+    double weights = 0;
+    for (index l = 1; l <= net_.L(); ++l) weights += double(net_.layout.n[l]) * double(net_.layout.n[l - 1]);
+    return double(batch_size) * weights >= team_step_work ? team_size.load() : 1;
   }
 
   Network<T>& network() { return net_; }
@@ -116,36 +119,120 @@ class Trainer {
   Cache<T>& cache() { return cache_; }
 
  private:
-  // One step on the examples order_[start .. start + batch_m - 1] (start .. start + batch_m - 1
-  // without shuffling); returns J, or sets `diverged`.
-  double step(ConstMatrix<T> X, Targets<T> Y, const TrainSettings& settings, index start, index batch_m,
-              const std::function<void(T*, index)>& hook, std::string& diverged) {
-    const ConstMatrix<T> X_b = settings.shuffle ? gather(X, start, batch_m, X_batch_.data()) : block(X, start, batch_m);
-    const Targets<T> Y_b = settings.shuffle ? gather_targets(Y, start, batch_m) : block_targets(Y, start, batch_m);
-    net_.forward(X_b, cache_, true, false);
-    double J = net_.J(cache_.A[net_.L()], Y_b);
-    if (settings.l2 > 0) J += settings.l2 / (2.0 * double(batch_m)) * net_.squared_weights();
-    if (!std::isfinite(J)) {
-      diverged = "the cost";
-      return J;
+  // What the threads of a team share during an epoch; the master alone writes it, between syncs.
+  struct Epoch {
+    ConstMatrix<T> X;
+    Targets<T> Y;
+    const TrainSettings& settings;
+    const std::function<void(T*, index)>& hook;
+    const std::atomic<bool>& stop;
+    const std::function<void(index, double)>& progress;
+    EpochResult result;
+    std::chrono::steady_clock::time_point next_report;
+    double J = 0;                // the cost of the current step
+    bool finished = false;       // the epoch ends after the current step
+    std::exception_ptr failure;  // what the hook or `progress` threw
+  };
+
+  // The epoch's steps, on every thread of the team.
+  void run_epoch(Epoch& run, const Team& team) {
+    const index m = run.X.cols, batch_size = run.settings.batch_size;
+    for (index start = 0; start < m && !run.finished; start += batch_size) {
+      const index batch_m = std::min(batch_size, m - start);
+      if (batch_m == 1 && m > 1 && net_.any_batch_norm()) break;  // one example has no batch variance
+      step(run, team, start, batch_m);
     }
-    net_.backward(cache_, Y_b, grads_, false);
-    if (settings.l2 > 0) net_.add_l2_gradient(grads_, T(settings.l2));
+  }
+
+  // One step on the examples order_[start .. start + batch_m - 1] (start .. start + batch_m - 1
+  // without shuffling), on every thread of the team: forward, the column losses and backward's
+  // deltas on each thread's columns; the gradient on its columns of each dW[l]; the master's
+  // cost, hook and clipping; the optimizer on its share of the flat buffer, written into the
+  // spares; the master keeps the step if everything it wrote is finite.
+  void step(Epoch& run, const Team& team, index start, index batch_m) {
+    const TrainSettings& settings = run.settings;
+    const Range cols = team.share(batch_m);
+    const ConstMatrix<T> X_b = settings.shuffle ? ConstMatrix<T>(X_batch_.data(), run.X.rows, batch_m, run.X.rows)
+                                                : run.X.columns({start, start + batch_m});
+    const Targets<T> Y_b =
+        settings.shuffle ? gathered_targets(run.Y, batch_m) : columns(run.Y, {start, start + batch_m});
+    if (settings.shuffle) gather(run.X, run.Y, start, cols);
+    if (team.master()) {
+      forward_key_ = net_.start_forward(X_b, cache_, true);
+      net_.start_backward(cache_, grads_, false);
+      spare_state_.t = state_.t + 1;
+    }
+    team.sync();
+    net_.forward_layers(cache_, forward_key_, team);
+    for (index j = cols.begin; j < cols.end; ++j) loss_[j] = column_loss<T>(net_.cost, cache_.A[net_.L()], Y_b, j);
+    net_.backward_deltas(cache_, Y_b, grads_, false, team);
+    team.sync();
+    net_.parameter_gradients(cache_, grads_, T(settings.l2), team);
+    team.sync();
+    if (team.master()) run_safely(run, [&] { cost_hook_and_clipping(run, batch_m); });
+    team.sync();
+    finite_[team.id] =
+        optimizer_step(optimizer_, T(settings.learning_rate), spare_state_.t, net_.params.data(), grads_.dparams.data(),
+                       state_, spare_params_.data(), spare_state_, team.share(index(net_.params.size())));
+    team.sync();
+    if (team.master()) run_safely(run, [&] { finish_step(run, team.size); });
+    team.sync();
+  }
+
+  // J with the L2 term; if it is finite, the hook (before clipping: a gradient summed across
+  // processes is clipped whole) and the clipping of the gradient.
+  void cost_hook_and_clipping(Epoch& run, index batch_m) {
+    const TrainSettings& settings = run.settings;
+    run.J = mean(loss_.data(), batch_m);
+    if (settings.l2 > 0) run.J += settings.l2 / (2.0 * double(batch_m)) * net_.squared_weights();
+    if (!std::isfinite(run.J)) return;
     T* dparams = grads_.dparams.data();
     const index size = index(grads_.dparams.size());
-    if (hook) hook(dparams, size);  // before clipping: a gradient summed across processes is clipped whole
+    if (run.hook) run.hook(dparams, size);
     clip_gradient(dparams, size, settings.clip_norm, settings.clip_value);
-    // A NaN or inf in the gradient makes the update NaN or inf too, so one check of what the
-    // step writes (into the spares, so nothing is lost) covers both.
-    if (!optimizer_step(optimizer_, T(settings.learning_rate), net_.params.data(), dparams, state_,
-                        spare_params_.data(), spare_state_, size)) {
-      diverged = all_finite(dparams, size) ? "the updated parameters" : "the gradient";
-      return J;
+  }
+
+  // Keeps the step (the spares become the parameters and state) unless what it computed is not
+  // all finite; counts it, reports progress, and ends the epoch on divergence or `stop`.
+  void finish_step(Epoch& run, int threads) {
+    EpochResult& result = run.result;
+    if (!std::isfinite(run.J)) {
+      result.diverged = "the cost";
+    } else if (!std::all_of(finite_.begin(), finite_.begin() + threads, [](char finite) { return finite; })) {
+      // A NaN or inf in the gradient makes the update NaN or inf too, so one check of what the
+      // step wrote covers both.
+      result.diverged =
+          all_finite(grads_.dparams.data(), index(grads_.dparams.size())) ? "the updated parameters" : "the gradient";
+    }
+    if (!result.diverged.empty()) {
+      run.finished = true;
+      return;
     }
     std::swap(net_.params, spare_params_);
     std::swap(state_, spare_state_);
     net_.update_running_statistics(cache_);
-    return J;
+    result.cost += run.J;
+    ++result.steps;
+    if (run.progress && std::chrono::steady_clock::now() >= run.next_report) {
+      run.progress(result.steps, result.cost / double(result.steps));
+      run.next_report = std::chrono::steady_clock::now() + report_interval;
+    }
+    if (run.stop.load()) {
+      result.interrupted = true;
+      run.finished = true;
+    }
+  }
+
+  // f() on the master; what it throws ends the epoch, to be rethrown once the team is done.
+  template <class F>
+  static void run_safely(Epoch& run, const F& f) {
+    if (run.failure) return;
+    try {
+      f();
+    } catch (...) {
+      run.failure = std::current_exception();
+      run.finished = true;
+    }
   }
 
   // order_ = 0..m-1, shuffled (Fisher-Yates) from the seed and the epoch when asked.
@@ -157,35 +244,32 @@ class Trainer {
       std::swap(order_[k], order_[index(uniform(key, std::uint64_t(k)) * double(k + 1))]);
   }
 
-  // The columns order_[start .. start + count - 1] of X, copied into `out` as an (X.rows, count)
-  // column-major matrix.
-  ConstMatrix<T> gather(ConstMatrix<T> X, index start, index count, T* out) const {
-    const index* columns = order_.data() + start;
-    for (index c = 0; c < count; ++c) {
-      T* column = out + c * X.rows;
-      if (!X.transposed) {
-        std::copy_n(X.col(columns[c]), X.rows, column);
-        continue;
+  // The columns order_[start + c] of X and Y for c in cols, copied into the columns cols of the
+  // batch buffers (X_batch_: (n[0], batch), Y_batch_: (n[L], batch) or labels_batch_: (batch,)).
+  void gather(ConstMatrix<T> X, Targets<T> Y, index start, Range cols) {
+    for (index c = cols.begin; c < cols.end; ++c) {
+      const index j = order_[start + c];
+      copy_column(X, j, X_batch_.data() + c * X.rows);
+      if (Y.labels) {
+        labels_batch_[c] = Y.labels[j];
+      } else {
+        copy_column(Y.Y, j, Y_batch_.data() + c * Y.Y.rows);
       }
-      for (index i = 0; i < X.rows; ++i) column[i] = X(i, columns[c]);
     }
-    return {out, X.rows, count, X.rows};
   }
 
-  Targets<T> gather_targets(Targets<T> Y, index start, index count) {
-    if (!Y.labels) return {gather(Y.Y, start, count, Y_batch_.data()), nullptr};
-    for (index c = 0; c < count; ++c) labels_batch_[c] = Y.labels[order_[start + c]];
-    return {{nullptr, Y.Y.rows, count, Y.Y.rows}, labels_batch_.data()};
+  static void copy_column(ConstMatrix<T> M, index j, T* out) {
+    if (!M.transposed) {
+      std::copy_n(M.col(j), M.rows, out);
+      return;
+    }
+    for (index i = 0; i < M.rows; ++i) out[i] = M(i, j);
   }
 
-  // The columns start .. start + count - 1 of X in place (an epoch without shuffling).
-  static ConstMatrix<T> block(ConstMatrix<T> X, index start, index count) {
-    return {X.data + (X.transposed ? start : start * X.ld), X.rows, count, X.ld, X.transposed};
-  }
-
-  static Targets<T> block_targets(Targets<T> Y, index start, index count) {
-    if (Y.labels) return {{nullptr, Y.Y.rows, count, Y.Y.rows}, Y.labels + start};
-    return {block(Y.Y, start, count), nullptr};
+  // The gathered targets of a batch of `count` examples.
+  Targets<T> gathered_targets(Targets<T> Y, index count) const {
+    if (Y.labels) return {{nullptr, Y.Y.rows, count, Y.Y.rows}, labels_batch_.data()};
+    return {{Y_batch_.data(), Y.Y.rows, count, Y.Y.rows}, nullptr};
   }
 
   // Steps swap the parameters and state with their spares; this puts the current values back
@@ -210,6 +294,9 @@ class Trainer {
   std::vector<T> X_batch_, Y_batch_;
   std::vector<std::int64_t> labels_batch_;
   std::vector<index> order_;
+  std::vector<double> loss_;  // the loss of each example of the batch
+  std::vector<char> finite_;  // per thread of a team: whether its share of the update is finite
+  std::uint64_t forward_key_ = 0;
   std::vector<T> spare_params_;
   OptimizerState<T> spare_state_;
   const T *home_params_, *home_first_, *home_second_;

@@ -1,0 +1,88 @@
+// A team of threads that shares out one training step: the columns (examples) of a batch, the
+// rows of a batch-norm layer, the columns of each dW[l], the entries of the flat parameter
+// buffer; BLAS runs single-threaded inside it, so BLAS's pool and OpenMP's never nest.
+#pragma once
+
+#include <omp.h>
+
+#include <atomic>
+#include <chrono>
+#include <thread>
+
+#include "blas.hpp"
+#include "matrix.hpp"
+#include "parallel.hpp"
+
+#if defined(__x86_64__) || defined(__i386__)
+#include <immintrin.h>
+#endif
+
+namespace mlpcore {
+
+// A barrier that spins (a wake-up through the OS costs tens of us on a virtual machine), then
+// yields, then sleeps, so that a thread kept waiting long (a Python hook, a busy machine)
+// gives its core away.
+class SpinBarrier {
+ public:
+  void reset(int size) { size_ = size; }
+
+  void wait() {
+    const unsigned generation = generation_.load(std::memory_order_acquire);
+    if (arrived_.fetch_add(1, std::memory_order_acq_rel) == size_ - 1) {
+      arrived_.store(0, std::memory_order_relaxed);
+      generation_.store(generation + 1, std::memory_order_release);
+      return;
+    }
+    for (long spins = 0; generation_.load(std::memory_order_acquire) == generation; ++spins) {
+      if (spins < 4096) {
+        pause();
+      } else if (spins < 65536) {
+        std::this_thread::yield();
+      } else {
+        std::this_thread::sleep_for(std::chrono::microseconds(50));
+      }
+    }
+  }
+
+ private:
+  static void pause() {
+#if defined(__x86_64__) || defined(__i386__)
+    _mm_pause();
+#endif
+  }
+
+  std::atomic<int> arrived_{0};
+  std::atomic<unsigned> generation_{0};
+  int size_ = 1;
+};
+
+// Thread `id` of a team of `size`; the solo team (one thread, no barrier) is the default.
+struct Team {
+  int id = 0, size = 1;
+  SpinBarrier* barrier = nullptr;
+
+  // This thread's share of 0..n-1: `size` consecutive ranges as equal as can be.
+  Range share(index n) const { return {n * id / size, n * (id + 1) / size}; }
+  void sync() const {
+    if (barrier) barrier->wait();
+  }
+  bool master() const { return id == 0; }
+};
+
+// f(team) on each thread of a team of `threads`, the calling thread being the master (id 0);
+// f(Team{}) on the calling thread alone when threads is 1. f must not throw.
+template <class F>
+void run_team(int threads, const F& f) {
+  if (threads <= 1) return f(Team{});
+  SpinBarrier barrier;
+  set_blas_threads(1);
+#pragma omp parallel num_threads(threads)
+  {
+#pragma omp single
+    barrier.reset(omp_get_num_threads());  // the runtime may grant fewer threads than asked
+    f(Team{omp_get_thread_num(), omp_get_num_threads(), &barrier});
+  }
+  set_blas_threads(team_size.load());
+}
+
+}  // namespace mlpcore

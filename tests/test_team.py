@@ -1,0 +1,152 @@
+"""fit's steps on a team of threads, which networks with large enough steps take when
+set_num_threads(k > 1): each thread runs forward and backward on its share of the batch's
+columns, the gradient of its share of each dW[l] and the optimizer on its share of the flat
+buffer. The same numbers as the reference, and as one thread, with batch normalisation,
+dropout, L2, clipping, the gradient hook, shuffling, labels, C-ordered data and uneven
+batches; divergence and a failing hook leave the network as after the last good step.
+"""
+
+import numpy as np
+import pytest
+
+import mlpcore
+from mlpcore import _core, reference
+from test_training import Twin, optimizer_spec
+
+DTYPE_IDS = {"ids": lambda d: np.dtype(d).name}
+# 128 x (40 x 96 + 96 x 64 + 64 x 3) = 1.3M multiply-adds a step: large enough for a team
+BIG = [40, 96, 64, 3]
+
+
+def threads_for(net, batch_size, m):
+    """The threads the core's trainer gives steps of batch_size examples of net."""
+    suffix = "32" if net.dtype == np.float32 else "64"
+    state = getattr(_core, "OptimizerState" + suffix)("sgd", {}, net.params.size)
+    trainer = getattr(_core, "Trainer" + suffix)(net._core, "sgd", {}, state, batch_size, m)
+    return trainer.threads(batch_size)
+
+
+def test_large_steps_take_a_team_and_small_ones_one_thread(restore_threads):
+    big = mlpcore.Network(BIG, ["relu", "relu", "softmax"], "cce", seed=0)
+    small = mlpcore.Network([2, 16, 16, 1], ["tanh", "tanh", "sigmoid"], "bce", seed=0)
+    mlpcore.set_num_threads(2)
+    assert threads_for(big, 128, 1000) == 2
+    assert threads_for(big, 64, 1000) == 1  # 0.65M multiply-adds
+    assert threads_for(small, 1000, 1000) == 1
+    mlpcore.set_num_threads(1)
+    assert threads_for(big, 128, 1000) == 1
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32], **DTYPE_IDS)
+@pytest.mark.parametrize("name, l2, clipping", [
+    ("sgd", 0.0, "none"), ("momentum", 0.3, "norm"), ("rmsprop", 0.0, "value"), ("adam", 0.3, "both")])
+@pytest.mark.parametrize("cost", ["mse", "bce", "cce"])
+def test_team_steps_match_the_reference(cost, name, l2, clipping, dtype, restore_threads):
+    mlpcore.set_num_threads(2)
+    twin = Twin(21, cost, dtype=dtype, n=BIG, batch_norm=[True, False, True], m=128)
+    assert threads_for(twin.net, 128, 128) == 2
+    reference_twin = twin.in_float64()  # float32's reference in float64, the core's rounding aside
+    clip_norm = 0.5 if clipping in ("norm", "both") else None
+    clip_value = 0.01 if clipping in ("value", "both") else None
+    spec, hyper = optimizer_spec(name)
+    state = None
+    for _ in range(2):  # two fits of one step: the second continues the optimizer state
+        history = twin.net.fit(twin.X, twin.Y, epochs=1, batch_size=None, shuffle=False, optimizer=spec,
+                               learning_rate=0.01, l2=l2, clip_norm=clip_norm, clip_value=clip_value, verbose=0)
+        J, state = reference_twin.step(name, hyper, 0.01, state, l2=l2, clip_norm=clip_norm,
+                                       clip_value=clip_value)
+        # float32: rmsprop's and adam's first steps are about lr sign(g), which rounding near g = 0 moves
+        reference_twin.assert_matches_net(dtype=dtype, params_tol=None if dtype == np.float64 else
+                                          {"rtol": 1e-4, "atol": 1e-4})
+        assert history["cost"] == [pytest.approx(J, rel=1e-12 if dtype == np.float64 else 1e-5)]
+
+
+def team_and_one_thread(train):
+    """train(), as a team of 2 threads and as one thread: the two results."""
+    mlpcore.set_num_threads(2)
+    team = train()
+    mlpcore.set_num_threads(1)
+    return team, train()
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32], **DTYPE_IDS)
+@pytest.mark.parametrize("layout", ["F", "C"])
+@pytest.mark.parametrize("cost", ["mse", "bce", "cce"])
+def test_a_team_fits_as_one_thread_does(cost, layout, dtype, restore_threads):
+    """Dropout, batch norm, shuffling, L2 and Adam; batches of 101 (odd, split unevenly) and a
+    last one of 99; X (and dense Y) in either memory order; cce from labels."""
+    rng = np.random.default_rng(5)
+    m, n = 301, [50, 128, 96, 4 if cost == "cce" else 2]
+    X = np.asarray(rng.standard_normal((n[0], m)), dtype=dtype, order=layout)
+    if cost == "cce":
+        Y = rng.integers(0, n[-1], m)
+    elif cost == "bce":
+        Y = np.asarray(rng.integers(0, 2, (n[-1], m)), dtype=dtype, order=layout)
+    else:
+        Y = np.asarray(rng.standard_normal((n[-1], m)), dtype=dtype, order=layout)
+    output = {"mse": "identity", "bce": "sigmoid", "cce": "softmax"}[cost]
+
+    def train():
+        net = mlpcore.Network(n, ["relu", "tanh", output], cost, dtype=np.dtype(dtype).name, seed=0,
+                              dropout=[0.2, 0.1], batch_norm=[True, False, False])
+        history = net.fit(X, Y, epochs=2, batch_size=101, optimizer="adam", learning_rate=0.01, l2=0.1,
+                          seed=3, verbose=0)
+        return net, history["cost"]
+    mlpcore.set_num_threads(2)
+    assert threads_for(train()[0], 101, m) == 2
+    (team, team_costs), (alone, costs) = team_and_one_thread(train)
+    rtol = 1e-9 if dtype == np.float64 else 1e-4
+    np.testing.assert_allclose(team_costs, costs, rtol=rtol)
+    np.testing.assert_allclose(team.params, alone.params, rtol=rtol, atol=rtol * np.max(np.abs(alone.params)))
+    for l in alone.running_mean.indices:
+        np.testing.assert_allclose(team.running_mean[l], alone.running_mean[l], rtol=rtol, atol=rtol)
+        np.testing.assert_allclose(team.running_var[l], alone.running_var[l], rtol=rtol, atol=rtol)
+    assert not np.array_equal(team.params, mlpcore.Network(
+        n, ["relu", "tanh", output], cost, seed=0, dtype=np.dtype(dtype).name).params)
+
+
+def test_a_team_hook_sees_the_whole_gradient_and_may_change_it(restore_threads):
+    mlpcore.set_num_threads(2)
+    twin = Twin(22, "cce", n=BIG, batch_norm=[False, True, False], m=128)
+    net = twin.net
+    seen = []
+    net.fit(twin.X, twin.Y, epochs=1, batch_size=None, shuffle=False, optimizer="sgd", learning_rate=0.1,
+            gradient_hook=lambda g: seen.append(np.array(g)), verbose=0)
+    grads = twin.backward(twin.forward())
+    assert len(seen) == 1
+    np.testing.assert_allclose(seen[0], reference.flat_parameters(grads["dW"], grads["db"], grads["dgamma"],
+                                                                  grads["dbeta"]), rtol=1e-10, atol=1e-13)
+    before = np.array(net.params)
+    net.fit(twin.X, twin.Y, epochs=2, batch_size=128, shuffle=True, seed=0, optimizer="sgd", learning_rate=0.1,
+            gradient_hook=lambda g: g.fill(0), verbose=0)
+    np.testing.assert_array_equal(net.params, before)
+
+
+def test_a_team_failing_hook_raises_and_leaves_the_last_good_step(restore_threads):
+    mlpcore.set_num_threads(2)
+    settings = dict(batch_size=128, shuffle=False, optimizer="sgd", learning_rate=0.1, verbose=0)
+    twin, one_step = (Twin(23, "mse", n=BIG, batch_norm=[True, False, False], m=256) for _ in range(2))
+    one_step.net.fit(one_step.X[:, :128], one_step.Y[:, :128], epochs=1, **settings)
+    calls = []
+
+    def hook(g):
+        calls.append(1)
+        if len(calls) == 2:
+            raise RuntimeError("the hook failed")
+    with pytest.raises(RuntimeError, match="the hook failed"):
+        twin.net.fit(twin.X, twin.Y, epochs=1, gradient_hook=hook, **settings)
+    np.testing.assert_array_equal(twin.net.params, one_step.net.params)  # the first step's, not the second's
+    for l in twin.net.running_mean.indices:
+        np.testing.assert_array_equal(twin.net.running_mean[l], one_step.net.running_mean[l])
+
+
+def test_a_team_divergence_raises_and_leaves_finite_parameters(restore_threads):
+    mlpcore.set_num_threads(2)
+    twin = Twin(24, "mse", n=BIG, batch_norm=[True, False, False], m=256)
+    net = twin.net
+    with pytest.raises(mlpcore.DivergenceError, match="(?i)epoch"):
+        net.fit(twin.X * 100, twin.Y * 100, epochs=50, batch_size=128, optimizer="sgd", learning_rate=1e6,
+                seed=0, verbose=0)
+    assert np.all(np.isfinite(net.params))
+    for l in net.running_mean.indices:
+        assert np.all(np.isfinite(net.running_mean[l])) and np.all(np.isfinite(net.running_var[l]))
