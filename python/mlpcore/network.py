@@ -321,7 +321,9 @@ class Network:
         learning_rate : the base rate; default 0.01, or the optimizer object's own.
         shuffle, seed : each epoch visits the examples in an order drawn from seed,
             which also draws the dropout masks; the same seed and thread count give
-            bit-identical parameters.
+            bit-identical parameters. Steps of 2^20 multiply-adds and more (batch size
+            times weights) run on a team of mlpcore.get_num_threads() threads, each on
+            its share of the batch; its results equal one thread's to rounding.
         validation_data : (X_val, Y_val), or validation_fraction : a random share of
             X held out. Adds val_cost and val_accuracy (bce, cce) or val_r2 (mse).
         early_stopping, patience : stop when the validation cost has not improved for
