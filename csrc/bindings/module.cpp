@@ -77,7 +77,7 @@ Targets<T> targets(const Network<T>& net, const py::array& Y) {
     require_dtype<std::int64_t>(Y, "cce labels");
     if (!(Y.flags() & py::array::c_style)) throw py::value_error("cce labels must be contiguous");
     if (Y.shape(0) == 0) throw py::value_error("Y has m = 0 examples");
-    return {{nullptr, n_L, Y.shape(0), n_L}, static_cast<const std::int64_t*>(Y.data())};
+    return Targets<T>::from_labels(static_cast<const std::int64_t*>(Y.data()), n_L, Y.shape(0));
   }
   const ConstMatrix<T> view = matrix_view<T>(Y, "Y");
   if (view.rows != n_L)

@@ -23,6 +23,11 @@ struct Targets {
   const std::int64_t* labels = nullptr;
 
   T operator()(index i, index j) const { return labels ? T(labels[j] == i) : Y(i, j); }
+
+  // The targets given as the class labels of m examples over n_L output units.
+  static Targets from_labels(const std::int64_t* labels, index n_L, index m) {
+    return {{nullptr, n_L, m, n_L}, labels};
+  }
 };
 
 // log is taken of A[L] clamped to [eps, 1 - eps], so J is never inf or NaN.
@@ -63,7 +68,7 @@ double column_loss(Cost cost, ConstMatrix<T> A, Targets<T> Y, index j) {
 
 // J = (1/m) sum over j = 1..m of the column losses, in this order, so that J is the same
 // whatever the thread count.   loss: (m,)
-inline double mean(const double* loss, index m) {
+inline double mean_loss(const double* loss, index m) {
   double sum = 0;
   for (index j = 0; j < m; ++j) sum += loss[j];
   return sum / double(m);
@@ -72,7 +77,7 @@ inline double mean(const double* loss, index m) {
 // J = (1/m) sum over j = 1..m, i = 1..n[L] of loss(A[L](i, j), Y(i, j));  A[L], Y: (n[L], m)
 template <class T>
 double cost(Cost cost, ConstMatrix<T> A, Targets<T> Y) {
-  double sum = 0;  // one thread, summed as mean sums the column losses of a team
+  double sum = 0;  // one thread, in the order of mean_loss
   for (index j = 0; j < A.cols; ++j) sum += column_loss(cost, A, Y, j);
   return sum / double(A.cols);
 }
@@ -80,7 +85,7 @@ double cost(Cost cost, ConstMatrix<T> A, Targets<T> Y) {
 // The columns r of Y, as a view.
 template <class T>
 Targets<T> columns(Targets<T> Y, Range r) {
-  if (Y.labels) return {{nullptr, Y.Y.rows, r.size(), Y.Y.rows}, Y.labels + r.begin};
+  if (Y.labels) return Targets<T>::from_labels(Y.labels + r.begin, Y.Y.rows, r.size());
   return {Y.Y.columns(r), nullptr};
 }
 

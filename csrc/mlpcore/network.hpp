@@ -428,7 +428,7 @@ class Network {
     const LayerSpec& layer = layers[l];
     const Range cols = team.share(cache.m);
     if (l < L()) {
-      const ConstMatrix<T> D = cache.D.has(l) ? ConstMatrix<T>(cache.D[l].columns(cols)) : ConstMatrix<T>();
+      const ConstMatrix<T> D = cache.D[l].columns(cols);  // no rows where the layer has no dropout
       activation_backward<T>(layer.g, cache.U(l).columns(cols), cache.A[l].columns(cols), grads.dA[l].columns(cols),
                              grads.dU(l).columns(cols), layer.dropout > 0 ? &D : nullptr, T(1 - layer.dropout));
     }

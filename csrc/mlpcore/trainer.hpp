@@ -183,7 +183,7 @@ class Trainer {
   // processes is clipped whole) and the clipping of the gradient.
   void cost_hook_and_clipping(Epoch& run, index batch_m) {
     const TrainSettings& settings = run.settings;
-    run.J = mean(loss_.data(), batch_m);
+    run.J = mean_loss(loss_.data(), batch_m);
     if (settings.l2 > 0) run.J += settings.l2 / (2.0 * double(batch_m)) * net_.squared_weights();
     if (!std::isfinite(run.J)) return;
     T* dparams = grads_.dparams.data();
@@ -268,7 +268,7 @@ class Trainer {
 
   // The gathered targets of a batch of `count` examples.
   Targets<T> gathered_targets(Targets<T> Y, index count) const {
-    if (Y.labels) return {{nullptr, Y.Y.rows, count, Y.Y.rows}, labels_batch_.data()};
+    if (Y.labels) return Targets<T>::from_labels(labels_batch_.data(), Y.Y.rows, count);
     return {{Y_batch_.data(), Y.Y.rows, count, Y.Y.rows}, nullptr};
   }
 
