@@ -403,7 +403,10 @@ class Network:
         cache = self._predict_cache
         if cache is None or cache._core.capacity != X.shape[1]:
             cache = self._predict_cache = Cache(self, X.shape[1])  # kept for the next call of this m
-        A_L = self.forward(X, out=cache, training=False).A[self.L]
+        # The core's forward straight away: this cache is predict's own, so what forward adds
+        # for a user's cache (its checks, the A[0] view) would only cost time on every call.
+        self._core.forward(X, cache._core, False)
+        A_L = cache.A[self.L]
         if self.cost_name == "mse":
             return A_L.copy()
         if self.cost_name == "bce":
