@@ -215,9 +215,22 @@ def mlpcore_fit(net, X, y, batch):
     return time.perf_counter() - start
 
 
-def best_of(repeats, measure):
-    """The smallest of `repeats` timings (the least disturbed by the rest of the machine)."""
-    return min(measure() for _ in range(repeats))
+REPEATS = 5  # timings of each fast system; the slow ones (NumPy, scikit-learn) are timed once
+
+
+def best_times(measures):
+    """The smallest timing of each measure (the least disturbed by the rest of the machine).
+
+    measures : name -> (function returning seconds, how many times to run it). The systems
+    take turns, round after round, so that a drift of the shared machine's speed reaches
+    each of them alike instead of the one timed in a slow minute.
+    """
+    best = {}
+    for turn in range(max(times for _, times in measures.values())):
+        for name, (measure, times) in measures.items():
+            if turn < times:
+                best[name] = min(best.get(name, float("inf")), measure())
+    return best
 
 
 # ----------------------------------------------------------------------------- workloads
@@ -226,13 +239,14 @@ def bench_mnist(systems, m, gemm_rate, dtype="float32"):
     """784-256-128-10 relu/softmax + cce, batch 128, one epoch over m random samples: samples/s."""
     spec = MNIST
     X, y = data(spec, m, dtype=dtype)
-    seconds = {"mlpcore": best_of(3, lambda: mlpcore_fit(network(spec, dtype), X, y, spec["batch"]))}
+    measures = {"mlpcore": (lambda: mlpcore_fit(network(spec, dtype), X, y, spec["batch"]), REPEATS)}
     if "numpy" in systems:
-        seconds["numpy"] = best_of(1, lambda: numpy_epoch(network(spec, dtype), X, y, spec["batch"]))
+        measures["numpy"] = (lambda: numpy_epoch(network(spec, dtype), X, y, spec["batch"]), 1)
     if "torch" in systems:
-        seconds["torch"] = best_of(3, lambda: torch_epoch(network(spec, dtype), X, y, spec["batch"]))
+        measures["torch"] = (lambda: torch_epoch(network(spec, dtype), X, y, spec["batch"]), REPEATS)
     if "sklearn" in systems and dtype == "float32":
-        seconds["sklearn"] = best_of(1, lambda: sklearn_epoch(network(spec, dtype), X, y, spec["batch"]))
+        measures["sklearn"] = (lambda: sklearn_epoch(network(spec, dtype), X, y, spec["batch"]), 1)
+    seconds = best_times(measures)
     result = {"unit": "samples/s", "throughput": {name: m / s for name, s in seconds.items()}}
     if gemm_rate:
         steps = -(-m // spec["batch"])
@@ -246,14 +260,15 @@ def bench_tiny(systems, steps, gemm_rate):
     batch = spec["batch"]
     m = steps * batch
     X, y = data(spec, m)
-    throughput = {"mlpcore": steps / best_of(3, lambda: mlpcore_fit(network(spec), X, y, batch)),
-                  "mlpcore (Python loop)": steps / best_of(3, lambda: python_loop(network(spec), X, y, batch))}
+    measures = {"mlpcore": (lambda: mlpcore_fit(network(spec), X, y, batch), REPEATS),
+                "mlpcore (Python loop)": (lambda: python_loop(network(spec), X, y, batch), REPEATS)}
     if "numpy" in systems:
-        throughput["numpy"] = steps / best_of(1, lambda: numpy_epoch(network(spec), X, y, batch))
+        measures["numpy"] = (lambda: numpy_epoch(network(spec), X, y, batch), 1)
     if "torch" in systems:
-        throughput["torch"] = steps / best_of(3, lambda: torch_epoch(network(spec), X, y, batch))
+        measures["torch"] = (lambda: torch_epoch(network(spec), X, y, batch), REPEATS)
     if "sklearn" in systems:
-        throughput["sklearn"] = steps / best_of(1, lambda: sklearn_epoch(network(spec), X, y, batch))
+        measures["sklearn"] = (lambda: sklearn_epoch(network(spec), X, y, batch), 1)
+    throughput = {name: steps / s for name, s in best_times(measures).items()}
     flops = step_flops(spec["n"], batch) * throughput["mlpcore"]
     return {"unit": "steps/s", "throughput": throughput, "roofline": flops / gemm_rate}
 
@@ -277,12 +292,12 @@ def bench_wide(systems, steps, gemm_rate):
     batch = spec["batch"]
     X, y = data(spec, steps * batch)
     flops = step_flops(spec["n"], batch) * steps
-    seconds = {"mlpcore": best_of(3, lambda: mlpcore_fit(network(spec), X, y, batch))}
+    measures = {"mlpcore": (lambda: mlpcore_fit(network(spec), X, y, batch), REPEATS)}
     if "numpy" in systems:
-        seconds["numpy"] = best_of(1, lambda: numpy_epoch(network(spec), X, y, batch))
+        measures["numpy"] = (lambda: numpy_epoch(network(spec), X, y, batch), 1)
     if "torch" in systems:
-        seconds["torch"] = best_of(3, lambda: torch_epoch(network(spec), X, y, batch))
-    throughput = {name: flops / s / 1e9 for name, s in seconds.items()}
+        measures["torch"] = (lambda: torch_epoch(network(spec), X, y, batch), REPEATS)
+    throughput = {name: flops / s / 1e9 for name, s in best_times(measures).items()}
     return {"unit": "GFLOP/s", "throughput": throughput, "roofline": throughput["mlpcore"] * 1e9 / gemm_rate}
 
 
@@ -291,26 +306,26 @@ def bench_infer1(systems, calls):
     spec = MNIST
     net = network(spec)
     x = data(spec, 1)[0]
-    throughput = {"mlpcore": calls / best_of(3, lambda: repeat(calls, lambda: net.predict(x)))}
+    measures = {"mlpcore": (lambda: repeat(calls, lambda: net.predict(x)), REPEATS)}
     if "numpy" in systems:
         W = {l: np.array(net.W[l]) for l in range(1, net.L + 1)}
         b = {l: np.array(net.b[l]) for l in range(1, net.L + 1)}
-        throughput["numpy"] = calls / best_of(3, lambda: repeat(calls, lambda: reference.forward(
-            W, b, x, net.activations)))
+        measures["numpy"] = (lambda: repeat(calls, lambda: reference.forward(W, b, x, net.activations)), 3)
     if "torch" in systems:
         import torch
         model = torch_model(net).eval()
-        row = torch.from_numpy(np.ascontiguousarray(x.T))
+        torch_row = torch.from_numpy(np.ascontiguousarray(x.T))
 
         def torch_call():
             with torch.no_grad():
-                return torch.softmax(model(row), dim=1)
-        throughput["torch"] = calls / best_of(3, lambda: repeat(calls, torch_call))
+                return torch.softmax(model(torch_row), dim=1)
+        measures["torch"] = (lambda: repeat(calls, torch_call), REPEATS)
     if "sklearn" in systems:
         classifier = sklearn_fitted(net)
-        row = np.ascontiguousarray(x.T)
-        throughput["sklearn"] = calls / best_of(3, lambda: repeat(calls // 10, lambda: classifier.predict_proba(
-            row))) / 10
+        sklearn_row = np.ascontiguousarray(x.T)
+        # a tenth of the calls (scikit-learn's are some ten times slower), timed as ten times as long
+        measures["sklearn"] = (lambda: 10 * repeat(calls // 10, lambda: classifier.predict_proba(sklearn_row)), 3)
+    throughput = {name: calls / s for name, s in best_times(measures).items()}
     return {"unit": "calls/s", "throughput": throughput}
 
 
@@ -367,25 +382,26 @@ def resident_bytes():
 def bench_scaling(scale, threads):
     """mnist-shaped training time as m doubles, as the width doubles, and the mnist workload's
     epoch (30,000 samples) on 1 and `threads` threads."""
-    rows = []
     base = MNIST
     m0 = int(7680 * scale) or 128
+
+    def fit_seconds(spec, X, y, k=threads):
+        mlpcore.set_num_threads(k)
+        return mlpcore_fit(network(spec), X, y, base["batch"])
+    measures = {}
     for factor in (1, 2, 4):
         X, y = data(base, m0 * factor)
-        rows.append({"what": f"m = {m0 * factor}", "seconds": best_of(3, lambda: mlpcore_fit(network(base), X, y,
-                                                                                           base["batch"]))})
+        measures[f"m = {m0 * factor}"] = (lambda X=X, y=y: fit_seconds(base, X, y), REPEATS)
     X, y = data(base, m0)
     for factor in (1, 2, 4):
         spec = dict(base, n=[784, 256 * factor, 128 * factor, 10])
-        rows.append({"what": f"width x{factor}", "seconds": best_of(3, lambda: mlpcore_fit(network(spec), X, y,
-                                                                                        base["batch"]))})
-    X, y = data(base, int(30000 * scale))
+        measures[f"width x{factor}"] = (lambda spec=spec: fit_seconds(spec, X, y), REPEATS)
+    X_mnist, y_mnist = data(base, int(30000 * scale))
     for k in sorted({1, threads}):
-        mlpcore.set_num_threads(k)
-        rows.append({"what": f"mnist, {k} thread(s)", "seconds": best_of(3, lambda: mlpcore_fit(network(base), X, y,
-                                                                                     base["batch"]))})
+        measures[f"mnist, {k} thread(s)"] = (lambda k=k: fit_seconds(base, X_mnist, y_mnist, k), REPEATS)
+    seconds = best_times(measures)
     mlpcore.set_num_threads(threads)
-    return rows
+    return [{"what": what, "seconds": s} for what, s in seconds.items()]
 
 
 # ----------------------------------------------------------------------------- report
