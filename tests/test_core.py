@@ -603,3 +603,23 @@ def test_thread_counts_agree(dtype, restore_threads):
             np.testing.assert_array_equal(again.dW[l], grads.dW[l])
     for one, two in zip(results[1], results[2]):
         assert_close(two, one, dtype)
+
+
+@pytest.mark.parametrize("m", [1, 40])
+@pytest.mark.parametrize("dtype", DTYPES, **DTYPE_IDS)
+def test_products_shared_out_by_rows_match_the_reference(m, dtype, restore_threads):
+    """Products of 2^22 multiply-adds and more are shared out over the threads by C's longer
+    side. With n = [1500, 3000, 3] that side is the rows: Z[1] (3000, m), dW[1] (3000, 1500) and
+    dA[0] (1500, m) through W[1]^T, and for m = 1 matrix-vector products. The same numbers as
+    the reference, and as one thread, F- and C-ordered X alike."""
+    mlpcore.set_num_threads(2)
+    case = make_case(11, "tanh", "softmax", "cce", dtype, n=[1500, 3000, 3], m=m)
+    assert 3000 * 1500 * m >= 2**22
+    check_forward(case)
+    check_backward(case)
+    net = case.net
+    two = net.backward(net.forward(np.ascontiguousarray(case.X)), case.Y, compute_dA0=True)
+    mlpcore.set_num_threads(1)
+    one = net.backward(net.forward(case.X), case.Y, compute_dA0=True)
+    for key, l in (("dW", 1), ("dW", 2), ("dA", 0), ("dA", 1)):
+        assert_close(getattr(two, key)[l], getattr(one, key)[l], dtype)

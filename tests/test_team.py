@@ -150,3 +150,26 @@ def test_a_team_divergence_raises_and_leaves_finite_parameters(restore_threads):
     assert np.all(np.isfinite(net.params))
     for l in net.running_mean.indices:
         assert np.all(np.isfinite(net.running_mean[l])) and np.all(np.isfinite(net.running_var[l]))
+
+
+def test_blas_own_pool_stays_at_one_thread(restore_threads):
+    """Products share their work out over OpenMP's threads, the same as fit's team and the
+    element-wise passes; BLAS's own pool stays at one thread, so that no second pool spins on the
+    cores. set_num_threads and every team put it back to one when another library (threadpoolctl,
+    say) has raised it."""
+    import ctypes
+    import pathlib
+    blas = ctypes.CDLL(str(next(pathlib.Path(mlpcore.__file__).parent.glob("libscipy_openblas*.so"))))
+    mlpcore.set_num_threads(2)
+    assert blas.scipy_openblas_get_num_threads() == 1
+    net = mlpcore.Network(BIG, ["relu", "relu", "softmax"], "cce", seed=0)
+    X = np.random.default_rng(0).standard_normal((BIG[0], 256))
+    y = np.arange(256) % BIG[-1]
+    for run in (lambda: net.fit(X, y, epochs=1, batch_size=128, verbose=0),
+                lambda: net.forward(np.repeat(X, 8, axis=1))):  # 96 x 40 x 2048: a team's product
+        blas.scipy_openblas_set_num_threads(2)  # as threadpoolctl.threadpool_limits(2) does
+        run()
+        assert blas.scipy_openblas_get_num_threads() == 1
+    blas.scipy_openblas_set_num_threads(2)
+    mlpcore.set_num_threads(2)
+    assert blas.scipy_openblas_get_num_threads() == 1

@@ -422,10 +422,10 @@ PYBIND11_MODULE(_core, m) {
         mlpcore::set_num_threads(k);
       },
       py::arg("k"),
-      "set_num_threads(k): use k threads (k >= 1) in BLAS's matrix products and in OpenMP's element-wise\n"
-      "passes alike; the two pools take turns, never nested.");
+      "set_num_threads(k): use k threads (k >= 1) for matrix products, element-wise passes and fit's\n"
+      "team alike, all on OpenMP's threads (BLAS's own pool stays at one thread).");
   m.def("_time_sgemm", [](int n, int repeats) {
-    // Seconds per float32 C = A B of (n, n) matrices with this build's BLAS: the roofline of bench/.
+    // Seconds per float32 C = A B of (n, n) matrices through mlpcore's gemm: the roofline of bench/.
     std::vector<float> A(std::size_t(n) * n, 1.0f), B(A), C(A);
     const mlpcore::ConstMatrix<float> A_view(A.data(), n, n, n), B_view(B.data(), n, n, n);
     const mlpcore::Matrix<float> C_view{C.data(), n, n, n};
@@ -436,5 +436,5 @@ PYBIND11_MODULE(_core, m) {
     return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count() / repeats;
   });
   m.def("get_num_threads", &mlpcore::get_num_threads,
-        "get_num_threads() -> int: the thread count of BLAS and OpenMP (all cores until set_num_threads).");
+        "get_num_threads() -> int: mlpcore's thread count (all cores until set_num_threads).");
 }

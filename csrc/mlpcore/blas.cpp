@@ -6,7 +6,7 @@
 #include <cassert>
 #include <initializer_list>
 
-#include "parallel.hpp"
+#include "team.hpp"
 
 #ifdef MLPCORE_SCIPY_OPENBLAS  // scipy-openblas32: every symbol carries the scipy_ prefix
 #define MLPCORE_CBLAS(name) scipy_cblas_##name
@@ -19,30 +19,13 @@ namespace mlpcore {
 
 namespace {
 
-// Multiply-adds below which a product runs on one BLAS thread. OpenBLAS itself keeps products
-// under 2^18 on one thread, so the thread count (whose switch costs a few us) is switched only
-// for the products in between.
-constexpr double gemm_parallel_work = 1 << 22, openblas_single_thread_work = 1 << 18;
+// Multiply-adds from which a product is shared out over a team: some 100 us and more on one
+// thread (the reason of parallel_threshold).
+constexpr double gemm_team_work = 1 << 22;
 
 CBLAS_TRANSPOSE flag(bool trans, bool stored_transposed) {
   return trans != stored_transposed ? CblasTrans : CblasNoTrans;
 }
-
-}  // namespace
-
-void set_blas_threads(int k) {
-#ifdef MLPCORE_SCIPY_OPENBLAS
-  scipy_openblas_set_num_threads(k);
-#else
-  // A system CBLAS may be OpenBLAS or MKL, each with its own way; any other keeps its own setting.
-  using setter = void (*)(int);
-  for (const char* name : {"openblas_set_num_threads", "MKL_Set_Num_Threads"}) {
-    if (auto set = reinterpret_cast<setter>(dlsym(RTLD_DEFAULT, name))) return set(k);
-  }
-#endif
-}
-
-namespace {
 
 void gemm_call(CBLAS_TRANSPOSE ta, CBLAS_TRANSPOSE tb, int M, int N, int K, float alpha, const float* A, int lda,
                const float* B, int ldb, float beta, float* C, int ldc) {
@@ -64,6 +47,42 @@ void gemv_call(CBLAS_TRANSPOSE ta, int M, int N, double alpha, const double* A, 
   MLPCORE_CBLAS(dgemv)(CblasColMajor, ta, M, N, alpha, A, lda, x, incx, beta, y, 1);
 }
 
+// C = alpha op(A) op(B) + beta C on the calling thread.
+template <class T>
+void product(bool trans_A, ConstMatrix<T> A, bool trans_B, ConstMatrix<T> B, T alpha, T beta, Matrix<T> C) {
+  if (C.cols == 1) {  // one example: a matrix-vector product, which BLAS does without packing
+    const int stored_rows = int(A.transposed ? A.cols : A.rows), stored_cols = int(A.transposed ? A.rows : A.cols);
+    gemv_call(flag(trans_A, A.transposed), stored_rows, stored_cols, alpha, A.data, int(A.ld), B.data,
+              trans_B != B.transposed ? int(B.ld) : 1, beta, C.data);
+    return;
+  }
+  const index k = trans_A ? A.rows : A.cols;
+  gemm_call(flag(trans_A, A.transposed), flag(trans_B, B.transposed), int(C.rows), int(C.cols), int(k), alpha, A.data,
+            int(A.ld), B.data, int(B.ld), beta, C.data, int(C.ld));
+}
+
+}  // namespace
+
+// BLAS's own pool stays at one thread: mlpcore shares products out over OpenMP's threads
+// itself, so that one pool serves the products, the element-wise passes and fit's team. Two
+// pools would fight for the cores: OpenBLAS's threads spin for some 0.1 s after its last
+// threaded call, and a fit started in that time ran at 40% of its speed.
+void set_blas_single_threaded() {
+#ifdef MLPCORE_SCIPY_OPENBLAS
+  scipy_openblas_set_num_threads(1);
+#else
+  // A system CBLAS may be OpenBLAS or MKL, each with its own way; any other keeps its own setting.
+  using setter = void (*)(int);
+  for (const char* name : {"openblas_set_num_threads", "MKL_Set_Num_Threads"}) {
+    if (auto set = reinterpret_cast<setter>(dlsym(RTLD_DEFAULT, name))) return set(1);
+  }
+#endif
+}
+
+namespace {
+// At load, before any product; again whenever a team forms, in case another library
+// (threadpoolctl, say) has raised BLAS's count since.
+const bool blas_single_threaded_at_load = (set_blas_single_threaded(), true);
 }  // namespace
 
 template <class T>
@@ -72,21 +91,22 @@ void gemm(bool trans_A, ConstMatrix<T> A, bool trans_B, ConstMatrix<T> B, T alph
   assert(C.rows == (trans_A ? A.cols : A.rows) && C.cols == (trans_B ? B.rows : B.cols));
   assert(k == (trans_B ? B.cols : B.rows));
   if (C.rows == 0 || C.cols == 0) return;
-  // BLAS's threads only for products of some 100 us and more (the reason of parallel_threshold).
   const double work = double(C.rows) * double(C.cols) * double(k);
-  // Inside a team BLAS is already single-threaded.
-  const bool one_thread =
-      team_size.load() > 1 && !omp_in_parallel() && work >= openblas_single_thread_work && work < gemm_parallel_work;
-  if (one_thread) set_blas_threads(1);
-  if (C.cols == 1) {  // one example: a matrix-vector product, which BLAS does without packing
-    const int stored_rows = int(A.transposed ? A.cols : A.rows), stored_cols = int(A.transposed ? A.rows : A.cols);
-    gemv_call(flag(trans_A, A.transposed), stored_rows, stored_cols, alpha, A.data, int(A.ld), B.data,
-              trans_B != B.transposed ? int(B.ld) : 1, beta, C.data);
-  } else {
-    gemm_call(flag(trans_A, A.transposed), flag(trans_B, B.transposed), int(C.rows), int(C.cols), int(k), alpha, A.data,
-              int(A.ld), B.data, int(B.ld), beta, C.data, int(C.ld));
+  if (work < gemm_team_work || team_size.load() == 1 || omp_in_parallel())
+    return product(trans_A, A, trans_B, B, alpha, beta, C);
+  // Each thread takes its share of C's longer side: C's columns with op(B)'s, or C's rows with op(A)'s.
+  const bool by_columns = C.cols >= C.rows;
+  set_blas_single_threaded();
+#pragma omp parallel num_threads(team_size.load())
+  {
+    const Team team{omp_get_thread_num(), omp_get_num_threads()};
+    const Range r = team.share(by_columns ? C.cols : C.rows);
+    if (by_columns) {
+      product(trans_A, A, trans_B, trans_B ? B.row_block(r) : B.columns(r), alpha, beta, C.columns(r));
+    } else {
+      product(trans_A, trans_A ? A.columns(r) : A.row_block(r), trans_B, B, alpha, beta, C.row_block(r));
+    }
   }
-  if (one_thread) set_blas_threads(team_size.load());
 }
 
 template void gemm<float>(bool, ConstMatrix<float>, bool, ConstMatrix<float>, float, float, Matrix<float>);
@@ -94,7 +114,7 @@ template void gemm<double>(bool, ConstMatrix<double>, bool, ConstMatrix<double>,
 
 void set_num_threads(int k) {
   team_size = k;
-  set_blas_threads(k);
+  set_blas_single_threaded();
 }
 
 int get_num_threads() { return team_size; }

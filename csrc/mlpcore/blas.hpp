@@ -1,4 +1,4 @@
-// The GEMM wrapper over CBLAS and the thread controls shared by BLAS and OpenMP.
+// The GEMM wrapper over CBLAS, which shares large products out over OpenMP's threads, and the thread count.
 #pragma once
 
 #include "matrix.hpp"
@@ -7,15 +7,18 @@ namespace mlpcore {
 
 // C = alpha op(A) op(B) + beta C, column-major. op(X) is X, or X^T when `trans_X`;
 // a ConstMatrix stored transposed flips its flag, so C-ordered inputs need no copy.
+// Products of 2^22 multiply-adds and more are shared out over set_num_threads's threads (each
+// on single-threaded BLAS), unless called inside a team, which has shared its work out already.
 //   op(A): (C.rows, k), op(B): (k, C.cols)
 template <class T>
 void gemm(bool trans_A, ConstMatrix<T> A, bool trans_B, ConstMatrix<T> B, T alpha, T beta, Matrix<T> C);
 
-// One thread count for BLAS's pool and OpenMP's; the two never run nested. k in 1..max_threads().
+// The thread count of mlpcore's products and passes, all on OpenMP's threads (BLAS's own pool
+// stays at one thread); k in 1..max_threads().
 void set_num_threads(int k);
 int get_num_threads();
 int max_threads();  // the processors available to this process
-// BLAS's own thread count alone (a team runs BLAS single-threaded); set_num_threads sets both.
-void set_blas_threads(int k);
+// Keeps BLAS's own pool at one thread (see blas.cpp); called before every team forms.
+void set_blas_single_threaded();
 
 }  // namespace mlpcore

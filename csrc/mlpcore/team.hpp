@@ -1,6 +1,6 @@
 // A team of threads that shares out one training step: the columns (examples) of a batch, the
 // rows of a batch-norm layer, the columns of each dW[l], the entries of the flat parameter
-// buffer; BLAS runs single-threaded inside it, so BLAS's pool and OpenMP's never nest.
+// buffer; each thread calls single-threaded BLAS (see blas.cpp), so products never nest teams.
 #pragma once
 
 #include <omp.h>
@@ -75,14 +75,13 @@ template <class F>
 void run_team(int threads, const F& f) {
   if (threads <= 1) return f(Team{});
   SpinBarrier barrier;
-  set_blas_threads(1);
+  set_blas_single_threaded();
 #pragma omp parallel num_threads(threads)
   {
 #pragma omp single
     barrier.reset(omp_get_num_threads());  // the runtime may grant fewer threads than asked
     f(Team{omp_get_thread_num(), omp_get_num_threads(), &barrier});
   }
-  set_blas_threads(team_size.load());
 }
 
 }  // namespace mlpcore

@@ -12,7 +12,7 @@ element-wise work); ``mlpcore.reference`` holds the same equations in plain NumP
 import os
 
 # libgomp reads OMP_WAIT_POLICY once, when loading _core loads it. Passive: an idle OpenMP
-# thread sleeps instead of spinning, so it never takes the core that a BLAS thread needs
+# thread sleeps instead of spinning, so it never takes a core that other threads need
 # (spinning made a 2-thread training step of a 784-256-128-10 net 30x slower than 1 thread
 # on a 2-core machine with one busy core). A user's own setting wins, and the variable is
 # not left behind for child processes.
