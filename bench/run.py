@@ -4,8 +4,9 @@ float32, on mlpcore, its NumPy reference, PyTorch (CPU) and scikit-learn, with o
     python bench/run.py [--threads K] [--quick] [--out DIR]
 
 Prints a table of throughputs with the ratios mlpcore / other, a roofline line per workload
-(the FLOPs a step needs against the float32 GEMM rate of mlpcore's BLAS, measured in the same
-run) and a scaling table; writes DIR/results.json and, with matplotlib, DIR/results.png.
+(the FLOPs a step needs against the float32 GEMM rate of mlpcore's BLAS, timed in turn with the
+workload) and a scaling table; writes DIR/results.json and, with matplotlib, DIR/results.png.
+Every fast system is timed 5 times, the systems taking turns, and its best time counts.
 Figures are never asserted anywhere: the machines are shared and noisy. PyTorch and
 scikit-learn are optional (pip install mlpcore[bench]); missing systems are left out.
 """
@@ -38,12 +39,12 @@ def main(argv=None):
     set_threads(args.threads)
     scale = 0.1 if args.quick else 1.0
     systems = available_systems()
-    gemm_rate = sgemm_rate(args.quick)
-    results = {"machine": machine(args.threads), "gemm_gflops": gemm_rate / 1e9, "workloads": {}}
+    gemm = sgemm(args.quick)
+    results = {"machine": machine(args.threads), "workloads": {}}
     workloads = results["workloads"]
-    workloads["mnist"] = bench_mnist(systems, int(30000 * scale), gemm_rate)
-    workloads["tiny"] = bench_tiny(systems, int(2000 * scale), gemm_rate)
-    workloads["wide"] = bench_wide(systems, 3 if args.quick else 10, gemm_rate)
+    workloads["mnist"] = bench_mnist(systems, int(30000 * scale), gemm)
+    workloads["tiny"] = bench_tiny(systems, int(2000 * scale), gemm)
+    workloads["wide"] = bench_wide(systems, 3 if args.quick else 10, gemm)
     workloads["infer1"] = bench_infer1(systems, int(20000 * scale))
     workloads["memory"] = bench_memory(systems, int(30000 * scale))
     workloads["mnist_float64"] = bench_mnist(systems, int(30000 * scale), None, dtype="float64")
@@ -106,11 +107,11 @@ def versions():
     return found
 
 
-def sgemm_rate(quick):
-    """FLOP/s of a float32 (n, n) x (n, n) product with mlpcore's BLAS, the best of a few runs."""
+def sgemm(quick):
+    """A float32 (n, n) x (n, n) product with mlpcore's BLAS: (its timing, seconds; its FLOPs).
+    Each roofline divides by its rate timed in turn with the workload (see timed_with_gemm)."""
     n = 1024 if quick else 2048
-    seconds = min(mlpcore._core._time_sgemm(n, 3) for _ in range(6))
-    return 2 * n ** 3 / seconds
+    return (lambda: mlpcore._core._time_sgemm(n, 3)), 2 * n ** 3
 
 
 # ----------------------------------------------------------------------------- data and networks
@@ -216,6 +217,19 @@ def mlpcore_fit(net, X, y, batch):
 
 
 REPEATS = 5  # timings of each fast system; the slow ones (NumPy, scikit-learn) are timed once
+# Seconds between two timings: the threads of the system timed before go to sleep (OpenBLAS's
+# spin for some 0.1 s after a threaded product, OpenMP's for milliseconds) instead of taking
+# a core from the next one.
+PAUSE = 0.25
+
+
+def timed_with_gemm(measures, gemm):
+    """best_times(measures) and, when gemm (see sgemm) is given, the GEMM's FLOP/s timed in
+    turn with them, so that a roofline compares rates of the same minutes of a drifting host."""
+    if gemm is None:
+        return best_times(measures), None
+    seconds = best_times(dict(measures, sgemm=(gemm[0], REPEATS)))
+    return seconds, gemm[1] / seconds.pop("sgemm")
 
 
 def best_times(measures):
@@ -229,13 +243,14 @@ def best_times(measures):
     for turn in range(max(times for _, times in measures.values())):
         for name, (measure, times) in measures.items():
             if turn < times:
+                time.sleep(PAUSE)
                 best[name] = min(best.get(name, float("inf")), measure())
     return best
 
 
 # ----------------------------------------------------------------------------- workloads
 
-def bench_mnist(systems, m, gemm_rate, dtype="float32"):
+def bench_mnist(systems, m, gemm, dtype="float32"):
     """784-256-128-10 relu/softmax + cce, batch 128, one epoch over m random samples: samples/s."""
     spec = MNIST
     X, y = data(spec, m, dtype=dtype)
@@ -246,15 +261,16 @@ def bench_mnist(systems, m, gemm_rate, dtype="float32"):
         measures["torch"] = (lambda: torch_epoch(network(spec, dtype), X, y, spec["batch"]), REPEATS)
     if "sklearn" in systems and dtype == "float32":
         measures["sklearn"] = (lambda: sklearn_epoch(network(spec, dtype), X, y, spec["batch"]), 1)
-    seconds = best_times(measures)
+    seconds, gemm_rate = timed_with_gemm(measures, gemm)
     result = {"unit": "samples/s", "throughput": {name: m / s for name, s in seconds.items()}}
     if gemm_rate:
         steps = -(-m // spec["batch"])
+        result["gemm_gflops"] = gemm_rate / 1e9
         result["roofline"] = step_flops(spec["n"], spec["batch"]) * steps / seconds["mlpcore"] / gemm_rate
     return result
 
 
-def bench_tiny(systems, steps, gemm_rate):
+def bench_tiny(systems, steps, gemm):
     """2-16-16-1 tanh, sigmoid + bce, batch 32, `steps` steps: steps/s with fit and with a Python loop."""
     spec = TINY
     batch = spec["batch"]
@@ -268,9 +284,10 @@ def bench_tiny(systems, steps, gemm_rate):
         measures["torch"] = (lambda: torch_epoch(network(spec), X, y, batch), REPEATS)
     if "sklearn" in systems:
         measures["sklearn"] = (lambda: sklearn_epoch(network(spec), X, y, batch), 1)
-    throughput = {name: steps / s for name, s in best_times(measures).items()}
+    seconds, gemm_rate = timed_with_gemm(measures, gemm)
+    throughput = {name: steps / s for name, s in seconds.items()}
     flops = step_flops(spec["n"], batch) * throughput["mlpcore"]
-    return {"unit": "steps/s", "throughput": throughput, "roofline": flops / gemm_rate}
+    return {"unit": "steps/s", "throughput": throughput, "gemm_gflops": gemm_rate / 1e9, "roofline": flops / gemm_rate}
 
 
 def python_loop(net, X, y, batch):
@@ -286,7 +303,7 @@ def python_loop(net, X, y, batch):
     return time.perf_counter() - start
 
 
-def bench_wide(systems, steps, gemm_rate):
+def bench_wide(systems, steps, gemm):
     """2048-2048-2048-10 relu/softmax + cce, batch 256, a few steps: GFLOP/s and share of the GEMM rate."""
     spec = WIDE
     batch = spec["batch"]
@@ -297,8 +314,10 @@ def bench_wide(systems, steps, gemm_rate):
         measures["numpy"] = (lambda: numpy_epoch(network(spec), X, y, batch), 1)
     if "torch" in systems:
         measures["torch"] = (lambda: torch_epoch(network(spec), X, y, batch), REPEATS)
-    throughput = {name: flops / s / 1e9 for name, s in best_times(measures).items()}
-    return {"unit": "GFLOP/s", "throughput": throughput, "roofline": throughput["mlpcore"] * 1e9 / gemm_rate}
+    seconds, gemm_rate = timed_with_gemm(measures, gemm)
+    throughput = {name: flops / s / 1e9 for name, s in seconds.items()}
+    return {"unit": "GFLOP/s", "throughput": throughput, "gemm_gflops": gemm_rate / 1e9,
+            "roofline": throughput["mlpcore"] * 1e9 / gemm_rate}
 
 
 def bench_infer1(systems, calls):
@@ -408,8 +427,7 @@ def bench_scaling(scale, threads):
 
 def print_results(results):
     info = results["machine"]
-    print(f"\nmlpcore {info['mlpcore']} on {info['cpu']}, {info['cores']} cores, {info['threads']} threads; "
-          f"float32 GEMM rate {results['gemm_gflops']:.1f} GFLOP/s")
+    print(f"\nmlpcore {info['mlpcore']} on {info['cpu']}, {info['cores']} cores, {info['threads']} threads")
     print(f"{'workload':<14} {'system':<22} {'throughput':>14}  {'mlpcore / system':>16}")
     for name, result in results["workloads"].items():
         if "throughput" not in result:
@@ -419,7 +437,8 @@ def print_results(results):
             ratio = "" if system == "mlpcore" else f"{ours / value:.2f}x"
             print(f"{name:<14} {system:<22} {value:>14,.1f}  {ratio:>16}   {result['unit']}")
         if "roofline" in result:
-            print(f"{'':<14} roofline: {100 * result['roofline']:.0f}% of the GEMM rate")
+            print(f"{'':<14} roofline: {100 * result['roofline']:.0f}% of the float32 GEMM rate, "
+                  f"{result['gemm_gflops']:.1f} GFLOP/s timed in turn with it")
     memory = results["workloads"]["memory"]
     print(f"memory: resident growth after the first step {memory['growth_after_first_step']:.2f} MiB; "
           f"mlpcore's buffers {sum(memory['memory_bytes'].values()):.2f} MiB "
