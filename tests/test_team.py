@@ -152,24 +152,47 @@ def test_a_team_divergence_raises_and_leaves_finite_parameters(restore_threads):
         assert np.all(np.isfinite(net.running_mean[l])) and np.all(np.isfinite(net.running_var[l]))
 
 
-def test_blas_own_pool_stays_at_one_thread(restore_threads):
-    """Products share their work out over OpenMP's threads, the same as fit's team and the
-    element-wise passes; BLAS's own pool stays at one thread, so that no second pool spins on the
-    cores. set_num_threads and every team put it back to one when another library (threadpoolctl,
-    say) has raised it."""
+def bundled_blas():
+    """The BLAS library inside the mlpcore package, through ctypes."""
     import ctypes
     import pathlib
-    blas = ctypes.CDLL(str(next(pathlib.Path(mlpcore.__file__).parent.glob("libscipy_openblas*.so"))))
-    mlpcore.set_num_threads(2)
+    found = list(pathlib.Path(mlpcore.__file__).parent.glob("libscipy_openblas*.so"))
+    if not found:
+        pytest.skip("mlpcore was built against a system BLAS, without the bundled scipy-openblas32")
+    return ctypes.CDLL(str(found[0]))
+
+
+def test_blas_own_pool_is_one_thread_from_import():
+    """Importing mlpcore puts its BLAS's own pool at one thread, before anything runs."""
+    import subprocess
+    import sys
+    code = ("import ctypes, pathlib, mlpcore; "
+            "path = next(pathlib.Path(mlpcore.__file__).parent.glob('libscipy_openblas*.so')); "
+            "print(ctypes.CDLL(str(path)).scipy_openblas_get_num_threads())")
+    bundled_blas()
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == "1"
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_blas_own_pool_stays_at_one_thread(threads, restore_threads):
+    """Products share their work out over OpenMP's threads, the same as fit's team and the
+    element-wise passes; BLAS's own pool stays at one thread, so that no second pool spins on the
+    cores. set_num_threads and every product put it back to one when another library
+    (threadpoolctl, say) has raised it, whatever mlpcore's own thread count."""
+    blas = bundled_blas()
+    mlpcore.set_num_threads(threads)
     assert blas.scipy_openblas_get_num_threads() == 1
     net = mlpcore.Network(BIG, ["relu", "relu", "softmax"], "cce", seed=0)
     X = np.random.default_rng(0).standard_normal((BIG[0], 256))
     y = np.arange(256) % BIG[-1]
     for run in (lambda: net.fit(X, y, epochs=1, batch_size=128, verbose=0),
-                lambda: net.forward(np.repeat(X, 8, axis=1))):  # 96 x 40 x 2048: a team's product
+                lambda: net.forward(np.repeat(X, 8, axis=1)),  # 96 x 40 x 2048: a product shared out
+                lambda: net.forward(X[:, :16]),
+                lambda: net.predict(X[:, :1])):
         blas.scipy_openblas_set_num_threads(2)  # as threadpoolctl.threadpool_limits(2) does
         run()
         assert blas.scipy_openblas_get_num_threads() == 1
     blas.scipy_openblas_set_num_threads(2)
-    mlpcore.set_num_threads(2)
+    mlpcore.set_num_threads(threads)
     assert blas.scipy_openblas_get_num_threads() == 1

@@ -5,6 +5,7 @@
 
 #include <cassert>
 #include <initializer_list>
+#include <utility>
 
 #include "team.hpp"
 
@@ -61,28 +62,37 @@ void product(bool trans_A, ConstMatrix<T> A, bool trans_B, ConstMatrix<T> B, T a
             int(A.ld), B.data, int(B.ld), beta, C.data, int(C.ld));
 }
 
-}  // namespace
-
 // BLAS's own pool stays at one thread: mlpcore shares products out over OpenMP's threads
 // itself, so that one pool serves the products, the element-wise passes and fit's team. Two
 // pools would fight for the cores: OpenBLAS's threads spin for some 0.1 s after its last
-// threaded call, and a fit started in that time ran at 40% of its speed.
+// threaded call, and a fit started in that time ran at 40% of its speed. Called at load and
+// before every product (another library, threadpoolctl say, may have raised the count since);
+// a look at the count, which costs nanoseconds, unless it has to set it.
 void set_blas_single_threaded() {
 #ifdef MLPCORE_SCIPY_OPENBLAS
-  scipy_openblas_set_num_threads(1);
+  if (scipy_openblas_get_num_threads() != 1) scipy_openblas_set_num_threads(1);
 #else
   // A system CBLAS may be OpenBLAS or MKL, each with its own way; any other keeps its own setting.
   using setter = void (*)(int);
-  for (const char* name : {"openblas_set_num_threads", "MKL_Set_Num_Threads"}) {
-    if (auto set = reinterpret_cast<setter>(dlsym(RTLD_DEFAULT, name))) return set(1);
-  }
+  using getter = int (*)();
+  struct Controls {
+    setter set = nullptr;
+    getter get = nullptr;
+  };
+  static const Controls controls = [] {
+    for (const auto& [set, get] : {std::pair{"openblas_set_num_threads", "openblas_get_num_threads"},
+                                   std::pair{"MKL_Set_Num_Threads", "MKL_Get_Max_Threads"}}) {
+      if (void* found = dlsym(RTLD_DEFAULT, set))
+        return Controls{reinterpret_cast<setter>(found), reinterpret_cast<getter>(dlsym(RTLD_DEFAULT, get))};
+    }
+    return Controls{};
+  }();
+  if (controls.set && (!controls.get || controls.get() != 1)) controls.set(1);
 #endif
 }
 
-namespace {
-// At load, before any product; again whenever a team forms, in case another library
-// (threadpoolctl, say) has raised BLAS's count since.
-const bool blas_single_threaded_at_load = (set_blas_single_threaded(), true);
+const bool blas_single_threaded_at_load = (set_blas_single_threaded(), true);  // before any product
+
 }  // namespace
 
 template <class T>
@@ -91,12 +101,12 @@ void gemm(bool trans_A, ConstMatrix<T> A, bool trans_B, ConstMatrix<T> B, T alph
   assert(C.rows == (trans_A ? A.cols : A.rows) && C.cols == (trans_B ? B.rows : B.cols));
   assert(k == (trans_B ? B.cols : B.rows));
   if (C.rows == 0 || C.cols == 0) return;
+  set_blas_single_threaded();
   const double work = double(C.rows) * double(C.cols) * double(k);
   if (work < gemm_team_work || team_size.load() == 1 || omp_in_parallel())
     return product(trans_A, A, trans_B, B, alpha, beta, C);
   // Each thread takes its share of C's longer side: C's columns with op(B)'s, or C's rows with op(A)'s.
   const bool by_columns = C.cols >= C.rows;
-  set_blas_single_threaded();
 #pragma omp parallel num_threads(team_size.load())
   {
     const Team team{omp_get_thread_num(), omp_get_num_threads()};

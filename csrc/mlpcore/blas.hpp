@@ -18,7 +18,5 @@ void gemm(bool trans_A, ConstMatrix<T> A, bool trans_B, ConstMatrix<T> B, T alph
 void set_num_threads(int k);
 int get_num_threads();
 int max_threads();  // the processors available to this process
-// Keeps BLAS's own pool at one thread (see blas.cpp); called before every team forms.
-void set_blas_single_threaded();
 
 }  // namespace mlpcore

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "batch_norm.hpp"
+#include "blas.hpp"
 #include "costs.hpp"
 #include "kernels.hpp"
 #include "require.hpp"

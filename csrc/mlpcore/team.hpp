@@ -9,7 +9,6 @@
 #include <chrono>
 #include <thread>
 
-#include "blas.hpp"
 #include "matrix.hpp"
 #include "parallel.hpp"
 
@@ -75,7 +74,6 @@ template <class F>
 void run_team(int threads, const F& f) {
   if (threads <= 1) return f(Team{});
   SpinBarrier barrier;
-  set_blas_single_threaded();
 #pragma omp parallel num_threads(threads)
   {
 #pragma omp single
