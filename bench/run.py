@@ -4,9 +4,10 @@ float32, on mlpcore, its NumPy reference, PyTorch (CPU) and scikit-learn, with o
     python bench/run.py [--threads K] [--quick] [--out DIR]
 
 Prints a table of throughputs with the ratios mlpcore / other, a roofline line per workload
-(the FLOPs a step needs against the float32 GEMM rate of mlpcore's BLAS, timed in turn with the
+(the FLOPs a step needs against the float32 GEMM rate of mlpcore's gemm, timed in turn with the
 workload) and a scaling table; writes DIR/results.json and, with matplotlib, DIR/results.png.
-Every fast system is timed 5 times, the systems taking turns, and its best time counts.
+Each system is timed up to 5 times (the slow ones fewer), the systems taking turns, and its best
+time counts.
 Figures are never asserted anywhere: the machines are shared and noisy. PyTorch and
 scikit-learn are optional (pip install mlpcore[bench]); missing systems are left out.
 """
@@ -71,7 +72,6 @@ def available_systems():
 
 
 def set_threads(k):
-    mlpcore.set_num_threads(k)
     try:
         import threadpoolctl
         threadpoolctl.threadpool_limits(k)  # NumPy's own BLAS, for the reference and scikit-learn
@@ -82,6 +82,7 @@ def set_threads(k):
         torch.set_num_threads(k)
     except ImportError:
         pass
+    mlpcore.set_num_threads(k)  # last: threadpoolctl raised the BLAS inside mlpcore to k threads too
 
 
 def machine(threads):
@@ -108,7 +109,7 @@ def versions():
 
 
 def sgemm(quick):
-    """A float32 (n, n) x (n, n) product with mlpcore's BLAS: (its timing, seconds; its FLOPs).
+    """A float32 (n, n) x (n, n) product through mlpcore's gemm: (its timing, seconds; its FLOPs).
     Each roofline divides by its rate timed in turn with the workload (see timed_with_gemm)."""
     n = 1024 if quick else 2048
     return (lambda: mlpcore._core._time_sgemm(n, 3)), 2 * n ** 3
@@ -216,7 +217,7 @@ def mlpcore_fit(net, X, y, batch):
     return time.perf_counter() - start
 
 
-REPEATS = 5  # timings of each fast system; the slow ones (NumPy, scikit-learn) are timed once
+REPEATS = 5  # timings of each fast system; the slow ones (NumPy, scikit-learn) fewer
 # Seconds between two timings: the threads of the system timed before go to sleep (OpenBLAS's
 # spin for some 0.1 s after a threaded product, OpenMP's for milliseconds) instead of taking
 # a core from the next one.
