@@ -152,24 +152,20 @@ def test_a_team_divergence_raises_and_leaves_finite_parameters(restore_threads):
         assert np.all(np.isfinite(net.running_mean[l])) and np.all(np.isfinite(net.running_var[l]))
 
 
-def bundled_blas():
-    """The BLAS library inside the mlpcore package, through ctypes."""
-    import ctypes
+def bundled_blas_path():
+    """The path of the BLAS library inside the mlpcore package."""
     import pathlib
     found = list(pathlib.Path(mlpcore.__file__).parent.glob("libscipy_openblas*.so"))
     if not found:
         pytest.skip("mlpcore was built against a system BLAS, without the bundled scipy-openblas32")
-    return ctypes.CDLL(str(found[0]))
+    return str(found[0])
 
 
 def test_blas_own_pool_is_one_thread_from_import():
     """Importing mlpcore puts its BLAS's own pool at one thread, before anything runs."""
     import subprocess
     import sys
-    code = ("import ctypes, pathlib, mlpcore; "
-            "path = next(pathlib.Path(mlpcore.__file__).parent.glob('libscipy_openblas*.so')); "
-            "print(ctypes.CDLL(str(path)).scipy_openblas_get_num_threads())")
-    bundled_blas()
+    code = f"import ctypes, mlpcore; print(ctypes.CDLL({bundled_blas_path()!r}).scipy_openblas_get_num_threads())"
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert result.stdout.strip() == "1"
 
@@ -180,7 +176,8 @@ def test_blas_own_pool_stays_at_one_thread(threads, restore_threads):
     element-wise passes; BLAS's own pool stays at one thread, so that no second pool spins on the
     cores. set_num_threads and every product put it back to one when another library
     (threadpoolctl, say) has raised it, whatever mlpcore's own thread count."""
-    blas = bundled_blas()
+    import ctypes
+    blas = ctypes.CDLL(bundled_blas_path())
     mlpcore.set_num_threads(threads)
     assert blas.scipy_openblas_get_num_threads() == 1
     net = mlpcore.Network(BIG, ["relu", "relu", "softmax"], "cce", seed=0)
