@@ -15,6 +15,7 @@ scikit-learn are optional (pip install mlpcore[bench]); missing systems are left
 import argparse
 import gc
 import json
+import multiprocessing
 import os
 import platform
 import sys
@@ -47,7 +48,7 @@ def main(argv=None):
     workloads["tiny"] = bench_tiny(systems, int(2000 * scale), gemm)
     workloads["wide"] = bench_wide(systems, 3 if args.quick else 10, gemm)
     workloads["infer1"] = bench_infer1(systems, int(20000 * scale))
-    workloads["memory"] = bench_memory(systems, int(30000 * scale))
+    workloads["memory"] = bench_memory(systems, int(30000 * scale), args.threads)
     workloads["mnist_float64"] = bench_mnist(systems, int(30000 * scale), None, dtype="float64")
     results["scaling"] = bench_scaling(scale, args.threads)
     print_results(results)
@@ -158,6 +159,15 @@ def torch_model(net):
 
 def torch_epoch(net, X, y, batch, steps=None):
     """Seconds of plain-SGD steps over X's columns in order (cross-entropy or sigmoid + bce)."""
+    steps = torch_steps(net, X, y, batch, steps)
+    start = time.perf_counter()
+    steps()
+    return time.perf_counter() - start
+
+
+def torch_steps(net, X, y, batch, steps=None):
+    """A function that takes PyTorch's plain-SGD steps over X's columns in order, on net's twin
+    (made now)."""
     import torch
     model = torch_model(net)
     rows = torch.from_numpy(np.ascontiguousarray(X.T))
@@ -167,15 +177,15 @@ def torch_epoch(net, X, y, batch, steps=None):
     else:
         loss_function = torch.nn.CrossEntropyLoss()
     optimizer = torch.optim.SGD(model.parameters(), lr=LEARNING_RATE)
-    m = rows.shape[0]
-    starts = list(range(0, m, batch))[:steps]
-    start = time.perf_counter()
-    for s in starts:
-        optimizer.zero_grad()
-        loss = loss_function(model(rows[s:s + batch]), labels[s:s + batch])
-        loss.backward()
-        optimizer.step()
-    return time.perf_counter() - start
+    starts = list(range(0, rows.shape[0], batch))[:steps]
+
+    def run():
+        for s in starts:
+            optimizer.zero_grad()
+            loss = loss_function(model(rows[s:s + batch]), labels[s:s + batch])
+            loss.backward()
+            optimizer.step()
+    return run
 
 
 def numpy_epoch(net, X, y, batch, steps=None):
@@ -370,9 +380,10 @@ def repeat(calls, function):
     return time.perf_counter() - start
 
 
-def bench_memory(systems, m):
-    """Resident memory growth over the mnist fit after its first step, mlpcore's own buffers, and
-    PyTorch's resident growth over the same fit: MiB."""
+def bench_memory(systems, m, threads):
+    """Resident memory growth over the mnist fit after its first step, mlpcore's own buffers,
+    and the peak resident growth over the same fit of mlpcore and PyTorch, each in a fresh
+    process (where nothing of an earlier fit is left to reuse): MiB."""
     spec = MNIST
     X, y = data(spec, m)
     net = network(spec)
@@ -386,12 +397,30 @@ def bench_memory(systems, m):
     result = {"unit": "MiB", "growth_after_first_step": (after_fit - after_first) / 2**20,
               "first_step": (after_first - before) / 2**20,
               "memory_bytes": {key: value / 2**20 for key, value in net.memory_bytes(breakdown=True).items()}}
-    if "torch" in systems:
-        gc.collect()
-        before = resident_bytes()
-        torch_epoch(network(spec), X, y, spec["batch"])
-        result["torch_growth"] = (resident_bytes() - before) / 2**20
+    context = multiprocessing.get_context("spawn")
+    with context.Pool(1, maxtasksperchild=1) as pool:  # a fresh process for each system
+        result["peak_growth"] = {system: pool.apply(peak_growth, (system, m, threads)) / 2**20
+                                 for system in ("mlpcore", "torch") if system in systems}
     return result
+
+
+def peak_growth(system, m, threads):
+    """Bytes by which the peak resident memory of this process exceeds its resident memory
+    before one mnist epoch of `system` on m examples (run in a fresh process)."""
+    set_threads(threads)
+    spec = MNIST
+    X, y = data(spec, m)
+    net = network(spec)
+    # the network (for PyTorch, its twin) is made before: the parameters are not the fit's memory
+    fit = torch_steps(net, X, y, spec["batch"]) if system == "torch" else lambda: mlpcore_fit(net, X, y, spec["batch"])
+    gc.collect()
+    with open("/proc/self/clear_refs", "w") as file:
+        file.write("5")  # the peak (VmHWM) starts again from the resident memory of now
+    before = resident_bytes()
+    fit()
+    with open("/proc/self/status") as file:
+        peak = next(int(line.split()[1]) * 1024 for line in file if line.startswith("VmHWM:"))
+    return peak - before
 
 
 def resident_bytes():
@@ -441,11 +470,12 @@ def print_results(results):
             print(f"{'':<14} roofline: {100 * result['roofline']:.0f}% of the float32 GEMM rate, "
                   f"{result['gemm_gflops']:.1f} GFLOP/s timed in turn with it")
     memory = results["workloads"]["memory"]
+    peaks = {"mlpcore": "mlpcore's", "torch": "PyTorch's"}
     print(f"memory: resident growth after the first step {memory['growth_after_first_step']:.2f} MiB; "
           f"mlpcore's buffers {sum(memory['memory_bytes'].values()):.2f} MiB "
-          f"({', '.join(f'{k} {v:.2f}' for k, v in memory['memory_bytes'].items())})"
-          + (f"; PyTorch's resident growth over the same fit {memory['torch_growth']:.2f} MiB"
-             if "torch_growth" in memory else ""))
+          f"({', '.join(f'{k} {v:.2f}' for k, v in memory['memory_bytes'].items())}); "
+          "peak resident growth over the same fit in a fresh process: "
+          + ", ".join(f"{peaks[system]} {value:.2f} MiB" for system, value in memory["peak_growth"].items()))
     print("scaling (mnist-shaped fit, seconds):")
     for row in results["scaling"]:
         print(f"  {row['what']:<22} {row['seconds']:.3f}")

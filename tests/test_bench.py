@@ -1,0 +1,44 @@
+"""bench/run.py in its quick mode, as a developer runs it: it exits 0, prints the table and writes
+the JSON (and, with matplotlib, the chart). Its figures are timings and are not asserted: only
+that each is there and is a positive, finite number."""
+
+import importlib.util
+import json
+import math
+import subprocess
+import sys
+from pathlib import Path
+
+RUN = Path(__file__).resolve().parent.parent / "bench" / "run.py"
+
+
+def positive(value):
+    return isinstance(value, float) and math.isfinite(value) and value > 0
+
+
+def test_quick_benchmark_prints_the_table_and_writes_the_results(tmp_path):
+    result = subprocess.run([sys.executable, str(RUN), "--quick", "--threads", "2", "--out", str(tmp_path)],
+                            capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr
+    assert "mlpcore / system" in result.stdout and "roofline:" in result.stdout
+    results = json.loads((tmp_path / "results.json").read_text())
+    assert results["machine"]["threads"] == 2
+    workloads = results["workloads"]
+    for name in ("mnist", "tiny", "wide", "infer1", "mnist_float64"):
+        throughput = workloads[name]["throughput"]
+        assert {"mlpcore", "numpy"} <= set(throughput), name
+        assert all(positive(value) for value in throughput.values()), name
+    assert "mlpcore (Python loop)" in workloads["tiny"]["throughput"]
+    for name in ("mnist", "tiny", "wide"):
+        assert positive(workloads[name]["roofline"]) and positive(workloads[name]["gemm_gflops"]), name
+    memory = workloads["memory"]
+    assert set(memory["memory_bytes"]) == {"parameters", "gradients", "optimizer_state", "spare_parameters",
+                                           "workspace"}
+    assert memory["growth_after_first_step"] < 1  # MiB: a steady-state step allocates nothing
+    assert positive(memory["peak_growth"]["mlpcore"])
+    assert ("torch" in memory["peak_growth"]) == ("torch" in workloads["mnist"]["throughput"])
+    assert [row["what"] for row in results["scaling"]] == [
+        "m = 768", "m = 1536", "m = 3072", "width x1", "width x2", "width x4",
+        "mnist, 1 thread(s)", "mnist, 2 thread(s)"]
+    assert all(positive(row["seconds"]) for row in results["scaling"])
+    assert (tmp_path / "results.png").exists() == (importlib.util.find_spec("matplotlib") is not None)
