@@ -608,20 +608,26 @@ def test_thread_counts_agree(dtype, restore_threads):
 
 @pytest.mark.parametrize("order", ["F", "C"])
 @pytest.mark.parametrize("dtype", DTYPES, **DTYPE_IDS)
-@pytest.mark.parametrize("n, m", [
-    ([1500, 3000, 3], 1),    # rows: Z[1] (3000, 1) and dA[0] by matrix-vector products, dW[1] (3000, 1500)
-    ([1500, 3000, 3], 40),   # rows: Z[1] (3000, 40), dW[1] (3000, 1500), dA[0] (1500, 40) through W[1]^T
-    ([300, 100, 3], 2000),   # columns: Z[1] (100, 2000), dW[1] (100, 300) through X^T, dA[0] (300, 2000)
-    ([5000, 3, 3], 300),     # columns of Z[1] (3, 300) and dW[1] (3, 5000); rows of dA[0] (5000, 300)
-], ids=["rows-one-example", "rows", "columns", "columns-and-rows"])
-def test_products_shared_out_over_the_threads_match_the_reference(n, m, dtype, order, restore_threads):
-    """Products of 2^22 multiply-adds and more are shared out over the threads, each thread
-    taking its share of the longer side of the result (columns with op(B)'s, rows with op(A)'s)
-    from X as it is stored, F- or C-ordered. The same numbers as the reference, and as one
-    thread."""
+@pytest.mark.parametrize("n, m, team", [
+    # too few examples for a team; gemm shares each product of 2^23 multiply-adds out:
+    ([3000, 3000, 3], 1, False),   # rows: Z[1] (3000, 1), dA[0] by matrix-vector products; columns: dW[1]
+    ([1500, 3000, 3], 20, False),  # rows: Z[1] (3000, 20), dW[1] (3000, 1500), dA[0] (1500, 20) through W[1]^T
+    ([3000, 1000, 3], 20, False),  # columns: dW[1] (1000, 3000) through X^T; rows: Z[1], dA[0] (3000, 20)
+    # a team for the whole call, each thread on its share of the columns:
+    ([300, 100, 3], 2000, True),
+    ([5000, 3, 3], 600, True),
+], ids=["gemm-one-example", "gemm-rows", "gemm-columns", "team", "team-wide-input"])
+def test_work_shared_out_over_the_threads_matches_the_reference(n, m, team, dtype, order, restore_threads):
+    """A forward or backward of 2^23 multiply-adds and more (m times the weights) with 16
+    examples a thread and more runs on a team, each thread on its share of the columns;
+    with fewer examples, each product of 2^23 multiply-adds and more is shared out, each
+    thread taking its share of the longer side of the result (columns with op(B)'s, rows with
+    op(A)'s) from X as it is stored, F- or C-ordered. The same numbers as the reference, and
+    as one thread."""
     mlpcore.set_num_threads(2)
     case = make_case(11, "tanh", "softmax", "cce", dtype, n=n, m=m)
     case.X = np.asfortranarray(case.X) if order == "F" else np.ascontiguousarray(case.X)
+    assert case.net._core.threads(m) == (2 if team else 1)
     # In float32 the rounding of sums this long, carried through two layers, exceeds the
     # tolerance at a few entries near 0 (with one thread too): there each layer is checked
     # on the core's own input, and end to end in float64.

@@ -4,6 +4,8 @@ columns, the gradient of its share of each dW[l] and the optimizer on its share 
 buffer. The same numbers as the reference, and as one thread, with batch normalisation,
 dropout, L2, clipping, the gradient hook, shuffling, labels, C-ordered data and uneven
 batches; divergence and a failing hook leave the network as after the last good step.
+Large calls of forward and backward from Python take a team the same way. BLAS's own pool
+stays at one thread.
 """
 
 import numpy as np
@@ -11,6 +13,7 @@ import pytest
 
 import mlpcore
 from mlpcore import _core, reference
+from conftest import assert_close
 from test_training import Twin, optimizer_spec
 
 DTYPE_IDS = {"ids": lambda d: np.dtype(d).name}
@@ -103,6 +106,47 @@ def test_a_team_fits_as_one_thread_does(cost, layout, dtype, restore_threads):
         np.testing.assert_allclose(team.running_var[l], alone.running_var[l], rtol=rtol, atol=rtol)
     assert not np.array_equal(team.params, mlpcore.Network(
         n, ["relu", "tanh", output], cost, seed=0, dtype=np.dtype(dtype).name).params)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32], **DTYPE_IDS)
+@pytest.mark.parametrize("layout", ["F", "C"])
+@pytest.mark.parametrize("cost", ["mse", "bce", "cce"])
+def test_forward_and_backward_calls_on_a_team_equal_one_thread(cost, layout, dtype, restore_threads):
+    """forward and backward called from Python take a team for 2^23 multiply-adds and more (m
+    times the weights) with 16 examples a thread and more: with dropout, batch norm and dA[0], on
+    301 examples (split unevenly) in either memory order, the same cache, gradients and running
+    statistics as one thread, and the same dropout masks."""
+    rng = np.random.default_rng(8)
+    m, n = 301, [100, 200, 96, 4 if cost == "cce" else 2]
+    X = np.asarray(rng.standard_normal((n[0], m)), dtype=dtype, order=layout)
+    if cost == "cce":
+        Y = np.eye(n[-1], dtype=dtype)[:, rng.integers(0, n[-1], m)]
+    else:
+        Y = np.asarray(rng.integers(0, 2, (n[-1], m)) if cost == "bce" else rng.standard_normal((n[-1], m)),
+                       dtype=dtype, order=layout)
+    output = {"mse": "identity", "bce": "sigmoid", "cce": "softmax"}[cost]
+
+    def call():
+        net = mlpcore.Network(n, ["relu", "tanh", output], cost, dtype=np.dtype(dtype).name, seed=0,
+                              dropout=[0.2, 0.1], batch_norm=[True, False, False])
+        cache = net.forward(X)
+        return net, cache, net.backward(cache, Y, compute_dA0=True)
+    mlpcore.set_num_threads(2)
+    net = call()[0]
+    assert net._core.threads(m) == 2 and net._core.threads(31) == 1  # 16 examples a thread
+    assert net._core.threads(m // 4) == 1  # 75 examples: under 2^23 multiply-adds
+    (team_net, team, team_grads), (net, alone, grads) = team_and_one_thread(call)
+    for l in (1, 2):
+        np.testing.assert_array_equal(team.D[l], alone.D[l])
+    for name, layers in (("Z", range(1, 4)), ("A", range(1, 4)), ("Z_norm", [1]), ("Z_tilde", [1])):
+        for l in layers:
+            assert_close(getattr(team, name)[l], getattr(alone, name)[l], dtype)
+    for name, layers in (("dW", range(1, 4)), ("db", range(1, 4)), ("dZ", range(1, 4)), ("dA", range(0, 3)),
+                         ("dgamma", [1]), ("dbeta", [1])):
+        for l in layers:
+            assert_close(getattr(team_grads, name)[l], getattr(grads, name)[l], dtype)
+    assert_close(team_net.running_mean[1], net.running_mean[1], dtype)
+    assert_close(team_net.running_var[1], net.running_var[1], dtype)
 
 
 def test_a_team_hook_sees_the_whole_gradient_and_may_change_it(restore_threads):

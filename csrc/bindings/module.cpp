@@ -286,6 +286,7 @@ void bind_network(py::module_& m, const std::string& suffix) {
              return net.J(A, targets_Y);
            })
       .def("squared_weights", &Net::squared_weights)
+      .def("threads", &Net::call_threads, py::arg("m"))
       .def("bytes", &Net::bytes)
       .def("check_data",
            [](const Net& net, py::array X, py::array Y) {

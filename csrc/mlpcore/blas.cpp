@@ -20,10 +20,6 @@ namespace mlpcore {
 
 namespace {
 
-// Multiply-adds from which a product is shared out over a team: some 100 us and more on one
-// thread (the reason of parallel_threshold).
-constexpr double gemm_team_work = 1 << 22;
-
 CBLAS_TRANSPOSE flag(bool trans, bool stored_transposed) {
   return trans != stored_transposed ? CblasTrans : CblasNoTrans;
 }
@@ -103,7 +99,7 @@ void gemm(bool trans_A, ConstMatrix<T> A, bool trans_B, ConstMatrix<T> B, T alph
   if (C.rows == 0 || C.cols == 0) return;
   set_blas_single_threaded();
   const double work = double(C.rows) * double(C.cols) * double(k);
-  if (work < gemm_team_work || team_size.load() == 1 || omp_in_parallel())
+  if (work < team_work_threshold || team_size.load() == 1 || omp_in_parallel())
     return product(trans_A, A, trans_B, B, alpha, beta, C);
   // Each thread takes its share of C's longer side: C's columns with op(B)'s, or C's rows with op(A)'s.
   const bool by_columns = C.cols >= C.rows;

@@ -250,8 +250,28 @@ class Network {
     require(!training || X.cols >= 2 || !any_batch_norm(),
             "batch normalisation needs m >= 2 examples in a training forward (the variance of one is undefined)");
     const std::uint64_t forward_key = start_forward(X, cache, training);
-    forward_layers(cache, forward_key, Team{});
+    run_team(call_threads(X.cols), [&](const Team& team) { forward_layers(cache, forward_key, team); });
     if (training && update_running) update_running_statistics(cache);
+  }
+
+  // The multiply-adds of a forward's products on m examples: m times the weights.
+  double work(index m) const {
+    double weights = 0;
+    for (index l = 1; l <= L(); ++l) weights += double(layout.n[l]) * double(layout.n[l - 1]);
+    return double(m) * weights;
+  }
+
+  // Columns a thread needs for a share of a call's batch: with fewer, each thread would read all
+  // of W[l] for a few examples, and the products shared out by rows (see gemm) read it once.
+  static constexpr index team_min_columns = 16;
+
+  // The threads that take on a call of forward or backward on m examples: a team of
+  // set_num_threads's count for team_work_threshold multiply-adds and more, with
+  // team_min_columns a thread, else the calling thread alone (whose large products gemm shares out).
+  // One team for the whole call wakes the threads once and shares every product and pass out.
+  int call_threads(index m) const {
+    const int k = team_size.load();
+    return work(m) >= team_work_threshold && m >= team_min_columns * k ? k : 1;
   }
 
   // What a forward does before its layers: the cache takes X's batch; returns the key of a
@@ -309,8 +329,11 @@ class Network {
     });
     require_targets(Y, cache.m);
     start_backward(cache, grads, compute_dA0);
-    backward_deltas(cache, Y, grads, compute_dA0, Team{});
-    parameter_gradients(cache, grads, T(0), Team{});
+    run_team(call_threads(cache.m), [&](const Team& team) {
+      backward_deltas(cache, Y, grads, compute_dA0, team);
+      team.sync();
+      parameter_gradients(cache, grads, T(0), team);
+    });
   }
 
   // What a backward does before its layers: the gradients take the cache's batch.

@@ -16,6 +16,12 @@ namespace mlpcore {
 // scheduler time slice (milliseconds), so shorter passes are not worth that risk.
 constexpr index parallel_threshold = index(1) << 18;
 
+// Multiply-adds from which work outside fit's team is shared out over the threads: a call of
+// forward or backward (m times the weights, see Network::call_threads) or else a product by
+// itself (see gemm). Some 200 us and more on one thread: waking a sleeping thread costs 70-150 us
+// on a virtual machine, and below this a mnist-sized forward and backward ran slower on 2 threads.
+constexpr double team_work_threshold = 1 << 23;
+
 // The thread count of every parallel region, whichever thread starts it (set_num_threads).
 inline std::atomic<int> team_size{omp_get_max_threads()};
 

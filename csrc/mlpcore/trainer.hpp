@@ -108,11 +108,7 @@ class Trainer {
 
   // The threads that take on steps of batch_size examples: a team of set_num_threads's count for
   // steps of team_step_work multiply-adds and more, else the calling thread alone.
-  int threads_for(index batch_size) const {
-    double weights = 0;
-    for (index l = 1; l <= net_.L(); ++l) weights += double(net_.layout.n[l]) * double(net_.layout.n[l - 1]);
-    return double(batch_size) * weights >= team_step_work ? team_size.load() : 1;
-  }
+  int threads_for(index batch_size) const { return net_.work(batch_size) >= team_step_work ? team_size.load() : 1; }
 
   Network<T>& network() { return net_; }
   Gradients<T>& gradients() { return grads_; }
