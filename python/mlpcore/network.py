@@ -414,7 +414,7 @@ class Network:
             return A_L.copy()
         if self.cost_name == "bce":
             return (A_L >= 0.5).astype(np.int64)
-        return A_L.argmax(axis=0).astype(np.int64)
+        return A_L.argmax(axis=0).astype(np.int64, copy=False)  # no copy where intp is int64
 
     def _require_own(self, result, name):
         """Refuse a Cache or Gradients that another network made."""
