@@ -159,9 +159,9 @@ def torch_model(net):
 
 def torch_epoch(net, X, y, batch, steps=None):
     """Seconds of plain-SGD steps over X's columns in order (cross-entropy or sigmoid + bce)."""
-    steps = torch_steps(net, X, y, batch, steps)
+    run = torch_steps(net, X, y, batch, steps)
     start = time.perf_counter()
-    steps()
+    run()
     return time.perf_counter() - start
 
 

@@ -628,6 +628,8 @@ def test_work_shared_out_over_the_threads_matches_the_reference(n, m, team, dtyp
     case = make_case(11, "tanh", "softmax", "cce", dtype, n=n, m=m)
     case.X = np.asfortranarray(case.X) if order == "F" else np.ascontiguousarray(case.X)
     assert case.net._core.threads(m) == (2 if team else 1)
+    case.net.backward(case.net.forward(case.X), case.Y)
+    assert mlpcore._core._last_team_size() == (2 if team else 1)
     # In float32 the rounding of sums this long, carried through two layers, exceeds the
     # tolerance at a few entries near 0 (with one thread too): there each layer is checked
     # on the core's own input, and end to end in float64.

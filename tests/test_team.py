@@ -108,14 +108,28 @@ def test_a_team_fits_as_one_thread_does(cost, layout, dtype, restore_threads):
         n, ["relu", "tanh", output], cost, seed=0, dtype=np.dtype(dtype).name).params)
 
 
+def test_calls_take_a_team_from_2_23_multiply_adds_and_16_examples_a_thread(restore_threads):
+    """forward and backward called from Python: a team when m times the weights reaches 2^23
+    multiply-adds, with at least 16 examples a thread; one thread below either."""
+    narrow = mlpcore.Network([100, 200, 96, 4], ["relu", "tanh", "softmax"], "cce", seed=0)  # 39,584 weights
+    wide = mlpcore.Network([3000, 3000, 3], ["relu", "softmax"], "cce", seed=0)
+    mlpcore.set_num_threads(2)
+    assert narrow._core.threads(212) == 2 and narrow._core.threads(211) == 1  # 8.39M, 8.35M multiply-adds
+    assert wide._core.threads(32) == 2 and wide._core.threads(31) == 1  # 16 examples a thread
+    mlpcore.set_num_threads(1)
+    assert narrow._core.threads(10000) == 1
+
+
 @pytest.mark.parametrize("dtype", [np.float64, np.float32], **DTYPE_IDS)
 @pytest.mark.parametrize("layout", ["F", "C"])
 @pytest.mark.parametrize("cost", ["mse", "bce", "cce"])
-def test_forward_and_backward_calls_on_a_team_equal_one_thread(cost, layout, dtype, restore_threads):
-    """forward and backward called from Python take a team for 2^23 multiply-adds and more (m
-    times the weights) with 16 examples a thread and more: with dropout, batch norm and dA[0], on
-    301 examples (split unevenly) in either memory order, the same cache, gradients and running
-    statistics as one thread, and the same dropout masks."""
+@pytest.mark.parametrize("batch_norm", [True, False], ids=["batch-norm-and-dA0", "plain"])
+def test_forward_and_backward_calls_on_a_team_equal_one_thread(batch_norm, cost, layout, dtype, restore_threads):
+    """A large call of forward or backward from Python runs on a team: with dropout, and with
+    or without batch norm and dA[0], on 301 examples (split unevenly) in either memory order,
+    the same cache, gradients and running statistics as one thread, and the same dropout masks.
+    (Without batch norm, whose syncs would hide it, a missing sync between the deltas and dW
+    shows.)"""
     rng = np.random.default_rng(8)
     m, n = 301, [100, 200, 96, 4 if cost == "cce" else 2]
     X = np.asarray(rng.standard_normal((n[0], m)), dtype=dtype, order=layout)
@@ -125,28 +139,30 @@ def test_forward_and_backward_calls_on_a_team_equal_one_thread(cost, layout, dty
         Y = np.asarray(rng.integers(0, 2, (n[-1], m)) if cost == "bce" else rng.standard_normal((n[-1], m)),
                        dtype=dtype, order=layout)
     output = {"mse": "identity", "bce": "sigmoid", "cce": "softmax"}[cost]
+    bn_layers = [1] if batch_norm else []
 
     def call():
         net = mlpcore.Network(n, ["relu", "tanh", output], cost, dtype=np.dtype(dtype).name, seed=0,
-                              dropout=[0.2, 0.1], batch_norm=[True, False, False])
+                              dropout=[0.2, 0.1], batch_norm=[batch_norm, False, False])
         cache = net.forward(X)
-        return net, cache, net.backward(cache, Y, compute_dA0=True)
-    mlpcore.set_num_threads(2)
-    net = call()[0]
-    assert net._core.threads(m) == 2 and net._core.threads(31) == 1  # 16 examples a thread
-    assert net._core.threads(m // 4) == 1  # 75 examples: under 2^23 multiply-adds
-    (team_net, team, team_grads), (net, alone, grads) = team_and_one_thread(call)
+        forward_team = _core._last_team_size()
+        grads = net.backward(cache, Y, compute_dA0=batch_norm)
+        return net, cache, grads, (forward_team, _core._last_team_size())
+    (team_net, team, team_grads, team_sizes), (net, alone, grads, sizes) = team_and_one_thread(call)
+    assert team_sizes == (2, 2) and sizes == (1, 1)
     for l in (1, 2):
         np.testing.assert_array_equal(team.D[l], alone.D[l])
-    for name, layers in (("Z", range(1, 4)), ("A", range(1, 4)), ("Z_norm", [1]), ("Z_tilde", [1])):
+    for name, layers in (("Z", range(1, 4)), ("A", range(1, 4)), ("Z_norm", bn_layers), ("Z_tilde", bn_layers)):
         for l in layers:
             assert_close(getattr(team, name)[l], getattr(alone, name)[l], dtype)
-    for name, layers in (("dW", range(1, 4)), ("db", range(1, 4)), ("dZ", range(1, 4)), ("dA", range(0, 3)),
-                         ("dgamma", [1]), ("dbeta", [1])):
+    dA = range(0 if batch_norm else 1, 4 if cost == "mse" else 3)
+    for name, layers in (("dW", range(1, 4)), ("db", range(1, 4)), ("dZ", range(1, 4)), ("dA", dA),
+                         ("dgamma", bn_layers), ("dbeta", bn_layers)):
         for l in layers:
             assert_close(getattr(team_grads, name)[l], getattr(grads, name)[l], dtype)
-    assert_close(team_net.running_mean[1], net.running_mean[1], dtype)
-    assert_close(team_net.running_var[1], net.running_var[1], dtype)
+    for l in bn_layers:
+        assert_close(team_net.running_mean[l], net.running_mean[l], dtype)
+        assert_close(team_net.running_var[l], net.running_var[l], dtype)
 
 
 def test_a_team_hook_sees_the_whole_gradient_and_may_change_it(restore_threads):
@@ -227,8 +243,11 @@ def test_blas_own_pool_stays_at_one_thread(threads, restore_threads):
     net = mlpcore.Network(BIG, ["relu", "relu", "softmax"], "cce", seed=0)
     X = np.random.default_rng(0).standard_normal((BIG[0], 256))
     y = np.arange(256) % BIG[-1]
+    wide = mlpcore.Network([3000, 3000, 3], ["relu", "softmax"], "cce", seed=0)
+    X_wide = np.random.default_rng(1).standard_normal((3000, 4))
     for run in (lambda: net.fit(X, y, epochs=1, batch_size=128, verbose=0),
-                lambda: net.forward(np.repeat(X, 8, axis=1)),  # 96 x 40 x 2048: a product shared out
+                lambda: net.forward(np.repeat(X, 8, axis=1)),  # 2048 x 10,176 multiply-adds: a team
+                lambda: wide.forward(X_wide),  # too few examples for a team: products shared out by rows
                 lambda: net.forward(X[:, :16]),
                 lambda: net.predict(X[:, :1])):
         blas.scipy_openblas_set_num_threads(2)  # as threadpoolctl.threadpool_limits(2) does

@@ -578,6 +578,31 @@ def test_fit_warm_start_and_reset_optimizer():
     assert net.optimizer.t == 1
 
 
+@pytest.mark.parametrize("optimizer, state_copies", [("sgd", 0), ("momentum", 2), ("adam", 4)])
+def test_memory_bytes_are_parameters_gradient_optimizer_state_and_one_batch(optimizer, state_copies):
+    """net.memory_bytes(): the parameters; after a fit also its gradient, the optimizer's state
+    and the spare copies a step writes into, and a workspace of one batch: per example of the
+    batch Z, A, dZ, dA, the gathered X and Y, a label and a loss; per example of the data 8 bytes
+    (the epoch's order)."""
+    n = [20, 16, 8, 3]
+    net = mlpcore.Network(n, ["relu", "relu", "softmax"], "cce", seed=0)
+    P = net.params.nbytes
+    assert net.memory_bytes(breakdown=True) == {"parameters": P} and net.memory_bytes() == P
+    rng = np.random.default_rng(0)
+
+    def workspace(batch, m):
+        X, y = rng.standard_normal((n[0], m)).astype(np.float32), rng.integers(0, n[-1], m)
+        net.fit(X, y, epochs=2, batch_size=batch, optimizer=optimizer, verbose=0)
+        parts = net.memory_bytes(breakdown=True)
+        assert parts["parameters"] == parts["gradients"] == parts["spare_parameters"] == P
+        assert parts["optimizer_state"] == state_copies * P  # its state and the spare state
+        assert net.memory_bytes() == sum(parts.values())
+        return parts["workspace"]
+    per_example = 4 * (4 * sum(n[1:]) + n[0] + n[-1]) + 8 + 8
+    assert workspace(20, 100) - workspace(10, 100) == 10 * per_example
+    assert workspace(10, 200) - workspace(10, 100) == 100 * 8
+
+
 # ---------------------------------------------------------------------------
 # fit: the gradient hook, history, callbacks, early stopping, divergence
 # ---------------------------------------------------------------------------

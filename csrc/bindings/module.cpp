@@ -425,6 +425,9 @@ PYBIND11_MODULE(_core, m) {
       py::arg("k"),
       "set_num_threads(k): use k threads (k >= 1) for matrix products, element-wise passes and fit's\n"
       "team alike, all on OpenMP's threads (BLAS's own pool stays at one thread).");
+  m.def(
+      "_last_team_size", [] { return mlpcore::last_team_size.load(); },
+      "The size of the team of threads that the last training epoch or call of forward or backward ran on.");
   m.def("_time_sgemm", [](int n, int repeats) {
     // Seconds per float32 C = A B of (n, n) matrices through mlpcore's gemm: the roofline of bench/.
     std::vector<float> A(std::size_t(n) * n, 1.0f), B(A), C(A);

@@ -7,8 +7,9 @@ namespace mlpcore {
 
 // C = alpha op(A) op(B) + beta C, column-major. op(X) is X, or X^T when `trans_X`;
 // a ConstMatrix stored transposed flips its flag, so C-ordered inputs need no copy.
-// Products of 2^22 multiply-adds and more are shared out over set_num_threads's threads (each
-// on single-threaded BLAS), unless called inside a team, which has shared its work out already.
+// Products of team_work_threshold (2^23) multiply-adds and more are shared out over
+// set_num_threads's threads (each on single-threaded BLAS), unless called inside a team (fit's
+// steps, large calls of forward and backward), which has shared its work out already.
 //   op(A): (C.rows, k), op(B): (k, C.cols)
 template <class T>
 void gemm(bool trans_A, ConstMatrix<T> A, bool trans_B, ConstMatrix<T> B, T alpha, T beta, Matrix<T> C);

@@ -3,6 +3,7 @@
 // fill (Cache: Z, A, ...; Gradients: dW, db, dZ, dA, ...).
 #pragma once
 
+#include <algorithm>
 #include <atomic>
 #include <climits>
 #include <cstdint>
@@ -265,13 +266,14 @@ class Network {
   // of W[l] for a few examples, and the products shared out by rows (see gemm) read it once.
   static constexpr index team_min_columns = 16;
 
-  // The threads that take on a call of forward or backward on m examples: a team of
-  // set_num_threads's count for team_work_threshold multiply-adds and more, with
-  // team_min_columns a thread, else the calling thread alone (whose large products gemm shares out).
-  // One team for the whole call wakes the threads once and shares every product and pass out.
+  // The threads that take on a call of forward or backward on m examples: for
+  // team_work_threshold multiply-adds and more, set_num_threads's count or as many as have
+  // team_min_columns each, else the calling thread alone (whose large products gemm shares out);
+  // one thread inside a team. A team for the whole call wakes the threads once and shares every
+  // product and pass out.
   int call_threads(index m) const {
-    const int k = team_size.load();
-    return work(m) >= team_work_threshold && m >= team_min_columns * k ? k : 1;
+    if (work(m) < team_work_threshold || omp_in_parallel()) return 1;
+    return int(std::clamp<index>(m / team_min_columns, 1, team_size.load()));
   }
 
   // What a forward does before its layers: the cache takes X's batch; returns the key of a
@@ -329,17 +331,23 @@ class Network {
     });
     require_targets(Y, cache.m);
     start_backward(cache, grads, compute_dA0);
-    run_team(call_threads(cache.m), [&](const Team& team) {
-      backward_deltas(cache, Y, grads, compute_dA0, team);
-      team.sync();
-      parameter_gradients(cache, grads, T(0), team);
-    });
+    run_team(call_threads(cache.m),
+             [&](const Team& team) { backward_layers(cache, Y, grads, compute_dA0, T(0), team); });
   }
 
   // What a backward does before its layers: the gradients take the cache's batch.
   void start_backward(const Cache<T>& cache, Gradients<T>& grads, bool compute_dA0) const {
     grads.set_batch(cache.m);
     if (compute_dA0) grads.dA0_values.resize(layout.n[0] * cache.m);
+  }
+
+  // The layers of backward after start_backward, on every thread of the team: backward_deltas,
+  // then, once every thread has its deltas, parameter_gradients with the L2 term lambda.
+  void backward_layers(const Cache<T>& cache, Targets<T> Y, Gradients<T>& grads, bool compute_dA0, T lambda,
+                       const Team& team) const {
+    backward_deltas(cache, Y, grads, compute_dA0, team);
+    team.sync();
+    parameter_gradients(cache, grads, lambda, team);
   }
 
   // The first half of backward, each thread of the team on its share of the columns (and of the

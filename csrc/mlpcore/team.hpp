@@ -1,6 +1,7 @@
-// A team of threads that shares out one training step: the columns (examples) of a batch, the
-// rows of a batch-norm layer, the columns of each dW[l], the entries of the flat parameter
-// buffer; each thread calls single-threaded BLAS (see blas.cpp), so products never nest teams.
+// A team of threads that shares out one training step, or one large call of forward or backward:
+// the columns (examples) of a batch, the rows of a batch-norm layer, the columns of each dW[l],
+// the entries of the flat parameter buffer; each thread calls single-threaded BLAS (see
+// blas.cpp), so products never nest teams.
 #pragma once
 
 #include <omp.h>
@@ -68,16 +69,26 @@ struct Team {
   bool master() const { return id == 0; }
 };
 
+// The size of the team that run_team ran last (1 for the calling thread alone), which the
+// tests read to see which path a call took.
+inline std::atomic<int> last_team_size{1};
+
 // f(team) on each thread of a team of `threads`, the calling thread being the master (id 0);
 // f(Team{}) on the calling thread alone when threads is 1. f must not throw.
 template <class F>
 void run_team(int threads, const F& f) {
-  if (threads <= 1) return f(Team{});
+  if (threads <= 1) {
+    last_team_size = 1;
+    return f(Team{});
+  }
   SpinBarrier barrier;
 #pragma omp parallel num_threads(threads)
   {
 #pragma omp single
-    barrier.reset(omp_get_num_threads());  // the runtime may grant fewer threads than asked
+    {
+      barrier.reset(omp_get_num_threads());  // the runtime may grant fewer threads than asked
+      last_team_size = omp_get_num_threads();
+    }
     f(Team{omp_get_thread_num(), omp_get_num_threads(), &barrier});
   }
 }

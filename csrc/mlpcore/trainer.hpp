@@ -161,9 +161,7 @@ class Trainer {
     team.sync();
     net_.forward_layers(cache_, forward_key_, team);
     for (index j = cols.begin; j < cols.end; ++j) loss_[j] = column_loss<T>(net_.cost, cache_.A[net_.L()], Y_b, j);
-    net_.backward_deltas(cache_, Y_b, grads_, false, team);
-    team.sync();
-    net_.parameter_gradients(cache_, grads_, T(settings.l2), team);
+    net_.backward_layers(cache_, Y_b, grads_, false, T(settings.l2), team);
     team.sync();
     if (team.master()) run_safely(run, [&] { cost_hook_and_clipping(run, batch_m); });
     team.sync();
