@@ -399,14 +399,16 @@ def bench_memory(systems, m, threads):
               "memory_bytes": {key: value / 2**20 for key, value in net.memory_bytes(breakdown=True).items()}}
     context = multiprocessing.get_context("spawn")
     with context.Pool(1, maxtasksperchild=1) as pool:  # a fresh process for each system
-        result["peak_growth"] = {system: pool.apply(peak_growth, (system, m, threads)) / 2**20
-                                 for system in ("mlpcore", "torch") if system in systems}
+        peaks = {system: pool.apply(peak_growth, (system, m, threads)) for system in ("mlpcore", "torch")
+                 if system in systems}
+    result["peak_growth"] = {system: peak / 2**20 for system, peak in peaks.items() if peak is not None}
     return result
 
 
 def peak_growth(system, m, threads):
     """Bytes by which the peak resident memory of this process exceeds its resident memory
-    before one mnist epoch of `system` on m examples (run in a fresh process)."""
+    before one mnist epoch of `system` on m examples (run in a fresh process); None where the
+    peak cannot be reset (Linux's /proc/self/clear_refs)."""
     set_threads(threads)
     spec = MNIST
     X, y = data(spec, m)
@@ -414,13 +416,24 @@ def peak_growth(system, m, threads):
     # the network (for PyTorch, its twin) is made before: the parameters are not the fit's memory
     fit = torch_steps(net, X, y, spec["batch"]) if system == "torch" else lambda: mlpcore_fit(net, X, y, spec["batch"])
     gc.collect()
-    with open("/proc/self/clear_refs", "w") as file:
-        file.write("5")  # the peak (VmHWM) starts again from the resident memory of now
+    if not reset_peak():
+        return None
     before = resident_bytes()
     fit()
     with open("/proc/self/status") as file:
         peak = next(int(line.split()[1]) * 1024 for line in file if line.startswith("VmHWM:"))
     return peak - before
+
+
+def reset_peak():
+    """Start the peak resident memory (VmHWM) again from the resident memory of now; False
+    where this process may not."""
+    try:
+        with open("/proc/self/clear_refs", "w") as file:
+            file.write("5")
+        return True
+    except OSError:
+        return False
 
 
 def resident_bytes():
@@ -474,8 +487,9 @@ def print_results(results):
     print(f"memory: resident growth after the first step {memory['growth_after_first_step']:.2f} MiB; "
           f"mlpcore's buffers {sum(memory['memory_bytes'].values()):.2f} MiB "
           f"({', '.join(f'{k} {v:.2f}' for k, v in memory['memory_bytes'].items())}); "
-          "peak resident growth over the same fit in a fresh process: "
-          + ", ".join(f"{peaks[system]} {value:.2f} MiB" for system, value in memory["peak_growth"].items()))
+          + ("peak resident growth over the same fit in a fresh process: "
+             + ", ".join(f"{peaks[system]} {value:.2f} MiB" for system, value in memory["peak_growth"].items())
+             if memory["peak_growth"] else "no peaks: this system cannot reset a process's peak resident memory"))
     print("scaling (mnist-shaped fit, seconds):")
     for row in results["scaling"]:
         print(f"  {row['what']:<22} {row['seconds']:.3f}")
