@@ -64,6 +64,25 @@ def test_team_steps_match_the_reference(cost, name, l2, clipping, dtype, restore
         assert history["cost"] == [pytest.approx(J, rel=1e-12 if dtype == np.float64 else 1e-5)]
 
 
+def team_data(seed, n_hidden, cost, dtype, layout, m=301):
+    """n = n[0..L-1] of n_hidden and n[L] for cost, and X (n[0], m) and Y of m random examples
+    in `layout` (cce: class labels)."""
+    rng = np.random.default_rng(seed)
+    n = [*n_hidden, 4 if cost == "cce" else 2]
+    X = np.asarray(rng.standard_normal((n[0], m)), dtype=dtype, order=layout)
+    if cost == "cce":
+        return n, X, rng.integers(0, n[-1], m)
+    Y = rng.integers(0, 2, (n[-1], m)) if cost == "bce" else rng.standard_normal((n[-1], m))
+    return n, X, np.asarray(Y, dtype=dtype, order=layout)
+
+
+def dropout_net(n, cost, dtype, batch_norm=True):
+    """relu, tanh and cost's output layer; dropout 0.2 and 0.1 on the hidden layers, batch norm on the first."""
+    output = {"mse": "identity", "bce": "sigmoid", "cce": "softmax"}[cost]
+    return mlpcore.Network(n, ["relu", "tanh", output], cost, dtype=np.dtype(dtype).name, seed=0,
+                           dropout=[0.2, 0.1], batch_norm=[batch_norm, False, False])
+
+
 def team_and_one_thread(train):
     """train(), as a team of 2 threads and as one thread: the two results."""
     mlpcore.set_num_threads(2)
@@ -78,25 +97,15 @@ def team_and_one_thread(train):
 def test_a_team_fits_as_one_thread_does(cost, layout, dtype, restore_threads):
     """Dropout, batch norm, shuffling, L2 and Adam; batches of 101 (odd, split unevenly) and a
     last one of 99; X (and dense Y) in either memory order; cce from labels."""
-    rng = np.random.default_rng(5)
-    m, n = 301, [50, 128, 96, 4 if cost == "cce" else 2]
-    X = np.asarray(rng.standard_normal((n[0], m)), dtype=dtype, order=layout)
-    if cost == "cce":
-        Y = rng.integers(0, n[-1], m)
-    elif cost == "bce":
-        Y = np.asarray(rng.integers(0, 2, (n[-1], m)), dtype=dtype, order=layout)
-    else:
-        Y = np.asarray(rng.standard_normal((n[-1], m)), dtype=dtype, order=layout)
-    output = {"mse": "identity", "bce": "sigmoid", "cce": "softmax"}[cost]
+    n, X, Y = team_data(5, [50, 128, 96], cost, dtype, layout)
 
     def train():
-        net = mlpcore.Network(n, ["relu", "tanh", output], cost, dtype=np.dtype(dtype).name, seed=0,
-                              dropout=[0.2, 0.1], batch_norm=[True, False, False])
+        net = dropout_net(n, cost, dtype)
         history = net.fit(X, Y, epochs=2, batch_size=101, optimizer="adam", learning_rate=0.01, l2=0.1,
                           seed=3, verbose=0)
         return net, history["cost"]
     mlpcore.set_num_threads(2)
-    assert threads_for(train()[0], 101, m) == 2
+    assert threads_for(train()[0], 101, X.shape[1]) == 2
     (team, team_costs), (alone, costs) = team_and_one_thread(train)
     rtol = 1e-9 if dtype == np.float64 else 1e-4
     np.testing.assert_allclose(team_costs, costs, rtol=rtol)
@@ -104,8 +113,7 @@ def test_a_team_fits_as_one_thread_does(cost, layout, dtype, restore_threads):
     for l in alone.running_mean.indices:
         np.testing.assert_allclose(team.running_mean[l], alone.running_mean[l], rtol=rtol, atol=rtol)
         np.testing.assert_allclose(team.running_var[l], alone.running_var[l], rtol=rtol, atol=rtol)
-    assert not np.array_equal(team.params, mlpcore.Network(
-        n, ["relu", "tanh", output], cost, seed=0, dtype=np.dtype(dtype).name).params)
+    assert not np.array_equal(team.params, dropout_net(n, cost, dtype).params)
 
 
 def test_calls_take_a_team_from_2_23_multiply_adds_and_16_examples_a_thread(restore_threads):
@@ -130,20 +138,11 @@ def test_forward_and_backward_calls_on_a_team_equal_one_thread(batch_norm, cost,
     the same cache, gradients and running statistics as one thread, and the same dropout masks.
     (Without batch norm, whose syncs would hide it, a missing sync between the deltas and dW
     shows.)"""
-    rng = np.random.default_rng(8)
-    m, n = 301, [100, 200, 96, 4 if cost == "cce" else 2]
-    X = np.asarray(rng.standard_normal((n[0], m)), dtype=dtype, order=layout)
-    if cost == "cce":
-        Y = np.eye(n[-1], dtype=dtype)[:, rng.integers(0, n[-1], m)]
-    else:
-        Y = np.asarray(rng.integers(0, 2, (n[-1], m)) if cost == "bce" else rng.standard_normal((n[-1], m)),
-                       dtype=dtype, order=layout)
-    output = {"mse": "identity", "bce": "sigmoid", "cce": "softmax"}[cost]
+    n, X, Y = team_data(8, [100, 200, 96], cost, dtype, layout)
     bn_layers = [1] if batch_norm else []
 
     def call():
-        net = mlpcore.Network(n, ["relu", "tanh", output], cost, dtype=np.dtype(dtype).name, seed=0,
-                              dropout=[0.2, 0.1], batch_norm=[batch_norm, False, False])
+        net = dropout_net(n, cost, dtype, batch_norm)
         cache = net.forward(X)
         forward_team = _core._last_team_size()
         grads = net.backward(cache, Y, compute_dA0=batch_norm)

@@ -303,8 +303,6 @@ void bind_network(py::module_& m, const std::string& suffix) {
              require_valid_targets(net.cost, targets_Y);
              net.backward(cache.core, targets_Y, grads, compute_dA0);
            })
-      .def("add_l2_gradient",
-           [](const Net& net, Grads& grads, double lambda) { net.add_l2_gradient(grads, T(lambda)); })
       .def("update", [](Net& net, const Grads& grads, double learning_rate) {
         py::gil_scoped_release release;
         net.update(grads, T(learning_rate));

@@ -389,11 +389,6 @@ class Network {
     }
   }
 
-  // dW[l] += (lambda / m) W[l] for every l (the gradient of the L2 term); b, gamma, beta are not decayed.
-  void add_l2_gradient(Gradients<T>& grads, T lambda) const {
-    for (index l = 1; l <= L(); ++l) add_scaled(grads.dW(l), W(l), lambda / T(grads.m));
-  }
-
   // W[l] -= alpha dW[l], b[l] -= alpha db[l] (and gamma, beta) for every l: one pass over the flat buffer.
   void update(const Gradients<T>& grads, T learning_rate) {
     require_own(grads.network_id, "gradients");
