@@ -116,6 +116,26 @@ def test_a_team_fits_as_one_thread_does(cost, layout, dtype, restore_threads):
     assert not np.array_equal(team.params, dropout_net(n, cost, dtype).params)
 
 
+@pytest.mark.parametrize("optimizer", ["sgd", "adam"])
+def test_a_team_updates_the_layers_a_thread_has_no_share_of(optimizer, restore_threads):
+    """n[0] = 1 and n[L] = 1: the first thread of two computes no column of dW[1] and no row of
+    db[L], and the second updates them alone; every parameter as one thread has it."""
+    rng = np.random.default_rng(6)
+    n, X, Y = [1, 512, 512, 1], rng.standard_normal((1, 256)), rng.standard_normal((1, 256))
+
+    def train():
+        net = mlpcore.Network(n, ["tanh", "relu", "identity"], "mse", dtype="float64", seed=0)
+        net.fit(X, Y, epochs=2, batch_size=128, optimizer=optimizer, learning_rate=0.01, seed=3, verbose=0)
+        return net
+    mlpcore.set_num_threads(2)
+    assert threads_for(train(), 128, 256) == 2
+    team, alone = team_and_one_thread(train)
+    untrained = mlpcore.Network(n, ["tanh", "relu", "identity"], "mse", dtype="float64", seed=0)
+    for l in (1, 3):
+        assert not np.any(team.W[l] == untrained.W[l]) and not np.any(team.b[l] == untrained.b[l])
+    np.testing.assert_allclose(team.params, alone.params, rtol=1e-10, atol=1e-12)
+
+
 def test_calls_take_a_team_from_2_23_multiply_adds_and_16_examples_a_thread(restore_threads):
     """forward and backward called from Python: a team when m times the weights reaches 2^23
     multiply-adds, with at least 16 examples a thread; one thread below either."""

@@ -376,7 +376,7 @@ class Network {
   void parameter_gradients(const Cache<T>& cache, Gradients<T>& grads, T lambda, const Team& team) const {
     const T one_over_m = T(1) / T(cache.m);
     for (index l = 1; l <= L(); ++l) {
-      const Range units = team.share(layout.n[l - 1]), rows = team.share(layout.n[l]);
+      const auto [units, rows] = gradient_share(l, team);
       const Matrix<T> dW = grads.dW(l).columns(units);
       gemm(false, ConstMatrix<T>(grads.dZ[l]), true, cache.A_in(l - 1).row_block(units), one_over_m, T(0), dW);
       if (lambda > 0) add_scaled(dW, W(l).columns(units), lambda * one_over_m);
@@ -387,6 +387,39 @@ class Network {
         column_sum(ConstMatrix<T>(grads.dZ[l].row_block(rows)), one_over_m, db);
       }
     }
+  }
+
+  // This thread's share of layer l's gradient: the columns `units` of dW[l] (units of layer
+  // l-1), and the rows of db[l], dgamma[l] and dbeta[l].
+  struct GradientShare {
+    Range units, rows;
+  };
+  GradientShare gradient_share(index l, const Team& team) const {
+    return {team.share(layout.n[l - 1]), team.share(layout.n[l])};
+  }
+
+  // f(r) for each run r of consecutive entries of the flat gradient that this thread of the
+  // team writes in backward_layers (its gradient_share of every layer), in order; a solo team
+  // writes them all, one run.
+  template <class F>
+  void for_each_gradient_run(const Team& team, const F& f) const {
+    Range run{0, 0};
+    const auto add = [&](index offset, Range r) {
+      if (offset + r.begin != run.end) {
+        if (run.size()) f(run);
+        run.begin = offset + r.begin;
+      }
+      run.end = offset + r.end;
+    };
+    for (index l = 1; l <= L(); ++l) {
+      const auto [units, rows] = gradient_share(l, team);
+      add(layout.W_offset[l], {units.begin * layout.n[l], units.end * layout.n[l]});
+      add(layout.b_offset[l], rows);
+      if (!layers[l].batch_norm) continue;
+      add(layout.gamma_offset[l], rows);
+      add(layout.beta_offset[l], rows);
+    }
+    if (run.size()) f(run);
   }
 
   // W[l] -= alpha dW[l], b[l] -= alpha db[l] (and gamma, beta) for every l: one pass over the flat buffer.
@@ -461,7 +494,7 @@ class Network {
     }
     if (layer.batch_norm) {
       team.sync();
-      const Range r = team.share(layout.n[l]);
+      const Range r = gradient_share(l, team).rows;
       batch_norm_backward<T>(grads.dZ_tilde[l].row_block(r), cache.Z_norm[l].row_block(r), gamma(l) + r.begin,
                              cache.inv_std[l].data + r.begin, grads.dgamma(l) + r.begin, grads.dbeta(l) + r.begin,
                              grads.dZ[l].row_block(r));

@@ -143,8 +143,10 @@ class Trainer {
   // One step on the examples order_[start .. start + batch_m - 1] (start .. start + batch_m - 1
   // without shuffling), on every thread of the team: forward, the column losses and backward's
   // deltas on each thread's columns; the gradient on its columns of each dW[l]; the master's
-  // cost, hook and clipping; the optimizer on its share of the flat buffer, written into the
-  // spares; the master keeps the step if everything it wrote is finite.
+  // cost J, and its hook and clipping, which need the whole gradient; the optimizer on the
+  // entries of the gradient each thread computed, written into the spares; the master keeps
+  // the step if everything it wrote is finite. Without hook and clipping, each thread updates
+  // its entries while they are in its cache, without waiting for the others.
   void step(Epoch& run, const Team& team, index start, index batch_m) {
     const TrainSettings& settings = run.settings;
     const Range cols = team.share(batch_m);
@@ -162,28 +164,37 @@ class Trainer {
     net_.forward_layers(cache_, forward_key_, team);
     for (index j = cols.begin; j < cols.end; ++j) loss_[j] = column_loss<T>(net_.cost, cache_.A[net_.L()], Y_b, j);
     net_.backward_layers(cache_, Y_b, grads_, false, T(settings.l2), team);
-    team.sync();
-    if (team.master()) run_safely(run, [&] { cost_hook_and_clipping(run, batch_m); });
-    team.sync();
-    finite_[team.id] =
-        optimizer_step(optimizer_, T(settings.learning_rate), spare_state_.t, net_.params.data(), grads_.dparams.data(),
-                       state_, spare_params_.data(), spare_state_, team.share(index(net_.params.size())));
+    if (team.master()) run.J = cost(settings, batch_m);  // the losses are in: backward_layers syncs
+    if (run.hook || settings.clip_norm > 0 || settings.clip_value > 0) {
+      team.sync();
+      if (team.master()) run_safely(run, [&] { hook_and_clipping(run); });
+      team.sync();
+    }
+    bool finite = true;
+    net_.for_each_gradient_run(team, [&](Range r) {
+      finite &= optimizer_step(optimizer_, T(settings.learning_rate), spare_state_.t, net_.params.data(),
+                               grads_.dparams.data(), state_, spare_params_.data(), spare_state_, r);
+    });
+    finite_[team.id] = finite;
     team.sync();
     if (team.master()) run_safely(run, [&] { finish_step(run, team.size); });
     team.sync();
   }
 
-  // J with the L2 term; if it is finite, the hook (before clipping: a gradient summed across
-  // processes is clipped whole) and the clipping of the gradient.
-  void cost_hook_and_clipping(Epoch& run, index batch_m) {
-    const TrainSettings& settings = run.settings;
-    run.J = mean_loss(loss_.data(), batch_m);
-    if (settings.l2 > 0) run.J += settings.l2 / (2.0 * double(batch_m)) * net_.squared_weights();
+  // J of the step's batch_m examples, with the L2 term.
+  double cost(const TrainSettings& settings, index batch_m) const {
+    const double J = mean_loss(loss_.data(), batch_m);
+    return settings.l2 > 0 ? J + settings.l2 / (2.0 * double(batch_m)) * net_.squared_weights() : J;
+  }
+
+  // If J is finite, the hook (before clipping: a gradient summed across processes is clipped
+  // whole) and the clipping of the gradient.
+  void hook_and_clipping(Epoch& run) {
     if (!std::isfinite(run.J)) return;
     T* dparams = grads_.dparams.data();
     const index size = index(grads_.dparams.size());
     if (run.hook) run.hook(dparams, size);
-    clip_gradient(dparams, size, settings.clip_norm, settings.clip_value);
+    clip_gradient(dparams, size, run.settings.clip_norm, run.settings.clip_value);
   }
 
   // Keeps the step (the spares become the parameters and state) unless what it computed is not
