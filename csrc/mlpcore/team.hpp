@@ -1,6 +1,6 @@
 // A team of threads that shares out one training step, or one large call of forward or backward:
-// the columns (examples) of a batch, the rows of a batch-norm layer, the columns of each dW[l],
-// the entries of the flat parameter buffer; each thread calls single-threaded BLAS (see
+// the columns (examples) of a batch, the rows of a batch-norm layer, the columns of each dW[l]
+// and the parameters whose gradient it computed; each thread calls single-threaded BLAS (see
 // blas.cpp), so products never nest teams.
 #pragma once
 
