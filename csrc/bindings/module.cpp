@@ -325,7 +325,7 @@ void bind_network(py::module_& m, const std::string& suffix) {
           [](py::object self) {
             auto& s = self.cast<State&>();
             py::list buffers;
-            for (std::vector<T>* buffer : {&s.first, &s.second})
+            for (Buffer<T>* buffer : {&s.first, &s.second})
               if (!buffer->empty())
                 buffers.append(py::array_t<T>({index(buffer->size())}, {index(sizeof(T))}, buffer->data(), self));
             return buffers;

@@ -92,7 +92,7 @@ class LayerMatrices {
   std::vector<index> rows_;
   index cols_;
   std::vector<index> offset_;
-  std::vector<T> values_;
+  Buffer<T> values_;
 };
 
 // rows[l] = n[l] for the layers 1..L that `chosen` picks, 0 for the others and for layer 0.
@@ -183,7 +183,7 @@ struct Gradients {
   std::uint64_t network_id;
   index m;
   ParameterLayout layout;
-  std::vector<T> dparams;
+  Buffer<T> dparams;
   LayerMatrices<T> dZ, dA, dZ_tilde;
   std::vector<T> dA0_values;  // sized by the first backward that asks for dA[0]
   index capacity;
@@ -440,7 +440,7 @@ class Network {
   const std::vector<LayerSpec> layers;  // layers[1..L]; layers[0] unused
   const Cost cost;
   const T bn_eps, bn_momentum;
-  std::vector<T> params;
+  Buffer<T> params;
   LayerMatrices<T> running_mean, running_var;  // (n[l], 1) of batch-norm layers: state, not parameters
   std::uint64_t dropout_seed = 0;              // with the count of training forwards, draws the masks
   std::uint64_t training_forwards = 0;

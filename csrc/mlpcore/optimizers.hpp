@@ -32,7 +32,7 @@ struct OptimizerState {
         second(settings.method == Method::adam || settings.method == Method::adamw ? size : 0) {}
 
   std::int64_t t = 0;
-  std::vector<T> first, second;
+  Buffer<T> first, second;
 };
 
 // for k in 0..size-1: f(k) writes the new values of entry k and returns their residue (x - x

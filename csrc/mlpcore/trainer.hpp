@@ -285,7 +285,7 @@ class Trainer {
     settle_buffer(state_.second, spare_state_.second, home_second_);
   }
 
-  static void settle_buffer(std::vector<T>& current, std::vector<T>& spare, const T* home) {
+  static void settle_buffer(Buffer<T>& current, Buffer<T>& spare, const T* home) {
     if (current.data() == home) return;
     std::copy(current.begin(), current.end(), spare.begin());
     std::swap(current, spare);
@@ -296,13 +296,13 @@ class Trainer {
   OptimizerState<T>& state_;
   Cache<T> cache_;
   Gradients<T> grads_;
-  std::vector<T> X_batch_, Y_batch_;
+  Buffer<T> X_batch_, Y_batch_;
   std::vector<std::int64_t> labels_batch_;
   std::vector<index> order_;
   std::vector<double> loss_;  // the loss of each example of the batch
   std::vector<char> finite_;  // per thread of a team: whether its share of the update is finite
   std::uint64_t forward_key_ = 0;
-  std::vector<T> spare_params_;
+  Buffer<T> spare_params_;
   OptimizerState<T> spare_state_;
   const T *home_params_, *home_first_, *home_second_;
 };
