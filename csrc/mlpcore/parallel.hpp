@@ -52,8 +52,8 @@ void for_each_column(index n, index work, const F& f) {
 // The allocator of the large buffers (parameters, gradient, optimizer state, caches): where a
 // buffer is worth it, the team's threads touch its pages first, each a share, before the vector
 // zeroes its elements as any does. A fresh page faults on its first touch, some 3 us on a
-// virtual machine, and two cores take theirs at once: wide's 64 MB of gradient and spare
-// parameters in 27 ms instead of 52, timed alone.
+// virtual machine, and two cores take theirs at once: wide's trainer (64 MB of gradient and
+// spare parameters) is made in 29-37 ms instead of 39-57.
 template <class T>
 struct FirstTouch {
   using value_type = T;
