@@ -3,9 +3,9 @@ set_num_threads(k > 1): each thread runs forward and backward on its share of th
 columns, the gradient of its share of each dW[l] and the optimizer on the entries of the
 gradient it computed. The same numbers as the reference, and as one thread, with batch
 normalisation, dropout, L2, clipping, the gradient hook, shuffling, labels, C-ordered data,
-uneven batches and layers a thread has no share of; divergence and a failing hook leave the network as after the last good step.
-Large calls of forward and backward from Python take a team the same way. BLAS's own pool
-stays at one thread.
+uneven batches and layers a thread has no share of; divergence and a failing hook leave the
+network as after the last good step. Large calls of forward and backward from Python take a
+team the same way. BLAS's own pool stays at one thread.
 """
 
 import numpy as np

@@ -70,9 +70,17 @@ struct FirstTouch {
     return p;
   }
   void deallocate(T* p, std::size_t n) noexcept { std::allocator<T>{}.deallocate(p, n); }
-  friend bool operator==(const FirstTouch&, const FirstTouch&) { return true; }
-  friend bool operator!=(const FirstTouch&, const FirstTouch&) { return false; }
 };
+
+// Any FirstTouch frees what another allocated.
+template <class T, class U>
+bool operator==(const FirstTouch<T>&, const FirstTouch<U>&) {
+  return true;
+}
+template <class T, class U>
+bool operator!=(const FirstTouch<T>&, const FirstTouch<U>&) {
+  return false;
+}
 
 // A flat buffer of T whose pages the team touches first (see FirstTouch).
 template <class T>
