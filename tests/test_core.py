@@ -11,6 +11,8 @@ on a rounding difference at Z = 0. float32 references are computed in
 float32 on the same float32 parameters and data.
 """
 
+import time
+
 import numpy as np
 import pytest
 
@@ -641,3 +643,59 @@ def test_work_shared_out_over_the_threads_matches_the_reference(n, m, team, dtyp
     one = net.backward(net.forward(case.X), case.Y, compute_dA0=True)
     for key, l in (("dW", 1), ("dW", 2), ("dA", 0), ("dA", 1)):
         assert_close(getattr(two, key)[l], getattr(one, key)[l], dtype)
+
+
+def one_example_products(net, X, Y):
+    """A[1], A[L] and dA[0] of forward and backward on X's one example, and the pair thread's halves after them."""
+    cache = net.forward(X)
+    grads = net.backward(cache, Y, compute_dA0=True)
+    return [np.array(cache.A[1]), np.array(cache.A[net.L]), np.array(grads.dA[0])], mlpcore._core._pair_halves()
+
+
+@pytest.mark.parametrize("dtype", DTYPES, **DTYPE_IDS)
+def test_one_example_products_in_two_halves_match_the_reference(dtype, restore_threads):
+    """One example's products of 2^16 to 2^23 multiply-adds are two halves of the inner
+    dimension summed, the second half on the pair thread when it is awake: Z[1] = W[1] a[0]
+    by W[1]'s columns, dA[0] = W[1]^T dZ[1] by its rows (here 240,000 multiply-adds each). The
+    same numbers as the reference, and the same bits whichever thread took the halves, on 1
+    and 2 threads."""
+    mlpcore.set_num_threads(2)
+    case = make_case(12, "tanh", "softmax", "cce", dtype, n=[800, 300, 3], m=1)
+    check_forward(case)
+    check_backward(case)
+    first, halves = one_example_products(case.net, case.X, case.Y)
+    deadline = time.monotonic() + 20
+    taken = halves
+    while taken == halves and time.monotonic() < deadline:  # a loop of calls wakes the pair thread
+        again, taken = one_example_products(case.net, case.X, case.Y)
+        for a, b in zip(again, first):
+            np.testing.assert_array_equal(a, b)
+    assert taken > halves
+    mlpcore.set_num_threads(1)
+    alone, untouched = one_example_products(case.net, case.X, case.Y)
+    assert untouched == taken  # one thread: no halves for the pair thread
+    for a, b in zip(alone, first):
+        np.testing.assert_array_equal(a, b)
+
+
+def predict_in_a_loop(_):
+    """The labels of 50 predictions, then more calls until the pair thread takes a half (at
+    most 20 s): the labels and whether it took one."""
+    mlpcore.set_num_threads(2)
+    net = mlpcore.Network([800, 300, 3], ["relu", "softmax"], "cce", seed=0)
+    x = np.linspace(-1, 1, 800).reshape(800, 1)
+    labels = [int(net.predict(x)[0]) for _ in range(50)]
+    halves, deadline = mlpcore._core._pair_halves(), time.monotonic() + 20
+    while mlpcore._core._pair_halves() == halves and time.monotonic() < deadline:
+        net.predict(x)
+    return labels, mlpcore._core._pair_halves() > halves
+
+
+def test_a_forked_child_predicts_with_its_own_pair_thread(restore_threads):
+    """After the parent's pair thread has run, a child made by fork (which has none of the
+    parent's threads) predicts the same labels, with a pair thread of its own."""
+    import multiprocessing
+    labels, taken = predict_in_a_loop(None)
+    assert taken
+    with multiprocessing.get_context("fork").Pool(1) as pool:
+        assert pool.apply_async(predict_in_a_loop, (None,)).get(timeout=60) == (labels, True)

@@ -16,6 +16,7 @@
 #include <utility>
 
 #include "mlpcore/network.hpp"
+#include "mlpcore/pair.hpp"
 #include "mlpcore/trainer.hpp"
 
 namespace py = pybind11;
@@ -426,6 +427,9 @@ PYBIND11_MODULE(_core, m) {
   m.def(
       "_last_team_size", [] { return mlpcore::last_team_size.load(); },
       "The size of the team of threads that the last training epoch or call of forward or backward ran on.");
+  m.def(
+      "_pair_halves", [] { return mlpcore::PairThread::instance().halves_taken.load(); },
+      "The halves of one example's products that the pair thread has computed (see pair.hpp).");
   m.def("_time_sgemm", [](int n, int repeats) {
     // Seconds per float32 C = A B of (n, n) matrices through mlpcore's gemm: the roofline of bench/.
     std::vector<float> A(std::size_t(n) * n, 1.0f), B(A), C(A);

@@ -6,7 +6,9 @@
 #include <cassert>
 #include <initializer_list>
 #include <utility>
+#include <vector>
 
+#include "pair.hpp"
 #include "team.hpp"
 
 #ifdef MLPCORE_SCIPY_OPENBLAS  // scipy-openblas32: every symbol carries the scipy_ prefix
@@ -89,6 +91,32 @@ void set_blas_single_threaded() {
 
 const bool blas_single_threaded_at_load = (set_blas_single_threaded(), true);  // before any product
 
+// One example's product of pair_work multiply-adds and more, as two halves of the inner
+// dimension k:  c = alpha op(A)[:, k1] b[k1] + beta c,  then c += alpha op(A)[:, k2] b[k2],
+// the second half on the pair thread when it is free and spinning (set_num_threads(k > 1),
+// outside a team), into a scratch column of this thread's. The sum is the same whoever
+// computes the halves, so the results do not depend on it.
+//   op(A): (c.rows, k), b: (k, 1), c: (c.rows, 1)
+template <class T>
+void halved_product(bool trans_A, ConstMatrix<T> A, bool trans_B, ConstMatrix<T> B, T alpha, T beta, Matrix<T> C) {
+  const index k = trans_A ? A.rows : A.cols;
+  thread_local std::vector<T> scratch;
+  if (index(scratch.size()) < C.rows) scratch.resize(C.rows);  // once per thread and size
+  const Matrix<T> second{scratch.data(), C.rows, 1, C.rows};
+  const auto half = [&](int h) {
+    const Range r = Team{h, 2}.share(k);
+    product(trans_A, trans_A ? A.row_block(r) : A.columns(r), trans_B, trans_B ? B.columns(r) : B.row_block(r), alpha,
+            h == 0 ? beta : T(0), h == 0 ? C : second);
+  };
+  if (team_size.load() > 1 && !omp_in_parallel()) {
+    PairThread::instance().run(half);
+  } else {
+    half(0);
+    half(1);
+  }
+  for (index i = 0; i < C.rows; ++i) C.data[i] += second.data[i];
+}
+
 }  // namespace
 
 template <class T>
@@ -99,6 +127,8 @@ void gemm(bool trans_A, ConstMatrix<T> A, bool trans_B, ConstMatrix<T> B, T alph
   if (C.rows == 0 || C.cols == 0) return;
   set_blas_single_threaded();
   const double work = double(C.rows) * double(C.cols) * double(k);
+  if (C.cols == 1 && work >= pair_work && work < team_work_threshold)
+    return halved_product(trans_A, A, trans_B, B, alpha, beta, C);
   if (work < team_work_threshold || team_size.load() == 1 || omp_in_parallel())
     return product(trans_A, A, trans_B, B, alpha, beta, C);
   // Each thread takes its share of C's longer side: C's columns with op(B)'s, or C's rows with op(A)'s.

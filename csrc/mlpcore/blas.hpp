@@ -9,7 +9,9 @@ namespace mlpcore {
 // a ConstMatrix stored transposed flips its flag, so C-ordered inputs need no copy.
 // Products of team_work_threshold (2^23) multiply-adds and more are shared out over
 // set_num_threads's threads (each on single-threaded BLAS), unless called inside a team (fit's
-// steps, large calls of forward and backward), which has shared its work out already.
+// steps, large calls of forward and backward), which has shared its work out already. One
+// example's products (C.cols = 1) of pair_work (2^16) multiply-adds and more, below that, are
+// two halves of k summed, the second on the pair thread when it is awake (see pair.hpp).
 //   op(A): (C.rows, k), op(B): (k, C.cols)
 template <class T>
 void gemm(bool trans_A, ConstMatrix<T> A, bool trans_B, ConstMatrix<T> B, T alpha, T beta, Matrix<T> C);

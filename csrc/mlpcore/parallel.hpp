@@ -25,6 +25,11 @@ constexpr index parallel_threshold = index(1) << 18;
 // on a virtual machine, and below this a mnist-sized forward and backward ran slower on 2 threads.
 constexpr double team_work_threshold = 1 << 23;
 
+// Multiply-adds from which one example's product is computed in two halves, the second on the
+// pair thread (see pair.hpp), below team_work_threshold: a 784-256 layer's W (200,704) and up,
+// whose halves take some 5 us each, against well under a microsecond to hand one over.
+constexpr double pair_work = 1 << 16;
+
 // The thread count of every parallel region, whichever thread starts it (set_num_threads).
 inline std::atomic<int> team_size{omp_get_max_threads()};
 

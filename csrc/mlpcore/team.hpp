@@ -19,6 +19,13 @@
 
 namespace mlpcore {
 
+// A moment's pause in a spin loop, which lets the core's other work go on.
+inline void cpu_pause() {
+#if defined(__x86_64__) || defined(__i386__)
+  _mm_pause();
+#endif
+}
+
 // A barrier that spins (a wake-up through the OS costs tens of us on a virtual machine), then
 // yields, then sleeps, so that a thread kept waiting long (a Python hook, a busy machine)
 // gives its core away.
@@ -35,7 +42,7 @@ class SpinBarrier {
     }
     for (long spins = 0; generation_.load(std::memory_order_acquire) == generation; ++spins) {
       if (spins < 4096) {
-        pause();
+        cpu_pause();
       } else if (spins < 65536) {
         std::this_thread::yield();
       } else {
@@ -45,12 +52,6 @@ class SpinBarrier {
   }
 
  private:
-  static void pause() {
-#if defined(__x86_64__) || defined(__i386__)
-    _mm_pause();
-#endif
-  }
-
   std::atomic<int> arrived_{0};
   std::atomic<unsigned> generation_{0};
   int size_ = 1;
