@@ -92,7 +92,8 @@ void set_blas_single_threaded() {
 const bool blas_single_threaded_at_load = (set_blas_single_threaded(), true);  // before any product
 
 // One example's product of pair_work multiply-adds and more, as two halves of the inner
-// dimension k:  c = alpha op(A)[:, k1] b[k1] + beta c,  then c += alpha op(A)[:, k2] b[k2],
+// dimension k (k >= 2, so that neither half is empty, which BLAS would skip without scaling c
+// by beta):  c = alpha op(A)[:, k1] b[k1] + beta c,  then c += alpha op(A)[:, k2] b[k2],
 // the second half on the pair thread when it is free and spinning (set_num_threads(k > 1),
 // outside a team), into a scratch column of this thread's. The sum is the same whoever
 // computes the halves, so the results do not depend on it.
@@ -127,7 +128,7 @@ void gemm(bool trans_A, ConstMatrix<T> A, bool trans_B, ConstMatrix<T> B, T alph
   if (C.rows == 0 || C.cols == 0) return;
   set_blas_single_threaded();
   const double work = double(C.rows) * double(C.cols) * double(k);
-  if (C.cols == 1 && work >= pair_work && work < team_work_threshold)
+  if (C.cols == 1 && k >= 2 && work >= pair_work && work < team_work_threshold)
     return halved_product(trans_A, A, trans_B, B, alpha, beta, C);
   if (work < team_work_threshold || team_size.load() == 1 || omp_in_parallel())
     return product(trans_A, A, trans_B, B, alpha, beta, C);

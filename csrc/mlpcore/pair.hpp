@@ -23,17 +23,18 @@ class PairThread {
   // that finds it asleep wakes it (a loop of calls, not one call now and then).
   static constexpr std::chrono::microseconds spin_time{2000}, loop_gap{1000};
 
-  // The thread of this process, made at the first call (a fork's child makes its own).
+  // The thread of this process, made at the first call (a fork's child makes its own). No lock:
+  // a fork while another thread held one would leave it locked in the child.
   static PairThread& instance() {
     static std::atomic<PairThread*> current{nullptr};
     PairThread* pair = current.load(std::memory_order_acquire);
-    if (pair && pair->pid_ == getpid()) return *pair;
-    static std::mutex making;
-    const std::lock_guard<std::mutex> lock(making);
-    pair = current.load(std::memory_order_acquire);
-    if (!pair || pair->pid_ != getpid()) {
-      pair = new PairThread;  // never deleted: the thread may outlive static destruction at exit
-      current.store(pair, std::memory_order_release);
+    while (!pair || pair->pid_ != getpid()) {
+      auto* fresh = new PairThread;  // never deleted once started: the thread may outlive static destruction
+      if (current.compare_exchange_strong(pair, fresh, std::memory_order_acq_rel)) {
+        std::thread([fresh] { fresh->loop(); }).detach();
+        return *fresh;
+      }
+      delete fresh;  // another call made one first, which `pair` now holds
     }
     return *pair;
   }
@@ -57,7 +58,13 @@ class PairThread {
     if (state_.compare_exchange_strong(expected, idle, std::memory_order_acq_rel)) {
       half(1);  // the thread had not taken it
     } else {
-      while (state_.load(std::memory_order_acquire) != done) cpu_pause();
+      for (long spins = 0; state_.load(std::memory_order_acquire) != done; ++spins) {
+        if (spins < 4096) {
+          cpu_pause();
+        } else {
+          std::this_thread::yield();  // the thread was preempted in its half: let it back in
+        }
+      }
       state_.store(idle, std::memory_order_relaxed);
       ++halves_taken;
     }
@@ -70,9 +77,7 @@ class PairThread {
  private:
   enum State { idle, posted, taken, done };
 
-  PairThread() : pid_(getpid()) {
-    std::thread([this] { loop(); }).detach();
-  }
+  PairThread() : pid_(getpid()) {}  // its thread starts once it is the process's (see instance)
 
   // A call that found the thread asleep: wakes it if the last call was a moment ago.
   void wake_in_a_loop() {
