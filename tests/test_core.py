@@ -697,6 +697,30 @@ def test_one_example_products_of_one_term_stay_whole(dtype, restore_threads):
             np.testing.assert_array_equal(cache.A[2], first)
 
 
+def test_python_threads_share_the_pair_thread_and_keep_their_numbers(restore_threads):
+    """Four Python threads, each forward of one example on its own network at once (the core
+    releases the GIL): one call at a time has the pair thread, the others compute both halves,
+    and every call gives its network's numbers, bit for bit."""
+    import threading
+    mlpcore.set_num_threads(2)
+    nets = [mlpcore.Network([784, 256, 10], ["relu", "softmax"], "cce", dtype="float64", seed=s) for s in range(4)]
+    X = [np.random.default_rng(s).standard_normal((784, 1)) for s in range(4)]
+    expected = [np.array(net.forward(x, training=False).A[2]) for net, x in zip(nets, X)]
+    halves, wrong = mlpcore._core._pair_halves(), []
+
+    def calls(i):
+        for _ in range(1000):
+            if not np.array_equal(nets[i].forward(X[i], training=False).A[2], expected[i]):
+                wrong.append(i)
+    threads = [threading.Thread(target=calls, args=(i,)) for i in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert wrong == []
+    assert mlpcore._core._pair_halves() > halves
+
+
 def predict_in_a_loop(_):
     """The labels of 50 predictions, then more calls until the pair thread takes a half (at
     most 20 s): the labels and whether it took one."""
