@@ -645,11 +645,21 @@ def test_work_shared_out_over_the_threads_matches_the_reference(n, m, team, dtyp
         assert_close(getattr(two, key)[l], getattr(one, key)[l], dtype)
 
 
+def calls_until_the_pair_thread_takes_a_half(call, more=0):
+    """call() in a loop (which wakes the pair thread) until the pair thread has taken a half and
+    `more` calls after, for at most 20 s: whether it took one."""
+    halves, deadline, after = mlpcore._core._pair_halves(), time.monotonic() + 20, 0
+    while after <= more and time.monotonic() < deadline:
+        call()
+        after += mlpcore._core._pair_halves() > halves
+    return mlpcore._core._pair_halves() > halves
+
+
 def one_example_products(net, X, Y):
-    """A[1], A[L] and dA[0] of forward and backward on X's one example, and the pair thread's halves after them."""
+    """A[1], A[L] and dA[0] of forward and backward on X's one example."""
     cache = net.forward(X)
     grads = net.backward(cache, Y, compute_dA0=True)
-    return [np.array(cache.A[1]), np.array(cache.A[net.L]), np.array(grads.dA[0])], mlpcore._core._pair_halves()
+    return [np.array(cache.A[1]), np.array(cache.A[net.L]), np.array(grads.dA[0])]
 
 
 @pytest.mark.parametrize("dtype", DTYPES, **DTYPE_IDS)
@@ -663,17 +673,16 @@ def test_one_example_products_in_two_halves_match_the_reference(dtype, restore_t
     case = make_case(12, "tanh", "softmax", "cce", dtype, n=[800, 300, 3], m=1)
     check_forward(case)
     check_backward(case)
-    first, halves = one_example_products(case.net, case.X, case.Y)
-    deadline, calls_after = time.monotonic() + 20, 0
-    taken = halves
-    while (taken == halves or calls_after < 100) and time.monotonic() < deadline:  # a loop wakes the pair thread
-        again, taken = one_example_products(case.net, case.X, case.Y)
-        calls_after += taken > halves
-        for a, b in zip(again, first):
+    first = one_example_products(case.net, case.X, case.Y)
+
+    def same_again():
+        for a, b in zip(one_example_products(case.net, case.X, case.Y), first):
             np.testing.assert_array_equal(a, b)
-    assert taken > halves
+    assert calls_until_the_pair_thread_takes_a_half(same_again, more=100)
+    taken = mlpcore._core._pair_halves()
     mlpcore.set_num_threads(1)
-    alone, untouched = one_example_products(case.net, case.X, case.Y)
+    alone = one_example_products(case.net, case.X, case.Y)
+    untouched = mlpcore._core._pair_halves()
     assert untouched == taken  # one thread: no halves for the pair thread
     for a, b in zip(alone, first):
         np.testing.assert_array_equal(a, b)
@@ -728,10 +737,7 @@ def predict_in_a_loop(_):
     net = mlpcore.Network([800, 300, 3], ["relu", "softmax"], "cce", seed=0)
     x = np.linspace(-1, 1, 800).reshape(800, 1)
     labels = [int(net.predict(x)[0]) for _ in range(50)]
-    halves, deadline = mlpcore._core._pair_halves(), time.monotonic() + 20
-    while mlpcore._core._pair_halves() == halves and time.monotonic() < deadline:
-        net.predict(x)
-    return labels, mlpcore._core._pair_halves() > halves
+    return labels, calls_until_the_pair_thread_takes_a_half(lambda: net.predict(x))
 
 
 # Python 3.12 and later warn of any fork in a process with threads (here the pair thread)

@@ -58,13 +58,8 @@ class PairThread {
     if (state_.compare_exchange_strong(expected, idle, std::memory_order_acq_rel)) {
       half(1);  // the thread had not taken it
     } else {
-      for (long spins = 0; state_.load(std::memory_order_acquire) != done; ++spins) {
-        if (spins < 4096) {
-          cpu_pause();
-        } else {
-          std::this_thread::yield();  // the thread was preempted in its half: let it back in
-        }
-      }
+      // the thread may be preempted in its half: back_off lets it back in
+      for (long spins = 0; state_.load(std::memory_order_acquire) != done; ++spins) back_off(spins);
       state_.store(idle, std::memory_order_relaxed);
       ++halves_taken;
     }

@@ -26,6 +26,19 @@ inline void cpu_pause() {
 #endif
 }
 
+// The wait of the spins-th round of a loop waiting for another thread: a pause, after 4096
+// rounds a yield, after 65536 a sleep of 50 us, so that a thread kept waiting long (a Python
+// hook, a preempted thread, a busy machine) gives its core away.
+inline void back_off(long spins) {
+  if (spins < 4096) {
+    cpu_pause();
+  } else if (spins < 65536) {
+    std::this_thread::yield();
+  } else {
+    std::this_thread::sleep_for(std::chrono::microseconds(50));
+  }
+}
+
 // A barrier that spins (a wake-up through the OS costs tens of us on a virtual machine), then
 // yields, then sleeps, so that a thread kept waiting long (a Python hook, a busy machine)
 // gives its core away.
@@ -40,15 +53,7 @@ class SpinBarrier {
       generation_.store(generation + 1, std::memory_order_release);
       return;
     }
-    for (long spins = 0; generation_.load(std::memory_order_acquire) == generation; ++spins) {
-      if (spins < 4096) {
-        cpu_pause();
-      } else if (spins < 65536) {
-        std::this_thread::yield();
-      } else {
-        std::this_thread::sleep_for(std::chrono::microseconds(50));
-      }
-    }
+    for (long spins = 0; generation_.load(std::memory_order_acquire) == generation; ++spins) back_off(spins);
   }
 
  private:
