@@ -579,6 +579,30 @@ def test_predict(cost, output, nL, dtype):
         assert len(np.unique(prediction)) > 1
 
 
+@pytest.mark.parametrize("dtype", DTYPES, **DTYPE_IDS)
+@pytest.mark.parametrize("cost, output", [("mse", "identity"), ("bce", "sigmoid"), ("cce", "softmax")])
+def test_predict_answers_as_numpy_does_from_an_inference_forward(cost, output, dtype):
+    """predict's answers are numpy's from A[L] of forward(training=False), bit for bit, also where
+    outputs tie (argmax: the first of equal largest entries) or are NaN."""
+    net = mlpcore.Network([6, 10, 5], ["relu", output], cost, dtype=np.dtype(dtype).name, seed=5)
+    X = random_input(np.random.default_rng(0), 6, 40, dtype)
+    answers = {}
+    for change in ("none", "ties", "nan"):
+        if change == "ties":  # rows 1 and 3 of W[2] and b[2] equal, and larger than the others
+            net.W[2][[1, 3]] = np.abs(net.W[2][1]) + 1
+            net.b[2][[1, 3]] = 1
+        if change == "nan":  # Z[2] row 2 NaN (NaN times 0 is NaN too): softmax's columns all NaN
+            net.W[2][2, 0] = np.nan
+        A_L = np.array(net.forward(X, training=False).A[2])
+        expected = {"mse": A_L, "bce": (A_L >= 0.5).astype(np.int64), "cce": np.argmax(A_L, axis=0)}[cost]
+        answers[change] = net.predict(X)
+        np.testing.assert_array_equal(answers[change], expected)
+        assert answers[change].dtype == (np.dtype(dtype) if cost == "mse" else np.int64)
+    assert np.isnan(A_L).any()
+    if cost == "cce":
+        assert set(answers["ties"]) == {1}
+
+
 # ---------------------------------------------------------------------------
 # threads
 # ---------------------------------------------------------------------------
@@ -706,28 +730,46 @@ def test_one_example_products_of_one_term_stay_whole(dtype, restore_threads):
             np.testing.assert_array_equal(cache.A[2], first)
 
 
-def test_python_threads_share_the_pair_thread_and_keep_their_numbers(restore_threads):
-    """Four Python threads, each forward of one example on its own network at once (the core
-    releases the GIL): one call at a time has the pair thread, the others compute both halves,
-    and every call gives its network's numbers, bit for bit."""
+def wrong_answers_in_threads(call, expected, calls):
+    """Four Python threads at once, thread i making `calls` calls of call(i): the threads whose
+    answer was ever not expected[i], bit for bit."""
     import threading
-    mlpcore.set_num_threads(2)
-    nets = [mlpcore.Network([784, 256, 10], ["relu", "softmax"], "cce", dtype="float64", seed=s) for s in range(4)]
-    X = [np.random.default_rng(s).standard_normal((784, 1)) for s in range(4)]
-    expected = [np.array(net.forward(x, training=False).A[2]) for net, x in zip(nets, X)]
-    halves, wrong = mlpcore._core._pair_halves(), []
+    wrong = []
 
-    def calls(i):
-        for _ in range(1000):
-            if not np.array_equal(nets[i].forward(X[i], training=False).A[2], expected[i]):
+    def calls_of(i):
+        for _ in range(calls):
+            if not np.array_equal(call(i), expected[i]):
                 wrong.append(i)
-    threads = [threading.Thread(target=calls, args=(i,)) for i in range(4)]
+    threads = [threading.Thread(target=calls_of, args=(i,)) for i in range(4)]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join()
-    assert wrong == []
+    return wrong
+
+
+def test_python_threads_share_the_pair_thread_and_keep_their_numbers(restore_threads):
+    """Four Python threads, each forward of one example on its own network at once (the core
+    releases the GIL): one call at a time has the pair thread, the others compute both halves,
+    and every call gives its network's numbers, bit for bit."""
+    mlpcore.set_num_threads(2)
+    nets = [mlpcore.Network([784, 256, 10], ["relu", "softmax"], "cce", dtype="float64", seed=s) for s in range(4)]
+    X = [np.random.default_rng(s).standard_normal((784, 1)) for s in range(4)]
+    expected = [np.array(net.forward(x, training=False).A[2]) for net, x in zip(nets, X)]
+    halves = mlpcore._core._pair_halves()
+    assert wrong_answers_in_threads(lambda i: nets[i].forward(X[i], training=False).A[2], expected, 1000) == []
     assert mlpcore._core._pair_halves() > halves
+
+
+def test_threads_predicting_with_one_network_at_once_get_their_own_answers(restore_threads):
+    """Four Python threads calling predict of the same network at once (the core releases the
+    GIL) each get the answers for their X: a call does not share its buffers with another."""
+    mlpcore.set_num_threads(1)
+    net = mlpcore.Network([100, 300, 10], ["relu", "softmax"], "cce", seed=0)
+    X = [np.random.default_rng(s).standard_normal((100, 64)).astype(np.float32) for s in range(4)]
+    expected = [net.predict(x) for x in X]
+    assert not np.array_equal(expected[0], expected[1])
+    assert wrong_answers_in_threads(lambda i: net.predict(X[i]), expected, 300) == []
 
 
 def predict_in_a_loop(_):

@@ -86,6 +86,15 @@ Targets<T> targets(const Network<T>& net, const py::array& Y) {
   return {view, nullptr};
 }
 
+// predict's answer for m examples: mse: A[L], T (n[L], m); bce: int64 (n[L], m); cce: int64 (m,)
+// (see predicted_labels); 2-D answers F-ordered, as A[L] is.
+template <class T>
+py::array prediction_array(Cost cost, index n_L, index m) {
+  if (cost == Cost::cce) return py::array_t<std::int64_t>(m);
+  if (cost == Cost::bce) return py::array_t<std::int64_t, py::array::f_style>({n_L, m});
+  return py::array_t<T, py::array::f_style>({n_L, m});
+}
+
 // The core's Cache with the X array it points into, kept alive as long as the cache.
 template <class T>
 struct PyCache {
@@ -276,6 +285,23 @@ void bind_network(py::module_& m, const std::string& suffix) {
              py::gil_scoped_release release;
              require(all_finite(view), "X contains NaN or inf");
              net.forward(view, cache.core, training);
+           })
+      .def("predict",
+           [](Net& net, py::array X, PyCache<T>& cache) {
+             const ConstMatrix<T> view = matrix_view<T>(X, "X");
+             const index n_L = net.layout.n[net.L()], m = view.cols;
+             py::array answer = prediction_array<T>(net.cost, n_L, m);
+             void* out = answer.mutable_data();
+             py::gil_scoped_release release;
+             require(all_finite(view), "X contains NaN or inf");
+             net.forward(view, cache.core, false);
+             const Matrix<T> A_L = cache.core.A[net.L()];
+             if (net.cost == Cost::mse) {
+               std::copy_n(A_L.data, A_L.size(), static_cast<T*>(out));
+             } else {
+               predicted_labels(net.cost, ConstMatrix<T>(A_L), static_cast<std::int64_t*>(out));
+             }
+             return answer;
            })
       .def("J",
            [](const Net& net, py::array A_L, py::array Y) {

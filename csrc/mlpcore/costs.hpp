@@ -108,6 +108,25 @@ void output_error(ConstMatrix<T> A, Targets<T> Y, Matrix<T> E) {
   });
 }
 
+// predict's labels from the output A[L] (n[L], m):
+//   cce: labels[j] = argmax over i of A[L](i, j), the first of equal largest entries (or the first
+//        NaN, as numpy.argmax);   labels: (m,)
+//   bce: labels[i + j n[L]] = 1 where A[L](i, j) >= 0.5, else 0;   labels: (n[L], m), column-major
+template <class T>
+void predicted_labels(Cost cost, ConstMatrix<T> A, std::int64_t* labels) {
+  for (index j = 0; j < A.cols; ++j) {
+    const T* a = A.col(j);
+    if (cost == Cost::bce) {
+      for (index i = 0; i < A.rows; ++i) labels[i + j * A.rows] = a[i] >= T(0.5);
+      continue;
+    }
+    index best = 0;
+    for (index i = 1; i < A.rows && !std::isnan(a[best]); ++i)
+      if (a[i] > a[best] || std::isnan(a[i])) best = i;
+    labels[j] = best;
+  }
+}
+
 // Labels index rows of A[L]: one outside 0..n[L]-1 would be a read out of bounds.
 template <class T>
 void require_labels_in_range(Targets<T> Y) {

@@ -401,20 +401,17 @@ class Network:
 
         mse: A[L], float (n[L], m); bce: int64 (n[L], m), 1 where A[L] >= 0.5;
         cce: int64 class index of the largest A[L], shape (m,).
+        Threads may call predict of one network at the same time.
         """
         X = self._matrix(X, "X", rows=self.n[0])
-        cache = self._predict_cache
-        if cache is None or cache._core.capacity != X.shape[1]:
-            cache = self._predict_cache = Cache(self, X.shape[1])  # kept for the next call of this m
-        # The core's forward straight away: this cache is predict's own, so what forward adds
-        # for a user's cache (its checks, the A[0] view) would only cost time on every call.
-        self._core.forward(X, cache._core, False)
-        A_L = cache.A[self.L]
-        if self.cost_name == "mse":
-            return A_L.copy()
-        if self.cost_name == "bce":
-            return (A_L >= 0.5).astype(np.int64)
-        return A_L.argmax(axis=0).astype(np.int64, copy=False)  # no copy where intp is int64
+        # predict's own buffers (a core cache: no views), kept for the next call of the same m; taken
+        # out while in use (dict.pop holds the GIL), so that a call from another thread makes its own.
+        cache = self.__dict__.pop("_predict_cache", None)
+        if cache is None or cache.capacity != X.shape[1]:
+            cache = self._core.new_cache(X.shape[1])
+        answer = self._core.predict(X, cache)
+        self._predict_cache = cache
+        return answer
 
     def _require_own(self, result, name):
         """Refuse a Cache or Gradients that another network made."""
