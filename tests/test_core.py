@@ -772,23 +772,70 @@ def test_threads_predicting_with_one_network_at_once_get_their_own_answers(resto
     assert wrong_answers_in_threads(lambda i: net.predict(X[i]), expected, 300) == []
 
 
-def predict_in_a_loop(_):
-    """The labels of 50 predictions, then more calls until the pair thread takes a half (at
-    most 20 s): the labels and whether it took one."""
-    mlpcore.set_num_threads(2)
-    net = mlpcore.Network([800, 300, 3], ["relu", "softmax"], "cce", seed=0)
-    x = np.linspace(-1, 1, 800).reshape(800, 1)
-    labels = [int(net.predict(x)[0]) for _ in range(50)]
-    return labels, calls_until_the_pair_thread_takes_a_half(lambda: net.predict(x))
+def run_forking_script(tmp_path, script):
+    """The JSON that `script` prints, run in a fresh Python (whose threads are the script's own
+    alone) that forks a child through multiprocessing; a child that hangs fails the script."""
+    import json
+    import subprocess
+    import sys
+    import textwrap
+    path = tmp_path / "forking.py"
+    path.write_text(textwrap.dedent("""
+        import json, multiprocessing, warnings
+        import numpy as np
+        import mlpcore
+        warnings.simplefilter("ignore", DeprecationWarning)  # Python 3.12+: a fork with threads
+        def in_a_child(f):
+            with multiprocessing.get_context("fork").Pool(1) as pool:
+                return pool.apply_async(f).get(timeout=60)  # a hung child: TimeoutError
+        """) + textwrap.dedent(script))
+    run = subprocess.run([sys.executable, str(path)], capture_output=True, text=True, timeout=180)
+    assert run.returncode == 0, run.stderr
+    return json.loads(run.stdout)
 
 
-# Python 3.12 and later warn of any fork in a process with threads (here the pair thread)
-@pytest.mark.filterwarnings("ignore:This process .* is multi-threaded:DeprecationWarning")
-def test_a_forked_child_predicts_with_its_own_pair_thread(restore_threads):
-    """After the parent's pair thread has run, a child made by fork (which has none of the
-    parent's threads) predicts the same labels, with a pair thread of its own."""
-    import multiprocessing
-    labels, taken = predict_in_a_loop(None)
-    assert taken
-    with multiprocessing.get_context("fork").Pool(1) as pool:
-        assert pool.apply_async(predict_in_a_loop, (None,)).get(timeout=60) == (labels, True)
+def test_a_forked_child_predicts_with_its_own_pair_thread(tmp_path):
+    """After the parent's pair thread has run (no OpenMP threads yet), a child made by fork
+    (which has none of the parent's threads) predicts the same labels, with a pair thread of
+    its own."""
+    parent, child = run_forking_script(tmp_path, """
+        def predict_in_a_loop():
+            # 50 labels, then calls until the pair thread takes a half (at most 20 s): whether it did
+            mlpcore.set_num_threads(2)
+            net = mlpcore.Network([800, 300, 3], ["relu", "softmax"], "cce", seed=0)
+            x = np.linspace(-1, 1, 800).reshape(800, 1)
+            labels = [int(net.predict(x)[0]) for _ in range(50)]
+            halves, deadline = mlpcore._core._pair_halves(), time.monotonic() + 20
+            while mlpcore._core._pair_halves() == halves and time.monotonic() < deadline:
+                net.predict(x)
+            return labels, mlpcore._core._pair_halves() > halves
+        import time
+        print(json.dumps([predict_in_a_loop(), in_a_child(predict_in_a_loop)]))
+        """)
+    assert parent[1] and child == parent
+
+
+def test_a_child_forked_after_a_team_runs_on_one_thread(tmp_path):
+    """OpenMP's threads do not survive fork, and GCC's runtime would wait for them forever: a
+    child forked after the parent ran a team predicts and trains on one thread, and refuses
+    more with a clear error."""
+    parent, child = run_forking_script(tmp_path, """
+        mlpcore.set_num_threads(2)
+        net = mlpcore.Network([784, 256, 128, 10], ["relu", "relu", "softmax"], "cce", seed=0)
+        X = np.random.default_rng(0).standard_normal((784, 300)).astype(np.float32)
+        labels = net.predict(X)  # 300 examples: a team of 2
+        parent = [mlpcore._core._last_team_size(), labels.tolist()]
+        def child():
+            answers = [mlpcore.get_num_threads(), net.predict(X).tolist()]
+            try:
+                mlpcore.set_num_threads(2)
+            except RuntimeError as error:
+                answers.append(str(error))
+            net.fit(X, labels, epochs=1, batch_size=128, verbose=0)
+            return answers + [mlpcore._core._last_team_size()]
+        print(json.dumps([parent, in_a_child(child)]))
+        """)
+    assert parent[0] == 2
+    threads, labels, error, team = child
+    assert threads == 1 and labels == parent[1] and team == 1
+    assert "fork" in error and "spawn" in error

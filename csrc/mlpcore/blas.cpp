@@ -2,9 +2,12 @@
 
 #include <cblas.h>
 #include <omp.h>
+#include <pthread.h>
 
+#include <atomic>
 #include <cassert>
 #include <initializer_list>
+#include <stdexcept>
 #include <utility>
 #include <vector>
 
@@ -134,7 +137,7 @@ void gemm(bool trans_A, ConstMatrix<T> A, bool trans_B, ConstMatrix<T> B, T alph
     return product(trans_A, A, trans_B, B, alpha, beta, C);
   // Each thread takes its share of C's longer side: C's columns with op(B)'s, or C's rows with op(A)'s.
   const bool by_columns = C.cols >= C.rows;
-#pragma omp parallel num_threads(team_size.load())
+#pragma omp parallel num_threads(region_threads())
   {
     const Team team{omp_get_thread_num(), omp_get_num_threads()};
     const Range r = team.share(by_columns ? C.cols : C.rows);
@@ -149,7 +152,23 @@ void gemm(bool trans_A, ConstMatrix<T> A, bool trans_B, ConstMatrix<T> B, T alph
 template void gemm<float>(bool, ConstMatrix<float>, bool, ConstMatrix<float>, float, float, Matrix<float>);
 template void gemm<double>(bool, ConstMatrix<double>, bool, ConstMatrix<double>, double, double, Matrix<double>);
 
+// In a child made by fork after this process started threads: one thread for good, since GCC's
+// OpenMP runtime cannot start threads there (see threads_started).
+std::atomic<bool> threads_lost_in_fork{false};
+const bool fork_handler_at_load = (pthread_atfork(nullptr, nullptr,
+                                                  [] {
+                                                    if (!threads_started.load()) return;
+                                                    team_size = 1;
+                                                    threads_lost_in_fork = true;
+                                                  }),
+                                   true);
+
 void set_num_threads(int k) {
+  if (k > 1 && threads_lost_in_fork.load())
+    throw std::runtime_error(
+        "this process was made by fork after mlpcore had run on several threads in its parent; OpenMP cannot "
+        "start threads in it, so mlpcore runs on one here (start processes with 'spawn' or 'forkserver' to "
+        "have threads in them)");
   team_size = k;
   set_blas_single_threaded();
 }

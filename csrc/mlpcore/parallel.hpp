@@ -33,6 +33,18 @@ constexpr double pair_work = 1 << 16;
 // The thread count of every parallel region, whichever thread starts it (set_num_threads).
 inline std::atomic<int> team_size{omp_get_max_threads()};
 
+// Whether this process has started a parallel region of more than one thread. GCC's OpenMP
+// runtime cannot start threads in a child made by fork after that (the child would wait forever
+// for its parent's threads), so such a child runs on one thread (see blas.cpp).
+inline std::atomic<bool> threads_started{false};
+
+// The thread count of a parallel region about to start (set_num_threads's by default), noting
+// when threads start.
+inline int region_threads(int threads = team_size.load()) {
+  if (threads > 1) threads_started.store(true, std::memory_order_relaxed);
+  return threads;
+}
+
 // Whether a pass over `work` elements pays for waking the OpenMP team.
 // Never inside a team (see team.hpp), which has shared the work out already.
 inline bool worth_a_team(index work) {
@@ -50,7 +62,7 @@ void for_each_column(index n, index work, const F& f) {
     for (index j = 0; j < n; ++j) body(j);
     return;
   }
-#pragma omp parallel for schedule(static) firstprivate(body) num_threads(team_size.load())
+#pragma omp parallel for schedule(static) firstprivate(body) num_threads(region_threads())
   for (index j = 0; j < n; ++j) body(j);
 }
 
@@ -102,7 +114,7 @@ bool all_zero(index n, index work, const F& f) {
     for (index k = 0; k < n; ++k) nonzero |= body(k) != 0;
     return !nonzero;
   }
-#pragma omp parallel for simd schedule(static) firstprivate(body) reduction(| : nonzero) num_threads(team_size.load())
+#pragma omp parallel for simd schedule(static) firstprivate(body) reduction(| : nonzero) num_threads(region_threads())
   for (index k = 0; k < n; ++k) nonzero |= body(k) != 0;
   return !nonzero;
 }

@@ -88,7 +88,7 @@ void run_team(int threads, const F& f) {
     return f(Team{});
   }
   SpinBarrier barrier;
-#pragma omp parallel num_threads(threads)
+#pragma omp parallel num_threads(region_threads(threads))
   {
 #pragma omp single
     {
