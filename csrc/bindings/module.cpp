@@ -4,11 +4,11 @@
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
+#include <signal.h>
 
 #include <atomic>
 #include <chrono>
 #include <climits>
-#include <csignal>
 #include <functional>
 #include <map>
 #include <string>
@@ -129,21 +129,31 @@ std::atomic<bool> interrupt_requested{false};
 
 extern "C" void request_interrupt(int) { interrupt_requested = true; }
 
-// While alive, Ctrl-C (SIGINT) sets interrupt_requested instead of reaching Python, so that the
-// training loop can stop after the current step; the previous handler comes back after.
+// While alive and active (a fit on Python's main thread), Ctrl-C (SIGINT) sets
+// interrupt_requested instead of reaching Python, so that the training loop can stop after the
+// current step; Python's handler comes back after exactly as it was (std::signal would bring it
+// back with SA_RESTART, and a blocking read would no longer end at Ctrl-C). An inactive
+// catcher's stop flag is its own and never set: a fit on another thread neither stops at Ctrl-C
+// nor clears a Ctrl-C the main thread's fit has yet to see.
 class InterruptCatcher {
  public:
   explicit InterruptCatcher(bool active) : active_(active) {
+    if (!active_) return;
     interrupt_requested = false;
-    if (active_) previous_ = std::signal(SIGINT, request_interrupt);
+    struct sigaction catcher{};
+    catcher.sa_handler = request_interrupt;
+    sigemptyset(&catcher.sa_mask);
+    sigaction(SIGINT, &catcher, &previous_);
   }
   ~InterruptCatcher() {
-    if (active_) std::signal(SIGINT, previous_);
+    if (active_) sigaction(SIGINT, &previous_, nullptr);
   }
+  const std::atomic<bool>& stop() const { return active_ ? interrupt_requested : never_; }
 
  private:
   bool active_;
-  void (*previous_)(int) = nullptr;
+  struct sigaction previous_{};
+  std::atomic<bool> never_{false};
 };
 
 const std::map<std::string, Activation> activation_names = {
@@ -416,7 +426,7 @@ void bind_network(py::module_& m, const std::string& suffix) {
                // fit checked X and Y's values once (check_data); each epoch re-checks only what
                // keeps memory safe, the labels' range, not the O(n[0] m) finiteness of X.
                require_labels_in_range(Y_view);
-               result = trainer.epoch(X_view, Y_view, settings, epoch_number, call_hook, interrupt_requested, report);
+               result = trainer.epoch(X_view, Y_view, settings, epoch_number, call_hook, catcher.stop(), report);
              }
              return py::dict(py::arg("cost") = result.cost, py::arg("steps") = result.steps,
                              py::arg("interrupted") = result.interrupted, py::arg("diverged") = result.diverged);

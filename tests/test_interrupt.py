@@ -1,0 +1,78 @@
+"""Ctrl-C (SIGINT) and fit: a fit on Python's main thread stops after the current step and
+leaves Python's own handling of Ctrl-C as it was; a fit on another thread leaves Ctrl-C to the
+main thread's."""
+
+import os
+import signal
+import threading
+import time
+
+import numpy as np
+import pytest
+
+import mlpcore
+
+def spirals_net():
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((2, 256))
+    y = (X[0] * X[1] > 0).astype(np.int64)
+    return mlpcore.Network([2, 16, 2], ["tanh", "softmax"], "cce", seed=0), X, y
+
+
+def ctrl_c():
+    os.kill(os.getpid(), signal.SIGINT)
+
+
+def test_ctrl_c_stops_fit_after_the_current_step():
+    net, X, y = spirals_net()
+    steps = []
+
+    def hook(g):
+        steps.append(1)
+        if len(steps) == 5:
+            ctrl_c()
+    history = net.fit(X, y, epochs=3, batch_size=16, gradient_hook=hook, verbose=0)
+    assert len(steps) == 5 and len(history["cost"]) == 1
+
+
+def test_a_fit_on_another_thread_leaves_the_main_threads_ctrl_c_alone():
+    """A fit started on another thread while the main thread's fit has a Ctrl-C to see neither
+    clears it nor stops at it."""
+    net, X, y = spirals_net()
+    other, X_other, y_other = spirals_net()
+    steps, other_epochs = [], []
+
+    def fit_the_other():
+        other_epochs.append(len(other.fit(X_other, y_other, epochs=4, batch_size=16, verbose=0)["cost"]))
+
+    def hook(g):
+        steps.append(1)
+        if len(steps) == 5:
+            ctrl_c()
+            thread = threading.Thread(target=fit_the_other)
+            thread.start()
+            thread.join()
+    history = net.fit(X, y, epochs=3, batch_size=16, gradient_hook=hook, verbose=0)
+    assert other_epochs == [4]
+    assert len(steps) == 5 and len(history["cost"]) == 1
+
+
+def test_after_fit_ctrl_c_still_ends_a_blocking_read():
+    """Python's handler comes back with its own flags: a read blocked on a pipe ends at Ctrl-C
+    with KeyboardInterrupt, instead of being restarted until data comes (5 s here)."""
+    net, X, y = spirals_net()
+    net.fit(X, y, epochs=1, batch_size=16, verbose=0)
+    read_end, write_end = os.pipe()
+    threading.Timer(0.2, ctrl_c).start()
+    writer = threading.Timer(5.0, os.write, (write_end, b"x"))
+    writer.start()
+    started = time.monotonic()
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            os.read(read_end, 1)
+        assert time.monotonic() - started < 4.0  # ended by Ctrl-C, not by the writer
+    finally:
+        writer.cancel()
+        writer.join()
+        os.close(read_end)
+        os.close(write_end)
