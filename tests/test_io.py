@@ -182,12 +182,16 @@ def test_a_corrupted_file_is_refused(saved):
         mlpcore.load(path)
 
 
-@pytest.mark.parametrize("content", [b"feature,target\n1,2\n", b"\x80\x04K\x01.", b"PK\x03\x04junk"],
-                         ids=["csv", "pickle", "zip-junk"])
-def test_a_foreign_file_is_refused(tmp_path, content):
+@pytest.mark.parametrize("content, reason", [
+    (b"feature,target\n1,2\n", "it is not a .npz archive"),
+    (b"junk", "it is not a .npz archive"),
+    (b"\x80\x04K\x01.", "it is not a .npz archive"),  # a pickle, which np.load would unpickle if allowed
+    (b"PK\x03\x04junk", "BadZipFile"),
+], ids=["csv", "4-bytes", "pickle", "zip-junk"])
+def test_a_foreign_file_is_refused(tmp_path, content, reason):
     path = tmp_path / "foreign.npz"
     path.write_bytes(content)
-    with pytest.raises(ValueError, match=f"{path}.* not a readable mlpcore model file"):
+    with pytest.raises(ValueError, match=f"{path}.* not a readable mlpcore model file.*{reason}"):
         mlpcore.load(path)
 
 
@@ -234,13 +238,24 @@ def test_a_file_from_a_newer_format_version_is_refused(saved):
     (lambda header: header.update(version="1"), "invalid format version '1'"),
     (lambda header: header.pop("architecture"), "no architecture"),
     (lambda header: header["architecture"].update(cost="hinge"), "architecture in its header is invalid.*hinge"),
+    (lambda header: header["architecture"].update(layer_sizes=[2**63, 7, 5, 3]),
+     "architecture in its header is invalid: every layer needs 1..2\\^31-1 units"),
     (lambda header: header.update(dropout_seed=-1), "dropout_seed should be an integer"),
     (lambda header: header.update(metadata=[1]), "history and metadata should be JSON objects"),
-], ids=["marker", "version", "architecture", "cost", "dropout-seed", "metadata"])
+], ids=["marker", "version", "architecture", "cost", "layer-size", "dropout-seed", "metadata"])
 def test_a_header_with_wrong_contents_is_refused(saved, change, message):
     path, _ = saved
     rewrite(path, change)
     with pytest.raises(ValueError, match=f"{path}.*{message}"):
+        mlpcore.load(path)
+
+
+def test_an_optimizer_step_count_beyond_the_cores_int64_is_refused(tmp_path):
+    net, _ = trained_net(np.float32)
+    path = tmp_path / "model.npz"
+    net.save(path, include_optimizer=True)
+    rewrite(path, lambda header: header["optimizer"].update(t=2**63))
+    with pytest.raises(ValueError, match=rf"{path}: its header's t should be an integer in \[0, 2\^63\), got {2**63}"):
         mlpcore.load(path)
 
 

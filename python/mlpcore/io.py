@@ -171,9 +171,17 @@ def _to_json(value, what):
 
 # ---- reading -------------------------------------------------------------------------------
 
+# The first bytes of what np.load reads without unpickling: a zip (an empty zip starts with the
+# second) or a .npy array; np.load takes anything else for a pickle.
+_NPZ_OR_NPY = (b"PK\x03\x04", b"PK\x05\x06", np.lib.format.MAGIC_PREFIX)
+
+
 def _read_arrays(file, source):
     """All arrays of the .npz in the open binary file, refusing what is not one."""
     try:
+        if not file.read(len(np.lib.format.MAGIC_PREFIX)).startswith(_NPZ_OR_NPY):
+            raise ValueError("it is not a .npz archive (it does not start as a zip file does)")
+        file.seek(0)
         archive = np.load(file, allow_pickle=False)
         if not isinstance(archive, np.lib.npyio.NpzFile):
             raise ValueError("it is a single .npy array")
@@ -253,10 +261,11 @@ def _array(arrays, key, shape, dtype, source):
     return array
 
 
-def _integer(header, key, source):
+def _integer(header, key, source, bits=64):
+    """header[key], an integer in [0, 2^bits): the core keeps it in a uint64 (bits 64) or an int64 (63)."""
     value = header.get(key)
-    if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value < 2**64:
-        raise ValueError(f"{source}: its header's {key} should be an integer in [0, 2^64), got {value!r}")
+    if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value < 2**bits:
+        raise ValueError(f"{source}: its header's {key} should be an integer in [0, 2^{bits}), got {value!r}")
     return value
 
 
@@ -266,7 +275,7 @@ def _optimizer(net, saved, arrays, source):
         optimizer = make_optimizer(tuple(saved["spec"]), saved["learning_rate"])
     except (TypeError, ValueError, KeyError) as error:
         raise ValueError(f"{source}: the optimizer in its header is invalid: {error}") from None
-    t = _integer(saved, "t", source)
+    t = _integer(saved, "t", source, bits=63)
     if t == 0:
         return optimizer
     state = optimizer._state_for(net)
