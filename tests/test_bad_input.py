@@ -182,6 +182,11 @@ def test_backward_refuses_Y_whose_m_differs_from_cache(m, cost):
                  id="too_many_activations"),
     pytest.param([3, 0, 2], ["relu", "relu"], "mse", {}, r"(?i)size|n\b|>= ?1|positive",
                  id="zero_width_layer"),
+    # refused before any allocation: the float64 draw of W would take 16 GB, 75 GB, or fail to convert
+    pytest.param([2**31, 1], ["sigmoid"], "mse", {}, r"1\.\.2\^31-1 units", id="layer_of_2^31_units"),
+    pytest.param([2, 100_000, 100_000], ["relu", "identity"], "mse", {}, r"W\[2\] has more than 2\^31-1 entries",
+                 id="W_of_10^10_entries"),
+    pytest.param([2**63, 1], ["sigmoid"], "mse", {}, r"1\.\.2\^31-1 units", id="layer_of_2^63_units"),
 ])
 def test_construction_refuses(n, activations, cost, kwargs, pattern):
     with pytest.raises(ValueError, match=pattern):

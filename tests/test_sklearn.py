@@ -293,10 +293,11 @@ def test_mlpcore_layers_batch_norm_dropout_and_activations():
     ("dtype", "float16", "dtype must be None, 'float32' or 'float64'"),
     ("dropout", [0.1], r"dropout must be a drop probability in \[0, 1\), or a sequence of 2"),
     ("batch_norm", "yes", "batch_norm must be True or False, or a sequence of 2"),
-    ("early_stopping", "yes", "early_stopping must be True or False")])
+    ("early_stopping", "yes", "early_stopping must be True or False"),
+    ("batch_size", 1, "batch_size must be 'auto' or an int >= 2 with batch_norm")])
 def test_bad_parameters_are_refused_at_fit_naming_what_was_expected(parameter, value, message):
     X, y = blobs()
-    clf = MLPClassifier(hidden_layer_sizes=(8, 4)).set_params(**{parameter: value})
+    clf = MLPClassifier(hidden_layer_sizes=(8, 4), batch_norm=[True, False]).set_params(**{parameter: value})
     with pytest.raises(ValueError, match=message):
         clf.fit(X, y)
     assert not hasattr(clf, "network_") and not hasattr(clf, "n_features_in_")  # refused before any change

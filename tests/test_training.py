@@ -765,6 +765,10 @@ def fit_refusals():
         ("negative_l2", (X, Y), dict(good, l2=-1.0), ValueError, "l2"),
         ("nan_in_X", (np.where(X > 1, np.nan, X), Y), good, ValueError, "(?i)finite|nan"),
         ("negative_epochs", (X, Y), dict(good, epochs=-1), ValueError, "epochs"),
+        ("batch_norm_batch_size_1", (X, Y), dict(good, batch_size=1), ValueError,
+         "batch normalisation needs minibatches of at least 2 examples.*batch_size=1"),
+        ("batch_norm_one_training_example", (X, Y), dict(good, validation_fraction=0.95), ValueError,
+         "batch normalisation needs minibatches of at least 2 examples.*m = 1 "),
     ]
 
 
@@ -947,6 +951,20 @@ def test_fit_uses_a_given_optimizer_object_even_when_its_spec_matches_the_last_o
     fresh = mlpcore.optim.Adam(learning_rate=5e-3)
     net.fit(X, labels, epochs=1, batch_size=64, optimizer=fresh, verbose=0)
     assert net.optimizer is fresh and fresh.t == 1
+
+
+def test_a_fit_refused_another_networks_optimizer_leaves_it_unchanged():
+    X, labels = two_spirals(m=64, noise=0.02)
+    net = mlpcore.Network([2, 8, 1], ["tanh", "sigmoid"], "bce", seed=0)
+    other = mlpcore.Network([2, 8, 1], ["tanh", "sigmoid"], "bce", seed=1)
+    net.fit(X, labels, epochs=1, optimizer=optim.Adam(learning_rate=1e-3), verbose=0)
+    t, state = net.optimizer.t, [np.array(buffer) for buffer in net.optimizer.state]
+    with pytest.raises(ValueError, match="this optimizer's state belongs to another network"):
+        other.fit(X, labels, epochs=1, optimizer=net.optimizer, learning_rate=5.0, verbose=0)
+    assert (net.optimizer.learning_rate, net.optimizer.t) == (1e-3, t)
+    for buffer, before in zip(net.optimizer.state, state):
+        np.testing.assert_array_equal(buffer, before)
+    assert other.optimizer is None and other.history is None
 
 
 def test_fit_refuses_callbacks_that_are_not_a_list():

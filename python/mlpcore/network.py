@@ -12,6 +12,7 @@ from .reference import check_architecture, initial_parameters
 from .training import fit
 
 _CORE_CLASSES = {np.dtype("float32"): _core.Network32, np.dtype("float64"): _core.Network64}
+_MAX_UNITS = 2**31 - 1  # the units a layer may have
 
 
 def _per_layer(values, count, default, name, what, valid, valid_text):
@@ -196,10 +197,13 @@ class Network:
             raise ValueError(f"bn_eps must be a real number > 0, got {bn_eps!r}")
         if not (is_real(bn_momentum) and 0 <= bn_momentum <= 1):
             raise ValueError(f"bn_momentum must be a real number in [0, 1], got {bn_momentum!r}")
-        W, b = initial_parameters(layer_sizes, self.activations, init, bias, seed, self.dtype)
+        if max(layer_sizes) > _MAX_UNITS:  # the core's limit; sizes past 2^63 would not even reach it
+            raise ValueError(f"every layer needs 1..2^31-1 units, got n = {list(layer_sizes)}")
         layers = [(name, params.get("alpha", 0.0), bool(flag), float(p))
                   for (name, params), flag, p in zip(self.activations, self.batch_norm, self.dropout)]
+        # the core first: it refuses sizes it cannot hold before initial_parameters draws W in float64
         self._core = _CORE_CLASSES[self.dtype](list(layer_sizes), layers, cost, float(bn_eps), float(bn_momentum))
+        W, b = initial_parameters(layer_sizes, self.activations, init, bias, seed, self.dtype)
         self._core.dropout_seed = int(np.random.SeedSequence(seed).generate_state(1, np.uint64)[0])
         self.cost_name = cost
         self.bn_eps, self.bn_momentum = float(bn_eps), float(bn_momentum)
@@ -316,7 +320,8 @@ class Network:
         X : (n[0], m); Y : as for ``cost`` (labels (m,) for cce, or (n[L], m)).
         epochs : int >= 1. batch_size : int >= 1, or None for the whole set (batch
             gradient descent); the last minibatch of an epoch may be smaller (a last
-            minibatch of one example is skipped in a batch-norm network).
+            minibatch of one example is skipped in a batch-norm network, which needs
+            batch_size >= 2).
         optimizer : "sgd", "momentum", "nesterov", "rmsprop", "adam", "adamw", a pair
             such as ("adam", {"beta1": 0.9}), or a ``mlpcore.optim`` object. Kept, with
             its state, at ``net.optimizer``: a later fit with the same spec continues

@@ -65,10 +65,14 @@ class Optimizer:
         self._state = None
         self._network = None
 
-    def _state_for(self, net):
-        """The core state for net, made on first use; refuses another network's."""
+    def _require_network(self, net):
+        """Refuse net when the state belongs to another network."""
         if self._network is not None and self._network is not net:
             raise ValueError("this optimizer's state belongs to another network; call reset() first")
+
+    def _state_for(self, net):
+        """The core state for net, made on first use; refuses another network's."""
+        self._require_network(net)
         if self._state is None:
             state_class = _core.OptimizerState32 if net.dtype == np.float32 else _core.OptimizerState64
             self._state = state_class(self.method, self.hyper, net.params.size)

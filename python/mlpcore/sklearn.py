@@ -171,7 +171,9 @@ class _BaseMLP(BaseEstimator):
         for name, valid, expected in _PARAMETER_CHECKS:
             _require(valid(getattr(self, name)), name, expected, getattr(self, name))
         self._fit_dtype_spec()
-        self._hidden_layers()
+        _, batch_norm, _ = self._hidden_layers()
+        _require(not (any(batch_norm) and self.batch_size == 1), "batch_size",
+                 "'auto' or an int >= 2 with batch_norm (one example has no batch variance)", self.batch_size)
 
     def _fit_dtype_spec(self):
         """What validate_data converts X to at a first fit: float32 or float64, or either (dtype=None)."""

@@ -66,11 +66,12 @@ class _Run:
         elif validation_data is not None:
             validation_data = _data(net, *validation_data, "validation X", "validation Y")
         m = X.shape[1]
-        if net._batch_norm_layers and m < 2:
-            raise ValueError("batch normalisation needs at least 2 training examples")
+        self.batch_size = m if batch_size is None else min(batch_size, m)
+        if net._batch_norm_layers and self.batch_size < 2:  # the core would skip every minibatch of one
+            raise ValueError(f"batch normalisation needs minibatches of at least 2 examples (one example has no "
+                             f"batch variance); got batch_size={batch_size!r} and m = {m} training examples")
         self.net, self.Y, self.validation_data, self.schedule = net, Y, validation_data, schedule
         self.X = np.asfortranarray(X)  # each minibatch is whole columns
-        self.batch_size = m if batch_size is None else min(batch_size, m)
         self.optimizer = _optimizer(net, optimizer, learning_rate)
         dropout_seed, self.order_seed = (int(s) for s in rng.integers(0, 2**63, size=2, dtype=np.uint64))
         self.trainer = _TRAINERS[net.dtype](net._core, self.optimizer.method, self.optimizer.hyper,
@@ -163,16 +164,17 @@ def _hold_out(X, Y, fraction, rng):
 
 
 def _optimizer(net, spec, learning_rate):
-    """The optimizer of this fit: an Optimizer object as given; for a name or a pair, net.optimizer
-    with its state when the spec is the same (warm start), else a new one."""
+    """The optimizer of this fit: an Optimizer object as given (refused, before its learning rate
+    is set, if its state belongs to another network); for a name or a pair, net.optimizer with
+    its state when the spec is the same (warm start), else a new one."""
     given = isinstance(spec, Optimizer)
+    if given:
+        spec._require_network(net)
     opt = make_optimizer(spec, 0.01 if learning_rate is None and not given else learning_rate)
     previous = net.optimizer
     if not given and previous is not None and previous.spec == opt.spec:
         previous.learning_rate = opt.learning_rate
         return previous
-    if opt._network is not None and opt._network is not net:
-        raise ValueError("this optimizer's state belongs to another network; call its reset() first")
     return opt
 
 
