@@ -9,7 +9,7 @@ workload) and a scaling table; writes DIR/results.json and, with matplotlib, DIR
 Each system is timed up to 5 times (the slow ones fewer), the systems taking turns, and its best
 time counts.
 Figures are never asserted anywhere: the machines are shared and noisy. PyTorch and
-scikit-learn are optional (pip install mlpcore[bench]); missing systems are left out.
+scikit-learn are optional (pip install ".[bench]" in a clone of mlpcore); missing systems are left out.
 """
 
 import argparse
@@ -68,7 +68,7 @@ def available_systems():
             __import__(module)
             systems.append(name)
         except ImportError:
-            print(f"({name} is not installed: left out; pip install mlpcore[bench])")
+            print(f"({name} is not installed: left out; pip install \".[bench]\" in a clone of mlpcore)")
     return systems
 
 
@@ -504,7 +504,7 @@ def plot(results, path):
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
     except ImportError:
-        print("(matplotlib is not installed: no chart; pip install mlpcore[plot])")
+        print("(matplotlib is not installed: no chart; pip install \".[plot]\" in a clone of mlpcore)")
         return
     workloads = {name: r for name, r in results["workloads"].items() if "throughput" in r}
     figure, axes = plt.subplots(2, (len(workloads) + 2) // 2, figsize=(14, 7))

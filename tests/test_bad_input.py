@@ -193,6 +193,12 @@ def test_construction_refuses(n, activations, cost, kwargs, pattern):
         mlpcore.Network(n, activations, cost, **kwargs)
 
 
+@pytest.mark.parametrize("n", [5, None, "352"], ids=["int", "none", "str"])
+def test_construction_refuses_layer_sizes_that_are_not_a_sequence(n):
+    with pytest.raises(TypeError, match=r"layer sizes n must be a sequence of ints \(n\[0\], \.\.\., n\[L\]\)"):
+        mlpcore.Network(n, ["relu", "identity"], "mse")
+
+
 # ---------------------------------------------------------------------------
 # caches and grads from elsewhere
 # ---------------------------------------------------------------------------
@@ -292,6 +298,46 @@ def test_update_refuses_bad_learning_rate(learning_rate):
     grads = net.backward(net.forward(good_X()), good_Y("mse"))
     assert_refused(net, lambda: net.update(grads, learning_rate), ValueError,
                    r"(?i)learning.rate|\blr\b")
+
+
+# ---------------------------------------------------------------------------
+# gradients that are not finite, and what is not a network or gradients
+# ---------------------------------------------------------------------------
+
+def _update(net, grads):
+    net.update(grads, 0.1)
+
+
+def _optimizer_step(net, grads):
+    mlpcore.optim.SGD(momentum=0.9).step(net, grads)
+
+
+@pytest.mark.parametrize("apply", [_update, _optimizer_step], ids=["update", "optimizer_step"])
+@pytest.mark.parametrize("value", [np.nan, np.inf, -np.inf], ids=["nan", "inf", "minus_inf"])
+@pytest.mark.parametrize("name", ["dW", "db", "dgamma", "dbeta"])
+def test_updates_refuse_gradients_with_nan_or_inf(apply, value, name):
+    """update and Optimizer.step leave the parameters bit for bit as they were."""
+    net = mlpcore.Network([3, 5, 2], ["relu", "identity"], "mse", batch_norm=[True, False], seed=0)
+    grads = net.backward(net.forward(good_X()), good_Y("mse"))
+    getattr(grads, name)[1][0, 0] = value
+    before = net.params.tobytes()
+    assert_refused(net, lambda: apply(net, grads), ValueError, r"the gradients contain NaN or inf")
+    assert net.params.tobytes() == before
+
+
+@pytest.mark.parametrize("args, pattern", [
+    pytest.param(("net", "x"), r"grads must be the mlpcore\.Gradients of a backward of net, got str", id="str_grads"),
+    pytest.param(("net", None), r"grads must be the mlpcore\.Gradients .* got NoneType", id="no_grads"),
+    pytest.param(("net", "cache"), r"grads must be the mlpcore\.Gradients .* got Cache", id="cache_as_grads"),
+    pytest.param(("x", "grads"), r"net must be a mlpcore\.Network, got str", id="str_net"),
+])
+def test_optimizer_step_refuses_what_is_not_a_network_or_its_gradients(args, pattern):
+    net = make_net("mse")
+    cache = net.forward(good_X())
+    given = {"net": net, "cache": cache, "grads": net.backward(cache, good_Y("mse"))}
+    opt = mlpcore.optim.Adam()
+    assert_refused(net, lambda: opt.step(*(given.get(arg, arg) for arg in args)), TypeError, pattern)
+    assert opt.t == 0 and opt.state == []
 
 
 def test_refused_calls_leave_a_working_network():

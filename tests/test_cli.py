@@ -335,7 +335,7 @@ def test_demo_without_matplotlib_says_which_extra_and_still_trains(tmp_path, cap
     status, out, _ = run(["demo", "--epochs", "3", "--out", str(out_path)], capsys)
     assert status == 0
     assert re.search(r"accuracy \d\.\d+ on the 800 training points", out)
-    assert "pip install mlpcore[plot]" in out
+    assert 'pip install ".[plot]"' in out
     assert not out_path.exists()
 
 

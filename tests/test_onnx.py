@@ -12,8 +12,8 @@ from conftest import ELEMENTWISE_ACTIVATIONS, activation_id, assert_close
 
 
 def onnx_packages():
-    onnx = pytest.importorskip("onnx", reason="onnx is not installed (pip install mlpcore[onnx])")
-    ort = pytest.importorskip("onnxruntime", reason="onnxruntime is not installed (pip install mlpcore[onnx])")
+    onnx = pytest.importorskip("onnx", reason="onnx is not installed (pip install '.[onnx]' in a clone of mlpcore)")
+    ort = pytest.importorskip("onnxruntime", reason="onnxruntime is not installed (pip install '.[onnx]' in a clone of mlpcore)")
     return onnx, ort
 
 
@@ -96,6 +96,6 @@ def test_importing_mlpcore_does_not_import_onnx():
 def test_export_without_onnx_names_the_extra(tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, "onnx", None)  # makes `import onnx` fail
     net = mlpcore.Network([2, 1], ["identity"], "mse")
-    with pytest.raises(ImportError, match=r"pip install mlpcore\[onnx\]"):
+    with pytest.raises(ImportError, match=r'pip install "\.\[onnx\]"'):
         mlpcore.onnx.export(net, tmp_path / "model.onnx")
     assert not (tmp_path / "model.onnx").exists()

@@ -188,4 +188,5 @@ def test_without_matplotlib_the_error_names_the_extra():
             "try:\n    mlpcore.plot.activation_functions()\n"
             "except ImportError as error:\n    print(error)\n")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
-    assert result.stdout.strip() == "mlpcore.plot needs matplotlib: pip install mlpcore[plot]", result.stderr
+    assert result.stdout.strip() == ('mlpcore.plot needs matplotlib: pip install ".[plot]" in a clone of mlpcore '
+                                     "(or pip install matplotlib)"), result.stderr

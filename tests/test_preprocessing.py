@@ -1,8 +1,10 @@
-"""mlpcore.preprocessing: Standardizer and one_hot on (n0, m) arrays, one column per example."""
+"""mlpcore.preprocessing: Standardizer and one_hot on (n0, m) arrays, one column per example;
+mlpcore.datasets, the generated sets laid out the same way."""
 
 import numpy as np
 import pytest
 
+from mlpcore.datasets import two_spirals
 from mlpcore.preprocessing import NotFittedError, Standardizer, one_hot
 
 
@@ -137,3 +139,25 @@ def test_one_hot():
 def test_one_hot_refuses(labels, K, error, pattern):
     with pytest.raises(error, match=pattern):
         one_hot(labels, K)
+
+
+@pytest.mark.parametrize("m", [2, 3, 5, 400, 401])
+def test_two_spirals_gives_exactly_m_points_the_first_spiral_taking_the_odd_one(m):
+    X, y = two_spirals(m=m, dtype=np.float32)
+    assert X.shape == (2, m) and X.dtype == np.float32
+    assert y.shape == (m,) and y.dtype == np.int64
+    assert np.bincount(y).tolist() == [m - m // 2, m // 2]
+
+
+@pytest.mark.parametrize("kwargs, pattern", [
+    pytest.param({"m": -2}, r"m must be an int >= 2", id="negative_m"),
+    pytest.param({"m": 0}, r"m must be an int >= 2", id="m_0"),
+    pytest.param({"m": 1}, r"m must be an int >= 2", id="m_1"),
+    pytest.param({"m": 10.0}, r"m must be an int >= 2", id="float_m"),
+    pytest.param({"turns": 0}, r"turns must be a finite real number > 0", id="no_turns"),
+    pytest.param({"turns": np.nan}, r"turns must be a finite real number > 0", id="nan_turns"),
+    pytest.param({"noise": -0.1}, r"noise must be a finite real number >= 0", id="negative_noise"),
+])
+def test_two_spirals_refuses(kwargs, pattern):
+    with pytest.raises(ValueError, match=pattern):
+        two_spirals(**kwargs)

@@ -356,4 +356,4 @@ def test_import_mlpcore_does_not_import_sklearn():
 def test_without_sklearn_the_import_error_names_the_extra():
     code = "import sys; sys.modules['sklearn'] = None; import mlpcore.sklearn"
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
-    assert result.returncode != 0 and "pip install 'mlpcore[sklearn]'" in result.stderr
+    assert result.returncode != 0 and 'pip install ".[sklearn]"' in result.stderr

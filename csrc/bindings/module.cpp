@@ -95,6 +95,13 @@ py::array prediction_array(Cost cost, index n_L, index m) {
   return py::array_t<T, py::array::f_style>({n_L, m});
 }
 
+// Refuses gradients with a NaN or inf (in dW, db, dgamma or dbeta: one pass over the flat buffer)
+// before an update reads them, so that a refused update leaves the parameters as they were.
+template <class T>
+void require_finite_gradients(const Gradients<T>& grads) {
+  require(all_finite(grads.dparams.data(), index(grads.dparams.size())), "the gradients contain NaN or inf");
+}
+
 // The core's Cache with the X array it points into, kept alive as long as the cache.
 template <class T>
 struct PyCache {
@@ -342,6 +349,7 @@ void bind_network(py::module_& m, const std::string& suffix) {
            })
       .def("update", [](Net& net, const Grads& grads, double learning_rate) {
         py::gil_scoped_release release;
+        require_finite_gradients(grads);
         net.update(grads, T(learning_rate));
       });
 
@@ -373,8 +381,7 @@ void bind_network(py::module_& m, const std::string& suffix) {
         if (s.first.size() + s.second.size() != 0 && std::max(s.first.size(), s.second.size()) != net.params.size())
           throw py::value_error("this optimizer's state was made for a network of another size");
         const OptimizerSettings settings = optimizer_settings(method, hyper);
-        if (!all_finite(grads.dparams.data(), index(grads.dparams.size())))
-          throw py::value_error("the gradients contain NaN or inf");
+        require_finite_gradients(grads);
         py::gil_scoped_release release;
         const std::int64_t t = s.t + 1;
         const bool finite = optimizer_step(settings, T(learning_rate), t, net.params.data(), grads.dparams.data(), s,
@@ -458,8 +465,10 @@ PYBIND11_MODULE(_core, m) {
         mlpcore::set_num_threads(k);
       },
       py::arg("k"),
-      "set_num_threads(k): use k threads (k >= 1) for matrix products, element-wise passes and fit's\n"
-      "team alike, all on OpenMP's threads (BLAS's own pool stays at one thread).");
+      "set_num_threads(k): use k threads for matrix products, element-wise passes and fit's team alike,\n"
+      "all on OpenMP's threads (BLAS's own pool stays at one thread). k is an int in 1..the processors\n"
+      "available (ValueError otherwise). RuntimeError for k > 1 in a child process made by fork after\n"
+      "mlpcore ran a team of threads: it runs on one thread (see the README's \"Threads and numerics\").");
   m.def(
       "_last_team_size", [] { return mlpcore::last_team_size.load(); },
       "The size of the team of threads that the last training epoch or call of forward or backward ran on.");

@@ -167,12 +167,13 @@ def demo(args):
 
 def _demo_picture(net, X, y, path):
     """The decision regions beside the cost curves, saved to path; a note instead without matplotlib."""
+    from . import plot
+
     try:
         import matplotlib.pyplot as plt
     except ImportError:
-        print("no picture: drawing it needs matplotlib, which pip install mlpcore[plot] brings")
+        print(f"no picture: {plot.MISSING_MATPLOTLIB}")
         return
-    from . import plot
 
     figure, (left, right) = plt.subplots(1, 2, figsize=(11, 5), layout="constrained")
     plot.decision_regions(net, X, y, ax=left)

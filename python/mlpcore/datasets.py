@@ -2,6 +2,8 @@
 
 import numpy as np
 
+from ._checks import is_integer, is_real
+
 
 def xor(dtype=np.float64):
     """The four points of XOR: X (2, 4) of dtype and labels y (4,) int64."""
@@ -10,18 +12,24 @@ def xor(dtype=np.float64):
 
 
 def two_spirals(m=400, turns=1.5, noise=0.05, seed=0, dtype=np.float64):
-    """Two interleaved spirals in the plane, m // 2 points each.
+    """Two interleaved spirals in the plane: m points, m - m // 2 on spiral 0 and m // 2 on spiral 1.
 
     Point i of spiral k lies at radius r = t / (2 pi turns) and angle t + k pi,
-    with t drawn in (0, 2 pi turns] (denser near the centre is avoided by
+    with t drawn in [0, 2 pi turns) (denser near the centre is avoided by
     drawing t as the square root of a uniform), plus Gaussian noise of
     standard deviation `noise`.
+    m : int >= 2, so that each spiral has a point. turns : float > 0. noise : float >= 0.
     Returns X of shape (2, m) and dtype, and labels y of shape (m,), int64 0 or 1.
     """
+    if not is_integer(m) or m < 2:
+        raise ValueError(f"m must be an int >= 2 (points of both spirals), got {m!r}")
+    if not is_real(turns) or turns <= 0:
+        raise ValueError(f"turns must be a finite real number > 0, got {turns!r}")
+    if not is_real(noise) or noise < 0:
+        raise ValueError(f"noise must be a finite real number >= 0, got {noise!r}")
     rng = np.random.default_rng(seed)
-    half = m // 2
-    t = 2 * np.pi * turns * np.sqrt(rng.random(2 * half))
-    k = np.repeat([0, 1], half)
+    t = 2 * np.pi * turns * np.sqrt(rng.random(m))
+    k = np.repeat([0, 1], [m - m // 2, m // 2])
     r = t / (2 * np.pi * turns)
     X = np.stack([r * np.cos(t + k * np.pi), r * np.sin(t + k * np.pi)])
     X += noise * rng.standard_normal(X.shape)

@@ -56,9 +56,9 @@ def load(path):
     """The Network saved at path by ``Network.save``, with net.history, net.metadata and,
     if it was saved, net.optimizer with its state.
 
-    Raises FileNotFoundError for a missing file and ValueError, naming the file and
-    what is wrong, for a truncated, corrupted or foreign file or one written by a
-    newer mlpcore.
+    Raises OSError (FileNotFoundError, IsADirectoryError, PermissionError) when the path
+    cannot be opened, and ValueError, naming the file and what is wrong, for a truncated,
+    corrupted or foreign file or one written by a newer mlpcore.
     """
     path = os.fspath(path)
     with open(path, "rb") as file:

@@ -55,7 +55,7 @@ class Cache:
     read-only view of X as the core read it (X itself, when it needed no
     conversion: changing X changes what backward computes). Batch-norm layers also have Z_norm[l] and Z_tilde[l]
     (n[l], m); after a training forward, dropout layers have their 0/1 masks
-    D[l] (n[l], m) (1 = kept). A later forward leaves this cache unchanged unless the
+    D[l] (n[l], m), in the network's dtype (1 = kept). A later forward leaves this cache unchanged unless the
     cache is handed to it as ``out=``, which overwrites these arrays in place.
     """
 
@@ -137,7 +137,8 @@ class Network:
     Parameters
     ----------
     layer_sizes : sequence of int
-        n[0], n[1], ..., n[L]: input features, then the units of each layer.
+        n[0], n[1], ..., n[L]: input features, then the units of each layer
+        (each 1..2^31-1).
     activations : sequence of L activation specs
         One per layer 1..L: "identity" (or "linear"), "step", "sigmoid",
         "tanh", "relu", "leaky_relu", "elu", "softmax" (output only), or a pair
@@ -164,6 +165,13 @@ class Network:
         Z_norm = (Z - mu) / sqrt(var + bn_eps), Z_tilde = gamma Z_norm + beta,
         A = g(Z_tilde); inference uses running statistics updated with
         bn_momentum, as torch.nn.BatchNorm1d does.
+    bn_eps : float > 0
+        The eps of sqrt(var + bn_eps) in batch-norm layers (default 1e-5).
+    bn_momentum : float in [0, 1]
+        The rate at which each training forward moves the running statistics
+        towards the batch's mean and (unbiased) variance: running =
+        (1 - bn_momentum) running + bn_momentum batch's (default 0.1; 0 keeps
+        the initial statistics, 1 keeps only the last batch's).
 
     Attributes
     ----------
@@ -175,8 +183,9 @@ class Network:
     gamma, beta : gamma[l], beta[l] (n[l], 1) of batch-norm layers, views of
         the same buffer; running_mean, running_var : (n[l], 1) views of their
         running statistics (state, not parameters).
-    params : the flat parameter buffer itself, 1-D, writable
-        (W[1], b[1] (, gamma[1], beta[1]), ..., W[L], b[L] ...).
+    params : the flat parameter buffer itself, 1-D, writable, in the network's
+        dtype, layer after layer: W[1] (column-major), b[1] (, gamma[1],
+        beta[1] in a batch-norm layer), then W[2], b[2] ... up to layer L.
     activations : tuple of L (name, params) pairs; cost_name : str; dtype : numpy.dtype.
     optimizer : the optimizer of the last fit, with its state (None before).
     history : the per-epoch figures of the last fit (None before).
@@ -300,7 +309,9 @@ class Network:
         """Gradient descent: W[l] -= learning_rate dW[l], b[l] -= learning_rate db[l], for l = 1..L.
 
         grads : Gradients from this network's backward. learning_rate : a finite float >= 0.
-        One pass over the flat parameter buffer.
+        One pass over the flat parameter buffer (gamma[l] and beta[l] of batch-norm layers
+        move too). Raises ValueError, leaving the parameters as they were, when the
+        gradients (dW, db, dgamma, dbeta) contain NaN or inf.
         """
         if not isinstance(grads, Gradients):
             raise TypeError(f"grads must be mlpcore.Gradients, got {type(grads).__name__}")
@@ -371,7 +382,9 @@ class Network:
         statistics, and those the last fit trained with (the gradient, the optimizer's state with
         the spare copies a step writes into, and one batch's workspace).
 
-        breakdown : False gives the total, an int; True a dict of the parts.
+        breakdown : False gives the total, an int; True a dict of the parts, ints keyed
+            'parameters' (with the running statistics) and, after a fit, 'gradients',
+            'optimizer_state', 'spare_parameters' and 'workspace'.
         """
         parts = {"parameters": self._core.bytes(), **self._fit_memory}
         return parts if breakdown else sum(parts.values())
@@ -404,7 +417,7 @@ class Network:
     def predict(self, X):
         """Predictions for X of shape (n[0], m).
 
-        mse: A[L], float (n[L], m); bce: int64 (n[L], m), 1 where A[L] >= 0.5;
+        mse: A[L] (n[L], m), in the network's dtype; bce: int64 (n[L], m), 1 where A[L] >= 0.5;
         cce: int64 class index of the largest A[L], shape (m,).
         Threads may call predict of one network at the same time.
         """

@@ -8,7 +8,8 @@ The graph takes rows as examples, as ONNX users expect: input "X" of shape (m, n
 (m dynamic, the network's dtype) and output "A_L" = A[L]^T of shape (m, n[L]), the
 inference-mode forward pass (running statistics, no dropout). Each layer is a Gemm
 (Z = A W^T + b) followed by its activation node; a batch-norm layer is folded into its
-Gemm. The onnx package (``pip install mlpcore[onnx]``) is imported only by export.
+Gemm. The onnx package (``pip install ".[onnx]"`` in a clone of mlpcore, or ``pip install onnx``)
+is imported only by export.
 """
 
 import numpy as np
@@ -41,7 +42,8 @@ def export(net, path):
     try:
         import onnx
     except ImportError:
-        raise ImportError("mlpcore.onnx.export needs the onnx package: pip install mlpcore[onnx]") from None
+        raise ImportError('mlpcore.onnx.export needs the onnx package: pip install ".[onnx]" in a clone of mlpcore '
+                          "(or pip install onnx)") from None
     model = _model(onnx, net)
     onnx.checker.check_model(model, full_check=True)
     write_atomically(path, lambda file: file.write(model.SerializeToString()))

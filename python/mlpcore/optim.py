@@ -1,6 +1,9 @@
 """Optimizers: one pass over the network's flat parameter buffer per step, with state buffers
-laid out like it. The formulas and defaults are those of torch.optim, so that a step can be
-checked against it. Use them through ``Network.fit(optimizer=...)`` or one step at a time:
+laid out like it. The formulas are those of torch.optim, so that a step can be checked against
+it, and so are the defaults of RMSprop, Adam and AdamW; SGD's learning_rate defaults to 0.01
+(torch.optim.SGD's to 1e-3). ``Network.fit`` with an optimizer's name (or a (name, params)
+pair) trains at learning_rate 0.01 unless it is given, whatever the class's default. Use them
+through ``Network.fit(optimizer=...)`` or one step at a time:
 
     opt = mlpcore.optim.Adam(learning_rate=1e-3)
     grads = net.backward(net.forward(X), Y)
@@ -57,7 +60,11 @@ class Optimizer:
 
     @property
     def state(self):
-        """The state buffers (1-D views laid out like net.params): momentum buffer, or m and v."""
+        """The state buffers, 1-D views of net.params' size and dtype, laid out like it.
+
+        [] before the first step and for SGD without momentum; [buf] (the momentum
+        buffer) for SGD with momentum; [v] for RMSprop; [m, v] for Adam and AdamW.
+        """
         return [] if self._state is None else list(self._state.buffers)
 
     def reset(self):
@@ -80,11 +87,18 @@ class Optimizer:
         return self._state
 
     def step(self, net, grads):
-        """One update of net's parameters from grads (a Gradients of net's backward).
+        """One update of net's parameters from grads.
 
-        Raises ValueError for gradients of another network or with NaN or inf, and
-        DivergenceError if the update itself overflows.
+        net : a mlpcore.Network. grads : the mlpcore.Gradients of a backward of net.
+        Raises TypeError for any other net or grads, ValueError for gradients of another
+        network or with NaN or inf, and DivergenceError if the update itself overflows.
         """
+        from .network import Gradients, Network  # network.py imports this module (through training.py)
+
+        if not isinstance(net, Network):
+            raise TypeError(f"net must be a mlpcore.Network, got {type(net).__name__}")
+        if not isinstance(grads, Gradients):
+            raise TypeError(f"grads must be the mlpcore.Gradients of a backward of net, got {type(grads).__name__}")
         if grads._network is not net:
             raise ValueError("the gradients belong to another network")
         state = self._state_for(net)

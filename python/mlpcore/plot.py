@@ -1,5 +1,7 @@
-"""Pictures of training and of a network, drawn with matplotlib (``pip install mlpcore[plot]``).
+"""Pictures of training and of a network, drawn with matplotlib (``pip install ".[plot]"`` in a
+clone of mlpcore, or ``pip install matplotlib``).
 
+    import mlpcore.plot                                        # not imported by ``import mlpcore``
     fig = mlpcore.plot.cost_curves(net.history)                # cost and validation curves per epoch
     fig = mlpcore.plot.decision_regions(net, X, y)             # a classifier of 2-D inputs, X (2, m)
     fig = mlpcore.plot.activation_functions()                  # g(z) beside g'(z), as the lecture notes draw them
@@ -19,7 +21,8 @@ from .network import Gradients, Network
 __all__ = ["cost_curves", "decision_regions", "activation_functions", "weight_histograms",
            "MISSING_MATPLOTLIB"]
 
-MISSING_MATPLOTLIB = "mlpcore.plot needs matplotlib: pip install mlpcore[plot]"
+MISSING_MATPLOTLIB = ('mlpcore.plot needs matplotlib: pip install ".[plot]" in a clone of mlpcore '
+                      "(or pip install matplotlib)")
 
 # The element-wise activations, leaky_relu with a slope that shows at this scale.
 DEFAULT_ACTIVATIONS = ("identity", "step", "sigmoid", "tanh", "relu", ("leaky_relu", {"alpha": 0.1}), "elu")
@@ -87,6 +90,8 @@ def decision_regions(net, X, y, ax=None, path=None, resolution=200):
 
     net : a Network with n[0] = 2 and a bce output of one unit (binary) or a cce output.
     X : (2, m) the examples, one column each; y : (m,) their class indices (0/1 for bce).
+    ax : a matplotlib Axes to draw into; None draws into a new figure.
+    path : where to save the figure, or None.
     resolution : points per side of the grid the network is evaluated on.
     Binary: the colour is A[L], the probability of class 1, with the 0.5 boundary drawn.
     Multi-class: each region takes the colour of the class of largest A[L].
@@ -129,8 +134,9 @@ def activation_functions(activations=DEFAULT_ACTIVATIONS, path=None, z=None):
     activations : specs as Network takes them ("relu", ("elu", {"alpha": 0.5}), ...); softmax
         has no element-wise derivative and is refused. The values come from
         mlpcore.reference.g and g_prime.
+    path : where to save the figure, or None.
     z : 1-D float array, the points of the horizontal axis (default 401 points from -4 to 4).
-    Returns the Figure.
+    Returns the Figure (a new one: there is no ax, as it draws a grid of Axes).
     """
     specs = list(activations)
     if not specs:
@@ -161,10 +167,12 @@ def weight_histograms(net, grads=None, path=None, bins=40):
     """Histograms of W[l] for each layer l (one column each) and, given grads, of dW[l] below.
 
     net : a Network; grads : Gradients of a backward pass of net, or None.
-    The rows share their horizontal axis, so that a layer whose gradients vanish shows
-    as a narrow spike beside the others and exploding ones as a wide spread; each title
-    gives the standard deviation.
-    Returns the Figure.
+    path : where to save the figure, or None.
+    bins : the number of bins of each histogram (or anything matplotlib's hist takes as bins).
+    The layers of a row share its horizontal axis (the W row and the dW row are scaled
+    apart), so that a layer whose gradients vanish shows as a narrow spike beside the
+    others and exploding ones as a wide spread; each title gives the standard deviation.
+    Returns the Figure (a new one: there is no ax, as it draws a grid of Axes).
     """
     if not isinstance(net, Network):
         raise TypeError(f"net must be a mlpcore.Network, got {type(net).__name__}")

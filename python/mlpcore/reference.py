@@ -1,7 +1,7 @@
 """Plain NumPy reference of a multilayer perceptron: the oracle of the tests.
 
-Every function spells out the textbook equations in the notation of
-DESIGN.md, one line of NumPy per equation:
+Every function spells out the textbook equations in the notation of the
+README's Notation table, one line of NumPy per equation:
 
     X = A[0]                          (n[0], m)    one column per example
     Z[l] = W[l] A[l-1] + b[l]         (n[l], m)
@@ -28,7 +28,8 @@ Training adds, per layer l chosen for them (see forward and backward):
     gradient, and the update rules of torch.optim as pure functions.
 
 Arithmetic stays in the dtype of the inputs: float32 in, float32 out.
-The only import is NumPy.
+The only imports are NumPy and mlpcore._checks (the argument checks shared
+with the rest of mlpcore, itself plain Python and NumPy), not the C++ core.
 """
 
 import numpy as np
@@ -116,7 +117,8 @@ def parse_activation(spec):
 def check_architecture(n, activations, cost):
     """Check layer sizes, activations and cost; return the parsed activations.
 
-    n: sequence of L + 1 positive ints, n[0] input features .. n[L] outputs.
+    n: sequence of L + 1 positive ints, n[0] input features .. n[L] outputs
+    (TypeError for anything but a sequence).
     activations: sequence of L activation specs, one for each layer 1..L.
     cost: "mse", "bce" or "cce".
     Returns a list of L ``(name, params)`` pairs (index 0 is layer 1).
@@ -125,6 +127,9 @@ def check_architecture(n, activations, cost):
     bce only with a sigmoid output, cce only with a softmax output, mse with
     any output but softmax.
     """
+    if isinstance(n, (str, bytes)) or not hasattr(n, "__len__"):
+        raise TypeError(
+            f"layer sizes n must be a sequence of ints (n[0], ..., n[L]); got {n!r}")
     n = list(n)
     for size in n:
         if not _is_integer(size) or size < 1:

@@ -13,8 +13,8 @@ activations, batch normalisation and dropout on top. Training runs in mlpcore's
 C++ core: X, one row per example, reaches it as X.T, the (n_features, n_samples)
 matrix the core takes, without a copy when X is a C-ordered float32 or float64 array.
 
-This module needs scikit-learn (``pip install mlpcore[sklearn]``); ``import mlpcore``
-does not import it.
+This module needs scikit-learn >= 1.6 (``pip install ".[sklearn]"`` in a clone of mlpcore, or
+``pip install "scikit-learn>=1.6"``); ``import mlpcore`` does not import it.
 """
 
 import numbers
@@ -31,7 +31,8 @@ try:
     from sklearn.utils.multiclass import check_classification_targets, type_of_target, unique_labels
     from sklearn.utils.validation import check_is_fitted, column_or_1d, validate_data
 except ImportError as error:  # pragma: no cover - depends on what is installed
-    raise ImportError("mlpcore.sklearn needs scikit-learn >= 1.6: pip install 'mlpcore[sklearn]'") from error
+    raise ImportError('mlpcore.sklearn needs scikit-learn >= 1.6: pip install ".[sklearn]" in a clone of mlpcore '
+                      '(or pip install "scikit-learn>=1.6")') from error
 
 from ._checks import is_integer, is_real
 from .training import restore, snapshot
@@ -429,6 +430,8 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
     def partial_fit(self, X, y, classes=None):
         """One epoch over X and y, continuing from the network and optimizer state of the last call.
 
+        X : array-like (n_samples, n_features), real numbers. y : labels (n_samples,), or a
+            0/1 indicator matrix (n_samples, n_labels) for multi-label classification.
         classes : every label of the whole task, needed on the first call (unless y is a
             multi-label indicator matrix), optional afterwards. Returns self.
         """
@@ -453,7 +456,8 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
         return self._probabilities(self._outputs(self._validated(X)))
 
     def predict_log_proba(self, X):
-        """log(predict_proba(X)), (n_samples, n_classes)."""
+        """log(predict_proba(X)): (n_samples, n_classes), or (n_samples, n_labels) for
+        multi-label, in the network's dtype (-inf where a probability is 0)."""
         probabilities = self.predict_proba(X)
         with np.errstate(divide="ignore"):
             return np.log(probabilities, out=probabilities)
@@ -560,7 +564,11 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
         return self._fit(X, y, incremental=False)
 
     def partial_fit(self, X, y):
-        """One epoch over X and y, continuing from the network and optimizer state of the last call. Returns self."""
+        """One epoch over X and y, continuing from the network and optimizer state of the last call.
+
+        X : array-like (n_samples, n_features); y : real targets (n_samples,) or
+        (n_samples, n_targets). Returns self.
+        """
         return self._fit(X, y, incremental=True)
 
     def predict(self, X):
