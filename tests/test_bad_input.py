@@ -340,6 +340,29 @@ def test_optimizer_step_refuses_what_is_not_a_network_or_its_gradients(args, pat
     assert opt.t == 0 and opt.state == []
 
 
+@pytest.mark.parametrize("change", [0.9, 0.0], ids=["momentum_from_0", "momentum_to_0"])
+@pytest.mark.parametrize("through", ["step", "fit", "core"])
+def test_an_optimizer_whose_momentum_changed_to_or_from_0_after_its_state_was_made_is_refused(change, through):
+    """SGD's state has a momentum buffer only with momentum: stepping with the other setting
+    would read a buffer that is not there. Refused at a step, at fit and by the core itself,
+    leaving the network and the state as they were."""
+    net = make_net("mse")
+    X, Y = good_X(), good_Y("mse")
+    grads = net.backward(net.forward(X), Y)
+    opt = mlpcore.optim.SGD(momentum=0.9 - change)
+    opt.step(net, grads)
+    opt.hyper["momentum"] = change
+    state, t = [np.array(buffer) for buffer in opt.state], opt.t
+    refused = {"step": lambda: opt.step(net, grads),
+               "fit": lambda: net.fit(X, Y, epochs=1, optimizer=opt, verbose=0),
+               "core": lambda: opt._state.step(opt.method, opt.hyper, net._core, grads._core, 0.1)}[through]
+    assert_refused(net, refused, ValueError, r"made for .*other hyper-parameters .*call reset\(\) first")
+    assert opt.t == t and all(np.array_equal(a, b) for a, b in zip(opt.state, state))
+    opt.reset()
+    opt.step(net, grads)  # a new state for the new momentum
+    assert len(opt.state) == (1 if change else 0)
+
+
 def test_refused_calls_leave_a_working_network():
     """After a series of refused calls the network still matches a twin that saw none."""
     net, twin = make_net("cce", seed=5), make_net("cce", seed=5)

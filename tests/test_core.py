@@ -542,6 +542,25 @@ def test_backward_out_reuses_the_grads(dtype):
             assert_close(getattr(again, key)[l], expected[key][l], dtype)
 
 
+def test_the_dA0_buffer_is_made_once_for_the_gradients_capacity():
+    """dA[0] is sized for the capacity at the first backward that asks for it, so that a view
+    of it stays valid through later backwards of more examples (the core's own calls may give
+    any m up to the capacity)."""
+    net = mlpcore.Network([3, 4, 1], ["relu", "identity"], "mse", dtype="float64", seed=0)
+    rng = np.random.default_rng(0)
+    grads, cache = net._core.new_gradients(100), net._core.new_cache(100)
+    address = []
+    for m in (2, 100, 2):
+        X, Y = np.asfortranarray(rng.standard_normal((3, m))), np.asfortranarray(rng.standard_normal((1, m)))
+        net._core.forward(X, cache, True)
+        net._core.backward(cache, Y, grads, True)
+        dA0 = grads.dA(0)
+        assert dA0.shape == (3, m)
+        np.testing.assert_allclose(dA0, np.array(net.W[1]).T @ grads.dZ(1), rtol=1e-12)  # dA[0] = W[1]^T dZ[1]
+        address.append(dA0.__array_interface__["data"][0])
+    assert address[0] == address[1] == address[2]
+
+
 # ---------------------------------------------------------------------------
 # predict
 # ---------------------------------------------------------------------------

@@ -365,6 +365,12 @@ void bind_network(py::module_& m, const std::string& suffix) {
             s.t = t;
           },
           "the number of steps taken; settable, to restore a saved state")
+      .def(
+          "fits",
+          [](const State& s, const std::string& method, const py::dict& hyper, index size) {
+            return s.fits(optimizer_settings(method, hyper), size);
+          },
+          "whether a step with these settings on `size` parameters finds the buffers it needs")
       .def_property_readonly(
           "buffers",
           [](py::object self) {
@@ -378,9 +384,8 @@ void bind_network(py::module_& m, const std::string& suffix) {
       .def("step", [](State& s, const std::string& method, const py::dict& hyper, Net& net, const Grads& grads,
                       double learning_rate) {
         if (grads.network_id != net.id) throw py::value_error("the gradients belong to another network");
-        if (s.first.size() + s.second.size() != 0 && std::max(s.first.size(), s.second.size()) != net.params.size())
-          throw py::value_error("this optimizer's state was made for a network of another size");
         const OptimizerSettings settings = optimizer_settings(method, hyper);
+        require_state_fits(s, settings, index(net.params.size()));
         require_finite_gradients(grads);
         py::gil_scoped_release release;
         const std::int64_t t = s.t + 1;

@@ -28,14 +28,14 @@ template <class T>
 struct ExpConstants;
 template <>
 struct ExpConstants<float> {
-  using Bits = std::int32_t;
+  using Bits = std::uint32_t;  // unsigned: a NaN x gives any bits, which must not overflow a signed shift
   static constexpr int degree = 7, mantissa_bits = 23, exponent_bias = 127;
   static constexpr float low = -87.3f, high = 88.7f, ln2_high = 0.693359375f, ln2_low = -2.12194440e-4f;
   static constexpr float round_bias = 0x1.8p23f;  // adding it rounds to an integer held in the low bits
 };
 template <>
 struct ExpConstants<double> {
-  using Bits = std::int64_t;
+  using Bits = std::uint64_t;
   static constexpr int degree = 13, mantissa_bits = 52, exponent_bias = 1023;
   static constexpr double low = -708.0, high = 709.0, ln2_high = 0.693147180369123816490,
                           ln2_low = 1.90821492927058770002e-10;

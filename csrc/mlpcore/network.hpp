@@ -185,7 +185,7 @@ struct Gradients {
   ParameterLayout layout;
   Buffer<T> dparams;
   LayerMatrices<T> dZ, dA, dZ_tilde;
-  std::vector<T> dA0_values;  // sized by the first backward that asks for dA[0]
+  std::vector<T> dA0_values;  // (n[0], capacity), sized by the first backward that asks for dA[0]
   index capacity;
 };
 
@@ -338,7 +338,8 @@ class Network {
   // What a backward does before its layers: the gradients take the cache's batch.
   void start_backward(const Cache<T>& cache, Gradients<T>& grads, bool compute_dA0) const {
     grads.set_batch(cache.m);
-    if (compute_dA0) grads.dA0_values.resize(layout.n[0] * cache.m);
+    // dA[0] for the capacity, once: a later backward of other m neither moves nor outgrows it
+    if (compute_dA0 && grads.dA0_values.empty()) grads.dA0_values.resize(layout.n[0] * grads.capacity);
   }
 
   // The layers of backward after start_backward, on every thread of the team: backward_deltas,

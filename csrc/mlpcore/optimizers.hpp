@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "parallel.hpp"
+#include "require.hpp"
 
 namespace mlpcore {
 
@@ -23,17 +24,38 @@ struct OptimizerSettings {
   double weight_decay = 0;  // adamw
 };
 
+// The entries of the state's two buffers for `size` parameters under `settings`.
+inline index first_size(const OptimizerSettings& settings, index size) {
+  return settings.method == Method::sgd && settings.momentum == 0 ? 0 : size;
+}
+inline index second_size(const OptimizerSettings& settings, index size) {
+  return settings.method == Method::adam || settings.method == Method::adamw ? size : 0;
+}
+
 // The state of an optimizer: the step count t and up to two buffers laid out like the
 // parameters (sgd with momentum: first = buf; rmsprop: first = v; adam, adamw: first = m, second = v).
 template <class T>
 struct OptimizerState {
   OptimizerState(const OptimizerSettings& settings, index size)
-      : first(settings.method == Method::sgd && settings.momentum == 0 ? 0 : size),
-        second(settings.method == Method::adam || settings.method == Method::adamw ? size : 0) {}
+      : first(first_size(settings, size)), second(second_size(settings, size)) {}
+
+  // Whether a step under `settings` on `size` parameters finds the buffers it reads and writes:
+  // not when the state was made for another network, or before momentum changed to or from 0.
+  bool fits(const OptimizerSettings& settings, index size) const {
+    return index(first.size()) == first_size(settings, size) && index(second.size()) == second_size(settings, size);
+  }
 
   std::int64_t t = 0;
   Buffer<T> first, second;
 };
+
+// Refuses a state that does not fit (see OptimizerState::fits).
+template <class T>
+void require_state_fits(const OptimizerState<T>& state, const OptimizerSettings& settings, index size) {
+  require(state.fits(settings, size),
+          "this optimizer's state was made for a network of another size or for other hyper-parameters (momentum "
+          "changed to or from 0); call reset() first");
+}
 
 // for k in 0..size-1: f(k) writes the new values of entry k and returns their residue (x - x
 // summed over them: 0 when all are finite). Returns true when every new value is finite.

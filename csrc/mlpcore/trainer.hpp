@@ -60,7 +60,9 @@ class Trainer {
         spare_state_(state),
         home_params_(net.params.data()),
         home_first_(state.first.data()),
-        home_second_(state.second.data()) {}
+        home_second_(state.second.data()) {
+    require_state_fits(state, optimizer, index(net.params.size()));
+  }
 
   // One epoch over X (n[0], m) and Y (n[L], m); the hook, if any, sees the flat gradient of
   // each step (with the L2 term, before clipping) and may change it. Stops after the step during which `stop`

@@ -73,9 +73,13 @@ class Optimizer:
         self._network = None
 
     def _require_network(self, net):
-        """Refuse net when the state belongs to another network."""
+        """Refuse net when the state belongs to another network, and the state when it no
+        longer fits the hyper-parameters (momentum changed to or from 0 since it was made)."""
         if self._network is not None and self._network is not net:
             raise ValueError("this optimizer's state belongs to another network; call reset() first")
+        if self._state is not None and not self._state.fits(self.method, self.hyper, net.params.size):
+            raise ValueError(f"this optimizer's state was made for other hyper-parameters than {self.hyper} "
+                             f"(momentum changed to or from 0); call reset() first")
 
     def _state_for(self, net):
         """The core state for net, made on first use; refuses another network's."""
