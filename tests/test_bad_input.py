@@ -378,3 +378,36 @@ def test_refused_calls_leave_a_working_network():
     for network in (net, twin):
         network.update(network.backward(network.forward(X), Y), 0.5)
     np.testing.assert_array_equal(net.params, twin.params)
+
+
+# ---------------------------------------------------------------------------
+# memory the core cannot use as given
+# ---------------------------------------------------------------------------
+
+@pytest.mark.parametrize("matrix", ["Z", "A"])
+def test_forward_refuses_X_that_shares_memory_with_its_out_cache(matrix):
+    """forward would write Z[1] or A[1] while it reads X from it: refused before any write."""
+    net = mlpcore.Network([5, 5, 2], ["tanh", "identity"], "mse", seed=0)
+    cache = net.forward(np.random.default_rng(0).standard_normal((5, M)).astype(np.float32))
+    before = {l: (np.array(cache.Z[l]), np.array(cache.A[l])) for l in (1, 2)}
+    X = getattr(cache, matrix)[1]
+    assert_refused(net, lambda: net.forward(X, out=cache), ValueError, r"X shares memory with the cache")
+    for l, (Z, A) in before.items():
+        np.testing.assert_array_equal(cache.Z[l], Z)
+        np.testing.assert_array_equal(cache.A[l], A)
+
+
+@pytest.mark.parametrize("make", [mlpcore.Cache, mlpcore.Gradients], ids=["cache", "gradients"])
+def test_buffers_for_more_examples_than_blas_takes_are_refused(make):
+    net = make_net("mse")
+    with pytest.raises(ValueError, match=r"1 <= m < 2\^31 examples, got 2147483648"):
+        make(net, 2**31)
+
+
+def test_a_leading_dimension_past_blas_int_is_copied_not_refused():
+    """Unit-stride rows 2^31 items apart cannot be BLAS's leading dimension: such an X is
+    copied (the view below is never read)."""
+    from mlpcore.network import _one_unit_stride
+    base = np.zeros(4, np.float32)
+    assert _one_unit_stride(np.lib.stride_tricks.as_strided(base, shape=(2, 2), strides=(4, 8)))
+    assert not _one_unit_stride(np.lib.stride_tricks.as_strided(base, shape=(2, 2), strides=(4, 4 * 2**31)))

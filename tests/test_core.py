@@ -791,16 +791,18 @@ def test_threads_predicting_with_one_network_at_once_get_their_own_answers(resto
     assert wrong_answers_in_threads(lambda i: net.predict(X[i]), expected, 300) == []
 
 
-def run_forking_script(tmp_path, script):
-    """The JSON that `script` prints, run in a fresh Python (whose threads are the script's own
-    alone) that forks a child through multiprocessing; a child that hangs fails the script."""
+def run_in_a_fresh_python(tmp_path, script, env=None, parse=True):
+    """What `script` prints (as JSON when `parse`), run in a fresh Python (whose threads are the
+    script's own alone) with the environment variables `env` added; the script may fork a
+    child through in_a_child(f), a child that hangs failing it. Fails on any other exit than 0."""
     import json
+    import os
     import subprocess
     import sys
     import textwrap
-    path = tmp_path / "forking.py"
+    path = tmp_path / "script.py"
     path.write_text(textwrap.dedent("""
-        import json, multiprocessing, warnings
+        import json, multiprocessing, os, threading, warnings
         import numpy as np
         import mlpcore
         warnings.simplefilter("ignore", DeprecationWarning)  # Python 3.12+: a fork with threads
@@ -808,16 +810,17 @@ def run_forking_script(tmp_path, script):
             with multiprocessing.get_context("fork").Pool(1) as pool:
                 return pool.apply_async(f).get(timeout=60)  # a hung child: TimeoutError
         """) + textwrap.dedent(script))
-    run = subprocess.run([sys.executable, str(path)], capture_output=True, text=True, timeout=180)
+    run = subprocess.run([sys.executable, str(path)], capture_output=True, text=True, timeout=180,
+                         env={**os.environ, **(env or {})})
     assert run.returncode == 0, run.stderr
-    return json.loads(run.stdout)
+    return json.loads(run.stdout) if parse else run.stdout
 
 
 def test_a_forked_child_predicts_with_its_own_pair_thread(tmp_path):
     """After the parent's pair thread has run (no OpenMP threads yet), a child made by fork
     (which has none of the parent's threads) predicts the same labels, with a pair thread of
     its own."""
-    parent, child = run_forking_script(tmp_path, """
+    parent, child = run_in_a_fresh_python(tmp_path, """
         def predict_in_a_loop():
             # 50 labels, then calls until the pair thread takes a half (at most 20 s): whether it did
             mlpcore.set_num_threads(2)
@@ -838,7 +841,7 @@ def test_a_child_forked_after_a_team_runs_on_one_thread(tmp_path):
     """OpenMP's threads do not survive fork, and GCC's runtime would wait for them forever: a
     child forked after the parent ran a team predicts and trains on one thread, and refuses
     more with a clear error."""
-    parent, child = run_forking_script(tmp_path, """
+    parent, child = run_in_a_fresh_python(tmp_path, """
         mlpcore.set_num_threads(2)
         net = mlpcore.Network([784, 256, 128, 10], ["relu", "relu", "softmax"], "cce", seed=0)
         X = np.random.default_rng(0).standard_normal((784, 300)).astype(np.float32)
@@ -858,3 +861,59 @@ def test_a_child_forked_after_a_team_runs_on_one_thread(tmp_path):
     threads, labels, error, team = child
     assert threads == 1 and labels == parent[1] and team == 1
     assert "fork" in error and "spawn" in error
+
+
+def test_more_threads_asked_of_openmp_than_processors_give_a_team_of_the_processors(tmp_path):
+    """OMP_NUM_THREADS above the processors: mlpcore's count starts at the processors (fit's team
+    wrote past its per-thread flags and crashed), and setting it back to itself is allowed."""
+    threads, processors, classes = run_in_a_fresh_python(tmp_path, """
+        net = mlpcore.Network([256, 512, 10], ["relu", "softmax"], "cce", seed=0)
+        X = np.random.default_rng(0).standard_normal((256, 512)).astype(np.float32)
+        net.fit(X, np.arange(512) % 10, epochs=2, batch_size=64, verbose=0)
+        mlpcore.set_num_threads(mlpcore.get_num_threads())
+        print(json.dumps([mlpcore.get_num_threads(), len(os.sched_getaffinity(0)), len(set(net.predict(X)))]))
+        """, env={"OMP_NUM_THREADS": "64"})
+    assert threads == min(64, processors) and classes > 1
+
+
+def test_a_program_may_end_while_a_daemon_thread_is_in_a_call(tmp_path):
+    """The interpreter ends a daemon thread that takes the GIL back after a call by unwinding its
+    stack: the call lets it through instead of aborting the program."""
+    run_in_a_fresh_python(tmp_path, """
+        net = mlpcore.Network([4, 8, 1], ["relu", "sigmoid"], "bce", seed=0)
+        X = np.ones((4, 3), np.float32)
+
+        def calls():
+            while True:
+                net.predict(X)
+        threading.Thread(target=calls, daemon=True).start()
+        net.predict(X)
+        """, parse=False)
+
+
+def test_predict_from_another_thread_during_fit_of_the_same_network(tmp_path):
+    """fit swaps the parameters with its spares at every step and frees the spares at its end;
+    a predict from another thread meanwhile reads whole parameter buffers, never a freed one."""
+    fits, predicts, finite = run_in_a_fresh_python(tmp_path, """
+        import time
+        mlpcore.set_num_threads(1)
+        net = mlpcore.Network([2048, 2048, 1], ["relu", "identity"], "mse", seed=0)
+        rng = np.random.default_rng(0)
+        X_predict = rng.standard_normal((2048, 64)).astype(np.float32)
+        X_fit, Y_fit = rng.standard_normal((2048, 2)).astype(np.float32), np.zeros((1, 2), np.float32)
+        done, answers = threading.Event(), []
+
+        def predictor():
+            while not done.is_set():
+                answers.append(bool(np.isfinite(net.predict(X_predict)).all()))
+        thread = threading.Thread(target=predictor)
+        thread.start()
+        fits, start = 0, time.monotonic()
+        while time.monotonic() - start < 3:
+            net.fit(X_fit, Y_fit, epochs=1, batch_size=2, shuffle=False, learning_rate=1e-6, verbose=0)
+            fits += 1
+        done.set()
+        thread.join()
+        print(json.dumps([fits, len(answers), all(answers)]))
+        """)
+    assert fits > 0 and predicts > 0 and finite

@@ -24,6 +24,21 @@ namespace py = pybind11;
 namespace mlpcore {
 namespace {
 
+// Releases the GIL for the work of a call, as py::gil_scoped_release does, but lets through
+// (noexcept(false)) the forced unwinding that CPython starts when a daemon thread takes the GIL
+// back while the interpreter shuts down: pybind11's noexcept destructor turned it into
+// std::terminate, and a program that ended while a daemon thread was in a call aborted.
+class ReleasedGIL {
+ public:
+  ReleasedGIL() : state_(PyEval_SaveThread()) {}
+  ~ReleasedGIL() noexcept(false) { PyEval_RestoreThread(state_); }
+  ReleasedGIL(const ReleasedGIL&) = delete;
+  ReleasedGIL& operator=(const ReleasedGIL&) = delete;
+
+ private:
+  PyThreadState* state_;
+};
+
 std::string shape_of(const py::array& a) {
   std::string text = "(";
   for (py::ssize_t d = 0; d < a.ndim(); ++d) text += (d ? ", " : "") + std::to_string(a.shape(d));
@@ -287,19 +302,21 @@ void bind_network(py::module_& m, const std::string& suffix) {
                  [](Net& net, index l, py::handle self) { return view<T>(net.running_var[l], self); });
   net.def("new_cache",
           [](const Net& net, index m) {
-            if (m < 1) throw py::value_error("a cache needs m >= 1 examples, got " + std::to_string(m));
+            if (m < 1 || m > INT_MAX)
+              throw py::value_error("a cache needs 1 <= m < 2^31 examples, got " + std::to_string(m));
             return PyCache<T>{Cache<T>(net, m), py::none()};
           })
       .def("new_gradients",
            [](const Net& net, index m) {
-             if (m < 1) throw py::value_error("gradients need m >= 1 examples, got " + std::to_string(m));
+             if (m < 1 || m > INT_MAX)
+               throw py::value_error("gradients need 1 <= m < 2^31 examples, got " + std::to_string(m));
              return Grads(net, m);
            })
       .def("forward",
            [](Net& net, py::array X, PyCache<T>& cache, bool training) {
              const ConstMatrix<T> view = matrix_view<T>(X, "X");
              cache.X = X;
-             py::gil_scoped_release release;
+             ReleasedGIL release;
              require(all_finite(view), "X contains NaN or inf");
              net.forward(view, cache.core, training);
            })
@@ -309,7 +326,7 @@ void bind_network(py::module_& m, const std::string& suffix) {
              const index n_L = net.layout.n[net.L()], m = view.cols;
              py::array answer = prediction_array<T>(net.cost, n_L, m);
              void* out = answer.mutable_data();
-             py::gil_scoped_release release;
+             ReleasedGIL release;
              require(all_finite(view), "X contains NaN or inf");
              net.forward(view, cache.core, false);
              const Matrix<T> A_L = cache.core.A[net.L()];
@@ -324,7 +341,7 @@ void bind_network(py::module_& m, const std::string& suffix) {
            [](const Net& net, py::array A_L, py::array Y) {
              const ConstMatrix<T> A = matrix_view<T>(A_L, "A[L]");
              const Targets<T> targets_Y = targets(net, Y);
-             py::gil_scoped_release release;
+             ReleasedGIL release;
              require(all_finite(A), "A[L] contains NaN or inf");
              require_valid_targets(net.cost, targets_Y);
              return net.J(A, targets_Y);
@@ -336,19 +353,19 @@ void bind_network(py::module_& m, const std::string& suffix) {
            [](const Net& net, py::array X, py::array Y) {
              const ConstMatrix<T> X_view = matrix_view<T>(X, "X");
              const Targets<T> Y_view = targets(net, Y);
-             py::gil_scoped_release release;
+             ReleasedGIL release;
              require(all_finite(X_view), "X contains NaN or inf");
              require_valid_targets(net.cost, Y_view);
            })
       .def("backward",
            [](const Net& net, const PyCache<T>& cache, py::array Y, Grads& grads, bool compute_dA0) {
              const Targets<T> targets_Y = targets(net, Y);
-             py::gil_scoped_release release;
+             ReleasedGIL release;
              require_valid_targets(net.cost, targets_Y);
              net.backward(cache.core, targets_Y, grads, compute_dA0);
            })
       .def("update", [](Net& net, const Grads& grads, double learning_rate) {
-        py::gil_scoped_release release;
+        ReleasedGIL release;
         require_finite_gradients(grads);
         net.update(grads, T(learning_rate));
       });
@@ -387,7 +404,8 @@ void bind_network(py::module_& m, const std::string& suffix) {
         const OptimizerSettings settings = optimizer_settings(method, hyper);
         require_state_fits(s, settings, index(net.params.size()));
         require_finite_gradients(grads);
-        py::gil_scoped_release release;
+        ReleasedGIL release;
+        const std::shared_lock writing_in_place(net.params_mutex);
         const std::int64_t t = s.t + 1;
         const bool finite = optimizer_step(settings, T(learning_rate), t, net.params.data(), grads.dparams.data(), s,
                                            net.params.data(), s, {0, index(net.params.size())});
@@ -434,7 +452,7 @@ void bind_network(py::module_& m, const std::string& suffix) {
              EpochResult result;
              {
                InterruptCatcher catcher(catch_interrupt);
-               py::gil_scoped_release release;
+               ReleasedGIL release;
                // fit checked X and Y's values once (check_data); each epoch re-checks only what
                // keeps memory safe, the labels' range, not the O(n[0] m) finiteness of X.
                require_labels_in_range(Y_view);
@@ -485,7 +503,7 @@ PYBIND11_MODULE(_core, m) {
     std::vector<float> A(std::size_t(n) * n, 1.0f), B(A), C(A);
     const mlpcore::ConstMatrix<float> A_view(A.data(), n, n, n), B_view(B.data(), n, n, n);
     const mlpcore::Matrix<float> C_view{C.data(), n, n, n};
-    py::gil_scoped_release release;
+    mlpcore::ReleasedGIL release;
     mlpcore::gemm<float>(false, A_view, false, B_view, 1.0f, 0.0f, C_view);
     const auto start = std::chrono::steady_clock::now();
     for (int r = 0; r < repeats; ++r) mlpcore::gemm<float>(false, A_view, false, B_view, 1.0f, 0.0f, C_view);

@@ -7,6 +7,8 @@
 #include <atomic>
 #include <climits>
 #include <cstdint>
+#include <mutex>
+#include <shared_mutex>
 #include <string>
 #include <vector>
 
@@ -87,6 +89,12 @@ class LayerMatrices {
   bool has(index l) const { return l >= 0 && l < index(rows_.size()) && rows_[l] > 0; }
   void set_cols(index m) { cols_ = m; }
   index bytes() const { return index(values_.size() * sizeof(T)); }
+  // Whether these matrices' memory and the memory from first to last (exclusive) overlap.
+  bool overlaps(const T* first, const T* last) const {
+    const auto address = [](const T* p) { return reinterpret_cast<std::uintptr_t>(p); };
+    return !values_.empty() && address(values_.data()) < address(last) &&
+           address(first) < address(values_.data() + values_.size());
+  }
 
  private:
   std::vector<index> rows_;
@@ -138,6 +146,13 @@ struct Cache {
     for (const LayerMatrices<T>* matrices : {&Z, &A, &Z_norm, &Z_tilde, &D, &mu, &var, &inv_std})
       total += matrices->bytes();
     return total;
+  }
+
+  // Whether the matrix M lies partly in memory this cache writes.
+  bool overlaps(ConstMatrix<T> M) const {
+    for (const LayerMatrices<T>* matrices : {&Z, &A, &Z_norm, &Z_tilde, &D, &mu, &var, &inv_std})
+      if (matrices->overlaps(M.data, M.end())) return true;
+    return false;
   }
 
   std::uint64_t network_id;
@@ -240,10 +255,14 @@ class Network {
   // A training forward updates the running statistics unless update_running is false
   // (the training loop commits them only with a step that succeeds).
   void forward(ConstMatrix<T> X, Cache<T>& cache, bool training, bool update_running = true) {
+    const std::shared_lock reading(params_mutex);
     require(X.rows == layout.n[0], [&] {
       return "X must have n[0] = " + std::to_string(layout.n[0]) + " rows, got " + std::to_string(X.rows);
     });
     require_own(cache.network_id, "cache");
+    require(!cache.overlaps(X),
+            "X shares memory with the cache the forward writes into (a Z[l] or A[l] of its own?): "
+            "pass a copy of X");
     require(X.cols <= cache.capacity, [&] {
       return "the cache holds m = " + std::to_string(cache.capacity) +
              " examples, the batch has m = " + std::to_string(X.cols);
@@ -322,6 +341,7 @@ class Network {
   // layer down to 1: dW[l], db[l] (dgamma[l], dbeta[l]), dA[l-1] (dA[0] only if asked).
   //   Y: (n[L], m) with the cache's m; the cache from a training forward.
   void backward(const Cache<T>& cache, Targets<T> Y, Gradients<T>& grads, bool compute_dA0) const {
+    const std::shared_lock reading(params_mutex);
     require_own(cache.network_id, "cache");
     require_own(grads.network_id, "gradients");
     require(cache.X.data != nullptr && cache.training, "backward needs a cache from a training-mode forward");
@@ -425,6 +445,7 @@ class Network {
 
   // W[l] -= alpha dW[l], b[l] -= alpha db[l] (and gamma, beta) for every l: one pass over the flat buffer.
   void update(const Gradients<T>& grads, T learning_rate) {
+    const std::shared_lock writing_in_place(params_mutex);
     require_own(grads.network_id, "gradients");
     subtract_scaled(params.data(), grads.dparams.data(), learning_rate, layout.size);
   }
@@ -446,6 +467,11 @@ class Network {
   std::uint64_t dropout_seed = 0;              // with the count of training forwards, draws the masks
   std::uint64_t training_forwards = 0;
   const std::uint64_t id;  // tells this network's caches and gradients from others'
+  // Held shared by the calls that read or write the parameters in place (forward, backward,
+  // update, an optimizer's step), and exclusively by fit's trainer while it swaps them with its
+  // spares: a call from another thread during a fit never reads a buffer that moves, or is
+  // freed when the fit ends, under it.
+  mutable std::shared_mutex params_mutex;
 
  private:
   static inline std::atomic<std::uint64_t> last_id{0};

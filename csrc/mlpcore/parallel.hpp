@@ -30,8 +30,9 @@ constexpr double team_work_threshold = 1 << 23;
 // whose halves take some 5 us each, against well under a microsecond to hand one over.
 constexpr double pair_work = 1 << 16;
 
-// The thread count of every parallel region, whichever thread starts it (set_num_threads).
-inline std::atomic<int> team_size{omp_get_max_threads()};
+// The thread count of every parallel region, whichever thread starts it (set_num_threads); at
+// first OpenMP's (OMP_NUM_THREADS), within the processors as set_num_threads's count is.
+inline std::atomic<int> team_size{std::min(omp_get_max_threads(), omp_get_num_procs())};
 
 // Whether this process has started a parallel region of more than one thread. GCC's OpenMP
 // runtime cannot start threads in a child made by fork after that (the child would wait forever

@@ -9,6 +9,7 @@
 #include <cmath>
 #include <exception>
 #include <functional>
+#include <mutex>
 #include <string>
 #include <utility>
 #include <vector>
@@ -109,8 +110,12 @@ class Trainer {
   }
 
   // The threads that take on steps of batch_size examples: a team of set_num_threads's count for
-  // steps of team_step_work multiply-adds and more, else the calling thread alone.
-  int threads_for(index batch_size) const { return net_.work(batch_size) >= team_step_work ? team_size.load() : 1; }
+  // steps of team_step_work multiply-adds and more, else the calling thread alone; never more
+  // than finite_ has places for (the processors when the trainer was made: CPU affinity may
+  // have shrunk them since set_num_threads).
+  int threads_for(index batch_size) const {
+    return net_.work(batch_size) >= team_step_work ? std::min(team_size.load(), int(finite_.size())) : 1;
+  }
 
   Network<T>& network() { return net_; }
   Gradients<T>& gradients() { return grads_; }
@@ -215,7 +220,10 @@ class Trainer {
       run.finished = true;
       return;
     }
-    std::swap(net_.params, spare_params_);
+    {
+      const std::unique_lock swapping(net_.params_mutex);
+      std::swap(net_.params, spare_params_);
+    }
     std::swap(state_, spare_state_);
     net_.update_running_statistics(cache_);
     result.cost += run.J;
@@ -282,6 +290,7 @@ class Trainer {
   // Steps swap the parameters and state with their spares; this puts the current values back
   // in the buffers they began in, which Python's views of them point into.
   void settle() {
+    const std::unique_lock swapping(net_.params_mutex);
     settle_buffer(net_.params, spare_params_, home_params_);
     settle_buffer(state_.first, spare_state_.first, home_first_);
     settle_buffer(state_.second, spare_state_.second, home_second_);

@@ -28,12 +28,15 @@ def _per_layer(values, count, default, name, what, valid, valid_text):
 
 
 def _one_unit_stride(X):
-    """Whether the core can read the 1-D or 2-D X in place: columns or rows of unit stride."""
+    """Whether the core can read the 1-D or 2-D X in place: columns or rows of unit stride, the
+    other stride within BLAS's int (a leading dimension below 2^31 items)."""
     if X.flags.f_contiguous or X.flags.c_contiguous:
         return True
     if X.ndim != 2:
         return False
     item, (rows, cols), (row_stride, col_stride) = X.itemsize, X.shape, X.strides
+    if max(row_stride, col_stride) >= item * 2**31:
+        return False
     return (row_stride == item and col_stride >= item * rows) or (col_stride == item and row_stride >= item * cols)
 
 
