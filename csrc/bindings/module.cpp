@@ -405,7 +405,7 @@ void bind_network(py::module_& m, const std::string& suffix) {
         require_state_fits(s, settings, index(net.params.size()));
         require_finite_gradients(grads);
         ReleasedGIL release;
-        const std::shared_lock writing_in_place(net.params_mutex);
+        const std::shared_lock writing_in_place(net.params_lock);
         const std::int64_t t = s.t + 1;
         const bool finite = optimizer_step(settings, T(learning_rate), t, net.params.data(), grads.dparams.data(), s,
                                            net.params.data(), s, {0, index(net.params.size())});

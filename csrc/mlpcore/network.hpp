@@ -255,7 +255,7 @@ class Network {
   // A training forward updates the running statistics unless update_running is false
   // (the training loop commits them only with a step that succeeds).
   void forward(ConstMatrix<T> X, Cache<T>& cache, bool training, bool update_running = true) {
-    const std::shared_lock reading(params_mutex);
+    const std::shared_lock reading(params_lock);
     require(X.rows == layout.n[0], [&] {
       return "X must have n[0] = " + std::to_string(layout.n[0]) + " rows, got " + std::to_string(X.rows);
     });
@@ -341,7 +341,7 @@ class Network {
   // layer down to 1: dW[l], db[l] (dgamma[l], dbeta[l]), dA[l-1] (dA[0] only if asked).
   //   Y: (n[L], m) with the cache's m; the cache from a training forward.
   void backward(const Cache<T>& cache, Targets<T> Y, Gradients<T>& grads, bool compute_dA0) const {
-    const std::shared_lock reading(params_mutex);
+    const std::shared_lock reading(params_lock);
     require_own(cache.network_id, "cache");
     require_own(grads.network_id, "gradients");
     require(cache.X.data != nullptr && cache.training, "backward needs a cache from a training-mode forward");
@@ -445,7 +445,7 @@ class Network {
 
   // W[l] -= alpha dW[l], b[l] -= alpha db[l] (and gamma, beta) for every l: one pass over the flat buffer.
   void update(const Gradients<T>& grads, T learning_rate) {
-    const std::shared_lock writing_in_place(params_mutex);
+    const std::shared_lock writing_in_place(params_lock);
     require_own(grads.network_id, "gradients");
     subtract_scaled(params.data(), grads.dparams.data(), learning_rate, layout.size);
   }
@@ -471,7 +471,7 @@ class Network {
   // update, an optimizer's step), and exclusively by fit's trainer while it swaps them with its
   // spares: a call from another thread during a fit never reads a buffer that moves, or is
   // freed when the fit ends, under it.
-  mutable std::shared_mutex params_mutex;
+  mutable WriterFirstLock params_lock;
 
  private:
   static inline std::atomic<std::uint64_t> last_id{0};

@@ -221,7 +221,7 @@ class Trainer {
       return;
     }
     {
-      const std::unique_lock swapping(net_.params_mutex);
+      const std::unique_lock swapping(net_.params_lock);
       std::swap(net_.params, spare_params_);
     }
     std::swap(state_, spare_state_);
@@ -290,7 +290,7 @@ class Trainer {
   // Steps swap the parameters and state with their spares; this puts the current values back
   // in the buffers they began in, which Python's views of them point into.
   void settle() {
-    const std::unique_lock swapping(net_.params_mutex);
+    const std::unique_lock swapping(net_.params_lock);
     settle_buffer(net_.params, spare_params_, home_params_);
     settle_buffer(state_.first, spare_state_.first, home_first_);
     settle_buffer(state_.second, spare_state_.second, home_second_);
