@@ -77,7 +77,7 @@ class WriterFirstLock {
   }
   void unlock_shared() {
     const std::lock_guard lock(mutex_);
-    if (--readers_ == 0) turn_.notify_all();
+    if (--readers_ == 0 && writers_ > 0) turn_.notify_all();  // only writers wait for readers
   }
   void lock() {
     std::unique_lock lock(mutex_);
