@@ -42,9 +42,8 @@ struct ConstMatrix {
 
   T operator()(index i, index j) const { return transposed ? data[j + i * ld] : data[i + j * ld]; }
   const T* col(index j) const { return data + j * ld; }  // column j of a view that is not transposed
-  const T* end() const {
-    return data + (transposed ? (rows - 1) * ld + cols : (cols - 1) * ld + rows);
-  }  // past the last
+  // One past the last element the view reaches, in memory order.
+  const T* end() const { return data + (transposed ? (rows - 1) * ld + cols : (cols - 1) * ld + rows); }
   ConstMatrix columns(Range r) const {
     return {data + r.begin * (transposed ? 1 : ld), rows, r.size(), ld, transposed};
   }

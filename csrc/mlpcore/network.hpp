@@ -7,7 +7,6 @@
 #include <atomic>
 #include <climits>
 #include <cstdint>
-#include <mutex>
 #include <shared_mutex>
 #include <string>
 #include <vector>
