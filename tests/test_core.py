@@ -320,6 +320,22 @@ def test_core_activation_stable_at_1e4_in_float32(spec):
     assert np.isfinite(net.cost(A[1], Y))
 
 
+@pytest.mark.parametrize("dtype, z", [("float32", -110.0), ("float64", -800.0)])
+@pytest.mark.parametrize("spec", ["sigmoid", "softmax"])
+def test_core_exponential_tail_is_zero_where_the_true_value_rounds_to_zero(spec, dtype, z):
+    """sigmoid(z) and softmax's e^z / (e^z + 1) for a z whose e^z is below the dtype's smallest
+    subnormal number: 0, as the exact value rounded to the dtype is (not the smallest normal)."""
+    assert np.exp(np.array(z, dtype)) == 0
+    if spec == "softmax":
+        net = mlpcore.Network([1, 2], [spec], "cce", dtype=dtype, seed=0)
+        net.W[1][...] = [[1.0], [0.0]]
+    else:
+        net = mlpcore.Network([1, 1], [spec], "bce", dtype=dtype, seed=0)
+        net.W[1][...] = 1.0
+    net.b[1][...] = 0.0
+    assert net.forward(np.array([[z]], dtype)).A[1][0, 0] == 0
+
+
 # ---------------------------------------------------------------------------
 # parameters, seeds, views
 # ---------------------------------------------------------------------------

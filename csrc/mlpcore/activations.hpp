@@ -23,21 +23,23 @@ struct ActivationSpec {
 // e^x without branches or library calls, so that a loop of it vectorises: x = k ln2 + r with
 // |r| <= ln2/2 (ln2 in two parts, so k ln2 is exact), e^r by its Taylor polynomial to r^degree,
 // and 2^k written into the exponent bits. float: degree 7 (truncation 5e-9 relative), double:
-// degree 13 (2e-16); x is clamped to the range where e^x is a normal number.
+// degree 13 (2e-16). x is clamped to [low, high]: low gives k = -exponent_bias, the exponent
+// field 0 and thus 2^k = 0, so that below about the smallest normal number e^x is 0 (its true
+// value is a subnormal number or 0 there).
 template <class T>
 struct ExpConstants;
 template <>
 struct ExpConstants<float> {
   using Bits = std::uint32_t;  // unsigned: a NaN x gives any bits, which must not overflow a signed shift
   static constexpr int degree = 7, mantissa_bits = 23, exponent_bias = 127;
-  static constexpr float low = -87.3f, high = 88.7f, ln2_high = 0.693359375f, ln2_low = -2.12194440e-4f;
+  static constexpr float low = -88.0f, high = 88.7f, ln2_high = 0.693359375f, ln2_low = -2.12194440e-4f;
   static constexpr float round_bias = 0x1.8p23f;  // adding it rounds to an integer held in the low bits
 };
 template <>
 struct ExpConstants<double> {
   using Bits = std::uint64_t;
   static constexpr int degree = 13, mantissa_bits = 52, exponent_bias = 1023;
-  static constexpr double low = -708.0, high = 709.0, ln2_high = 0.693147180369123816490,
+  static constexpr double low = -709.0, high = 709.0, ln2_high = 0.693147180369123816490,
                           ln2_low = 1.90821492927058770002e-10;
   static constexpr double round_bias = 0x1.8p52;
 };
