@@ -30,7 +30,7 @@ struct TrainSettings {
 };
 
 struct EpochResult {
-  double cost = 0;  // mean of the minibatch costs J (with the L2 term)
+  double cost = 0;  // mean of the minibatch costs J (with the L2 term), each weighted by its examples
   index steps = 0;  // steps taken; the step that diverged is not one of them
   bool interrupted = false;
   std::string diverged;  // what became NaN or inf, empty if nothing did
@@ -88,7 +88,7 @@ class Trainer {
     run.next_report = std::chrono::steady_clock::now() + report_interval;
     run_team(threads_for(settings.batch_size), [&](const Team& team) { run_epoch(run, team); });
     if (run.failure) std::rethrow_exception(run.failure);
-    if (run.result.steps) run.result.cost /= double(run.result.steps);
+    if (run.result.steps) run.result.cost /= double(run.examples);
     return run.result;
   }
 
@@ -133,6 +133,7 @@ class Trainer {
     EpochResult result;
     std::chrono::steady_clock::time_point next_report;
     double J = 0;                // the cost of the current step
+    index examples = 0;          // the examples of the steps kept
     bool finished = false;       // the epoch ends after the current step
     std::exception_ptr failure;  // what the hook or `progress` threw
   };
@@ -184,7 +185,7 @@ class Trainer {
     });
     finite_[team.id] = finite;
     team.sync();
-    if (team.master()) run_safely(run, [&] { finish_step(run, team.size); });
+    if (team.master()) run_safely(run, [&] { finish_step(run, team.size, batch_m); });
     team.sync();
   }
 
@@ -204,9 +205,9 @@ class Trainer {
     clip_gradient(dparams, size, run.settings.clip_norm, run.settings.clip_value);
   }
 
-  // Keeps the step (the spares become the parameters and state) unless what it computed is not
-  // all finite; counts it, reports progress, and ends the epoch on divergence or `stop`.
-  void finish_step(Epoch& run, int threads) {
+  // Keeps the step of batch_m examples (the spares become the parameters and state) unless what it
+  // computed is not all finite; counts it, reports progress, and ends the epoch on divergence or `stop`.
+  void finish_step(Epoch& run, int threads, index batch_m) {
     EpochResult& result = run.result;
     if (!std::isfinite(run.J)) {
       result.diverged = "the cost";
@@ -226,10 +227,11 @@ class Trainer {
     }
     std::swap(state_, spare_state_);
     net_.update_running_statistics(cache_);
-    result.cost += run.J;
+    result.cost += run.J * double(batch_m);
+    run.examples += batch_m;
     ++result.steps;
     if (run.progress && std::chrono::steady_clock::now() >= run.next_report) {
-      run.progress(result.steps, result.cost / double(result.steps));
+      run.progress(result.steps, result.cost / double(run.examples));
       run.next_report = std::chrono::steady_clock::now() + report_interval;
     }
     if (run.stop.load()) {

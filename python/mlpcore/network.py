@@ -350,8 +350,8 @@ class Network:
             X held out. Adds val_cost and val_accuracy (bce, cce) or val_r2 (mse).
         early_stopping, patience : stop when the validation cost has not improved for
             `patience` epochs, and restore the parameters of the best epoch. Without
-            validation data it watches the epoch's cost, the mean of its minibatch costs,
-            each taken before its step's update (as Keras watches its loss).
+            validation data it watches the epoch's cost (see below), as Keras watches
+            its loss.
         l2 : lambda: J gains lambda/(2m) sum ||W[l]||^2 and dW[l] gains (lambda/m) W[l].
         clip_norm, clip_value : clip the flat gradient to this global norm, then to
             [-clip_value, clip_value].
@@ -367,8 +367,10 @@ class Network:
             saturated sigmoid/tanh outputs after each epoch.
         verbose : 1 shows a progress bar, 0 is silent.
 
-        Returns the history, a dict of per-epoch lists ("cost" with the L2 term,
-        "learning_rate", "time" in seconds, and the validation and diagnostic
+        Returns the history, a dict of per-epoch lists ("cost": the mean of the
+        epoch's minibatch costs J, each taken before its step's update, with the L2
+        term, and weighted by its examples, so that a smaller last minibatch counts
+        for its size; "learning_rate", "time" in seconds, and the validation and diagnostic
         figures asked for), also kept at ``net.history``. Ctrl-C stops after the
         current step with a consistent network. A NaN or inf in the cost, the
         gradient or the updated parameters raises mlpcore.DivergenceError and leaves
