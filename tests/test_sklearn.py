@@ -132,6 +132,14 @@ def test_multilabel_targets_train_one_sigmoid_per_label():
     assert np.mean(clf.predict(X) == Y) > 0.85
 
 
+def test_regressor_takes_boolean_targets_as_numbers():
+    X, y = blobs()
+    regressor = MLPRegressor(hidden_layer_sizes=(4,), max_iter=3, random_state=0)
+    assert regressor.fit(X, y == 1).predict(X).shape == (X.shape[0],)
+    twin = MLPRegressor(hidden_layer_sizes=(4,), max_iter=3, random_state=0).fit(X, (y == 1).astype(float))
+    np.testing.assert_array_equal(regressor.predict(X), twin.predict(X))
+
+
 def test_regressor_one_and_several_targets():
     X, y = make_regression(n_samples=150, n_features=5, n_targets=2, noise=1.0, random_state=0)
     y = y / y.std(axis=0)
@@ -209,6 +217,28 @@ def test_warm_start_continues_from_the_previous_network():
         clf.fit(X[y < 2], y[y < 2])
 
 
+@pytest.mark.parametrize("parameter, value", [("hidden_layer_sizes", (9, 3)), ("activation", "tanh"),
+                                              ("batch_norm", True), ("dropout", 0.2), ("dtype", "float32")])
+@pytest.mark.parametrize("method", ["warm_start", "partial_fit"])
+def test_going_on_with_network_refuses_a_changed_architecture(parameter, value, method):
+    X, y = blobs()
+    clf = MLPClassifier(hidden_layer_sizes=(8,), max_iter=2, warm_start=method == "warm_start", random_state=0)
+    clf.fit(X, y) if method == "warm_start" else clf.partial_fit(X, y, classes=[0, 1, 2])
+    net, params = clf.network_, clf.network_.params.copy()
+    clf.set_params(**{parameter: value})
+    with pytest.raises(ValueError, match=f"{parameter} changed since network_ was built"):
+        clf.fit(X, y) if method == "warm_start" else clf.partial_fit(X, y)
+    assert clf.network_ is net and np.array_equal(net.params, params)
+
+
+def test_warm_start_validation_scores_go_on_as_the_loss_curve_does():
+    X, y = blobs()
+    clf = MLPClassifier(hidden_layer_sizes=(8,), max_iter=3, tol=0, warm_start=True, early_stopping=True,
+                        n_iter_no_change=10, random_state=0)
+    clf.fit(X, y).fit(X, y)
+    assert len(clf.loss_curve_) == len(clf.validation_scores_) == 6
+
+
 @pytest.mark.parametrize("early_stopping", [False, True])
 def test_stopping_rule_is_sklearns(early_stopping):
     """With a tol no epoch can meet, both stop after the same number of epochs."""
@@ -234,10 +264,28 @@ def test_early_stopping_keeps_the_best_epochs_parameters():
     assert clf.score(X_val, y_val) == clf.best_validation_score_
 
 
-def test_convergence_warning_when_max_iter_is_reached():
+@pytest.mark.parametrize("max_iter", [1, 3])
+def test_convergence_warning_when_max_iter_is_reached(max_iter):
     X, y = blobs()
-    with pytest.warns(ConvergenceWarning, match=r"Maximum iterations \(3\) reached"):
-        MLPClassifier(hidden_layer_sizes=(4,), max_iter=3, tol=0, random_state=0).fit(X, y)
+    with pytest.warns(ConvergenceWarning, match=rf"Maximum iterations \({max_iter}\) reached"):
+        MLPClassifier(hidden_layer_sizes=(4,), max_iter=max_iter, tol=0, random_state=0).fit(X, y)
+
+
+def test_loss_curve_is_sklearns_with_a_smaller_last_minibatch():
+    """203 examples in batches of 50: the last batch of 3 counts for 3 examples in the epoch's
+    loss (with the alpha term), as in scikit-learn's loss_curve_."""
+    X, y = blobs(n_samples=203)
+    settings = dict(hidden_layer_sizes=(7,), activation="tanh", solver="sgd", momentum=0.0, shuffle=False,
+                    batch_size=50, alpha=0.01, learning_rate_init=0.05, max_iter=1, random_state=0)
+    ours = MLPClassifier(dtype="float64", **settings).fit(X, y)
+    theirs = neural_network.MLPClassifier(**settings).fit(X, y)
+    for l in range(2):
+        ours.coefs_[l][...], ours.intercepts_[l][...] = theirs.coefs_[l], theirs.intercepts_[l]
+    for estimator in (ours, theirs):
+        estimator.set_params(warm_start=True, max_iter=4).fit(X, y)
+    for W, W_theirs in zip(ours.coefs_, theirs.coefs_):
+        np.testing.assert_allclose(W, W_theirs, rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(ours.loss_curve_[1:], theirs.loss_curve_[1:], rtol=1e-10)
 
 
 def test_learning_rate_schedules():

@@ -214,6 +214,8 @@ class _BaseMLP(BaseEstimator):
         if y.ndim == 2 and y.shape[1] == 1:
             y = column_or_1d(y, warn=True)
         self._set_targets(y, first, incremental, classes)
+        if not first:
+            self._require_same_network()
         rng = check_random_state(self.random_state)
         init_seed, fit_seed = (int(seed) for seed in rng.randint(np.iinfo(np.int32).max, size=2))
         if first:
@@ -221,12 +223,12 @@ class _BaseMLP(BaseEstimator):
         if first or not incremental:
             self.network_.reset_optimizer()
             self._learning_rate = float(self.learning_rate_init)
-            self._reset_stopping()
+            self._reset_stopping(first)
         self.n_iter_ = 0
         X_val = y_val = None
         if self.early_stopping:
             X, X_val, y, y_val = self._split(X, y, rng)
-        self._train(X, y, X_val, y_val, 1 if incremental else self.max_iter, fit_seed)
+        self._train(X, y, X_val, y_val, incremental, fit_seed)
         return self
 
     def _new_network(self, n_features, dtype, seed):
@@ -240,11 +242,31 @@ class _BaseMLP(BaseEstimator):
         self.loss_curve_ = []
         self.t_ = 0
 
-    def _reset_stopping(self):
-        """The records of the stopping rule, new at every fit and at a first partial_fit."""
+    def _require_same_network(self):
+        """warm_start and partial_fit go on with network_: refuse parameters that would build another."""
+        sizes, batch_norm, dropout = self._hidden_layers()
+        net, hidden = self.network_, len(sizes)
+        built = {"hidden_layer_sizes": list(net.n[1:-1]), "activation": [name for name, _ in net.activations[:-1]],
+                 "batch_norm": list(net.batch_norm[:-1]), "dropout": list(net.dropout[:len(net.n) - 2])}
+        wanted = {"hidden_layer_sizes": sizes, "activation": [_ACTIVATIONS[self.activation]] * hidden,
+                  "batch_norm": batch_norm, "dropout": dropout}
+        changed = [name for name in built if built[name] != wanted[name]]
+        if "hidden_layer_sizes" in changed:  # the per-layer lists differ in length then too
+            changed = ["hidden_layer_sizes"]
+        if self.dtype is not None and np.dtype(self._fit_dtype_spec()) != net.dtype:
+            changed.append("dtype")
+        if changed:
+            raise ValueError(f"{', '.join(changed)} changed since network_ was built, and "
+                             f"{'partial_fit' if not self.warm_start else 'warm_start'} goes on with network_; "
+                             f"set them back, or fit a new network (warm_start=False)")
+
+    def _reset_stopping(self, first):
+        """The records of the stopping rule, new at every fit and at a first partial_fit; a warm
+        start's validation_scores_ go on from the earlier fits' (as its loss_curve_ does)."""
         self._no_improvement_count = 0
         if self.early_stopping:
-            self.validation_scores_, self.best_validation_score_, self.best_loss_ = [], -np.inf, None
+            earlier = [] if first or self.validation_scores_ is None else self.validation_scores_
+            self.validation_scores_, self.best_validation_score_, self.best_loss_ = earlier, -np.inf, None
         else:
             self.validation_scores_, self.best_validation_score_, self.best_loss_ = None, None, np.inf
 
@@ -266,8 +288,10 @@ class _BaseMLP(BaseEstimator):
                           f"it is clipped to {n_samples}", UserWarning)
         return min(self.batch_size, n_samples)
 
-    def _train(self, X, y, X_val, y_val, epochs, seed):
-        """Up to `epochs` epochs of network_.fit on X.T, stopping as scikit-learn's MLP stops."""
+    def _train(self, X, y, X_val, y_val, incremental, seed):
+        """Up to max_iter epochs (one for partial_fit) of network_.fit on X.T, stopping as
+        scikit-learn's MLP stops."""
+        epochs = 1 if incremental else self.max_iter
         n_samples = X.shape[0]
         stopped = [False]
         self._best = None  # the early-stopping snapshot of this fit's best epoch
@@ -282,7 +306,7 @@ class _BaseMLP(BaseEstimator):
         best, self._best = self._best, None
         if best is not None:
             restore(self.network_, best)
-        if epochs > 1 and self.n_iter_ == self.max_iter and not stopped[0]:
+        if not incremental and self.n_iter_ == self.max_iter and not stopped[0]:
             warnings.warn(f"Stochastic Optimizer: Maximum iterations ({self.max_iter}) reached and the "
                           f"optimization hasn't converged yet.", ConvergenceWarning)
 
@@ -587,8 +611,9 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
         return "identity", "mse"
 
     def _core_targets(self, y):
-        """y as the core takes it: (n_samples,) or, transposed, (n_targets, n_samples)."""
-        return y if y.ndim == 1 else y.T
+        """y as the core takes it, in the network's dtype: (n_samples,) or, transposed,
+        (n_targets, n_samples)."""
+        return (y if y.ndim == 1 else y.T).astype(self.network_.dtype, copy=False)
 
     def _score_outputs(self, outputs, y):
         return r2_score(y, outputs.ravel() if self.n_outputs_ == 1 else outputs)
