@@ -11,6 +11,7 @@ on a rounding difference at Z = 0. float32 references are computed in
 float32 on the same float32 parameters and data.
 """
 
+import threading
 import time
 
 import numpy as np
@@ -933,3 +934,115 @@ def test_predict_from_another_thread_during_fit_of_the_same_network(tmp_path):
         print(json.dumps([fits, len(answers), all(answers)]))
         """)
     assert fits > 0 and predicts > 0 and finite
+
+
+@pytest.mark.parametrize("k, error, message", [
+    (0, ValueError, "must lie in 1.."), (-1, ValueError, "must lie in 1.."), (2**31, ValueError, "got 2147483648"),
+    (True, TypeError, "must be an int"), (2.0, TypeError, "must be an int"), ("2", TypeError, "must be an int")])
+def test_set_num_threads_refuses_what_is_not_a_thread_count(k, error, message, restore_threads):
+    with pytest.raises(error, match=message):
+        mlpcore.set_num_threads(k)
+    assert mlpcore.get_num_threads() == restore_threads
+
+
+def mnist_shaped(m=512, seed=1):
+    """A 784-256-128-10 network, X (784, m) float32 and labels, for the tests of fits and threads."""
+    X = np.random.default_rng(0).standard_normal((784, m)).astype(np.float32)
+    return mlpcore.Network([784, 256, 128, 10], ["relu", "relu", "softmax"], "cce", seed=seed), X, np.arange(m) % 10
+
+
+@pytest.mark.parametrize("call", ["fit from its hook", "fit from a callback", "update from its hook",
+                                  "optimizer step from its hook"])
+def test_a_network_trains_in_one_fit_at_a_time(call):
+    """A second fit of a network during its fit (here from the hook or a callback, as from another
+    thread), or an update or optimizer step during an epoch, is refused: two fits traded the
+    parameter buffers, and the network's views were left on a freed one."""
+    net, X, y = mnist_shaped()
+    grads = net.backward(net.forward(X[:, :4]), y[:4])
+    optimizer = mlpcore.optim.SGD(0.1)
+    inner = {"fit from its hook": lambda: net.fit(X, y, epochs=1, verbose=0),
+             "fit from a callback": lambda: net.fit(X, y, epochs=1, verbose=0),
+             "update from its hook": lambda: net.update(grads, 0.1),
+             "optimizer step from its hook": lambda: optimizer.step(net, grads)}[call]
+    hooks = {"callbacks": [lambda epoch, logs: inner()]} if "callback" in call else {"gradient_hook": lambda g: inner()}
+    with pytest.raises(RuntimeError, match="fit of this network is running"):
+        net.fit(X, y, epochs=2, batch_size=128, verbose=0, **hooks)
+    assert np.shares_memory(net.W[1], net._core.params) and np.all(np.isfinite(net.params))
+    net.update(grads, 0.1)  # once the fit has ended
+    net.fit(X, y, epochs=1, batch_size=128, verbose=0)
+
+
+def test_threads_updating_one_network_lose_no_update():
+    """update writes the parameters under the exclusive lock: two threads' 100 updates each
+    equal 200 in a row (the same gradient each time, so the order does not matter)."""
+    n, activations = [784, 512, 512, 10], ["relu", "relu", "softmax"]
+    X = np.random.default_rng(0).standard_normal((784, 64))
+    nets = [mlpcore.Network(n, activations, "cce", dtype="float64", seed=0) for _ in range(2)]
+    grads = [net.backward(net.forward(X), np.arange(64) % 10) for net in nets]
+    threads = [threading.Thread(target=lambda: [nets[0].update(grads[0], 1e-3) for _ in range(100)])
+               for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    for _ in range(200):
+        nets[1].update(grads[1], 1e-3)
+    np.testing.assert_array_equal(nets[0].params, nets[1].params)
+
+
+def test_optimizer_state_seen_during_a_fit_is_the_states_own_buffers():
+    """Optimizer.state shows the buffers the state keeps, also when read during a fit, whose
+    steps swap them with spares that it frees at its end."""
+    net, X, y = mnist_shaped()
+    seen = []
+    net.fit(X, y, epochs=1, batch_size=128, optimizer="adam", verbose=0,
+            gradient_hook=lambda g: seen.append(net.optimizer.state))
+    assert len(seen) == 4
+    for buffers in seen:
+        for view, kept in zip(buffers, net.optimizer.state):
+            assert np.shares_memory(view, kept) and np.array_equal(view, kept)
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+@pytest.mark.parametrize("hook", [False, True])
+def test_a_program_may_end_while_a_daemon_thread_fits(tmp_path, hook, threads):
+    """At exit, a fit in a daemon thread stops after its step before the interpreter shuts down:
+    its hook took the GIL during the shut-down and aborted the program ("FATAL: exception not
+    rethrown"), and a product ran while OpenBLAS freed its buffers."""
+    out = run_in_a_fresh_python(tmp_path, f"""
+        import time
+        mlpcore.set_num_threads({threads})
+        X = np.random.default_rng(0).standard_normal((784, 4096)).astype(np.float32)
+        net = mlpcore.Network([784, 256, 128, 10], ["relu", "relu", "softmax"], "cce", seed=0)
+        hook = (lambda g: None) if {hook} else None
+        threading.Thread(target=lambda: net.fit(X, np.arange(4096) % 10, epochs=1000, batch_size=128, verbose=0,
+                                                gradient_hook=hook), daemon=True).start()
+        time.sleep(0.3)
+        print("the main thread ends")
+        """, parse=False)
+    assert out == "the main thread ends\n"
+
+
+def test_a_child_forked_while_another_thread_predicts_trains(tmp_path):
+    """A fork while another thread is inside predict leaves that reader in the parameters' lock of
+    the child, where no thread will ever leave it: the child's lock starts afresh, and its fit
+    (which takes the lock exclusively) ends instead of waiting forever."""
+    costs = run_in_a_fresh_python(tmp_path, """
+        mlpcore.set_num_threads(1)
+        X = np.random.default_rng(0).standard_normal((784, 512)).astype(np.float32)
+        net = mlpcore.Network([784, 256, 128, 10], ["relu", "relu", "softmax"], "cce", seed=1)
+        done = threading.Event()
+
+        def predictor():
+            while not done.is_set():
+                net.predict(X[:, :128])
+        thread = threading.Thread(target=predictor)
+        thread.start()
+        def child():
+            return net.fit(X, np.arange(512) % 10, epochs=1, batch_size=64, verbose=0)["cost"][0]
+        costs = [in_a_child(child) for _ in range(4)]
+        done.set()
+        thread.join()
+        print(json.dumps(costs))
+        """)
+    assert len(costs) == 4 and all(np.isfinite(costs))

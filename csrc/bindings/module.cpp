@@ -12,6 +12,7 @@
 #include <functional>
 #include <map>
 #include <string>
+#include <thread>
 #include <tuple>
 #include <utility>
 
@@ -24,14 +25,20 @@ namespace py = pybind11;
 namespace mlpcore {
 namespace {
 
+// The calls that have released the GIL and not yet taken it back (see stop_for_exit).
+std::atomic<int> calls_in_flight{0};
+
 // Releases the GIL for the work of a call, as py::gil_scoped_release does, but lets through
 // (noexcept(false)) the forced unwinding that CPython starts when a daemon thread takes the GIL
 // back while the interpreter shuts down: pybind11's noexcept destructor turned it into
 // std::terminate, and a program that ended while a daemon thread was in a call aborted.
 class ReleasedGIL {
  public:
-  ReleasedGIL() : state_(PyEval_SaveThread()) {}
-  ~ReleasedGIL() noexcept(false) { PyEval_RestoreThread(state_); }
+  ReleasedGIL() : state_(PyEval_SaveThread()) { ++calls_in_flight; }
+  ~ReleasedGIL() noexcept(false) {
+    --calls_in_flight;
+    PyEval_RestoreThread(state_);
+  }
   ReleasedGIL(const ReleasedGIL&) = delete;
   ReleasedGIL& operator=(const ReleasedGIL&) = delete;
 
@@ -167,13 +174,23 @@ class InterruptCatcher {
     sigemptyset(&catcher.sa_mask);
     sigaction(SIGINT, &catcher, &previous_);
   }
-  ~InterruptCatcher() {
-    if (active_) sigaction(SIGINT, &previous_, nullptr);
-  }
+  ~InterruptCatcher() { restore(); }
   const std::atomic<bool>& stop() const { return active_ ? interrupt_requested : never_; }
 
+  // Puts Python's handler back, and tells whether a Ctrl-C came meanwhile: one that came after
+  // the trainer last looked at stop() would otherwise be lost.
+  bool finish() {
+    restore();
+    return stop().load();
+  }
+
  private:
-  bool active_;
+  void restore() {
+    if (active_ && !restored_) sigaction(SIGINT, &previous_, nullptr);
+    restored_ = true;
+  }
+
+  bool active_, restored_ = false;
   struct sigaction previous_{};
   std::atomic<bool> never_{false};
 };
@@ -404,8 +421,9 @@ void bind_network(py::module_& m, const std::string& suffix) {
         const OptimizerSettings settings = optimizer_settings(method, hyper);
         require_state_fits(s, settings, index(net.params.size()));
         require_finite_gradients(grads);
+        net.require_not_fitting();
         ReleasedGIL release;
-        const std::shared_lock writing_in_place(net.params_lock);
+        const std::unique_lock writing(net.params_lock);
         const std::int64_t t = s.t + 1;
         const bool finite = optimizer_step(settings, T(learning_rate), t, net.params.data(), grads.dparams.data(), s,
                                            net.params.data(), s, {0, index(net.params.size())});
@@ -456,7 +474,9 @@ void bind_network(py::module_& m, const std::string& suffix) {
                // fit checked X and Y's values once (check_data); each epoch re-checks only what
                // keeps memory safe, the labels' range, not the O(n[0] m) finiteness of X.
                require_labels_in_range(Y_view);
-               result = trainer.epoch(X_view, Y_view, settings, epoch_number, call_hook, catcher.stop(), report);
+               if (!stopping_every_fit.load())
+                 result = trainer.epoch(X_view, Y_view, settings, epoch_number, call_hook, catcher.stop(), report);
+               result.interrupted |= catcher.finish() || stopping_every_fit.load();
              }
              return py::dict(py::arg("cost") = result.cost, py::arg("steps") = result.steps,
                              py::arg("interrupted") = result.interrupted, py::arg("diverged") = result.diverged);
@@ -481,17 +501,13 @@ PYBIND11_MODULE(_core, m) {
   mlpcore::bind_network<double>(m, "64");
   m.def(
       "set_num_threads",
-      [](int k) {
+      [](long long k) {
         if (k < 1 || k > mlpcore::max_threads())
           throw py::value_error("the thread count must lie in 1.." + std::to_string(mlpcore::max_threads()) +
                                 " (the processors available), got " + std::to_string(k));
         mlpcore::set_num_threads(k);
       },
-      py::arg("k"),
-      "set_num_threads(k): use k threads for matrix products, element-wise passes and fit's team alike,\n"
-      "all on OpenMP's threads (BLAS's own pool stays at one thread). k is an int in 1..the processors\n"
-      "available (ValueError otherwise). RuntimeError for k > 1 in a child process made by fork after\n"
-      "mlpcore ran a team of threads: it runs on one thread (see the README's \"Threads and numerics\").");
+      py::arg("k"), "set_num_threads(k) of mlpcore, past its type check: k in 1..the processors available.");
   m.def(
       "_last_team_size", [] { return mlpcore::last_team_size.load(); },
       "The size of the team of threads that the last training epoch or call of forward or backward ran on.");
@@ -509,6 +525,20 @@ PYBIND11_MODULE(_core, m) {
     for (int r = 0; r < repeats; ++r) mlpcore::gemm<float>(false, A_view, false, B_view, 1.0f, 0.0f, C_view);
     return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count() / repeats;
   });
+  m.def(
+      "_stop_for_exit",
+      [] {
+        // At the interpreter's exit (atexit): a fit in a daemon thread stops after its step, and the
+        // calls in flight end before the interpreter shuts down (a hook would take the GIL then,
+        // and OpenBLAS frees its buffers at exit under a product). Waits at most stop_wait.
+        constexpr auto stop_wait = std::chrono::seconds(5);
+        mlpcore::stopping_every_fit = true;
+        mlpcore::ReleasedGIL release;
+        const auto give_up = std::chrono::steady_clock::now() + stop_wait;
+        while (mlpcore::calls_in_flight.load() > 1 /* this call */ && std::chrono::steady_clock::now() < give_up)
+          std::this_thread::sleep_for(std::chrono::milliseconds(1));
+      },
+      "Stops every fit after its step, and waits (5 s at most) for the calls in flight; run at exit.");
   m.def("get_num_threads", &mlpcore::get_num_threads,
         "get_num_threads() -> int: mlpcore's thread count (all cores until set_num_threads).");
 }

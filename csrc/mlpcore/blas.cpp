@@ -157,6 +157,7 @@ template void gemm<double>(bool, ConstMatrix<double>, bool, ConstMatrix<double>,
 std::atomic<bool> threads_lost_in_fork{false};
 const bool fork_handler_at_load = (pthread_atfork(nullptr, nullptr,
                                                   [] {
+                                                    ++forks;
                                                     if (!threads_started.load()) return;
                                                     team_size = 1;
                                                     threads_lost_in_fork = true;

@@ -7,6 +7,7 @@
 #include <atomic>
 #include <climits>
 #include <cstdint>
+#include <mutex>
 #include <shared_mutex>
 #include <string>
 #include <vector>
@@ -444,8 +445,9 @@ class Network {
 
   // W[l] -= alpha dW[l], b[l] -= alpha db[l] (and gamma, beta) for every l: one pass over the flat buffer.
   void update(const Gradients<T>& grads, T learning_rate) {
-    const std::shared_lock writing_in_place(params_lock);
     require_own(grads.network_id, "gradients");
+    require_not_fitting();
+    const std::unique_lock writing(params_lock);
     subtract_scaled(params.data(), grads.dparams.data(), learning_rate, layout.size);
   }
 
@@ -466,11 +468,22 @@ class Network {
   std::uint64_t dropout_seed = 0;              // with the count of training forwards, draws the masks
   std::uint64_t training_forwards = 0;
   const std::uint64_t id;  // tells this network's caches and gradients from others'
-  // Held shared by the calls that read or write the parameters in place (forward, backward,
-  // update, an optimizer's step), and exclusively by fit's trainer while it swaps them with its
-  // spares: a call from another thread during a fit never reads a buffer that moves, or is
-  // freed when the fit ends, under it.
+  // Held shared by the calls that read the parameters (forward, backward), and exclusively by
+  // those that write them (update, an optimizer's step, and fit's trainer while it swaps them
+  // with its spares and updates the running statistics): a call from another thread never reads
+  // half an update, or a buffer that moves or is freed under it when a fit ends.
   mutable WriterFirstLock params_lock;
+  // Set while an epoch of fit runs (see Trainer::epoch), whose steps swap the parameters and
+  // the optimizer's state with spares: another fit, update or optimizer step of the network
+  // is refused until it ends.
+  std::atomic<bool> fitting{false};
+
+  void require_not_fitting() const {
+    if (fitting.load())
+      throw std::runtime_error(
+          "a fit of this network is running (on another thread, or this call comes from its gradient hook); "
+          "call this once it has ended");
+  }
 
  private:
   static inline std::atomic<std::uint64_t> last_id{0};

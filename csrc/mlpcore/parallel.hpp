@@ -39,6 +39,10 @@ inline std::atomic<int> team_size{std::min(omp_get_max_threads(), omp_get_num_pr
 // for its parent's threads), so such a child runs on one thread (see blas.cpp).
 inline std::atomic<bool> threads_started{false};
 
+// The forks this process descends from, counted in the child (see blas.cpp): what a lock held
+// at a fork says is void in the child, where the threads that held it do not exist.
+inline std::atomic<unsigned> forks{0};
+
 // The thread count of a parallel region about to start (set_num_threads's by default), noting
 // when threads start.
 inline int region_threads(int threads = team_size.load()) {

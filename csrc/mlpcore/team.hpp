@@ -10,6 +10,7 @@
 #include <chrono>
 #include <condition_variable>
 #include <mutex>
+#include <new>
 #include <thread>
 
 #include "matrix.hpp"
@@ -67,10 +68,13 @@ class SpinBarrier {
 // A shared lock (for std::shared_lock and std::unique_lock) that lets a waiting writer in before
 // new readers: the writer waits only for the readers already in. std::shared_mutex lets readers
 // in first, and a fit that swaps the parameters under it between steps ran 230 times slower
-// beside three threads predicting with the same network in a loop. Not recursive.
+// beside three threads predicting with the same network in a loop. Not recursive. In a child
+// made by fork it starts afresh: a reader in another thread at the fork would have kept the
+// child's first writer waiting forever.
 class WriterFirstLock {
  public:
   void lock_shared() {
+    forget_other_processes();
     std::unique_lock lock(mutex_);
     turn_.wait(lock, [&] { return writers_ == 0; });
     ++readers_;
@@ -80,6 +84,7 @@ class WriterFirstLock {
     if (--readers_ == 0 && writers_ > 0) turn_.notify_all();  // only writers wait for readers
   }
   void lock() {
+    forget_other_processes();
     std::unique_lock lock(mutex_);
     ++writers_;  // waiting or writing: readers wait from now on
     turn_.wait(lock, [&] { return readers_ == 0 && !writing_; });
@@ -93,10 +98,22 @@ class WriterFirstLock {
   }
 
  private:
+  // After a fork, the state the parent's threads left (made anew, as after construction).
+  void forget_other_processes() {
+    const unsigned now = forks.load(std::memory_order_relaxed);
+    if (forks_ == now) return;
+    new (&mutex_) std::mutex;
+    new (&turn_) std::condition_variable;
+    readers_ = writers_ = 0;
+    writing_ = false;
+    forks_ = now;
+  }
+
   std::mutex mutex_;
   std::condition_variable turn_;
   int readers_ = 0, writers_ = 0;
   bool writing_ = false;
+  unsigned forks_ = forks.load();  // the fork count of the process this state belongs to
 };
 
 // Thread `id` of a team of `size`; the solo team (one thread, no barrier) is the default.

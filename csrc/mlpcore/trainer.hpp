@@ -36,6 +36,11 @@ struct EpochResult {
   std::string diverged;  // what became NaN or inf, empty if nothing did
 };
 
+// Set at the interpreter's exit: every epoch stops after its current step, and none starts (a
+// fit in a daemon thread would otherwise call its hook, or BLAS, while the interpreter and the
+// libraries shut down).
+inline std::atomic<bool> stopping_every_fit{false};
+
 template <class T>
 class Trainer {
  public:
@@ -75,9 +80,17 @@ class Trainer {
   EpochResult epoch(ConstMatrix<T> X, Targets<T> Y, const TrainSettings& settings, index epoch_number,
                     const std::function<void(T*, index)>& hook, const std::atomic<bool>& stop,
                     const std::function<void(index, double)>& progress = {}) {
+    bool idle = false;
+    if (!net_.fitting.compare_exchange_strong(idle, true))
+      throw std::runtime_error(
+          "another fit of this network is running (on another thread, or this fit was started from its "
+          "gradient hook); one network trains in one fit at a time");
     struct Settle {  // whatever happens, the parameters and state end in the buffers they began in
       Trainer& trainer;
-      ~Settle() { trainer.settle(); }
+      ~Settle() {
+        trainer.settle();
+        trainer.net_.fitting = false;
+      }
     } settle_at_exit{*this};
     const index m = X.cols;
     require(m == index(order_.size()), [&] {
@@ -224,9 +237,9 @@ class Trainer {
     {
       const std::unique_lock swapping(net_.params_lock);
       std::swap(net_.params, spare_params_);
+      net_.update_running_statistics(cache_);
     }
     std::swap(state_, spare_state_);
-    net_.update_running_statistics(cache_);
     result.cost += run.J * double(batch_m);
     run.examples += batch_m;
     ++result.steps;
@@ -234,7 +247,7 @@ class Trainer {
       run.progress(result.steps, result.cost / double(run.examples));
       run.next_report = std::chrono::steady_clock::now() + report_interval;
     }
-    if (run.stop.load()) {
+    if (run.stop.load() || stopping_every_fit.load()) {
       result.interrupted = true;
       run.finished = true;
     }

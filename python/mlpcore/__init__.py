@@ -22,14 +22,36 @@ from . import _core  # noqa: E402
 if not _user_wait_policy:
     del os.environ["OMP_WAIT_POLICY"]
 
+import atexit  # noqa: E402
+
 from . import optim, preprocessing, reference  # noqa: E402
-from ._core import get_num_threads, set_num_threads  # noqa: E402
+from ._checks import is_integer  # noqa: E402
+from ._core import get_num_threads  # noqa: E402
 from .network import Cache, Gradients, Network  # noqa: E402
 from .io import load  # noqa: E402
 from . import onnx  # noqa: E402  (imports the onnx package only when export is called)
 from .optim import DivergenceError  # noqa: E402
 
 __version__ = "0.1.0"
+
+# A fit in a daemon thread stops after its step, and calls in flight end, before the interpreter
+# shuts down: a hook taking the GIL then, or a product running while OpenBLAS frees its buffers
+# at exit, aborted the program.
+atexit.register(_core._stop_for_exit)
+
+
+def set_num_threads(k):
+    """Use k threads for matrix products, element-wise passes and fit's team alike, all on
+    OpenMP's threads (BLAS's own pool stays at one thread).
+
+    k : an int in 1..the processors available (TypeError for a non-integer, ValueError
+        outside that range). RuntimeError for k > 1 in a child process made by fork after
+        mlpcore ran a team of threads: it runs on one thread there (see the README's
+        "Threads and numerics").
+    """
+    if not is_integer(k):
+        raise TypeError(f"the thread count must be an int, got {k!r}")
+    _core.set_num_threads(int(k))
 
 __all__ = ["Network", "Cache", "Gradients", "DivergenceError", "optim", "preprocessing", "reference",
            "set_num_threads", "get_num_threads", "load", "onnx"]

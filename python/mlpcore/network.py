@@ -345,7 +345,8 @@ class Network:
             which also draws the dropout masks; the same seed and thread count give
             bit-identical parameters. Steps of 2^20 multiply-adds and more (batch size
             times weights) run on a team of mlpcore.get_num_threads() threads, each on
-            its share of the batch; its results equal one thread's to rounding.
+            its share of the batch; its results equal one thread's to rounding (which
+            Adam and RMSprop can magnify where a gradient is as small as their eps).
         validation_data : (X_val, Y_val), or validation_fraction : a random share of
             X held out. Adds val_cost and val_accuracy (bce, cce) or val_r2 (mse).
         early_stopping, patience : stop when the validation cost has not improved for
@@ -374,13 +375,23 @@ class Network:
         figures asked for), also kept at ``net.history``. Ctrl-C stops after the
         current step with a consistent network. A NaN or inf in the cost, the
         gradient or the updated parameters raises mlpcore.DivergenceError and leaves
-        the parameters and optimizer state of the last good step.
+        the parameters and optimizer state of the last good step. A network trains in
+        one fit at a time: a second fit of it meanwhile (on another thread, or from a
+        hook or callback) raises RuntimeError, and so do update and an optimizer's
+        step during an epoch.
         """
-        return fit(self, X, Y, epochs=epochs, batch_size=batch_size, optimizer=optimizer,
-                   learning_rate=learning_rate, shuffle=shuffle, seed=seed, validation_data=validation_data,
-                   validation_fraction=validation_fraction, early_stopping=early_stopping, patience=patience,
-                   l2=l2, clip_norm=clip_norm, clip_value=clip_value, callbacks=callbacks, schedule=schedule,
-                   gradient_hook=gradient_hook, diagnostics=diagnostics, verbose=verbose)
+        running = object()
+        if self.__dict__.setdefault("_fit_running", running) is not running:  # one call: atomic under the GIL
+            raise RuntimeError("another fit of this network is running (on another thread, or this fit was started "
+                               "from its gradient hook or a callback); one network trains in one fit at a time")
+        try:
+            return fit(self, X, Y, epochs=epochs, batch_size=batch_size, optimizer=optimizer,
+                       learning_rate=learning_rate, shuffle=shuffle, seed=seed, validation_data=validation_data,
+                       validation_fraction=validation_fraction, early_stopping=early_stopping, patience=patience,
+                       l2=l2, clip_norm=clip_norm, clip_value=clip_value, callbacks=callbacks, schedule=schedule,
+                       gradient_hook=gradient_hook, diagnostics=diagnostics, verbose=verbose)
+        finally:
+            del self.__dict__["_fit_running"]
 
     def memory_bytes(self, breakdown=False):
         """The bytes of mlpcore's own buffers for this network: its parameters and running

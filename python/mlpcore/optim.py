@@ -46,6 +46,7 @@ class Optimizer:
         self.learning_rate = _positive_real(learning_rate, "learning_rate", allow_zero=True)
         self.hyper = hyper
         self._state = None
+        self._buffers = []  # views of the state's buffers, made with it (see state)
         self._network = None
 
     @property
@@ -64,12 +65,15 @@ class Optimizer:
 
         [] before the first step and for SGD without momentum; [buf] (the momentum
         buffer) for SGD with momentum; [v] for RMSprop; [m, v] for Adam and AdamW.
+        The views are made with the state, outside any fit, so that they show the
+        buffers the state keeps: a fit's steps swap them with spares, which it frees.
         """
-        return [] if self._state is None else list(self._state.buffers)
+        return list(self._buffers)
 
     def reset(self):
         """Forget the state: the next step starts afresh (t = 0, zero buffers)."""
         self._state = None
+        self._buffers = []
         self._network = None
 
     def _require_network(self, net):
@@ -87,6 +91,7 @@ class Optimizer:
         if self._state is None:
             state_class = _core.OptimizerState32 if net.dtype == np.float32 else _core.OptimizerState64
             self._state = state_class(self.method, self.hyper, net.params.size)
+            self._buffers = list(self._state.buffers)
             self._network = net
         return self._state
 
