@@ -204,6 +204,26 @@ def test_a_network_saved_from_python_is_predicted_and_described(tmp_path, capsys
 # errors: one line on stderr, a non-zero exit
 # ---------------------------------------------------------------------------
 
+@pytest.mark.parametrize("metadata, fragment", [
+    ({"task": "classify", "classes": ["a"]}, "does not hold what train saves"),
+    ({"task": "regress"}, "does not hold what train saves"),
+    ({"task": "classify", "target": "kind", "feature_names": ["u", "v", "w"], "mean": [0, 0, 0],
+      "scale": [1, 1, 1], "classes": ["a", "b"]}, "does not hold what train saves")])
+def test_predict_and_info_check_the_metadata_of_train(metadata, fragment, tmp_path, capsys):
+    """Metadata that says mlpcore train made the model must fit its network (a bce net of two
+    outputs is multi-label, not two classes); any other metadata is not the command line's."""
+    net = mlpcore.Network([3, 4, 2], ["relu", "sigmoid"], "bce", seed=0)
+    data = write_csv(tmp_path / "x.csv", ["u", "v", "w"], [["1", "2", "3"], ["4", "5", "6"]])
+    net.save(tmp_path / "model.npz", metadata=metadata)
+    for command in (["predict", str(tmp_path / "model.npz"), data], ["info", str(tmp_path / "model.npz")]):
+        assert_one_line_error(*run(command, capsys)[::2], fragment)
+    net.save(tmp_path / "own.npz", metadata={"classes": ["a", "b"], "purpose": "sentiment"})
+    status, out, err = run(["predict", str(tmp_path / "own.npz"), data], capsys)
+    assert status == 0, err
+    assert out.splitlines()[0] == "prediction_1,prediction_2" and len(out.splitlines()) == 3
+    assert run(["info", str(tmp_path / "own.npz")], capsys)[0] == 0
+
+
 def test_missing_files(tmp_path, capsys):
     missing = str(tmp_path / "nothing.csv")
     assert_one_line_error(*run(["train", missing, "--target", "y"], capsys)[::2], "no such file", missing)
@@ -260,7 +280,18 @@ def test_malformed_csv(content, fragment, tmp_path, capsys):
 def test_target_problems(tmp_path, capsys):
     data = write_csv(tmp_path / "gap.csv", ["x", "kind"], [["1", "a"], ["2", ""], ["3", "b"]])
     assert_one_line_error(*run(train_args(data, tmp_path, "--target", "kind"), capsys)[::2],
-                          "'kind' is empty on line 3")
+                          "'kind' is missing ('') on line 3")
+    for marker in ("NA", "NaN", "null", "?"):  # a missing-value marker is not a class or a value
+        data = write_csv(tmp_path / "na.csv", ["x", "y"], [[str(k), str(k % 2)] for k in range(9)] + [["9", marker]])
+        assert_one_line_error(*run(train_args(data, tmp_path, "--target", "y"), capsys)[::2],
+                              f"'y' is missing ('{marker}') on line 11")
+    rows = [[str(k), str(2.5 * k)] for k in range(60)]
+    rows[7][1] = "n.a."
+    data = write_csv(tmp_path / "stray.csv", ["x", "y"], rows)
+    assert_one_line_error(*run(train_args(data, tmp_path, "--target", "y"), capsys)[::2],
+                          "'y' holds numbers, but line 9 holds 'n.a.'", "--task classify")
+    status, _, err = run(train_args(data, tmp_path, "--target", "y", "--task", "classify"), capsys)
+    assert status == 0, err
     data = write_csv(tmp_path / "data.csv", ["x", "kind"], [["1", "a"], ["2", "b"]])
     assert_one_line_error(*run(train_args(data, tmp_path, "--target", "kind", "--task", "regress"), capsys)[::2],
                           "'kind'", "'a'")

@@ -18,6 +18,7 @@ import sys
 
 import numpy as np
 
+from ._checks import is_real
 from .network import Network
 from .optim import DivergenceError
 from .preprocessing import Standardizer
@@ -26,6 +27,8 @@ __all__ = ["main", "CommandError"]
 
 # A numeric target with at most this many distinct integer values is taken for class labels.
 MAX_CLASSES_GUESSED = 20
+# Target cells that say a value is missing (compared in lower case): refused, not taken as a class.
+MISSING_MARKERS = ("", "na", "n/a", "nan", "null", "none", "?")
 
 
 class CommandError(Exception):
@@ -265,10 +268,12 @@ def train(args):
         raise CommandError(f"{args.data} has no feature column besides the target {args.target!r}")
     X = table.features(feature_names)
     target = table.column(args.target)
-    if np.any(target == ""):
-        raise CommandError(f"{args.data}: the target {args.target!r} is empty on line "
-                           f"{table.lines[int(np.argmax(target == ''))]}; every example needs one")
-    task = args.task or _guess_task(target)
+    missing = np.isin(np.char.lower(target), MISSING_MARKERS)
+    if np.any(missing):
+        line = int(np.argmax(missing))
+        raise CommandError(f"{args.data}: the target {args.target!r} is missing ({str(target[line])!r}) on line "
+                           f"{table.lines[line]}; every example needs one")
+    task = args.task or _guess_task(target, args.target, table.lines)
     if task == "classify":
         classes, y = _classes(target, args.target)
     else:
@@ -300,11 +305,18 @@ def train(args):
     print(f"saved the model to {args.out}")
 
 
-def _guess_task(target):
+def _guess_task(target, name, lines):
     """'classify' for a non-numeric target or one of at most MAX_CLASSES_GUESSED distinct integers,
-    else 'regress'."""
+    else 'regress'; CommandError for a target of numbers but for a few cells (a mistake, not a
+    class), naming the first."""
     numbers = _numbers(target)
     if numbers is None:
+        finite = np.array([_numbers(target[i:i + 1]) is not None for i in range(target.size)])
+        if finite.mean() >= 0.5:
+            bad = int(np.argmin(finite))
+            raise CommandError(f"the target {name!r} holds numbers, but line {lines[bad]} holds "
+                               f"{str(target[bad])!r}; mend that cell, or pass --task classify to take "
+                               f"every cell as a class label")
         return "classify"
     integer = np.all(numbers == np.round(numbers))
     return "classify" if integer and np.unique(numbers).size <= MAX_CLASSES_GUESSED else "regress"
@@ -393,12 +405,42 @@ def _load(path):
         raise CommandError(f"no such file: {path}") from None
 
 
+def _train_metadata(net, path):
+    """The metadata mlpcore train saved with net, checked against net; {} for a model saved
+    otherwise, whatever its metadata holds (it is not the command line's to read).
+    CommandError for metadata that says train made it (its 'task') but does not fit net."""
+    metadata, n0 = net.metadata, net.n[0]
+    task = metadata.get("task")
+    if task not in ("classify", "regress"):
+        return {}
+
+    def numbers(key, size=None):
+        values = metadata.get(key)
+        values = values if isinstance(values, list) else [values]
+        return (size is None or len(values) == size) and all(is_real(v) for v in values)
+
+    names = metadata.get("feature_names")
+    valid = (isinstance(metadata.get("target"), str) and isinstance(names, list) and len(names) == n0
+             and all(isinstance(name, str) for name in names) and numbers("mean", n0) and numbers("scale", n0))
+    if task == "classify":
+        classes = metadata.get("classes")
+        outputs = 2 if (net.cost_name, net.n[-1]) == ("bce", 1) else net.n[-1] if net.cost_name == "cce" else None
+        valid = valid and isinstance(classes, list) and len(classes) == outputs
+    else:
+        valid = valid and net.n[-1] == 1 and numbers("target_mean") and numbers("target_scale")
+    if not valid:
+        raise CommandError(f"{path}: its metadata says mlpcore train made it (task {task!r}) but does not hold "
+                           f"what train saves for this network (target, feature_names, mean, scale, and the "
+                           f"classes or the target's mean and scale)")
+    return metadata
+
+
 def predict(args):
     """Predict every example of the CSV; write a CSV of predictions (class labels when classifying)."""
     if args.out is not None:
         _require_folder(args.out)
     net = _load(args.model)
-    metadata = net.metadata
+    metadata = _train_metadata(net, args.model)
     table = _Table(args.data)
     feature_names = metadata.get("feature_names")
     if feature_names is None:
@@ -446,8 +488,8 @@ def info(args):
               + (", batch norm" if net.batch_norm[l - 1] else "")
               + (f", dropout {net.dropout[l - 1]:g}" if net.dropout[l - 1] else ""))
     print(f"parameters: {net.params.size}")
-    metadata = net.metadata
-    if "task" in metadata:
+    metadata = _train_metadata(net, args.model)
+    if metadata:
         print(f"trained by mlpcore train to predict {metadata['target']!r} ({_about(metadata)}) from "
               f"{len(metadata['feature_names'])} features: {', '.join(metadata['feature_names'])}")
     print(_history_summary(net.history))
