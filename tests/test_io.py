@@ -259,6 +259,32 @@ def test_an_optimizer_step_count_beyond_the_cores_int64_is_refused(tmp_path):
         mlpcore.load(path)
 
 
+def test_a_header_whose_architecture_is_not_the_params_size_is_refused_before_building(saved, monkeypatch):
+    """A forged header of huge layers is refused from its parameter count, before the network
+    (gigabytes of parameters) is built."""
+    path, _ = saved
+    rewrite(path, lambda header: header["architecture"].update(layer_sizes=[4, 100000, 100000, 3]))
+    monkeypatch.setattr(mlpcore.Network, "__init__", lambda *args, **kwargs: pytest.fail("the network was built"))
+    with pytest.raises(ValueError, match=rf"{path}: the array 'params' should be float64 of shape \(10001100009,\)"):
+        mlpcore.load(path)
+
+
+@pytest.mark.parametrize("optimizer, k, value, message", [
+    ("adam", 0, np.nan, "optimizer_state_0 holds NaN or inf"), ("rmsprop", 0, np.inf, "optimizer_state_0 holds NaN or inf"),
+    ("adam", 1, -1.0, "optimizer_state_1 holds negative running means of squared gradients"),
+    ("rmsprop", 0, -1.0, "optimizer_state_0 holds negative running means")])
+def test_a_corrupt_optimizer_state_is_refused(tmp_path, optimizer, k, value, message):
+    net = mlpcore.Network([3, 4, 2], ["tanh", "softmax"], "cce", seed=0)
+    net.fit(np.ones((3, 8)), np.arange(8) % 2, epochs=1, batch_size=4, optimizer=optimizer, verbose=0)
+    path = tmp_path / "model.npz"
+    net.save(path, include_optimizer=True)
+    state = np.array(net.optimizer.state[k])
+    state[5] = value
+    rewrite(path, **{f"optimizer_state_{k}": state})
+    with pytest.raises(ValueError, match=f"{path}: {message}"):
+        mlpcore.load(path)
+
+
 def test_a_header_that_is_not_json_is_refused(saved):
     path, _ = saved
     rewrite(path, header=np.frombuffer(b"{not json", dtype=np.uint8))

@@ -119,6 +119,9 @@ def test_decision_regions_checks_X_and_y():
         plot.decision_regions(net, np.zeros((2, 3)), np.zeros(4))
     with pytest.raises(TypeError, match="mlpcore.Network"):
         plot.decision_regions("net", np.zeros((2, 3)), np.zeros(3))
+    for resolution in (1, 2.5, None):
+        with pytest.raises(ValueError, match="resolution must be an integer >= 2"):
+            plot.decision_regions(net, np.zeros((2, 3)), np.zeros(3), resolution=resolution)
 
 
 def test_activation_functions_draw_g_beside_g_prime(plt, tmp_path):
@@ -132,6 +135,12 @@ def test_activation_functions_draw_g_beside_g_prime(plt, tmp_path):
     assert axes[2, 0].get_title() == "elu (alpha 0.5): g(z)"
     assert axes[2, 1].get_title() == "elu (alpha 0.5): g'(z)"
     assert (tmp_path / "g.png").read_bytes()[:8] == PNG_SIGNATURE
+
+
+@pytest.mark.parametrize("spec", ["relu", ("elu", {"alpha": 0.5})])
+def test_activation_functions_takes_one_spec(plt, spec):
+    figure = plot.activation_functions(spec)
+    assert len(figure.axes) == 2 and figure.axes[0].get_title().startswith(reference.parse_activation(spec)[0])
 
 
 def test_activation_functions_by_default_draw_every_elementwise_activation(plt):
@@ -174,8 +183,11 @@ def test_weight_histograms_checks_its_arguments():
     net = mlpcore.Network([3, 2, 1], ["tanh", "sigmoid"], "bce", seed=0)
     other = mlpcore.Network([4, 2, 1], ["tanh", "sigmoid"], "bce", seed=0)
     other_grads = other.backward(other.forward(np.zeros((4, 2))), np.zeros(2))
-    with pytest.raises(ValueError, match="another network"):
-        plot.weight_histograms(net, other_grads)
+    twin = mlpcore.Network([3, 2, 1], ["tanh", "sigmoid"], "bce", seed=0)  # the same shapes: still another's
+    twin_grads = twin.backward(twin.forward(np.zeros((3, 2))), np.zeros(2))
+    for grads in (other_grads, twin_grads):
+        with pytest.raises(ValueError, match="another network"):
+            plot.weight_histograms(net, grads)
     with pytest.raises(TypeError, match="mlpcore.Gradients"):
         plot.weight_histograms(net, {"dW": {}})
     with pytest.raises(TypeError, match="mlpcore.Network"):

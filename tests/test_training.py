@@ -696,7 +696,7 @@ def test_early_stopping_restores_the_best_parameters():
 
 
 def test_divergence_raises_and_leaves_finite_parameters():
-    assert issubclass(mlpcore.DivergenceError, FloatingPointError)
+    assert issubclass(mlpcore.DivergenceError, FloatingPointError) and issubclass(mlpcore.DivergenceError, ValueError)
     rng = np.random.default_rng(0)
     X = rng.standard_normal((3, 64)) * 100
     Y = rng.standard_normal((1, 64)) * 100

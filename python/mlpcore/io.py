@@ -198,6 +198,7 @@ def _read_arrays(file, source):
 def _restore(net, arrays, source):
     """Initialise the blank Network net from the file's arrays; ValueError naming source if they are wrong."""
     header = _header(arrays, source)
+    _require_parameter_count(header, arrays, source)
     try:
         net.__init__(**header["architecture"])
     except (TypeError, ValueError, KeyError) as error:
@@ -216,6 +217,22 @@ def _restore(net, arrays, source):
         raise ValueError(f"{source}: its header's history and metadata should be JSON objects")
     if header.get("optimizer") is not None:
         net.optimizer = _optimizer(net, header["optimizer"], arrays, source)
+
+
+def _require_parameter_count(header, arrays, source):
+    """Refuse, before the network is built (and its parameters drawn), params that are not of
+    the architecture's size: a forged header could otherwise ask for gigabytes. An architecture
+    that is malformed passes here, for Network to name what is wrong with it."""
+    try:
+        architecture = header["architecture"]
+        n = [int(size) for size in architecture["layer_sizes"]]
+        batch_norm = architecture.get("batch_norm") or [False] * (len(n) - 1)
+        count = sum(n[l] * n[l - 1] + n[l] + (2 * n[l] if batch_norm[l - 1] else 0) for l in range(1, len(n)))
+        dtype = np.dtype(architecture["dtype"])
+    except (TypeError, ValueError, KeyError, IndexError, AttributeError):
+        return
+    if all(1 <= size < 2**31 for size in n):
+        _array(arrays, "params", (count,), dtype, source)
 
 
 def _finite(array, name, source):
@@ -281,7 +298,12 @@ def _optimizer(net, saved, arrays, source):
     state = optimizer._state_for(net)
     buffers = optimizer.state
     for k, buffer in enumerate(buffers):
-        buffer[...] = _array(arrays, f"optimizer_state_{k}", buffer.shape, net.dtype, source)
+        buffer[...] = _finite(_array(arrays, f"optimizer_state_{k}", buffer.shape, net.dtype, source),
+                              f"optimizer_state_{k}", source)
+    squares = buffers[-1] if optimizer.method in ("rmsprop", "adam", "adamw") else None  # the running mean of g^2
+    if squares is not None and np.any(squares < 0):
+        raise ValueError(f"{source}: optimizer_state_{len(buffers) - 1} holds negative running means of squared "
+                         f"gradients: the file is corrupt")
     if f"optimizer_state_{len(buffers)}" in arrays:
         raise ValueError(f"{source}: the file has more optimizer state buffers than {saved['spec'][0]} uses "
                          f"({len(buffers)})")

@@ -18,11 +18,13 @@ from ._checks import is_real, name_and_params
 __all__ = ["Optimizer", "SGD", "RMSprop", "Adam", "AdamW", "make_optimizer", "DivergenceError"]
 
 
-class DivergenceError(FloatingPointError):
+class DivergenceError(FloatingPointError, ValueError):
     """Training produced a cost, gradient or parameter that is NaN or infinite.
 
     The network keeps the parameters and optimizer state of the last step
-    whose cost, gradients and updated parameters were all finite.
+    whose cost, gradients and updated parameters were all finite. Also a
+    ValueError, which scikit-learn's MLP raises for non-finite weights, so that
+    code written for it catches this too.
     """
 
 

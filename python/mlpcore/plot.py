@@ -16,6 +16,7 @@ never by ``import mlpcore``.
 import numpy as np
 
 from . import reference
+from ._checks import is_integer
 from .network import Gradients, Network
 
 __all__ = ["cost_curves", "decision_regions", "activation_functions", "weight_histograms",
@@ -105,6 +106,8 @@ def decision_regions(net, X, y, ax=None, path=None, resolution=200):
     X, y = np.asarray(X), np.asarray(y)
     if X.ndim != 2 or X.shape[0] != 2 or y.shape != (X.shape[1],):
         raise ValueError(f"X must be (2, m) and y (m,); got X {X.shape} and y {y.shape}")
+    if not is_integer(resolution) or resolution < 2:
+        raise ValueError(f"resolution must be an integer >= 2 (points per side of the grid), got {resolution!r}")
     low, high = X.min(axis=1), X.max(axis=1)
     margin = 0.1 * np.maximum(high - low, 1e-12)
     u = np.linspace(low[0] - margin[0], high[0] + margin[0], resolution)
@@ -131,14 +134,15 @@ def decision_regions(net, X, y, ax=None, path=None, resolution=200):
 def activation_functions(activations=DEFAULT_ACTIVATIONS, path=None, z=None):
     """Each activation g(z) beside its derivative g'(z), one row per activation.
 
-    activations : specs as Network takes them ("relu", ("elu", {"alpha": 0.5}), ...); softmax
-        has no element-wise derivative and is refused. The values come from
+    activations : specs as Network takes them ("relu", ("elu", {"alpha": 0.5}), ...), or one
+        spec; softmax has no element-wise derivative and is refused. The values come from
         mlpcore.reference.g and g_prime.
     path : where to save the figure, or None.
     z : 1-D float array, the points of the horizontal axis (default 401 points from -4 to 4).
     Returns the Figure (a new one: there is no ax, as it draws a grid of Axes).
     """
-    specs = list(activations)
+    one_pair = isinstance(activations, tuple) and len(activations) == 2 and isinstance(activations[1], dict)
+    specs = [activations] if isinstance(activations, str) or one_pair else list(activations)
     if not specs:
         raise ValueError("activations must name at least one activation")
     for spec in specs:
@@ -178,8 +182,8 @@ def weight_histograms(net, grads=None, path=None, bins=40):
         raise TypeError(f"net must be a mlpcore.Network, got {type(net).__name__}")
     if grads is not None and not isinstance(grads, Gradients):
         raise TypeError(f"grads must be mlpcore.Gradients from net.backward, got {type(grads).__name__}")
-    if grads is not None and grads.dW[1].shape != net.W[1].shape:
-        raise ValueError(f"grads are of another network: dW[1] is {grads.dW[1].shape}, W[1] {net.W[1].shape}")
+    if grads is not None and grads._network is not net:
+        raise ValueError("grads are of another network: give the Gradients of a backward of net")
     rows = [("W", net.W)] + ([("dW", grads.dW)] if grads is not None else [])
     figure, axes = _pyplot().subplots(len(rows), net.L, figsize=(2.6 * net.L, 2.3 * len(rows)),
                                       sharex="row", squeeze=False, layout="constrained")
