@@ -396,8 +396,12 @@ def test_the_command_line_does_not_import_matplotlib():
     assert result.stdout.strip() == "False", result.stderr
 
 
-def test_train_refuses_an_output_folder_that_does_not_exist_before_training(species_csv, tmp_path, capsys):
-    missing = tmp_path / "no" / "model.npz"
-    status, out, err = run(["train", species_csv, "--target", "species", "--out", str(missing)], capsys)
-    assert_one_line_error(status, err, "does not exist")
-    assert "epoch" not in out and not missing.exists()  # refused before any training
+@pytest.mark.parametrize("command", ["train", "demo"])
+@pytest.mark.parametrize("out, fragment", [("no/model.npz", "does not exist"), (".", "it is a folder")])
+def test_an_output_path_that_cannot_be_written_is_refused_before_training(command, out, fragment, species_csv,
+                                                                          tmp_path, capsys):
+    path = tmp_path / out
+    argv = ["train", species_csv, "--target", "species"] if command == "train" else ["demo", "--epochs", "1"]
+    status, stdout, err = run([*argv, "--out", str(path)], capsys)
+    assert_one_line_error(status, err, fragment)
+    assert "epoch" not in stdout and "accuracy" not in stdout  # refused before any training

@@ -155,6 +155,7 @@ def demo(args):
     accuracy on the training points and on new points, and draw the PNG."""
     from .datasets import two_spirals
 
+    _require_folder(args.out)
     X, y = two_spirals(m=800, seed=args.seed)
     X_test, y_test = two_spirals(m=800, seed=args.seed + 1)
     net = Network([2, 32, 32, 1], ["relu", "relu", "sigmoid"], "bce", seed=args.seed)
@@ -251,10 +252,12 @@ def _numbers(cells):
 # ---------------------------------------------------------------------------
 
 def _require_folder(path):
-    """Refuse, before any work, an output path whose folder does not exist."""
+    """Refuse, before any work, an output path that is a folder or whose folder does not exist."""
     folder = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(folder):
         raise CommandError(f"cannot write {path}: the folder {folder} does not exist")
+    if os.path.isdir(path):
+        raise CommandError(f"cannot write {path}: it is a folder; give a file name")
 
 
 def train(args):
