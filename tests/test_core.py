@@ -1046,3 +1046,66 @@ def test_a_child_forked_while_another_thread_predicts_trains(tmp_path):
         print(json.dumps(costs))
         """)
     assert len(costs) == 4 and all(np.isfinite(costs))
+
+
+def test_a_program_may_end_while_a_daemon_thread_calls_in_a_loop(tmp_path):
+    """At exit, other threads' new calls are refused and the calls in flight end before the
+    interpreter shuts down: a product ran while OpenBLAS freed its buffers (a segfault), and a
+    daemon thread calling in a loop kept the exit waiting."""
+    out = run_in_a_fresh_python(tmp_path, """
+        import time
+        mlpcore.set_num_threads(1)
+        X = np.random.default_rng(0).standard_normal((784, 4000)).astype(np.float32)
+        net = mlpcore.Network([784, 1024, 1024, 10], ["relu", "relu", "softmax"], "cce", seed=0)
+
+        def calls():
+            while True:
+                net.predict(X)
+        threading.Thread(target=calls, daemon=True).start()
+        time.sleep(0.3)
+        print("the main thread ends")
+        """, parse=False)
+    assert out == "the main thread ends\n"
+
+
+def test_a_child_forked_during_a_call_or_a_fit_of_another_thread(tmp_path):
+    """A child made by fork has none of its parent's other threads: their calls in flight are not
+    its own (its exit would wait for them), and a network they were fitting is refused for
+    training with a clear error, its parameters perhaps those of a step in progress."""
+    in_flight, fit_error, update_error = run_in_a_fresh_python(tmp_path, """
+        import sys
+        mlpcore.set_num_threads(1)
+        X = np.random.default_rng(0).standard_normal((784, 512)).astype(np.float32)
+        y = np.arange(512) % 10
+        net = mlpcore.Network([784, 256, 128, 10], ["relu", "relu", "softmax"], "cce", seed=0)
+        grads = net.backward(net.forward(X[:, :4]), y[:4])
+        started, forked = threading.Event(), threading.Event()
+
+        def hook(g):
+            started.set()
+            forked.wait()
+        fitting = threading.Thread(target=lambda: net.fit(X, y, epochs=1, batch_size=512, verbose=0,
+                                                          gradient_hook=hook))
+        fitting.start()
+        started.wait()
+        read, write = os.pipe()
+        if os.fork() == 0:
+            answers = [mlpcore._core._calls_in_flight()]
+            for call in (lambda: net.fit(X, y, epochs=1, verbose=0), lambda: net.update(grads, 0.1)):
+                try:
+                    call()
+                    answers.append("")
+                except RuntimeError as error:
+                    answers.append(str(error))
+            os.write(write, json.dumps(answers).encode())
+            os._exit(0)
+        os.close(write)
+        with os.fdopen(read) as pipe:
+            answers = pipe.read()
+        forked.set()
+        fitting.join()
+        print(answers)
+        """)
+    assert in_flight == 0
+    for error in (fit_error, update_error):
+        assert "forked while a thread of its parent was fitting this network" in error

@@ -1,6 +1,7 @@
 // mlpcore._core: the pybind11 module. It checks what comes from Python before any state is
 // touched, hands NumPy memory to the core without copying, releases the GIL around work and
 // turns core errors into Python exceptions (std::invalid_argument becomes ValueError).
+#include <pthread.h>
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
@@ -25,7 +26,7 @@ namespace py = pybind11;
 namespace mlpcore {
 namespace {
 
-// The calls that have released the GIL and not yet taken it back (see stop_for_exit).
+// The calls that have released the GIL and not yet taken it back (see _stop_for_exit).
 std::atomic<int> calls_in_flight{0};
 
 // Releases the GIL for the work of a call, as py::gil_scoped_release does, but lets through
@@ -34,7 +35,15 @@ std::atomic<int> calls_in_flight{0};
 // std::terminate, and a program that ended while a daemon thread was in a call aborted.
 class ReleasedGIL {
  public:
-  ReleasedGIL() : state_(PyEval_SaveThread()) { ++calls_in_flight; }
+  // Refuses a call from a thread other than the one that exits the interpreter, once it does:
+  // the exit waits for the calls in flight, and a daemon thread calling in a loop would keep
+  // one in flight.
+  ReleasedGIL() : state_(nullptr) {
+    if (other_thread_than_the_exiting_one())
+      throw std::runtime_error("the interpreter is exiting: mlpcore takes no more calls from other threads");
+    state_ = PyEval_SaveThread();
+    ++calls_in_flight;
+  }
   ~ReleasedGIL() noexcept(false) {
     --calls_in_flight;
     PyEval_RestoreThread(state_);
@@ -421,9 +430,9 @@ void bind_network(py::module_& m, const std::string& suffix) {
         const OptimizerSettings settings = optimizer_settings(method, hyper);
         require_state_fits(s, settings, index(net.params.size()));
         require_finite_gradients(grads);
-        net.require_not_fitting();
         ReleasedGIL release;
         const std::unique_lock writing(net.params_lock);
+        net.require_not_fitting();
         const std::int64_t t = s.t + 1;
         const bool finite = optimizer_step(settings, T(learning_rate), t, net.params.data(), grads.dparams.data(), s,
                                            net.params.data(), s, {0, index(net.params.size())});
@@ -474,9 +483,8 @@ void bind_network(py::module_& m, const std::string& suffix) {
                // fit checked X and Y's values once (check_data); each epoch re-checks only what
                // keeps memory safe, the labels' range, not the O(n[0] m) finiteness of X.
                require_labels_in_range(Y_view);
-               if (!stopping_every_fit.load())
-                 result = trainer.epoch(X_view, Y_view, settings, epoch_number, call_hook, catcher.stop(), report);
-               result.interrupted |= catcher.finish() || stopping_every_fit.load();
+               result = trainer.epoch(X_view, Y_view, settings, epoch_number, call_hook, catcher.stop(), report);
+               result.interrupted |= catcher.finish();
              }
              return py::dict(py::arg("cost") = result.cost, py::arg("steps") = result.steps,
                              py::arg("interrupted") = result.interrupted, py::arg("diverged") = result.diverged);
@@ -499,6 +507,8 @@ PYBIND11_MODULE(_core, m) {
   m.doc() = "mlpcore's C++ core: dense layers on column-major buffers, BLAS for the products, OpenMP for the rest";
   mlpcore::bind_network<float>(m, "32");
   mlpcore::bind_network<double>(m, "64");
+  // A child made by fork has none of its parent's other threads, nor their calls in flight.
+  pthread_atfork(nullptr, nullptr, [] { mlpcore::calls_in_flight = 0; });
   m.def(
       "set_num_threads",
       [](long long k) {
@@ -511,6 +521,9 @@ PYBIND11_MODULE(_core, m) {
   m.def(
       "_last_team_size", [] { return mlpcore::last_team_size.load(); },
       "The size of the team of threads that the last training epoch or call of forward or backward ran on.");
+  m.def(
+      "_calls_in_flight", [] { return mlpcore::calls_in_flight.load(); },
+      "The calls of this process that have released the GIL and not yet taken it back.");
   m.def(
       "_pair_halves", [] { return mlpcore::PairThread::instance().halves_taken.load(); },
       "The halves of one example's products that the pair thread has computed (see pair.hpp).");
@@ -528,17 +541,19 @@ PYBIND11_MODULE(_core, m) {
   m.def(
       "_stop_for_exit",
       [] {
-        // At the interpreter's exit (atexit): a fit in a daemon thread stops after its step, and the
-        // calls in flight end before the interpreter shuts down (a hook would take the GIL then,
-        // and OpenBLAS frees its buffers at exit under a product). Waits at most stop_wait.
+        // At the interpreter's exit (atexit): a fit in a daemon thread stops after its step, other
+        // threads' new calls are refused, and the calls in flight end before the interpreter shuts
+        // down (a hook would take the GIL then, and OpenBLAS frees its buffers at exit under a
+        // product). Waits at most stop_wait.
         constexpr auto stop_wait = std::chrono::seconds(5);
-        mlpcore::stopping_every_fit = true;
+        mlpcore::exiting_thread = std::this_thread::get_id();
         mlpcore::ReleasedGIL release;
         const auto give_up = std::chrono::steady_clock::now() + stop_wait;
         while (mlpcore::calls_in_flight.load() > 1 /* this call */ && std::chrono::steady_clock::now() < give_up)
           std::this_thread::sleep_for(std::chrono::milliseconds(1));
       },
-      "Stops every fit after its step, and waits (5 s at most) for the calls in flight; run at exit.");
+      "Stops other threads' fits after their step, refuses their new calls, and waits (5 s at most) for\n"
+      "the calls in flight; run at exit.");
   m.def("get_num_threads", &mlpcore::get_num_threads,
         "get_num_threads() -> int: mlpcore's thread count (all cores until set_num_threads).");
 }

@@ -255,6 +255,15 @@ class Network {
   // A training forward updates the running statistics unless update_running is false
   // (the training loop commits them only with a step that succeeds).
   void forward(ConstMatrix<T> X, Cache<T>& cache, bool training, bool update_running = true) {
+    forward_reading(X, cache, training);
+    if (training && update_running) {
+      const std::unique_lock writing(params_lock);
+      update_running_statistics(cache);
+    }
+  }
+
+  // forward but for the running statistics, under the parameters' shared lock.
+  void forward_reading(ConstMatrix<T> X, Cache<T>& cache, bool training) {
     const std::shared_lock reading(params_lock);
     require(X.rows == layout.n[0], [&] {
       return "X must have n[0] = " + std::to_string(layout.n[0]) + " rows, got " + std::to_string(X.rows);
@@ -271,7 +280,6 @@ class Network {
             "batch normalisation needs m >= 2 examples in a training forward (the variance of one is undefined)");
     const std::uint64_t forward_key = start_forward(X, cache, training);
     run_team(call_threads(X.cols), [&](const Team& team) { forward_layers(cache, forward_key, team); });
-    if (training && update_running) update_running_statistics(cache);
   }
 
   // The multiply-adds of a forward's products on m examples: m times the weights.
@@ -446,8 +454,8 @@ class Network {
   // W[l] -= alpha dW[l], b[l] -= alpha db[l] (and gamma, beta) for every l: one pass over the flat buffer.
   void update(const Gradients<T>& grads, T learning_rate) {
     require_own(grads.network_id, "gradients");
-    require_not_fitting();
     const std::unique_lock writing(params_lock);
+    require_not_fitting();
     subtract_scaled(params.data(), grads.dparams.data(), learning_rate, layout.size);
   }
 
@@ -473,16 +481,22 @@ class Network {
   // with its spares and updates the running statistics): a call from another thread never reads
   // half an update, or a buffer that moves or is freed under it when a fit ends.
   mutable WriterFirstLock params_lock;
-  // Set while an epoch of fit runs (see Trainer::epoch), whose steps swap the parameters and
-  // the optimizer's state with spares: another fit, update or optimizer step of the network
-  // is refused until it ends.
-  std::atomic<bool> fitting{false};
+  // While an epoch of fit runs (see Trainer::epoch), whose steps swap the parameters and the
+  // optimizer's state with spares: 1 + the fork count of the process it runs in (see forks),
+  // else 0. Another fit, update or optimizer step of the network is refused until it ends; set
+  // and read under the exclusive lock, so that none slips in as the epoch starts.
+  unsigned fitting = 0;
 
+  // Refuses a call that would write the parameters during an epoch (under the exclusive lock).
   void require_not_fitting() const {
-    if (fitting.load())
+    if (fitting == 0) return;
+    if (fitting != forks.load() + 1)
       throw std::runtime_error(
-          "a fit of this network is running (on another thread, or this call comes from its gradient hook); "
-          "call this once it has ended");
+          "this process was forked while a thread of its parent was fitting this network, so its parameters "
+          "may be those of a step in progress; train a copy made before the fork, or load a saved one");
+    throw std::runtime_error(
+        "a fit of this network is running (on another thread, or this call comes from its gradient hook); "
+        "call this once it has ended");
   }
 
  private:

@@ -98,22 +98,30 @@ class WriterFirstLock {
   }
 
  private:
-  // After a fork, the state the parent's threads left (made anew, as after construction).
+  // After a fork, the state the parent's threads left (made anew, as after construction), by
+  // the first thread of the child to take the lock; another one meanwhile waits for it.
   void forget_other_processes() {
-    const unsigned now = forks.load(std::memory_order_relaxed);
-    if (forks_ == now) return;
-    new (&mutex_) std::mutex;
-    new (&turn_) std::condition_variable;
-    readers_ = writers_ = 0;
-    writing_ = false;
-    forks_ = now;
+    const unsigned now = forks.load(std::memory_order_acquire);
+    for (unsigned seen = forks_.load(std::memory_order_acquire); seen != now;
+         seen = forks_.load(std::memory_order_acquire)) {
+      if (seen != resetting && forks_.compare_exchange_strong(seen, resetting)) {
+        new (&mutex_) std::mutex;
+        new (&turn_) std::condition_variable;
+        readers_ = writers_ = 0;
+        writing_ = false;
+        forks_.store(now, std::memory_order_release);
+        return;
+      }
+      cpu_pause();
+    }
   }
+  static constexpr unsigned resetting = ~0u;  // forks_ while a thread makes the state anew
 
   std::mutex mutex_;
   std::condition_variable turn_;
   int readers_ = 0, writers_ = 0;
   bool writing_ = false;
-  unsigned forks_ = forks.load();  // the fork count of the process this state belongs to
+  std::atomic<unsigned> forks_{forks.load()};  // the fork count of the process this state belongs to
 };
 
 // Thread `id` of a team of `size`; the solo team (one thread, no barrier) is the default.

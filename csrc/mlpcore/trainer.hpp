@@ -11,6 +11,7 @@
 #include <functional>
 #include <mutex>
 #include <string>
+#include <thread>
 #include <utility>
 #include <vector>
 
@@ -36,10 +37,16 @@ struct EpochResult {
   std::string diverged;  // what became NaN or inf, empty if nothing did
 };
 
-// Set at the interpreter's exit: every epoch stops after its current step, and none starts (a
-// fit in a daemon thread would otherwise call its hook, or BLAS, while the interpreter and the
-// libraries shut down).
-inline std::atomic<bool> stopping_every_fit{false};
+// At the interpreter's exit, the thread that exits it (else the default id): an epoch on any
+// other thread stops after its current step (a fit in a daemon thread would otherwise call its
+// hook, or BLAS, while the interpreter and the libraries shut down).
+inline std::atomic<std::thread::id> exiting_thread{};
+
+// Whether the interpreter exits and the calling thread is not the one that exits it.
+inline bool other_thread_than_the_exiting_one() {
+  const std::thread::id exiting = exiting_thread.load();
+  return exiting != std::thread::id() && exiting != std::this_thread::get_id();
+}
 
 template <class T>
 class Trainer {
@@ -80,17 +87,15 @@ class Trainer {
   EpochResult epoch(ConstMatrix<T> X, Targets<T> Y, const TrainSettings& settings, index epoch_number,
                     const std::function<void(T*, index)>& hook, const std::atomic<bool>& stop,
                     const std::function<void(index, double)>& progress = {}) {
-    bool idle = false;
-    if (!net_.fitting.compare_exchange_strong(idle, true))
-      throw std::runtime_error(
-          "another fit of this network is running (on another thread, or this fit was started from its "
-          "gradient hook); one network trains in one fit at a time");
-    struct Settle {  // whatever happens, the parameters and state end in the buffers they began in
+    {
+      const std::unique_lock starting(net_.params_lock);
+      net_.require_not_fitting();
+      net_.fitting = forks.load() + 1;
+    }
+    struct Settle {  // whatever happens, the parameters and state end in the buffers they began in,
+                     // and the network is free for another fit
       Trainer& trainer;
-      ~Settle() {
-        trainer.settle();
-        trainer.net_.fitting = false;
-      }
+      ~Settle() { trainer.settle(); }
     } settle_at_exit{*this};
     const index m = X.cols;
     require(m == index(order_.size()), [&] {
@@ -247,7 +252,7 @@ class Trainer {
       run.progress(result.steps, result.cost / double(run.examples));
       run.next_report = std::chrono::steady_clock::now() + report_interval;
     }
-    if (run.stop.load() || stopping_every_fit.load()) {
+    if (run.stop.load() || other_thread_than_the_exiting_one()) {
       result.interrupted = true;
       run.finished = true;
     }
@@ -304,11 +309,13 @@ class Trainer {
 
   // Steps swap the parameters and state with their spares; this puts the current values back
   // in the buffers they began in, which Python's views of them point into.
+  // The epoch's end, too: the network is free for another fit.
   void settle() {
     const std::unique_lock swapping(net_.params_lock);
     settle_buffer(net_.params, spare_params_, home_params_);
     settle_buffer(state_.first, spare_state_.first, home_first_);
     settle_buffer(state_.second, spare_state_.second, home_second_);
+    net_.fitting = 0;
   }
 
   static void settle_buffer(Buffer<T>& current, Buffer<T>& spare, const T* home) {

@@ -51,6 +51,8 @@ def set_num_threads(k):
     """
     if not is_integer(k):
         raise TypeError(f"the thread count must be an int, got {k!r}")
+    if not 1 <= k < 2**31:  # the core's check names the processors; this one keeps k within its int
+        raise ValueError(f"the thread count must lie in 1..the processors available, got {k}")
     _core.set_num_threads(int(k))
 
 __all__ = ["Network", "Cache", "Gradients", "DivergenceError", "optim", "preprocessing", "reference",

@@ -1,6 +1,7 @@
 """The Network class: W[l], b[l], forward, cost, backward, update, predict."""
 
 import math
+import os
 
 import numpy as np
 
@@ -314,7 +315,8 @@ class Network:
         grads : Gradients from this network's backward. learning_rate : a finite float >= 0.
         One pass over the flat parameter buffer (gamma[l] and beta[l] of batch-norm layers
         move too). Raises ValueError, leaving the parameters as they were, when the
-        gradients (dW, db, dgamma, dbeta) contain NaN or inf.
+        gradients (dW, db, dgamma, dbeta) contain NaN or inf, and RuntimeError during an
+        epoch of a fit of this network (from another thread or its gradient hook).
         """
         if not isinstance(grads, Gradients):
             raise TypeError(f"grads must be mlpcore.Gradients, got {type(grads).__name__}")
@@ -380,18 +382,25 @@ class Network:
         hook or callback) raises RuntimeError, and so do update and an optimizer's
         step during an epoch.
         """
-        running = object()
-        if self.__dict__.setdefault("_fit_running", running) is not running:  # one call: atomic under the GIL
-            raise RuntimeError("another fit of this network is running (on another thread, or this fit was started "
-                               "from its gradient hook or a callback); one network trains in one fit at a time")
+        running = (os.getpid(), object())
         try:
+            held = self.__dict__.setdefault("_fit_running", running)  # one call: atomic under the GIL
+            if held is not running and held[0] == running[0]:
+                raise RuntimeError("another fit of this network is running (on another thread, or this fit was "
+                                   "started from its gradient hook or a callback); one network trains in one fit "
+                                   "at a time")
+            if held is not running:  # the flag of a fit in the parent of this forked process, as the core's is
+                raise RuntimeError("this process was forked while a thread of its parent was fitting this network, "
+                                   "so its parameters may be those of a step in progress; train a copy made "
+                                   "before the fork, or load a saved one")
             return fit(self, X, Y, epochs=epochs, batch_size=batch_size, optimizer=optimizer,
                        learning_rate=learning_rate, shuffle=shuffle, seed=seed, validation_data=validation_data,
                        validation_fraction=validation_fraction, early_stopping=early_stopping, patience=patience,
                        l2=l2, clip_norm=clip_norm, clip_value=clip_value, callbacks=callbacks, schedule=schedule,
                        gradient_hook=gradient_hook, diagnostics=diagnostics, verbose=verbose)
         finally:
-            del self.__dict__["_fit_running"]
+            if self.__dict__.get("_fit_running") is running:
+                del self.__dict__["_fit_running"]
 
     def memory_bytes(self, breakdown=False):
         """The bytes of mlpcore's own buffers for this network: its parameters and running

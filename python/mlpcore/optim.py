@@ -69,6 +69,8 @@ class Optimizer:
         buffer) for SGD with momentum; [v] for RMSprop; [m, v] for Adam and AdamW.
         The views are made with the state, outside any fit, so that they show the
         buffers the state keeps: a fit's steps swap them with spares, which it frees.
+        Read during an epoch (from a gradient hook), they may show the state one step
+        behind ``t``; read them between epochs for a consistent checkpoint.
         """
         return list(self._buffers)
 
@@ -102,7 +104,8 @@ class Optimizer:
 
         net : a mlpcore.Network. grads : the mlpcore.Gradients of a backward of net.
         Raises TypeError for any other net or grads, ValueError for gradients of another
-        network or with NaN or inf, and DivergenceError if the update itself overflows.
+        network or with NaN or inf, DivergenceError if the update itself overflows, and
+        RuntimeError during an epoch of a fit of net (from another thread or its hook).
         """
         from .network import Gradients, Network  # network.py imports this module (through training.py)
 
