@@ -21,7 +21,7 @@ import mlpcore
 from conftest import (DTYPES, ELEMENTWISE_ACTIVATIONS, activation_id,
                       assert_close, assert_gradient, make_case, numerical_gradient, pairing_cases, random_input,
                       random_targets, reference_params)
-from mlpcore import reference
+from mlpcore import _core, reference
 
 SEEDS = range(6)
 DTYPE_IDS = {"ids": lambda d: np.dtype(d).name}
@@ -970,6 +970,27 @@ def test_a_network_trains_in_one_fit_at_a_time(call):
     assert np.shares_memory(net.W[1], net._core.params) and np.all(np.isfinite(net.params))
     net.update(grads, 0.1)  # once the fit has ended
     net.fit(X, y, epochs=1, batch_size=128, verbose=0)
+
+
+def test_the_core_refuses_a_second_epoch_of_a_network_in_an_epoch():
+    """The core's own guard, for callers of its Trainer (Network.fit refuses before it): an epoch
+    of a second trainer of the network, started from the first's hook, raises and leaves the
+    network on its own buffers."""
+    net, X, y = mnist_shaped(m=256)
+    state = _core.OptimizerState32("sgd", {}, net.params.size)
+    second = _core.Trainer32(net._core, "sgd", {}, state, 128, 256)
+    errors = []
+
+    def hook(g):
+        try:
+            second.epoch(X, y, 128, 0.01, 0.0, 0.0, 0.0, False, 0, 0, None, False, None)
+        except RuntimeError as error:
+            errors.append(str(error))
+    first = _core.Trainer32(net._core, "sgd", {}, _core.OptimizerState32("sgd", {}, net.params.size), 128, 256)
+    result = first.epoch(X, y, 128, 0.01, 0.0, 0.0, 0.0, False, 0, 0, hook, False, None)
+    assert result["steps"] == 2 and len(errors) == 2 and "a fit of this network is running" in errors[0]
+    assert np.shares_memory(net.W[1], net._core.params)
+    assert second.epoch(X, y, 128, 0.01, 0.0, 0.0, 0.0, False, 0, 0, None, False, None)["steps"] == 2
 
 
 def test_threads_updating_one_network_lose_no_update():
