@@ -1,5 +1,6 @@
 """The Network class: W[l], b[l], forward, cost, backward, update, predict."""
 
+import contextlib
 import math
 import os
 
@@ -382,6 +383,17 @@ class Network:
         hook or callback) raises RuntimeError, and so do update and an optimizer's
         step during an epoch.
         """
+        with self._one_fit_at_a_time():
+            return fit(self, X, Y, epochs=epochs, batch_size=batch_size, optimizer=optimizer,
+                       learning_rate=learning_rate, shuffle=shuffle, seed=seed, validation_data=validation_data,
+                       validation_fraction=validation_fraction, early_stopping=early_stopping, patience=patience,
+                       l2=l2, clip_norm=clip_norm, clip_value=clip_value, callbacks=callbacks, schedule=schedule,
+                       gradient_hook=gradient_hook, diagnostics=diagnostics, verbose=verbose)
+
+    @contextlib.contextmanager
+    def _one_fit_at_a_time(self):
+        """The network's fit flag for the block; RuntimeError, before anything changes, when
+        another fit holds it (or a fit of the parent of this forked process did at the fork)."""
         running = (os.getpid(), object())
         try:
             held = self.__dict__.setdefault("_fit_running", running)  # one call: atomic under the GIL
@@ -389,15 +401,11 @@ class Network:
                 raise RuntimeError("another fit of this network is running (on another thread, or this fit was "
                                    "started from its gradient hook or a callback); one network trains in one fit "
                                    "at a time")
-            if held is not running:  # the flag of a fit in the parent of this forked process, as the core's is
+            if held is not running:
                 raise RuntimeError("this process was forked while a thread of its parent was fitting this network, "
                                    "so its parameters may be those of a step in progress; train a copy made "
                                    "before the fork, or load a saved one")
-            return fit(self, X, Y, epochs=epochs, batch_size=batch_size, optimizer=optimizer,
-                       learning_rate=learning_rate, shuffle=shuffle, seed=seed, validation_data=validation_data,
-                       validation_fraction=validation_fraction, early_stopping=early_stopping, patience=patience,
-                       l2=l2, clip_norm=clip_norm, clip_value=clip_value, callbacks=callbacks, schedule=schedule,
-                       gradient_hook=gradient_hook, diagnostics=diagnostics, verbose=verbose)
+            yield
         finally:
             if self.__dict__.get("_fit_running") is running:
                 del self.__dict__["_fit_running"]
