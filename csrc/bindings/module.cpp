@@ -29,6 +29,24 @@ namespace {
 // The calls that have released the GIL and not yet taken it back (see _stop_for_exit).
 std::atomic<int> calls_in_flight{0};
 
+// Whether the interpreter finalizes, after the exit functions (atexit) have run.
+bool interpreter_finalizing() {
+#if PY_VERSION_HEX >= 0x030D0000
+  return Py_IsFinalizing();
+#else
+  return _Py_IsFinalizing();
+#endif
+}
+
+// A thread other than the exiting one about to take the GIL back once the interpreter
+// finalizes waits here for the process to end. CPython 3.12 and 3.13 end such a thread with
+// pthread_exit, whose unwinding runs the call's destructors, and those free Python objects with
+// no thread state left: a segfault. (3.14 makes the thread wait itself; 3.11 survived it.)
+void wait_for_the_end_if_finalizing() {
+  if (!interpreter_finalizing() || !other_thread_than_the_exiting_one()) return;
+  for (;;) std::this_thread::sleep_for(std::chrono::hours(1));
+}
+
 // Releases the GIL for the work of a call, as py::gil_scoped_release does, but lets through
 // (noexcept(false)) the forced unwinding that CPython starts when a daemon thread takes the GIL
 // back while the interpreter shuts down: pybind11's noexcept destructor turned it into
@@ -45,8 +63,9 @@ class ReleasedGIL {
     ++calls_in_flight;
   }
   ~ReleasedGIL() noexcept(false) {
-    --calls_in_flight;
+    wait_for_the_end_if_finalizing();
     PyEval_RestoreThread(state_);
+    --calls_in_flight;  // only now: the exit's wait must not end while this thread needs the GIL
   }
   ReleasedGIL(const ReleasedGIL&) = delete;
   ReleasedGIL& operator=(const ReleasedGIL&) = delete;
@@ -466,6 +485,7 @@ void bind_network(py::module_& m, const std::string& suffix) {
                auto& g = trainer.gradients();
                flat_gradient = py::array_t<T>({index(g.dparams.size())}, {index(sizeof(T))}, g.dparams.data(), self);
                call_hook = [&](T*, index) {
+                 wait_for_the_end_if_finalizing();
                  py::gil_scoped_acquire acquire;
                  hook(flat_gradient);
                };
@@ -473,6 +493,7 @@ void bind_network(py::module_& m, const std::string& suffix) {
              std::function<void(index, double)> report;
              if (!progress.is_none())
                report = [&](index steps, double cost) {
+                 wait_for_the_end_if_finalizing();
                  py::gil_scoped_acquire acquire;
                  progress(steps, cost);
                };
