@@ -148,12 +148,12 @@ class Trainer {
     const std::function<void(T*, index)>& hook;
     const std::atomic<bool>& stop;
     const std::function<void(index, double)>& progress;
-    EpochResult result;
-    std::chrono::steady_clock::time_point next_report;
-    double J = 0;                // the cost of the current step
-    index examples = 0;          // the examples of the steps kept
-    bool finished = false;       // the epoch ends after the current step
-    std::exception_ptr failure;  // what the hook or `progress` threw
+    EpochResult result{};
+    std::chrono::steady_clock::time_point next_report{};
+    double J = 0;                  // the cost of the current step
+    index examples = 0;            // the examples of the steps kept
+    bool finished = false;         // the epoch ends after the current step
+    std::exception_ptr failure{};  // what the hook or `progress` threw
   };
 
   // The epoch's steps, on every thread of the team.
