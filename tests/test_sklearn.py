@@ -226,7 +226,7 @@ def test_going_on_with_network_refuses_a_changed_architecture(parameter, value, 
     clf.fit(X, y) if method == "warm_start" else clf.partial_fit(X, y, classes=[0, 1, 2])
     net, params = clf.network_, clf.network_.params.copy()
     clf.set_params(**{parameter: value})
-    with pytest.raises(ValueError, match=f"{parameter} changed since network_ was built"):
+    with pytest.raises(ValueError, match=f"{parameter} changed since network_ was built, and {method} goes on"):
         clf.fit(X, y) if method == "warm_start" else clf.partial_fit(X, y)
     assert clf.network_ is net and np.array_equal(net.params, params)
 

@@ -209,13 +209,13 @@ class _BaseMLP(BaseEstimator):
         if incremental and self.early_stopping:
             raise ValueError("partial_fit does not support early_stopping=True")
         first = not hasattr(self, "network_") or not (incremental or self.warm_start)
+        if not first:
+            self._require_same_network(incremental)
         dtype = self._fit_dtype_spec() if first else self.network_.dtype
         X, y = validate_data(self, X, y, multi_output=True, dtype=dtype, reset=first, **self._validation_kwargs)
         if y.ndim == 2 and y.shape[1] == 1:
             y = column_or_1d(y, warn=True)
         self._set_targets(y, first, incremental, classes)
-        if not first:
-            self._require_same_network()
         rng = check_random_state(self.random_state)
         init_seed, fit_seed = (int(seed) for seed in rng.randint(np.iinfo(np.int32).max, size=2))
         if first:
@@ -242,8 +242,9 @@ class _BaseMLP(BaseEstimator):
         self.loss_curve_ = []
         self.t_ = 0
 
-    def _require_same_network(self):
-        """warm_start and partial_fit go on with network_: refuse parameters that would build another."""
+    def _require_same_network(self, incremental):
+        """warm_start and partial_fit go on with network_: refuse parameters that would build
+        another, before anything changes."""
         sizes, batch_norm, dropout = self._hidden_layers()
         net, hidden = self.network_, len(sizes)
         built = {"hidden_layer_sizes": list(net.n[1:-1]), "activation": [name for name, _ in net.activations[:-1]],
@@ -257,7 +258,7 @@ class _BaseMLP(BaseEstimator):
             changed.append("dtype")
         if changed:
             raise ValueError(f"{', '.join(changed)} changed since network_ was built, and "
-                             f"{'partial_fit' if not self.warm_start else 'warm_start'} goes on with network_; "
+                             f"{'partial_fit' if incremental else 'warm_start'} goes on with network_; "
                              f"set them back, or fit a new network (warm_start=False)")
 
     def _reset_stopping(self, first):
