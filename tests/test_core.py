@@ -811,7 +811,8 @@ def test_threads_predicting_with_one_network_at_once_get_their_own_answers(resto
 def run_in_a_fresh_python(tmp_path, script, env=None, parse=True):
     """What `script` prints (as JSON when `parse`), run in a fresh Python (whose threads are the
     script's own alone) with the environment variables `env` added; the script may fork a
-    child through in_a_child(f), a child that hangs failing it. Fails on any other exit than 0."""
+    child through in_a_child(f) (a pool's) or in_a_fork(f) (os.fork alone, for a parent with
+    threads of its own running), a child that hangs failing it. Fails on any other exit than 0."""
     import json
     import os
     import subprocess
@@ -826,6 +827,27 @@ def run_in_a_fresh_python(tmp_path, script, env=None, parse=True):
         def in_a_child(f):
             with multiprocessing.get_context("fork").Pool(1) as pool:
                 return pool.apply_async(f).get(timeout=60)  # a hung child: TimeoutError
+        def in_a_fork(f):
+            # f() in a child made by os.fork alone, its JSON answer back through a pipe: no pool's
+            # threads and locks of the parent's in the child. A hung child: TimeoutError.
+            import time
+            read, write = os.pipe()
+            pid = os.fork()
+            if pid == 0:
+                try:
+                    os.write(write, json.dumps(f()).encode())
+                finally:
+                    os._exit(0)
+            os.close(write)
+            deadline = time.monotonic() + 60
+            while os.waitpid(pid, os.WNOHANG)[0] == 0:
+                if time.monotonic() > deadline:
+                    os.kill(pid, 9)
+                    os.waitpid(pid, 0)
+                    raise TimeoutError("the child made by fork hung")
+                time.sleep(0.01)
+            with os.fdopen(read) as pipe:
+                return json.loads(pipe.read())
         """) + textwrap.dedent(script))
     run = subprocess.run([sys.executable, str(path)], capture_output=True, text=True, timeout=180,
                          env={**os.environ, **(env or {})})
@@ -1061,7 +1083,7 @@ def test_a_child_forked_while_another_thread_predicts_trains(tmp_path):
         thread.start()
         def child():
             return net.fit(X, np.arange(512) % 10, epochs=1, batch_size=64, verbose=0)["cost"][0]
-        costs = [in_a_child(child) for _ in range(4)]
+        costs = [in_a_fork(child) for _ in range(4)]
         done.set()
         thread.join()
         print(json.dumps(costs))

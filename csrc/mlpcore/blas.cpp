@@ -8,6 +8,7 @@
 #include <cassert>
 #include <initializer_list>
 #include <stdexcept>
+#include <thread>
 #include <utility>
 #include <vector>
 
@@ -49,9 +50,33 @@ void gemv_call(CBLAS_TRANSPOSE ta, int M, int N, double alpha, const double* A, 
   MLPCORE_CBLAS(dgemv)(CblasColMajor, ta, M, N, alpha, A, lda, x, incx, beta, y, 1);
 }
 
+// The BLAS calls of this process's threads in flight, and whether a fork waits for them to end
+// (see fork_handlers_at_load): in a child made by fork, a thread that was inside OpenBLAS does
+// not exist, and what it had half changed of OpenBLAS's state (its buffers, its locks) could
+// keep the child's products waiting forever.
+std::atomic<int> blas_calls_in_flight{0};
+std::atomic<bool> fork_waiting{false};
+
+// A BLAS call in flight, for its lifetime; waits while a fork is under way.
+class InsideBlas {
+ public:
+  InsideBlas() {
+    for (;;) {
+      while (fork_waiting.load()) std::this_thread::yield();
+      ++blas_calls_in_flight;
+      if (!fork_waiting.load()) return;
+      --blas_calls_in_flight;
+    }
+  }
+  ~InsideBlas() { --blas_calls_in_flight; }
+  InsideBlas(const InsideBlas&) = delete;
+  InsideBlas& operator=(const InsideBlas&) = delete;
+};
+
 // C = alpha op(A) op(B) + beta C on the calling thread.
 template <class T>
 void product(bool trans_A, ConstMatrix<T> A, bool trans_B, ConstMatrix<T> B, T alpha, T beta, Matrix<T> C) {
+  const InsideBlas in_flight;
   if (C.cols == 1) {  // one example: a matrix-vector product, which BLAS does without packing
     const int stored_rows = int(A.transposed ? A.cols : A.rows), stored_cols = int(A.transposed ? A.rows : A.cols);
     gemv_call(flag(trans_A, A.transposed), stored_rows, stored_cols, alpha, A.data, int(A.ld), B.data,
@@ -155,14 +180,27 @@ template void gemm<double>(bool, ConstMatrix<double>, bool, ConstMatrix<double>,
 // In a child made by fork after this process started threads: one thread for good, since GCC's
 // OpenMP runtime cannot start threads there (see threads_started).
 std::atomic<bool> threads_lost_in_fork{false};
-const bool fork_handler_at_load = (pthread_atfork(nullptr, nullptr,
-                                                  [] {
-                                                    ++forks;
-                                                    if (!threads_started.load()) return;
-                                                    team_size = 1;
-                                                    threads_lost_in_fork = true;
-                                                  }),
-                                   true);
+
+namespace {
+
+// Before a fork, the BLAS calls in flight end and new ones wait (these handlers, registered after
+// OpenBLAS's own, run before its); after it, they go on, and in the child none is in flight.
+void wait_for_blas_calls() {
+  fork_waiting = true;
+  while (blas_calls_in_flight.load() > 0) std::this_thread::yield();
+}
+void let_blas_calls_go() { fork_waiting = false; }
+void start_the_child() {
+  blas_calls_in_flight = 0;
+  fork_waiting = false;
+  ++forks;
+  if (!threads_started.load()) return;
+  team_size = 1;
+  threads_lost_in_fork = true;
+}
+const bool fork_handlers_at_load = (pthread_atfork(wait_for_blas_calls, let_blas_calls_go, start_the_child), true);
+
+}  // namespace
 
 void set_num_threads(int k) {
   if (k > 1 && threads_lost_in_fork.load())
