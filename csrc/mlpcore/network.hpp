@@ -262,26 +262,6 @@ class Network {
     }
   }
 
-  // forward but for the running statistics, under the parameters' shared lock.
-  void forward_reading(ConstMatrix<T> X, Cache<T>& cache, bool training) {
-    const std::shared_lock reading(params_lock);
-    require(X.rows == layout.n[0], [&] {
-      return "X must have n[0] = " + std::to_string(layout.n[0]) + " rows, got " + std::to_string(X.rows);
-    });
-    require_own(cache.network_id, "cache");
-    require(!cache.overlaps(X),
-            "X shares memory with the cache the forward writes into (a Z[l] or A[l] of its own?): "
-            "pass a copy of X");
-    require(X.cols <= cache.capacity, [&] {
-      return "the cache holds m = " + std::to_string(cache.capacity) +
-             " examples, the batch has m = " + std::to_string(X.cols);
-    });
-    require(!training || X.cols >= 2 || !any_batch_norm(),
-            "batch normalisation needs m >= 2 examples in a training forward (the variance of one is undefined)");
-    const std::uint64_t forward_key = start_forward(X, cache, training);
-    run_team(call_threads(X.cols), [&](const Team& team) { forward_layers(cache, forward_key, team); });
-  }
-
   // The multiply-adds of a forward's products on m examples: m times the weights.
   double work(index m) const {
     double weights = 0;
@@ -501,6 +481,26 @@ class Network {
 
  private:
   static inline std::atomic<std::uint64_t> last_id{0};
+
+  // forward but for the running statistics, under the parameters' shared lock.
+  void forward_reading(ConstMatrix<T> X, Cache<T>& cache, bool training) {
+    const std::shared_lock reading(params_lock);
+    require(X.rows == layout.n[0], [&] {
+      return "X must have n[0] = " + std::to_string(layout.n[0]) + " rows, got " + std::to_string(X.rows);
+    });
+    require_own(cache.network_id, "cache");
+    require(!cache.overlaps(X),
+            "X shares memory with the cache the forward writes into (a Z[l] or A[l] of its own?): "
+            "pass a copy of X");
+    require(X.cols <= cache.capacity, [&] {
+      return "the cache holds m = " + std::to_string(cache.capacity) +
+             " examples, the batch has m = " + std::to_string(X.cols);
+    });
+    require(!training || X.cols >= 2 || !any_batch_norm(),
+            "batch normalisation needs m >= 2 examples in a training forward (the variance of one is undefined)");
+    const std::uint64_t forward_key = start_forward(X, cache, training);
+    run_team(call_threads(X.cols), [&](const Team& team) { forward_layers(cache, forward_key, team); });
+  }
 
   // Layer l of forward (see forward) on this thread's columns; a batch-norm layer's statistics
   // need every column, so the team shares its rows out between two syncs.
