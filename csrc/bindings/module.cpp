@@ -165,6 +165,17 @@ py::array view(ConstMatrix<T> M, py::handle owner) {
   return py::array_t<T>({M.rows, M.cols}, {index(sizeof(T)), index(sizeof(T)) * M.ld}, M.data, owner);
 }
 
+// Refuses a cache or gradients (`what`) for m examples outside 1..2^31 - 1.
+inline void require_capacity(index m, const std::string& what) {
+  if (m < 1 || m > INT_MAX) throw py::value_error(what + " needs 1 <= m < 2^31 examples, got " + std::to_string(m));
+}
+
+// A 1-D NumPy view of a flat buffer that keeps `owner` alive.
+template <class T>
+py::array flat_view(Buffer<T>& buffer, py::handle owner) {
+  return py::array_t<T>({index(buffer.size())}, {index(sizeof(T))}, buffer.data(), owner);
+}
+
 // The (n, 1) view of a per-unit vector.
 template <class T>
 py::array column_view(const T* v, index n, py::handle owner) {
@@ -298,12 +309,7 @@ void bind_network(py::module_& m, const std::string& suffix) {
 
   py::class_<Grads> grads(m, ("Gradients" + suffix).c_str());
   grads.def_property_readonly("m", [](const Grads& g) { return g.m; })
-      .def_property_readonly("has_dA0", [](const Grads& g) { return !g.dA0_values.empty(); })
-      .def_property_readonly("capacity", [](const Grads& g) { return g.capacity; })
-      .def_property_readonly("flat", [](py::object self) {
-        auto& g = self.cast<Grads&>();
-        return py::array_t<T>({index(g.dparams.size())}, {index(sizeof(T))}, g.dparams.data(), self);
-      });
+      .def_property_readonly("capacity", [](const Grads& g) { return g.capacity; });
   const auto any_layer = [](const Grads& g, index l) { return l >= 1 && l <= g.layout.L(); };
   const auto bn_layer = [](const Grads& g, index l) { return l >= 1 && l <= g.layout.L() && g.dZ_tilde.has(l); };
   def_layer_view(grads, "dW", any_layer, [](Grads& g, index l, py::handle self) { return view<T>(g.dW(l), self); });
@@ -328,7 +334,7 @@ void bind_network(py::module_& m, const std::string& suffix) {
       .def_readwrite("training_forwards", &Net::training_forwards)
       .def_property_readonly("params", [](py::object self) {
         auto& net = self.cast<Net&>();
-        return py::array_t<T>({net.layout.size}, {index(sizeof(T))}, net.params.data(), self);
+        return flat_view(net.params, self);
       });
   const auto net_layer = [](const Net& net, index l) { return l >= 1 && l <= net.L(); };
   const auto net_bn_layer = [](const Net& net, index l) { return l >= 1 && l <= net.L() && net.layers[l].batch_norm; };
@@ -338,23 +344,20 @@ void bind_network(py::module_& m, const std::string& suffix) {
   def_layer_view(net, "gamma", net_bn_layer, [](Net& net, index l, py::handle self) {
     return column_view<T>(net.gamma(l), net.layout.n[l], self);
   });
-  def_layer_view(net, "beta", net_bn_layer, [](Net& net, index l, py::handle self) {
-    return column_view<T>(net.layout.beta(net.params.data(), l), net.layout.n[l], self);
-  });
+  def_layer_view(net, "beta", net_bn_layer,
+                 [](Net& net, index l, py::handle self) { return column_view<T>(net.beta(l), net.layout.n[l], self); });
   def_layer_view(net, "running_mean", net_bn_layer,
                  [](Net& net, index l, py::handle self) { return view<T>(net.running_mean[l], self); });
   def_layer_view(net, "running_var", net_bn_layer,
                  [](Net& net, index l, py::handle self) { return view<T>(net.running_var[l], self); });
   net.def("new_cache",
           [](const Net& net, index m) {
-            if (m < 1 || m > INT_MAX)
-              throw py::value_error("a cache needs 1 <= m < 2^31 examples, got " + std::to_string(m));
+            require_capacity(m, "a cache");
             return PyCache<T>{Cache<T>(net, m), py::none()};
           })
       .def("new_gradients",
            [](const Net& net, index m) {
-             if (m < 1 || m > INT_MAX)
-               throw py::value_error("gradients need 1 <= m < 2^31 examples, got " + std::to_string(m));
+             require_capacity(m, "a Gradients object");
              return Grads(net, m);
            })
       .def("forward",
@@ -391,7 +394,6 @@ void bind_network(py::module_& m, const std::string& suffix) {
              require_valid_targets(net.cost, targets_Y);
              return net.J(A, targets_Y);
            })
-      .def("squared_weights", &Net::squared_weights)
       .def("threads", &Net::call_threads, py::arg("m"))
       .def("bytes", &Net::bytes)
       .def("check_data",
@@ -433,16 +435,14 @@ void bind_network(py::module_& m, const std::string& suffix) {
             return s.fits(optimizer_settings(method, hyper), size);
           },
           "whether a step with these settings on `size` parameters finds the buffers it needs")
-      .def_property_readonly(
-          "buffers",
-          [](py::object self) {
-            auto& s = self.cast<State&>();
-            py::list buffers;
-            for (Buffer<T>* buffer : {&s.first, &s.second})
-              if (!buffer->empty())
-                buffers.append(py::array_t<T>({index(buffer->size())}, {index(sizeof(T))}, buffer->data(), self));
-            return buffers;
-          })
+      .def_property_readonly("buffers",
+                             [](py::object self) {
+                               auto& s = self.cast<State&>();
+                               py::list buffers;
+                               for (Buffer<T>* buffer : {&s.first, &s.second})
+                                 if (!buffer->empty()) buffers.append(flat_view(*buffer, self));
+                               return buffers;
+                             })
       .def("step", [](State& s, const std::string& method, const py::dict& hyper, Net& net, const Grads& grads,
                       double learning_rate) {
         if (grads.network_id != net.id) throw py::value_error("the gradients belong to another network");
@@ -474,17 +474,17 @@ void bind_network(py::module_& m, const std::string& suffix) {
              auto& trainer = self.cast<Train&>();
              const ConstMatrix<T> X_view = matrix_view<T>(X, "X");
              const Targets<T> Y_view = targets(trainer.network(), Y);
-             if (Y_view.Y.cols != X_view.cols || X_view.rows != trainer.network().layout.n[0])
+             if (Y_view.dense.cols != X_view.cols || X_view.rows != trainer.network().layout.n[0])
                throw py::value_error("X and Y must be (n[0], m) and (n[L], m) with the same m");
              if (batch_size < 1 || batch_size > trainer.cache().capacity)
                throw py::value_error("batch_size must lie in 1.." + std::to_string(trainer.cache().capacity));
              const TrainSettings settings{batch_size, learning_rate, l2, clip_norm, clip_value, shuffle, seed};
-             std::function<void(T*, index)> call_hook;
+             std::function<void()> call_hook;
              py::object flat_gradient;
              if (!hook.is_none()) {
                auto& g = trainer.gradients();
-               flat_gradient = py::array_t<T>({index(g.dparams.size())}, {index(sizeof(T))}, g.dparams.data(), self);
-               call_hook = [&](T*, index) {
+               flat_gradient = flat_view(g.dparams, self);
+               call_hook = [&] {
                  wait_for_the_end_if_finalizing();
                  py::gil_scoped_acquire acquire;
                  hook(flat_gradient);
@@ -576,5 +576,6 @@ PYBIND11_MODULE(_core, m) {
       "Stops other threads' fits after their step, refuses their new calls, and waits (5 s at most) for\n"
       "the calls in flight; run at exit.");
   m.def("get_num_threads", &mlpcore::get_num_threads,
-        "get_num_threads() -> int: mlpcore's thread count (all cores until set_num_threads).");
+        "get_num_threads() -> int: mlpcore's thread count: at first OpenMP's count (OMP_NUM_THREADS if\n"
+        "set) within the processors available, then what set_num_threads set.");
 }

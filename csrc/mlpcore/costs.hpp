@@ -16,13 +16,13 @@ namespace mlpcore {
 enum class Cost { mse, bce, cce };
 
 // Y as a dense (n[L], m) matrix, or, for cce, as m class labels (Y(i, j) = 1 where i == labels[j]);
-// with labels, Y.data is null and Y.rows, Y.cols still give the shape.
+// with labels, dense.data is null and dense.rows, dense.cols still give the shape.
 template <class T>
 struct Targets {
-  ConstMatrix<T> Y;
+  ConstMatrix<T> dense;
   const std::int64_t* labels = nullptr;
 
-  T operator()(index i, index j) const { return labels ? T(labels[j] == i) : Y(i, j); }
+  T operator()(index i, index j) const { return labels ? T(labels[j] == i) : dense(i, j); }
 
   // The targets given as the class labels of m examples over n_L output units.
   static Targets from_labels(const std::int64_t* labels, index n_L, index m) {
@@ -85,8 +85,8 @@ double cost(Cost cost, ConstMatrix<T> A, Targets<T> Y) {
 // The columns r of Y, as a view.
 template <class T>
 Targets<T> columns(Targets<T> Y, Range r) {
-  if (Y.labels) return Targets<T>::from_labels(Y.labels + r.begin, Y.Y.rows, r.size());
-  return {Y.Y.columns(r), nullptr};
+  if (Y.labels) return Targets<T>::from_labels(Y.labels + r.begin, Y.dense.rows, r.size());
+  return {Y.dense.columns(r), nullptr};
 }
 
 // E = A[L] - Y: dZ[L] for the fused pairs (sigmoid + bce, softmax + cce), dA[L] for mse.
@@ -99,11 +99,11 @@ void output_error(ConstMatrix<T> A, Targets<T> Y, Matrix<T> E) {
     if (Y.labels) {
       for (index i = 0; i < E.rows; ++i) e[i] = a[i];
       e[Y.labels[j]] -= 1;
-    } else if (!Y.Y.transposed) {
-      const T* y = Y.Y.col(j);
+    } else if (!Y.dense.transposed) {
+      const T* y = Y.dense.col(j);
       for (index i = 0; i < E.rows; ++i) e[i] = a[i] - y[i];
     } else {
-      for (index i = 0; i < E.rows; ++i) e[i] = a[i] - Y.Y(i, j);
+      for (index i = 0; i < E.rows; ++i) e[i] = a[i] - Y.dense(i, j);
     }
   });
 }
@@ -131,8 +131,8 @@ void predicted_labels(Cost cost, ConstMatrix<T> A, std::int64_t* labels) {
 template <class T>
 void require_labels_in_range(Targets<T> Y) {
   if (!Y.labels) return;
-  const index n_L = Y.Y.rows;
-  for (index j = 0; j < Y.Y.cols; ++j)
+  const index n_L = Y.dense.rows;
+  for (index j = 0; j < Y.dense.cols; ++j)
     require(Y.labels[j] >= 0 && Y.labels[j] < n_L, [&] {
       return "cce labels must lie in 0.." + std::to_string(n_L - 1) + ", got " + std::to_string(Y.labels[j]) +
              " at example " + std::to_string(j);
@@ -143,23 +143,23 @@ void require_labels_in_range(Targets<T> Y) {
 // for cce, columns that do not sum to 1 (dZ[L] = A[L] - Y needs that) and labels outside 0..n[L]-1.
 template <class T>
 void require_valid_targets(Cost cost, Targets<T> Y) {
-  const index n_L = Y.Y.rows;
+  const index n_L = Y.dense.rows;
   if (Y.labels) return require_labels_in_range(Y);
-  require(all_finite(Y.Y), "Y contains NaN or inf");
+  require(all_finite(Y.dense), "Y contains NaN or inf");
   if (cost == Cost::mse) return;
   const char* name = cost == Cost::bce ? "bce" : "cce";
   const double tolerance = sizeof(T) == 4 ? 1e-4 : 1e-9;
-  for (index j = 0; j < Y.Y.cols; ++j) {
-    double column_sum = 0;
+  for (index j = 0; j < Y.dense.cols; ++j) {
+    double sum = 0;
     for (index i = 0; i < n_L; ++i) {
-      const T y = Y.Y(i, j);
+      const T y = Y.dense(i, j);
       require(y >= 0 && y <= 1,
               [&] { return std::string("Y for ") + name + " must lie in [0, 1], got " + std::to_string(y); });
-      column_sum += y;
+      sum += y;
     }
-    require(cost != Cost::cce || std::abs(column_sum - 1) <= tolerance, [&] {
+    require(cost != Cost::cce || std::abs(sum - 1) <= tolerance, [&] {
       return "each column of Y for cce must sum to 1 (one-hot or class probabilities), column " + std::to_string(j) +
-             " sums to " + std::to_string(column_sum);
+             " sums to " + std::to_string(sum);
     });
   }
 }

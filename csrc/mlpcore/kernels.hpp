@@ -117,20 +117,20 @@ void column_sum(ConstMatrix<T> dZ, T scale, T* db) {
       [&](index i, double sum) { db[i] = T(scale * sum); });
 }
 
-// Y = Y + alpha X.   X, Y: (n, m)
+// out = out + scale in (the L2 term of dW[l]: dW[l] += (lambda / m) W[l]).   in, out: (rows, cols)
 template <class T>
-void add_scaled(Matrix<T> Y, ConstMatrix<T> X, T alpha) {
-  for_each_column(Y.cols, Y.size(), [&](index j) {
-    T* y = Y.col(j);
-    const T* x = X.col(j);
-    for (index i = 0; i < Y.rows; ++i) y[i] += alpha * x[i];
+void add_scaled(Matrix<T> out, ConstMatrix<T> in, T scale) {
+  for_each_column(out.cols, out.size(), [&](index j) {
+    T* y = out.col(j);
+    const T* x = in.col(j);
+    for (index i = 0; i < out.rows; ++i) y[i] += scale * x[i];
   });
 }
 
-// x = x - alpha y, over two flat buffers of `size` entries (a gradient-descent step).
+// p = p - learning_rate g, over two flat buffers of `size` entries (a gradient-descent step).
 template <class T>
-void subtract_scaled(T* x, const T* y, T alpha, index size) {
-  for_each_column(size, size, [=](index k) { x[k] -= alpha * y[k]; });
+void subtract_scaled(T* p, const T* g, T learning_rate, index size) {
+  for_each_column(size, size, [=](index k) { p[k] -= learning_rate * g[k]; });
 }
 
 // True when no entry of M is NaN or infinite: x - x is 0 for a finite x and NaN otherwise

@@ -234,6 +234,7 @@ class Network {
   const T* b(index l) const { return layout.b(params.data(), l); }
   T* gamma(index l) { return layout.gamma(params.data(), l); }
   const T* gamma(index l) const { return layout.gamma(params.data(), l); }
+  T* beta(index l) { return layout.beta(params.data(), l); }
   const T* beta(index l) const { return layout.beta(params.data(), l); }
 
   std::vector<index> rows_all() const {
@@ -252,11 +253,11 @@ class Network {
   //     with the batch's mu, var in training, the running statistics in inference
   //   A[l] = g[l](Z_tilde[l] or Z[l]); in training, dropout: A[l] = A[l] D[l] / (1 - p[l])
   //   X: (n[0], m), m <= the cache's capacity; training with batch norm needs m >= 2.
-  // A training forward updates the running statistics unless update_running is false
-  // (the training loop commits them only with a step that succeeds).
-  void forward(ConstMatrix<T> X, Cache<T>& cache, bool training, bool update_running = true) {
+  // A training forward updates the running statistics (fit's steps do it apart, in
+  // Trainer::finish_step, only for a step that succeeds).
+  void forward(ConstMatrix<T> X, Cache<T>& cache, bool training) {
     forward_reading(X, cache, training);
-    if (training && update_running) {
+    if (training) {
       const std::unique_lock writing(params_lock);
       update_running_statistics(cache);
     }
@@ -431,7 +432,8 @@ class Network {
     if (run.size()) f(run);
   }
 
-  // W[l] -= alpha dW[l], b[l] -= alpha db[l] (and gamma, beta) for every l: one pass over the flat buffer.
+  // W[l] -= learning_rate dW[l], b[l] -= learning_rate db[l] (and gamma, beta) for every l: one pass over the flat
+  // buffer.
   void update(const Gradients<T>& grads, T learning_rate) {
     require_own(grads.network_id, "gradients");
     const std::unique_lock writing(params_lock);
@@ -563,9 +565,9 @@ class Network {
   }
 
   void require_targets(const Targets<T>& Y, index m) const {
-    require(Y.Y.rows == layout.n[L()] && Y.Y.cols == m, [&] {
+    require(Y.dense.rows == layout.n[L()] && Y.dense.cols == m, [&] {
       return "Y must be (n[L], m) = (" + std::to_string(layout.n[L()]) + ", " + std::to_string(m) + "), got (" +
-             std::to_string(Y.Y.rows) + ", " + std::to_string(Y.Y.cols) + ")";
+             std::to_string(Y.dense.rows) + ", " + std::to_string(Y.dense.cols) + ")";
     });
   }
 

@@ -4,7 +4,6 @@
 
 #include <cmath>
 #include <cstdint>
-#include <vector>
 
 #include "parallel.hpp"
 #include "require.hpp"
@@ -33,7 +32,7 @@ inline index second_size(const OptimizerSettings& settings, index size) {
 }
 
 // The state of an optimizer: the step count t and up to two buffers laid out like the
-// parameters (sgd with momentum: first = buf; rmsprop: first = v; adam, adamw: first = m, second = v).
+// parameters (sgd with momentum: first = buf; rmsprop: first = v; adam, adamw: first = m1, second = v).
 template <class T>
 struct OptimizerState {
   OptimizerState(const OptimizerSettings& settings, index size)
@@ -59,7 +58,7 @@ void require_state_fits(const OptimizerState<T>& state, const OptimizerSettings&
 
 // for k in 0..size-1: f(k) writes the new values of entry k and returns their residue (x - x
 // summed over them: 0 when all are finite). Returns true when every new value is finite.
-template <class T, class F>
+template <class F>
 bool for_each_parameter(index size, const F& f) {
   return all_zero(size, size, f);
 }
@@ -68,8 +67,8 @@ bool for_each_parameter(index size, const F& f) {
 //   sgd:      buf = momentum buf + g (buf = g at t = 1);  d = g + momentum buf (nesterov) or buf;
 //             without momentum d = g;  p = p - lr d
 //   rmsprop:  v = alpha v + (1 - alpha) g^2;  p = p - lr g / (sqrt(v) + eps)
-//   adam:     m = beta1 m + (1 - beta1) g;  v = beta2 v + (1 - beta2) g^2;
-//             p = p - lr (m / (1 - beta1^t)) / (sqrt(v / (1 - beta2^t)) + eps)
+//   adam:     m1 = beta1 m1 + (1 - beta1) g;  v = beta2 v + (1 - beta2) g^2;
+//             p = p - lr (m1 / (1 - beta1^t)) / (sqrt(v / (1 - beta2^t)) + eps)
 //   adamw:    p = p (1 - lr weight_decay), then the adam step
 // into p_out and out's buffers (which may be p and in's themselves), over the entries r of the
 // flat buffers (a team shares them out); the caller sets out.t = t. Returns true when every new
@@ -92,11 +91,11 @@ bool optimizer_step(const OptimizerSettings& s, T lr, std::int64_t t, const T* p
       const T momentum = T(s.momentum);
       const bool first = t == 1, nesterov = s.nesterov;
       if (momentum == 0)
-        return for_each_parameter<T>(size, [=](index k) {
+        return for_each_parameter(size, [=](index k) {
           const T p_new = p_out[k] = p[k] - lr * g[k];
           return p_new - p_new;
         });
-      return for_each_parameter<T>(size, [=](index k) {
+      return for_each_parameter(size, [=](index k) {
         const T buf = s1_out[k] = first ? g[k] : momentum * s1[k] + g[k];
         const T p_new = p_out[k] = p[k] - lr * (nesterov ? g[k] + momentum * buf : buf);
         return (p_new - p_new) + (buf - buf);
@@ -104,7 +103,7 @@ bool optimizer_step(const OptimizerSettings& s, T lr, std::int64_t t, const T* p
     }
     case Method::rmsprop: {
       const T alpha = T(s.alpha), eps = T(s.eps);
-      return for_each_parameter<T>(size, [=](index k) {
+      return for_each_parameter(size, [=](index k) {
         const T v = s1_out[k] = alpha * s1[k] + (1 - alpha) * g[k] * g[k];
         const T p_new = p_out[k] = p[k] - lr * g[k] / (std::sqrt(v) + eps);
         return (p_new - p_new) + (v - v);
@@ -117,11 +116,11 @@ bool optimizer_step(const OptimizerSettings& s, T lr, std::int64_t t, const T* p
       // as torch computes it: step = lr / (1 - beta1^t), denominator = sqrt(v) / sqrt(1 - beta2^t) + eps
       const T step = lr / T(1 - std::pow(s.beta1, double(t)));
       const T inverse_root_correction2 = T(1 / std::sqrt(1 - std::pow(s.beta2, double(t))));
-      return for_each_parameter<T>(size, [=](index k) {
-        const T m = s1_out[k] = beta1 * s1[k] + (1 - beta1) * g[k];
+      return for_each_parameter(size, [=](index k) {
+        const T m1 = s1_out[k] = beta1 * s1[k] + (1 - beta1) * g[k];
         const T v = s2_out[k] = beta2 * s2[k] + (1 - beta2) * g[k] * g[k];
-        const T p_new = p_out[k] = p[k] * decay - step * m / (std::sqrt(v) * inverse_root_correction2 + eps);
-        return (p_new - p_new) + (m - m) + (v - v);
+        const T p_new = p_out[k] = p[k] * decay - step * m1 / (std::sqrt(v) * inverse_root_correction2 + eps);
+        return (p_new - p_new) + (m1 - m1) + (v - v);
       });
     }
   }

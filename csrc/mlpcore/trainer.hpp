@@ -1,6 +1,6 @@
 // The training loop: minibatches of an epoch, each a training forward, backward, L2 term,
-// clipping and optimizer step, with no allocation and no Python in a step, on a team of threads
-// when the step is large enough.
+// clipping and optimizer step, with no allocation in a step and no Python but the hook's and
+// `progress`'s calls (see epoch), on a team of threads when the step is large enough.
 #pragma once
 
 #include <algorithm>
@@ -77,15 +77,15 @@ class Trainer {
     require_state_fits(state, optimizer, index(net.params.size()));
   }
 
-  // One epoch over X (n[0], m) and Y (n[L], m); the hook, if any, sees the flat gradient of
-  // each step (with the L2 term, before clipping) and may change it. Stops after the step during which `stop`
-  // was set, or before the update of a step whose cost, gradient or updated parameters are
-  // not all finite, leaving the network and the optimizer as after the last good step.
-  // `progress`, if any, is told the steps done and their mean cost at most every quarter second.
-  // Steps of enough work run on a team of threads (see threads_for); the hook and `progress` are
-  // called on the calling thread, and what they throw is rethrown after the step.
+  // One epoch over X (n[0], m) and Y (n[L], m); the hook, if any, is called with each step's
+  // flat gradient in gradients().dparams (with the L2 term, before clipping) and may change it. Stops after the step
+  // during which `stop` was set, or before the update of a step whose cost, gradient or updated parameters are not all
+  // finite, leaving the network and the optimizer as after the last good step. `progress`, if any, is told the steps
+  // done and their mean cost at most every quarter second. Steps of enough work run on a team of threads (see
+  // threads_for); the hook and `progress` are called on the calling thread, and what they throw is rethrown after the
+  // step.
   EpochResult epoch(ConstMatrix<T> X, Targets<T> Y, const TrainSettings& settings, index epoch_number,
-                    const std::function<void(T*, index)>& hook, const std::atomic<bool>& stop,
+                    const std::function<void()>& hook, const std::atomic<bool>& stop,
                     const std::function<void(index, double)>& progress = {}) {
     {
       const std::unique_lock starting(net_.params_lock);
@@ -145,7 +145,7 @@ class Trainer {
     ConstMatrix<T> X;
     Targets<T> Y;
     const TrainSettings& settings;
-    const std::function<void(T*, index)>& hook;
+    const std::function<void()>& hook;
     const std::atomic<bool>& stop;
     const std::function<void(index, double)>& progress;
     EpochResult result{};
@@ -190,7 +190,7 @@ class Trainer {
     net_.forward_layers(cache_, forward_key_, team);
     for (index j = cols.begin; j < cols.end; ++j) loss_[j] = column_loss<T>(net_.cost, cache_.A[net_.L()], Y_b, j);
     net_.backward_layers(cache_, Y_b, grads_, false, T(settings.l2), team);
-    if (team.master()) run.J = cost(settings, batch_m);  // the losses are in: backward_layers syncs
+    if (team.master()) run.J = J_of_step(settings, batch_m);  // the losses are in: backward_layers syncs
     if (run.hook || settings.clip_norm > 0 || settings.clip_value > 0) {
       team.sync();
       if (team.master()) run_safely(run, [&] { hook_and_clipping(run); });
@@ -208,7 +208,7 @@ class Trainer {
   }
 
   // J of the step's batch_m examples, with the L2 term.
-  double cost(const TrainSettings& settings, index batch_m) const {
+  double J_of_step(const TrainSettings& settings, index batch_m) const {
     const double J = mean_loss(loss_.data(), batch_m);
     return settings.l2 > 0 ? J + settings.l2 / (2.0 * double(batch_m)) * net_.squared_weights() : J;
   }
@@ -219,7 +219,7 @@ class Trainer {
     if (!std::isfinite(run.J)) return;
     T* dparams = grads_.dparams.data();
     const index size = index(grads_.dparams.size());
-    if (run.hook) run.hook(dparams, size);
+    if (run.hook) run.hook();
     clip_gradient(dparams, size, run.settings.clip_norm, run.settings.clip_value);
   }
 
@@ -288,7 +288,7 @@ class Trainer {
       if (Y.labels) {
         labels_batch_[c] = Y.labels[j];
       } else {
-        copy_column(Y.Y, j, Y_batch_.data() + c * Y.Y.rows);
+        copy_column(Y.dense, j, Y_batch_.data() + c * Y.dense.rows);
       }
     }
   }
@@ -303,8 +303,8 @@ class Trainer {
 
   // The gathered targets of a batch of `count` examples.
   Targets<T> gathered_targets(Targets<T> Y, index count) const {
-    if (Y.labels) return Targets<T>::from_labels(labels_batch_.data(), Y.Y.rows, count);
-    return {{Y_batch_.data(), Y.Y.rows, count, Y.Y.rows}, nullptr};
+    if (Y.labels) return Targets<T>::from_labels(labels_batch_.data(), Y.dense.rows, count);
+    return {{Y_batch_.data(), Y.dense.rows, count, Y.dense.rows}, nullptr};
   }
 
   // Steps swap the parameters and state with their spares; this puts the current values back

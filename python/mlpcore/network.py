@@ -265,13 +265,7 @@ class Network:
         numbers as one thread to rounding (the same dropout masks).
         """
         X = self._matrix(X, "X", rows=self.n[0])
-        if out is None:
-            out = Cache(self, X.shape[1])
-        elif not isinstance(out, Cache):
-            raise TypeError(f"out must be a mlpcore.Cache, got {type(out).__name__}")
-        self._require_own(out, "out cache")
-        if out._core.capacity != X.shape[1]:
-            raise ValueError(f"the out cache holds m = {out._core.capacity} examples, X has m = {X.shape[1]}")
+        out = self._out(out, Cache, X.shape[1], "X")
         self._core.forward(X, out._core, bool(training))
         out._show_pass(out._core.X)
         return out
@@ -299,13 +293,7 @@ class Network:
         if not isinstance(cache, Cache):
             raise TypeError(f"cache must be a mlpcore.Cache from forward, got {type(cache).__name__}")
         self._require_own(cache, "cache")
-        if out is None:
-            out = Gradients(self, cache.m)
-        elif not isinstance(out, Gradients):
-            raise TypeError(f"out must be mlpcore.Gradients, got {type(out).__name__}")
-        self._require_own(out, "out gradients")
-        if out._core.capacity != cache.m:
-            raise ValueError(f"the out gradients hold m = {out._core.capacity} examples, the cache has m = {cache.m}")
+        out = self._out(out, Gradients, cache.m, "the cache")
         self._core.backward(cache._core, self._targets(Y), out._core, bool(compute_dA0))
         out._show_dA0(bool(compute_dA0))
         return out
@@ -463,6 +451,18 @@ class Network:
         answer = self._core.predict(X, cache)
         self._predict_cache = cache
         return answer
+
+    def _out(self, out, kind, m, source):
+        """A new `kind` (Cache or Gradients) for m examples, or `out` if it is one of this
+        network's for m examples (the m of `source`)."""
+        if out is None:
+            return kind(self, m)
+        if not isinstance(out, kind):
+            raise TypeError(f"out must be a mlpcore.{kind.__name__}, got {type(out).__name__}")
+        self._require_own(out, f"out {kind.__name__}")
+        if out._core.capacity != m:
+            raise ValueError(f"the out {kind.__name__} holds m = {out._core.capacity} examples, {source} has m = {m}")
+        return out
 
     def _require_own(self, result, name):
         """Refuse a Cache or Gradients that another network made."""

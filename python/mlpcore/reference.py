@@ -34,7 +34,7 @@ with the rest of mlpcore, itself plain Python and NumPy), not the C++ core.
 
 import numpy as np
 
-from ._checks import name_and_params
+from ._checks import is_integer, is_real, name_and_params
 
 __all__ = [
     "EPS", "ACTIVATIONS", "COSTS", "INITS",
@@ -69,17 +69,6 @@ HE_LAYERS = ("relu", "leaky_relu", "elu")
 # Architecture
 # ---------------------------------------------------------------------------
 
-def _is_integer(value):
-    """True for a Python or NumPy integer (not a bool)."""
-    return isinstance(value, (int, np.integer)) and not isinstance(value, bool)
-
-
-def _is_finite_real(value):
-    """True for a finite Python or NumPy int or float (not a bool)."""
-    return (isinstance(value, (int, float, np.integer, np.floating))
-            and not isinstance(value, bool) and bool(np.isfinite(value)))
-
-
 def parse_activation(spec):
     """Resolve an activation spec to ``(name, params)``.
 
@@ -108,7 +97,7 @@ def parse_activation(spec):
         return name, {}
 
     alpha = params.get("alpha", DEFAULT_ALPHA[name])
-    if not _is_finite_real(alpha):
+    if not is_real(alpha):
         raise ValueError(
             f"alpha of {name!r} must be a finite real number; got {alpha!r}")
     return name, {"alpha": float(alpha)}
@@ -132,7 +121,7 @@ def check_architecture(n, activations, cost):
             f"layer sizes n must be a sequence of ints (n[0], ..., n[L]); got {n!r}")
     n = list(n)
     for size in n:
-        if not _is_integer(size) or size < 1:
+        if not is_integer(size) or size < 1:
             raise ValueError(
                 f"layer sizes n must be integers >= 1; got n = {n}")
     if len(n) < 2:
@@ -216,7 +205,7 @@ def initial_parameters(n, activations, init="auto", bias=0.0, seed=None,
             raise ValueError(
                 f"unknown init {scheme!r}; expected one of {', '.join(INITS)}")
 
-    if not _is_finite_real(bias):
+    if not is_real(bias):
         raise ValueError(f"bias must be a finite real number; got {bias!r}")
 
     rng = np.random.default_rng(seed)
@@ -394,7 +383,7 @@ def drop_probabilities(p, L):
     for l, p_l in p.items():
         if not 1 <= l <= L - 1:
             raise ValueError(f"dropout is for hidden layers 1..{L - 1}; got layer {l}")
-        if not _is_finite_real(p_l) or not 0 <= p_l < 1:
+        if not is_real(p_l) or not 0 <= p_l < 1:
             raise ValueError(f"a drop probability must lie in [0, 1); got p[{l}] = {p_l!r}")
     return {l: float(p_l) for l, p_l in p.items()}
 
@@ -789,11 +778,13 @@ def clip(grads, clip_norm=None, clip_value=None):
     grads: arrays as taken by global_norm (the gradient after L2).
     Returns new arrays in the same structure and dtype.
     """
+    if clip_norm is None and clip_value is None:
+        return _rebuild(grads, [G.copy() for G in _leaves(grads)])
     if clip_norm is not None:
         grads = clip_by_norm(grads, clip_norm)
     if clip_value is not None:
         grads = clip_by_value(grads, clip_value)
-    return _rebuild(grads, [G.copy() for G in _leaves(grads)])
+    return grads
 
 
 # ---------------------------------------------------------------------------

@@ -17,7 +17,6 @@ This module needs scikit-learn >= 1.6 (``pip install ".[sklearn]"`` in a clone o
 ``pip install "scikit-learn>=1.6"``); ``import mlpcore`` does not import it.
 """
 
-import numbers
 import warnings
 
 import numpy as np
