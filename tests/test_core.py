@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 
 import mlpcore
-from conftest import (DTYPES, ELEMENTWISE_ACTIVATIONS, activation_id,
+from conftest import (DTYPES, ELEMENTWISE_ACTIVATIONS, HIDDEN_NAMES, activation_id,
                       assert_close, assert_gradient, make_case, numerical_gradient, pairing_cases, random_input,
                       random_targets, reference_params)
 from mlpcore import _core, reference
@@ -215,31 +215,77 @@ def test_edge_architectures_match_reference(n, m, hidden, output, cost, dtype):
 # finite differences on the core itself
 # ---------------------------------------------------------------------------
 
+def check_finite_differences(net, X, Y):
+    """dW, db (dgamma, dbeta of batch-norm layers), dA[0] of the core's training forward and
+    backward against central differences of the core's own cost; the same dropout masks in
+    every forward (the count of training forwards that draws them is set back each time).
+    Returns the analytic gradients."""
+    L, m = net.L, X.shape[1]
+
+    def training_forward():
+        net._core.training_forwards = 0
+        return net.forward(X)
+
+    grads = net.backward(training_forward(), Y, compute_dA0=True)
+    views = {"W": net.W, "b": net.b, "gamma": net.gamma, "beta": net.beta}  # writable views of net.params
+    analytic = {(kind, l): np.array(getattr(grads, "d" + kind)[l]) for kind, layers in views.items()
+                for l in layers.indices}
+    dA0 = np.array(grads.dA[0])
+    params_before = np.array(net.params)
+
+    def J():
+        return net.cost(training_forward().A[L], Y)
+
+    for (kind, l), grad in analytic.items():
+        assert_gradient(grad, numerical_gradient(J, views[kind][l]))
+    np.testing.assert_array_equal(net.params, params_before)
+
+    # dA[0] = m dJ/dX
+    assert_gradient(dA0, m * numerical_gradient(J, X))
+    return analytic, dA0
+
+
 @pytest.mark.parametrize("hidden, output, cost", CASES)
 def test_core_gradient_matches_finite_differences(hidden, output, cost):
     """dW, db, dA[0] of the core against central differences of the core's own cost."""
     case = make_case(101, hidden, output, cost, np.float64, max_width=4, max_m=6,
                      L=None if hidden == output else 3)
-    net, X, Y, L, m = case.net, case.X, case.Y, case.L, case.m
-    grads = net.backward(net.forward(X), Y, compute_dA0=True)
-    analytic = {("W", l): np.array(grads.dW[l]) for l in range(1, L + 1)}
-    analytic.update({("b", l): np.array(grads.db[l]) for l in range(1, L + 1)})
-    dA0 = np.array(grads.dA[0])
-    params_before = np.array(net.params)
-
-    def J():
-        return net.cost(net.forward(X).A[L], Y)
-
-    for (kind, l), grad in analytic.items():
-        view = net.W[l] if kind == "W" else net.b[l]   # writable view of net.params
-        assert_gradient(grad, numerical_gradient(J, view))
-    np.testing.assert_array_equal(net.params, params_before)
-
-    # dA[0] = m dJ/dX
-    assert_gradient(dA0, m * numerical_gradient(J, X))
-
+    analytic, dA0 = check_finite_differences(case.net, case.X, case.Y)
     if hidden == "step":  # g' = 0: nothing below the last step layer learns
         assert np.all(dA0 == 0) and np.all(analytic[("W", 1)] == 0)
+
+
+@pytest.mark.parametrize("hidden", HIDDEN_NAMES)
+@pytest.mark.parametrize("output, cost", [("identity", "mse"), ("sigmoid", "bce"), ("softmax", "cce")])
+def test_core_gradient_with_batch_norm_and_dropout_matches_finite_differences(hidden, output, cost):
+    """The same check through batch-norm layers (their mu and var depend on every column) and
+    dropout masks (g' rebuilt from A = g(U) D / (1 - p))."""
+    rng = np.random.default_rng(23)
+    net = mlpcore.Network([3, 5, 4, 3], [hidden, hidden, output], cost, dtype="float64", seed=5,
+                          batch_norm=[True, False, True], dropout=[0.3, 0.4])
+    for l in range(1, 4):
+        net.b[l] = 0.3 * rng.standard_normal((net.n[l], 1))
+    for l in net.gamma.indices:
+        net.gamma[l] = 1 + 0.3 * rng.standard_normal((net.n[l], 1))
+        net.beta[l] = 0.3 * rng.standard_normal((net.n[l], 1))
+    X = rng.standard_normal((3, 7))
+    analytic, _ = check_finite_differences(net, X, random_targets(rng, cost, 3, 7, np.float64))
+    assert all(np.all(analytic[("b", l)] == 0) for l in net.gamma.indices)  # b has no effect there
+
+
+def test_cce_gradient_with_class_probabilities_matches_finite_differences():
+    """cce also takes columns of class probabilities as Y, not only one-hot columns."""
+    rng = np.random.default_rng(29)
+    net = mlpcore.Network([3, 5, 4], ["tanh", "softmax"], "cce", dtype="float64", seed=2)
+    check_finite_differences(net, rng.standard_normal((3, 6)), rng.dirichlet(np.ones(4), size=6).T)
+
+
+@pytest.mark.parametrize("dtype", DTYPES, **DTYPE_IDS)
+def test_cce_with_class_probabilities_matches_reference(dtype):
+    case = make_case(17, "tanh", "softmax", "cce", dtype, n=[5, 8, 4], m=30)
+    case.Y = np.random.default_rng(3).dirichlet(np.ones(4), size=30).T.astype(dtype)
+    check_cost(case)
+    check_backward(case)
 
 
 def test_perturbing_params_changes_cost():
