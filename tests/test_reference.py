@@ -408,3 +408,39 @@ def test_initial_parameters_seed_reproducibility():
 def test_initial_parameters_refuses(kwargs, error, pattern):
     with pytest.raises(error, match=pattern):
         reference.initial_parameters([3, 4, 2], ["relu", "softmax"], **kwargs)
+
+
+def test_the_reference_takes_a_networks_layers_as_dicts():
+    """net.W, net.b, grads.dW, grads.db are keyed by layer number like the reference's dicts, so
+    that the reference's functions take them as they are."""
+    import mlpcore
+
+    rng = np.random.default_rng(5)
+    net = mlpcore.Network([3, 4, 2], ["tanh", "sigmoid"], "bce", dtype="float64", seed=0)
+    X, Y = rng.standard_normal((3, 6)), rng.integers(0, 2, (2, 6)).astype(float)
+    W, b = ({l: np.array(layers[l]) for l in (1, 2)} for layers in (net.W, net.b))
+    assert list(net.W) == list(net.W.keys()) == [1, 2] and dict(net.W.items()).keys() == W.keys()
+    A_L = np.array(net.forward(X).A[2])
+    assert reference.cost(A_L, Y, "bce", W=net.W, l2=0.1) == reference.cost(A_L, Y, "bce", W=W, l2=0.1)
+    np.testing.assert_array_equal(reference.flat_parameters(net.W, net.b), net.params)
+    grads = net.backward(net.forward(X), Y)
+    assert reference.global_norm(grads.dW) == reference.global_norm({l: np.array(grads.dW[l]) for l in (1, 2)})
+    reference.update(net.W, net.b, grads.dW, grads.db, 0.5)  # writes through the views into the network
+    np.testing.assert_array_equal(net.W[1], W[1] - 0.5 * np.array(grads.dW[1]))
+
+
+def test_the_reference_takes_cce_labels_and_refuses_targets_of_another_shape():
+    rng = np.random.default_rng(6)
+    A_L = reference.g("softmax", rng.standard_normal((3, 5)))
+    labels = rng.integers(0, 3, 5)
+    Y = reference.one_hot(labels, 3)
+    assert reference.cost(A_L, labels, "cce") == reference.cost(A_L, Y, "cce")
+    W = {1: rng.standard_normal((3, 4))}
+    Z, A = {1: np.log(A_L)}, {0: rng.standard_normal((4, 5)), 1: A_L}
+    from_labels, from_Y = (reference.backward(W, Z, A, targets, ["softmax"], "cce") for targets in (labels, Y))
+    for key in ("dW", "db", "dZ"):
+        np.testing.assert_array_equal(from_labels[key][1], from_Y[key][1])
+    with pytest.raises(ValueError, match=r"Y of shape \(2, 5\) does not match A\[L\] of shape \(3, 5\)"):
+        reference.cost(A_L, Y[:2], "cce")
+    with pytest.raises(ValueError, match=r"Y of shape \(5,\) does not match"):
+        reference.cost(A_L, labels.astype(float), "cce")

@@ -1,12 +1,16 @@
 """Per-layer arrays indexed as on paper: layers[l] for l in the layers that exist."""
 
+from collections.abc import Mapping
+
 
 class Layers:
     """Arrays of a network's layers, indexed by layer number as in the notation.
 
     ``layers[l]`` is the array of layer l; an index with no array raises
-    IndexError naming the indices that exist. Iterating yields the arrays in
-    layer order; ``len`` counts them; ``indices`` lists the layer numbers.
+    IndexError naming the indices that exist. As a dict keyed by layer number
+    (which the functions of mlpcore.reference take): iterating and ``keys()``
+    yield the layer numbers in order, ``values()`` the arrays, ``items()`` the
+    pairs; ``len`` counts them; ``indices`` lists the layer numbers.
     """
 
     __slots__ = ("_name", "_arrays")
@@ -39,7 +43,19 @@ class Layers:
         return len(self._arrays)
 
     def __iter__(self):
-        return (self._arrays[l] for l in self.indices)
+        return iter(self.indices)
+
+    def keys(self):
+        return self.indices
+
+    def values(self):
+        return [self._arrays[l] for l in self.indices]
+
+    def items(self):
+        return [(l, self._arrays[l]) for l in self.indices]
+
+    def get(self, l, default=None):
+        return self._arrays.get(l, default)
 
     def __contains__(self, l):
         return l in self._arrays
@@ -47,3 +63,6 @@ class Layers:
     def __repr__(self):
         shapes = ", ".join(f"{l}: {self._arrays[l].shape}" for l in self.indices)
         return f"<{self._name}: {{{shapes}}}>"
+
+
+Mapping.register(Layers)  # what takes a dict keyed by layer number (mlpcore.reference) takes Layers

@@ -32,6 +32,8 @@ The only imports are NumPy and mlpcore._checks (the argument checks shared
 with the rest of mlpcore, itself plain Python and NumPy), not the C++ core.
 """
 
+from collections.abc import Mapping
+
 import numpy as np
 
 from ._checks import is_integer, is_real, name_and_params
@@ -39,7 +41,7 @@ from ._checks import is_integer, is_real, name_and_params
 __all__ = [
     "EPS", "ACTIVATIONS", "COSTS", "INITS",
     "parse_activation", "check_architecture", "initial_parameters",
-    "g", "g_prime", "forward", "cost", "backward", "update", "one_hot",
+    "g", "g_prime", "forward", "dense_targets", "cost", "backward", "update", "one_hot",
     "BN_EPS", "BN_MOMENTUM", "initial_batch_norm", "running_statistics",
     "drop_probabilities", "dropout_masks", "flat_parameters",
     "global_norm", "clip_by_norm", "clip_by_value", "clip",
@@ -373,7 +375,7 @@ def drop_probabilities(p, L):
     """
     if p is None:
         return {}
-    if not isinstance(p, dict):
+    if not isinstance(p, Mapping):
         p = list(p)
         if len(p) != L - 1:
             raise ValueError(
@@ -500,17 +502,33 @@ def forward(W, b, X, activations, *, gamma=None, beta=None, D=None, p=None,
     return Z, A
 
 
+def dense_targets(Y, A_L, cost):
+    """Y as (n[L], m) targets in the dtype of A_L (n[L], m): cce's (m,) integer class labels
+    one-hot encoded, (m,) targets as (1, m) when n[L] = 1. Raises ValueError for any other
+    shape than A_L's (which NumPy would otherwise broadcast into wrong numbers)."""
+    Y = np.asarray(Y)
+    if cost == "cce" and Y.ndim == 1 and np.issubdtype(Y.dtype, np.integer):
+        Y = one_hot(Y, A_L.shape[0])
+    elif Y.ndim == 1 and A_L.shape[0] == 1:
+        Y = Y.reshape(1, -1)
+    if Y.shape != A_L.shape:
+        raise ValueError(f"Y of shape {Y.shape} does not match A[L] of shape {A_L.shape} (Y is (n[L], m), "
+                         f"or (m,) when n[L] = 1, or for cce m integer class labels)")
+    return Y.astype(A_L.dtype, copy=False)
+
+
 def cost(A_L, Y, cost, W=None, l2=0.0):
     """Cost J, summed over output units and averaged over the m examples.
 
     A_L: (n[L], m) output activations, float32 or float64.
-    Y: (n[L], m) dense targets (one-hot for cce); cast to the dtype of A_L.
+    Y: (n[L], m) targets (for cce one-hot columns, class probabilities or (m,) integer
+    labels), cast to the dtype of A_L; see dense_targets.
     cost: "mse", "bce" or "cce".
     W, l2: with l2 = lambda > 0, the weights W (dict keyed 1..L) add the L2
     penalty lambda/(2m) sum_l ||W[l]||^2 (Frobenius; not on b, gamma, beta).
     Returns J as a Python float, computed in the dtype of A_L.
     """
-    Y = np.asarray(Y, dtype=A_L.dtype)
+    Y = dense_targets(Y, A_L, cost)
     m = A_L.shape[1]
     if cost == "mse":
         # J = 1/(2m) sum (A[L] - Y)^2
@@ -542,7 +560,7 @@ def backward(W, Z, A, Y, activations, cost, compute_dA0=False, *, gamma=None,
 
     W: dict keyed 1..L, W[l] (n[l], n[l-1]).
     Z, A: the dicts returned by forward (Z[1..L], A[0..L]).
-    Y: (n[L], m) dense targets (one-hot for cce), dtype of A.
+    Y: (n[L], m) targets as for cost, cast to the dtype of A.
     activations: L specs; cost: "mse", "bce" or "cce".
     compute_dA0: also return dA[0] = W[1]^T dZ[1] (n[0], m).
     Returns {"dW": dW, "db": db, "dZ": dZ, "dA": dA}, dicts keyed by layer:
@@ -564,7 +582,7 @@ def backward(W, Z, A, Y, activations, cost, compute_dA0=False, *, gamma=None,
     L = len(W)
     m = A[0].shape[1]
     dtype = A[L].dtype
-    Y = np.asarray(Y, dtype=dtype)
+    Y = dense_targets(Y, A[L], cost)
     gamma = {} if gamma is None else gamma
     D = {} if D is None else D
     p = drop_probabilities(p, L)
@@ -698,7 +716,7 @@ def _leaves(tree):
     Dict entries are taken in sorted key order, so that {2: dW2, 1: dW1} (as backward fills it)
     lines up with {1: W1, 2: W2}.
     """
-    if isinstance(tree, dict):
+    if isinstance(tree, Mapping):
         return [leaf for key in _sorted_keys(tree) for leaf in _leaves(tree[key])]
     if isinstance(tree, (list, tuple)):
         return [leaf for item in tree for leaf in _leaves(item)]
@@ -710,7 +728,7 @@ def _rebuild(tree, leaves):
     leaves = iter(leaves)
 
     def build(node):
-        if isinstance(node, dict):
+        if isinstance(node, Mapping):
             return {key: build(node[key]) for key in _sorted_keys(node)}
         if isinstance(node, (list, tuple)):
             return type(node)(build(item) for item in node)
@@ -720,7 +738,7 @@ def _rebuild(tree, leaves):
 
 def _structure(tree):
     """The keys, lengths and array shapes of a tree, to compare two trees."""
-    if isinstance(tree, dict):
+    if isinstance(tree, Mapping):
         return {key: _structure(tree[key]) for key in tree}
     if isinstance(tree, (list, tuple)):
         return [_structure(item) for item in tree]

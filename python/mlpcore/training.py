@@ -228,12 +228,12 @@ def _watch(net, best, value, epoch, patience):
 
 def snapshot(net):
     """Copies of what early stopping restores: the parameters and the batch-norm running statistics."""
-    return [array.copy() for array in (net.params, *net.running_mean, *net.running_var)]
+    return [array.copy() for array in (net.params, *net.running_mean.values(), *net.running_var.values())]
 
 
 def restore(net, saved):
     """Put a snapshot(net) back into net."""
-    for array, copy in zip((net.params, *net.running_mean, *net.running_var), saved):
+    for array, copy in zip((net.params, *net.running_mean.values(), *net.running_var.values()), saved):
         array[...] = copy
 
 
