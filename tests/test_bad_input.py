@@ -72,6 +72,9 @@ BAD_X = [
     pytest.param(_with(np.inf), ValueError, r"(?i)inf|finite", id="inf"),
     pytest.param(_with(-np.inf, dtype=np.float64), ValueError, r"(?i)inf|finite",
                  id="minus_inf_float64"),
+    pytest.param(_with(-1e300, dtype=np.float64), ValueError,
+                 r"X holds values beyond the range of float32 \(\|x\| <= 3\.403e\+38\), which would become inf: "
+                 r"make the network with dtype='float64', or scale the data", id="beyond_float32"),
 ]
 
 
@@ -81,7 +84,7 @@ def test_forward_refuses_bad_X(X, error, pattern):
     assert_refused(net, lambda: net.forward(X), error, pattern)
 
 
-@pytest.mark.parametrize("X, error, pattern", [BAD_X[0], BAD_X[4], BAD_X[5], BAD_X[9]])
+@pytest.mark.parametrize("X, error, pattern", [BAD_X[0], BAD_X[4], BAD_X[5], BAD_X[9], BAD_X[-1]])
 def test_predict_refuses_bad_X(X, error, pattern):
     net = make_net("bce")
     assert_refused(net, lambda: net.predict(X), error, pattern)
@@ -124,6 +127,8 @@ BAD_Y = [
                  ValueError, TARGETS, id="cce_one_hot_above_1"),
     pytest.param("mse", good_Y("mse").astype(np.complex128), TypeError,
                  r"(?i)dtype|complex", id="mse_complex"),
+    pytest.param("mse", good_Y("mse").astype(np.float64) + np.where(np.arange(M) == 3, 1e39, 0.0), ValueError,
+                 r"Y holds values beyond the range of float32", id="mse_beyond_float32"),
 ]
 
 
@@ -355,12 +360,81 @@ def test_an_optimizer_whose_momentum_changed_to_or_from_0_after_its_state_was_ma
     state, t = [np.array(buffer) for buffer in opt.state], opt.t
     refused = {"step": lambda: opt.step(net, grads),
                "fit": lambda: net.fit(X, Y, epochs=1, optimizer=opt, verbose=0),
-               "core": lambda: opt._state.step(opt.method, opt.hyper, net._core, grads._core, 0.1)}[through]
+               "core": lambda: opt._state.step(opt.method, opt.hyper, net._core, grads._core, 0.1, *opt._spares)}[through]
     assert_refused(net, refused, ValueError, r"made for .*other hyper-parameters .*call reset\(\) first")
     assert opt.t == t and all(np.array_equal(a, b) for a, b in zip(opt.state, state))
     opt.reset()
     opt.step(net, grads)  # a new state for the new momentum
     assert len(opt.state) == (1 if change else 0)
+
+
+@pytest.mark.parametrize("name", ["params", "W", "b", "gamma", "beta", "running_mean", "running_var"])
+def test_the_core_buffers_cannot_be_replaced(name):
+    """net.params = saved would leave the core's parameters as they were without a word: refused,
+    with the way to write into them."""
+    net = mlpcore.Network([3, 5, 2], ["tanh", "identity"], "mse", batch_norm=[True, False], seed=0)
+    shown = getattr(net, name)
+    assert_refused(net, lambda: setattr(net, name, np.zeros(net.params.size, np.float32)), AttributeError,
+                   rf"net\.{name} shows the core's memory and cannot be replaced; write into it instead: "
+                   r"net\.params\[\.\.\.\] = values")
+    assert getattr(net, name) is shown
+
+
+@pytest.mark.parametrize("name", ["L", "n", "activations", "cost_name", "dtype", "dropout", "batch_norm", "bn_eps",
+                                  "bn_momentum"])
+def test_the_architecture_cannot_be_reassigned(name):
+    net = make_net("mse")
+    before = getattr(net, name)
+    assert_refused(net, lambda: setattr(net, name, before), AttributeError,
+                   rf"net\.{name} is fixed when the network is made; make a new Network for another")
+    assert getattr(net, name) == before
+
+
+def _huge_learning_rate(opt):
+    opt.learning_rate = 1e300  # finite in float64, inf in the float32 network's step
+
+
+def _huge_weight_decay(opt):
+    opt.hyper["weight_decay"] = 1e300  # p (1 - lr weight_decay) flips p to -inf
+
+
+@pytest.mark.parametrize("optimizer, diverge", [
+    pytest.param(mlpcore.optim.SGD, _huge_learning_rate, id="sgd"),
+    pytest.param(lambda: mlpcore.optim.SGD(momentum=0.9), _huge_learning_rate, id="momentum"),
+    pytest.param(mlpcore.optim.Adam, _huge_learning_rate, id="adam"),
+    pytest.param(mlpcore.optim.AdamW, _huge_weight_decay, id="adamw"),
+])
+def test_a_step_that_would_overflow_changes_nothing(optimizer, diverge):
+    """A step whose new parameters or state would not be finite raises DivergenceError and
+    leaves the parameters, the state and t as after the last good step."""
+    net = make_net("mse")
+    grads = net.backward(net.forward(good_X()), good_Y("mse"))
+    opt = optimizer()
+    opt.step(net, grads)
+    diverge(opt)
+    state, t = [np.array(buffer) for buffer in opt.state], opt.t
+    assert_refused(net, lambda: opt.step(net, grads), mlpcore.DivergenceError, r"nothing was changed")
+    assert opt.t == t == 1 and all(np.array_equal(a, b) for a, b in zip(opt.state, state))
+
+
+@pytest.mark.parametrize("value", [-0.1, np.nan, np.inf, "0.1", None], ids=["negative", "nan", "inf", "str", "none"])
+def test_an_optimizer_refuses_a_learning_rate_set_later(value):
+    opt = mlpcore.optim.SGD()
+    with pytest.raises(ValueError, match=r"learning_rate must be a finite real number >= 0"):
+        opt.learning_rate = value
+    assert opt.learning_rate == 0.01
+
+
+def test_an_optimizer_refuses_a_hyper_parameter_of_another_type_set_later():
+    net = make_net("mse")
+    grads = net.backward(net.forward(good_X()), good_Y("mse"))
+    opt = mlpcore.optim.SGD(momentum=0.9)
+    opt.step(net, grads)
+    opt.hyper["momentum"] = "x"
+    state = [np.array(buffer) for buffer in opt.state]
+    assert_refused(net, lambda: opt.step(net, grads), TypeError,
+                   r"hyper-parameter 'momentum' of optimizer 'sgd' must be a real number, got 'x'")
+    assert opt.t == 1 and np.array_equal(opt.state[0], state[0])
 
 
 def test_refused_calls_leave_a_working_network():
@@ -411,3 +485,14 @@ def test_a_leading_dimension_past_blas_int_is_copied_not_refused():
     base = np.zeros(4, np.float32)
     assert _one_unit_stride(np.lib.stride_tricks.as_strided(base, shape=(2, 2), strides=(4, 8)))
     assert not _one_unit_stride(np.lib.stride_tricks.as_strided(base, shape=(2, 2), strides=(4, 4 * 2**31)))
+
+
+@pytest.mark.parametrize("call", [
+    pytest.param(lambda net: net.forward(good_X(), training="no"), id="forward_training"),
+    pytest.param(lambda net: net.backward(net.forward(good_X()), good_Y("mse"), compute_dA0="no"),
+                 id="backward_compute_dA0"),
+])
+def test_flags_must_be_true_or_false(call):
+    """A string such as "no" would otherwise count as true."""
+    net = make_net("mse")
+    assert_refused(net, lambda: call(net), TypeError, r"(training|compute_dA0) must be True or False, got 'no'")

@@ -320,6 +320,19 @@ def test_cce_integer_labels_equal_one_hot(label_dtype, dtype):
         assert_close(from_labels.dZ[l], from_one_hot.dZ[l], dtype)
 
 
+@pytest.mark.parametrize("cost, output, n_L", [("bce", "sigmoid", 3), ("mse", "identity", 2), ("cce", "softmax", 2)])
+def test_boolean_targets_are_0_and_1(cost, output, n_L):
+    """Boolean Y (a multi-label indicator, cce's labels of two classes) counts True as 1."""
+    case = make_case(9, "tanh", output, cost, np.float32, n=[3, 4, n_L], m=12)
+    Y = np.random.default_rng(2).random((n_L, 12) if cost != "cce" else 12) < 0.5
+    cache = case.net.forward(case.X)
+    as_numbers = Y.astype(np.int64 if cost == "cce" else np.float32)
+    assert case.net.cost(cache.A[2], Y) == case.net.cost(cache.A[2], as_numbers)
+    np.testing.assert_array_equal(case.net.backward(cache, Y).dW[1], case.net.backward(cache, as_numbers).dW[1])
+    history = case.net.fit(case.X, Y, epochs=1, batch_size=4, verbose=0)
+    assert np.isfinite(history["cost"][0])
+
+
 @pytest.mark.parametrize("dtype", DTYPES, **DTYPE_IDS)
 @pytest.mark.parametrize("cost, output", [("mse", "identity"), ("bce", "sigmoid")])
 def test_single_output_accepts_vector_Y(cost, output, dtype):

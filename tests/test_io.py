@@ -119,6 +119,20 @@ def test_include_optimizer_needs_an_optimizer(tmp_path):
         net.save(tmp_path / "model.npz", include_optimizer="yes")
 
 
+def test_an_optimizer_stepped_by_hand_is_saved_with_the_network(tmp_path):
+    """opt.step(net, grads) makes opt net's optimizer, as fit does: save keeps its state."""
+    net = mlpcore.Network([2, 3, 1], ["tanh", "identity"], "mse", seed=0)
+    X, Y = np.ones((2, 4), np.float32), np.zeros((1, 4), np.float32)
+    opt = mlpcore.optim.Adam()
+    for _ in range(3):
+        opt.step(net, net.backward(net.forward(X), Y))
+    assert net.optimizer is opt
+    net.save(tmp_path / "model.npz", include_optimizer=True)
+    loaded = mlpcore.load(tmp_path / "model.npz")
+    assert loaded.optimizer.t == 3
+    assert all(np.array_equal(a, b) for a, b in zip(loaded.optimizer.state, opt.state))
+
+
 def test_the_file_is_an_npz_with_a_json_header(saved):
     path, net = saved
     header = header_of(path)

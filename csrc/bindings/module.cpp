@@ -7,6 +7,7 @@
 #include <pybind11/stl.h>
 #include <signal.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <climits>
@@ -279,7 +280,12 @@ OptimizerSettings optimizer_settings(const std::string& method, const py::dict& 
                     : name == "weight_decay" ? &s.weight_decay
                                              : nullptr;
     if (!field) throw py::value_error("unknown hyper-parameter '" + name + "' of optimizer '" + method + "'");
-    *field = value.cast<double>();
+    try {
+      *field = value.cast<double>();
+    } catch (const py::cast_error&) {
+      throw py::type_error("hyper-parameter '" + name + "' of optimizer '" + method + "' must be a real number, got " +
+                           std::string(py::repr(value)));
+    }
   }
   return s;
 }
@@ -443,20 +449,32 @@ void bind_network(py::module_& m, const std::string& suffix) {
                                  if (!buffer->empty()) buffers.append(flat_view(*buffer, self));
                                return buffers;
                              })
+      // One step outside fit, written into the spares first (spare: a state like this one;
+      // spare_params: net.params' size), and kept, copied into net.params and this state, only
+      // when every new value is finite: a step that diverges leaves both as they were.
       .def("step", [](State& s, const std::string& method, const py::dict& hyper, Net& net, const Grads& grads,
-                      double learning_rate) {
+                      double learning_rate, State& spare, py::array_t<T, py::array::c_style> spare_params) {
         if (grads.network_id != net.id) throw py::value_error("the gradients belong to another network");
         const OptimizerSettings settings = optimizer_settings(method, hyper);
-        require_state_fits(s, settings, index(net.params.size()));
+        const index size = index(net.params.size());
+        require_state_fits(s, settings, size);
+        require_state_fits(spare, settings, size);
+        require(spare_params.size() == size && spare_params.ndim() == 1,
+                "spare_params must be 1-D of net.params' size");
         require_finite_gradients(grads);
+        T* p_out = spare_params.mutable_data();
         ReleasedGIL release;
         const std::unique_lock writing(net.params_lock);
         net.require_not_fitting();
         const std::int64_t t = s.t + 1;
-        const bool finite = optimizer_step(settings, T(learning_rate), t, net.params.data(), grads.dparams.data(), s,
-                                           net.params.data(), s, {0, index(net.params.size())});
+        if (!optimizer_step(settings, T(learning_rate), t, net.params.data(), grads.dparams.data(), s, p_out, spare,
+                            {0, size}))
+          return false;
+        std::copy(p_out, p_out + size, net.params.data());
+        std::copy(spare.first.begin(), spare.first.end(), s.first.begin());
+        std::copy(spare.second.begin(), spare.second.end(), s.second.begin());
         s.t = t;
-        return finite;
+        return true;
       });
 
   using Train = Trainer<T>;

@@ -16,6 +16,14 @@ def is_real(value):
     return isinstance(value, numbers.Real) and not isinstance(value, (bool, np.bool_)) and math.isfinite(value)
 
 
+def require_flag(value, name):
+    """value as a bool; TypeError unless it is True or False (a NumPy bool too), so that a
+    string such as "no" is not taken as true."""
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{name} must be True or False, got {value!r}")
+    return bool(value)
+
+
 def name_and_params(spec, what, example):
     """(name, params) of a spec given as a name or as a pair (name, params dict or None).
 

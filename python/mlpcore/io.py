@@ -124,7 +124,7 @@ def _arrays_of(net, include_optimizer, metadata):
     optimizer = net.optimizer if include_optimizer else None
     if include_optimizer and optimizer is None:
         raise ValueError("include_optimizer=True but the network has no optimizer (net.optimizer is None: "
-                         "it has not been fitted, or reset_optimizer() was called)")
+                         "neither fit nor an optimizer's step has trained it, or reset_optimizer() was called)")
     header = {
         "format": FORMAT_NAME,
         "version": FORMAT_VERSION,

@@ -7,7 +7,7 @@ import os
 import numpy as np
 
 from . import _core
-from ._checks import is_real
+from ._checks import is_real, require_flag
 from . import io as saving
 from ._layers import Layers
 from .reference import check_architecture, initial_parameters
@@ -136,6 +136,36 @@ class Gradients:
         return f"<mlpcore.Gradients of m = {self.m}: dW, db, dZ, dA>"
 
 
+class _Fixed:
+    """An attribute of a Network fixed when it is made: read as any attribute, refused on
+    assignment (which would otherwise leave the core unchanged without a word)."""
+
+    def __init__(self, buffer=False):
+        self.buffer = buffer
+
+    def __set_name__(self, owner, name):
+        self.name = name
+
+    def __get__(self, net, owner=None):
+        if net is None:
+            return self
+        try:
+            return net.__dict__[self.name]
+        except KeyError:
+            raise AttributeError(f"this Network has no {self.name} (it was not made by Network())") from None
+
+    def __set__(self, net, value):
+        if self.buffer:
+            raise AttributeError(f"net.{self.name} shows the core's memory and cannot be replaced; write into it "
+                                 f"instead: net.params[...] = values, net.W[l][...] = values or net.W[l] = values")
+        raise AttributeError(f"net.{self.name} is fixed when the network is made; make a new Network for another")
+
+    @staticmethod
+    def set(net, **values):
+        """Set the fixed attributes of net (in its __init__)."""
+        net.__dict__.update(values)
+
+
 class Network:
     """A dense feed-forward network of L layers, computed by mlpcore's C++ core.
 
@@ -197,16 +227,18 @@ class Network:
     metadata : dict of JSON values kept with the network by save and load ({} by default).
     """
 
+    L, n, activations, cost_name, dtype, dropout, batch_norm, bn_eps, bn_momentum = (_Fixed() for _ in range(9))
+    params, W, b, gamma, beta, running_mean, running_var = (_Fixed(buffer=True) for _ in range(7))
+
     def __init__(self, layer_sizes, activations, cost, dtype="float32", init="auto", bias=0.0, seed=None,
                  dropout=None, batch_norm=None, bn_eps=1e-5, bn_momentum=0.1):
-        self.activations = tuple(check_architecture(layer_sizes, activations, cost))
-        self.dtype = _parse_dtype(dtype)
-        L = len(self.activations)
-        self.dropout = _per_layer(dropout, L - 1, 0.0, "dropout", "drop probabilities for layers 1..L-1",
-                                  lambda p: is_real(p) and 0 <= p < 1, "in [0, 1)")
-        self.batch_norm = _per_layer(batch_norm, L, False, "batch_norm", "flags for layers 1..L",
-                                     lambda flag: isinstance(flag, (bool, np.bool_)), "bools")
-        self.dropout += (0.0,)
+        activations = tuple(check_architecture(layer_sizes, activations, cost))
+        dtype = _parse_dtype(dtype)
+        L = len(activations)
+        dropout = _per_layer(dropout, L - 1, 0.0, "dropout", "drop probabilities for layers 1..L-1",
+                             lambda p: is_real(p) and 0 <= p < 1, "in [0, 1)") + (0.0,)
+        batch_norm = _per_layer(batch_norm, L, False, "batch_norm", "flags for layers 1..L",
+                                lambda flag: isinstance(flag, (bool, np.bool_)), "bools")
         if not (is_real(bn_eps) and bn_eps > 0):
             raise ValueError(f"bn_eps must be a real number > 0, got {bn_eps!r}")
         if not (is_real(bn_momentum) and 0 <= bn_momentum <= 1):
@@ -214,23 +246,20 @@ class Network:
         if max(layer_sizes) > _MAX_UNITS:  # the core's limit; sizes past 2^63 would not even reach it
             raise ValueError(f"every layer needs 1..2^31-1 units, got n = {list(layer_sizes)}")
         layers = [(name, params.get("alpha", 0.0), bool(flag), float(p))
-                  for (name, params), flag, p in zip(self.activations, self.batch_norm, self.dropout)]
+                  for (name, params), flag, p in zip(activations, batch_norm, dropout)]
         # the core first: it refuses sizes it cannot hold before initial_parameters draws W in float64
-        self._core = _CORE_CLASSES[self.dtype](list(layer_sizes), layers, cost, float(bn_eps), float(bn_momentum))
-        W, b = initial_parameters(layer_sizes, self.activations, init, bias, seed, self.dtype)
-        self._core.dropout_seed = int(np.random.SeedSequence(seed).generate_state(1, np.uint64)[0])
-        self.cost_name = cost
-        self.bn_eps, self.bn_momentum = float(bn_eps), float(bn_momentum)
-        self.L = self._core.L
-        self.n = tuple(self._core.n)
-        self._batch_norm_layers = tuple(l for l in range(1, L + 1) if self.batch_norm[l - 1])
-        self._dropout_layers = tuple(l for l in range(1, L) if self.dropout[l - 1] > 0)
-        self.params = self._core.params
-        self.W = Layers("W", {l: self._core.W(l) for l in range(1, L + 1)})
-        self.b = Layers("b", {l: self._core.b(l) for l in range(1, L + 1)})
-        self.gamma, self.beta, self.running_mean, self.running_var = (
-            Layers(name, {l: getattr(self._core, name)(l) for l in self._batch_norm_layers})
-            for name in ("gamma", "beta", "running_mean", "running_var"))
+        core = _CORE_CLASSES[dtype](list(layer_sizes), layers, cost, float(bn_eps), float(bn_momentum))
+        W, b = initial_parameters(layer_sizes, activations, init, bias, seed, dtype)
+        core.dropout_seed = int(np.random.SeedSequence(seed).generate_state(1, np.uint64)[0])
+        self._core = core
+        self._batch_norm_layers = tuple(l for l in range(1, L + 1) if batch_norm[l - 1])
+        self._dropout_layers = tuple(l for l in range(1, L) if dropout[l - 1] > 0)
+        _Fixed.set(self, L=core.L, n=tuple(core.n), activations=activations, cost_name=cost, dtype=dtype,
+                   dropout=dropout, batch_norm=batch_norm, bn_eps=float(bn_eps), bn_momentum=float(bn_momentum),
+                   params=core.params, W=Layers("W", {l: core.W(l) for l in range(1, L + 1)}),
+                   b=Layers("b", {l: core.b(l) for l in range(1, L + 1)}),
+                   **{name: Layers(name, {l: getattr(core, name)(l) for l in self._batch_norm_layers})
+                      for name in ("gamma", "beta", "running_mean", "running_var")})
         for l in range(1, L + 1):
             self.W[l] = W[l]
             self.b[l] = b[l]
@@ -266,7 +295,7 @@ class Network:
         """
         X = self._matrix(X, "X", rows=self.n[0])
         out = self._out(out, Cache, X.shape[1], "X")
-        self._core.forward(X, out._core, bool(training))
+        self._core.forward(X, out._core, require_flag(training, "training"))
         out._show_pass(out._core.X)
         return out
 
@@ -294,8 +323,9 @@ class Network:
             raise TypeError(f"cache must be a mlpcore.Cache from forward, got {type(cache).__name__}")
         self._require_own(cache, "cache")
         out = self._out(out, Gradients, cache.m, "the cache")
-        self._core.backward(cache._core, self._targets(Y), out._core, bool(compute_dA0))
-        out._show_dA0(bool(compute_dA0))
+        compute_dA0 = require_flag(compute_dA0, "compute_dA0")
+        self._core.backward(cache._core, self._targets(Y), out._core, compute_dA0)
+        out._show_dA0(compute_dA0)
         return out
 
     def update(self, grads, learning_rate):
@@ -484,14 +514,27 @@ class Network:
         if rows is not None and (X.ndim != 2 or X.shape[0] != rows or not 1 <= X.shape[1] < 2**31):
             raise ValueError(f"{name} must be 2-D of shape (n[0], m) = ({rows}, m) with 1 <= m < 2^31, "
                              f"got shape {X.shape}")
+        if X.dtype.kind == "f" and X.dtype.itemsize > self.dtype.itemsize:
+            self._require_within_range(X, name)
         X = X.astype(self.dtype.newbyteorder("="), copy=False)
         if not _one_unit_stride(X):
             X = np.asfortranarray(X)
         return X
 
+    def _require_within_range(self, X, name):
+        """Refuse finite values of the float array X beyond the network's dtype's range, which
+        the conversion to it would make inf."""
+        limit = np.finfo(self.dtype).max
+        if np.any((np.abs(X) > limit) & np.isfinite(X)):
+            raise ValueError(f"{name} holds values beyond the range of {self.dtype.name} (|x| <= {limit:.4g}), "
+                             f"which would become inf: make the network with dtype='float64', or scale the data")
+
     def _targets(self, Y):
-        """Y as the core takes it: int64 labels (m,) for cce, else a matrix of the network's dtype."""
+        """Y as the core takes it: int64 labels (m,) for cce, else a matrix of the network's dtype
+        (boolean targets become 0 and 1)."""
         Y = np.asarray(Y)
+        if Y.dtype.kind == "b":
+            Y = Y.astype(np.int64 if self.cost_name == "cce" and Y.ndim == 1 else self.dtype)
         if self.cost_name == "cce" and Y.ndim == 1:
             if Y.dtype.kind not in "iu":
                 raise TypeError(f"cce labels of shape (m,) must be integers 0..{self.n[-1] - 1}, "

@@ -45,11 +45,21 @@ class Optimizer:
     method = None  # the core's name of the update rule
 
     def __init__(self, learning_rate, **hyper):
-        self.learning_rate = _positive_real(learning_rate, "learning_rate", allow_zero=True)
+        self.learning_rate = learning_rate
         self.hyper = hyper
         self._state = None
         self._buffers = []  # views of the state's buffers, made with it (see state)
+        self._spares = None  # what a step outside fit writes first (see step)
         self._network = None
+
+    @property
+    def learning_rate(self):
+        """The step size lr, a finite float >= 0; settable (fit's schedules set it per epoch)."""
+        return self._learning_rate
+
+    @learning_rate.setter
+    def learning_rate(self, value):
+        self._learning_rate = _positive_real(value, "learning_rate", allow_zero=True)
 
     @property
     def spec(self):
@@ -78,6 +88,7 @@ class Optimizer:
         """Forget the state: the next step starts afresh (t = 0, zero buffers)."""
         self._state = None
         self._buffers = []
+        self._spares = None
         self._network = None
 
     def _require_network(self, net):
@@ -99,13 +110,23 @@ class Optimizer:
             self._network = net
         return self._state
 
+    def _spares_for(self, net):
+        """A spare state and parameter buffer, made on the first step outside fit, for step to write into."""
+        if self._spares is None:
+            self._spares = (type(self._state)(self.method, self.hyper, net.params.size),
+                            np.empty(net.params.size, dtype=net.dtype))
+        return self._spares
+
     def step(self, net, grads):
         """One update of net's parameters from grads.
 
         net : a mlpcore.Network. grads : the mlpcore.Gradients of a backward of net.
         Raises TypeError for any other net or grads, ValueError for gradients of another
-        network or with NaN or inf, DivergenceError if the update itself overflows, and
+        network or with NaN or inf, DivergenceError if the update itself overflows (the
+        parameters and the state, t included, are then left as they were), and
         RuntimeError during an epoch of a fit of net (from another thread or its hook).
+        After a step, net.optimizer is this optimizer (what ``save(include_optimizer=True)``
+        saves and a fit of net continues from when given no other).
         """
         from .network import Gradients, Network  # network.py imports this module (through training.py)
 
@@ -116,8 +137,11 @@ class Optimizer:
         if grads._network is not net:
             raise ValueError("the gradients belong to another network")
         state = self._state_for(net)
-        if not state.step(self.method, self.hyper, net._core, grads._core, self.learning_rate):
-            raise DivergenceError("the update made a parameter NaN or inf; try a smaller learning rate")
+        if not state.step(self.method, self.hyper, net._core, grads._core, self.learning_rate,
+                          *self._spares_for(net)):
+            raise DivergenceError("the update would make a parameter NaN or inf; try a smaller learning rate "
+                                  f"(this step's was {self.learning_rate:g}); nothing was changed")
+        net.optimizer = self
 
     def __repr__(self):
         hyper = "".join(f", {key}={value!r}" for key, value in self.hyper.items())
@@ -158,8 +182,8 @@ class RMSprop(Optimizer):
 class Adam(Optimizer):
     """Adam as torch.optim.Adam.
 
-    m = beta1 m + (1 - beta1) g;  v = beta2 v + (1 - beta2) g^2;
-    p = p - lr (m / (1 - beta1^t)) / (sqrt(v / (1 - beta2^t)) + eps)
+    m1 = beta1 m1 + (1 - beta1) g;  v = beta2 v + (1 - beta2) g^2;
+    p = p - lr (m1 / (1 - beta1^t)) / (sqrt(v / (1 - beta2^t)) + eps)
     Defaults: learning_rate 1e-3, beta1 0.9, beta2 0.999, eps 1e-8.
     """
 
@@ -209,7 +233,7 @@ def make_optimizer(spec, learning_rate):
     learning rate set to learning_rate unless that is None)."""
     if isinstance(spec, Optimizer):
         if learning_rate is not None:
-            spec.learning_rate = _positive_real(learning_rate, "learning_rate", allow_zero=True)
+            spec.learning_rate = learning_rate
         return spec
     name, hyper = name_and_params(spec, "an optimizer (or a mlpcore.optim.Optimizer)", "('adam', {'beta1': 0.9})")
     if name not in OPTIMIZERS:
