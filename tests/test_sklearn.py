@@ -5,6 +5,8 @@ skip; scikit-learn's MLP as the oracle of the coefs_/intercepts_ layout, the
 outputs and the stopping rule; Pipeline, GridSearchCV, cross_val_score, pickling.
 """
 
+import contextlib
+import copy
 import pickle
 import subprocess
 import sys
@@ -18,13 +20,15 @@ sklearn = pytest.importorskip("sklearn", reason="scikit-learn is not installed (
 
 import joblib  # noqa: E402  (scikit-learn depends on it)
 from sklearn import neural_network  # noqa: E402
+from sklearn.base import clone  # noqa: E402
 from sklearn.datasets import make_blobs, make_multilabel_classification, make_regression  # noqa: E402
-from sklearn.exceptions import ConvergenceWarning  # noqa: E402
+from sklearn.exceptions import ConvergenceWarning, NotFittedError  # noqa: E402
 from sklearn.model_selection import GridSearchCV, cross_val_score, train_test_split  # noqa: E402
 from sklearn.pipeline import make_pipeline  # noqa: E402
 from sklearn.preprocessing import StandardScaler  # noqa: E402
 from sklearn.utils import check_random_state  # noqa: E402
 from sklearn.utils.estimator_checks import parametrize_with_checks  # noqa: E402
+from sklearn.utils.validation import check_is_fitted  # noqa: E402
 
 import mlpcore  # noqa: E402
 from mlpcore.sklearn import MLPClassifier, MLPRegressor  # noqa: E402
@@ -116,10 +120,27 @@ def test_binary_multiclass_and_string_labels():
 
 
 def test_one_class_predicts_it_with_probability_one():
+    """A documented difference: (n, 1) of ones, where scikit-learn's predict_proba gives (n, 2)."""
     X, _ = blobs(n_samples=20)
     clf = MLPClassifier(hidden_layer_sizes=(4,), max_iter=5, random_state=0).fit(X, ["only"] * 20)
     assert list(clf.predict(X[:3])) == ["only"] * 3
     np.testing.assert_array_equal(clf.predict_proba(X[:3]), np.ones((3, 1)))
+    theirs = neural_network.MLPClassifier(hidden_layer_sizes=(4,), max_iter=5, random_state=0).fit(X, ["only"] * 20)
+    assert theirs.predict_proba(X[:3]).shape == (3, 2)
+
+
+def test_binary_tie_at_one_half_predicts_classes_0_as_sklearn_does():
+    """A documented difference from Network.predict, which gives 1 where A[L] >= 0.5."""
+    X, y = blobs(centers=2)
+    labels = np.array(["no", "yes"])[y]
+    clf = MLPClassifier(hidden_layer_sizes=(4,), max_iter=5, random_state=0).fit(X, labels)
+    net = clf.network_
+    net.W[net.L][...] = 0.0
+    net.b[net.L][...] = 0.0  # Z[L] = 0: A[L] = sigmoid(0) = 0.5 exactly
+    np.testing.assert_array_equal(clf.predict_proba(X), np.full((len(X), 2), 0.5))
+    np.testing.assert_array_equal(clf.predict(X), np.full(len(X), "no"))
+    np.testing.assert_array_equal(sklearn_twin(clf, X, labels).predict(X), clf.predict(X))
+    np.testing.assert_array_equal(net.predict(X.T), np.ones((1, len(X))))
 
 
 def test_multilabel_targets_train_one_sigmoid_per_label():
@@ -138,6 +159,56 @@ def test_regressor_takes_boolean_targets_as_numbers():
     assert regressor.fit(X, y == 1).predict(X).shape == (X.shape[0],)
     twin = MLPRegressor(hidden_layer_sizes=(4,), max_iter=3, random_state=0).fit(X, (y == 1).astype(float))
     np.testing.assert_array_equal(regressor.predict(X), twin.predict(X))
+
+
+def test_constructor_parameters_are_sklearns_but_max_fun():
+    """As README.md says (sklearn's parameters but lbfgs and max_fun), whatever sklearn's version."""
+    for ours, theirs in ((MLPClassifier(), neural_network.MLPClassifier()),
+                         (MLPRegressor(), neural_network.MLPRegressor())):
+        assert set(theirs.get_params()) - set(ours.get_params()) == {"max_fun"}
+
+
+def test_regressor_loss_is_squared_error_keyword_only():
+    X, y = make_regression(n_samples=40, n_features=3, random_state=0)
+    reg = clone(MLPRegressor(loss="squared_error", hidden_layer_sizes=(4,), max_iter=3, random_state=0))
+    assert reg.get_params()["loss"] == "squared_error" == MLPRegressor().loss
+    assert reg.fit(X, y).network_.cost_name == "mse"
+    assert MLPRegressor((8,)).hidden_layer_sizes == (8,)  # loss is not the first positional parameter here
+
+
+@pytest.mark.parametrize("loss", ["poisson", "absolute_error", None])
+def test_regressor_refuses_other_losses_at_fit(loss):
+    X, y = make_regression(n_samples=40, n_features=3, random_state=0)
+    reg = MLPRegressor(loss=loss)  # taken as it is: parameters are checked at fit, as in scikit-learn
+    assert reg.get_params()["loss"] == loss
+    with pytest.raises(ValueError, match=r"loss must be 'squared_error' \(scikit-learn's 'poisson' is not supported\)"):
+        reg.fit(X, y)
+    assert not hasattr(reg, "network_")
+
+
+def assert_owns_its_memory(array):
+    """array holds its numbers itself, or is a view of the whole of a plain array that does (not of
+    a forward's Cache, which would keep every layer's Z[l] and A[l] alive with it)."""
+    owner = array if array.base is None else array.base
+    assert type(owner) is np.ndarray and owner.base is None and owner.size == array.size
+    assert array.flags.c_contiguous or array.flags.f_contiguous
+
+
+@pytest.mark.parametrize("target", ["binary", "multiclass", "multilabel"])
+@pytest.mark.parametrize("method", ["predict_proba", "predict_log_proba", "decision_function"])
+def test_classifier_outputs_own_their_memory(target, method):
+    X, y = blobs(centers=2 if target == "binary" else 3)
+    y = (X[:, :3] > 0).astype(int) if target == "multilabel" else y
+    clf = MLPClassifier(hidden_layer_sizes=(8,), max_iter=3, random_state=0).fit(X, y)
+    assert_owns_its_memory(getattr(clf, method)(X))
+
+
+@pytest.mark.parametrize("n_targets", [1, 2])
+def test_regressor_predictions_own_their_memory(n_targets):
+    X, y = make_regression(n_samples=40, n_features=3, n_targets=n_targets, random_state=0)
+    predictions = MLPRegressor(hidden_layer_sizes=(8,), max_iter=3, random_state=0).fit(X, y).predict(X)
+    assert predictions.shape == y.shape
+    assert_owns_its_memory(predictions)
 
 
 def test_regressor_one_and_several_targets():
@@ -349,6 +420,100 @@ def test_bad_parameters_are_refused_at_fit_naming_what_was_expected(parameter, v
     with pytest.raises(ValueError, match=message):
         clf.fit(X, y)
     assert not hasattr(clf, "network_") and not hasattr(clf, "n_features_in_")  # refused before any change
+
+
+def regression(dtype=np.float64):
+    """X (40, 3) of dtype and real targets y (40,) of a linear function of X."""
+    X = np.random.default_rng(0).standard_normal((40, 3)).astype(dtype)
+    return X, X @ np.array([1.0, -2.0, 0.5])
+
+
+def late_failures():
+    """Fits that fail after X and y passed validate_data: name -> (estimator, (X, y) to fit it on
+    first, (X, y) that fail, exception, message, the ways of calling fit that fail late)."""
+    X, y = blobs()
+    labels = (X[:, :3] > 0).astype(int)  # multi-label: one example is a valid y for a fitted network too
+    X32, y32 = regression(np.float32)
+    X64, y64 = regression()
+    diverging = y64.copy()
+    diverging[-10:] = 1e200  # squares beyond float64: minibatches 1-3 of 10 train, the 4th diverges
+    X6 = np.random.default_rng(1).standard_normal((30, 6))
+    settings = dict(hidden_layer_sizes=(8,), max_iter=5, random_state=0)
+    every_way = ("fit", "warm_start", "partial_fit")
+    return {
+        "targets overflowing float32": (MLPRegressor(**settings), (X32, y32), (X32, np.full(40, 1e300)),
+                                        ValueError, "beyond the range of the network's float32", every_way),
+        "a batch-norm minibatch of one": (MLPClassifier(batch_norm=True, **settings), (X, labels),
+                                          (X[:1], labels[:1]), ValueError, "minibatches of at least 2", every_way),
+        "continuous labels of other features": (MLPClassifier(**settings), (X, y), (X6, X6[:, 0]), ValueError,
+                                                "Unknown label type", ("fit",)),
+        "an early-stopping split too small": (MLPClassifier(early_stopping=True, **settings), (X, y),
+                                              (X[:6], np.array([0, 1, 2, 0, 1, 2])), ValueError, "test_size",
+                                              ("fit", "warm_start")),
+        "a divergence in an epoch": (MLPRegressor(batch_size=10, shuffle=False, **settings), (X64, y64),
+                                     (X64, diverging), mlpcore.DivergenceError, "became NaN or inf", every_way),
+    }
+
+
+LATE_FAILURES = late_failures()
+
+
+@contextlib.contextmanager
+def fitting_badly(error, message):
+    """pytest.raises(error, match=message) around the block, with ConvergenceWarning made an error."""
+    with warnings.catch_warnings(), pytest.raises(error, match=message):
+        warnings.simplefilter("error", ConvergenceWarning)
+        yield
+
+
+def test_a_convergence_warning_made_an_error_leaves_the_fit_kept():
+    """As in scikit-learn: the warning comes after the fit, which a filter that raises it keeps."""
+    X, y = regression()
+    estimator = MLPRegressor(hidden_layer_sizes=(8,), max_iter=5, tol=0, random_state=0)
+    with fitting_badly(ConvergenceWarning, r"Maximum iterations \(5\) reached"):
+        estimator.fit(X, y)
+    check_is_fitted(estimator)
+    assert estimator.n_iter_ == 5 and len(estimator.loss_curve_) == 5
+
+
+@pytest.mark.parametrize("case", LATE_FAILURES)
+def test_a_late_failure_leaves_a_new_estimator_unfitted(case):
+    estimator, _, (X, y), error, message, _ = LATE_FAILURES[case]
+    estimator = clone(estimator)
+    with fitting_badly(error, message):
+        estimator.fit(X, y)
+    with pytest.raises(NotFittedError):
+        check_is_fitted(estimator)
+    assert vars(estimator) == estimator.get_params()
+
+
+def fitted_state(estimator, X):
+    """Copies of what a failed call must leave as it was: every attribute of the estimator but its
+    parameters, network_'s parameters, running statistics, optimizer (the object, learning rate, t,
+    state), history and memory, and the predictions on X."""
+    net, optimizer = estimator.network_, estimator.network_.optimizer
+    return {"attributes": {name: copy.deepcopy(value) for name, value in vars(estimator).items()
+                           if name not in estimator.get_params() and name != "network_"},
+            "parameters": [np.array(array) for array in (net.params, *net.running_mean.values(),
+                                                         *net.running_var.values())],
+            "optimizer": (optimizer, optimizer.learning_rate, optimizer.t, [np.array(b) for b in optimizer.state]),
+            "history": copy.deepcopy(net.history), "memory": net.memory_bytes(breakdown=True),
+            "predictions": estimator.predict(X)}
+
+
+@pytest.mark.parametrize("case, way", [(case, way) for case, failure in LATE_FAILURES.items() for way in failure[-1]])
+def test_a_late_failure_leaves_a_fitted_estimator_as_it_was(case, way):
+    estimator, (X, y), (X_bad, y_bad), error, message, _ = LATE_FAILURES[case]
+    estimator = clone(estimator).fit(X, y)
+    net, before = estimator.network_, fitted_state(estimator, X)
+    assert before["optimizer"][2] > 0  # the optimizer has a state to keep
+    with fitting_badly(error, message):
+        if way == "partial_fit":
+            estimator.partial_fit(X_bad, y_bad)
+        else:
+            estimator.set_params(warm_start=way == "warm_start").fit(X_bad, y_bad)
+    assert estimator.network_ is net
+    np.testing.assert_equal(fitted_state(estimator, X), before)
 
 
 def test_pipeline_grid_search_and_cross_val_score():

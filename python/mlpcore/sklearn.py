@@ -7,7 +7,7 @@
     clf.network_.W[1]                # the mlpcore.Network underneath, W[l] as usual
 
 They follow sklearn.neural_network's MLPClassifier and MLPRegressor: the same
-constructor parameters (but no lbfgs solver, sample_weight or max_fun), the same
+constructor parameters (but no lbfgs solver, max_fun, sample_weight or poisson loss), the same
 fitted attributes and the same stopping rule, with mlpcore's optimizers, hidden
 activations, batch normalisation and dropout on top. Training runs in mlpcore's
 C++ core: X, one row per example, reaches it as X.T, the (n_features, n_samples)
@@ -17,6 +17,8 @@ This module needs scikit-learn >= 1.6 (``pip install ".[sklearn]"`` in a clone o
 ``pip install "scikit-learn>=1.6"``); ``import mlpcore`` does not import it.
 """
 
+import contextlib
+import inspect
 import warnings
 
 import numpy as np
@@ -83,6 +85,69 @@ def _per_hidden_layer(value, name, valid, expected, count):
     ok = isinstance(values, (list, tuple, np.ndarray)) and len(values) == count and all(map(valid, values))
     _require(ok, name, f"{expected}, or a sequence of {count} of them (one per hidden layer)", value)
     return list(values)
+
+
+def _signature_with(base, function, name):
+    """base's signature with function's keyword-only parameter `name` added at its end."""
+    signature = inspect.signature(base)
+    return signature.replace(parameters=[*signature.parameters.values(), inspect.signature(function).parameters[name]])
+
+
+class _NetworkCheckpoint:
+    """What a fit changes in a network, copied, to put back into the same network if the fit
+    fails: parameters, batch-norm running statistics, the optimizer (the object, its learning
+    rate, step count t and state buffers), history, the dropout seed and count of training
+    forwards, and what memory_bytes reports."""
+
+    def __init__(self, net):
+        self.net, self.arrays, self.optimizer = net, snapshot(net), net.optimizer
+        self.history, self.fit_memory = net.history, net._fit_memory
+        self.dropout = net._core.dropout_seed, net._core.training_forwards
+        if self.optimizer is not None:
+            self.learning_rate, self.t = self.optimizer.learning_rate, self.optimizer.t
+            self.buffers = [np.array(buffer) for buffer in self.optimizer.state]
+
+    def restore(self):
+        """Put the network back as it was when the checkpoint was made."""
+        net = self.net
+        restore(net, self.arrays)
+        net.history, net._fit_memory = self.history, self.fit_memory
+        net._core.dropout_seed, net._core.training_forwards = self.dropout
+        net.optimizer = self.optimizer
+        if self.optimizer is not None:
+            self._restore_optimizer()
+
+    def _restore_optimizer(self):
+        """The optimizer's learning rate and state, whatever the fit did to it (reset or stepped),
+        as mlpcore.io restores a saved one: no state when t was 0."""
+        optimizer = self.optimizer
+        optimizer.reset()
+        optimizer.learning_rate = self.learning_rate
+        if self.t:
+            state = optimizer._state_for(self.net)
+            for buffer, saved in zip(optimizer.state, self.buffers):
+                buffer[...] = saved
+            state.t = self.t
+
+
+@contextlib.contextmanager
+def _undone_on_error(estimator, network):
+    """Run the block; if it raises, put back the estimator's attributes (the lists among them,
+    which a fit appends to, in place) and network, the network_ the block trains on (or None
+    when it trains a new one), as they were."""
+    attributes = dict(vars(estimator))
+    lists = {name: list(value) for name, value in attributes.items() if isinstance(value, list)}
+    checkpoint = None if network is None else _NetworkCheckpoint(network)
+    try:
+        yield
+    except BaseException:
+        if checkpoint is not None:
+            checkpoint.restore()
+        vars(estimator).clear()
+        vars(estimator).update(attributes)
+        for name, items in lists.items():
+            attributes[name][:] = items
+        raise
 
 
 class _BaseMLP(BaseEstimator):
@@ -203,13 +268,27 @@ class _BaseMLP(BaseEstimator):
     # ---- fitting ----
 
     def _fit(self, X, y, incremental, classes=None):
-        """fit (incremental False) or partial_fit (True) on X (n_samples, n_features) and y."""
+        """fit (incremental False) or partial_fit (True) on X (n_samples, n_features) and y.
+
+        A call that raises, however late (targets the network's dtype cannot hold, a
+        DivergenceError in an epoch), leaves the estimator as it was before the call.
+        """
         self._check_params()
         if incremental and self.early_stopping:
             raise ValueError("partial_fit does not support early_stopping=True")
         first = not hasattr(self, "network_") or not (incremental or self.warm_start)
         if not first:
             self._require_same_network(incremental)
+        with _undone_on_error(self, None if first else self.network_):
+            reached_max_iter = self._fit_checked(X, y, incremental, classes, first)
+        if reached_max_iter:  # after the fit is kept: a filter that makes it an error keeps it, as scikit-learn
+            warnings.warn(f"Stochastic Optimizer: Maximum iterations ({self.max_iter}) reached and the "
+                          f"optimization hasn't converged yet.", ConvergenceWarning)
+        return self
+
+    def _fit_checked(self, X, y, incremental, classes, first):
+        """_fit once the parameters are checked; first: a new network_ (else it goes on with network_).
+        Returns True when fit ran max_iter epochs without meeting the stopping rule."""
         dtype = self._fit_dtype_spec() if first else self.network_.dtype
         X, y = validate_data(self, X, y, multi_output=True, dtype=dtype, reset=first, **self._validation_kwargs)
         if y.ndim == 2 and y.shape[1] == 1:
@@ -227,8 +306,7 @@ class _BaseMLP(BaseEstimator):
         X_val = y_val = None
         if self.early_stopping:
             X, X_val, y, y_val = self._split(X, y, rng)
-        self._train(X, y, X_val, y_val, incremental, fit_seed)
-        return self
+        return self._train(X, y, X_val, y_val, incremental, fit_seed)
 
     def _new_network(self, n_features, dtype, seed):
         """network_: n_features -> hidden layers -> n_outputs_, and the per-fit records."""
@@ -290,7 +368,7 @@ class _BaseMLP(BaseEstimator):
 
     def _train(self, X, y, X_val, y_val, incremental, seed):
         """Up to max_iter epochs (one for partial_fit) of network_.fit on X.T, stopping as
-        scikit-learn's MLP stops."""
+        scikit-learn's MLP stops. Returns True when fit ran max_iter epochs without stopping."""
         epochs = 1 if incremental else self.max_iter
         n_samples = X.shape[0]
         stopped = [False]
@@ -306,9 +384,7 @@ class _BaseMLP(BaseEstimator):
         best, self._best = self._best, None
         if best is not None:
             restore(self.network_, best)
-        if not incremental and self.n_iter_ == self.max_iter and not stopped[0]:
-            warnings.warn(f"Stochastic Optimizer: Maximum iterations ({self.max_iter}) reached and the "
-                          f"optimization hasn't converged yet.", ConvergenceWarning)
+        return not incremental and self.n_iter_ == self.max_iter and not stopped[0]
 
     def _after_epoch(self, loss, n_samples, X_val, y_val):
         """Record an epoch; True when training should stop (no improvement by tol for n_iter_no_change epochs)."""
@@ -360,9 +436,18 @@ class _BaseMLP(BaseEstimator):
         return validate_data(self, X, dtype=self.network_.dtype, reset=False)
 
     def _outputs(self, X):
-        """A[L].T (n_samples, n_outputs) of an inference forward of the validated X."""
+        """A[L].T (n_samples, n_outputs) of an inference forward of the validated X; see _last_layer."""
+        return self._last_layer(X, "A")
+
+    def _last_layer(self, X, symbol):
+        """A[L].T or Z[L].T (symbol "A" or "Z") of an inference forward of the validated X
+        (n_samples, n_features): (n_samples, n_outputs), C-ordered, in the network's dtype.
+
+        A copy that owns its memory: a view would keep the forward's cache, every layer's
+        Z[l] and A[l], alive as long as the result.
+        """
         net = self.network_
-        return net.forward(X.T, training=False).A[net.L].T
+        return np.array(getattr(net.forward(X.T, training=False), symbol)[net.L].T)
 
 
 class MLPClassifier(ClassifierMixin, _BaseMLP):
@@ -438,6 +523,22 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
     n_iter_ : int, epochs of the last fit; t_ : int, examples seen since the network was made.
     n_features_in_ : int; feature_names_in_ : ndarray of str, when X had string column names.
     n_layers_ : int; n_outputs_ : int; out_activation_ : "logistic" or "softmax".
+
+    Notes
+    -----
+    Two deliberate differences from scikit-learn's outputs:
+
+    - y with a single class: predict_proba returns (n_samples, 1) of ones, the probability
+      of classes_[0] (scikit-learn's returns (n_samples, 2)); predict returns that class.
+    - A binary problem's predict gives classes_[1] only where its probability is above 0.5,
+      classes_[0] where it is exactly 0.5, as scikit-learn's does; network_.predict
+      (mlpcore's Network.predict, 1 where A[L] >= 0.5) gives 1 there.
+
+    A fit or partial_fit that raises, however late (a DivergenceError in an epoch), leaves
+    the estimator as it was: network_ (the same object, with its parameters and optimizer
+    state) and every fitted attribute, or unfitted if it was. The ConvergenceWarning of a
+    fit that ran max_iter epochs comes after the fit is kept, as in scikit-learn (a filter
+    that makes it an error leaves the estimator fitted).
     """
 
     _validation_kwargs = {}
@@ -467,9 +568,7 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
         (n_samples,) for one sigmoid output (binary: > 0 for classes_[1]), else
         (n_samples, n_outputs): softmax logits of each class, or each label's logit.
         """
-        X = self._validated(X)
-        net = self.network_
-        Z = net.forward(X.T, training=False).Z[net.L].T
+        Z = self._last_layer(self._validated(X), "Z")
         return Z.ravel() if self.n_outputs_ == 1 and not self._multilabel else Z
 
     def predict_proba(self, X):
@@ -548,7 +647,8 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
         return np.hstack([1 - outputs, outputs])
 
     def _labels(self, outputs):
-        """predict from A[L].T: the most probable class, or for multi-label each label with p > 0.5."""
+        """predict from A[L].T: the most probable class (the first of a tie: classes_[0] at p = 0.5
+        in a binary problem), or for multi-label each label with p > 0.5."""
         if self._multilabel:
             return (outputs > 0.5).astype(int)
         return self.classes_[self._probabilities(outputs).argmax(axis=1)]
@@ -567,17 +667,32 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
 
     An identity output layer of one unit per target and the mse cost
     J = 1/(2m) sum (A[L] - Y)^2 over each minibatch of m examples. The
-    parameters are MLPClassifier's (see there); early stopping watches the
-    validation R^2.
+    parameters are MLPClassifier's (see there), and loss; early stopping
+    watches the validation R^2.
+
+    Parameters
+    ----------
+    loss : {"squared_error"}, default="squared_error"
+        The loss, keyword-only (scikit-learn's is its first positional parameter): only
+        "squared_error", the mse cost above. scikit-learn's "poisson" is refused, as is any
+        other value, with a ValueError at fit.
 
     Attributes
     ----------
     network_ : mlpcore.Network. coefs_, intercepts_, loss_, loss_curve_, best_loss_,
     validation_scores_, best_validation_score_, n_iter_, t_, n_features_in_,
     feature_names_in_, n_layers_, n_outputs_, out_activation_ ("identity"): as MLPClassifier's.
+    A fit or partial_fit that raises leaves them, and network_, as they were (see MLPClassifier).
     """
 
     _validation_kwargs = {"y_numeric": True}
+
+    def __init__(self, hidden_layer_sizes=(100,), activation="relu", *, loss="squared_error", **parameters):
+        super().__init__(hidden_layer_sizes, activation, **parameters)
+        self.loss = loss
+
+    # scikit-learn's get_params and clone read the parameters from the signature: _BaseMLP's and loss
+    __init__.__signature__ = _signature_with(_BaseMLP.__init__, __init__, "loss")
 
     def fit(self, X, y):
         """Train a new network (or, with warm_start, the previous one) on X and y.
@@ -600,6 +715,16 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
         outputs = self._outputs(self._validated(X))
         return outputs.ravel() if self.n_outputs_ == 1 else outputs
 
+    def _outputs(self, X):
+        """A[L].T (n_samples, n_outputs), C-ordered, in the network's dtype, of the validated X:
+        network_.predict's A[L], an array of its own (predict reuses its other buffers)."""
+        return self.network_.predict(X.T).T
+
+    def _check_params(self):
+        _require(isinstance(self.loss, str) and self.loss == "squared_error", "loss",
+                 "'squared_error' (scikit-learn's 'poisson' is not supported)", self.loss)
+        super()._check_params()
+
     def _set_targets(self, y, first, incremental, classes):
         n_outputs = 1 if y.ndim == 1 else y.shape[1]
         if first:
@@ -612,8 +737,14 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
 
     def _core_targets(self, y):
         """y as the core takes it, in the network's dtype: (n_samples,) or, transposed,
-        (n_targets, n_samples)."""
-        return (y if y.ndim == 1 else y.T).astype(self.network_.dtype, copy=False)
+        (n_targets, n_samples). ValueError if a target is beyond that dtype's range."""
+        dtype = self.network_.dtype
+        with np.errstate(over="ignore"):
+            targets = (y if y.ndim == 1 else y.T).astype(dtype, copy=False)
+        if not np.isfinite(targets).all():  # y itself is finite (validate_data checked it)
+            raise ValueError(f"y holds targets beyond the range of the network's {dtype} (largest |y| is "
+                             f"{np.abs(y).max():g}); scale y down, or fit with dtype='float64'")
+        return targets
 
     def _score_outputs(self, outputs, y):
         return r2_score(y, outputs.ravel() if self.n_outputs_ == 1 else outputs)
