@@ -192,6 +192,15 @@ def test_backward_refuses_Y_whose_m_differs_from_cache(m, cost):
     pytest.param([2, 100_000, 100_000], ["relu", "identity"], "mse", {}, r"W\[2\] has more than 2\^31-1 entries",
                  id="W_of_10^10_entries"),
     pytest.param([2**63, 1], ["sigmoid"], "mse", {}, r"1\.\.2\^31-1 units", id="layer_of_2^63_units"),
+    pytest.param([3, 2], ["identity"], "mse", {"init": 5}, r"init must be a name \(auto, .*\) or a list of L = 1",
+                 id="init_int"),
+    pytest.param([3, 2], ["identity"], "mse", {"init": None}, r"init must be a name", id="init_none"),
+    pytest.param([3, 2], ["identity"], "mse", {"seed": -1}, r"seed must be an integer >= 0 or None; got -1",
+                 id="negative_seed"),
+    pytest.param([3, 2], ["identity"], "mse", {"seed": 1.5}, r"seed must be an integer >= 0 or None; got 1\.5",
+                 id="float_seed"),
+    pytest.param([3, 2], ["identity"], "mse", {"bias": 1e300}, r"bias must be a real number finite in float32",
+                 id="bias_beyond_float32"),
 ])
 def test_construction_refuses(n, activations, cost, kwargs, pattern):
     with pytest.raises(ValueError, match=pattern):

@@ -1211,3 +1211,24 @@ def test_a_child_forked_during_a_call_or_a_fit_of_another_thread(tmp_path):
     assert in_flight == 0
     for error in (fit_error, update_error):
         assert "forked while a thread of its parent was fitting this network" in error
+
+
+def test_gradient_views_show_each_layer_of_a_flat_gradient():
+    """What a gradient_hook gets is laid out like net.params: gradient_views shows its dW[l],
+    db[l], dgamma[l], dbeta[l], as views that write into it."""
+    rng = np.random.default_rng(4)
+    net = mlpcore.Network([3, 5, 4, 2], ["relu", "tanh", "identity"], "mse", batch_norm=[True, False, False], seed=1)
+    X, Y = rng.standard_normal((3, 9)).astype(np.float32), rng.standard_normal((2, 9)).astype(np.float32)
+    grads = net.backward(net.forward(X), Y)
+    flat = reference.flat_parameters(grads.dW, grads.db, grads.dgamma, grads.dbeta)
+    views = net.gradient_views(flat)
+    for name in ("dW", "db", "dgamma", "dbeta"):
+        assert views[name].indices == getattr(grads, name).indices
+        for l in views[name]:
+            np.testing.assert_array_equal(views[name][l], getattr(grads, name)[l])
+            assert np.shares_memory(views[name][l], flat)
+    views["db"][3][1, 0] = 7
+    assert flat[-1] == 7  # b[L] ends the buffer
+    for bad in (flat[:-1], flat.astype(np.float64), list(flat)):
+        with pytest.raises(ValueError, match=r"flat must be a 1-D float32 array of net\.params' size \(64\), got a"):
+            net.gradient_views(bad)

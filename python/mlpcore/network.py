@@ -136,6 +136,13 @@ class Gradients:
         return f"<mlpcore.Gradients of m = {self.m}: dW, db, dZ, dA>"
 
 
+def _described(value):
+    """An array by its shape and dtype, anything else by its type."""
+    if isinstance(value, np.ndarray):
+        return f"an array of shape {value.shape} and dtype {value.dtype}"
+    return f"a {type(value).__name__}"
+
+
 class _Fixed:
     """An attribute of a Network fixed when it is made: read as any attribute, refused on
     assignment (which would otherwise leave the core unchanged without a word)."""
@@ -328,6 +335,26 @@ class Network:
         out._show_dA0(compute_dA0)
         return out
 
+    def gradient_views(self, flat):
+        """dW[l], db[l] (and dgamma[l], dbeta[l] of batch-norm layers) as views of a flat buffer
+        laid out like net.params, such as the flat gradient that fit's gradient_hook gets.
+
+        flat : 1-D array of net.params' size and the network's dtype.
+        Returns {"dW": Layers, "db": Layers, "dgamma": Layers, "dbeta": Layers} of F-ordered
+        views, shaped as W[l] (n[l], n[l-1]), b[l], gamma[l], beta[l] (n[l], 1): reading them
+        reads flat, writing into them writes into flat.
+        """
+        if not isinstance(flat, np.ndarray) or flat.dtype != self.dtype or flat.shape != self.params.shape:
+            raise ValueError(f"flat must be a 1-D {self.dtype.name} array of net.params' size "
+                             f"({self.params.size}), got {_described(flat)}")
+        start = self.params.__array_interface__["data"][0]
+
+        def view(array):
+            offset = (array.__array_interface__["data"][0] - start) // self.dtype.itemsize
+            return flat[offset:offset + array.size].reshape(array.shape, order="F")
+        return {"d" + name: Layers("d" + name, {l: view(layers[l]) for l in layers})
+                for name, layers in (("W", self.W), ("b", self.b), ("gamma", self.gamma), ("beta", self.beta))}
+
     def update(self, grads, learning_rate):
         """Gradient descent: W[l] -= learning_rate dW[l], b[l] -= learning_rate db[l], for l = 1..L.
 
@@ -342,7 +369,7 @@ class Network:
         self._require_own(grads, "grads")
         if isinstance(learning_rate, bool) or not isinstance(learning_rate, (int, float, np.integer, np.floating)):
             raise TypeError(f"learning_rate must be a real number, got {learning_rate!r}")
-        if not (math.isfinite(learning_rate) and 0 <= learning_rate <= np.finfo(self.dtype).max):
+        if not (math.isfinite(learning_rate) and 0 <= learning_rate <= float(np.finfo(self.dtype).max)):
             raise ValueError(f"learning_rate must be finite in {self.dtype.name} and >= 0, got {learning_rate!r}")
         self._core.update(grads._core, float(learning_rate))
 
@@ -383,7 +410,7 @@ class Network:
             the rate of each epoch, as torch.optim.lr_scheduler (see mlpcore.schedules).
         gradient_hook : callable(flat_grads) called once per step between backward
             and update (before clipping) with a writable view of the flat gradient
-            buffer. During an epoch the core keeps the current parameters in a buffer of
+            buffer; ``net.gradient_views(flat_grads)["dW"][l]`` shows dW[l] in it. During an epoch the core keeps the current parameters in a buffer of
             its own: read net.params in callbacks, which run between epochs, not here.
         diagnostics : record per-layer ||dW||, the share of dead relu units and of
             saturated sigmoid/tanh outputs after each epoch.
@@ -524,7 +551,7 @@ class Network:
     def _require_within_range(self, X, name):
         """Refuse finite values of the float array X beyond the network's dtype's range, which
         the conversion to it would make inf."""
-        limit = np.finfo(self.dtype).max
+        limit = float(np.finfo(self.dtype).max)
         if np.any((np.abs(X) > limit) & np.isfinite(X)):
             raise ValueError(f"{name} holds values beyond the range of {self.dtype.name} (|x| <= {limit:.4g}), "
                              f"which would become inf: make the network with dtype='float64', or scale the data")

@@ -2,7 +2,7 @@
 
     mlpcore.onnx.export(net, "model.onnx")
     session = onnxruntime.InferenceSession("model.onnx")
-    A_L_rows = session.run(None, {"X": X_rows})[0]    # X_rows (m, n[0]) -> (m, n[L])
+    A_L_rows = session.run(None, {"X": X_rows.astype(net.dtype)})[0]    # (m, n[0]) -> (m, n[L])
 
 The graph takes rows as examples, as ONNX users expect: input "X" of shape (m, n[0])
 (m dynamic, the network's dtype) and output "A_L" = A[L]^T of shape (m, n[L]), the

@@ -197,6 +197,8 @@ def initial_parameters(n, activations, init="auto", bias=0.0, seed=None,
 
     if isinstance(init, str):
         init = [init] * L
+    if not isinstance(init, (list, tuple)):
+        raise ValueError(f"init must be a name ({', '.join(INITS)}) or a list of L = {L} of them; got {init!r}")
     init = list(init)
     if len(init) != L:
         raise ValueError(
@@ -207,8 +209,10 @@ def initial_parameters(n, activations, init="auto", bias=0.0, seed=None,
             raise ValueError(
                 f"unknown init {scheme!r}; expected one of {', '.join(INITS)}")
 
-    if not is_real(bias):
-        raise ValueError(f"bias must be a finite real number; got {bias!r}")
+    if not is_real(bias) or abs(bias) > float(np.finfo(dtype).max):
+        raise ValueError(f"bias must be a real number finite in {dtype.name}; got {bias!r}")
+    if seed is not None and (not is_integer(seed) or seed < 0):
+        raise ValueError(f"seed must be an integer >= 0 or None; got {seed!r}")
 
     rng = np.random.default_rng(seed)
     W, b = {}, {}
