@@ -291,11 +291,7 @@ OptimizerSettings optimizer_settings(const std::string& method, const py::dict& 
 }
 
 template <class T>
-void bind_network(py::module_& m, const std::string& suffix) {
-  using Net = Network<T>;
-  using Grads = Gradients<T>;
-  using State = OptimizerState<T>;
-
+void bind_cache(py::module_& m, const std::string& suffix) {
   py::class_<PyCache<T>> cache(m, ("Cache" + suffix).c_str());
   cache.def_property_readonly("m", [](const PyCache<T>& c) { return c.core.m; })
       .def_property_readonly("training", [](const PyCache<T>& c) { return c.core.training; })
@@ -312,7 +308,11 @@ void bind_network(py::module_& m, const std::string& suffix) {
   def_layer_view(cache, "Z_norm", has(&Cache<T>::Z_norm), layer_of(&Cache<T>::Z_norm));
   def_layer_view(cache, "Z_tilde", has(&Cache<T>::Z_tilde), layer_of(&Cache<T>::Z_tilde));
   def_layer_view(cache, "D", has(&Cache<T>::D), layer_of(&Cache<T>::D));
+}
 
+template <class T>
+void bind_gradients(py::module_& m, const std::string& suffix) {
+  using Grads = Gradients<T>;
   py::class_<Grads> grads(m, ("Gradients" + suffix).c_str());
   grads.def_property_readonly("m", [](const Grads& g) { return g.m; })
       .def_property_readonly("capacity", [](const Grads& g) { return g.capacity; });
@@ -330,7 +330,12 @@ void bind_network(py::module_& m, const std::string& suffix) {
                  [](Grads& g, index l, py::handle self) { return column_view<T>(g.dgamma(l), g.layout.n[l], self); });
   def_layer_view(grads, "dbeta", bn_layer,
                  [](Grads& g, index l, py::handle self) { return column_view<T>(g.dbeta(l), g.layout.n[l], self); });
+}
 
+template <class T>
+void bind_network(py::module_& m, const std::string& suffix) {
+  using Net = Network<T>;
+  using Grads = Gradients<T>;
   py::class_<Net> net(m, ("Network" + suffix).c_str());
   net.def(py::init(&make_network<T>), py::arg("n"), py::arg("layers"), py::arg("cost"), py::arg("bn_eps"),
           py::arg("bn_momentum"))
@@ -422,7 +427,40 @@ void bind_network(py::module_& m, const std::string& suffix) {
         require_finite_gradients(grads);
         net.update(grads, T(learning_rate));
       });
+}
 
+// One step of an optimizer outside fit, written into the spares first (spare: a state like s;
+// spare_params: net.params' size), and kept, copied into net.params and s, only when every new
+// value is finite: a step that diverges leaves both as they were. Returns whether it was kept.
+template <class T>
+bool step_outside_fit(OptimizerState<T>& s, const std::string& method, const py::dict& hyper, Network<T>& net,
+                      const Gradients<T>& grads, double learning_rate, OptimizerState<T>& spare,
+                      py::array_t<T, py::array::c_style> spare_params) {
+  if (grads.network_id != net.id) throw py::value_error("the gradients belong to another network");
+  const OptimizerSettings settings = optimizer_settings(method, hyper);
+  const index size = index(net.params.size());
+  require_state_fits(s, settings, size);
+  require_state_fits(spare, settings, size);
+  require(spare_params.size() == size && spare_params.ndim() == 1, "spare_params must be 1-D of net.params' size");
+  require_finite_gradients(grads);
+  T* p_out = spare_params.mutable_data();
+  ReleasedGIL release;
+  const std::unique_lock writing(net.params_lock);
+  net.require_not_fitting();
+  const std::int64_t t = s.t + 1;
+  if (!optimizer_step(settings, T(learning_rate), t, net.params.data(), grads.dparams.data(), s, p_out, spare,
+                      {0, size}))
+    return false;
+  std::copy(p_out, p_out + size, net.params.data());
+  std::copy(spare.first.begin(), spare.first.end(), s.first.begin());
+  std::copy(spare.second.begin(), spare.second.end(), s.second.begin());
+  s.t = t;
+  return true;
+}
+
+template <class T>
+void bind_optimizer_state(py::module_& m, const std::string& suffix) {
+  using State = OptimizerState<T>;
   py::class_<State> state(m, ("OptimizerState" + suffix).c_str());
   state
       .def(py::init([](const std::string& method, const py::dict& hyper, index size) {
@@ -449,35 +487,61 @@ void bind_network(py::module_& m, const std::string& suffix) {
                                  if (!buffer->empty()) buffers.append(flat_view(*buffer, self));
                                return buffers;
                              })
-      // One step outside fit, written into the spares first (spare: a state like this one;
-      // spare_params: net.params' size), and kept, copied into net.params and this state, only
-      // when every new value is finite: a step that diverges leaves both as they were.
-      .def("step", [](State& s, const std::string& method, const py::dict& hyper, Net& net, const Grads& grads,
-                      double learning_rate, State& spare, py::array_t<T, py::array::c_style> spare_params) {
-        if (grads.network_id != net.id) throw py::value_error("the gradients belong to another network");
-        const OptimizerSettings settings = optimizer_settings(method, hyper);
-        const index size = index(net.params.size());
-        require_state_fits(s, settings, size);
-        require_state_fits(spare, settings, size);
-        require(spare_params.size() == size && spare_params.ndim() == 1,
-                "spare_params must be 1-D of net.params' size");
-        require_finite_gradients(grads);
-        T* p_out = spare_params.mutable_data();
-        ReleasedGIL release;
-        const std::unique_lock writing(net.params_lock);
-        net.require_not_fitting();
-        const std::int64_t t = s.t + 1;
-        if (!optimizer_step(settings, T(learning_rate), t, net.params.data(), grads.dparams.data(), s, p_out, spare,
-                            {0, size}))
-          return false;
-        std::copy(p_out, p_out + size, net.params.data());
-        std::copy(spare.first.begin(), spare.first.end(), s.first.begin());
-        std::copy(spare.second.begin(), spare.second.end(), s.second.begin());
-        s.t = t;
-        return true;
-      });
+      .def("step", &step_outside_fit<T>);
+}
 
+// One epoch of fit on X (n[0], m) and Y, with the GIL released, Ctrl-C caught and the hook and
+// `progress` called with the GIL taken back; returns the epoch's figures as a dict.
+template <class T>
+py::dict run_epoch(py::object self, py::array X, py::array Y, index batch_size, double learning_rate, double l2,
+                   double clip_norm, double clip_value, bool shuffle, std::uint64_t seed, index epoch_number,
+                   py::object hook, bool catch_interrupt, py::object progress) {
+  auto& trainer = self.cast<Trainer<T>&>();
+  const ConstMatrix<T> X_view = matrix_view<T>(X, "X");
+  const Targets<T> Y_view = targets(trainer.network(), Y);
+  if (Y_view.dense.cols != X_view.cols || X_view.rows != trainer.network().layout.n[0])
+    throw py::value_error("X and Y must be (n[0], m) and (n[L], m) with the same m");
+  if (batch_size < 1 || batch_size > trainer.cache().capacity)
+    throw py::value_error("batch_size must lie in 1.." + std::to_string(trainer.cache().capacity));
+  const TrainSettings settings{batch_size, learning_rate, l2, clip_norm, clip_value, shuffle, seed};
+  std::function<void()> call_hook;
+  py::object flat_gradient;
+  if (!hook.is_none()) {
+    auto& g = trainer.gradients();
+    flat_gradient = flat_view(g.dparams, self);
+    call_hook = [&] {
+      wait_for_the_end_if_finalizing();
+      py::gil_scoped_acquire acquire;
+      hook(flat_gradient);
+    };
+  }
+  std::function<void(index, double)> report;
+  if (!progress.is_none())
+    report = [&](index steps, double cost) {
+      wait_for_the_end_if_finalizing();
+      py::gil_scoped_acquire acquire;
+      progress(steps, cost);
+    };
+  EpochResult result;
+  {
+    InterruptCatcher catcher(catch_interrupt);
+    ReleasedGIL release;
+    // fit checked X and Y's values once (check_data); each epoch re-checks only what
+    // keeps memory safe, the labels' range, not the O(n[0] m) finiteness of X.
+    require_labels_in_range(Y_view);
+    result = trainer.epoch(X_view, Y_view, settings, epoch_number, call_hook, catcher.stop(), report);
+    result.interrupted |= catcher.finish();
+  }
+  return py::dict(py::arg("cost") = result.cost, py::arg("steps") = result.steps,
+                  py::arg("interrupted") = result.interrupted, py::arg("diverged") = result.diverged);
+}
+
+template <class T>
+void bind_trainer(py::module_& m, const std::string& suffix) {
+  using Net = Network<T>;
+  using State = OptimizerState<T>;
   using Train = Trainer<T>;
+  using Grads = Gradients<T>;
   py::class_<Train>(m, ("Trainer" + suffix).c_str())
       .def(py::init(
                [](Net& net, const std::string& method, const py::dict& hyper, State& state, index batch_size, index m) {
@@ -485,49 +549,7 @@ void bind_network(py::module_& m, const std::string& suffix) {
                  return std::make_unique<Train>(net, optimizer_settings(method, hyper), state, batch_size, m);
                }),
            py::keep_alive<1, 2>(), py::keep_alive<1, 5>())
-      .def("epoch",
-           [](py::object self, py::array X, py::array Y, index batch_size, double learning_rate, double l2,
-              double clip_norm, double clip_value, bool shuffle, std::uint64_t seed, index epoch_number,
-              py::object hook, bool catch_interrupt, py::object progress) {
-             auto& trainer = self.cast<Train&>();
-             const ConstMatrix<T> X_view = matrix_view<T>(X, "X");
-             const Targets<T> Y_view = targets(trainer.network(), Y);
-             if (Y_view.dense.cols != X_view.cols || X_view.rows != trainer.network().layout.n[0])
-               throw py::value_error("X and Y must be (n[0], m) and (n[L], m) with the same m");
-             if (batch_size < 1 || batch_size > trainer.cache().capacity)
-               throw py::value_error("batch_size must lie in 1.." + std::to_string(trainer.cache().capacity));
-             const TrainSettings settings{batch_size, learning_rate, l2, clip_norm, clip_value, shuffle, seed};
-             std::function<void()> call_hook;
-             py::object flat_gradient;
-             if (!hook.is_none()) {
-               auto& g = trainer.gradients();
-               flat_gradient = flat_view(g.dparams, self);
-               call_hook = [&] {
-                 wait_for_the_end_if_finalizing();
-                 py::gil_scoped_acquire acquire;
-                 hook(flat_gradient);
-               };
-             }
-             std::function<void(index, double)> report;
-             if (!progress.is_none())
-               report = [&](index steps, double cost) {
-                 wait_for_the_end_if_finalizing();
-                 py::gil_scoped_acquire acquire;
-                 progress(steps, cost);
-               };
-             EpochResult result;
-             {
-               InterruptCatcher catcher(catch_interrupt);
-               ReleasedGIL release;
-               // fit checked X and Y's values once (check_data); each epoch re-checks only what
-               // keeps memory safe, the labels' range, not the O(n[0] m) finiteness of X.
-               require_labels_in_range(Y_view);
-               result = trainer.epoch(X_view, Y_view, settings, epoch_number, call_hook, catcher.stop(), report);
-               result.interrupted |= catcher.finish();
-             }
-             return py::dict(py::arg("cost") = result.cost, py::arg("steps") = result.steps,
-                             py::arg("interrupted") = result.interrupted, py::arg("diverged") = result.diverged);
-           })
+      .def("epoch", &run_epoch<T>)
       .def("threads", &Train::threads_for, py::arg("batch_size"))
       .def(
           "gradients", [](Train& trainer) -> Grads& { return trainer.gradients(); },
@@ -539,13 +561,23 @@ void bind_network(py::module_& m, const std::string& suffix) {
       });
 }
 
+// The classes of dtype T, named with `suffix` ("32" or "64").
+template <class T>
+void bind_dtype(py::module_& m, const std::string& suffix) {
+  bind_cache<T>(m, suffix);
+  bind_gradients<T>(m, suffix);
+  bind_network<T>(m, suffix);
+  bind_optimizer_state<T>(m, suffix);
+  bind_trainer<T>(m, suffix);
+}
+
 }  // namespace
 }  // namespace mlpcore
 
 PYBIND11_MODULE(_core, m) {
   m.doc() = "mlpcore's C++ core: dense layers on column-major buffers, BLAS for the products, OpenMP for the rest";
-  mlpcore::bind_network<float>(m, "32");
-  mlpcore::bind_network<double>(m, "64");
+  mlpcore::bind_dtype<float>(m, "32");
+  mlpcore::bind_dtype<double>(m, "64");
   // A child made by fork has none of its parent's other threads, nor their calls in flight.
   pthread_atfork(nullptr, nullptr, [] { mlpcore::calls_in_flight = 0; });
   m.def(
