@@ -405,3 +405,66 @@ def test_an_output_path_that_cannot_be_written_is_refused_before_training(comman
     status, stdout, err = run([*argv, "--out", str(path)], capsys)
     assert_one_line_error(status, err, fragment)
     assert "epoch" not in stdout and "accuracy" not in stdout  # refused before any training
+
+
+# ---------------------------------------------------------------------------
+# values near the largest floats
+# ---------------------------------------------------------------------------
+
+def linear_csv(path, x1_unit=1.0, y_unit=1.0, m=200):
+    """y = (3 x1 - 2 x2) y_unit for x1, x2 uniform in [-1, 1], x1 written in units of x1_unit:
+    columns x1, x2, y of m examples. Returns the path, a str."""
+    rng = np.random.default_rng(0)
+    x = rng.uniform(-1, 1, size=(m, 2))
+    y = (3 * x[:, 0] - 2 * x[:, 1]) * y_unit
+    return write_csv(path, ["x1", "x2", "y"], [[f"{a * x1_unit:.8g}", f"{b:.8g}", f"{t:.8g}"]
+                                               for (a, b), t in zip(x, y)])
+
+
+@pytest.mark.parametrize("x1_unit, y_unit", [(1.0, 1e300), (1.7e308, 1.0)], ids=["target_1e300", "feature_1.7e308"])
+def test_values_near_the_largest_float_train_a_model_that_predict_and_info_load(x1_unit, y_unit, tmp_path, capsys):
+    """Their float64 sums and squares overflow; standardised, they train like any others."""
+    data = linear_csv(tmp_path / "huge.csv", x1_unit, y_unit)
+    status, out, err = run(train_args(data, tmp_path, "--target", "y", "--epochs", "20"), capsys)
+    assert status == 0, err
+    assert float(re.search(r"validation R\^2 (\d\.\d+)", out).group(1)) > 0.95
+    model = str(tmp_path / "model.npz")
+    assert run(["info", model], capsys)[0] == 0
+    status, out, err = run(["predict", model, data], capsys)
+    assert status == 0, err
+    predicted = np.array([float(value) for value in out.splitlines()[1:]])
+    truth = np.array([float(row[2]) for row in read_csv(data)[1]])
+    assert np.mean(np.abs(predicted - truth)) < 0.1 * y_unit  # y spans [-5, 5] y_unit
+
+
+@pytest.mark.parametrize("column", ["x1", "y"])
+def test_train_refuses_a_held_out_value_beyond_float32_once_standardised(column, tmp_path, capsys):
+    """1e300 standard deviations of the training examples from their mean: one line naming the
+    column and line instead of 'NaN or inf', which the file does not hold; no model saved."""
+    header, rows = read_csv(linear_csv(tmp_path / "data.csv"))
+    held_out = int(mlpcore.cli._split(len(rows), 0.2, 0)[1][0])
+    rows[held_out][header.index(column)] = "1e300"
+    data = write_csv(tmp_path / "data.csv", header, rows)
+    status, _, err = run(train_args(data, tmp_path, "--target", "y"), capsys)
+    assert_one_line_error(status, err, f"{column!r} holds 1e+300 on line {held_out + 2}", "float32")
+    assert not (tmp_path / "model.npz").exists()
+
+
+def test_predict_refuses_a_feature_beyond_float32_once_standardised(regression_csv, tmp_path, capsys):
+    """With the statistics train saved, and unscaled for a model saved from Python."""
+    run(train_args(regression_csv, tmp_path, "--target", "y", "--epochs", "1"), capsys)
+    mlpcore.Network([2, 3, 1], ["relu", "identity"], "mse", seed=0).save(tmp_path / "plain.npz")
+    data = write_csv(tmp_path / "far.csv", ["x1", "x2"], [["0.5", "0.5"], ["-1e300", "0.5"]])
+    for model in ("model.npz", "plain.npz"):
+        status, _, err = run(["predict", str(tmp_path / model), data], capsys)
+        assert_one_line_error(status, err, "feature column 'x1' holds -1e+300 on line 3", "float32")
+
+
+def test_predict_and_info_refuse_train_metadata_with_a_scale_of_0(tmp_path, capsys):
+    """A scale of 0 would divide by 0: the metadata does not hold what train saves."""
+    net = mlpcore.Network([2, 3, 1], ["relu", "sigmoid"], "bce", seed=0)
+    net.save(tmp_path / "model.npz", metadata={"task": "classify", "target": "kind", "feature_names": ["u", "v"],
+                                               "mean": [0, 0], "scale": [1, 0], "classes": ["a", "b"]})
+    data = write_csv(tmp_path / "x.csv", ["u", "v"], [["1", "2"]])
+    for command in (["predict", str(tmp_path / "model.npz"), data], ["info", str(tmp_path / "model.npz")]):
+        assert_one_line_error(*run(command, capsys)[::2], "does not hold what train saves")

@@ -4,7 +4,7 @@ mlpcore.datasets, the generated sets laid out the same way."""
 import numpy as np
 import pytest
 
-from mlpcore.datasets import two_spirals
+from mlpcore.datasets import two_spirals, xor
 from mlpcore.preprocessing import NotFittedError, Standardizer, one_hot
 
 
@@ -112,6 +112,37 @@ def test_standardizer_refuses():
     np.testing.assert_array_equal(scaler.mean_, mean)
 
 
+def test_standardizer_is_finite_for_values_near_the_largest_float():
+    """Sums and squares of such values overflow float64; the statistics and results must not."""
+    largest = np.finfo(np.float64).max
+    scaler = Standardizer().fit([[1e200, -1e200]])
+    np.testing.assert_array_equal(scaler.scale_, [[1e200]])
+    np.testing.assert_array_equal(scaler.transform([[1e200, -1e200]]), [[1.0, -1.0]])
+    X = np.array([[1.7e308, 1.7e308, -1.7e308], [largest] * 3, [1e300, 3e300, -2e300]])
+    scaler = Standardizer().fit(X)
+    # mean 1.7e308 / 3 and standard deviation 1.7e308 sqrt(8) / 3; a constant feature of the largest float
+    np.testing.assert_allclose(scaler.mean_[:2], [[1.7e308 / 3], [largest]], rtol=1e-15)
+    np.testing.assert_allclose(scaler.scale_[:2], [[1.7e308 / 3 * np.sqrt(8)], [1.0]], rtol=1e-15)
+    np.testing.assert_allclose(scaler.scale_[2], np.std([1.0, 3.0, -2.0]) * 1e300, rtol=1e-15)
+    X_scaled = scaler.transform(X)
+    np.testing.assert_allclose(X_scaled[0], [0.5 ** 0.5, 0.5 ** 0.5, -2 ** 0.5], rtol=1e-15)
+    np.testing.assert_array_equal(X_scaled[1], [0.0] * 3)
+    np.testing.assert_allclose(X_scaled.std(axis=1), [1.0, 0.0, 1.0], rtol=1e-14)
+    np.testing.assert_allclose(scaler.inverse_transform(X_scaled), X, rtol=1e-15)
+
+
+@pytest.mark.parametrize("fit_X, method, X, pattern", [
+    ([[0.0, 1e-300]], "transform", [[1e300]], "row.? 0, example .column. 0: its standardised value is inf.*float64"),
+    (np.float32([[0.0, 1.0], [0.0, 1.0]]), "transform", np.float32([[0.5, 0.5], [0.5, 3e38]]),
+     "row.? 1, example .column. 1: its standardised value is 6e\\+38.*float32"),
+    (np.float32([[0.0, 1e38]]), "inverse_transform", np.float32([[8.0]]), "its value in the original units.*float32"),
+], ids=["transform_beyond_float64", "transform_beyond_float32", "inverse_beyond_float32"])
+def test_standardizer_refuses_results_beyond_the_output_dtype(fit_X, method, X, pattern):
+    """A result the output dtype cannot hold is refused, naming its feature and example, never inf."""
+    with pytest.raises(ValueError, match=pattern):
+        getattr(Standardizer().fit(fit_X), method)(X)
+
+
 def test_one_hot():
     Y = one_hot([2, 0, 1, 2], 3)
     assert Y.shape == (3, 4) and Y.dtype == np.float64
@@ -157,7 +188,16 @@ def test_two_spirals_gives_exactly_m_points_the_first_spiral_taking_the_odd_one(
     pytest.param({"turns": 0}, r"turns must be a finite real number > 0", id="no_turns"),
     pytest.param({"turns": np.nan}, r"turns must be a finite real number > 0", id="nan_turns"),
     pytest.param({"noise": -0.1}, r"noise must be a finite real number >= 0", id="negative_noise"),
+    pytest.param({"seed": -1}, r"seed must be an integer >= 0 or None, got -1", id="negative_seed"),
+    pytest.param({"seed": 1.5}, r"seed must be an integer >= 0 or None, got 1\.5", id="float_seed"),
+    pytest.param({"dtype": np.int8}, r"dtype must be a float dtype such as np\.float32, got int8", id="int_dtype"),
+    pytest.param({"dtype": "no"}, r"dtype must be a float dtype such as np\.float32, got 'no'", id="no_dtype"),
 ])
 def test_two_spirals_refuses(kwargs, pattern):
     with pytest.raises(ValueError, match=pattern):
         two_spirals(**kwargs)
+
+
+def test_xor_refuses_an_integer_dtype():
+    with pytest.raises(ValueError, match=r"dtype must be a float dtype such as np\.float32, got int64"):
+        xor(dtype=np.int64)

@@ -29,6 +29,8 @@ __all__ = ["main", "CommandError"]
 MAX_CLASSES_GUESSED = 20
 # Target cells that say a value is missing (compared in lower case): refused, not taken as a class.
 MISSING_MARKERS = ("", "na", "n/a", "nan", "null", "none", "?")
+# The dtype of the networks that train makes.
+TRAIN_DTYPE = np.dtype("float32")
 
 
 class CommandError(Exception):
@@ -283,7 +285,7 @@ def train(args):
         y = table.numbers(args.target, "the regression target")
     fit_part, val = _split(X.shape[1], args.validation_fraction, args.seed)
     scaler = Standardizer().fit(X[:, fit_part])
-    X = scaler.transform(X)
+    X = _standardised(scaler, X, feature_names, table, "feature column", TRAIN_DTYPE)
     metadata = {"feature_names": feature_names, "mean": scaler.mean_.ravel().tolist(),
                 "scale": scaler.scale_.ravel().tolist(), "target": args.target, "task": task}
     if task == "classify":
@@ -291,15 +293,19 @@ def train(args):
         net = _classifier(len(classes), X.shape[0], args)
         Y, expected = y, np.array(classes, dtype=object)[y]  # class indices; the labels themselves
     else:
-        net = _regressor(y, fit_part, X.shape[0], args, metadata)
-        Y, expected = (y - metadata["target_mean"]) / metadata["target_scale"], y
+        # the network learns the target standardised, and R^2 is the same in those units
+        target_scaler = Standardizer().fit(y[None, fit_part])
+        metadata.update(target_mean=float(target_scaler.mean_[0, 0]), target_scale=float(target_scaler.scale_[0, 0]))
+        Y = expected = _standardised(target_scaler, y[None, :], [args.target], table, "the regression target",
+                                     TRAIN_DTYPE)[0]
+        net = _regressor(X.shape[0], args)
     print(f"{args.data}: {X.shape[1]} examples, {len(feature_names)} features, target {args.target!r} "
           f"({_about(metadata)}); {fit_part.size} to train, {val.size} held out")
     print(net)
     net.fit(X[:, fit_part], Y[fit_part], epochs=args.epochs, batch_size=args.batch_size, optimizer="adam",
             learning_rate=args.learning_rate, seed=args.seed,
             validation_data=(X[:, val], Y[val]) if val.size else None)
-    predicted = _predictions(net, X, metadata)
+    predicted = _predictions(net, X, metadata, standardised=True)
     for part, name in ((fit_part, "training"), (val, "validation")):
         if part.size:
             print(f"{name} {_metric(task)} {_score(task, predicted[part], expected[part]):.4f} "
@@ -350,14 +356,36 @@ def _split(m, fraction, seed):
 def _classifier(K, n0, args):
     """relu hidden layers and a sigmoid output with bce (K = 2) or a softmax one with cce."""
     units, output, cost = (1, "sigmoid", "bce") if K == 2 else (K, "softmax", "cce")
-    return Network([n0, *args.layers, units], ["relu"] * len(args.layers) + [output], cost, seed=args.seed)
+    return Network([n0, *args.layers, units], ["relu"] * len(args.layers) + [output], cost, dtype=TRAIN_DTYPE.name,
+                   seed=args.seed)
 
 
-def _regressor(y, fit_part, n0, args, metadata):
-    """relu hidden layers and an identity output with mse; adds to metadata the mean and scale of
-    the training part's targets, which the network learns standardised."""
-    metadata.update(target_mean=float(y[fit_part].mean()), target_scale=float(y[fit_part].std()) or 1.0)
-    return Network([n0, *args.layers, 1], ["relu"] * len(args.layers) + ["identity"], "mse", seed=args.seed)
+def _regressor(n0, args):
+    """relu hidden layers and an identity output with mse."""
+    return Network([n0, *args.layers, 1], ["relu"] * len(args.layers) + ["identity"], "mse", dtype=TRAIN_DTYPE.name,
+                   seed=args.seed)
+
+
+def _scaler(mean, scale):
+    """The Standardizer of the given statistics (sequences of n floats), as train saved them."""
+    scaler = Standardizer()
+    scaler.mean_, scaler.scale_ = (np.array(values, dtype=np.float64).reshape(-1, 1) for values in (mean, scale))
+    scaler.n_features_ = scaler.mean_.shape[0]
+    return scaler
+
+
+def _standardised(scaler, values, names, table, what, dtype):
+    """scaler.transform(values) for values (n, m) float64, the named columns of table; CommandError
+    naming the column and line of the first value whose standardised value the network's dtype
+    cannot hold (|x - mean| > largest * scale, compared in halves, which do not overflow)."""
+    with np.errstate(over="ignore"):
+        beyond = np.abs(values / 2 - scaler.mean_ / 2) > np.finfo(dtype).max / 2 * scaler.scale_
+    if np.any(beyond):
+        row, column = np.argwhere(beyond)[0]
+        raise CommandError(f"{table.path}: {what} {names[row]!r} holds {values[row, column]:g} on line "
+                           f"{table.lines[column]}, beyond the range of the network's {dtype.name} once standardised "
+                           f"(mean {scaler.mean_[row, 0]:g}, standard deviation {scaler.scale_[row, 0]:g})")
+    return scaler.transform(values)
 
 
 def _about(metadata):
@@ -373,7 +401,8 @@ def _metric(task):
 
 
 def _score(task, predicted, expected):
-    """Accuracy of predicted labels, or the coefficient of determination R^2 of predicted values."""
+    """Accuracy of predicted labels, or the coefficient of determination R^2 of predicted values
+    (the same in any units: standardised ones do not overflow)."""
     if task == "classify":
         return float(np.mean(predicted == expected))
     expected = expected.astype(np.float64)
@@ -381,15 +410,19 @@ def _score(task, predicted, expected):
     return float(1 - np.sum((expected - predicted) ** 2) / total) if total > 0 else float("nan")
 
 
-def _predictions(net, X, metadata):
-    """Per example: class labels (m,) object, regression values (m,) float64 in the target's units,
-    or, for a model without the metadata of mlpcore train, net.predict rows (m, n[L])."""
+def _predictions(net, X, metadata, standardised=False):
+    """Per example: class labels (m,) object; regression values (m,) float64 in the target's units
+    (standardised, as the network learns them, when asked); or, for a model without the metadata
+    of mlpcore train, net.predict rows (m, n[L])."""
     predicted = net.predict(X)
     if "classes" in metadata:
         index = predicted.reshape(-1)  # bce (1, m) 0/1 or cce (m,) class indices
         return np.array(metadata["classes"], dtype=object)[index]
     if "target_scale" in metadata:
-        return predicted.reshape(-1).astype(np.float64) * metadata["target_scale"] + metadata["target_mean"]
+        values = predicted.reshape(1, -1).astype(np.float64)
+        if standardised:
+            return values[0]
+        return _scaler([metadata["target_mean"]], [metadata["target_scale"]]).inverse_transform(values)[0]
     return np.atleast_2d(predicted).T
 
 
@@ -417,20 +450,21 @@ def _train_metadata(net, path):
     if task not in ("classify", "regress"):
         return {}
 
-    def numbers(key, size=None):
+    def numbers(key, size=None, positive=False):
         values = metadata.get(key)
         values = values if isinstance(values, list) else [values]
-        return (size is None or len(values) == size) and all(is_real(v) for v in values)
+        return (size is None or len(values) == size) and all(is_real(v) and (v > 0 or not positive) for v in values)
 
     names = metadata.get("feature_names")
     valid = (isinstance(metadata.get("target"), str) and isinstance(names, list) and len(names) == n0
-             and all(isinstance(name, str) for name in names) and numbers("mean", n0) and numbers("scale", n0))
+             and all(isinstance(name, str) for name in names) and numbers("mean", n0)
+             and numbers("scale", n0, positive=True))
     if task == "classify":
         classes = metadata.get("classes")
         outputs = 2 if (net.cost_name, net.n[-1]) == ("bce", 1) else net.n[-1] if net.cost_name == "cce" else None
         valid = valid and isinstance(classes, list) and len(classes) == outputs
     else:
-        valid = valid and net.n[-1] == 1 and numbers("target_mean") and numbers("target_scale")
+        valid = valid and net.n[-1] == 1 and numbers("target_mean") and numbers("target_scale", positive=True)
     if not valid:
         raise CommandError(f"{path}: its metadata says mlpcore train made it (task {task!r}) but does not hold "
                            f"what train saves for this network (target, feature_names, mean, scale, and the "
@@ -458,9 +492,8 @@ def predict(args):
     if len(feature_names) != net.n[0]:
         raise CommandError(f"{args.model} names {len(feature_names)} features but its network takes "
                            f"n[0] = {net.n[0]}")
-    X = table.features(feature_names)
-    if "mean" in metadata:
-        X = (X - np.array(metadata["mean"]).reshape(-1, 1)) / np.array(metadata["scale"]).reshape(-1, 1)
+    scaler = _scaler(metadata.get("mean", [0.0] * net.n[0]), metadata.get("scale", [1.0] * net.n[0]))
+    X = _standardised(scaler, table.features(feature_names), feature_names, table, "feature column", net.dtype)
     predictions = _predictions(net, X, metadata)
     header = [metadata.get("target", "prediction")] if predictions.ndim == 1 else \
         [f"prediction_{k}" for k in range(1, predictions.shape[1] + 1)]

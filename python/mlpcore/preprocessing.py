@@ -30,6 +30,29 @@ def _matrix(X, name="X"):
     return X
 
 
+def _without_overflow(formula, X, mean):
+    """formula(X, mean), (n0, m) float64, for a formula linear in X and mean together (so that
+    formula(X / 2, mean / 2) is half of it): where a step of it overflows, 2 formula(X / 2, mean / 2),
+    whose steps are half as large. inf remains only where the value itself is beyond float64."""
+    with np.errstate(over="ignore"):
+        result = formula(X, mean)
+        overflowed = ~np.isfinite(result)
+        if np.any(overflowed):
+            result = np.where(overflowed, 2 * formula(X / 2, mean / 2), result)
+    return result
+
+
+def _within_range(values, dtype, what):
+    """values (n0, m) float64 as dtype; ValueError naming the first feature (row) and example
+    (column) whose value is beyond dtype's range."""
+    beyond = ~(np.abs(values) <= np.finfo(dtype).max)
+    if np.any(beyond):
+        row, column = np.argwhere(beyond)[0]
+        raise ValueError(f"feature (row) {row}, example (column) {column}: its {what} is "
+                         f"{values[row, column]:g}, beyond the range of {dtype.name}")
+    return values.astype(dtype, copy=False)
+
+
 class Standardizer:
     """Mean normalisation and scaling of each feature (each row of X) to zero mean and unit variance.
 
@@ -39,7 +62,9 @@ class Standardizer:
     transform(X) = (X - mean_) / scale_; inverse_transform(X) = X scale_ + mean_.
 
     X may be any real or integer array; float32 stays float32 and float64 stays float64
-    (integers give float64). The statistics are computed in float64.
+    (integers give float64). The statistics are computed in float64, finite for any finite X
+    (even near the largest float64); transform and inverse_transform refuse (ValueError) a value
+    whose result the output dtype cannot hold, rather than give inf.
 
     Attributes
     ----------
@@ -54,37 +79,52 @@ class Standardizer:
         self.n_features_ = None
 
     def fit(self, X):
-        """Learn mean_ and scale_ from X of shape (n0, m), m >= 1, finite. Returns self."""
+        """Learn mean_ and scale_ from X of shape (n0, m), m >= 1, finite. Returns self.
+
+        Any finite X gives a finite mean_ and scale_: each feature is taken in units of the
+        power of 2 at or above its largest |x| (exactly), where no sum or square overflows.
+        """
         X = _matrix(X)
         X64 = X.astype(np.float64)
-        # mean_ = (1/m) sum over columns of X
-        mean = np.mean(X64, axis=1, keepdims=True)
-        # scale_ = sqrt((1/m) sum over columns of (X - mean_)^2)
-        scale = np.sqrt(np.mean((X64 - mean) ** 2, axis=1, keepdims=True))
-        # a constant feature: its own value as the mean, scale 1; the same for a spread
-        # that is only the rounding of the mean
-        constant = np.all(X64 == X64[:, :1], axis=1, keepdims=True)
-        mean = np.where(constant, X64[:, :1], mean)
-        tiny = scale <= 10 * np.finfo(np.float64).eps * np.abs(mean)
-        scale = np.where(constant | tiny | (scale == 0), 1.0, scale)
+        _, exponent = np.frexp(np.max(np.abs(X64), axis=1, keepdims=True))
+        X_units = np.ldexp(X64, -exponent)  # |X_units| < 1
+        low, high = X_units.min(axis=1, keepdims=True), X_units.max(axis=1, keepdims=True)
+        # mean_ = (1/m) sum over columns of X, within [min, max] whatever the rounding: a constant
+        # feature's own value
+        mean = np.clip(np.mean(X_units, axis=1, keepdims=True), low, high)
+        # scale_ = sqrt((1/m) sum over columns of (X - mean_)^2), at most half the range (max - min) / 2
+        scale = np.minimum(np.sqrt(np.mean((X_units - mean) ** 2, axis=1, keepdims=True)), (high - low) / 2)
+        mean, scale = np.ldexp(mean, exponent), np.ldexp(scale, exponent)
+        # scale 1 for a constant feature, and for a spread that is only the rounding of the mean
+        scale = np.where(scale <= 10 * np.finfo(np.float64).eps * np.abs(mean), 1.0, scale)
         self.mean_, self.scale_, self.n_features_ = mean, scale, X.shape[0]
         return self
 
     def transform(self, X):
-        """(X - mean_) / scale_ for X of shape (n0, m); float32 stays float32, else float64."""
+        """(X - mean_) / scale_ for X of shape (n0, m); float32 stays float32, else float64.
+
+        Raises ValueError, naming the feature (row) and example (column), for a value that lies
+        beyond the range of that dtype once standardised (never on the data of fit).
+        """
         X = self._checked(X)
         # X_scaled = (X - mean_) / scale_
-        return ((X.astype(np.float64) - self.mean_) / self.scale_).astype(self._dtype(X), copy=False)
+        X_scaled = _without_overflow(lambda X, mean: (X - mean) / self.scale_, X.astype(np.float64), self.mean_)
+        return _within_range(X_scaled, self._dtype(X), "standardised value")
 
     def fit_transform(self, X):
         """fit(X), then transform(X)."""
         return self.fit(X).transform(X)
 
     def inverse_transform(self, X):
-        """X scale_ + mean_: back to the original units; float32 stays float32, else float64."""
+        """X scale_ + mean_: back to the original units; float32 stays float32, else float64.
+
+        Raises ValueError, naming the feature (row) and example (column), for a value that lies
+        beyond the range of that dtype in the original units.
+        """
         X = self._checked(X)
         # X = X_scaled scale_ + mean_
-        return (X.astype(np.float64) * self.scale_ + self.mean_).astype(self._dtype(X), copy=False)
+        X_original = _without_overflow(lambda X, mean: X * self.scale_ + mean, X.astype(np.float64), self.mean_)
+        return _within_range(X_original, self._dtype(X), "value in the original units")
 
     def _checked(self, X):
         if self.mean_ is None:
