@@ -100,6 +100,43 @@ def test_learning_rate_refuses_bad_epochs_and_rates():
     assert schedule.learning_rates(0.1, 0) == []
 
 
+
+def test_rates_beyond_the_float_range_are_inf_never_overflow_error():
+    """gamma^e alone may overflow where lr0 gamma^e does not (computed then in logarithms)."""
+    exponential = parse_schedule(("exponential", {"gamma": 1e10}))
+    assert exponential.learning_rate(0.01, 31) == pytest.approx(1e308, rel=1e-12)
+    assert exponential.learning_rate(0.01, 32) == math.inf
+    assert exponential.learning_rate(1e-300, 40) == pytest.approx(1e100, rel=1e-12)
+    assert exponential.learning_rate(0.0, 40) == 0.0
+    assert learning_rate(("step", {"step_size": 1, "gamma": 2}), 1.0, 5000) == math.inf
+    # a cosine towards the largest floats stays finite and between lr0 and eta_min
+    rates = learning_rates(("cosine", {"T_max": 4, "eta_min": 1.7e308}), 0.0, 9)
+    assert all(0 <= rate <= 1.7e308 for rate in rates) and rates[4] == 1.7e308
+
+
+FLOAT32_LARGEST = float(np.finfo(np.float32).max)
+
+
+@pytest.mark.parametrize("spec", [None, ("step", {"step_size": 3, "gamma": 0.5}),
+                                  ("step", {"step_size": 3, "gamma": 4}), ("exponential", {"gamma": 1.5}),
+                                  ("exponential", {"gamma": 0.9}), ("cosine", {"T_max": 7, "eta_min": 5.0}),
+                                  ("cosine", {"T_max": 7})], ids=str)
+@pytest.mark.parametrize("limit", [0.5, 2.0, 100.0, 1e6])
+def test_first_epoch_above_is_that_of_the_rates_one_by_one(spec, limit):
+    """Bisection finds what a look at every rate finds, for rates that fall, rise, or rise and fall."""
+    rates = learning_rates(spec, 1.0, 30)
+    expected = next((epoch for epoch, rate in enumerate(rates) if rate > limit), None)
+    assert parse_schedule(spec).first_epoch_above(1.0, 30, limit) == expected
+
+
+def test_first_epoch_above_bisects_over_many_epochs():
+    """The first of 10^9 epochs whose rate float32 cannot hold, without computing them all."""
+    schedule = parse_schedule(("step", {"step_size": 3, "gamma": 2}))
+    assert schedule.first_epoch_above(1.0, 10**9, FLOAT32_LARGEST) == 3 * 128  # 2^128 > 3.4e38 > 2^127
+    assert schedule.first_epoch_above(1.0, 3 * 128, FLOAT32_LARGEST) is None
+    with pytest.raises(ValueError, match="epochs"):
+        schedule.first_epoch_above(1.0, 0, FLOAT32_LARGEST)
+
 TORCH_SCHEDULES = [
     (("step", {"step_size": 3, "gamma": 0.3}), "StepLR", {"step_size": 3, "gamma": 0.3}),
     (("step", {"step_size": 1, "gamma": 0.5}), "StepLR", {"step_size": 1, "gamma": 0.5}),

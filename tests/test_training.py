@@ -791,6 +791,11 @@ def fit_refusals():
          "batch normalisation needs minibatches of at least 2 examples.*batch_size=1"),
         ("batch_norm_one_training_example", (X, Y), dict(good, validation_fraction=0.95), ValueError,
          "batch normalisation needs minibatches of at least 2 examples.*m = 1 "),
+        ("shuffle_string", (X, Y), dict(good, shuffle="no"), TypeError, "shuffle must be True or False, got 'no'"),
+        ("early_stopping_string", (X, Y), dict(good, early_stopping="yes"), TypeError,
+         "early_stopping must be True or False, got 'yes'"),
+        ("diagnostics_string", (X, Y), dict(good, diagnostics="x"), TypeError,
+         "diagnostics must be True or False, got 'x'"),
     ]
 
 
@@ -1014,3 +1019,86 @@ def test_the_progress_bar_shows_the_running_cost_inside_a_long_epoch(capsys):
     net.fit(X, labels, epochs=1, batch_size=1, gradient_hook=slow_step, verbose=1)
     shown = capsys.readouterr().err
     assert re.search(r"step=\d+/400, running cost=\d", shown), shown[-300:]
+
+
+# ---------------------------------------------------------------------------
+# numbers the network's dtype cannot hold, and divergence caused by the data
+# ---------------------------------------------------------------------------
+
+def fit_state(net):
+    """What a refused fit must leave as it was, beyond snapshot(net): copies of the history,
+    the optimizer (object, learning rate, t, state), the dropout seed and the fit's memory."""
+    optimizer = net.optimizer
+    return (copy.deepcopy(net.history), optimizer, optimizer.learning_rate, optimizer.t,
+            [np.array(buffer) for buffer in optimizer.state], net._core.dropout_seed, dict(net._fit_memory))
+
+
+@pytest.mark.parametrize("dtype, kwargs, pattern", [
+    ("float32", {"learning_rate": 1e300}, "learning_rate must be a number >= 0 finite in float32, got 1e\\+300"),
+    ("float32", {"l2": 1e39}, "l2 must be a number >= 0 finite in float32"),
+    ("float32", {"clip_norm": 1e39}, "clip_norm must be None or a number > 0 finite in float32"),
+    ("float32", {"clip_value": 1e39}, "clip_value must be None or a number > 0 finite in float32"),
+    ("float32", {"clip_value": 1e-50}, "clip_value .* not rounding to 0 there"),
+    ("float32", {"schedule": ("exponential", {"gamma": 1e10}), "epochs": 40},
+     "schedule \\('exponential', \\{'gamma': 10000000000.0\\}\\) .* to 1e\\+48 at epoch 6 of this fit's 40, .*float32"),
+    ("float64", {"schedule": ("exponential", {"gamma": 1e10}), "epochs": 40},
+     "schedule .*exponential.* to inf at epoch 33 of this fit's 40, .*float64"),
+    ("float64", {"schedule": ("step", {"step_size": 1, "gamma": 2}), "epochs": 2000},
+     "from 0.01 to inf at epoch 1032 of"),
+], ids=["lr", "l2", "clip_norm", "clip_value", "clip_value_0", "schedule32", "schedule64", "step64"])
+def test_fit_refuses_numbers_the_dtype_cannot_hold_before_anything_changes(dtype, kwargs, pattern):
+    """Refused up front (a schedule's rate over the epochs of this fit), not at a later epoch with
+    an OverflowError or a DivergenceError; the warm-started optimizer, history, dropout seed and
+    memory of the last fit stay as they were."""
+    X, labels = two_spirals(m=64, noise=0.02)
+    net = mlpcore.Network([2, 8, 1], ["tanh", "sigmoid"], "bce", dtype=dtype, seed=0, dropout=[0.1])
+    net.fit(X, labels, epochs=2, optimizer="adam", verbose=0)
+    before, state = snapshot(net), fit_state(net)
+    with pytest.raises(ValueError, match=pattern) as refused:
+        net.fit(X, labels, **{"epochs": 1, "optimizer": "adam", "learning_rate": 0.01, **kwargs}, verbose=0)
+    assert not isinstance(refused.value, mlpcore.DivergenceError)
+    assert_unchanged(net, before)
+    history, optimizer, learning_rate, t, buffers, dropout_seed, memory = state
+    assert net.history == history and net.optimizer is optimizer and net._fit_memory == memory
+    assert (optimizer.learning_rate, optimizer.t, net._core.dropout_seed) == (learning_rate, t, dropout_seed)
+    for buffer, saved in zip(optimizer.state, buffers, strict=True):
+        np.testing.assert_array_equal(buffer, saved)
+
+
+def test_fit_refuses_an_optimizer_objects_rate_the_dtype_cannot_hold():
+    X, labels = two_spirals(m=64, noise=0.02)
+    net = mlpcore.Network([2, 8, 1], ["tanh", "sigmoid"], "bce", seed=0)
+    with pytest.raises(ValueError, match="learning_rate must be a number >= 0 finite in float32"):
+        net.fit(X, labels, epochs=1, optimizer=optim.Adam(learning_rate=1e39), verbose=0)
+    assert net.optimizer is None and net.history is None
+
+
+def test_fit_checks_a_schedule_over_the_epochs_of_the_call_only():
+    """Rates 1e-30, 1e-20, 1e-10 are fine for 3 epochs; the 8th epoch's 1e40 is beyond float32."""
+    X, labels = two_spirals(m=64, noise=0.02)
+    net = mlpcore.Network([2, 8, 1], ["tanh", "sigmoid"], "bce", seed=0)
+    schedule = ("exponential", {"gamma": 1e10})
+    history = net.fit(X, labels, epochs=3, learning_rate=1e-30, schedule=schedule, verbose=0)
+    assert history["learning_rate"] == pytest.approx([1e-30, 1e-20, 1e-10], rel=1e-12)
+    with pytest.raises(ValueError, match="at epoch 8 of this fit's 8"):
+        net.fit(X, labels, epochs=8, learning_rate=1e-30, schedule=schedule, verbose=0)
+
+
+def test_divergence_at_the_first_step_points_at_the_data_not_only_the_learning_rate():
+    """Targets near float32's largest overflow the first gradient, before any update: the error
+    names the data's scale, not the learning rate; a first update that overflows names both, a
+    later divergence the learning rate alone. Each is one line."""
+    rng = np.random.default_rng(0)
+    X, Y = rng.standard_normal((3, 32)), rng.standard_normal((1, 32))
+    scale = r"the data's scale \(\|X\| up to \d\.\d+(e\+18)?, \|Y\| up to \d\.\d+e\+(38|18);"
+    smaller = r"try a smaller learning_rate \(this epoch's was "
+    cases = [(X, 1e38 * Y, 0.01, rf"^the gradient .* epoch 1, step 1, .*before any update, so look at {scale}.*"
+                                 r"not at the learning rate\.$"),
+             (1e18 * X, 1e18 * Y, 1e3,
+              rf"^the updated parameters .* epoch 1, step 1, .*{smaller}1000\) or check {scale}"),
+             (X, 100 * Y, 1e30, rf"^the cost .* epoch 2, step 1, .*{smaller}1e\+30\)\.$")]
+    for X_case, Y_case, learning_rate, pattern in cases:
+        net = mlpcore.Network([3, 4, 1], ["relu", "identity"], "mse", seed=0)
+        with pytest.raises(mlpcore.DivergenceError, match=pattern) as error:
+            net.fit(X_case, Y_case, epochs=3, learning_rate=learning_rate, verbose=0)
+        assert len(str(error.value).splitlines()) == 1

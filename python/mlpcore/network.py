@@ -389,6 +389,9 @@ class Network:
             its state, at ``net.optimizer``: a later fit with the same spec continues
             from that state (warm start); ``reset_optimizer()`` forgets it.
         learning_rate : the base rate; default 0.01, or the optimizer object's own.
+            It, l2, clip_norm and clip_value must be finite in the network's dtype
+            (the clip bounds not rounding to 0 there), and so must the schedule's rate
+            of each epoch of the call: all are checked before anything changes.
         shuffle, seed : each epoch visits the examples in an order drawn from seed,
             which also draws the dropout masks; the same seed and thread count give
             bit-identical parameters. Steps of 2^20 multiply-adds and more (batch size

@@ -21,7 +21,9 @@ follows; past T_max it rises again, as torch's does.
     [0.1, 0.1, 0.05, 0.05, 0.025]
 """
 
+import bisect
 import math
+import sys
 
 from ._checks import is_integer, is_real, name_and_params
 
@@ -34,13 +36,15 @@ SCHEDULES = {
     "exponential": {"gamma": 0.95},
     "cosine": {"T_max": 50, "eta_min": 0.0},
 }
+_LOG_LARGEST = math.log(sys.float_info.max)  # the largest float is e^_LOG_LARGEST
 
 
 class Schedule:
     """A parsed schedule: ``name`` (one of SCHEDULES) and ``params`` (every parameter filled in).
 
     ``learning_rate(lr0, epoch)`` gives the rate of an epoch; ``learning_rates(lr0, epochs)``
-    those of epochs 0..epochs-1. Two schedules are equal when their name and params are.
+    those of epochs 0..epochs-1; ``first_epoch_above(lr0, epochs, limit)`` the first of those
+    whose rate is above limit. Two schedules are equal when their name and params are.
     """
 
     __slots__ = ("name", "params")
@@ -52,8 +56,9 @@ class Schedule:
     def learning_rate(self, lr0, epoch):
         """The learning rate of epoch ``epoch`` (an int >= 0, 0-based) for the base rate lr0 >= 0.
 
-        Returns a float. Raises ValueError on a negative or non-finite lr0 or a negative epoch,
-        TypeError on an epoch that is not an integer.
+        Returns a float: inf for a rate beyond the float range (a step or exponential gamma > 1
+        after many epochs), never OverflowError. Raises ValueError on a negative or non-finite
+        lr0 or a negative epoch, TypeError on an epoch that is not an integer.
         """
         if not is_real(lr0) or not math.isfinite(lr0) or lr0 < 0:
             raise ValueError(f"the base learning rate must be a finite number >= 0; got {lr0!r}")
@@ -64,14 +69,14 @@ class Schedule:
         lr0, e, p = float(lr0), int(epoch), self.params
         if self.name == "step":
             # lr = lr0 gamma^(e // step_size)
-            return lr0 * p["gamma"] ** (e // p["step_size"])
+            return _times_power(lr0, p["gamma"], e // p["step_size"])
         if self.name == "exponential":
             # lr = lr0 gamma^e
-            return lr0 * p["gamma"] ** e
+            return _times_power(lr0, p["gamma"], e)
         if self.name == "cosine":
             # lr = eta_min + (lr0 - eta_min) (1 + cos(pi e / T_max)) / 2
             eta_min = p["eta_min"]
-            return eta_min + (lr0 - eta_min) * (1 + math.cos(math.pi * e / p["T_max"])) / 2
+            return eta_min + (lr0 - eta_min) * ((1 + math.cos(math.pi * e / p["T_max"])) / 2)
         # constant: lr = lr0
         return lr0
 
@@ -80,6 +85,26 @@ class Schedule:
         if not is_integer(epochs) or epochs < 0:
             raise ValueError(f"epochs must be an integer >= 0; got {epochs!r}")
         return [self.learning_rate(lr0, e) for e in range(epochs)]
+
+    def first_epoch_above(self, lr0, epochs, limit):
+        """The first epoch e of 0..epochs-1 (epochs >= 1) whose rate is above limit (or NaN), or None.
+
+        Bisection, without computing every rate: the rates rise, if at all, steadily up to the
+        largest, that of the last epoch (a step or exponential gamma > 1) or of T_max (a cosine
+        rising to eta_min > lr0), else that of epoch 0.
+        """
+        if not is_integer(epochs) or epochs < 1:
+            raise ValueError(f"epochs must be an integer >= 1; got {epochs!r}")
+        p = self.params
+        if p.get("gamma", 0) > 1:
+            peak = epochs - 1
+        elif p.get("eta_min", 0) > lr0:
+            peak = min(epochs - 1, p["T_max"])
+        else:
+            peak = 0
+        limit = float(limit)  # a NumPy float32 limit would compare in float32
+        above = lambda e: not self.learning_rate(lr0, e) <= limit  # noqa: E731 - also NaN
+        return bisect.bisect_left(range(peak + 1), True, key=above) if above(peak) else None
 
     def spec(self):
         """The spec that parses to this schedule: None, or (name, params)."""
@@ -96,6 +121,15 @@ class Schedule:
         if self.name == "constant":
             return "Schedule(None)"
         return f"Schedule(({self.name!r}, {self.params!r}))"
+
+
+def _times_power(lr0, gamma, k):
+    """lr0 gamma^k for lr0 >= 0, gamma > 0, k >= 0: inf where it is beyond the float range."""
+    try:
+        return lr0 * gamma ** k
+    except OverflowError:  # gamma^k alone is beyond the float range; lr0 gamma^k may not be
+        log_rate = math.log(lr0) + k * math.log(gamma) if lr0 > 0 else -math.inf
+        return math.exp(log_rate) if log_rate < _LOG_LARGEST else math.inf
 
 
 def parse_schedule(spec):

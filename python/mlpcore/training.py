@@ -7,13 +7,14 @@ import time
 import numpy as np
 
 from . import _core
-from ._checks import is_integer, is_real
+from ._checks import is_integer, is_real, require_flag
 from .optim import DivergenceError, Optimizer, make_optimizer
 from .schedules import parse_schedule
 
 __all__ = ["fit"]
 
 _TRAINERS = {np.dtype("float32"): _core.Trainer32, np.dtype("float64"): _core.Trainer64}
+DEFAULT_LEARNING_RATE = 0.01  # of fit with an optimizer's name or pair
 
 
 def fit(net, X, Y, epochs=10, batch_size=32, optimizer="sgd", learning_rate=None, shuffle=True, seed=None,
@@ -21,10 +22,12 @@ def fit(net, X, Y, epochs=10, batch_size=32, optimizer="sgd", learning_rate=None
         clip_norm=None, clip_value=None, callbacks=None, schedule=None, gradient_hook=None, diagnostics=False,
         verbose=1):
     """Train net by minibatch gradient descent; see Network.fit for the parameters. Returns the history."""
-    _check_settings(epochs, batch_size, shuffle, seed, patience, l2, clip_norm, clip_value, callbacks,
-                    gradient_hook, verbose, validation_data, validation_fraction)
+    _check_settings(epochs, batch_size, shuffle, seed, patience, callbacks, gradient_hook, verbose,
+                    validation_data, validation_fraction, early_stopping, diagnostics)
+    schedule = parse_schedule(schedule)
+    _check_numbers(net.dtype, _base_rate(optimizer, learning_rate), schedule, epochs, l2, clip_norm, clip_value)
     run = _Run(net, X, Y, batch_size, optimizer, learning_rate, seed, validation_data, validation_fraction,
-               parse_schedule(schedule))
+               schedule)
     history = net.history = _new_history(net, run.validation_data, diagnostics)
     watch = "val_cost" if run.validation_data is not None else "cost"
     best = {"value": math.inf, "snapshot": None, "epoch": -1}
@@ -90,10 +93,7 @@ class _Run:
                                     bool(shuffle), self.order_seed, epoch, gradient_hook,
                                     threading.current_thread() is threading.main_thread(), progress)
         if result["diverged"]:
-            raise DivergenceError(
-                f"{result['diverged']} became NaN or inf at epoch {epoch + 1}, step {result['steps'] + 1}; "
-                f"the network keeps the parameters of the last good step. Try a smaller learning_rate "
-                f"(this epoch's was {lr:g}).")
+            raise self._divergence(result, epoch, lr)
         logs = {"cost": result["cost"], "learning_rate": lr, "time": time.perf_counter() - started}
         if self.validation_data is not None:
             logs.update(_evaluate(self.net, *self.validation_data))
@@ -101,25 +101,36 @@ class _Run:
             logs.update(_diagnostics(self.net, self.trainer.gradients(), self.X))
         return result, logs
 
+    def _divergence(self, result, epoch, lr):
+        """The DivergenceError of an epoch whose step diverged (result["diverged"]: "the cost", "the
+        gradient" or "the updated parameters"), with advice: at the fit's first step, the cost and
+        gradient come before any update, so the cause there is not the learning rate but the scale of
+        the data (or of the parameters); the first update's may be either, a later step's most likely the rate."""
+        what, step = result["diverged"], result["steps"] + 1
+        first = epoch == 0 and step == 1
+        scale = (f"the data's scale (|X| up to {np.max(np.abs(self.X)):.3g}, |Y| up to {np.max(np.abs(self.Y)):.3g}"
+                 f"; standardise them, e.g. with mlpcore.preprocessing.Standardizer)")
+        if first and what != "the updated parameters":
+            advice = f"it came before any update, so look at {scale}, not at the learning rate"
+        else:
+            advice = f"try a smaller learning_rate (this epoch's was {lr:g})" + (f" or check {scale}" if first else "")
+        return DivergenceError(f"{what} became NaN or inf at epoch {epoch + 1}, step {step}, and the network "
+                               f"keeps the parameters of the last good step: {advice}.")
 
-def _check_settings(epochs, batch_size, shuffle, seed, patience, l2, clip_norm, clip_value, callbacks,
-                    gradient_hook, verbose, validation_data, validation_fraction):
+
+def _check_settings(epochs, batch_size, shuffle, seed, patience, callbacks, gradient_hook, verbose,
+                    validation_data, validation_fraction, early_stopping, diagnostics):
     """Refuse bad settings before anything changes."""
+    for name, flag in (("shuffle", shuffle), ("early_stopping", early_stopping), ("diagnostics", diagnostics)):
+        require_flag(flag, name)
     if not is_integer(epochs) or epochs < 1:
         raise ValueError(f"epochs must be an integer >= 1, got {epochs!r}")
     if batch_size is not None and (not is_integer(batch_size) or batch_size < 1):
         raise ValueError(f"batch_size must be an integer >= 1 or None (the whole set), got {batch_size!r}")
-    if not isinstance(shuffle, (bool, np.bool_)):
-        raise TypeError(f"shuffle must be True or False, got {shuffle!r}")
     if seed is not None and (not is_integer(seed) or seed < 0):
         raise ValueError(f"seed must be an integer >= 0 or None, got {seed!r}")
     if not is_integer(patience) or patience < 1:
         raise ValueError(f"patience must be an integer >= 1, got {patience!r}")
-    if not is_real(l2) or l2 < 0:
-        raise ValueError(f"l2 must be a finite number >= 0, got {l2!r}")
-    for name, bound in (("clip_norm", clip_norm), ("clip_value", clip_value)):
-        if bound is not None and (not is_real(bound) or bound <= 0):
-            raise ValueError(f"{name} must be a finite number > 0 or None, got {bound!r}")
     if callbacks is not None and not (isinstance(callbacks, (list, tuple))
                                       and all(callable(callback) for callback in callbacks)):
         raise TypeError(f"callbacks must be a list of callables callback(epoch, logs), got {callbacks!r}")
@@ -133,6 +144,39 @@ def _check_settings(epochs, batch_size, shuffle, seed, patience, l2, clip_norm, 
         raise ValueError(f"validation_fraction must lie in (0, 1), got {validation_fraction!r}")
     if validation_data is not None and not (isinstance(validation_data, (tuple, list)) and len(validation_data) == 2):
         raise ValueError("validation_data must be a pair (X_val, Y_val)")
+
+
+def _base_rate(optimizer, learning_rate):
+    """The base learning rate of a fit: learning_rate if given, else the Optimizer object's own,
+    else DEFAULT_LEARNING_RATE."""
+    if learning_rate is not None:
+        return learning_rate
+    return optimizer.learning_rate if isinstance(optimizer, Optimizer) else DEFAULT_LEARNING_RATE
+
+
+def _check_numbers(dtype, lr0, schedule, epochs, l2, clip_norm, clip_value):
+    """Refuse, before anything changes, a number that the network's dtype (float32 or float64)
+    cannot hold: the base learning rate lr0 and l2 (finite, >= 0), clip_norm and clip_value
+    (finite, > 0 and not rounding to 0) and the schedule's rate of each of the fit's epochs."""
+    largest = float(np.finfo(dtype).max)  # a Python float: compared in float64, not in dtype
+    if not _held(lr0, largest):
+        raise ValueError(f"learning_rate must be a number >= 0 finite in {dtype.name}, got {lr0!r}")
+    if not _held(l2, largest):
+        raise ValueError(f"l2 must be a number >= 0 finite in {dtype.name}, got {l2!r}")
+    for name, bound in (("clip_norm", clip_norm), ("clip_value", clip_value)):
+        if bound is not None and not (_held(bound, largest) and dtype.type(bound) > 0):
+            raise ValueError(f"{name} must be None or a number > 0 finite in {dtype.name} (and not rounding to 0 "
+                             f"there), got {bound!r}")
+    epoch = schedule.first_epoch_above(lr0, epochs, largest)
+    if epoch is not None:
+        raise ValueError(f"the schedule {schedule.spec()!r} takes the learning rate from {lr0:g} to "
+                         f"{schedule.learning_rate(lr0, epoch):g} at epoch {epoch + 1} of this fit's {epochs}, "
+                         f"beyond the range of {dtype.name} (at most {largest:.4g})")
+
+
+def _held(value, largest):
+    """True for a real number in [0, largest]."""
+    return is_real(value) and 0 <= value <= largest
 
 
 def _data(net, X, Y, X_name, Y_name):
@@ -170,7 +214,7 @@ def _optimizer(net, spec, learning_rate):
     given = isinstance(spec, Optimizer)
     if given:
         spec._require_network(net)
-    opt = make_optimizer(spec, 0.01 if learning_rate is None and not given else learning_rate)
+    opt = make_optimizer(spec, _base_rate(spec, learning_rate))
     previous = net.optimizer
     if not given and previous is not None and previous.spec == opt.spec:
         previous.learning_rate = opt.learning_rate
