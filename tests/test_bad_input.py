@@ -505,3 +505,31 @@ def test_flags_must_be_true_or_false(call):
     """A string such as "no" would otherwise count as true."""
     net = make_net("mse")
     assert_refused(net, lambda: call(net), TypeError, r"(training|compute_dA0) must be True or False, got 'no'")
+
+
+@pytest.mark.parametrize("make", [mlpcore.Cache, mlpcore.Gradients], ids=["cache", "gradients"])
+@pytest.mark.parametrize("m, error, pattern", [
+    ("x", TypeError, r"m must be an int \(the number of examples\), got 'x'"),
+    (True, TypeError, r"m must be an int \(the number of examples\), got True"),
+    (2.0, TypeError, r"m must be an int"),
+    (0, ValueError, r"needs 1 <= m < 2\^31 examples, got 0"),
+])
+def test_buffers_for_m_that_is_not_a_count_of_examples_are_refused(make, m, error, pattern):
+    with pytest.raises(error, match=pattern):
+        make(make_net("mse"), m)
+
+
+def test_buffers_of_what_is_not_a_network_are_refused():
+    with pytest.raises(TypeError, match=r"network must be a mlpcore\.Network, got str"):
+        mlpcore.Cache("net", 3)
+
+
+@pytest.mark.parametrize("cost", ["bce", "cce"])
+@pytest.mark.parametrize("value", [-0.1, 5.0])
+def test_the_cost_refuses_outputs_that_are_not_probabilities(cost, value):
+    """bce and cce take A[L] as probabilities: 5 would give a cce cost near 0, silently."""
+    net = make_net(cost)
+    A_L = np.array(net.forward(good_X()).A[net.L])
+    A_L[0, 0] = value
+    assert_refused(net, lambda: net.cost(A_L, good_Y(cost)), ValueError,
+                   rf"A\[L\] of a {cost} network holds probabilities in \[0, 1\], got values from")

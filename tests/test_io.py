@@ -256,7 +256,10 @@ def test_a_file_from_a_newer_format_version_is_refused(saved):
      "architecture in its header is invalid: every layer needs 1..2\\^31-1 units"),
     (lambda header: header.update(dropout_seed=-1), "dropout_seed should be an integer"),
     (lambda header: header.update(metadata=[1]), "history and metadata should be JSON objects"),
-], ids=["marker", "version", "architecture", "cost", "layer-size", "dropout-seed", "metadata"])
+    (lambda header: header["architecture"].update(dtype="float16"),
+     "architecture in its header is invalid: .*float16"),
+    (lambda header: header.update(optimizer=7), "the optimizer in its header should be a JSON object, got 7"),
+], ids=["marker", "version", "architecture", "cost", "layer-size", "dropout-seed", "metadata", "dtype", "optimizer"])
 def test_a_header_with_wrong_contents_is_refused(saved, change, message):
     path, _ = saved
     rewrite(path, change)
@@ -299,11 +302,19 @@ def test_a_corrupt_optimizer_state_is_refused(tmp_path, optimizer, k, value, mes
         mlpcore.load(path)
 
 
-def test_a_header_that_is_not_json_is_refused(saved):
+@pytest.mark.parametrize("raw", [b"{not json", b"[" * 100_000 + b"]" * 100_000], ids=["not_json", "nested_deep"])
+def test_a_header_that_is_not_json_is_refused(saved, raw):
     path, _ = saved
-    rewrite(path, header=np.frombuffer(b"{not json", dtype=np.uint8))
+    rewrite(path, header=np.frombuffer(raw, dtype=np.uint8))
     with pytest.raises(ValueError, match=f"{path}: its header is corrupted"):
         mlpcore.load(path)
+
+
+def test_saving_onto_a_folder_names_it(tmp_path):
+    net = mlpcore.Network([2, 1], ["identity"], "mse")
+    with pytest.raises(IsADirectoryError, match=f"cannot write {tmp_path}: it is a folder; give a file's path"):
+        net.save(tmp_path)
+    assert os.listdir(tmp_path) == []
 
 
 @pytest.mark.parametrize("key, array, message", [

@@ -83,6 +83,22 @@ def test_folded_parameters_reproduce_batch_norm_inference():
     assert_close(A, net.forward(X, training=False).A[3], np.float64)
 
 
+@pytest.mark.parametrize("where", ["nan_weight", "negative_running_var", "beyond_float32"])
+def test_folded_parameters_refuse_a_layer_that_is_not_finite(where):
+    """A model of NaN outputs is refused before anything is written."""
+    net = network("tanh", "identity", "mse", np.float32, batch_norm=True)
+    if where == "nan_weight":
+        net.W[2][0, 0] = np.nan
+    elif where == "negative_running_var":
+        net.running_var[1][0] = -1.0
+    else:
+        net.running_var[1][0] = 1e-30  # gamma / sqrt(var + eps) is fine; then W' beyond float32:
+        net.gamma[1][0] = 3e38
+    with pytest.raises(ValueError, match=r"layer \d's parameters \(folded with its batch normalisation, if any\) "
+                                         r"are not all finite in float32"):
+        mlpcore.onnx.folded_parameters(net)
+
+
 def test_export_takes_a_network(tmp_path):
     with pytest.raises(TypeError, match="export takes a mlpcore.Network, got dict"):
         mlpcore.onnx.export({}, tmp_path / "model.onnx")

@@ -90,6 +90,8 @@ def write_atomically(path, write):
     new file gets the permissions of any new file (0666 less the umask).
     """
     path = os.fspath(path)
+    if os.path.isdir(path):
+        raise IsADirectoryError(f"cannot write {path}: it is a folder; give a file's path")
     folder, name = os.path.split(os.path.abspath(path))
     if not os.path.isdir(folder):
         raise FileNotFoundError(f"cannot write {path}: the folder {folder} does not exist")
@@ -231,6 +233,8 @@ def _require_parameter_count(header, arrays, source):
         dtype = np.dtype(architecture["dtype"])
     except (TypeError, ValueError, KeyError, IndexError, AttributeError):
         return
+    if dtype not in (np.float32, np.float64):
+        return
     if all(1 <= size < 2**31 for size in n):
         _array(arrays, "params", (count,), dtype, source)
 
@@ -252,7 +256,7 @@ def _header(arrays, source):
         if raw.dtype != np.uint8 or raw.ndim != 1:
             raise ValueError(f"the header is {raw.dtype} of shape {raw.shape}, not 1-D uint8")
         header = json.loads(raw.tobytes().decode("utf-8"))
-    except (ValueError, UnicodeDecodeError) as error:
+    except (ValueError, UnicodeDecodeError, RecursionError) as error:  # RecursionError: nested too deep
         raise ValueError(f"{source}: its header is corrupted: {error}") from None
     if not isinstance(header, dict) or header.get("format") != FORMAT_NAME:
         raise ValueError(f"{source} is not a mlpcore model file: its header has no \"format\": \"mlpcore\" marker")
@@ -288,6 +292,8 @@ def _integer(header, key, source, bits=64):
 
 def _optimizer(net, saved, arrays, source):
     """The saved optimizer, with its state buffers and step count, bound to net."""
+    if not isinstance(saved, dict):
+        raise ValueError(f"{source}: the optimizer in its header should be a JSON object, got {saved!r:.60}")
     try:
         optimizer = make_optimizer(tuple(saved["spec"]), saved["learning_rate"])
     except (TypeError, ValueError, KeyError) as error:

@@ -7,7 +7,7 @@ import os
 import numpy as np
 
 from . import _core
-from ._checks import is_real, require_flag
+from ._checks import is_integer, is_real, require_flag
 from . import io as saving
 from ._layers import Layers
 from .reference import check_architecture, initial_parameters
@@ -67,6 +67,7 @@ class Cache:
     __slots__ = ("_core", "_network", "Z", "A", "Z_norm", "Z_tilde", "D")
 
     def __init__(self, network, m):
+        m = _examples(network, m)
         self._core = network._core.new_cache(m)
         self._network = network
         L = network.L
@@ -109,6 +110,7 @@ class Gradients:
     __slots__ = ("_core", "_network", "dW", "db", "dZ", "dA", "dgamma", "dbeta")
 
     def __init__(self, network, m):
+        m = _examples(network, m)
         self._core = network._core.new_gradients(m)
         self._network = network
         L = network.L
@@ -134,6 +136,16 @@ class Gradients:
 
     def __repr__(self):
         return f"<mlpcore.Gradients of m = {self.m}: dW, db, dZ, dA>"
+
+
+def _examples(network, m):
+    """m, the examples of a Cache or Gradients of network; TypeError unless network is a Network
+    and m an int (not a bool); the core refuses m outside 1..2^31-1."""
+    if not isinstance(network, Network):
+        raise TypeError(f"network must be a mlpcore.Network, got {type(network).__name__}")
+    if not is_integer(m):
+        raise TypeError(f"m must be an int (the number of examples), got {m!r}")
+    return int(m)
 
 
 def _described(value):
@@ -313,8 +325,13 @@ class Network:
         cce: J = -(1/m) sum Y log A[L]; the log is of A[L] clipped to [eps, 1 - eps]
         (eps 1e-7 in float32, 1e-15 in float64). Y is (n[L], m), or (m,) when n[L] = 1,
         or for cce integer labels 0..n[L]-1 of shape (m,). Returns a float.
+        For bce and cce, A[L] holds probabilities: a value outside [0, 1] is refused.
         """
-        return self._core.J(self._matrix(A_L, "A[L]"), self._targets(Y))
+        A_L = self._matrix(A_L, "A[L]")
+        if self.cost_name != "mse" and np.any((A_L < 0) | (A_L > 1)):
+            raise ValueError(f"A[L] of a {self.cost_name} network holds probabilities in [0, 1], got values from "
+                             f"{np.nanmin(A_L):g} to {np.nanmax(A_L):g}")
+        return self._core.J(A_L, self._targets(Y))
 
     def backward(self, cache, Y, out=None, compute_dA0=False):
         """Backpropagation of the cost of ``cache`` (this network's forward of m examples) against Y.

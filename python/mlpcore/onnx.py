@@ -56,14 +56,22 @@ def folded_parameters(net):
     Without batch norm, W' = W[l] and b' = b[l]. With it, s = gamma / sqrt(running_var + bn_eps),
     W' = diag(s) W[l] and b' = s (b[l] - running_mean) + beta. Returns a list of L pairs
     (W' of shape (n[l], n[l-1]), b' of shape (n[l],)) of the network's dtype, computed in float64.
+    Raises ValueError for a layer whose W' or b' is not finite (NaN or inf parameters, or a
+    negative running variance), which would make a model of NaN outputs.
     """
     folded = []
     for l in range(1, net.L + 1):
         W, b = np.asarray(net.W[l], np.float64), np.asarray(net.b[l], np.float64)[:, 0]
-        if l in net._batch_norm_layers:
-            scale = net.gamma[l][:, 0] / np.sqrt(np.asarray(net.running_var[l], np.float64)[:, 0] + net.bn_eps)
-            W, b = scale[:, None] * W, scale * (b - net.running_mean[l][:, 0]) + net.beta[l][:, 0]
-        folded.append((W.astype(net.dtype), b.astype(net.dtype)))
+        with np.errstate(invalid="ignore", over="ignore"):  # what is not finite is refused below
+            if l in net._batch_norm_layers:
+                scale = net.gamma[l][:, 0] / np.sqrt(np.asarray(net.running_var[l], np.float64)[:, 0] + net.bn_eps)
+                W, b = scale[:, None] * W, scale * (b - net.running_mean[l][:, 0]) + net.beta[l][:, 0]
+            W, b = W.astype(net.dtype), b.astype(net.dtype)
+        if not (np.all(np.isfinite(W)) and np.all(np.isfinite(b))):
+            raise ValueError(f"layer {l}'s parameters (folded with its batch normalisation, if any) are not all "
+                             f"finite in {net.dtype.name}: NaN or inf in W, b, gamma, beta or the running "
+                             f"statistics, or a negative running variance")
+        folded.append((W, b))
     return folded
 
 
