@@ -739,6 +739,22 @@ def test_diagnostics_add_to_the_history():
     assert set(with_diagnostics) > plain
 
 
+def test_diagnostics_are_the_last_steps_gradient_and_the_units_dead_or_saturated():
+    X, labels = two_spirals(m=60, noise=0.02)
+    net = mlpcore.Network([2, 8, 8, 1], ["relu", "tanh", "sigmoid"], "bce", seed=0)
+    net.W[1][:4], net.b[1][:4], net.b[2][:3] = 0.0, -1.0, 6.0  # 4 dead relu units, 3 saturated tanh ones
+    gradients = []
+    history = net.fit(X, labels, epochs=2, batch_size=16, verbose=0, diagnostics=True,
+                      gradient_hook=lambda flat_grads: gradients.append(np.array(flat_grads)))
+    dW = net.gradient_views(gradients[-1])["dW"]
+    assert history["dW_norm"][-1] == pytest.approx([np.linalg.norm(dW[l]) for l in (1, 2, 3)], rel=1e-6)
+    A = net.forward(X, training=False).A
+    dead, saturated = np.mean(np.all(A[1] == 0, axis=1)), np.mean(np.abs(A[2]) >= 0.99)
+    assert history["dead_relu"][-1] == [pytest.approx(dead), None, None] and dead >= 0.5 and saturated > 0
+    assert history["saturated"][-1] == [None, pytest.approx(saturated), pytest.approx(np.mean((A[3] <= 0.01)
+                                                                                               | (A[3] >= 0.99)))]
+
+
 # ---------------------------------------------------------------------------
 # reproducibility and refusals
 # ---------------------------------------------------------------------------
