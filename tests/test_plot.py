@@ -122,6 +122,21 @@ def test_decision_regions_checks_X_and_y():
     for resolution in (1, 2.5, None):
         with pytest.raises(ValueError, match="resolution must be an integer >= 2"):
             plot.decision_regions(net, np.zeros((2, 3)), np.zeros(3), resolution=resolution)
+    with pytest.raises(ValueError, match=r"X must be \(2, m\) and y \(m,\) with m >= 1"):
+        plot.decision_regions(net, np.zeros((2, 0)), np.zeros(0))
+    for X in (np.full((2, 3), "a"), np.array([[0, np.nan, 1], [0, 0, 0]])):
+        with pytest.raises(ValueError, match="X must hold finite real numbers"):
+            plot.decision_regions(net, X, np.zeros(3))
+    for y in (np.array([0, 1, 2]), np.array([0, 0.5, 1]), np.array(["a", "b", "a"])):
+        with pytest.raises(ValueError, match=r"y must hold the class indices 0\.\.1 of the examples"):
+            plot.decision_regions(net, np.zeros((2, 3)), y)
+
+
+@pytest.mark.parametrize("key, values", [("val_cost", [0.5]), ("cost", [0.5, "x"]), ("val_accuracy", [0.5, None])])
+def test_cost_curves_refuses_figures_that_are_not_one_number_per_epoch(key, values):
+    history = {"cost": [0.5, 0.4], key: values}
+    with pytest.raises(ValueError, match=rf"history\['{key}'\] must hold one finite number per epoch"):
+        plot.cost_curves(history)
 
 
 def test_activation_functions_draw_g_beside_g_prime(plt, tmp_path):
@@ -157,6 +172,8 @@ def test_activation_functions_refuses_softmax_and_nothing():
         plot.activation_functions([])
     with pytest.raises(ValueError, match="unknown activation"):
         plot.activation_functions(["swish"])
+    with pytest.raises(TypeError, match="activations must be a spec such as 'relu'"):
+        plot.activation_functions(5)
 
 
 def test_weight_histograms_of_weights_and_gradients(plt, tmp_path):
@@ -192,6 +209,9 @@ def test_weight_histograms_checks_its_arguments():
         plot.weight_histograms(net, {"dW": {}})
     with pytest.raises(TypeError, match="mlpcore.Network"):
         plot.weight_histograms(None)
+    net.W[2][0, 0] = np.inf
+    with pytest.raises(ValueError, match=r"W\[2\] holds NaN or inf"):
+        plot.weight_histograms(net)
 
 
 def test_without_matplotlib_the_error_names_the_extra():

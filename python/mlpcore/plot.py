@@ -16,7 +16,7 @@ never by ``import mlpcore``.
 import numpy as np
 
 from . import reference
-from ._checks import is_integer
+from ._checks import is_integer, is_real
 from .network import Gradients, Network
 
 __all__ = ["cost_curves", "decision_regions", "activation_functions", "weight_histograms",
@@ -66,6 +66,11 @@ def cost_curves(history, ax=None, path=None):
         raise ValueError("history must be the dict of a fit, with a non-empty 'cost' list; "
                          f"got {type(history).__name__}"
                          + (f" with keys {sorted(history)}" if isinstance(history, dict) else ""))
+    for key in ("cost", "val_cost", "val_accuracy", "val_r2"):
+        values = history.get(key)
+        if values and (len(values) != len(history["cost"]) or not all(is_real(value) for value in values)):
+            raise ValueError(f"history[{key!r}] must hold one finite number per epoch, as 'cost' does "
+                             f"({len(history['cost'])} epochs)")
     ax = _axes(ax, (6, 4))
     epochs = np.arange(1, len(history["cost"]) + 1)
     ax.plot(epochs, history["cost"], label="cost J (training)")
@@ -104,10 +109,16 @@ def decision_regions(net, X, y, ax=None, path=None, resolution=200):
         raise ValueError("decision_regions draws a classifier of 2 inputs (bce with one output unit, "
                          f"or cce); got n = {list(net.n)} with cost {net.cost_name!r}")
     X, y = np.asarray(X), np.asarray(y)
-    if X.ndim != 2 or X.shape[0] != 2 or y.shape != (X.shape[1],):
-        raise ValueError(f"X must be (2, m) and y (m,); got X {X.shape} and y {y.shape}")
+    if X.ndim != 2 or X.shape[0] != 2 or X.shape[1] < 1 or y.shape != (X.shape[1],):
+        raise ValueError(f"X must be (2, m) and y (m,) with m >= 1; got X {X.shape} and y {y.shape}")
     if not is_integer(resolution) or resolution < 2:
         raise ValueError(f"resolution must be an integer >= 2 (points per side of the grid), got {resolution!r}")
+    if X.dtype.kind not in "fiu" or not np.all(np.isfinite(X)):
+        raise ValueError(f"X must hold finite real numbers, got dtype {X.dtype}")
+    classes = 2 if net.cost_name == "bce" else net.n[-1]
+    if y.dtype.kind not in "fiu" or not np.all(np.isin(y, np.arange(classes))):
+        raise ValueError(f"y must hold the class indices 0..{classes - 1} of the examples, got the {y.dtype} "
+                         f"values {np.unique(y)[:6]}")
     low, high = X.min(axis=1), X.max(axis=1)
     margin = 0.1 * np.maximum(high - low, 1e-12)
     u = np.linspace(low[0] - margin[0], high[0] + margin[0], resolution)
@@ -142,6 +153,9 @@ def activation_functions(activations=DEFAULT_ACTIVATIONS, path=None, z=None):
     Returns the Figure (a new one: there is no ax, as it draws a grid of Axes).
     """
     one_pair = isinstance(activations, tuple) and len(activations) == 2 and isinstance(activations[1], dict)
+    if not (isinstance(activations, (str, list, tuple))):
+        raise TypeError(f"activations must be a spec such as 'relu' or ('elu', {{'alpha': 0.5}}), or a list of "
+                        f"them; got {activations!r}")
     specs = [activations] if isinstance(activations, str) or one_pair else list(activations)
     if not specs:
         raise ValueError("activations must name at least one activation")
@@ -185,6 +199,10 @@ def weight_histograms(net, grads=None, path=None, bins=40):
     if grads is not None and grads._network is not net:
         raise ValueError("grads are of another network: give the Gradients of a backward of net")
     rows = [("W", net.W)] + ([("dW", grads.dW)] if grads is not None else [])
+    for symbol, arrays in rows:
+        for l in arrays:
+            if not np.all(np.isfinite(arrays[l])):
+                raise ValueError(f"{symbol}[{l}] holds NaN or inf: a histogram has no bins for them")
     figure, axes = _pyplot().subplots(len(rows), net.L, figsize=(2.6 * net.L, 2.3 * len(rows)),
                                       sharex="row", squeeze=False, layout="constrained")
     for row, (symbol, arrays) in zip(axes, rows):
