@@ -201,6 +201,18 @@ def test_backward_refuses_Y_whose_m_differs_from_cache(m, cost):
                  id="float_seed"),
     pytest.param([3, 2], ["identity"], "mse", {"bias": 1e300}, r"bias must be a real number finite in float32",
                  id="bias_beyond_float32"),
+    pytest.param([3, 2], ["identity"], "mse", {"bias": np.nan}, r"bias must be a real number finite", id="nan_bias"),
+    pytest.param([3, 5, 2], [("elu", {"alpha": 1e300}), "identity"], "mse", {},
+                 r"the alpha of elu must be finite in float32", id="alpha_beyond_float32"),
+    pytest.param([3, 5, 2], ["relu", "identity"], "mse", {"dropout": [0.1, 0.2]},
+                 r"dropout takes 1 drop probabilities for layers 1\.\.L-1", id="dropout_length"),
+    pytest.param([3, 5, 2], ["relu", "identity"], "mse", {"dropout": [1.0]}, r"dropout values must be in \[0, 1\)",
+                 id="dropout_1"),
+    pytest.param([3, 5, 2], ["relu", "identity"], "mse", {"batch_norm": [1, 0]}, r"batch_norm values must be bools",
+                 id="batch_norm_ints"),
+    pytest.param([3, 2], ["identity"], "mse", {"bn_eps": 0}, r"bn_eps must be a real number > 0", id="bn_eps_0"),
+    pytest.param([3, 2], ["identity"], "mse", {"bn_momentum": 2}, r"bn_momentum must be a real number in \[0, 1\]",
+                 id="bn_momentum_2"),
 ])
 def test_construction_refuses(n, activations, cost, kwargs, pattern):
     with pytest.raises(ValueError, match=pattern):
@@ -533,3 +545,26 @@ def test_the_cost_refuses_outputs_that_are_not_probabilities(cost, value):
     A_L[0, 0] = value
     assert_refused(net, lambda: net.cost(A_L, good_Y(cost)), ValueError,
                    rf"A\[L\] of a {cost} network holds probabilities in \[0, 1\], got values from")
+
+
+@pytest.mark.parametrize("make, error, pattern", [
+    pytest.param(lambda: mlpcore.optim.SGD(learning_rate=-1), ValueError, r"learning_rate must be a finite real number >= 0",
+                 id="negative_learning_rate"),
+    pytest.param(lambda: mlpcore.optim.SGD(momentum=-0.1), ValueError, r"momentum must be a finite real number >= 0",
+                 id="negative_momentum"),
+    pytest.param(lambda: mlpcore.optim.SGD(momentum="x"), ValueError, r"momentum must be a finite real number",
+                 id="str_momentum"),
+    pytest.param(lambda: mlpcore.optim.SGD(nesterov=True), ValueError, r"nesterov needs momentum > 0",
+                 id="nesterov_without_momentum"),
+    pytest.param(lambda: mlpcore.optim.RMSprop(alpha=1), ValueError, r"alpha must lie in \[0, 1\)", id="alpha_1"),
+    pytest.param(lambda: mlpcore.optim.Adam(beta1=1.0), ValueError, r"beta1 must lie in \[0, 1\)", id="beta1_1"),
+    pytest.param(lambda: mlpcore.optim.Adam(beta2=1.5), ValueError, r"beta2 must lie in \[0, 1\)", id="beta2_above_1"),
+    pytest.param(lambda: mlpcore.optim.Adam(eps=0), ValueError, r"eps must be a finite real number > 0", id="eps_0"),
+    pytest.param(lambda: mlpcore.optim.AdamW(weight_decay=-1), ValueError,
+                 r"weight_decay must be a finite real number >= 0", id="negative_weight_decay"),
+    pytest.param(lambda: mlpcore.optim.Adam(beta3=0.1), TypeError, r"unexpected keyword argument 'beta3'",
+                 id="unknown_hyper_parameter"),
+])
+def test_optimizers_refuse_bad_hyper_parameters(make, error, pattern):
+    with pytest.raises(error, match=pattern):
+        make()

@@ -812,6 +812,23 @@ def fit_refusals():
          "early_stopping must be True or False, got 'yes'"),
         ("diagnostics_string", (X, Y), dict(good, diagnostics="x"), TypeError,
          "diagnostics must be True or False, got 'x'"),
+        ("epochs_bool", (X, Y), dict(good, epochs=True), ValueError, "epochs must be an integer >= 1, got True"),
+        ("epochs_float", (X, Y), dict(good, epochs=1.5), ValueError, "epochs must be an integer >= 1"),
+        ("batch_size_float", (X, Y), dict(good, batch_size=2.5), ValueError, "batch_size must be an integer >= 1"),
+        ("patience_0", (X, Y), dict(good, patience=0), ValueError, "patience must be an integer >= 1"),
+        ("clip_norm_0", (X, Y), dict(good, clip_norm=0), ValueError, "clip_norm must be None or a number > 0"),
+        ("clip_value_inf", (X, Y), dict(good, clip_value=np.inf), ValueError, "clip_value must be None or a number"),
+        ("hook_not_callable", (X, Y), dict(good, gradient_hook=5), TypeError, "gradient_hook must be callable"),
+        ("verbose_2", (X, Y), dict(good, verbose=2), ValueError, "verbose must be 0 or 1, got 2"),
+        ("validation_fraction_1", (X, Y), dict(good, validation_fraction=1), ValueError,
+         r"validation_fraction must lie in \(0, 1\)"),
+        ("validation_fraction_nan", (X, Y), dict(good, validation_fraction=np.nan), ValueError,
+         r"validation_fraction must lie in \(0, 1\)"),
+        ("validation_both", (X, Y), dict(good, validation_fraction=0.2, validation_data=(X, Y)), ValueError,
+         "give validation_data or validation_fraction, not both"),
+        ("validation_not_a_pair", (X, Y), dict(good, validation_data=(X,)), ValueError,
+         r"validation_data must be a pair \(X_val, Y_val\)"),
+        ("seed_negative", (X, Y), dict(good, seed=-1), ValueError, "seed must be an integer >= 0 or None"),
     ]
 
 

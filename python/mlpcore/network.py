@@ -258,6 +258,9 @@ class Network:
                              lambda p: is_real(p) and 0 <= p < 1, "in [0, 1)") + (0.0,)
         batch_norm = _per_layer(batch_norm, L, False, "batch_norm", "flags for layers 1..L",
                                 lambda flag: isinstance(flag, (bool, np.bool_)), "bools")
+        for name, params in activations:
+            if abs(params.get("alpha", 0.0)) > float(np.finfo(dtype).max):
+                raise ValueError(f"the alpha of {name} must be finite in {dtype.name}, got {params['alpha']!r}")
         if not (is_real(bn_eps) and bn_eps > 0):
             raise ValueError(f"bn_eps must be a real number > 0, got {bn_eps!r}")
         if not (is_real(bn_momentum) and 0 <= bn_momentum <= 1):
