@@ -121,6 +121,8 @@ BAD_Y = [
     pytest.param("cce", _Y("cce", 4, where=3), ValueError, LABELS, id="cce_label_equals_nL"),
     pytest.param("cce", _Y("cce", 100, where=3), ValueError, LABELS, id="cce_label_100"),
     pytest.param("cce", _Y("cce", -1, where=3), ValueError, LABELS, id="cce_label_negative"),
+    pytest.param("cce", good_Y("cce").astype(np.uint64) + np.uint64(2**64 - 5), ValueError,
+                 r"cce labels must lie in 0\.\.3, got 1844674407370955161\d", id="cce_label_uint64_max"),
     pytest.param("bce", _Y("bce", 1.5), ValueError, TARGETS, id="bce_target_above_1"),
     pytest.param("bce", _Y("bce", -0.5), ValueError, TARGETS, id="bce_target_below_0"),
     pytest.param("cce", 2 * (np.arange(4)[:, None] == good_Y("cce")).astype(np.float32),

@@ -589,5 +589,7 @@ class Network:
             if Y.dtype.kind not in "iu":
                 raise TypeError(f"cce labels of shape (m,) must be integers 0..{self.n[-1] - 1}, "
                                 f"got dtype {Y.dtype}")
+            if Y.dtype.kind == "u" and Y.size and Y.max() >= self.n[-1]:  # before int64 wraps 2^64 - 1 to -1
+                raise ValueError(f"cce labels must lie in 0..{self.n[-1] - 1}, got {Y.max()}")
             return np.ascontiguousarray(Y, dtype=np.int64)
         return self._matrix(Y, "Y")
