@@ -383,7 +383,7 @@ def test_an_optimizer_whose_momentum_changed_to_or_from_0_after_its_state_was_ma
     state, t = [np.array(buffer) for buffer in opt.state], opt.t
     refused = {"step": lambda: opt.step(net, grads),
                "fit": lambda: net.fit(X, Y, epochs=1, optimizer=opt, verbose=0),
-               "core": lambda: opt._state.step(opt.method, opt.hyper, net._core, grads._core, 0.1, *opt._spares)}[through]
+               "core": lambda: opt._state.step(opt.method, opt.hyper, net._core, grads._core, 0.1)}[through]
     assert_refused(net, refused, ValueError, r"made for .*other hyper-parameters .*call reset\(\) first")
     assert opt.t == t and all(np.array_equal(a, b) for a, b in zip(opt.state, state))
     opt.reset()
@@ -397,9 +397,10 @@ def test_the_core_buffers_cannot_be_replaced(name):
     with the way to write into them."""
     net = mlpcore.Network([3, 5, 2], ["tanh", "identity"], "mse", batch_norm=[True, False], seed=0)
     shown = getattr(net, name)
-    assert_refused(net, lambda: setattr(net, name, np.zeros(net.params.size, np.float32)), AttributeError,
-                   rf"net\.{name} shows the core's memory and cannot be replaced; write into it instead: "
-                   r"net\.params\[\.\.\.\] = values")
+    into = r"net\.params\[\.\.\.\] = values" if name == "params" else rf"net\.{name}\[l\] = values"
+    for change in (lambda: setattr(net, name, np.zeros(net.params.size, np.float32)), lambda: delattr(net, name)):
+        assert_refused(net, change, AttributeError,
+                       rf"net\.{name} shows the core's memory and cannot be replaced; write into it instead: {into}")
     assert getattr(net, name) is shown
 
 

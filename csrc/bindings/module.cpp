@@ -429,31 +429,24 @@ void bind_network(py::module_& m, const std::string& suffix) {
       });
 }
 
-// One step of an optimizer outside fit, written into the spares first (spare: a state like s;
-// spare_params: net.params' size), and kept, copied into net.params and s, only when every new
-// value is finite: a step that diverges leaves both as they were. Returns whether it was kept.
+// One step of an optimizer outside fit, in place, after a pass that computes the same values
+// without writing them: a step that would not be finite (returns false) leaves net.params and s
+// as they were, with no spare buffers.
 template <class T>
 bool step_outside_fit(OptimizerState<T>& s, const std::string& method, const py::dict& hyper, Network<T>& net,
-                      const Gradients<T>& grads, double learning_rate, OptimizerState<T>& spare,
-                      py::array_t<T, py::array::c_style> spare_params) {
+                      const Gradients<T>& grads, double learning_rate) {
   if (grads.network_id != net.id) throw py::value_error("the gradients belong to another network");
   const OptimizerSettings settings = optimizer_settings(method, hyper);
-  const index size = index(net.params.size());
-  require_state_fits(s, settings, size);
-  require_state_fits(spare, settings, size);
-  require(spare_params.size() == size && spare_params.ndim() == 1, "spare_params must be 1-D of net.params' size");
+  const Range all{0, index(net.params.size())};
+  require_state_fits(s, settings, all.end);
   require_finite_gradients(grads);
-  T* p_out = spare_params.mutable_data();
   ReleasedGIL release;
   const std::unique_lock writing(net.params_lock);
   net.require_not_fitting();
   const std::int64_t t = s.t + 1;
-  if (!optimizer_step(settings, T(learning_rate), t, net.params.data(), grads.dparams.data(), s, p_out, spare,
-                      {0, size}))
-    return false;
-  std::copy(p_out, p_out + size, net.params.data());
-  std::copy(spare.first.begin(), spare.first.end(), s.first.begin());
-  std::copy(spare.second.begin(), spare.second.end(), s.second.begin());
+  T* p = net.params.data();
+  if (!optimizer_step<T, false>(settings, T(learning_rate), t, p, grads.dparams.data(), s, p, s, all)) return false;
+  optimizer_step<T, true>(settings, T(learning_rate), t, p, grads.dparams.data(), s, p, s, all);
   s.t = t;
   return true;
 }

@@ -72,11 +72,17 @@ bool for_each_parameter(index size, const F& f) {
 //   adamw:    p = p (1 - lr weight_decay), then the adam step
 // into p_out and out's buffers (which may be p and in's themselves), over the entries r of the
 // flat buffers (a team shares them out); the caller sets out.t = t. Returns true when every new
-// value is finite.
+// value is finite. With Write false, it computes the same values and writes nothing: whether a
+// step would be finite, before one that writes in place.
 //   p, g, p_out: flat buffers laid out like the parameters
-template <class T>
+template <class T, bool Write = true>
 bool optimizer_step(const OptimizerSettings& s, T lr, std::int64_t t, const T* p, const T* g,
                     const OptimizerState<T>& in, T* p_out, OptimizerState<T>& out, Range r) {
+  // out[k] = value (unless Write is false); returns value
+  const auto put = [](T* out, index k, T value) {
+    if constexpr (Write) out[k] = value;
+    return value;
+  };
   const auto at = [&](auto& buffer) { return buffer.empty() ? nullptr : buffer.data() + r.begin; };
   const index size = r.size();
   p += r.begin;
@@ -92,20 +98,20 @@ bool optimizer_step(const OptimizerSettings& s, T lr, std::int64_t t, const T* p
       const bool first = t == 1, nesterov = s.nesterov;
       if (momentum == 0)
         return for_each_parameter(size, [=](index k) {
-          const T p_new = p_out[k] = p[k] - lr * g[k];
+          const T p_new = put(p_out, k, p[k] - lr * g[k]);
           return p_new - p_new;
         });
       return for_each_parameter(size, [=](index k) {
-        const T buf = s1_out[k] = first ? g[k] : momentum * s1[k] + g[k];
-        const T p_new = p_out[k] = p[k] - lr * (nesterov ? g[k] + momentum * buf : buf);
+        const T buf = put(s1_out, k, first ? g[k] : momentum * s1[k] + g[k]);
+        const T p_new = put(p_out, k, p[k] - lr * (nesterov ? g[k] + momentum * buf : buf));
         return (p_new - p_new) + (buf - buf);
       });
     }
     case Method::rmsprop: {
       const T alpha = T(s.alpha), eps = T(s.eps);
       return for_each_parameter(size, [=](index k) {
-        const T v = s1_out[k] = alpha * s1[k] + (1 - alpha) * g[k] * g[k];
-        const T p_new = p_out[k] = p[k] - lr * g[k] / (std::sqrt(v) + eps);
+        const T v = put(s1_out, k, alpha * s1[k] + (1 - alpha) * g[k] * g[k]);
+        const T p_new = put(p_out, k, p[k] - lr * g[k] / (std::sqrt(v) + eps));
         return (p_new - p_new) + (v - v);
       });
     }
@@ -117,9 +123,9 @@ bool optimizer_step(const OptimizerSettings& s, T lr, std::int64_t t, const T* p
       const T step = lr / T(1 - std::pow(s.beta1, double(t)));
       const T inverse_root_correction2 = T(1 / std::sqrt(1 - std::pow(s.beta2, double(t))));
       return for_each_parameter(size, [=](index k) {
-        const T m1 = s1_out[k] = beta1 * s1[k] + (1 - beta1) * g[k];
-        const T v = s2_out[k] = beta2 * s2[k] + (1 - beta2) * g[k] * g[k];
-        const T p_new = p_out[k] = p[k] * decay - step * m1 / (std::sqrt(v) * inverse_root_correction2 + eps);
+        const T m1 = put(s1_out, k, beta1 * s1[k] + (1 - beta1) * g[k]);
+        const T v = put(s2_out, k, beta2 * s2[k] + (1 - beta2) * g[k] * g[k]);
+        const T p_new = put(p_out, k, p[k] * decay - step * m1 / (std::sqrt(v) * inverse_root_correction2 + eps));
         return (p_new - p_new) + (m1 - m1) + (v - v);
       });
     }

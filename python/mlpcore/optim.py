@@ -49,7 +49,6 @@ class Optimizer:
         self.hyper = hyper
         self._state = None
         self._buffers = []  # views of the state's buffers, made with it (see state)
-        self._spares = None  # what a step outside fit writes first (see step)
         self._network = None
 
     @property
@@ -88,7 +87,6 @@ class Optimizer:
         """Forget the state: the next step starts afresh (t = 0, zero buffers)."""
         self._state = None
         self._buffers = []
-        self._spares = None
         self._network = None
 
     def _require_network(self, net):
@@ -110,13 +108,6 @@ class Optimizer:
             self._network = net
         return self._state
 
-    def _spares_for(self, net):
-        """A spare state and parameter buffer, made on the first step outside fit, for step to write into."""
-        if self._spares is None:
-            self._spares = (type(self._state)(self.method, self.hyper, net.params.size),
-                            np.empty(net.params.size, dtype=net.dtype))
-        return self._spares
-
     def step(self, net, grads):
         """One update of net's parameters from grads.
 
@@ -137,8 +128,7 @@ class Optimizer:
         if grads._network is not net:
             raise ValueError("the gradients belong to another network")
         state = self._state_for(net)
-        if not state.step(self.method, self.hyper, net._core, grads._core, self.learning_rate,
-                          *self._spares_for(net)):
+        if not state.step(self.method, self.hyper, net._core, grads._core, self.learning_rate):
             raise DivergenceError("the update would make a parameter NaN or inf; try a smaller learning rate "
                                   f"(this step's was {self.learning_rate:g}); nothing was changed")
         net.optimizer = self
