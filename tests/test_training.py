@@ -1119,11 +1119,12 @@ def test_fit_checks_a_schedule_over_the_epochs_of_the_call_only():
 
 def test_divergence_at_the_first_step_points_at_the_data_not_only_the_learning_rate():
     """Targets near float32's largest overflow the first gradient, before any update: the error
-    names the data's scale, not the learning rate; a first update that overflows names both, a
-    later divergence the learning rate alone. Each is one line."""
+    names the scale of the data and of the parameters, not the learning rate; a first update that
+    overflows names both, a later divergence the learning rate alone. Each is one line."""
     rng = np.random.default_rng(0)
     X, Y = rng.standard_normal((3, 32)), rng.standard_normal((1, 32))
-    scale = r"the data's scale \(\|X\| up to \d\.\d+(e\+18)?, \|Y\| up to \d\.\d+e\+(38|18);"
+    scale = (r"the scale of the data \(\|X\| up to \d\.\d+(e\+18)?, \|Y\| up to \d\.\d+e\+(38|18): standardise "
+             r"them, e\.g\. with mlpcore\.preprocessing\.Standardizer\) and of the parameters \(up to \d\.\d+\)")
     smaller = r"try a smaller learning_rate \(this epoch's was "
     cases = [(X, 1e38 * Y, 0.01, rf"^the gradient .* epoch 1, step 1, .*before any update, so look at {scale}.*"
                                  r"not at the learning rate\.$"),

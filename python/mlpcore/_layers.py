@@ -1,16 +1,24 @@
 """Per-layer arrays indexed as on paper: layers[l] for l in the layers that exist."""
 
-from collections.abc import Mapping
+from collections.abc import ItemsView, KeysView, Mapping, ValuesView
+
+
+class LayerIndexError(IndexError, KeyError):
+    """A layer number with no array: an IndexError, and a KeyError as a dict's missing key is."""
+
+    def __str__(self):
+        return str(self.args[0])  # not KeyError's repr of it
 
 
 class Layers:
     """Arrays of a network's layers, indexed by layer number as in the notation.
 
     ``layers[l]`` is the array of layer l; an index with no array raises
-    IndexError naming the indices that exist. As a dict keyed by layer number
-    (which the functions of mlpcore.reference take): iterating and ``keys()``
-    yield the layer numbers in order, ``values()`` the arrays, ``items()`` the
-    pairs; ``len`` counts them; ``indices`` lists the layer numbers.
+    LayerIndexError (an IndexError and a KeyError) naming the indices that
+    exist. As a dict keyed by layer number (which the functions of
+    mlpcore.reference take): iterating and ``keys()`` yield the layer numbers
+    in order, ``values()`` the arrays, ``items()`` the pairs; ``len`` counts
+    them; ``indices`` lists the layer numbers.
     """
 
     __slots__ = ("_name", "_arrays")
@@ -23,8 +31,8 @@ class Layers:
         try:
             return self._arrays[l]
         except (KeyError, TypeError):
-            raise IndexError(f"{self._name}[{l!r}] does not exist; {self._name} has the layers "
-                             f"{self.indices}") from None
+            raise LayerIndexError(f"{self._name}[{l!r}] does not exist; {self._name} has the layers "
+                                  f"{self.indices}") from None
 
     def __setitem__(self, l, value):
         self[l][...] = value
@@ -46,13 +54,13 @@ class Layers:
         return iter(self.indices)
 
     def keys(self):
-        return self.indices
+        return KeysView(self)
 
     def values(self):
-        return [self._arrays[l] for l in self.indices]
+        return ValuesView(self)
 
     def items(self):
-        return [(l, self._arrays[l]) for l in self.indices]
+        return ItemsView(self)
 
     def get(self, l, default=None):
         return self._arrays.get(l, default)

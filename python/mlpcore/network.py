@@ -175,9 +175,13 @@ class _Fixed:
 
     def __set__(self, net, value):
         if self.buffer:
+            into = "net.params[...] = values" if self.name == "params" else f"net.{self.name}[l] = values"
             raise AttributeError(f"net.{self.name} shows the core's memory and cannot be replaced; write into it "
-                                 f"instead: net.params[...] = values, net.W[l][...] = values or net.W[l] = values")
+                                 f"instead: {into}")
         raise AttributeError(f"net.{self.name} is fixed when the network is made; make a new Network for another")
+
+    def __delete__(self, net):
+        self.__set__(net, None)
 
     @staticmethod
     def set(net, **values):

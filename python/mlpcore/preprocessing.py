@@ -81,13 +81,15 @@ class Standardizer:
     def fit(self, X):
         """Learn mean_ and scale_ from X of shape (n0, m), m >= 1, finite. Returns self.
 
-        Any finite X gives a finite mean_ and scale_: each feature is taken in units of the
-        power of 2 at or above its largest |x| (exactly), where no sum or square overflows.
+        Any finite X gives a finite mean_ and scale_: a feature whose largest |x| is beyond
+        2^400 or below 2^-400 is taken in units of the power of 2 at or above it (exactly),
+        where no sum or square overflows or underflows.
         """
         X = _matrix(X)
         X64 = X.astype(np.float64)
         _, exponent = np.frexp(np.max(np.abs(X64), axis=1, keepdims=True))
-        X_units = np.ldexp(X64, -exponent)  # |X_units| < 1
+        exponent = np.where(np.abs(exponent) > 400, exponent, 0)  # ordinary features: their own units
+        X_units = np.ldexp(X64, -exponent) if np.any(exponent) else X64  # |X_units| < 1 where rescaled
         low, high = X_units.min(axis=1, keepdims=True), X_units.max(axis=1, keepdims=True)
         # mean_ = (1/m) sum over columns of X, within [min, max] whatever the rounding: a constant
         # feature's own value

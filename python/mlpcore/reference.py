@@ -507,12 +507,12 @@ def forward(W, b, X, activations, *, gamma=None, beta=None, D=None, p=None,
 
 
 def dense_targets(Y, A_L, cost):
-    """Y as (n[L], m) targets in the dtype of A_L (n[L], m): cce's (m,) integer class labels
-    one-hot encoded, (m,) targets as (1, m) when n[L] = 1. Raises ValueError for any other
+    """Y as (n[L], m) targets in the dtype of A_L (n[L], m): cce's (m,) integer (or boolean) class
+    labels one-hot encoded, (m,) targets as (1, m) when n[L] = 1. Raises ValueError for any other
     shape than A_L's (which NumPy would otherwise broadcast into wrong numbers)."""
     Y = np.asarray(Y)
-    if cost == "cce" and Y.ndim == 1 and np.issubdtype(Y.dtype, np.integer):
-        Y = one_hot(Y, A_L.shape[0])
+    if cost == "cce" and Y.ndim == 1 and Y.dtype.kind in "iub":
+        Y = one_hot(Y.astype(np.int64), A_L.shape[0])
     elif Y.ndim == 1 and A_L.shape[0] == 1:
         Y = Y.reshape(1, -1)
     if Y.shape != A_L.shape:

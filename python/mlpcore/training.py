@@ -108,8 +108,9 @@ class _Run:
         the data (or of the parameters); the first update's may be either, a later step's most likely the rate."""
         what, step = result["diverged"], result["steps"] + 1
         first = epoch == 0 and step == 1
-        scale = (f"the data's scale (|X| up to {np.max(np.abs(self.X)):.3g}, |Y| up to {np.max(np.abs(self.Y)):.3g}"
-                 f"; standardise them, e.g. with mlpcore.preprocessing.Standardizer)")
+        scale = (f"the scale of the data (|X| up to {np.max(np.abs(self.X)):.3g}, |Y| up to "
+                 f"{np.max(np.abs(self.Y)):.3g}: standardise them, e.g. with mlpcore.preprocessing.Standardizer) "
+                 f"and of the parameters (up to {np.max(np.abs(self.net.params)):.3g})")
         if first and what != "the updated parameters":
             advice = f"it came before any update, so look at {scale}, not at the learning rate"
         else:
