@@ -107,7 +107,9 @@ def _parser():
 
     predict_parser = commands.add_parser("predict", help="predict with a saved model")
     predict_parser.add_argument("model", help="a model file from mlpcore train or Network.save")
-    predict_parser.add_argument("data", help="CSV file with the model's feature columns (others are ignored)")
+    predict_parser.add_argument("data", help="CSV file with the model's feature columns (a model of mlpcore train "
+                                             "picks them by name and ignores the others; one of Network.save "
+                                             "takes every column, in order)")
     predict_parser.add_argument("--out", metavar="CSV",
                                 help="the CSV file to write (default: print to standard output)")
     predict_parser.set_defaults(run=predict)

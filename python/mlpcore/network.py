@@ -245,7 +245,8 @@ class Network:
         dtype, layer after layer: W[1] (column-major), b[1] (, gamma[1],
         beta[1] in a batch-norm layer), then W[2], b[2] ... up to layer L.
     activations : tuple of L (name, params) pairs; cost_name : str; dtype : numpy.dtype.
-    optimizer : the optimizer of the last fit, with its state (None before).
+    optimizer : the optimizer of the last fit or of the last step of an optimizer
+        (opt.step(net, grads)), with its state; None before either.
     history : the per-epoch figures of the last fit (None before).
     metadata : dict of JSON values kept with the network by save and load ({} by default).
     """
@@ -315,9 +316,9 @@ class Network:
             batch-norm layers (whose running statistics it updates; needs m >= 2),
             dropout masks drawn. False: running statistics, no dropout (inference).
         Returns the Cache with Z[l], A[l] of shape (n[l], m).
-        With set_num_threads(k > 1), m times the weights of 2^23 and more and 16 examples
-        a thread, it runs on k threads, each on its share of the columns; the same
-        numbers as one thread to rounding (the same dropout masks).
+        With set_num_threads(k > 1) and m times the weights of 2^23 and more, it runs on
+        min(k, m // 16) threads (16 examples a thread at least), each on its share of the
+        columns; the same numbers as one thread to rounding (the same dropout masks).
         """
         X = self._matrix(X, "X", rows=self.n[0])
         out = self._out(out, Cache, X.shape[1], "X")
@@ -485,7 +486,10 @@ class Network:
     def memory_bytes(self, breakdown=False):
         """The bytes of mlpcore's own buffers for this network: its parameters and running
         statistics, and those the last fit trained with (the gradient, the optimizer's state with
-        the spare copies a step writes into, and one batch's workspace).
+        the spare copies a step writes into, and one batch's workspace). Those of the fit are
+        its figures while it ran: when it returns, it frees all but the optimizer's state
+        (without its spares), which net.optimizer keeps. The state of an optimizer used only
+        through its step is not counted.
 
         breakdown : False gives the total, an int; True a dict of the parts, ints keyed
             'parameters' (with the running statistics) and, after a fit, 'gradients',
