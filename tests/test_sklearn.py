@@ -37,7 +37,14 @@ from mlpcore.sklearn import MLPClassifier, MLPRegressor  # noqa: E402
 pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
 
 
-@parametrize_with_checks([MLPClassifier(), MLPRegressor()])
+def parametrize_with_all_checks(estimators):
+    """scikit-learn's parametrize_with_checks, its checks made a list (pytest 9.2 deprecates a generator)."""
+    mark = parametrize_with_checks(estimators)
+    names, checks = mark.args
+    return pytest.mark.parametrize(names, list(checks), **mark.kwargs)
+
+
+@parametrize_with_all_checks([MLPClassifier(), MLPRegressor()])
 def test_sklearn_estimator_checks(estimator, check, monkeypatch):
     # the array-API check runs (on NumPy input) only with SCIPY_ARRAY_API set; pandas is in the test extra
     monkeypatch.setenv("SCIPY_ARRAY_API", "1")
