@@ -551,8 +551,8 @@ def test_the_cost_refuses_outputs_that_are_not_probabilities(cost, value):
 
 
 @pytest.mark.parametrize("make, error, pattern", [
-    pytest.param(lambda: mlpcore.optim.SGD(learning_rate=-1), ValueError, r"learning_rate must be a finite real number >= 0",
-                 id="negative_learning_rate"),
+    pytest.param(lambda: mlpcore.optim.SGD(learning_rate=-1), ValueError,
+                 r"learning_rate must be a finite real number >= 0", id="negative_learning_rate"),
     pytest.param(lambda: mlpcore.optim.SGD(momentum=-0.1), ValueError, r"momentum must be a finite real number >= 0",
                  id="negative_momentum"),
     pytest.param(lambda: mlpcore.optim.SGD(momentum="x"), ValueError, r"momentum must be a finite real number",

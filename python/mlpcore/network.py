@@ -155,40 +155,6 @@ def _described(value):
     return f"a {type(value).__name__}"
 
 
-class _Fixed:
-    """An attribute of a Network fixed when it is made: read as any attribute, refused on
-    assignment (which would otherwise leave the core unchanged without a word)."""
-
-    def __init__(self, buffer=False):
-        self.buffer = buffer
-
-    def __set_name__(self, owner, name):
-        self.name = name
-
-    def __get__(self, net, owner=None):
-        if net is None:
-            return self
-        try:
-            return net.__dict__[self.name]
-        except KeyError:
-            raise AttributeError(f"this Network has no {self.name} (it was not made by Network())") from None
-
-    def __set__(self, net, value):
-        if self.buffer:
-            into = "net.params[...] = values" if self.name == "params" else f"net.{self.name}[l] = values"
-            raise AttributeError(f"net.{self.name} shows the core's memory and cannot be replaced; write into it "
-                                 f"instead: {into}")
-        raise AttributeError(f"net.{self.name} is fixed when the network is made; make a new Network for another")
-
-    def __delete__(self, net):
-        self.__set__(net, None)
-
-    @staticmethod
-    def set(net, **values):
-        """Set the fixed attributes of net (in its __init__)."""
-        net.__dict__.update(values)
-
-
 class Network:
     """A dense feed-forward network of L layers, computed by mlpcore's C++ core.
 
@@ -251,8 +217,25 @@ class Network:
     metadata : dict of JSON values kept with the network by save and load ({} by default).
     """
 
-    L, n, activations, cost_name, dtype, dropout, batch_norm, bn_eps, bn_momentum = (_Fixed() for _ in range(9))
-    params, W, b, gamma, beta, running_mean, running_var = (_Fixed(buffer=True) for _ in range(7))
+    # Attributes fixed when the network is made: assigning one would leave the core unchanged
+    # without a word, so it is refused (reading them is a plain attribute's lookup).
+    _ARCHITECTURE = frozenset(("L", "n", "activations", "cost_name", "dtype", "dropout", "batch_norm", "bn_eps",
+                               "bn_momentum"))
+    _CORE_BUFFERS = frozenset(("params", "W", "b", "gamma", "beta", "running_mean", "running_var"))
+
+    def __setattr__(self, name, value):
+        if name in self._CORE_BUFFERS:
+            into = "net.params[...] = values" if name == "params" else f"net.{name}[l] = values"
+            raise AttributeError(f"net.{name} shows the core's memory and cannot be replaced; write into it "
+                                 f"instead: {into}")
+        if name in self._ARCHITECTURE:
+            raise AttributeError(f"net.{name} is fixed when the network is made; make a new Network for another")
+        super().__setattr__(name, value)
+
+    def __delattr__(self, name):
+        if name in self._CORE_BUFFERS or name in self._ARCHITECTURE:
+            self.__setattr__(name, None)  # refused, with the same message
+        super().__delattr__(name)
 
     def __init__(self, layer_sizes, activations, cost, dtype="float32", init="auto", bias=0.0, seed=None,
                  dropout=None, batch_norm=None, bn_eps=1e-5, bn_momentum=0.1):
@@ -281,12 +264,13 @@ class Network:
         self._core = core
         self._batch_norm_layers = tuple(l for l in range(1, L + 1) if batch_norm[l - 1])
         self._dropout_layers = tuple(l for l in range(1, L) if dropout[l - 1] > 0)
-        _Fixed.set(self, L=core.L, n=tuple(core.n), activations=activations, cost_name=cost, dtype=dtype,
-                   dropout=dropout, batch_norm=batch_norm, bn_eps=float(bn_eps), bn_momentum=float(bn_momentum),
-                   params=core.params, W=Layers("W", {l: core.W(l) for l in range(1, L + 1)}),
-                   b=Layers("b", {l: core.b(l) for l in range(1, L + 1)}),
-                   **{name: Layers(name, {l: getattr(core, name)(l) for l in self._batch_norm_layers})
-                      for name in ("gamma", "beta", "running_mean", "running_var")})
+        self.__dict__.update(  # the fixed attributes (see __setattr__)
+            L=core.L, n=tuple(core.n), activations=activations, cost_name=cost, dtype=dtype, dropout=dropout,
+            batch_norm=batch_norm, bn_eps=float(bn_eps), bn_momentum=float(bn_momentum), params=core.params,
+            W=Layers("W", {l: core.W(l) for l in range(1, L + 1)}),
+            b=Layers("b", {l: core.b(l) for l in range(1, L + 1)}),
+            **{name: Layers(name, {l: getattr(core, name)(l) for l in self._batch_norm_layers})
+               for name in ("gamma", "beta", "running_mean", "running_var")})
         for l in range(1, L + 1):
             self.W[l] = W[l]
             self.b[l] = b[l]
@@ -438,8 +422,9 @@ class Network:
             the rate of each epoch, as torch.optim.lr_scheduler (see mlpcore.schedules).
         gradient_hook : callable(flat_grads) called once per step between backward
             and update (before clipping) with a writable view of the flat gradient
-            buffer; ``net.gradient_views(flat_grads)["dW"][l]`` shows dW[l] in it. During an epoch the core keeps the current parameters in a buffer of
-            its own: read net.params in callbacks, which run between epochs, not here.
+            buffer; ``net.gradient_views(flat_grads)["dW"][l]`` shows dW[l] in it. During
+            an epoch the core keeps the current parameters in a buffer of its own: read
+            net.params in callbacks, which run between epochs, not here.
         diagnostics : record per-layer ||dW||, the share of dead relu units and of
             saturated sigmoid/tanh outputs after each epoch.
         verbose : 1 shows a progress bar, 0 is silent.
@@ -537,7 +522,7 @@ class Network:
         if cache is None or cache.capacity != X.shape[1]:
             cache = self._core.new_cache(X.shape[1])
         answer = self._core.predict(X, cache)
-        self._predict_cache = cache
+        self.__dict__["_predict_cache"] = cache  # put back as it was taken, past __setattr__'s checks
         return answer
 
     def _out(self, out, kind, m, source):

@@ -539,9 +539,10 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
     state) and every fitted attribute, or unfitted if it was. For that, a call on a fitted
     estimator first copies network_'s parameters and optimizer state: on 6 million float32
     parameters with Adam, 8-20 ms on the 2-core development machine, against 70-120 ms for a
-    partial_fit of 32 examples (train network_ itself, with Network.fit, where that matters). The ConvergenceWarning of a
-    fit that ran max_iter epochs comes after the fit is kept, as in scikit-learn (a filter
-    that makes it an error leaves the estimator fitted).
+    partial_fit of 32 examples (train network_ itself, with Network.fit, where that
+    matters). The ConvergenceWarning of a fit that ran max_iter epochs comes after the fit
+    is kept, as in scikit-learn (a filter that makes it an error leaves the estimator
+    fitted).
     """
 
     _validation_kwargs = {}
