@@ -16,6 +16,12 @@ def is_real(value):
     return isinstance(value, numbers.Real) and not isinstance(value, (bool, np.bool_)) and math.isfinite(value)
 
 
+def held_by(value, dtype):
+    """True for a finite real number (not a bool) that the float dtype holds: |value| is at
+    most its largest (compared as Python floats, not in dtype)."""
+    return is_real(value) and abs(value) <= float(np.finfo(dtype).max)
+
+
 def require_flag(value, name):
     """value as a bool; TypeError unless it is True or False (a NumPy bool too), so that a
     string such as "no" is not taken as true."""

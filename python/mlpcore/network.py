@@ -1,13 +1,12 @@
 """The Network class: W[l], b[l], forward, cost, backward, update, predict."""
 
 import contextlib
-import math
 import os
 
 import numpy as np
 
 from . import _core
-from ._checks import is_integer, is_real, require_flag
+from ._checks import held_by, is_integer, is_real, require_flag
 from . import io as saving
 from ._layers import Layers
 from .reference import check_architecture, initial_parameters
@@ -247,7 +246,7 @@ class Network:
         batch_norm = _per_layer(batch_norm, L, False, "batch_norm", "flags for layers 1..L",
                                 lambda flag: isinstance(flag, (bool, np.bool_)), "bools")
         for name, params in activations:
-            if abs(params.get("alpha", 0.0)) > float(np.finfo(dtype).max):
+            if not held_by(params.get("alpha", 0.0), dtype):
                 raise ValueError(f"the alpha of {name} must be finite in {dtype.name}, got {params['alpha']!r}")
         if not (is_real(bn_eps) and bn_eps > 0):
             raise ValueError(f"bn_eps must be a real number > 0, got {bn_eps!r}")
@@ -378,7 +377,7 @@ class Network:
         self._require_own(grads, "grads")
         if isinstance(learning_rate, bool) or not isinstance(learning_rate, (int, float, np.integer, np.floating)):
             raise TypeError(f"learning_rate must be a real number, got {learning_rate!r}")
-        if not (math.isfinite(learning_rate) and 0 <= learning_rate <= float(np.finfo(self.dtype).max)):
+        if not (held_by(learning_rate, self.dtype) and learning_rate >= 0):
             raise ValueError(f"learning_rate must be finite in {self.dtype.name} and >= 0, got {learning_rate!r}")
         self._core.update(grads._core, float(learning_rate))
 

@@ -36,7 +36,7 @@ from collections.abc import Mapping
 
 import numpy as np
 
-from ._checks import is_integer, is_real, name_and_params
+from ._checks import held_by, is_integer, is_real, name_and_params
 
 __all__ = [
     "EPS", "ACTIVATIONS", "COSTS", "INITS",
@@ -209,7 +209,7 @@ def initial_parameters(n, activations, init="auto", bias=0.0, seed=None,
             raise ValueError(
                 f"unknown init {scheme!r}; expected one of {', '.join(INITS)}")
 
-    if not is_real(bias) or abs(bias) > float(np.finfo(dtype).max):
+    if not held_by(bias, dtype):
         raise ValueError(f"bias must be a real number finite in {dtype.name}; got {bias!r}")
     if seed is not None and (not is_integer(seed) or seed < 0):
         raise ValueError(f"seed must be an integer >= 0 or None; got {seed!r}")

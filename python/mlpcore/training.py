@@ -7,7 +7,7 @@ import time
 import numpy as np
 
 from . import _core
-from ._checks import is_integer, is_real, require_flag
+from ._checks import held_by, is_integer, is_real, require_flag
 from .optim import DivergenceError, Optimizer, make_optimizer
 from .schedules import parse_schedule
 
@@ -25,7 +25,8 @@ def fit(net, X, Y, epochs=10, batch_size=32, optimizer="sgd", learning_rate=None
     _check_settings(epochs, batch_size, shuffle, seed, patience, callbacks, gradient_hook, verbose,
                     validation_data, validation_fraction, early_stopping, diagnostics)
     schedule = parse_schedule(schedule)
-    _check_numbers(net.dtype, _base_rate(optimizer, learning_rate), schedule, epochs, l2, clip_norm, clip_value)
+    learning_rate = _base_rate(optimizer, learning_rate)
+    _check_numbers(net.dtype, learning_rate, schedule, epochs, l2, clip_norm, clip_value)
     run = _Run(net, X, Y, batch_size, optimizer, learning_rate, seed, validation_data, validation_fraction,
                schedule)
     history = net.history = _new_history(net, run.validation_data, diagnostics)
@@ -159,25 +160,20 @@ def _check_numbers(dtype, lr0, schedule, epochs, l2, clip_norm, clip_value):
     """Refuse, before anything changes, a number that the network's dtype (float32 or float64)
     cannot hold: the base learning rate lr0 and l2 (finite, >= 0), clip_norm and clip_value
     (finite, > 0 and not rounding to 0) and the schedule's rate of each of the fit's epochs."""
-    largest = float(np.finfo(dtype).max)  # a Python float: compared in float64, not in dtype
-    if not _held(lr0, largest):
+    if not (held_by(lr0, dtype) and lr0 >= 0):
         raise ValueError(f"learning_rate must be a number >= 0 finite in {dtype.name}, got {lr0!r}")
-    if not _held(l2, largest):
+    if not (held_by(l2, dtype) and l2 >= 0):
         raise ValueError(f"l2 must be a number >= 0 finite in {dtype.name}, got {l2!r}")
     for name, bound in (("clip_norm", clip_norm), ("clip_value", clip_value)):
-        if bound is not None and not (_held(bound, largest) and dtype.type(bound) > 0):
+        if bound is not None and not (held_by(bound, dtype) and dtype.type(bound) > 0):
             raise ValueError(f"{name} must be None or a number > 0 finite in {dtype.name} (and not rounding to 0 "
                              f"there), got {bound!r}")
+    largest = float(np.finfo(dtype).max)
     epoch = schedule.first_epoch_above(lr0, epochs, largest)
     if epoch is not None:
         raise ValueError(f"the schedule {schedule.spec()!r} takes the learning rate from {lr0:g} to "
                          f"{schedule.learning_rate(lr0, epoch):g} at epoch {epoch + 1} of this fit's {epochs}, "
                          f"beyond the range of {dtype.name} (at most {largest:.4g})")
-
-
-def _held(value, largest):
-    """True for a real number in [0, largest]."""
-    return is_real(value) and 0 <= value <= largest
 
 
 def _data(net, X, Y, X_name, Y_name):
@@ -209,13 +205,14 @@ def _hold_out(X, Y, fraction, rng):
 
 
 def _optimizer(net, spec, learning_rate):
-    """The optimizer of this fit: an Optimizer object as given (refused, before its learning rate
-    is set, if its state belongs to another network); for a name or a pair, net.optimizer with
-    its state when the spec is the same (warm start), else a new one."""
+    """The optimizer of this fit, at the fit's base learning rate (see _base_rate): an Optimizer
+    object as given (refused, before its learning rate is set, if its state belongs to another
+    network); for a name or a pair, net.optimizer with its state when the spec is the same (warm
+    start), else a new one."""
     given = isinstance(spec, Optimizer)
     if given:
         spec._require_network(net)
-    opt = make_optimizer(spec, _base_rate(spec, learning_rate))
+    opt = make_optimizer(spec, learning_rate)
     previous = net.optimizer
     if not given and previous is not None and previous.spec == opt.spec:
         previous.learning_rate = opt.learning_rate
