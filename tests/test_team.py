@@ -5,7 +5,7 @@ gradient it computed. The same numbers as the reference, and as one thread, with
 normalisation, dropout, L2, clipping, the gradient hook, shuffling, labels, C-ordered data,
 uneven batches and layers a thread has no share of; divergence and a failing hook leave the
 network as after the last good step. Large calls of forward and backward from Python take a
-team the same way. BLAS's own pool stays at one thread.
+team the same way. BLAS's own pool stays at one thread; OpenMP's settings stay the user's.
 """
 
 import numpy as np
@@ -247,6 +247,30 @@ def test_blas_own_pool_is_one_thread_from_import():
     code = f"import ctypes, mlpcore; print(ctypes.CDLL({bundled_blas_path()!r}).scipy_openblas_get_num_threads())"
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert result.stdout.strip() == "1"
+
+
+def openmp_settings(code):
+    """The OpenMP settings that the runtime reports (OMP_DISPLAY_ENV=verbose) when Python runs
+    `code` in a fresh process without OMP_ or GOMP_ variables."""
+    import os
+    import subprocess
+    import sys
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("OMP_", "GOMP_"))}
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                            env=dict(env, OMP_DISPLAY_ENV="verbose"))
+    begin, end = "OPENMP DISPLAY ENVIRONMENT BEGIN", "OPENMP DISPLAY ENVIRONMENT END"
+    return result.stdout, result.stderr[result.stderr.index(begin):result.stderr.index(end)]
+
+
+def test_import_leaves_openmp_settings_as_they_were():
+    """Importing mlpcore sets none of OpenMP's settings: the runtime reads them once for every
+    OpenMP user of the process, and a passive wait policy set by mlpcore slowed PyTorch's
+    training 2-2.8x when PyTorch was imported after it."""
+    runtime, with_mlpcore = openmp_settings(
+        "import mlpcore; print(next(line.split()[-1] for line in open('/proc/self/maps') if 'libgomp' in line))")
+    _, runtime_alone = openmp_settings(f"import ctypes; ctypes.CDLL({runtime.strip()!r})")
+    assert "GOMP_SPINCOUNT" in runtime_alone
+    assert with_mlpcore == runtime_alone
 
 
 @pytest.mark.parametrize("threads", [1, 2])

@@ -9,28 +9,19 @@ The arithmetic runs in a C++ core (BLAS for the matrix products, OpenMP for the
 element-wise work); ``mlpcore.reference`` holds the same equations in plain NumPy.
 """
 
-import os
+import atexit
 
-# libgomp reads OMP_WAIT_POLICY once, when loading _core loads it. Passive: an idle OpenMP
-# thread sleeps instead of spinning, so it never takes a core that other threads need
-# (spinning made a 2-thread training step of a 784-256-128-10 net 30x slower than 1 thread
-# on a 2-core machine with one busy core). A user's own setting wins, and the variable is
-# not left behind for child processes.
-_user_wait_policy = "OMP_WAIT_POLICY" in os.environ
-os.environ.setdefault("OMP_WAIT_POLICY", "passive")
-from . import _core  # noqa: E402
-if not _user_wait_policy:
-    del os.environ["OMP_WAIT_POLICY"]
-
-import atexit  # noqa: E402
-
-from . import optim, preprocessing, reference  # noqa: E402
-from ._checks import is_integer  # noqa: E402
-from ._core import get_num_threads  # noqa: E402
-from .network import Cache, Gradients, Network  # noqa: E402
-from .io import load  # noqa: E402
-from . import onnx  # noqa: E402  (imports the onnx package only when export is called)
-from .optim import DivergenceError  # noqa: E402
+# OpenMP's settings (OMP_WAIT_POLICY, GOMP_SPINCOUNT) are left as the user set them: libgomp
+# reads them once for the whole process, so a setting made here would bind every other OpenMP
+# user loaded after mlpcore too (passive waits made a PyTorch training epoch 2-2.8x slower).
+from . import _core
+from . import optim, preprocessing, reference
+from ._checks import is_integer
+from ._core import get_num_threads
+from .network import Cache, Gradients, Network
+from .io import load
+from . import onnx  # imports the onnx package only when export is called
+from .optim import DivergenceError
 
 __version__ = "0.1.0"
 
