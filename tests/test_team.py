@@ -265,7 +265,7 @@ def openmp_settings(code):
 def test_import_leaves_openmp_settings_as_they_were():
     """Importing mlpcore sets none of OpenMP's settings: the runtime reads them once for every
     OpenMP user of the process, and a passive wait policy set by mlpcore slowed PyTorch's
-    training 2-2.8x when PyTorch was imported after it."""
+    training 1.7-3x when PyTorch was imported after it."""
     runtime, with_mlpcore = openmp_settings(
         "import mlpcore; print(next(line.split()[-1] for line in open('/proc/self/maps') if 'libgomp' in line))")
     _, runtime_alone = openmp_settings(f"import ctypes; ctypes.CDLL({runtime.strip()!r})")

@@ -13,7 +13,7 @@ import atexit
 
 # OpenMP's settings (OMP_WAIT_POLICY, GOMP_SPINCOUNT) are left as the user set them: libgomp
 # reads them once for the whole process, so a setting made here would bind every other OpenMP
-# user loaded after mlpcore too (passive waits made a PyTorch training epoch 2-2.8x slower).
+# user loaded after mlpcore too (passive waits made a PyTorch training epoch 1.7-3x slower).
 from . import _core
 from . import optim, preprocessing, reference
 from ._checks import is_integer
