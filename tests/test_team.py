@@ -249,26 +249,32 @@ def test_blas_own_pool_is_one_thread_from_import():
     assert result.stdout.strip() == "1"
 
 
-def openmp_settings(code):
-    """The OpenMP settings that the runtime reports (OMP_DISPLAY_ENV=verbose) when Python runs
-    `code` in a fresh process without OMP_ or GOMP_ variables."""
+def openmp_settings(code, user_settings):
+    """(stdout, the settings block the OpenMP runtime prints with OMP_DISPLAY_ENV=verbose) of
+    Python running `code` in a fresh process whose only OMP_ and GOMP_ variables are
+    user_settings."""
     import os
     import subprocess
     import sys
     env = {k: v for k, v in os.environ.items() if not k.startswith(("OMP_", "GOMP_"))}
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
-                            env=dict(env, OMP_DISPLAY_ENV="verbose"))
+                            env=dict(env, OMP_DISPLAY_ENV="verbose", **user_settings))
     begin, end = "OPENMP DISPLAY ENVIRONMENT BEGIN", "OPENMP DISPLAY ENVIRONMENT END"
     return result.stdout, result.stderr[result.stderr.index(begin):result.stderr.index(end)]
 
 
-def test_import_leaves_openmp_settings_as_they_were():
+@pytest.mark.parametrize("user_settings", [{}, {"OMP_WAIT_POLICY": "active"}], ids=["unset", "user's"])
+def test_import_leaves_openmp_settings_as_they_were(user_settings):
     """Importing mlpcore sets none of OpenMP's settings: the runtime reads them once for every
     OpenMP user of the process, and a passive wait policy set by mlpcore slowed PyTorch's
     training 1.7-3x when PyTorch was imported after it."""
     runtime, with_mlpcore = openmp_settings(
-        "import mlpcore; print(next(line.split()[-1] for line in open('/proc/self/maps') if 'libgomp' in line))")
-    _, runtime_alone = openmp_settings(f"import ctypes; ctypes.CDLL({runtime.strip()!r})")
+        "import mlpcore; print(next((line.split()[-1] for line in open('/proc/self/maps') if 'libgomp' in line), ''))",
+        user_settings)
+    assert runtime.strip(), "mlpcore's core did not load libgomp (GCC's OpenMP runtime), which this test reads"
+    _, runtime_alone = openmp_settings(f"import ctypes; ctypes.CDLL({runtime.strip()!r})", user_settings)
+    # libgomp prints OMP_WAIT_POLICY as PASSIVE whether it is passive or unset; the spin count
+    # (0 when passive) is the line that tells them apart
     assert "GOMP_SPINCOUNT" in runtime_alone
     assert with_mlpcore == runtime_alone
 
