@@ -14,7 +14,7 @@ import pytest
 import mlpcore
 from mlpcore import _core, reference
 from conftest import assert_close
-from test_training import Twin, optimizer_spec
+from test_training import OPTIMIZER_IDS, OPTIMIZERS, Twin, optimizer_spec
 
 DTYPE_IDS = {"ids": lambda d: np.dtype(d).name}
 # 128 x (40 x 96 + 96 x 64 + 64 x 3) = 1.3M multiply-adds a step: large enough for a team
@@ -229,6 +229,29 @@ def test_a_team_divergence_raises_and_leaves_finite_parameters(restore_threads):
     assert np.all(np.isfinite(net.params))
     for l in net.running_mean.indices:
         assert np.all(np.isfinite(net.running_mean[l])) and np.all(np.isfinite(net.running_var[l]))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64], **DTYPE_IDS)
+@pytest.mark.parametrize("name, hyper, make", OPTIMIZERS, ids=OPTIMIZER_IDS)
+def test_an_optimizer_step_outside_fit_is_the_same_on_one_thread_and_two(name, hyper, make, dtype, restore_threads):
+    """opt.step(net, grads) over a flat buffer long enough for OpenMP's team (2^18 entries and
+    more) gives the same numbers to the bit on one thread and on two: each thread of the team runs
+    the code one thread alone runs (compiled for AVX2 and FMA where the CPU has them)."""
+    net = mlpcore.Network([600, 450, 10], ["relu", "softmax"], "cce", dtype=dtype, seed=0)
+    assert net.params.size >= 2**18
+    rng = np.random.default_rng(1)
+    grads = net.backward(net.forward(rng.standard_normal((600, 32)).astype(dtype)), rng.integers(0, 10, 32))
+    start = np.array(net.params)
+    stepped = {}
+    for threads in (1, 2):
+        mlpcore.set_num_threads(threads)
+        net.params[...] = start
+        opt = make()
+        for _ in range(2):  # the second step reads the state the first wrote
+            opt.step(net, grads)
+        stepped[threads] = np.array(net.params)
+    assert not np.array_equal(stepped[1], start)
+    np.testing.assert_array_equal(stepped[2], stepped[1])
 
 
 def bundled_blas_path():

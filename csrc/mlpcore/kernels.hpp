@@ -9,17 +9,11 @@
 
 namespace mlpcore {
 
-// With GCC 12 and later on x86-64 Linux, g_column is compiled twice: for the x86-64 baseline
-// (SSE2, 4 floats a vector) and for x86-64-v3 (AVX2 and FMA, 8), the CPU choosing at load
-// (target_clones); flatten compiles with_activation and each g into both. The exp of sigmoid,
-// tanh, elu and softmax dominates a small network's step: the tiny 2-16-16-1 tanh net's fit
-// took 10.3 us a step on the baseline, 7.9 us with AVX2. The two may differ in the last bit of
-// a float32 g, as BLAS's kernels do from CPU to CPU.
-#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && __GNUC__ >= 12 && defined(__GLIBC__)
-#define MLPCORE_AVX2_CLONE __attribute__((target_clones("arch=x86-64-v3", "default"), flatten))
-#else
-#define MLPCORE_AVX2_CLONE
-#endif
+// g_column is compiled for AVX2 and FMA as well as for the baseline (MLPCORE_AVX2_CLONE, see
+// parallel.hpp), with_activation and each g in both. The exp of sigmoid, tanh, elu and softmax
+// dominates a small network's step: the tiny 2-16-16-1 tanh net's fit took 10.3 us a step on the
+// baseline, 7.9 us with AVX2. The two may differ in the last bit of a float32 g, as BLAS's
+// kernels do from CPU to CPU.
 
 // a = g(u) for one column of n units.
 template <class T>

@@ -14,6 +14,15 @@
 
 namespace mlpcore {
 
+// With GCC 12 and later on x86-64 Linux, a function so marked is compiled twice: for the x86-64
+// baseline (SSE2, 4 floats a vector) and for x86-64-v3 (AVX2 and FMA, 8), the CPU choosing at
+// load (target_clones); flatten compiles what it calls into both.
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && __GNUC__ >= 12 && defined(__GLIBC__)
+#define MLPCORE_AVX2_CLONE __attribute__((target_clones("arch=x86-64-v3", "default"), flatten))
+#else
+#define MLPCORE_AVX2_CLONE
+#endif
+
 // Element count below which a pass stays on the calling thread. A team pays only for passes of
 // some 100 us: on a machine whose other cores are busy, waking a second thread can cost a
 // scheduler time slice (milliseconds), so shorter passes are not worth that risk.
@@ -108,19 +117,33 @@ bool operator!=(const FirstTouch<T>&, const FirstTouch<U>&) {
 template <class T>
 using Buffer = std::vector<T, FirstTouch<T>>;
 
-// True when f(k) == 0 for every k = 0..n-1 (f may write as it goes): an integer or-reduction,
-// so that the loop vectorises; on the team when the pass of `work` elements is worth it.
+// Whether f(k) != 0 for some k in r (f may write as it goes): an integer or-reduction, so that
+// the loop vectorises, over its own copy of f, so that what f captured is loop invariant to the
+// vectoriser. Compiled for AVX2 as well (MLPCORE_AVX2_CLONE): an optimizer's step is such a pass,
+// and Adam's square roots and divisions make it compute-bound: a fit with Adam of 256 steps of 16
+// examples on a 512-512-256-10 net took 130-154 ms against 199-234 ms on the baseline's SSE2
+// (four turns each; plain SGD's step, bound by memory, did not move).
 template <class F>
-bool all_zero(index n, index work, const F& f) {
+MLPCORE_AVX2_CLONE bool any_nonzero(Range r, const F& f) {
   F body = f;
   int nonzero = 0;
-  if (!worth_a_team(work)) {
 #pragma omp simd reduction(| : nonzero)
-    for (index k = 0; k < n; ++k) nonzero |= body(k) != 0;
-    return !nonzero;
+  for (index k = r.begin; k < r.end; ++k) nonzero |= body(k) != 0;
+  return nonzero;
+}
+
+// True when f(k) == 0 for every k = 0..n-1 (see any_nonzero); on the team when the pass of `work`
+// elements is worth it, each thread taking a range through the same code as the calling thread
+// alone, so that what f writes does not depend on the threads.
+template <class F>
+bool all_zero(index n, index work, const F& f) {
+  if (!worth_a_team(work)) return !any_nonzero({0, n}, f);
+  int nonzero = 0;
+#pragma omp parallel reduction(| : nonzero) num_threads(region_threads())
+  {
+    const index thread = omp_get_thread_num(), threads = omp_get_num_threads();
+    nonzero |= any_nonzero({n * thread / threads, n * (thread + 1) / threads}, f);
   }
-#pragma omp parallel for simd schedule(static) firstprivate(body) reduction(| : nonzero) num_threads(region_threads())
-  for (index k = 0; k < n; ++k) nonzero |= body(k) != 0;
   return !nonzero;
 }
 
