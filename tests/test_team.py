@@ -5,7 +5,8 @@ gradient it computed. The same numbers as the reference, and as one thread, with
 normalisation, dropout, L2, clipping, the gradient hook, shuffling, labels, C-ordered data,
 uneven batches and layers a thread has no share of; divergence and a failing hook leave the
 network as after the last good step. Large calls of forward and backward from Python take a
-team the same way. BLAS's own pool stays at one thread; OpenMP's settings stay the user's.
+team the same way, and an optimizer's step outside fit gives the same numbers on any thread
+count. BLAS's own pool stays at one thread; OpenMP's settings stay the user's.
 """
 
 import numpy as np
@@ -231,13 +232,14 @@ def test_a_team_divergence_raises_and_leaves_finite_parameters(restore_threads):
         assert np.all(np.isfinite(net.running_mean[l])) and np.all(np.isfinite(net.running_var[l]))
 
 
-@pytest.mark.parametrize("dtype", [np.float32, np.float64], **DTYPE_IDS)
+@pytest.mark.parametrize("dtype", [np.float64, np.float32], **DTYPE_IDS)
 @pytest.mark.parametrize("name, hyper, make", OPTIMIZERS, ids=OPTIMIZER_IDS)
 def test_an_optimizer_step_outside_fit_is_the_same_on_one_thread_and_two(name, hyper, make, dtype, restore_threads):
     """opt.step(net, grads) over a flat buffer long enough for OpenMP's team (2^18 entries and
     more) gives the same numbers to the bit on one thread and on two: each thread of the team runs
     the code one thread alone runs (compiled for AVX2 and FMA where the CPU has them)."""
-    net = mlpcore.Network([600, 450, 10], ["relu", "softmax"], "cce", dtype=dtype, seed=0)
+    # 275,571 parameters: the threads' ranges do not end on a vector's boundary
+    net = mlpcore.Network([600, 451, 10], ["relu", "softmax"], "cce", dtype=dtype, seed=0)
     assert net.params.size >= 2**18
     rng = np.random.default_rng(1)
     grads = net.backward(net.forward(rng.standard_normal((600, 32)).astype(dtype)), rng.integers(0, 10, 32))

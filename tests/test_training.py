@@ -444,6 +444,21 @@ def test_optimizer_steps_match_the_reference(name, hyper, make, dtype):
     assert opt.t == 3
 
 
+@pytest.mark.parametrize("dtype", [np.float64, np.float32], **DTYPE_IDS)
+def test_update_steps_as_fits_plain_sgd_does_to_the_bit(dtype):
+    """net.update(grads, lr) after forward and backward gives the parameters of fit's plain SGD
+    step on the same batch, to the bit: both go through one pass (compiled for AVX2 and FMA
+    where the CPU has them), so a Python loop and fit round alike."""
+    nets = [mlpcore.Network([30, 40, 3], ["tanh", "softmax"], "cce", dtype=dtype, seed=3) for _ in range(2)]
+    rng = np.random.default_rng(2)
+    X, y = rng.standard_normal((30, 50)).astype(dtype), rng.integers(0, 3, 50)
+    nets[0].fit(X, y, epochs=1, batch_size=None, shuffle=False, optimizer="sgd", learning_rate=0.3, verbose=0)
+    nets[1].update(nets[1].backward(nets[1].forward(X), y), 0.3)
+    assert not np.array_equal(nets[1].params, mlpcore.Network([30, 40, 3], ["tanh", "softmax"], "cce",
+                                                               dtype=dtype, seed=3).params)
+    np.testing.assert_array_equal(nets[1].params, nets[0].params)
+
+
 def test_optimizer_names_are_the_documented_presets():
     """'momentum' = SGD(momentum=0.9), 'nesterov' = SGD(momentum=0.9, nesterov=True), via fit."""
     for name in ("sgd", "momentum", "nesterov", "rmsprop", "adam", "adamw"):
