@@ -78,12 +78,13 @@ class Trainer {
   }
 
   // One epoch over X (n[0], m) and Y (n[L], m); the hook, if any, is called with each step's
-  // flat gradient in gradients().dparams (with the L2 term, before clipping) and may change it. Stops after the step
-  // during which `stop` was set, or before the update of a step whose cost, gradient or updated parameters are not all
-  // finite, leaving the network and the optimizer as after the last good step. `progress`, if any, is told the steps
-  // done and their mean cost at most every quarter second. Steps of enough work run on a team of threads (see
-  // threads_for); the hook and `progress` are called on the calling thread, and what they throw is rethrown after the
-  // step.
+  // flat gradient in gradients().dparams (with the L2 term, before clipping) and may change it.
+  // Stops after the step during which `stop` was set, or before the update of a step whose cost,
+  // gradient or updated parameters are not all finite, leaving the network and the optimizer as
+  // after the last good step. `progress`, if any, is told the steps done and their mean cost at
+  // most every quarter second. Steps of enough work run on a team of threads (see threads_for);
+  // the hook and `progress` are called on the calling thread, and what they throw is rethrown
+  // after the step.
   EpochResult epoch(ConstMatrix<T> X, Targets<T> Y, const TrainSettings& settings, index epoch_number,
                     const std::function<void()>& hook, const std::atomic<bool>& stop,
                     const std::function<void(index, double)>& progress = {}) {

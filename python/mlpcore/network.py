@@ -223,18 +223,21 @@ class Network:
     _CORE_BUFFERS = frozenset(("params", "W", "b", "gamma", "beta", "running_mean", "running_var"))
 
     def __setattr__(self, name, value):
+        self._require_replaceable(name)
+        super().__setattr__(name, value)
+
+    def __delattr__(self, name):
+        self._require_replaceable(name)
+        super().__delattr__(name)
+
+    def _require_replaceable(self, name):
+        """Refuse to assign or delete a fixed attribute (see _ARCHITECTURE and _CORE_BUFFERS)."""
         if name in self._CORE_BUFFERS:
             into = "net.params[...] = values" if name == "params" else f"net.{name}[l] = values"
             raise AttributeError(f"net.{name} shows the core's memory and cannot be replaced; write into it "
                                  f"instead: {into}")
         if name in self._ARCHITECTURE:
             raise AttributeError(f"net.{name} is fixed when the network is made; make a new Network for another")
-        super().__setattr__(name, value)
-
-    def __delattr__(self, name):
-        if name in self._CORE_BUFFERS or name in self._ARCHITECTURE:
-            self.__setattr__(name, None)  # refused, with the same message
-        super().__delattr__(name)
 
     def __init__(self, layer_sizes, activations, cost, dtype="float32", init="auto", bias=0.0, seed=None,
                  dropout=None, batch_norm=None, bn_eps=1e-5, bn_momentum=0.1):

@@ -268,14 +268,19 @@ def _watch(net, best, value, epoch, patience):
     return epoch - best["epoch"] >= patience
 
 
+def _restorable(net):
+    """The arrays early stopping restores: the parameters and the batch-norm running statistics."""
+    return (net.params, *net.running_mean.values(), *net.running_var.values())
+
+
 def snapshot(net):
-    """Copies of what early stopping restores: the parameters and the batch-norm running statistics."""
-    return [array.copy() for array in (net.params, *net.running_mean.values(), *net.running_var.values())]
+    """Copies of _restorable(net)."""
+    return [array.copy() for array in _restorable(net)]
 
 
 def restore(net, saved):
     """Put a snapshot(net) back into net."""
-    for array, copy in zip((net.params, *net.running_mean.values(), *net.running_var.values()), saved):
+    for array, copy in zip(_restorable(net), saved):
         array[...] = copy
 
 
