@@ -538,6 +538,41 @@ def test_memory_layouts_give_the_same_result(layout, dtype):
     np.testing.assert_array_equal(X, case.X)
 
 
+class _Subclass(np.ndarray):
+    pass
+
+
+def _predict_input(X, kind):
+    """X in the layouts of _layout, or in a form predict converts first."""
+    if kind == "subclass":
+        return X.view(_Subclass)
+    if kind == "swapped_byte_order":
+        return X.astype(X.dtype.newbyteorder())
+    if kind == "other_float":
+        return X.astype(np.float64 if X.dtype == np.float32 else np.float32)
+    if kind == "nested_lists":
+        return X.tolist()
+    return _layout(X, kind)
+
+
+@pytest.mark.parametrize("dtype", DTYPES, **DTYPE_IDS)
+@pytest.mark.parametrize("kind", LAYOUTS + ["subclass", "swapped_byte_order", "other_float", "nested_lists"])
+def test_predict_reads_X_in_every_layout_and_form_as_forward_does(kind, dtype):
+    """predict reads the layouts the core takes in place (its own check, with no look from
+    Python) and converts the others, answering as from forward's A[L], bit for bit; its cache
+    follows m."""
+    net = mlpcore.Network([7, 9, 4], ["relu", "identity"], "mse", dtype=np.dtype(dtype).name, seed=3)
+    rng = np.random.default_rng(1)
+    X = rng.integers(-4, 5, size=(7, 11)).astype(dtype)  # small integers: exact in both dtypes
+    for m in (11, 1, 11):
+        x = _predict_input(X[:, :m], kind)
+        answer = net.predict(x)
+        assert type(answer) is np.ndarray and answer.dtype == dtype and answer.shape == (4, m)
+        np.testing.assert_array_equal(answer, net.forward(X[:, :m], training=False).A[2])
+        assert net._predict_cache.capacity == m
+    assert net.predict(x) is not net.predict(x)  # a new answer each call, not the cache's memory
+
+
 @pytest.mark.parametrize("dtype", DTYPES, **DTYPE_IDS)
 @pytest.mark.parametrize("x_dtype", [np.int64, np.int32, np.uint8, np.int8, np.float16,
                                      "other_float"])

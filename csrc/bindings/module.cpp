@@ -13,6 +13,7 @@
 #include <climits>
 #include <functional>
 #include <map>
+#include <optional>
 #include <string>
 #include <thread>
 #include <tuple>
@@ -86,18 +87,43 @@ const char* dtype_name() {
   return sizeof(T) == 4 ? "float32" : "float64";
 }
 
+// Whether the dtype of `a` is exactly T in native byte order.
+template <class T>
+bool has_dtype(const py::array& a) {
+  const std::uint16_t probe = 1;
+  const char foreign_order = *reinterpret_cast<const char*>(&probe) == 1 ? '>' : '<';
+  return a.dtype().num() == py::dtype::of<T>().num() && a.dtype().byteorder() != foreign_order;
+}
+
 // The dtype of `a` must be exactly T in native byte order (the Python layer converts beforehand).
 template <class T>
 void require_dtype(const py::array& a, const char* name) {
-  const std::uint16_t probe = 1;
-  const char foreign_order = *reinterpret_cast<const char*>(&probe) == 1 ? '>' : '<';
-  if (a.dtype().num() != py::dtype::of<T>().num() || a.dtype().byteorder() == foreign_order)
+  if (!has_dtype<T>(a))
     throw py::type_error(std::string(name) + " must be " + dtype_name<T>() + " in native byte order, got " +
                          std::string(py::str(a.dtype())));
 }
 
-// A 2-D array, or a 1-D array read as one row, as a matrix view without copying: one of its
-// two strides must be the item size (F-ordered: a column-major view; C-ordered: a transposed one).
+// The column-major view of a 2-D array of T, or of a 1-D one read as one row, without copying,
+// if one of its strides is one item and the other (a leading dimension, below 2^31 items) steps
+// over a whole column or row: F-ordered arrays give a plain view, C-ordered ones a transposed one.
+template <class T>
+std::optional<ConstMatrix<T>> unit_stride_view(const py::array& a) {
+  const index rows = a.ndim() == 2 ? a.shape(0) : 1, cols = a.shape(a.ndim() - 1);
+  const index item = index(sizeof(T));
+  const index row_stride = a.ndim() == 2 ? a.strides(0) : item, col_stride = a.strides(a.ndim() - 1);
+  if (row_stride % item != 0 || col_stride % item != 0) return std::nullopt;
+  // A single row or column has one stride that matters; the other is whatever makes the view valid.
+  const index row_step = rows == 1 ? 1 : row_stride / item;
+  const index col_step = cols > 1 ? col_stride / item : row_step == 1 ? rows : 1;
+  const T* data = static_cast<const T*>(a.data());
+  if (row_step == 1 && col_step >= rows && col_step <= INT_MAX)
+    return ConstMatrix<T>{data, rows, cols, col_step, false};
+  if (col_step == 1 && row_step >= cols && row_step <= INT_MAX) return ConstMatrix<T>{data, rows, cols, row_step, true};
+  return std::nullopt;
+}
+
+// A 2-D array, or a 1-D array read as one row, as a matrix view without copying (see
+// unit_stride_view); a Python exception that says what is wrong with any other.
 template <class T>
 ConstMatrix<T> matrix_view(const py::array& a, const char* name) {
   require_dtype<T>(a, name);
@@ -106,17 +132,24 @@ ConstMatrix<T> matrix_view(const py::array& a, const char* name) {
   const index rows = a.ndim() == 2 ? a.shape(0) : 1, cols = a.shape(a.ndim() - 1);
   if (cols == 0) throw py::value_error(std::string(name) + " has m = 0 examples (shape " + shape_of(a) + ")");
   if (rows > INT_MAX || cols > INT_MAX) throw py::value_error(std::string(name) + " is too large for BLAS");
-  const index item = index(sizeof(T));
-  const index row_stride = a.ndim() == 2 ? a.strides(0) : item, col_stride = a.strides(a.ndim() - 1);
-  if (row_stride % item != 0 || col_stride % item != 0)
-    throw py::value_error(std::string(name) + " has strides that are not whole items");
-  // A single row or column has one stride that matters; the other is whatever makes the view valid.
-  const index row_step = rows == 1 ? 1 : row_stride / item;
-  const index col_step = cols > 1 ? col_stride / item : row_step == 1 ? rows : 1;
-  const T* data = static_cast<const T*>(a.data());
-  if (row_step == 1 && col_step >= rows && col_step <= INT_MAX) return {data, rows, cols, col_step, false};
-  if (col_step == 1 && row_step >= cols && row_step <= INT_MAX) return {data, rows, cols, row_step, true};
+  if (const auto view = unit_stride_view<T>(a)) return *view;
+  for (py::ssize_t d = 0; d < a.ndim(); ++d)
+    if (a.strides(d) % index(sizeof(T)) != 0)
+      throw py::value_error(std::string(name) + " has strides that are not whole items");
   throw py::value_error(std::string(name) + " must be C- or F-contiguous along one axis");
+}
+
+// X as predict reads it in place, with no look from the Python layer, if it is so: a NumPy
+// ndarray itself (no subclass) of T in native byte order, 2-D (n[0], m) with 1 <= m < 2^31, of
+// unit stride along one axis (see unit_stride_view); nullopt for any other X, which the Python
+// layer converts first, or refuses with the reason.
+template <class T>
+std::optional<ConstMatrix<T>> predict_view(const Network<T>& net, py::handle X) {
+  if (Py_TYPE(X.ptr()) != py::detail::npy_api::get().PyArray_Type_) return std::nullopt;
+  const auto a = py::reinterpret_borrow<py::array>(X);
+  if (a.ndim() != 2 || a.shape(0) != net.layout.n[0] || a.shape(1) < 1 || a.shape(1) > INT_MAX || !has_dtype<T>(a))
+    return std::nullopt;
+  return unit_stride_view<T>(a);
 }
 
 // Y for the network's cost, shape and dtype checked (its values are checked by
@@ -380,21 +413,30 @@ void bind_network(py::module_& m, const std::string& suffix) {
              net.forward(view, cache.core, training);
            })
       .def("predict",
-           [](Net& net, py::array X, PyCache<T>& cache) {
-             const ConstMatrix<T> view = matrix_view<T>(X, "X");
-             const index n_L = net.layout.n[net.L()], m = view.cols;
+           // (predict's answer for X, cache), or (None, cache) when X is not as predict_view takes
+           // it; cache: predict's own (a core cache: no views), the one given unless it is None or
+           // holds another m, which a new one replaces.
+           [](Net& net, py::handle X, py::object cache) -> py::tuple {
+             const std::optional<ConstMatrix<T>> view = predict_view(net, X);
+             if (!view) return py::make_tuple(py::none(), cache);
+             const index n_L = net.layout.n[net.L()], m = view->cols;
+             if (cache.is_none() || cache.cast<PyCache<T>&>().core.capacity != m)
+               cache = py::cast(PyCache<T>{Cache<T>(net, m), py::none()});
+             Cache<T>& core_cache = cache.cast<PyCache<T>&>().core;
              py::array answer = prediction_array<T>(net.cost, n_L, m);
              void* out = answer.mutable_data();
-             ReleasedGIL release;
-             require(all_finite(view), "X contains NaN or inf");
-             net.forward(view, cache.core, false);
-             const Matrix<T> A_L = cache.core.A[net.L()];
-             if (net.cost == Cost::mse) {
-               std::copy_n(A_L.data, A_L.size(), static_cast<T*>(out));
-             } else {
-               predicted_labels(net.cost, ConstMatrix<T>(A_L), static_cast<std::int64_t*>(out));
+             {
+               ReleasedGIL release;
+               require(all_finite(*view), "X contains NaN or inf");
+               net.forward(*view, core_cache, false);
+               const Matrix<T> A_L = core_cache.A[net.L()];
+               if (net.cost == Cost::mse) {
+                 std::copy_n(A_L.data, A_L.size(), static_cast<T*>(out));
+               } else {
+                 predicted_labels(net.cost, ConstMatrix<T>(A_L), static_cast<std::int64_t*>(out));
+               }
              }
-             return answer;
+             return py::make_tuple(answer, cache);
            })
       .def("J",
            [](const Net& net, py::array A_L, py::array Y) {

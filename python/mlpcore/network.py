@@ -30,13 +30,13 @@ def _per_layer(values, count, default, name, what, valid, valid_text):
 
 def _one_unit_stride(X):
     """Whether the core can read the 1-D or 2-D X in place: columns or rows of unit stride, the
-    other stride within BLAS's int (a leading dimension below 2^31 items)."""
+    other stride whole items within BLAS's int (a leading dimension below 2^31 items)."""
     if X.flags.f_contiguous or X.flags.c_contiguous:
         return True
     if X.ndim != 2:
         return False
     item, (rows, cols), (row_stride, col_stride) = X.itemsize, X.shape, X.strides
-    if max(row_stride, col_stride) >= item * 2**31:
+    if max(row_stride, col_stride) >= item * 2**31 or row_stride % item or col_stride % item:
         return False
     return (row_stride == item and col_stride >= item * rows) or (col_stride == item and row_stride >= item * cols)
 
@@ -517,14 +517,15 @@ class Network:
         cce: int64 class index of the largest A[L], shape (m,).
         Threads may call predict of one network at the same time.
         """
-        X = self._matrix(X, "X", rows=self.n[0])
         # predict's own buffers (a core cache: no views), kept for the next call of the same m; taken
         # out while in use (dict.pop holds the GIL), so that a call from another thread makes its own.
         cache = self.__dict__.pop("_predict_cache", None)
-        if cache is None or cache.capacity != X.shape[1]:
-            cache = self._core.new_cache(X.shape[1])
-        answer = self._core.predict(X, cache)
-        self.__dict__["_predict_cache"] = cache  # put back as it was taken, past __setattr__'s checks
+        try:
+            answer, cache = self._core.predict(X, cache)
+            if answer is None:  # X is not as the core reads it: converted, or refused with the reason
+                answer, cache = self._core.predict(self._matrix(X, "X", rows=self.n[0]), cache)
+        finally:
+            self.__dict__["_predict_cache"] = cache  # put back, past __setattr__'s checks
         return answer
 
     def _out(self, out, kind, m, source):
