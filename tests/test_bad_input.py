@@ -86,8 +86,12 @@ def test_forward_refuses_bad_X(X, error, pattern):
 
 @pytest.mark.parametrize("X, error, pattern", BAD_X)
 def test_predict_refuses_bad_X(X, error, pattern):
+    """Refused, the network unchanged, predict's cache kept for the next call."""
     net = make_net("bce")
+    net.predict(good_X())
+    cache = net._predict_cache
     assert_refused(net, lambda: net.predict(X), error, pattern)
+    assert net._predict_cache is cache
 
 
 # ---------------------------------------------------------------------------
@@ -511,12 +515,29 @@ def test_a_leading_dimension_past_blas_int_is_copied_not_refused():
     assert not _one_unit_stride(np.lib.stride_tricks.as_strided(base, shape=(2, 2), strides=(4, 4 * 2**31)))
 
 
+def _strides_of_part_of_an_item(kind):
+    """float32 X (2, 2) with columns 10 bytes apart (2.5 items), or X (7, 1) whose one column's
+    stride, which NumPy does not look at, is 10 bytes; a field of a structured array, whose rows
+    are 18 bytes apart."""
+    numbers = np.arange(40, dtype=np.float32)
+    if kind == "columns_10_bytes_apart":
+        return np.lib.stride_tricks.as_strided(numbers, shape=(2, 2), strides=(4, 10))
+    if kind == "one_column_of_stride_10_bytes":
+        return np.lib.stride_tricks.as_strided(numbers, shape=(7, 1), strides=(4, 10))
+    records = np.zeros(3, [("x", "f4", (7,)), ("flag", "i2")])
+    records["x"] = numbers[:21].reshape(3, 7)
+    return records["x"].T
+
+
+@pytest.mark.parametrize("kind", ["columns_10_bytes_apart", "one_column_of_stride_10_bytes", "structured_field"])
 @pytest.mark.parametrize("call", ["forward", "predict"])
-def test_a_stride_of_part_of_an_item_is_copied_not_refused(call):
-    """Columns 10 bytes apart (2.5 float32s): no leading dimension of BLAS's; such an X is copied."""
-    net = mlpcore.Network([2, 3], ["identity"], "mse", seed=0)
-    X = np.lib.stride_tricks.as_strided(np.arange(8, dtype=np.float32), shape=(2, 2), strides=(4, 10))
+def test_strides_of_part_of_an_item_are_read_or_copied_not_refused(call, kind):
+    """A stride that matters and is no whole number of items (no leading dimension of BLAS's) is
+    copied; one that does not matter (of an axis of length 1) is not looked at."""
+    X = _strides_of_part_of_an_item(kind)
+    net = mlpcore.Network([X.shape[0], 3], ["identity"], "mse", seed=0)
     answer = net.forward(X).A[1] if call == "forward" else net.predict(X)
+    assert type(answer) is np.ndarray or call == "forward"
     np.testing.assert_array_equal(answer, net.predict(X.copy()))
 
 

@@ -111,8 +111,8 @@ std::optional<ConstMatrix<T>> unit_stride_view(const py::array& a) {
   const index rows = a.ndim() == 2 ? a.shape(0) : 1, cols = a.shape(a.ndim() - 1);
   const index item = index(sizeof(T));
   const index row_stride = a.ndim() == 2 ? a.strides(0) : item, col_stride = a.strides(a.ndim() - 1);
-  if (row_stride % item != 0 || col_stride % item != 0) return std::nullopt;
   // A single row or column has one stride that matters; the other is whatever makes the view valid.
+  if ((rows > 1 && row_stride % item != 0) || (cols > 1 && col_stride % item != 0)) return std::nullopt;
   const index row_step = rows == 1 ? 1 : row_stride / item;
   const index col_step = cols > 1 ? col_stride / item : row_step == 1 ? rows : 1;
   const T* data = static_cast<const T*>(a.data());
@@ -133,16 +133,13 @@ ConstMatrix<T> matrix_view(const py::array& a, const char* name) {
   if (cols == 0) throw py::value_error(std::string(name) + " has m = 0 examples (shape " + shape_of(a) + ")");
   if (rows > INT_MAX || cols > INT_MAX) throw py::value_error(std::string(name) + " is too large for BLAS");
   if (const auto view = unit_stride_view<T>(a)) return *view;
-  for (py::ssize_t d = 0; d < a.ndim(); ++d)
-    if (a.strides(d) % index(sizeof(T)) != 0)
-      throw py::value_error(std::string(name) + " has strides that are not whole items");
-  throw py::value_error(std::string(name) + " must be C- or F-contiguous along one axis");
+  throw py::value_error(std::string(name) + " must be C- or F-contiguous along one axis, its strides whole items");
 }
 
-// X as predict reads it in place, with no look from the Python layer, if it is so: a NumPy
-// ndarray itself (no subclass) of T in native byte order, 2-D (n[0], m) with 1 <= m < 2^31, of
-// unit stride along one axis (see unit_stride_view); nullopt for any other X, which the Python
-// layer converts first, or refuses with the reason.
+// X as predict reads it in place, without Python's Network._matrix, if it is so: a NumPy ndarray
+// itself (no subclass) of T in native byte order, 2-D (n[0], m) with 1 <= m < 2^31, of unit
+// stride along one axis (see unit_stride_view); nullopt for any other X, which _matrix converts
+// first, or refuses with the reason.
 template <class T>
 std::optional<ConstMatrix<T>> predict_view(const Network<T>& net, py::handle X) {
   if (Py_TYPE(X.ptr()) != py::detail::npy_api::get().PyArray_Type_) return std::nullopt;
@@ -414,11 +411,13 @@ void bind_network(py::module_& m, const std::string& suffix) {
            })
       .def("predict",
            // (predict's answer for X, cache), or (None, cache) when X is not as predict_view takes
-           // it; cache: predict's own (a core cache: no views), the one given unless it is None or
+           // it, unless `converted` (X came through _matrix): then matrix_view says what is wrong;
+           // cache: predict's own (a core cache: no views), the one given unless it is None or
            // holds another m, which a new one replaces.
-           [](Net& net, py::handle X, py::object cache) -> py::tuple {
-             const std::optional<ConstMatrix<T>> view = predict_view(net, X);
-             if (!view) return py::make_tuple(py::none(), cache);
+           [](Net& net, py::handle X, py::object cache, bool converted) -> py::tuple {
+             std::optional<ConstMatrix<T>> view = predict_view(net, X);
+             if (!view && !converted) return py::make_tuple(py::none(), cache);
+             if (!view) view = matrix_view<T>(X.cast<py::array>(), "X");
              const index n_L = net.layout.n[net.L()], m = view->cols;
              if (cache.is_none() || cache.cast<PyCache<T>&>().core.capacity != m)
                cache = py::cast(PyCache<T>{Cache<T>(net, m), py::none()});

@@ -521,9 +521,9 @@ class Network:
         # out while in use (dict.pop holds the GIL), so that a call from another thread makes its own.
         cache = self.__dict__.pop("_predict_cache", None)
         try:
-            answer, cache = self._core.predict(X, cache)
+            answer, cache = self._core.predict(X, cache, False)
             if answer is None:  # X is not as the core reads it: converted, or refused with the reason
-                answer, cache = self._core.predict(self._matrix(X, "X", rows=self.n[0]), cache)
+                answer, cache = self._core.predict(self._matrix(X, "X", rows=self.n[0]), cache, True)
         finally:
             self.__dict__["_predict_cache"] = cache  # put back, past __setattr__'s checks
         return answer
