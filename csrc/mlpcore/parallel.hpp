@@ -81,6 +81,23 @@ void for_each_column(index n, index work, const F& f) {
   for (index j = 0; j < n; ++j) body(j);
 }
 
+// An element-wise pass over (n, m) matrices in runs: f(j, count) for the `count` entries from the
+// top of column j on. One run per column or, when every matrix of the pass holds its columns back
+// to back (`back_to_back`, see kernels.hpp), one run of all the columns a thread takes, so that
+// short columns still make long vector loops (a 16-unit layer's column is two AVX2 vectors). On
+// the team when the pass is worth it (see for_each_column).
+template <class F>
+void for_each_run(index n, index m, bool back_to_back, const F& f) {
+  if (!back_to_back) return for_each_column(m, n * m, [&](index j) { f(j, n); });
+  if (!worth_a_team(n * m)) return f(0, n * m);
+#pragma omp parallel num_threads(region_threads())
+  {
+    const index thread = omp_get_thread_num(), threads = omp_get_num_threads();
+    const index first = m * thread / threads, end = m * (thread + 1) / threads;
+    f(first, n * (end - first));
+  }
+}
+
 // The allocator of the large buffers (parameters, gradient, optimizer state, caches): where a
 // buffer is worth it, the team's threads touch its pages first, each a share, before the vector
 // zeroes its elements as any does. A fresh page faults on its first touch, some 3 us on a
