@@ -150,6 +150,30 @@ def test_calls_take_a_team_from_2_23_multiply_adds_and_16_examples_a_thread(rest
 
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32], **DTYPE_IDS)
+def test_element_wise_passes_shared_out_give_one_threads_numbers_to_the_bit(dtype, restore_threads):
+    """Below a team's work (2^23 multiply-adds), a call's element-wise passes of 2^18 entries and
+    more are shared out by themselves, each thread a run of whole columns whose entries meet the
+    vector loop's body and tail in other places than on one thread: the activations, their
+    derivatives (with dropout masks) and so the gradients are the same to the bit."""
+    m = 20001  # 16 m = 320,016 entries a hidden layer; 304 m = 6.1M multiply-adds a call
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((2, m)).astype(dtype)
+    Y = (rng.random((1, m)) < 0.5).astype(dtype)
+
+    def call():
+        net = mlpcore.Network([2, 16, 16, 1], ["tanh", "elu", "sigmoid"], "bce", dtype=np.dtype(dtype).name,
+                              dropout=[0.2, 0.1], seed=0)
+        assert net._core.threads(m) == 1 and 16 * m >= 2**18
+        cache = net.forward(X)
+        return cache, net.backward(cache, Y)
+    (team, team_grads), (alone, grads) = team_and_one_thread(call)
+    for l in (1, 2, 3):
+        for got, expected in ((team.Z[l], alone.Z[l]), (team.A[l], alone.A[l]), (team_grads.dZ[l], grads.dZ[l]),
+                              (team_grads.dW[l], grads.dW[l]), (team_grads.db[l], grads.db[l])):
+            np.testing.assert_array_equal(got, expected)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32], **DTYPE_IDS)
 @pytest.mark.parametrize("layout", ["F", "C"])
 @pytest.mark.parametrize("cost", ["mse", "bce", "cce"])
 @pytest.mark.parametrize("batch_norm", [True, False], ids=["batch-norm-and-dA0", "plain"])

@@ -10,15 +10,16 @@
 
 namespace mlpcore {
 
-// g_column and g_prime_column are compiled for AVX2 and FMA as well as for the baseline
-// (MLPCORE_AVX2_CLONE, see parallel.hpp), with_activation and each g in both, and run over whole
-// columns at once where they can (see for_each_run). The exp of sigmoid, tanh, elu and softmax
-// dominates a small network's step: the tiny 2-16-16-1 tanh net's fit took 10.3 us a step on the
-// baseline, 7.9-8.2 us with AVX2 column by column, 6.2-6.4 us with AVX2 over runs of columns.
+// g_run and g_prime_run are compiled for AVX2 and FMA as well as for the baseline
+// (MLPCORE_AVX2_CLONE, see parallel.hpp), with_activation and each g in both, and take runs of
+// whole columns (see for_each_run). The exp of sigmoid, tanh, elu and softmax dominates a small
+// network's step: the tiny 2-16-16-1 tanh net's fit took 10.3 us a step on the baseline, 7.9-8.2
+// us with AVX2 column by column, 6.1-6.4 us with AVX2 over runs of columns.
+// The kernels below take matrices whose columns are back to back (leading dimension = rows).
 
-// a = g(u) for n entries: one column of softmax's, or a run of any other g's entries.
+// a = g(u) for n entries: one column of softmax's, or a run of any other g's.
 template <class T>
-MLPCORE_AVX2_CLONE void g_column(ActivationSpec g, const T* u, T* a, index n) {
+MLPCORE_AVX2_CLONE void g_run(ActivationSpec g, const T* u, T* a, index n) {
   if (g.kind == Activation::softmax) return softmax_column(u, a, n);
   const T alpha = T(g.alpha);
   with_activation(g.kind, [&](auto G) {
@@ -26,35 +27,27 @@ MLPCORE_AVX2_CLONE void g_column(ActivationSpec g, const T* u, T* a, index n) {
   });
 }
 
-// Whether matrices hold their columns back to back (leading dimension = rows, or one column), so
-// that an element-wise pass over them may run over all their entries at once (see for_each_run).
-template <class... Matrices>
-bool back_to_back(const Matrices&... M) {
-  return ((M.ld == M.rows || M.cols == 1) && ...);
-}
-
 // A = g(U).   U, A: (n, m)
 template <class T>
 void activation_forward(ActivationSpec g, ConstMatrix<T> U, Matrix<T> A) {
-  for_each_run(A.rows, A.cols, g.kind != Activation::softmax && back_to_back(U, A),
-               [&](index j, index count) { g_column(g, U.col(j), A.col(j), count); });
+  for_each_run(A.rows, A.cols, g.kind == Activation::softmax,
+               [&](Range cols) { g_run(g, U.col(cols.begin), A.col(cols.begin), A.rows * cols.size()); });
 }
 
 // Z = Z + b (b broadcast over the columns), then A = g(Z), after the GEMM, a block of some 2,048
-// entries at a time (8 KB of floats, which the L1 keeps between the two loops).
+// entries at a time (8 KB in float32, 16 KB in float64, which the L1 keeps between the two loops).
 //   b: (n, 1), Z, A: (n, m)
 template <class T>
 void bias_activation_forward(ActivationSpec g, const T* b, Matrix<T> Z, Matrix<T> A) {
   const index block = std::max<index>(1, 2048 / Z.rows);  // columns
-  for_each_run(Z.rows, Z.cols, g.kind != Activation::softmax && back_to_back(Z, A), [&](index j, index count) {
-    const index end = j + count / Z.rows;
-    for (index first = j; first < end; first += block) {
-      const index last = std::min(end, first + block);
-      for (index k = first; k < last; ++k) {
-        T* z = Z.col(k);
+  for_each_run(Z.rows, Z.cols, g.kind == Activation::softmax, [&](Range cols) {
+    for (index first = cols.begin; first < cols.end; first += block) {
+      const index last = std::min(cols.end, first + block);
+      for (index j = first; j < last; ++j) {
+        T* z = Z.col(j);
         for (index i = 0; i < Z.rows; ++i) z[i] += b[i];
       }
-      g_column(g, Z.col(first), A.col(first), (last - first) * Z.rows);
+      g_run(g, Z.col(first), A.col(first), Z.rows * (last - first));
     }
   });
 }
@@ -68,11 +61,11 @@ void bias_add(const T* b, Matrix<T> Z) {
   });
 }
 
-// du = da * g'(u) for n entries (a run, see for_each_run), with g' through a = g(u); with a
-// dropout mask d of keep probability `keep`, du = d / keep * da * g'(u) with g(u) = a * keep.
+// du = da * g'(u) for a run of n entries, with g' through a = g(u); with a dropout mask d of
+// keep probability `keep`, du = d / keep * da * g'(u) with g(u) = a * keep.
 template <class T>
-MLPCORE_AVX2_CLONE void g_prime_column(ActivationSpec g, const T* u, const T* a, const T* da, const T* d, T keep, T* du,
-                                       index n) {
+MLPCORE_AVX2_CLONE void g_prime_run(ActivationSpec g, const T* u, const T* a, const T* da, const T* d, T keep, T* du,
+                                    index n) {
   const T alpha = T(g.alpha), inverse_keep = T(1) / keep;
   with_activation(g.kind, [&](auto G) {
     if (!d) {
@@ -89,9 +82,9 @@ MLPCORE_AVX2_CLONE void g_prime_column(ActivationSpec g, const T* u, const T* a,
 template <class T>
 void activation_backward(ActivationSpec g, ConstMatrix<T> U, ConstMatrix<T> A, ConstMatrix<T> dA, Matrix<T> dU,
                          const ConstMatrix<T>* D = nullptr, T keep = 1) {
-  const bool runs = back_to_back(U, A, dA, dU) && (!D || back_to_back(*D));
-  for_each_run(dU.rows, dU.cols, runs, [&](index j, index count) {
-    g_prime_column(g, U.col(j), A.col(j), dA.col(j), D ? D->col(j) : nullptr, keep, dU.col(j), count);
+  for_each_run(dU.rows, dU.cols, false, [&](Range cols) {
+    const index j = cols.begin;
+    g_prime_run(g, U.col(j), A.col(j), dA.col(j), D ? D->col(j) : nullptr, keep, dU.col(j), dU.rows * cols.size());
   });
 }
 

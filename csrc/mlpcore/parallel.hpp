@@ -81,20 +81,19 @@ void for_each_column(index n, index work, const F& f) {
   for (index j = 0; j < n; ++j) body(j);
 }
 
-// An element-wise pass over (n, m) matrices in runs: f(j, count) for the `count` entries from the
-// top of column j on. One run per column or, when every matrix of the pass holds its columns back
-// to back (`back_to_back`, see kernels.hpp), one run of all the columns a thread takes, so that
-// short columns still make long vector loops (a 16-unit layer's column is two AVX2 vectors). On
-// the team when the pass is worth it (see for_each_column).
+// An element-wise pass over (n, m) matrices that hold their columns back to back (leading
+// dimension n, as every cache's and gradient's matrices do): f(cols) for a range of columns whose
+// n cols.size() entries it takes as one run, so that short columns still make long vector loops
+// (a 16-unit layer's column is two AVX2 vectors); one column a call when `per_column`
+// (softmax's). On the team when the pass is worth it, a share of the columns each.
 template <class F>
-void for_each_run(index n, index m, bool back_to_back, const F& f) {
-  if (!back_to_back) return for_each_column(m, n * m, [&](index j) { f(j, n); });
-  if (!worth_a_team(n * m)) return f(0, n * m);
+void for_each_run(index n, index m, bool per_column, const F& f) {
+  if (per_column) return for_each_column(m, n * m, [&](index j) { f(Range{j, j + 1}); });
+  if (!worth_a_team(n * m)) return f(Range{0, m});
 #pragma omp parallel num_threads(region_threads())
   {
     const index thread = omp_get_thread_num(), threads = omp_get_num_threads();
-    const index first = m * thread / threads, end = m * (thread + 1) / threads;
-    f(first, n * (end - first));
+    f(Range{m * thread / threads, m * (thread + 1) / threads});
   }
 }
 
