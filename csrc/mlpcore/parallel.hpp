@@ -81,6 +81,12 @@ void for_each_column(index n, index work, const F& f) {
   for (index j = 0; j < n; ++j) body(j);
 }
 
+// Thread `id` of `size`'s share of 0..n-1: `size` consecutive ranges as equal as can be.
+inline Range share(index n, index id, index size) { return {n * id / size, n * (id + 1) / size}; }
+
+// The calling OpenMP thread's share of 0..n-1 (see share), in a parallel region.
+inline Range omp_share(index n) { return share(n, omp_get_thread_num(), omp_get_num_threads()); }
+
 // An element-wise pass over (n, m) matrices that hold their columns back to back (leading
 // dimension n, as every cache's and gradient's matrices do): f(cols) for a range of columns whose
 // n cols.size() entries it takes as one run, so that short columns still make long vector loops
@@ -91,10 +97,7 @@ void for_each_run(index n, index m, bool per_column, const F& f) {
   if (per_column) return for_each_column(m, n * m, [&](index j) { f(Range{j, j + 1}); });
   if (!worth_a_team(n * m)) return f(Range{0, m});
 #pragma omp parallel num_threads(region_threads())
-  {
-    const index thread = omp_get_thread_num(), threads = omp_get_num_threads();
-    f(Range{m * thread / threads, m * (thread + 1) / threads});
-  }
+  f(omp_share(m));
 }
 
 // The allocator of the large buffers (parameters, gradient, optimizer state, caches): where a
@@ -157,10 +160,7 @@ bool all_zero(index n, index work, const F& f) {
   if (!worth_a_team(work)) return !any_nonzero({0, n}, f);
   int nonzero = 0;
 #pragma omp parallel reduction(| : nonzero) num_threads(region_threads())
-  {
-    const index thread = omp_get_thread_num(), threads = omp_get_num_threads();
-    nonzero |= any_nonzero({n * thread / threads, n * (thread + 1) / threads}, f);
-  }
+  nonzero |= any_nonzero(omp_share(n), f);
   return !nonzero;
 }
 

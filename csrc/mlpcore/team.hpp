@@ -129,8 +129,8 @@ struct Team {
   int id = 0, size = 1;
   SpinBarrier* barrier = nullptr;
 
-  // This thread's share of 0..n-1: `size` consecutive ranges as equal as can be.
-  Range share(index n) const { return {n * id / size, n * (id + 1) / size}; }
+  // This thread's share of 0..n-1 (see mlpcore::share).
+  Range share(index n) const { return mlpcore::share(n, id, size); }
   void sync() const {
     if (barrier) barrier->wait();
   }
