@@ -43,6 +43,17 @@ def assert_refused(net, call, error, pattern):
     np.testing.assert_array_equal(net.params, before)
 
 
+def _copies(result, names):
+    """Copies of the arrays `names` of a Cache or Gradients (none of None), keyed by name and layer."""
+    return {(name, l): np.array(getattr(result, name)[l]) for name in names for l in getattr(result, name)} \
+        if result is not None else {}
+
+
+def assert_unchanged(result, copies):
+    for (name, l), copy in copies.items():
+        np.testing.assert_array_equal(getattr(result, name)[l], copy)
+
+
 # ---------------------------------------------------------------------------
 # X
 # ---------------------------------------------------------------------------
@@ -78,10 +89,15 @@ BAD_X = [
 ]
 
 
+@pytest.mark.parametrize("into", ["a_new_cache", "its_out_cache"])
 @pytest.mark.parametrize("X, error, pattern", BAD_X)
-def test_forward_refuses_bad_X(X, error, pattern):
+def test_forward_refuses_bad_X(X, error, pattern, into):
+    """Refused, the network unchanged, and the out cache too (forward into it looks at X in the core)."""
     net = make_net("cce")
-    assert_refused(net, lambda: net.forward(X), error, pattern)
+    cache = net.forward(good_X()) if into == "its_out_cache" else None
+    before = _copies(cache, ("Z", "A"))
+    assert_refused(net, lambda: net.forward(X, out=cache), error, pattern)
+    assert_unchanged(cache, before)
 
 
 @pytest.mark.parametrize("X, error, pattern", BAD_X)
@@ -138,11 +154,16 @@ BAD_Y = [
 ]
 
 
+@pytest.mark.parametrize("into", ["new_gradients", "its_out_gradients"])
 @pytest.mark.parametrize("cost, Y, error, pattern", BAD_Y)
-def test_backward_refuses_bad_Y(cost, Y, error, pattern):
+def test_backward_refuses_bad_Y(cost, Y, error, pattern, into):
+    """Refused, the network unchanged, and the out gradients too (backward into them looks at Y in the core)."""
     net = make_net(cost)
     cache = net.forward(good_X())
-    assert_refused(net, lambda: net.backward(cache, Y), error, pattern)
+    grads = net.backward(cache, good_Y(cost)) if into == "its_out_gradients" else None
+    before = _copies(grads, ("dW", "db", "dZ", "dA"))
+    assert_refused(net, lambda: net.backward(cache, Y, out=grads), error, pattern)
+    assert_unchanged(grads, before)
 
 
 @pytest.mark.parametrize("cost, Y, error, pattern", BAD_Y)

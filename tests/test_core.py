@@ -590,6 +590,99 @@ def test_predict_reads_X_in_every_layout_and_form_as_forward_does(kind, cost, dt
     assert net.predict(x) is not net.predict(x)  # a new answer each call, not the cache's memory
 
 
+def _fail(what):
+    return lambda *args, **kwargs: pytest.fail(what)
+
+
+@pytest.mark.parametrize("dtype", DTYPES, **DTYPE_IDS)
+@pytest.mark.parametrize("kind", IN_PLACE + CONVERTED)
+def test_forward_into_a_cache_reads_X_in_every_layout_and_form_as_into_a_new_one(kind, dtype, monkeypatch):
+    """forward(X, out=cache) hands the layouts the core reads in place to it without Python's
+    _matrix and _out (which fail the test if called for one of them), and converts the others:
+    Z, A and the dropout masks D as a forward into a new cache gives, bit for bit; A[0] a
+    read-only view of X itself when X is read in place."""
+    make = lambda: mlpcore.Network([7, 9, 4], ["relu", "softmax"], "cce", dtype=np.dtype(dtype).name, seed=3,
+                                   dropout=[0.5])
+    net, twin = make(), make()  # the same dropout masks, forward after forward
+    X = np.random.default_rng(1).integers(-4, 5, size=(7, 11)).astype(dtype)
+    cache = net.forward(X)
+    twin.forward(X)
+    expected = twin.forward(X)
+    x = _predict_input(X, kind)
+    with monkeypatch.context() as patch:
+        if kind in IN_PLACE:
+            patch.setattr(mlpcore.Network, "_matrix", _fail("X was converted"))
+            patch.setattr(mlpcore.Network, "_out", _fail("the cache was looked at from Python"))
+        assert net.forward(x, out=cache) is cache
+    for name in ("Z", "A", "D"):
+        for l in getattr(expected, name):
+            np.testing.assert_array_equal(getattr(cache, name)[l], getattr(expected, name)[l])
+    A0 = cache.A[0]
+    assert type(A0) is np.ndarray and A0.dtype == dtype and not A0.flags.writeable
+    np.testing.assert_array_equal(A0, X)
+    assert np.shares_memory(A0, x) or kind not in IN_PLACE
+
+
+def _targets_input(Y, kind):
+    """Targets Y (labels (m,) or a matrix) in one of the forms of Y_FORMS."""
+    if kind == "labels_int32":
+        return Y.astype(np.int32)
+    if kind == "labels_step_2":
+        wide = np.zeros(2 * Y.size, Y.dtype)
+        wide[::2] = Y
+        return wide[::2]
+    if kind == "vector_step_2":
+        wide = np.zeros(2 * Y.size, Y.dtype)
+        wide[::2] = Y.ravel()
+        return wide[::2]
+    if kind == "one_hot_bool":
+        return Y.astype(bool)
+    if kind in ("labels", "vector", "one_hot"):
+        return Y.ravel() if kind == "vector" else Y
+    return _predict_input(Y, kind)
+
+
+# (cost, form of Y, whether backward hands it to the core as it is)
+Y_FORMS = ([("mse", kind, kind in IN_PLACE) for kind in IN_PLACE + CONVERTED] +
+           [("cce", "labels", True), ("cce", "labels_int32", False), ("cce", "labels_step_2", False),
+            ("cce", "nested_lists", False), ("cce", "one_hot", True), ("cce", "one_hot_bool", False),
+            ("bce", "vector", True), ("bce", "vector_step_2", True), ("bce", "swapped_byte_order", False)])
+
+
+@pytest.mark.parametrize("dtype", DTYPES, **DTYPE_IDS)
+@pytest.mark.parametrize("cost, kind, in_place", Y_FORMS)
+def test_backward_into_gradients_reads_Y_in_every_layout_and_form_as_into_new_ones(cost, kind, in_place, dtype,
+                                                                                    monkeypatch):
+    """backward(cache, Y, out=grads) hands the forms of Y the core reads in place to it without
+    Python's _targets and _out (which fail the test if called for one of them), and converts
+    the others: the gradients of a backward into new Gradients, bit for bit."""
+    n_L = 1 if cost == "bce" else 4
+    output = {"mse": "identity", "bce": "sigmoid", "cce": "softmax"}[cost]
+    net = mlpcore.Network([7, 9, n_L], ["relu", output], cost, dtype=np.dtype(dtype).name, seed=3)
+    rng = np.random.default_rng(1)
+    X = rng.integers(-4, 5, size=(7, 11)).astype(dtype)
+    if cost == "mse":
+        Y = rng.integers(-4, 5, size=(n_L, 11)).astype(dtype)
+    elif cost == "bce":
+        Y = rng.integers(0, 2, size=(1, 11)).astype(dtype)
+    else:
+        labels = rng.integers(0, n_L, size=11)
+        Y = labels if kind.startswith("labels") or kind == "nested_lists" else \
+            np.asfortranarray(np.arange(n_L)[:, None] == labels).astype(dtype)
+    cache = net.forward(X)
+    grads = net.backward(cache, np.zeros((1, 11), dtype) if cost == "bce" else Y)  # other numbers to overwrite
+    expected = net.backward(cache, Y)
+    y = _targets_input(Y, kind)
+    with monkeypatch.context() as patch:
+        if in_place:
+            patch.setattr(mlpcore.Network, "_targets", _fail("Y was converted"))
+            patch.setattr(mlpcore.Network, "_out", _fail("the gradients were looked at from Python"))
+        assert net.backward(cache, y, out=grads) is grads
+    for name in ("dW", "db", "dZ"):
+        for l in (1, 2):
+            np.testing.assert_array_equal(getattr(grads, name)[l], getattr(expected, name)[l])
+
+
 @pytest.mark.parametrize("dtype", DTYPES, **DTYPE_IDS)
 @pytest.mark.parametrize("x_dtype", [np.int64, np.int32, np.uint8, np.int8, np.float16,
                                      "other_float"])
@@ -680,8 +773,8 @@ def test_the_dA0_buffer_is_made_once_for_the_gradients_capacity():
     address = []
     for m in (2, 100, 2):
         X, Y = np.asfortranarray(rng.standard_normal((3, m))), np.asfortranarray(rng.standard_normal((1, m)))
-        net._core.forward(X, cache, True)
-        net._core.backward(cache, Y, grads, True)
+        net._core.forward(X, cache, True, True)
+        net._core.backward(cache, Y, grads, True, True)
         dA0 = grads.dA(0)
         assert dA0.shape == (3, m)
         np.testing.assert_allclose(dA0, np.array(net.W[1]).T @ grads.dZ(1), rtol=1e-12)  # dA[0] = W[1]^T dZ[1]

@@ -136,17 +136,24 @@ ConstMatrix<T> matrix_view(const py::array& a, const char* name) {
   throw py::value_error(std::string(name) + " must be C- or F-contiguous along one axis, its strides whole items");
 }
 
-// X as predict reads it in place, without Python's Network._matrix, if it is so: a NumPy ndarray
-// itself (no subclass) of T in native byte order, 2-D (n[0], m) with 1 <= m < 2^31, of unit
-// stride along one axis (see unit_stride_view); nullopt for any other X, which _matrix converts
-// first, or refuses with the reason.
+// X as forward and predict read it in place, without Python's Network._matrix, if it is so: a
+// NumPy ndarray itself (no subclass) of T in native byte order, 2-D (n[0], m) with 1 <= m < 2^31,
+// of unit stride along one axis (see unit_stride_view); nullopt for any other X, which _matrix
+// converts first, or refuses with the reason.
 template <class T>
-std::optional<ConstMatrix<T>> predict_view(const Network<T>& net, py::handle X) {
+std::optional<ConstMatrix<T>> input_view(const Network<T>& net, py::handle X) {
   if (Py_TYPE(X.ptr()) != py::detail::npy_api::get().PyArray_Type_) return std::nullopt;
   const auto a = py::reinterpret_borrow<py::array>(X);
   if (a.ndim() != 2 || a.shape(0) != net.layout.n[0] || a.shape(1) < 1 || a.shape(1) > INT_MAX || !has_dtype<T>(a))
     return std::nullopt;
   return unit_stride_view<T>(a);
+}
+
+// A read-only view of the array a, as a.view() with its writeable flag cleared: forward's A[0].
+inline py::array read_only_view(const py::array& a) {
+  py::array view(a.dtype(), {a.shape(), a.shape() + a.ndim()}, {a.strides(), a.strides() + a.ndim()}, a.data(), a);
+  py::detail::array_proxy(view.ptr())->flags &= ~py::detail::npy_api::NPY_ARRAY_WRITEABLE_;
+  return view;
 }
 
 // Y for the network's cost, shape and dtype checked (its values are checked by
@@ -165,6 +172,26 @@ Targets<T> targets(const Network<T>& net, const py::array& Y) {
   if (view.rows != n_L)
     throw py::value_error("Y must be (n[L], m) with n[L] = " + std::to_string(n_L) + ", got shape " + shape_of(Y));
   return {view, nullptr};
+}
+
+// Y as backward reads it in place, without Python's Network._targets, if it is so: a NumPy
+// ndarray itself (no subclass) of C-contiguous int64 labels (m,) for cce, else of T in native
+// byte order, (n[L], m) or (m,) when n[L] = 1, with 1 <= m < 2^31, of unit stride along one
+// axis (see unit_stride_view); nullopt for any other Y, which _targets converts first, or
+// refuses with the reason.
+template <class T>
+std::optional<Targets<T>> targets_view(const Network<T>& net, py::handle Y) {
+  if (Py_TYPE(Y.ptr()) != py::detail::npy_api::get().PyArray_Type_) return std::nullopt;
+  const auto a = py::reinterpret_borrow<py::array>(Y);
+  const index n_L = net.layout.n[net.L()];
+  if (a.ndim() < 1 || a.ndim() > 2 || a.shape(a.ndim() - 1) < 1 || a.shape(a.ndim() - 1) > INT_MAX) return std::nullopt;
+  if (net.cost == Cost::cce && a.ndim() == 1) {
+    if (!has_dtype<std::int64_t>(a) || !(a.flags() & py::array::c_style)) return std::nullopt;
+    return Targets<T>::from_labels(static_cast<const std::int64_t*>(a.data()), n_L, a.shape(0));
+  }
+  if ((a.ndim() == 2 ? a.shape(0) : 1) != n_L || !has_dtype<T>(a)) return std::nullopt;
+  if (const auto view = unit_stride_view<T>(a)) return Targets<T>{*view, nullptr};
+  return std::nullopt;
 }
 
 // predict's answer for m examples: mse: A[L], T (n[L], m); bce: int64 (n[L], m); cce: int64 (m,)
@@ -325,8 +352,7 @@ void bind_cache(py::module_& m, const std::string& suffix) {
   py::class_<PyCache<T>> cache(m, ("Cache" + suffix).c_str());
   cache.def_property_readonly("m", [](const PyCache<T>& c) { return c.core.m; })
       .def_property_readonly("training", [](const PyCache<T>& c) { return c.core.training; })
-      .def_property_readonly("capacity", [](const PyCache<T>& c) { return c.core.capacity; })
-      .def_readonly("X", &PyCache<T>::X);
+      .def_property_readonly("capacity", [](const PyCache<T>& c) { return c.core.capacity; });
   const auto layer_of = [](auto member) {
     return [member](PyCache<T>& c, index l, py::handle self) { return view<T>((c.core.*member)[l], self); };
   };
@@ -402,22 +428,33 @@ void bind_network(py::module_& m, const std::string& suffix) {
              return Grads(net, m);
            })
       .def("forward",
-           [](Net& net, py::array X, PyCache<T>& cache, bool training) {
-             const ConstMatrix<T> view = matrix_view<T>(X, "X");
-             cache.X = X;
-             ReleasedGIL release;
-             require(all_finite(view), "X contains NaN or inf");
-             net.forward(view, cache.core, training);
+           // Forward of X into the cache; returns A[0], a read-only view of X. None, doing nothing,
+           // when X is not as input_view takes it or holds another m than the cache's capacity,
+           // unless `converted` (X came through _matrix, the cache through _out): then matrix_view
+           // says what is wrong with X, and the core what is wrong with the rest.
+           [](Net& net, py::handle X, PyCache<T>& cache, bool training, bool converted) -> py::object {
+             std::optional<ConstMatrix<T>> view = input_view(net, X);
+             if (!converted && (!view || view->cols != cache.core.capacity)) return py::none();
+             const py::array array = X.cast<py::array>();  // X itself if view, else what holds the memory read
+             if (!view) view = matrix_view<T>(array, "X");
+             {
+               ReleasedGIL release;
+               require(all_finite(*view), "X contains NaN or inf");
+               net.forward(*view, cache.core, training);
+             }
+             cache.X = array;
+             return read_only_view(array);
            })
       .def("predict",
-           // (predict's answer for X, cache), or (None, cache) when X is not as predict_view takes
+           // (predict's answer for X, cache), or (None, cache) when X is not as input_view takes
            // it, unless `converted` (X came through _matrix): then matrix_view says what is wrong;
            // cache: predict's own (a core cache: no views), the one given unless it is None or
            // holds another m, which a new one replaces.
            [](Net& net, py::handle X, py::object cache, bool converted) -> py::tuple {
-             std::optional<ConstMatrix<T>> view = predict_view(net, X);
+             std::optional<ConstMatrix<T>> view = input_view(net, X);
              if (!view && !converted) return py::make_tuple(py::none(), cache);
-             if (!view) view = matrix_view<T>(X.cast<py::array>(), "X");
+             const py::array array = X.cast<py::array>();  // X itself if view, else what holds the memory read
+             if (!view) view = matrix_view<T>(array, "X");
              const index n_L = net.layout.n[net.L()], m = view->cols;
              if (cache.is_none() || cache.cast<PyCache<T>&>().core.capacity != m)
                cache = py::cast(PyCache<T>{Cache<T>(net, m), py::none()});
@@ -457,11 +494,19 @@ void bind_network(py::module_& m, const std::string& suffix) {
              require_valid_targets(net.cost, Y_view);
            })
       .def("backward",
-           [](const Net& net, const PyCache<T>& cache, py::array Y, Grads& grads, bool compute_dA0) {
-             const Targets<T> targets_Y = targets(net, Y);
+           // Backward of the cache against Y into grads; false, doing nothing, when Y is not as
+           // targets_view takes it or grads hold another m than the cache's, unless `converted`
+           // (Y came through _targets, grads through _out): then `targets` says what is wrong
+           // with Y, and the core what is wrong with the rest.
+           [](const Net& net, const PyCache<T>& cache, py::handle Y, Grads& grads, bool compute_dA0, bool converted) {
+             std::optional<Targets<T>> view = targets_view(net, Y);
+             if (!converted && (!view || grads.capacity != cache.core.m)) return false;
+             const py::array array = Y.cast<py::array>();  // Y itself if view, else what holds the memory read
+             const Targets<T> targets_Y = view ? *view : targets(net, array);
              ReleasedGIL release;
              require_valid_targets(net.cost, targets_Y);
              net.backward(cache.core, targets_Y, grads, compute_dA0);
+             return true;
            })
       .def("update", [](Net& net, const Grads& grads, double learning_rate) {
         ReleasedGIL release;

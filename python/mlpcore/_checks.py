@@ -1,5 +1,6 @@
 """Type checks of the arguments that come from users, shared by the modules that take them."""
 
+import functools
 import math
 import numbers
 
@@ -13,13 +14,21 @@ def is_integer(value):
 
 def is_real(value):
     """True for a finite Python or NumPy int or float (not a bool)."""
+    if type(value) is float:  # the common case, without the look at the numbers ABCs
+        return math.isfinite(value)
     return isinstance(value, numbers.Real) and not isinstance(value, (bool, np.bool_)) and math.isfinite(value)
+
+
+@functools.cache
+def largest(dtype):
+    """The largest finite value of the float dtype, as a Python float."""
+    return float(np.finfo(dtype).max)
 
 
 def held_by(value, dtype):
     """True for a finite real number (not a bool) that the float dtype holds: |value| is at
     most its largest (compared as Python floats, not in dtype)."""
-    return is_real(value) and abs(value) <= float(np.finfo(dtype).max)
+    return is_real(value) and abs(value) <= largest(dtype)
 
 
 def require_flag(value, name):

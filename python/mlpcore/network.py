@@ -6,7 +6,7 @@ import os
 import numpy as np
 
 from . import _core
-from ._checks import held_by, is_integer, is_real, require_flag
+from ._checks import held_by, is_integer, is_real, largest, require_flag
 from . import io as saving
 from ._layers import Layers
 from .reference import check_architecture, initial_parameters
@@ -76,14 +76,14 @@ class Cache:
         self.Z_tilde = Layers("Z_tilde", {l: self._core.Z_tilde(l) for l in network._batch_norm_layers})
         self.D = Layers("D", {})
 
-    def _show_pass(self, X):
-        """After a forward: A[0] is its X (read-only); D[l] are its dropout masks if it was a training pass."""
-        A0 = X.view()
-        A0.flags.writeable = False
+    def _show_pass(self, A0):
+        """After a forward: A[0] is A0, the read-only view of its X that the core returned; D[l] are
+        its dropout masks if it was a training pass. Returns the cache."""
         self.A._set(0, A0)
         if self._network._dropout_layers:
             dropout_layers = self._network._dropout_layers if self._core.training else ()
             self.D = Layers("D", {l: self._core.D(l) for l in dropout_layers})
+        return self
 
     @property
     def m(self):
@@ -306,11 +306,14 @@ class Network:
         min(k, m // 16) threads (16 examples a thread at least), each on its share of the
         columns; the same numbers as one thread to rounding (the same dropout masks).
         """
+        training = require_flag(training, "training")
+        if type(out) is Cache and out._network is self:  # X is looked at in the core, if it reads X as it is
+            A0 = self._core.forward(X, out._core, training, False)
+            if A0 is not None:
+                return out._show_pass(A0)
         X = self._matrix(X, "X", rows=self.n[0])
         out = self._out(out, Cache, X.shape[1], "X")
-        self._core.forward(X, out._core, require_flag(training, "training"))
-        out._show_pass(out._core.X)
-        return out
+        return out._show_pass(self._core.forward(X, out._core, training, True))
 
     def cost(self, A_L, Y):
         """The cost J of the output A_L = A[L], shape (n[L], m), against the targets Y.
@@ -337,12 +340,15 @@ class Network:
         Y : as for ``cost``, with the cache's m. out : Gradients of this network and m to fill.
         Returns the Gradients. Threads as for forward.
         """
-        if not isinstance(cache, Cache):
-            raise TypeError(f"cache must be a mlpcore.Cache from forward, got {type(cache).__name__}")
-        self._require_own(cache, "cache")
-        out = self._out(out, Gradients, cache.m, "the cache")
         compute_dA0 = require_flag(compute_dA0, "compute_dA0")
-        self._core.backward(cache._core, self._targets(Y), out._core, compute_dA0)
+        # Y is looked at in the core, if it reads Y as it is
+        if not (type(cache) is Cache and cache._network is self and type(out) is Gradients and out._network is self
+                and self._core.backward(cache._core, Y, out._core, compute_dA0, False)):
+            if not isinstance(cache, Cache):
+                raise TypeError(f"cache must be a mlpcore.Cache from forward, got {type(cache).__name__}")
+            self._require_own(cache, "cache")
+            out = self._out(out, Gradients, cache.m, "the cache")
+            self._core.backward(cache._core, self._targets(Y), out._core, compute_dA0, True)
         out._show_dA0(compute_dA0)
         return out
 
@@ -570,7 +576,7 @@ class Network:
     def _require_within_range(self, X, name):
         """Refuse finite values of the float array X beyond the network's dtype's range, which
         the conversion to it would make inf."""
-        limit = float(np.finfo(self.dtype).max)
+        limit = largest(self.dtype)
         if np.any((np.abs(X) > limit) & np.isfinite(X)):
             raise ValueError(f"{name} holds values beyond the range of {self.dtype.name} (|x| <= {limit:.4g}), "
                              f"which would become inf: make the network with dtype='float64', or scale the data")
