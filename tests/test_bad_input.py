@@ -173,6 +173,38 @@ def test_cost_refuses_bad_Y(cost, Y, error, pattern):
     assert_refused(net, lambda: net.cost(A_L, Y), error, pattern)
 
 
+@pytest.mark.parametrize("into", ["new_gradients", "its_out_gradients"])
+@pytest.mark.parametrize("cache_kind", ["inference_forward", "never_forwarded"])
+def test_backward_refuses_a_cache_of_no_training_forward(cache_kind, into):
+    """Refused, the out gradients unchanged: there are no training-mode Z and A to go back through."""
+    net = make_net("mse")
+    grads = net.backward(net.forward(good_X()), good_Y("mse")) if into == "its_out_gradients" else None
+    before = _copies(grads, ("dW", "db", "dZ", "dA"))
+    cache = net.forward(good_X(), training=False) if cache_kind == "inference_forward" else mlpcore.Cache(net, M)
+    assert_refused(net, lambda: net.backward(cache, good_Y("mse"), out=grads), ValueError,
+                   r"backward needs a cache from a training-mode forward")
+    assert_unchanged(grads, before)
+
+
+@pytest.mark.parametrize("call, error, pattern", [
+    pytest.param(lambda net, cache, grads: net.forward(good_X()[:2], out=cache, training="no"), ValueError, SHAPE,
+                 id="forward_X_before_training"),
+    pytest.param(lambda net, cache, grads: net.forward(good_X(), out=grads, training="no"), TypeError,
+                 r"out must be a mlpcore\.Cache", id="forward_out_before_training"),
+    pytest.param(lambda net, cache, grads: net.backward("cache", good_Y("mse"), out=grads, compute_dA0="no"),
+                 TypeError, r"cache must be a mlpcore\.Cache", id="backward_cache_before_compute_dA0"),
+    pytest.param(lambda net, cache, grads: net.backward(cache, good_Y("mse")[:1], out=grads, compute_dA0="no"),
+                 TypeError, r"compute_dA0 must be True or False", id="backward_compute_dA0_before_Y"),
+])
+def test_of_two_bad_arguments_the_first_checked_is_named(call, error, pattern):
+    """forward checks X, then out, then training; backward the cache, out, compute_dA0, then Y,
+    into an out= of the batch's m as into new results."""
+    net = make_net("mse")
+    cache = net.forward(good_X())
+    grads = net.backward(cache, good_Y("mse"))
+    assert_refused(net, lambda: call(net, cache, grads), error, pattern)
+
+
 @pytest.mark.parametrize("cost", ["mse", "bce", "cce"])
 @pytest.mark.parametrize("m", [M - 1, M + 1])
 def test_backward_refuses_Y_whose_m_differs_from_cache(m, cost):

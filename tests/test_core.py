@@ -595,8 +595,9 @@ def _fail(what):
 
 
 @pytest.mark.parametrize("dtype", DTYPES, **DTYPE_IDS)
+@pytest.mark.parametrize("training", [True, False])
 @pytest.mark.parametrize("kind", IN_PLACE + CONVERTED)
-def test_forward_into_a_cache_reads_X_in_every_layout_and_form_as_into_a_new_one(kind, dtype, monkeypatch):
+def test_forward_into_a_cache_reads_X_in_every_layout_and_form_as_into_a_new_one(kind, training, dtype, monkeypatch):
     """forward(X, out=cache) hands the layouts the core reads in place to it without Python's
     _matrix and _out (which fail the test if called for one of them), and converts the others:
     Z, A and the dropout masks D as a forward into a new cache gives, bit for bit; A[0] a
@@ -607,13 +608,14 @@ def test_forward_into_a_cache_reads_X_in_every_layout_and_form_as_into_a_new_one
     X = np.random.default_rng(1).integers(-4, 5, size=(7, 11)).astype(dtype)
     cache = net.forward(X)
     twin.forward(X)
-    expected = twin.forward(X)
+    expected = twin.forward(X, training=training)
     x = _predict_input(X, kind)
     with monkeypatch.context() as patch:
         if kind in IN_PLACE:
             patch.setattr(mlpcore.Network, "_matrix", _fail("X was converted"))
             patch.setattr(mlpcore.Network, "_out", _fail("the cache was looked at from Python"))
-        assert net.forward(x, out=cache) is cache
+        assert net.forward(x, out=cache, training=training) is cache
+    assert cache.D.indices == ([1] if training else [])
     for name in ("Z", "A", "D"):
         for l in getattr(expected, name):
             np.testing.assert_array_equal(getattr(cache, name)[l], getattr(expected, name)[l])
@@ -651,8 +653,9 @@ Y_FORMS = ([("mse", kind, kind in IN_PLACE) for kind in IN_PLACE + CONVERTED] +
 
 @pytest.mark.parametrize("dtype", DTYPES, **DTYPE_IDS)
 @pytest.mark.parametrize("cost, kind, in_place", Y_FORMS)
-def test_backward_into_gradients_reads_Y_in_every_layout_and_form_as_into_new_ones(cost, kind, in_place, dtype,
-                                                                                    monkeypatch):
+@pytest.mark.parametrize("compute_dA0", [False, True])
+def test_backward_into_gradients_reads_Y_in_every_layout_and_form_as_into_new_ones(cost, kind, in_place, compute_dA0,
+                                                                                    dtype, monkeypatch):
     """backward(cache, Y, out=grads) hands the forms of Y the core reads in place to it without
     Python's _targets and _out (which fail the test if called for one of them), and converts
     the others: the gradients of a backward into new Gradients, bit for bit."""
@@ -671,16 +674,36 @@ def test_backward_into_gradients_reads_Y_in_every_layout_and_form_as_into_new_on
             np.asfortranarray(np.arange(n_L)[:, None] == labels).astype(dtype)
     cache = net.forward(X)
     grads = net.backward(cache, np.zeros((1, 11), dtype) if cost == "bce" else Y)  # other numbers to overwrite
-    expected = net.backward(cache, Y)
+    expected = net.backward(cache, Y, compute_dA0=compute_dA0)
     y = _targets_input(Y, kind)
     with monkeypatch.context() as patch:
         if in_place:
             patch.setattr(mlpcore.Network, "_targets", _fail("Y was converted"))
             patch.setattr(mlpcore.Network, "_out", _fail("the gradients were looked at from Python"))
-        assert net.backward(cache, y, out=grads) is grads
-    for name in ("dW", "db", "dZ"):
-        for l in (1, 2):
+        assert net.backward(cache, y, out=grads, compute_dA0=compute_dA0) is grads
+    for name in ("dW", "db", "dZ", "dA"):
+        assert getattr(grads, name).indices == getattr(expected, name).indices
+        for l in getattr(expected, name):
             np.testing.assert_array_equal(getattr(grads, name)[l], getattr(expected, name)[l])
+
+
+@pytest.mark.parametrize("into", ["a_new_cache", "its_out_cache"])
+def test_an_axis_of_length_1_is_read_in_place_whatever_its_stride(into):
+    """One feature of every other example of a wider array, (1, m) with a column stride of two
+    items, is read in place (the stride of its axis of length 1 is never used) into a new cache
+    as into an out cache; so is a bce Y of the same form."""
+    net = mlpcore.Network([1, 3, 1], ["tanh", "sigmoid"], "bce", seed=0)
+    data = np.zeros((2, 12), np.float32)
+    data[0], data[1] = np.linspace(-1, 1, 12), np.arange(12) % 3 == 0
+    X, Y = data[:1, ::2], data[1:, ::2]  # strides of 48 and 8 bytes
+    assert not any(A.flags.c_contiguous or A.flags.f_contiguous for A in (X, Y))
+    cache = net.forward(X.copy()) if into == "its_out_cache" else None
+    result = net.forward(X, out=cache)
+    assert np.shares_memory(result.A[0], X)
+    expected = net.backward(net.forward(X.copy()), Y.copy())
+    grads = net.backward(result, Y, out=net.backward(result, Y.copy()))
+    for l in (1, 2):
+        np.testing.assert_array_equal(grads.dW[l], expected.dW[l])
 
 
 @pytest.mark.parametrize("dtype", DTYPES, **DTYPE_IDS)

@@ -175,7 +175,7 @@ Targets<T> targets(const Network<T>& net, const py::array& Y) {
 }
 
 // Y as backward reads it in place, without Python's Network._targets, if it is so: a NumPy
-// ndarray itself (no subclass) of C-contiguous int64 labels (m,) for cce, else of T in native
+// ndarray itself (no subclass) of C-contiguous int64 labels (m,) for cce, else of T, in native
 // byte order, (n[L], m) or (m,) when n[L] = 1, with 1 <= m < 2^31, of unit stride along one
 // axis (see unit_stride_view); nullopt for any other Y, which _targets converts first, or
 // refuses with the reason.
@@ -431,7 +431,8 @@ void bind_network(py::module_& m, const std::string& suffix) {
            // Forward of X into the cache; returns A[0], a read-only view of X. None, doing nothing,
            // when X is not as input_view takes it or holds another m than the cache's capacity,
            // unless `converted` (X came through _matrix, the cache through _out): then matrix_view
-           // says what is wrong with X, and the core what is wrong with the rest.
+           // says what is wrong with X. Either way what the core refuses (NaN, X in the cache's
+           // memory, batch norm of one example) raises.
            [](Net& net, py::handle X, PyCache<T>& cache, bool training, bool converted) -> py::object {
              std::optional<ConstMatrix<T>> view = input_view(net, X);
              if (!converted && (!view || view->cols != cache.core.capacity)) return py::none();
@@ -497,7 +498,8 @@ void bind_network(py::module_& m, const std::string& suffix) {
            // Backward of the cache against Y into grads; false, doing nothing, when Y is not as
            // targets_view takes it or grads hold another m than the cache's, unless `converted`
            // (Y came through _targets, grads through _out): then `targets` says what is wrong
-           // with Y, and the core what is wrong with the rest.
+           // with Y. Either way what the core refuses (labels out of range, a cache of no
+           // training forward) raises.
            [](const Net& net, const PyCache<T>& cache, py::handle Y, Grads& grads, bool compute_dA0, bool converted) {
              std::optional<Targets<T>> view = targets_view(net, Y);
              if (!converted && (!view || grads.capacity != cache.core.m)) return false;

@@ -96,9 +96,9 @@ void output_error(ConstMatrix<T> A, Targets<T> Y, Matrix<T> E) {
   for_each_column(E.cols, E.size(), [&](index j) {
     const T* a = A.col(j);
     T* e = E.col(j);
-    if (Y.labels) {
-      for (index i = 0; i < E.rows; ++i) e[i] = a[i];
-      e[Y.labels[j]] -= 1;
+    if (Y.labels) {  // the label compared, never an index: Python may change it while the core reads it
+      const std::int64_t label = Y.labels[j];
+      for (index i = 0; i < E.rows; ++i) e[i] = a[i] - T(i == label);
     } else if (!Y.dense.transposed) {
       const T* y = Y.dense.col(j);
       for (index i = 0; i < E.rows; ++i) e[i] = a[i] - y[i];

@@ -30,15 +30,19 @@ def _per_layer(values, count, default, name, what, valid, valid_text):
 
 def _one_unit_stride(X):
     """Whether the core can read the 1-D or 2-D X in place: columns or rows of unit stride, the
-    other stride whole items within BLAS's int (a leading dimension below 2^31 items)."""
+    other stride whole items within BLAS's int (a leading dimension below 2^31 items). The
+    stride of an axis of length 1 is never used, so it does not count (as in the core's
+    unit_stride_view)."""
     if X.flags.f_contiguous or X.flags.c_contiguous:
         return True
     if X.ndim != 2:
         return False
     item, (rows, cols), (row_stride, col_stride) = X.itemsize, X.shape, X.strides
-    if max(row_stride, col_stride) >= item * 2**31 or row_stride % item or col_stride % item:
+    if (rows > 1 and row_stride % item) or (cols > 1 and col_stride % item):
         return False
-    return (row_stride == item and col_stride >= item * rows) or (col_stride == item and row_stride >= item * cols)
+    row_step = row_stride // item if rows > 1 else 1
+    col_step = col_stride // item if cols > 1 else rows if row_step == 1 else 1
+    return (row_step == 1 and rows <= col_step < 2**31) or (col_step == 1 and cols <= row_step < 2**31)
 
 
 def _parse_dtype(dtype):
@@ -127,11 +131,12 @@ class Gradients:
         return self._core.m
 
     def _show_dA0(self, computed):
-        """dA[0] is shown after a backward that computed it, and only then."""
+        """dA[0] is shown after a backward that computed it, and only then. Returns the gradients."""
         if computed:
             self.dA._set(0, self._core.dA(0))
         else:
             self.dA._remove(0)
+        return self
 
     def __repr__(self):
         return f"<mlpcore.Gradients of m = {self.m}: dW, db, dZ, dA>"
@@ -306,14 +311,13 @@ class Network:
         min(k, m // 16) threads (16 examples a thread at least), each on its share of the
         columns; the same numbers as one thread to rounding (the same dropout masks).
         """
-        training = require_flag(training, "training")
-        if type(out) is Cache and out._network is self:  # X is looked at in the core, if it reads X as it is
+        if type(training) is bool and type(out) is Cache and out._network is self:  # X looked at in the core
             A0 = self._core.forward(X, out._core, training, False)
             if A0 is not None:
                 return out._show_pass(A0)
         X = self._matrix(X, "X", rows=self.n[0])
         out = self._out(out, Cache, X.shape[1], "X")
-        return out._show_pass(self._core.forward(X, out._core, training, True))
+        return out._show_pass(self._core.forward(X, out._core, require_flag(training, "training"), True))
 
     def cost(self, A_L, Y):
         """The cost J of the output A_L = A[L], shape (n[L], m), against the targets Y.
@@ -340,17 +344,17 @@ class Network:
         Y : as for ``cost``, with the cache's m. out : Gradients of this network and m to fill.
         Returns the Gradients. Threads as for forward.
         """
+        if type(compute_dA0) is bool and type(cache) is Cache and cache._network is self \
+                and type(out) is Gradients and out._network is self \
+                and self._core.backward(cache._core, Y, out._core, compute_dA0, False):  # Y looked at in the core
+            return out._show_dA0(compute_dA0)
+        if not isinstance(cache, Cache):
+            raise TypeError(f"cache must be a mlpcore.Cache from forward, got {type(cache).__name__}")
+        self._require_own(cache, "cache")
+        out = self._out(out, Gradients, cache.m, "the cache")
         compute_dA0 = require_flag(compute_dA0, "compute_dA0")
-        # Y is looked at in the core, if it reads Y as it is
-        if not (type(cache) is Cache and cache._network is self and type(out) is Gradients and out._network is self
-                and self._core.backward(cache._core, Y, out._core, compute_dA0, False)):
-            if not isinstance(cache, Cache):
-                raise TypeError(f"cache must be a mlpcore.Cache from forward, got {type(cache).__name__}")
-            self._require_own(cache, "cache")
-            out = self._out(out, Gradients, cache.m, "the cache")
-            self._core.backward(cache._core, self._targets(Y), out._core, compute_dA0, True)
-        out._show_dA0(compute_dA0)
-        return out
+        self._core.backward(cache._core, self._targets(Y), out._core, compute_dA0, True)
+        return out._show_dA0(compute_dA0)
 
     def gradient_views(self, flat):
         """dW[l], db[l] (and dgamma[l], dbeta[l] of batch-norm layers) as views of a flat buffer
