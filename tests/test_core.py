@@ -11,6 +11,7 @@ on a rounding difference at Z = 0. float32 references are computed in
 float32 on the same float32 parameters and data.
 """
 
+import re
 import threading
 import time
 
@@ -1033,6 +1034,87 @@ def test_threads_predicting_with_one_network_at_once_get_their_own_answers(resto
     expected = [net.predict(x) for x in X]
     assert not np.array_equal(expected[0], expected[1])
     assert wrong_answers_in_threads(lambda i: net.predict(X[i]), expected, 300) == []
+
+
+def _refusals_at_once(first, second, attempts=50):
+    """first() and second() on two Python threads at once (each in the core with the GIL
+    released), `attempts` times or until a call is refused: the RuntimeErrors raised."""
+    for _ in range(attempts):
+        barrier, errors = threading.Barrier(2), []
+
+        def run(call):
+            barrier.wait()
+            try:
+                call()
+            except RuntimeError as error:
+                errors.append(error)
+        threads = [threading.Thread(target=run, args=(call,)) for call in (first, second)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        if errors:
+            return errors
+    return []
+
+
+CACHE_IN_USE = r"the cache is in use by a forward or backward on another thread: give each thread its own Cache"
+GRADIENTS_IN_USE = (r"the gradients are in use by a backward, update or optimizer step on another thread: give each "
+                    r"thread its own Gradients")
+
+
+def _busy_net_and_data():
+    """A network and batch whose forward and backward take some 10 ms, their update some 1 ms."""
+    net = mlpcore.Network([1024, 1024, 1], ["relu", "identity"], "mse", dtype="float64", seed=0)
+    rng = np.random.default_rng(0)
+    X = [rng.standard_normal((1024, 1024)) for _ in range(2)]
+    return net, X, rng.standard_normal((1, 1024))
+
+
+def test_two_forwards_into_one_cache_at_once_are_one_too_many(restore_threads):
+    """Two Python threads forwarding into one cache at once: one is refused, not left to point the
+    cache at an X whose array the other call's return lets go (a backward then read freed memory),
+    and the cache's A[0] stays the X the core read."""
+    mlpcore.set_num_threads(1)
+    net, X, Y = _busy_net_and_data()
+    cache = net.forward(X[0])
+    errors = _refusals_at_once(lambda: net.forward(X[0], out=cache), lambda: net.forward(X[1].copy(), out=cache))
+    assert errors and all(re.fullmatch(CACHE_IN_USE, str(error)) for error in errors)
+    grads = net.backward(cache, Y)
+    np.testing.assert_allclose(grads.dW[1], np.asarray(grads.dZ[1]) @ np.asarray(cache.A[0]).T / 1024, rtol=1e-10)
+
+
+@pytest.mark.parametrize("other", ["forward_into_the_cache", "backward_into_the_gradients", "update", "optimizer_step"])
+def test_a_backward_is_not_joined_by_a_call_that_changes_what_it_reads_or_writes(other, restore_threads):
+    """While a backward reads a cache and writes its gradients (and makes their dA[0]), a forward
+    into that cache, another backward into the gradients, or an update or optimizer step reading
+    them, is refused (or the backward is, if the other call came first)."""
+    mlpcore.set_num_threads(1)
+    net, X, Y = _busy_net_and_data()
+    cache, other_cache = net.forward(X[0]), net.forward(X[1])
+    grads = net.backward(cache, Y)
+    optimizer = mlpcore.optim.SGD(learning_rate=0.0)
+    calls = {"forward_into_the_cache": lambda: net.forward(X[1], out=cache),
+             "backward_into_the_gradients": lambda: net.backward(other_cache, Y, out=grads, compute_dA0=True),
+             "update": lambda: net.update(grads, 0.0),
+             "optimizer_step": lambda: optimizer.step(net, grads)}
+    errors = _refusals_at_once(lambda: net.backward(cache, Y, out=grads, compute_dA0=True), calls[other])
+    pattern = CACHE_IN_USE if other == "forward_into_the_cache" else GRADIENTS_IN_USE
+    assert errors and all(re.fullmatch(pattern, str(error)) for error in errors)
+    net.backward(cache, Y, out=grads, compute_dA0=True)  # the gradients as good as new
+    np.testing.assert_allclose(grads.dA[0], np.asarray(net.W[1]).T @ np.asarray(grads.dZ[1]), rtol=1e-10)
+
+
+def test_calls_that_only_read_a_cache_or_gradients_share_them(restore_threads):
+    """Two backwards reading one cache into their own gradients, and two updates reading one
+    gradients, run at once without refusal."""
+    mlpcore.set_num_threads(1)
+    net, X, Y = _busy_net_and_data()
+    cache = net.forward(X[0])
+    grads = [net.backward(cache, Y) for _ in range(2)]
+    assert _refusals_at_once(lambda: net.backward(cache, Y, out=grads[0]), lambda: net.backward(cache, Y, out=grads[1]),
+                             attempts=10) == []
+    assert _refusals_at_once(lambda: net.update(grads[0], 0.0), lambda: net.update(grads[0], 0.0), attempts=10) == []
 
 
 def run_in_a_fresh_python(tmp_path, script, env=None, parse=True):

@@ -215,7 +215,37 @@ template <class T>
 struct PyCache {
   Cache<T> core;
   py::object X;
+  int users = 0;  // the Python calls using the cache: -1 a writer, n > 0 n readers (see Claim)
 };
+
+// Two Python threads may call into one Cache or Gradients at once, each with the GIL released. A
+// forward writes its cache and points it at its X, a backward writes its gradients and makes
+// their dA[0] the first time it is asked for: either, while another call uses the same object,
+// would race in memory that one of them frees or moves (another X, another dA[0]). So a call
+// claims what it uses, as its writer or as one of its readers, while it holds the GIL, and lets
+// it go once it has the GIL back (a Claim made before a ReleasedGIL ends after it); a call that
+// finds an object claimed the other way, or by another writer, is refused.
+class Claim {
+ public:
+  enum Use { reading, writing };
+  // users: the object's count, -1 for a writer, n > 0 for n readers.
+  Claim(int& users, Use use, const char* refusal) : users_(users) {
+    if (use == writing ? users != 0 : users < 0) throw std::runtime_error(refusal);
+    users = use == writing ? -1 : users + 1;
+  }
+  ~Claim() { users_ = users_ < 0 ? 0 : users_ - 1; }
+  Claim(const Claim&) = delete;
+  Claim& operator=(const Claim&) = delete;
+
+ private:
+  int& users_;
+};
+
+constexpr const char* cache_in_use =
+    "the cache is in use by a forward or backward on another thread: give each thread its own Cache";
+constexpr const char* gradients_in_use =
+    "the gradients are in use by a backward, update or optimizer step on another thread: give each thread its own "
+    "Gradients";
 
 // An F-ordered NumPy view of a core matrix that keeps `owner` alive.
 template <class T>
@@ -438,6 +468,7 @@ void bind_network(py::module_& m, const std::string& suffix) {
              if (!converted && (!view || view->cols != cache.core.capacity)) return py::none();
              const py::array array = X.cast<py::array>();  // X itself if view, else what holds the memory read
              if (!view) view = matrix_view<T>(array, "X");
+             const Claim writing(cache.users, Claim::writing, cache_in_use);
              {
                ReleasedGIL release;
                require(all_finite(*view), "X contains NaN or inf");
@@ -500,17 +531,20 @@ void bind_network(py::module_& m, const std::string& suffix) {
            // (Y came through _targets, grads through _out): then `targets` says what is wrong
            // with Y. Either way what the core refuses (labels out of range, a cache of no
            // training forward) raises.
-           [](const Net& net, const PyCache<T>& cache, py::handle Y, Grads& grads, bool compute_dA0, bool converted) {
+           [](const Net& net, PyCache<T>& cache, py::handle Y, Grads& grads, bool compute_dA0, bool converted) {
              std::optional<Targets<T>> view = targets_view(net, Y);
              if (!converted && (!view || grads.capacity != cache.core.m)) return false;
              const py::array array = Y.cast<py::array>();  // Y itself if view, else what holds the memory read
              const Targets<T> targets_Y = view ? *view : targets(net, array);
+             const Claim reading(cache.users, Claim::reading, cache_in_use);
+             const Claim writing(grads.users, Claim::writing, gradients_in_use);
              ReleasedGIL release;
              require_valid_targets(net.cost, targets_Y);
              net.backward(cache.core, targets_Y, grads, compute_dA0);
              return true;
            })
-      .def("update", [](Net& net, const Grads& grads, double learning_rate) {
+      .def("update", [](Net& net, Grads& grads, double learning_rate) {
+        const Claim reading(grads.users, Claim::reading, gradients_in_use);
         ReleasedGIL release;
         require_finite_gradients(grads);
         net.update(grads, T(learning_rate));
@@ -522,8 +556,9 @@ void bind_network(py::module_& m, const std::string& suffix) {
 // as they were, with no spare buffers.
 template <class T>
 bool step_outside_fit(OptimizerState<T>& s, const std::string& method, const py::dict& hyper, Network<T>& net,
-                      const Gradients<T>& grads, double learning_rate) {
+                      Gradients<T>& grads, double learning_rate) {
   if (grads.network_id != net.id) throw py::value_error("the gradients belong to another network");
+  const Claim reading(grads.users, Claim::reading, gradients_in_use);
   const OptimizerSettings settings = optimizer_settings(method, hyper);
   const Range all{0, index(net.params.size())};
   require_state_fits(s, settings, all.end);

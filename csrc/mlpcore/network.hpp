@@ -202,6 +202,7 @@ struct Gradients {
   LayerMatrices<T> dZ, dA, dZ_tilde;
   std::vector<T> dA0_values;  // (n[0], capacity), sized by the first backward that asks for dA[0]
   index capacity;
+  int users = 0;  // the Python calls using these gradients: -1 a writer, n > 0 n readers (see Claim in module.cpp)
 };
 
 template <class T>

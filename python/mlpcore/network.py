@@ -64,7 +64,9 @@ class Cache:
     conversion: changing X changes what backward computes). Batch-norm layers also have Z_norm[l] and Z_tilde[l]
     (n[l], m); after a training forward, dropout layers have their 0/1 masks
     D[l] (n[l], m), in the network's dtype (1 = kept). A later forward leaves this cache unchanged unless the
-    cache is handed to it as ``out=``, which overwrites these arrays in place.
+    cache is handed to it as ``out=``, which overwrites these arrays in place. A forward into the
+    cache while a call on another thread uses it (a forward into it, or a backward reading it)
+    raises RuntimeError; backwards may read it at once.
     """
 
     __slots__ = ("_core", "_network", "Z", "A", "Z_norm", "Z_tilde", "D")
@@ -107,7 +109,10 @@ class Gradients:
     mse only, dA[0] after a backward with compute_dA0=True. Batch-norm layers have
     dgamma[l], dbeta[l] (n[l], 1). All are F-ordered
     views, in the network's dtype, of memory this object owns; dW and db lie in
-    one flat buffer laid out like the network's parameters.
+    one flat buffer laid out like the network's parameters. A backward into them
+    while a call on another thread uses them (a backward into them, an update or
+    an optimizer's step reading them) raises RuntimeError; updates and steps may
+    read them at once.
     """
 
     __slots__ = ("_core", "_network", "dW", "db", "dZ", "dA", "dgamma", "dbeta")
