@@ -591,6 +591,28 @@ def test_predict_reads_X_in_every_layout_and_form_as_forward_does(kind, cost, dt
     assert net.predict(x) is not net.predict(x)  # a new answer each call, not the cache's memory
 
 
+def test_a_results_arrays_are_made_when_first_read_then_kept():
+    """A Cache's and a Gradients' views are made the first time they are read (a loop reads few
+    of them), then are the same array at each read, through [l], get, values and items alike; a
+    layer with no array raises LayerIndexError naming those that exist."""
+    net = mlpcore.Network([3, 4, 2], ["tanh", "sigmoid"], "bce", dtype="float64", seed=0)
+    rng = np.random.default_rng(5)
+    X, Y = rng.standard_normal((3, 6)), rng.integers(0, 2, (2, 6)).astype(float)
+    cache = net.forward(X)
+    grads = net.backward(cache, Y)
+    assert list(grads.dW._arrays.values()) == [None, None]  # none made yet
+    dW1 = grads.dW[1]
+    assert grads.dW[1] is dW1 and grads.dW.get(1) is dW1 and next(iter(grads.dW.values())) is dW1
+    assert dict(grads.dW.items())[2] is grads.dW[2] and grads.dW.get(3) is None
+    np.testing.assert_allclose(dW1, np.asarray(grads.dZ[1]) @ X.T / 6, rtol=1e-12)
+    assert repr(cache.Z) == "<Z: {1: (4, 6), 2: (2, 6)}>"
+    with pytest.raises(mlpcore._layers.LayerIndexError, match=r"^dA\[0\] does not exist; dA has the layers \[1\]$"):
+        grads.dA[0]
+    net.backward(net.forward(X[:, ::-1].copy(), out=cache), Y, out=grads)
+    assert grads.dW[1] is dW1  # the same memory, filled again
+    np.testing.assert_allclose(dW1, np.asarray(grads.dZ[1]) @ X[:, ::-1].T / 6, rtol=1e-12)
+
+
 def _fail(what):
     return lambda *args, **kwargs: pytest.fail(what)
 

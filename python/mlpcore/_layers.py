@@ -21,18 +21,24 @@ class Layers:
     them; ``indices`` lists the layer numbers.
     """
 
-    __slots__ = ("_name", "_arrays")
+    __slots__ = ("_name", "_arrays", "_make")
 
-    def __init__(self, name, arrays):
+    def __init__(self, name, arrays, make=None):
+        """arrays: {l: array}; or, with make, the layer numbers l whose array make(l) gives the first
+        time it is asked for (a Cache's or Gradients' views, most of which a loop never reads)."""
         self._name = name
-        self._arrays = dict(arrays)
+        self._make = make
+        self._arrays = dict(arrays) if make is None else dict.fromkeys(arrays)
 
     def __getitem__(self, l):
         try:
-            return self._arrays[l]
+            array = self._arrays[l]
         except (KeyError, TypeError):
             raise LayerIndexError(f"{self._name}[{l!r}] does not exist; {self._name} has the layers "
                                   f"{self.indices}") from None
+        if array is None:  # not made yet
+            array = self._arrays[l] = self._make(l)
+        return array
 
     def __setitem__(self, l, value):
         self[l][...] = value
@@ -63,13 +69,13 @@ class Layers:
         return ItemsView(self)
 
     def get(self, l, default=None):
-        return self._arrays.get(l, default)
+        return self[l] if l in self._arrays else default
 
     def __contains__(self, l):
         return l in self._arrays
 
     def __repr__(self):
-        shapes = ", ".join(f"{l}: {self._arrays[l].shape}" for l in self.indices)
+        shapes = ", ".join(f"{l}: {self[l].shape}" for l in self.indices)
         return f"<{self._name}: {{{shapes}}}>"
 
 

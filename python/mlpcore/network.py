@@ -76,10 +76,10 @@ class Cache:
         self._core = network._core.new_cache(m)
         self._network = network
         L = network.L
-        self.Z = Layers("Z", {l: self._core.Z(l) for l in range(1, L + 1)})
-        self.A = Layers("A", {l: self._core.A(l) for l in range(1, L + 1)})
-        self.Z_norm = Layers("Z_norm", {l: self._core.Z_norm(l) for l in network._batch_norm_layers})
-        self.Z_tilde = Layers("Z_tilde", {l: self._core.Z_tilde(l) for l in network._batch_norm_layers})
+        self.Z = Layers("Z", range(1, L + 1), self._core.Z)
+        self.A = Layers("A", range(1, L + 1), self._core.A)
+        self.Z_norm = Layers("Z_norm", network._batch_norm_layers, self._core.Z_norm)
+        self.Z_tilde = Layers("Z_tilde", network._batch_norm_layers, self._core.Z_tilde)
         self.D = Layers("D", {})
 
     def _show_pass(self, A0):
@@ -88,7 +88,7 @@ class Cache:
         self.A._set(0, A0)
         if self._network._dropout_layers:
             dropout_layers = self._network._dropout_layers if self._core.training else ()
-            self.D = Layers("D", {l: self._core.D(l) for l in dropout_layers})
+            self.D = Layers("D", dropout_layers, self._core.D)
         return self
 
     @property
@@ -122,13 +122,13 @@ class Gradients:
         self._core = network._core.new_gradients(m)
         self._network = network
         L = network.L
-        self.dW = Layers("dW", {l: self._core.dW(l) for l in range(1, L + 1)})
-        self.db = Layers("db", {l: self._core.db(l) for l in range(1, L + 1)})
-        self.dZ = Layers("dZ", {l: self._core.dZ(l) for l in range(1, L + 1)})
+        self.dW = Layers("dW", range(1, L + 1), self._core.dW)
+        self.db = Layers("db", range(1, L + 1), self._core.db)
+        self.dZ = Layers("dZ", range(1, L + 1), self._core.dZ)
         last_dA = L if network.cost_name == "mse" else L - 1
-        self.dA = Layers("dA", {l: self._core.dA(l) for l in range(1, last_dA + 1)})
-        self.dgamma = Layers("dgamma", {l: self._core.dgamma(l) for l in network._batch_norm_layers})
-        self.dbeta = Layers("dbeta", {l: self._core.dbeta(l) for l in network._batch_norm_layers})
+        self.dA = Layers("dA", range(1, last_dA + 1), self._core.dA)
+        self.dgamma = Layers("dgamma", network._batch_norm_layers, self._core.dgamma)
+        self.dbeta = Layers("dbeta", network._batch_norm_layers, self._core.dbeta)
 
     @property
     def m(self):
