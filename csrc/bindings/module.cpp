@@ -136,17 +136,40 @@ ConstMatrix<T> matrix_view(const py::array& a, const char* name) {
   throw py::value_error(std::string(name) + " must be C- or F-contiguous along one axis, its strides whole items");
 }
 
+// `object` as an array if it is a NumPy ndarray itself (no subclass), else nullopt.
+inline std::optional<py::array> exact_ndarray(py::handle object) {
+  if (Py_TYPE(object.ptr()) != py::detail::npy_api::get().PyArray_Type_) return std::nullopt;
+  return py::reinterpret_borrow<py::array>(object);
+}
+
 // X as forward and predict read it in place, without Python's Network._matrix, if it is so: a
-// NumPy ndarray itself (no subclass) of T in native byte order, 2-D (n[0], m) with 1 <= m < 2^31,
-// of unit stride along one axis (see unit_stride_view); nullopt for any other X, which _matrix
-// converts first, or refuses with the reason.
+// NumPy ndarray itself of T in native byte order, 2-D (n[0], m) with 1 <= m < 2^31, of unit
+// stride along one axis (see unit_stride_view); nullopt for any other X, which _matrix converts
+// first, or refuses with the reason.
 template <class T>
 std::optional<ConstMatrix<T>> input_view(const Network<T>& net, py::handle X) {
-  if (Py_TYPE(X.ptr()) != py::detail::npy_api::get().PyArray_Type_) return std::nullopt;
-  const auto a = py::reinterpret_borrow<py::array>(X);
-  if (a.ndim() != 2 || a.shape(0) != net.layout.n[0] || a.shape(1) < 1 || a.shape(1) > INT_MAX || !has_dtype<T>(a))
+  const std::optional<py::array> a = exact_ndarray(X);
+  if (!a || a->ndim() != 2 || a->shape(0) != net.layout.n[0] || a->shape(1) < 1 || a->shape(1) > INT_MAX ||
+      !has_dtype<T>(*a))
     return std::nullopt;
-  return unit_stride_view<T>(a);
+  return unit_stride_view<T>(*a);
+}
+
+// The X a call of forward or predict reads: its view, and the array that holds the memory read.
+template <class T>
+struct Input {
+  ConstMatrix<T> view;
+  py::array array;
+};
+
+// X as input_view takes it; nullopt for any other X unless `converted` (X came through _matrix):
+// then matrix_view reads X as it is or says what is wrong with it.
+template <class T>
+std::optional<Input<T>> read_input(const Network<T>& net, py::handle X, bool converted) {
+  const std::optional<ConstMatrix<T>> view = input_view(net, X);
+  if (!view && !converted) return std::nullopt;
+  py::array array = X.cast<py::array>();  // X itself if view, else what holds the memory read
+  return Input<T>{view ? *view : matrix_view<T>(array, "X"), std::move(array)};
 }
 
 // A read-only view of the array a, as a.view() with its writeable flag cleared: forward's A[0].
@@ -181,8 +204,9 @@ Targets<T> targets(const Network<T>& net, const py::array& Y) {
 // refuses with the reason.
 template <class T>
 std::optional<Targets<T>> targets_view(const Network<T>& net, py::handle Y) {
-  if (Py_TYPE(Y.ptr()) != py::detail::npy_api::get().PyArray_Type_) return std::nullopt;
-  const auto a = py::reinterpret_borrow<py::array>(Y);
+  const std::optional<py::array> found = exact_ndarray(Y);
+  if (!found) return std::nullopt;
+  const py::array& a = *found;
   const index n_L = net.layout.n[net.L()];
   if (a.ndim() < 1 || a.ndim() > 2 || a.shape(a.ndim() - 1) < 1 || a.shape(a.ndim() - 1) > INT_MAX) return std::nullopt;
   if (net.cost == Cost::cce && a.ndim() == 1) {
@@ -464,18 +488,16 @@ void bind_network(py::module_& m, const std::string& suffix) {
            // says what is wrong with X. Either way what the core refuses (NaN, X in the cache's
            // memory, batch norm of one example) raises.
            [](Net& net, py::handle X, PyCache<T>& cache, bool training, bool converted) -> py::object {
-             std::optional<ConstMatrix<T>> view = input_view(net, X);
-             if (!converted && (!view || view->cols != cache.core.capacity)) return py::none();
-             const py::array array = X.cast<py::array>();  // X itself if view, else what holds the memory read
-             if (!view) view = matrix_view<T>(array, "X");
+             const std::optional<Input<T>> input = read_input(net, X, converted);
+             if (!input || (!converted && input->view.cols != cache.core.capacity)) return py::none();
              const Claim writing(cache.users, Claim::writing, cache_in_use);
              {
                ReleasedGIL release;
-               require(all_finite(*view), "X contains NaN or inf");
-               net.forward(*view, cache.core, training);
+               require(all_finite(input->view), "X contains NaN or inf");
+               net.forward(input->view, cache.core, training);
              }
-             cache.X = array;
-             return read_only_view(array);
+             cache.X = input->array;
+             return read_only_view(input->array);
            })
       .def("predict",
            // (predict's answer for X, cache), or (None, cache) when X is not as input_view takes
@@ -483,11 +505,9 @@ void bind_network(py::module_& m, const std::string& suffix) {
            // cache: predict's own (a core cache: no views), the one given unless it is None or
            // holds another m, which a new one replaces.
            [](Net& net, py::handle X, py::object cache, bool converted) -> py::tuple {
-             std::optional<ConstMatrix<T>> view = input_view(net, X);
-             if (!view && !converted) return py::make_tuple(py::none(), cache);
-             const py::array array = X.cast<py::array>();  // X itself if view, else what holds the memory read
-             if (!view) view = matrix_view<T>(array, "X");
-             const index n_L = net.layout.n[net.L()], m = view->cols;
+             const std::optional<Input<T>> input = read_input(net, X, converted);
+             if (!input) return py::make_tuple(py::none(), cache);
+             const index n_L = net.layout.n[net.L()], m = input->view.cols;
              if (cache.is_none() || cache.cast<PyCache<T>&>().core.capacity != m)
                cache = py::cast(PyCache<T>{Cache<T>(net, m), py::none()});
              Cache<T>& core_cache = cache.cast<PyCache<T>&>().core;
@@ -495,8 +515,8 @@ void bind_network(py::module_& m, const std::string& suffix) {
              void* out = answer.mutable_data();
              {
                ReleasedGIL release;
-               require(all_finite(*view), "X contains NaN or inf");
-               net.forward(*view, core_cache, false);
+               require(all_finite(input->view), "X contains NaN or inf");
+               net.forward(input->view, core_cache, false);
                const Matrix<T> A_L = core_cache.A[net.L()];
                if (net.cost == Cost::mse) {
                  std::copy_n(A_L.data, A_L.size(), static_cast<T*>(out));

@@ -7,7 +7,7 @@ import time
 import numpy as np
 
 from . import _core
-from ._checks import held_by, is_integer, is_real, require_flag
+from ._checks import held_by, is_integer, is_real, largest, require_flag
 from .optim import DivergenceError, Optimizer, make_optimizer
 from .schedules import parse_schedule
 
@@ -168,12 +168,12 @@ def _check_numbers(dtype, lr0, schedule, epochs, l2, clip_norm, clip_value):
         if bound is not None and not (held_by(bound, dtype) and dtype.type(bound) > 0):
             raise ValueError(f"{name} must be None or a number > 0 finite in {dtype.name} (and not rounding to 0 "
                              f"there), got {bound!r}")
-    largest = float(np.finfo(dtype).max)
-    epoch = schedule.first_epoch_above(lr0, epochs, largest)
+    limit = largest(dtype)
+    epoch = schedule.first_epoch_above(lr0, epochs, limit)
     if epoch is not None:
         raise ValueError(f"the schedule {schedule.spec()!r} takes the learning rate from {lr0:g} to "
                          f"{schedule.learning_rate(lr0, epoch):g} at epoch {epoch + 1} of this fit's {epochs}, "
-                         f"beyond the range of {dtype.name} (at most {largest:.4g})")
+                         f"beyond the range of {dtype.name} (at most {limit:.4g})")
 
 
 def _data(net, X, Y, X_name, Y_name):
