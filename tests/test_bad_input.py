@@ -5,6 +5,8 @@ expected or what came (a loose regex), and that the network's parameters
 are exactly as they were before the refused call.
 """
 
+import re
+
 import numpy as np
 import pytest
 
@@ -205,13 +207,17 @@ def test_of_two_bad_arguments_the_first_checked_is_named(call, error, pattern):
     assert_refused(net, lambda: call(net, cache, grads), error, pattern)
 
 
+@pytest.mark.parametrize("into", ["new_gradients", "its_out_gradients"])
 @pytest.mark.parametrize("cost", ["mse", "bce", "cce"])
 @pytest.mark.parametrize("m", [M - 1, M + 1])
-def test_backward_refuses_Y_whose_m_differs_from_cache(m, cost):
+def test_backward_refuses_Y_whose_m_differs_from_cache(m, cost, into):
+    """The message gives the shape of the Y passed, (m,) for labels or a vector."""
     net = make_net(cost)
     cache = net.forward(good_X())
-    assert_refused(net, lambda: net.backward(cache, good_Y(cost, m=m)), ValueError,
-                   rf"(?i)\bm\b|example|column|batch|{M}|{m}")
+    grads = net.backward(cache, good_Y(cost)) if into == "its_out_gradients" else None
+    Y = good_Y(cost, m=m)
+    assert_refused(net, lambda: net.backward(cache, Y, out=grads), ValueError,
+                   rf"^Y must hold the cache's m = {M} examples, got shape {re.escape(str(Y.shape))}$")
 
 
 # ---------------------------------------------------------------------------

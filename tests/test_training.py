@@ -1060,6 +1060,20 @@ def test_fit_names_the_validation_data_that_holds_nan():
         net.fit(X, labels, epochs=1, validation_data=(X_val, labels[:8]), verbose=0)
 
 
+@pytest.mark.parametrize("validation", [False, True])
+def test_fit_names_the_data_whose_values_the_core_refuses_once(validation):
+    X, labels = two_spirals(m=64, noise=0.02)
+    net = mlpcore.Network([2, 8, 2], ["tanh", "softmax"], "cce", seed=0)
+    Y = np.eye(2)[:, labels]
+    prefix = "validation " if validation else ""
+    for bad_Y, message in ((2 * Y, "Y for cce must lie in [0, 1], got 2"),
+                           (np.full_like(labels, 2), "Y: cce labels must lie in 0..1, got 2 at example 0")):
+        data = {"validation_data": (X, bad_Y)} if validation else {}
+        with pytest.raises(ValueError) as refused:
+            net.fit(X, bad_Y if not validation else labels, epochs=1, verbose=0, **data)
+        assert str(refused.value).startswith(prefix + message), str(refused.value)
+
+
 def test_the_progress_bar_shows_the_running_cost_inside_a_long_epoch(capsys):
     X, labels = two_spirals(m=400, noise=0.02)
     net = mlpcore.Network([2, 8, 1], ["tanh", "sigmoid"], "bce", seed=0)

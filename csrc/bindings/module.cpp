@@ -556,6 +556,9 @@ void bind_network(py::module_& m, const std::string& suffix) {
              if (!converted && (!view || grads.capacity != cache.core.m)) return false;
              const py::array array = Y.cast<py::array>();  // Y itself if view, else what holds the memory read
              const Targets<T> targets_Y = view ? *view : targets(net, array);
+             if (targets_Y.dense.cols != cache.core.m)
+               throw py::value_error("Y must hold the cache's m = " + std::to_string(cache.core.m) +
+                                     " examples, got shape " + shape_of(array));
              const Claim reading(cache.users, Claim::reading, cache_in_use);
              const Claim writing(grads.users, Claim::writing, gradients_in_use);
              ReleasedGIL release;

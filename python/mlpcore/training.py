@@ -187,9 +187,10 @@ def _data(net, X, Y, X_name, Y_name):
         raise ValueError(f"{Y_name} must have shape {expected} to match {X_name} of shape {X.shape}, got {Y.shape}")
     try:
         net._core.check_data(X, Y)
-    except ValueError as error:  # the core says "X ..." or "Y ...": name which data it is
+    except ValueError as error:  # the core says "X ...", "Y ..." or "cce labels ...": name which data it is
         message = str(error)
-        raise ValueError(f"{X_name}{message[1:]}" if message.startswith("X") else f"{Y_name}: {message}") from None
+        name = {"X": X_name, "Y": Y_name}.get(message[:1])
+        raise ValueError(f"{name}{message[1:]}" if name else f"{Y_name}: {message}") from None
     return X, Y
 
 
