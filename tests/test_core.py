@@ -381,6 +381,23 @@ def test_core_activation_stable_at_1e4_in_float32(spec):
     assert np.isfinite(net.cost(A[1], Y))
 
 
+@pytest.mark.parametrize("dtype", DTYPES, **DTYPE_IDS)
+@pytest.mark.parametrize("alpha", [1.0, 0.3])
+def test_core_elu_derivative_keeps_its_relative_accuracy_far_below_zero(alpha, dtype):
+    """dZ = dA * alpha e^Z with dA = 1 (mse, Y = A - 1): within a few roundings of e^Z, where
+    A + alpha, the derivative written through A, cancels (float32: 3% off at Z = -15, 0 from -17)."""
+    z = np.array([[-3.0, -10.0, -15.0, -20.0, -30.0, -60.0]], dtype=dtype)
+    net = mlpcore.Network([1, 1], [("elu", {"alpha": alpha})], "mse", dtype=dtype, seed=0)
+    net.W[1][...] = 1.0
+    net.b[1][...] = 0.0
+    cache = net.forward(z)
+    dZ = net.backward(cache, cache.A[1] - 1).dZ[1]
+    exact = alpha * np.exp(z.astype(np.float64))
+    np.testing.assert_allclose(dZ, exact, rtol=8 * np.finfo(dtype).eps, atol=0)
+    np.testing.assert_allclose(reference.g_prime(("elu", {"alpha": alpha}), z), exact,
+                               rtol=8 * np.finfo(dtype).eps, atol=0)
+
+
 @pytest.mark.parametrize("dtype, z", [("float32", -110.0), ("float64", -800.0)])
 @pytest.mark.parametrize("spec", ["sigmoid", "softmax"])
 def test_core_exponential_tail_is_zero_where_the_true_value_rounds_to_zero(spec, dtype, z):
