@@ -444,6 +444,33 @@ def test_optimizer_steps_match_the_reference(name, hyper, make, dtype):
     assert opt.t == 3
 
 
+@pytest.mark.parametrize("make", [lambda: optim.RMSprop(learning_rate=1e-7, alpha=1 - 1e-9),
+                                  lambda: optim.Adam(beta2=1 - 1e-9),
+                                  lambda: optim.Adam(beta1=1 - 1e-9, beta2=1 - 1e-9)],
+                         ids=["rmsprop_alpha", "adam_beta2", "adam_beta1_and_beta2"])
+@pytest.mark.parametrize("how", ["step", "fit"])
+def test_float32_steps_with_a_decay_rate_near_1_match_float64s(make, how):
+    """alpha, beta1 or beta2 = 1 - 1e-9 rounds to 1 in float32; 1 - beta must not (taken in
+    double, as torch does), else v stays 0 and a step divides g by eps alone. Three steps of each
+    dtype from the same parameters move them alike."""
+    rng = np.random.default_rng(0)
+    X, y = rng.standard_normal((4, 30)), rng.integers(0, 3, 30)
+    start, moves = mlpcore.Network([4, 6, 3], ["tanh", "softmax"], "cce", seed=0).params, {}
+    for dtype in (np.float64, np.float32):
+        net = mlpcore.Network([4, 6, 3], ["tanh", "softmax"], "cce", dtype=dtype)
+        net.params[...] = start
+        before = np.array(net.params, dtype=np.float64)
+        opt = make()
+        if how == "fit":
+            net.fit(X, y, epochs=3, batch_size=None, shuffle=False, optimizer=opt, verbose=0)
+        else:
+            for _ in range(3):
+                opt.step(net, net.backward(net.forward(X), y))
+        moves[dtype] = np.array(net.params, dtype=np.float64) - before
+    assert 1e-3 < np.abs(moves[np.float64]).max() < 0.1
+    np.testing.assert_allclose(moves[np.float32], moves[np.float64], rtol=1e-3, atol=1e-6)
+
+
 @pytest.mark.parametrize("dtype", [np.float64, np.float32], **DTYPE_IDS)
 def test_update_steps_as_fits_plain_sgd_does_to_the_bit(dtype):
     """net.update(grads, lr) after forward and backward gives the parameters of fit's plain SGD

@@ -108,9 +108,10 @@ bool optimizer_step(const OptimizerSettings& s, T lr, std::int64_t t, const T* p
       });
     }
     case Method::rmsprop: {
-      const T alpha = T(s.alpha), eps = T(s.eps);
+      // 1 - alpha taken in double, as torch does: in float32 an alpha near 1 rounds to 1
+      const T alpha = T(s.alpha), one_minus_alpha = T(1 - s.alpha), eps = T(s.eps);
       return for_each_parameter(size, [=](index k) {
-        const T v = put(s1_out, k, alpha * s1[k] + (1 - alpha) * g[k] * g[k]);
+        const T v = put(s1_out, k, alpha * s1[k] + one_minus_alpha * g[k] * g[k]);
         const T p_new = put(p_out, k, p[k] - lr * g[k] / (std::sqrt(v) + eps));
         return (p_new - p_new) + (v - v);
       });
@@ -118,13 +119,14 @@ bool optimizer_step(const OptimizerSettings& s, T lr, std::int64_t t, const T* p
     case Method::adam:
     case Method::adamw: {
       const T beta1 = T(s.beta1), beta2 = T(s.beta2), eps = T(s.eps);
+      const T one_minus_beta1 = T(1 - s.beta1), one_minus_beta2 = T(1 - s.beta2);  // in double, as for rmsprop
       const T decay = s.method == Method::adamw ? T(1) - lr * T(s.weight_decay) : T(1);
       // as torch computes it: step = lr / (1 - beta1^t), denominator = sqrt(v) / sqrt(1 - beta2^t) + eps
       const T step = lr / T(1 - std::pow(s.beta1, double(t)));
       const T inverse_root_correction2 = T(1 / std::sqrt(1 - std::pow(s.beta2, double(t))));
       return for_each_parameter(size, [=](index k) {
-        const T m1 = put(s1_out, k, beta1 * s1[k] + (1 - beta1) * g[k]);
-        const T v = put(s2_out, k, beta2 * s2[k] + (1 - beta2) * g[k] * g[k]);
+        const T m1 = put(s1_out, k, beta1 * s1[k] + one_minus_beta1 * g[k]);
+        const T v = put(s2_out, k, beta2 * s2[k] + one_minus_beta2 * g[k] * g[k]);
         const T p_new = put(p_out, k, p[k] * decay - step * m1 / (std::sqrt(v) * inverse_root_correction2 + eps));
         return (p_new - p_new) + (m1 - m1) + (v - v);
       });

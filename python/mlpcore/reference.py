@@ -819,7 +819,8 @@ def clip(grads, clip_norm=None, clip_value=None):
 # the first), and the hyper-parameters; it returns (new params, new state)
 # and changes nothing it was given. Every rule is element-wise, so a step
 # over a dict of arrays equals the step over their flat vector.
-# t is the step count, 1 at the first step. Arithmetic in the params' dtype.
+# t is the step count, 1 at the first step. Arithmetic in the params' dtype,
+# but for 1 - beta (alpha) and the bias corrections, taken in double first, as torch does.
 
 def _start(state, params, *names):
     """The state before a step: step count t and zero buffers named names."""
@@ -875,9 +876,10 @@ def rmsprop_step(params, grads, state=None, *, learning_rate=0.01, alpha=0.99, e
     new_params, new_v = [], []
     for P, G, v in zip(_leaves(params), _leaves(grads), _leaves(state["v"])):
         dtype = P.dtype.type
-        lr, a, e = dtype(learning_rate), dtype(alpha), dtype(eps)
+        # 1 - alpha in double before the cast, as torch takes it: in float32 an alpha near 1 rounds to 1
+        lr, a, one_minus_a, e = dtype(learning_rate), dtype(alpha), dtype(1 - float(alpha)), dtype(eps)
         # v = alpha v + (1 - alpha) g^2
-        v = a * v + (1 - a) * G * G
+        v = a * v + one_minus_a * G * G
         # p = p - lr g / (sqrt(v) + eps)
         new_params.append(P - lr * G / (np.sqrt(v) + e))
         new_v.append(v)
@@ -902,18 +904,20 @@ def adam_step(params, grads, state=None, *, learning_rate=1e-3, beta1=0.9, beta2
     for P, G, m1, v in zip(_leaves(params), _leaves(grads), _leaves(state["m1"]),
                            _leaves(state["v"])):
         dtype = P.dtype.type
+        # 1 - beta and the bias corrections in double before the cast, as for RMSprop
         lr, b1, b2, e = dtype(learning_rate), dtype(beta1), dtype(beta2), dtype(eps)
+        one_minus_b1, one_minus_b2 = dtype(1 - float(beta1)), dtype(1 - float(beta2))
         if weight_decay:
             # p = p (1 - lr weight_decay)
             P = P * (1 - lr * dtype(weight_decay))
         # m1 = beta1 m1 + (1 - beta1) g
-        m1 = b1 * m1 + (1 - b1) * G
+        m1 = b1 * m1 + one_minus_b1 * G
         # v = beta2 v + (1 - beta2) g^2
-        v = b2 * v + (1 - b2) * G * G
+        v = b2 * v + one_minus_b2 * G * G
         # m_hat = m1 / (1 - beta1^t)
-        m_hat = m1 / (1 - b1 ** t)
+        m_hat = m1 / dtype(1 - float(beta1) ** t)
         # v_hat = v / (1 - beta2^t)
-        v_hat = v / (1 - b2 ** t)
+        v_hat = v / dtype(1 - float(beta2) ** t)
         # p = p - lr m_hat / (sqrt(v_hat) + eps)
         new_params.append(P - lr * m_hat / (np.sqrt(v_hat) + e))
         new_m1.append(m1)
