@@ -233,6 +233,36 @@ def test_saving_into_a_missing_folder_names_it(tmp_path):
         net.save(tmp_path / "missing" / "model.npz")
 
 
+def test_a_path_given_as_bytes_is_written_and_read(tmp_path):
+    net, _ = trained_net("float32")
+    path = os.fsencode(tmp_path / "model.npz")
+    net.save(path)
+    np.testing.assert_array_equal(mlpcore.load(path).params, net.params)
+    assert os.listdir(tmp_path) == ["model.npz"]
+
+
+def test_what_load_would_refuse_is_refused_by_save_and_pickle(tmp_path):
+    """A history that is not a dict (None or {key: list}) would be written and then refused by
+    load: save and pickling refuse it, writing nothing."""
+    net, _ = trained_net("float32")
+    net.history = [0.5, 0.4]
+    for call in (lambda: net.save(tmp_path / "model.npz"), lambda: pickle.dumps(net), lambda: copy.deepcopy(net)):
+        with pytest.raises(ValueError, match=r"net\.history must be None or a dict of per-epoch lists to be saved, "
+                                             r"got list"):
+            call()
+    assert os.listdir(tmp_path) == []
+
+
+def test_params_whose_shape_was_changed_in_place_are_saved_flat(tmp_path):
+    """NumPy lets a view's shape be set in place (net.params.shape = (1, -1)): the file still
+    holds the flat buffer."""
+    net, _ = trained_net("float32")
+    expected = np.array(net.params)
+    net.params.shape = (1, -1)
+    net.save(tmp_path / "model.npz")
+    np.testing.assert_array_equal(mlpcore.load(tmp_path / "model.npz").params, expected)
+
+
 def test_an_npz_holding_pickled_objects_is_refused_without_unpickling(tmp_path):
     path = tmp_path / "evil.npz"
     np.savez(path, header=np.array([{"format": "mlpcore"}], dtype=object))

@@ -158,6 +158,8 @@ def test_one_hot():
 @pytest.mark.parametrize("labels, K, error, pattern", [
     ([0, 3], 3, ValueError, "0..2"),
     ([-1, 0], 3, ValueError, "0..2"),
+    ([1e30], 3, ValueError, r"0\.\.2 .* from 1e\+30"),
+    (np.array([2**64 - 1], dtype=np.uint64), 3, ValueError, "0..2 .* from 18446744073709551615"),
     ([0.5, 1.0], 3, ValueError, "whole"),
     ([np.nan], 3, ValueError, "whole"),
     ([[0, 1]], 3, ValueError, "1-D"),

@@ -34,6 +34,12 @@ void activation_forward(ActivationSpec g, ConstMatrix<T> U, Matrix<T> A) {
                [&](Range cols) { g_run(g, U.col(cols.begin), A.col(cols.begin), A.rows * cols.size()); });
 }
 
+// z = z + b for one column.   b, z: (n, 1)
+template <class T>
+inline void add_bias(const T* b, T* z, index n) {
+  for (index i = 0; i < n; ++i) z[i] += b[i];
+}
+
 // Z = Z + b (b broadcast over the columns), then A = g(Z), after the GEMM, a block of some 2,048
 // entries at a time (8 KB in float32, 16 KB in float64, which the L1 keeps between the two loops).
 //   b: (n, 1), Z, A: (n, m)
@@ -43,10 +49,7 @@ void bias_activation_forward(ActivationSpec g, const T* b, Matrix<T> Z, Matrix<T
   for_each_run(Z.rows, Z.cols, g.kind == Activation::softmax, [&](Range cols) {
     for (index first = cols.begin; first < cols.end; first += block) {
       const index last = std::min(cols.end, first + block);
-      for (index j = first; j < last; ++j) {
-        T* z = Z.col(j);
-        for (index i = 0; i < Z.rows; ++i) z[i] += b[i];
-      }
+      for (index j = first; j < last; ++j) add_bias(b, Z.col(j), Z.rows);
       g_run(g, Z.col(first), A.col(first), Z.rows * (last - first));
     }
   });
@@ -55,10 +58,7 @@ void bias_activation_forward(ActivationSpec g, const T* b, Matrix<T> Z, Matrix<T
 // Z = Z + b.   b: (n, 1), Z: (n, m)
 template <class T>
 void bias_add(const T* b, Matrix<T> Z) {
-  for_each_column(Z.cols, Z.size(), [&](index j) {
-    T* z = Z.col(j);
-    for (index i = 0; i < Z.rows; ++i) z[i] += b[i];
-  });
+  for_each_column(Z.cols, Z.size(), [&](index j) { add_bias(b, Z.col(j), Z.rows); });
 }
 
 // du = da * g'(u) for a run of n entries, with g' through a = g(u); with a dropout mask d of

@@ -19,6 +19,7 @@ import sys
 import numpy as np
 
 from ._checks import is_real
+from .io import writable_path
 from .network import Network
 from .optim import DivergenceError
 from .preprocessing import Standardizer
@@ -257,11 +258,10 @@ def _numbers(cells):
 
 def _require_folder(path):
     """Refuse, before any work, an output path that is a folder or whose folder does not exist."""
-    folder = os.path.dirname(os.path.abspath(path))
-    if not os.path.isdir(folder):
-        raise CommandError(f"cannot write {path}: the folder {folder} does not exist")
-    if os.path.isdir(path):
-        raise CommandError(f"cannot write {path}: it is a folder; give a file name")
+    try:
+        writable_path(path)
+    except OSError as error:
+        raise CommandError(str(error)) from None
 
 
 def train(args):
@@ -292,7 +292,7 @@ def train(args):
                 "scale": scaler.scale_.ravel().tolist(), "target": args.target, "task": task}
     if task == "classify":
         metadata["classes"] = classes
-        net = _classifier(len(classes), X.shape[0], args)
+        net = _network(X.shape[0], args, K=len(classes))
         Y, expected = y, np.array(classes, dtype=object)[y]  # class indices; the labels themselves
     else:
         # the network learns the target standardised, and R^2 is the same in those units
@@ -300,7 +300,7 @@ def train(args):
         metadata.update(target_mean=float(target_scaler.mean_[0, 0]), target_scale=float(target_scaler.scale_[0, 0]))
         Y = expected = _standardised(target_scaler, y[None, :], [args.target], table, "the regression target",
                                      TRAIN_DTYPE)[0]
-        net = _regressor(X.shape[0], args)
+        net = _network(X.shape[0], args)
     print(f"{args.data}: {X.shape[1]} examples, {len(feature_names)} features, target {args.target!r} "
           f"({_about(metadata)}); {fit_part.size} to train, {val.size} held out")
     print(net)
@@ -355,16 +355,12 @@ def _split(m, fraction, seed):
     return np.sort(order[m_val:]), np.sort(order[:m_val])
 
 
-def _classifier(K, n0, args):
-    """relu hidden layers and a sigmoid output with bce (K = 2) or a softmax one with cce."""
-    units, output, cost = (1, "sigmoid", "bce") if K == 2 else (K, "softmax", "cce")
+def _network(n0, args, K=None):
+    """relu hidden layers of args.layers units; for K classes a sigmoid output with bce (K = 2)
+    or a softmax one with cce, for a regression (K None) an identity output with mse."""
+    units, output, cost = (1, "identity", "mse") if K is None else (1, "sigmoid", "bce") if K == 2 \
+        else (K, "softmax", "cce")
     return Network([n0, *args.layers, units], ["relu"] * len(args.layers) + [output], cost, dtype=TRAIN_DTYPE.name,
-                   seed=args.seed)
-
-
-def _regressor(n0, args):
-    """relu hidden layers and an identity output with mse."""
-    return Network([n0, *args.layers, 1], ["relu"] * len(args.layers) + ["identity"], "mse", dtype=TRAIN_DTYPE.name,
                    seed=args.seed)
 
 

@@ -83,18 +83,26 @@ def restore_from_bytes(net, data):
     _restore(net, _read_arrays(io.BytesIO(data), source), source)
 
 
+def writable_path(path):
+    """(folder, name), as str, of a file path (str, bytes or os.PathLike) that may be written:
+    raises IsADirectoryError if path is a folder, FileNotFoundError if its folder does not exist."""
+    path = os.fsdecode(path)
+    if os.path.isdir(path):
+        raise IsADirectoryError(f"cannot write {path}: it is a folder; give a file's path")
+    folder, name = os.path.split(os.path.abspath(path))
+    if not os.path.isdir(folder):
+        raise FileNotFoundError(f"cannot write {path}: the folder {folder} does not exist")
+    return folder, name
+
+
 def write_atomically(path, write):
     """Call write(file) on a new temporary file beside path, fsync it, then rename it to path.
 
     A failure anywhere removes the temporary file and leaves path as it was. The
     new file gets the permissions of any new file (0666 less the umask).
     """
-    path = os.fspath(path)
-    if os.path.isdir(path):
-        raise IsADirectoryError(f"cannot write {path}: it is a folder; give a file's path")
-    folder, name = os.path.split(os.path.abspath(path))
-    if not os.path.isdir(folder):
-        raise FileNotFoundError(f"cannot write {path}: the folder {folder} does not exist")
+    path = os.fsdecode(path)
+    folder, name = writable_path(path)
     temporary = os.path.join(folder, f".{name}.{uuid.uuid4().hex}.tmp")
     descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
     try:

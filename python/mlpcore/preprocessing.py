@@ -8,6 +8,8 @@
 
 import numpy as np
 
+from . import reference
+
 __all__ = ["Standardizer", "NotFittedError", "one_hot"]
 
 
@@ -114,11 +116,13 @@ class Standardizer:
         return _within_range(X_scaled, self._dtype(X), "standardised value")
 
     def fit_transform(self, X):
-        """fit(X), then transform(X)."""
+        """fit(X), then transform(X): X (n0, m) of reals standardised with its own statistics,
+        float32 for float32 X, else float64."""
         return self.fit(X).transform(X)
 
     def inverse_transform(self, X):
-        """X scale_ + mean_: back to the original units; float32 stays float32, else float64.
+        """X scale_ + mean_ for standardised X (n0, m): back to the original units; float32
+        stays float32, else float64.
 
         Raises ValueError, naming the feature (row) and example (column), for a value that lies
         beyond the range of that dtype in the original units.
@@ -168,11 +172,7 @@ def one_hot(labels, K):
         if not np.all(np.isfinite(labels)) or np.any(labels != np.round(labels)):
             raise ValueError("labels must be whole numbers (class indices); got "
                              f"{labels[~np.isfinite(labels) | (labels != np.round(labels))][:5]}")
-    if labels.size and (labels.min() < 0 or labels.max() >= K):
+    if labels.size and (labels.min() < 0 or labels.max() >= K):  # before the cast, which would wrap them
         raise ValueError(f"labels must lie in 0..{K - 1} for K = {K} classes; got values from "
                          f"{labels.min()} to {labels.max()}")
-    m = labels.shape[0]
-    Y = np.zeros((K, m), dtype=np.float64)
-    # Y[labels[j], j] = 1
-    Y[labels.astype(np.int64), np.arange(m)] = 1.0
-    return Y
+    return reference.one_hot(labels.astype(np.int64), K)
