@@ -277,9 +277,14 @@ py::array view(ConstMatrix<T> M, py::handle owner) {
   return py::array_t<T>({M.rows, M.cols}, {index(sizeof(T)), index(sizeof(T)) * M.ld}, M.data, owner);
 }
 
-// Refuses a cache or gradients (`what`) for m examples outside 1..2^31 - 1.
-inline void require_capacity(index m, const std::string& what) {
-  if (m < 1 || m > INT_MAX) throw py::value_error(what + " needs 1 <= m < 2^31 examples, got " + std::to_string(m));
+// The m examples of a cache or gradients (`what`): a ValueError for any int outside 1..2^31 - 1,
+// those beyond int64 too.
+inline index capacity(const py::int_& m, const std::string& what) {
+  int overflow = 0;
+  const long long value = PyLong_AsLongLongAndOverflow(m.ptr(), &overflow);
+  if (overflow || value < 1 || value > INT_MAX)
+    throw py::value_error(what + " needs 1 <= m < 2^31 examples, got " + std::string(py::str(m)));
+  return index(value);
 }
 
 // A 1-D NumPy view of a flat buffer that keeps `owner` alive.
@@ -471,16 +476,10 @@ void bind_network(py::module_& m, const std::string& suffix) {
                  [](Net& net, index l, py::handle self) { return view<T>(net.running_mean[l], self); });
   def_layer_view(net, "running_var", net_bn_layer,
                  [](Net& net, index l, py::handle self) { return view<T>(net.running_var[l], self); });
-  net.def("new_cache",
-          [](const Net& net, index m) {
-            require_capacity(m, "a cache");
-            return PyCache<T>{Cache<T>(net, m), py::none()};
-          })
+  net.def("new_cache", [](const Net& net,
+                          const py::int_& m) { return PyCache<T>{Cache<T>(net, capacity(m, "a cache")), py::none()}; })
       .def("new_gradients",
-           [](const Net& net, index m) {
-             require_capacity(m, "a Gradients object");
-             return Grads(net, m);
-           })
+           [](const Net& net, const py::int_& m) { return Grads(net, capacity(m, "a Gradients object")); })
       .def("forward",
            // Forward of X into the cache; returns A[0], a read-only view of X. None, doing nothing,
            // when X is not as input_view takes it or holds another m than the cache's capacity,
@@ -537,6 +536,12 @@ void bind_network(py::module_& m, const std::string& suffix) {
            })
       .def("threads", &Net::call_threads, py::arg("m"))
       .def("bytes", &Net::bytes)
+      .def_static("reads_in_place",
+                  // Whether the core reads the 1-D or 2-D array a of T in native byte order in place
+                  // (see unit_stride_view): Python's _matrix copies any other.
+                  [](const py::array& a) {
+                    return (a.ndim() == 1 || a.ndim() == 2) && has_dtype<T>(a) && unit_stride_view<T>(a).has_value();
+                  })
       .def("check_data",
            [](const Net& net, py::array X, py::array Y) {
              const ConstMatrix<T> X_view = matrix_view<T>(X, "X");

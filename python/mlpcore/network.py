@@ -28,23 +28,6 @@ def _per_layer(values, count, default, name, what, valid, valid_text):
     return tuple(type(default)(value) for value in values)
 
 
-def _one_unit_stride(X):
-    """Whether the core can read the 1-D or 2-D X in place: columns or rows of unit stride, the
-    other stride whole items within BLAS's int (a leading dimension below 2^31 items). The
-    stride of an axis of length 1 is never used, so it does not count (as in the core's
-    unit_stride_view)."""
-    if X.flags.f_contiguous or X.flags.c_contiguous:
-        return True
-    if X.ndim != 2:
-        return False
-    item, (rows, cols), (row_stride, col_stride) = X.itemsize, X.shape, X.strides
-    if (rows > 1 and row_stride % item) or (cols > 1 and col_stride % item):
-        return False
-    row_step = row_stride // item if rows > 1 else 1
-    col_step = col_stride // item if cols > 1 else rows if row_step == 1 else 1
-    return (row_step == 1 and rows <= col_step < 2**31) or (col_step == 1 and cols <= row_step < 2**31)
-
-
 def _parse_dtype(dtype):
     try:
         dtype = np.dtype(dtype)
@@ -578,7 +561,7 @@ class Network:
         if X.dtype.kind == "f" and X.dtype.itemsize > self.dtype.itemsize:
             self._require_within_range(X, name)
         X = X.astype(self.dtype.newbyteorder("="), copy=False)
-        if not _one_unit_stride(X):
+        if X.ndim in (1, 2) and not self._core.reads_in_place(X):  # other shapes: refused by the core
             X = np.asfortranarray(X)
         return X
 
