@@ -276,6 +276,11 @@ def test_backward_refuses_Y_whose_m_differs_from_cache(m, cost, into):
     pytest.param([3, 5, 2], ["relu", "identity"], "mse", {"batch_norm": [1, 0]}, r"batch_norm values must be bools",
                  id="batch_norm_ints"),
     pytest.param([3, 2], ["identity"], "mse", {"bn_eps": 0}, r"bn_eps must be a real number > 0", id="bn_eps_0"),
+    pytest.param([3, 2], ["identity"], "mse", {"bn_eps": 1e-50, "dtype": "float32"},
+                 r"bn_eps must be a real number > 0 finite in float32 \(and not rounding to 0 there\), got 1e-50",
+                 id="bn_eps_rounding_to_0_in_float32"),
+    pytest.param([3, 2], ["identity"], "mse", {"bn_eps": 1e300, "dtype": "float32"},
+                 r"bn_eps must be a real number > 0 finite in float32", id="bn_eps_beyond_float32"),
     pytest.param([3, 2], ["identity"], "mse", {"bn_momentum": 2}, r"bn_momentum must be a real number in \[0, 1\]",
                  id="bn_momentum_2"),
 ])
@@ -284,10 +289,17 @@ def test_construction_refuses(n, activations, cost, kwargs, pattern):
         mlpcore.Network(n, activations, cost, **kwargs)
 
 
-@pytest.mark.parametrize("n", [5, None, "352"], ids=["int", "none", "str"])
+@pytest.mark.parametrize("n", [5, None, "352", {3, 40, 2}, {3: 1, 2: 1}], ids=["int", "none", "str", "set", "dict"])
 def test_construction_refuses_layer_sizes_that_are_not_a_sequence(n):
     with pytest.raises(TypeError, match=r"layer sizes n must be a sequence of ints \(n\[0\], \.\.\., n\[L\]\)"):
         mlpcore.Network(n, ["relu", "identity"], "mse")
+
+
+@pytest.mark.parametrize("activations", [None, "relu", {"relu", "identity"}, {1: "relu", 2: "identity"}],
+                         ids=["none", "str", "set", "dict"])
+def test_construction_refuses_activations_that_are_not_a_sequence(activations):
+    with pytest.raises(ValueError, match=r"activations must be a list of L = 2 specs, one per layer"):
+        mlpcore.Network([3, 5, 2], activations, "mse")
 
 
 # ---------------------------------------------------------------------------

@@ -181,7 +181,7 @@ class Network:
         Z_norm = (Z - mu) / sqrt(var + bn_eps), Z_tilde = gamma Z_norm + beta,
         A = g(Z_tilde); inference uses running statistics updated with
         bn_momentum, as torch.nn.BatchNorm1d does.
-    bn_eps : float > 0
+    bn_eps : float > 0, finite in dtype and not rounding to 0 there
         The eps of sqrt(var + bn_eps) in batch-norm layers (default 1e-5).
     bn_momentum : float in [0, 1]
         The rate at which each training forward moves the running statistics
@@ -244,8 +244,9 @@ class Network:
         for name, params in activations:
             if not held_by(params.get("alpha", 0.0), dtype):
                 raise ValueError(f"the alpha of {name} must be finite in {dtype.name}, got {params['alpha']!r}")
-        if not (is_real(bn_eps) and bn_eps > 0):
-            raise ValueError(f"bn_eps must be a real number > 0, got {bn_eps!r}")
+        if not (held_by(bn_eps, dtype) and dtype.type(bn_eps) > 0):
+            raise ValueError(f"bn_eps must be a real number > 0 finite in {dtype.name} (and not rounding to 0 there), "
+                             f"got {bn_eps!r}")
         if not (is_real(bn_momentum) and 0 <= bn_momentum <= 1):
             raise ValueError(f"bn_momentum must be a real number in [0, 1], got {bn_momentum!r}")
         if max(layer_sizes) > _MAX_UNITS:  # the core's limit; sizes past 2^63 would not even reach it

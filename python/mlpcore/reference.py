@@ -105,11 +105,17 @@ def parse_activation(spec):
     return name, {"alpha": float(alpha)}
 
 
+def _is_sequence(values):
+    """Whether values is an ordered collection (a list, tuple or array; not a string, set or dict)."""
+    return hasattr(values, "__len__") and hasattr(values, "__getitem__") \
+        and not isinstance(values, (str, bytes, Mapping))
+
+
 def check_architecture(n, activations, cost):
     """Check layer sizes, activations and cost; return the parsed activations.
 
     n: sequence of L + 1 positive ints, n[0] input features .. n[L] outputs
-    (TypeError for anything but a sequence).
+    (TypeError for anything but a sequence: a set or dict has no order).
     activations: sequence of L activation specs, one for each layer 1..L.
     cost: "mse", "bce" or "cce".
     Returns a list of L ``(name, params)`` pairs (index 0 is layer 1).
@@ -118,7 +124,7 @@ def check_architecture(n, activations, cost):
     bce only with a sigmoid output, cce only with a softmax output, mse with
     any output but softmax.
     """
-    if isinstance(n, (str, bytes)) or not hasattr(n, "__len__"):
+    if not _is_sequence(n):
         raise TypeError(
             f"layer sizes n must be a sequence of ints (n[0], ..., n[L]); got {n!r}")
     n = list(n)
@@ -131,7 +137,7 @@ def check_architecture(n, activations, cost):
             f"layer sizes n need n[0] and at least one layer; got n = {n}")
     L = len(n) - 1
 
-    if isinstance(activations, (str, dict)):
+    if not _is_sequence(activations):
         raise ValueError(
             f"activations must be a list of L = {L} specs, one per layer; "
             f"got {activations!r}")
