@@ -10,8 +10,10 @@ import warnings
 import numpy as np
 import pytest
 
+import mlpcore
 from mlpcore import schedules
-from mlpcore.schedules import Schedule, learning_rate, learning_rates, parse_schedule
+from mlpcore.datasets import two_spirals
+from mlpcore.schedules import SCHEDULES, Schedule, learning_rate, learning_rates, parse_schedule
 
 
 def test_constant():
@@ -50,7 +52,7 @@ def test_cosine_hand_values():
 def test_parse_fills_in_defaults_and_is_idempotent():
     schedule = parse_schedule(("cosine", {"T_max": 5}))
     assert schedule.name == "cosine" and schedule.params == {"T_max": 5, "eta_min": 0.0}
-    assert parse_schedule(schedule) is schedule
+    assert parse_schedule(schedule) == schedule and parse_schedule(schedule) is not schedule  # checked again
     assert parse_schedule(schedule.spec()) == schedule
     assert parse_schedule(["step", None]) == parse_schedule("step")
     assert parse_schedule(("step", {"step_size": np.int64(3), "gamma": np.float32(0.5)})).params == \
@@ -84,14 +86,40 @@ def test_parse_fills_in_defaults_and_is_idempotent():
 def test_parse_refuses(spec, error, pattern):
     with pytest.raises(error, match=pattern):
         parse_schedule(spec)
+    if isinstance(spec, tuple) and len(spec) == 2 and isinstance(spec[0], str) and spec[0] in SCHEDULES:
+        with pytest.raises(error, match=pattern):  # the same checks when made directly
+            Schedule(*spec)
+
+
+def test_a_schedule_made_directly_fills_in_its_defaults():
+    assert Schedule("step") == parse_schedule("step") == Schedule("step", {"step_size": 10})
+    assert Schedule("constant") == parse_schedule(None)
+    assert eval(repr(Schedule("cosine", {"T_max": 3})), {"Schedule": Schedule}) == Schedule("cosine", {"T_max": 3})
+    with pytest.raises(ValueError, match="unknown schedule 'bogus'"):
+        Schedule("bogus", {})
+
+
+def test_a_schedule_whose_params_were_changed_is_checked_again_and_its_fit_refused():
+    """A Schedule's params are a dict, which can be changed after it was checked: fit checks them
+    again, before anything changes."""
+    schedule = parse_schedule(("exponential", {"gamma": 0.5}))
+    schedule.params["gamma"] = -1.0
+    with pytest.raises(ValueError, match=r"gamma of schedule 'exponential' must be a finite number > 0; got -1\.0"):
+        parse_schedule(schedule)
+    X, labels = two_spirals(m=32, noise=0.02)
+    net = mlpcore.Network([2, 4, 1], ["tanh", "sigmoid"], "bce", seed=0)
+    before = np.array(net.params)
+    with pytest.raises(ValueError, match="gamma of schedule 'exponential'"):
+        net.fit(X, labels, epochs=4, learning_rate=0.5, schedule=schedule, verbose=0)
+    np.testing.assert_array_equal(net.params, before)
+    assert net.history is None
 
 
 def test_learning_rate_refuses_bad_epochs_and_rates():
     schedule = parse_schedule("step")
-    with pytest.raises(ValueError, match="epoch"):
-        schedule.learning_rate(0.1, -1)
-    with pytest.raises(TypeError, match="epoch"):
-        schedule.learning_rate(0.1, 1.5)
+    for epoch in (-1, 1.5, True, "1"):
+        with pytest.raises(ValueError, match=r"epoch must be an integer >= 0 \(0-based\); got"):
+            schedule.learning_rate(0.1, epoch)
     for lr0 in (-0.1, float("nan"), float("inf")):
         with pytest.raises(ValueError, match="learning rate"):
             schedule.learning_rate(lr0, 0)

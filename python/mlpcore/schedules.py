@@ -21,7 +21,6 @@ follows; past T_max it rises again, as torch's does.
     [0.1, 0.1, 0.05, 0.05, 0.025]
 """
 
-import bisect
 import math
 import sys
 
@@ -36,6 +35,7 @@ SCHEDULES = {
     "exponential": {"gamma": 0.95},
     "cosine": {"T_max": 50, "eta_min": 0.0},
 }
+_NAMED = [name for name in SCHEDULES if name != "constant"]  # the names a spec may give
 _LOG_LARGEST = math.log(sys.float_info.max)  # the largest float is e^_LOG_LARGEST
 
 
@@ -49,23 +49,23 @@ class Schedule:
 
     __slots__ = ("name", "params")
 
-    def __init__(self, name, params):
+    def __init__(self, name, params=None):
+        """name: one of SCHEDULES; params: a dict of some of its parameters, or None (see
+        parse_schedule for their ranges). Raises ValueError as parse_schedule does."""
         self.name = name
-        self.params = dict(params)
+        self.params = _checked_params(name, params)
 
     def learning_rate(self, lr0, epoch):
         """The learning rate of epoch ``epoch`` (an int >= 0, 0-based) for the base rate lr0 >= 0.
 
         Returns a float: inf for a rate beyond the float range (a step or exponential gamma > 1
         after many epochs), never OverflowError. Raises ValueError on a negative or non-finite
-        lr0 or a negative epoch, TypeError on an epoch that is not an integer.
+        lr0, or an epoch that is not an integer >= 0 (as fit's epochs).
         """
-        if not is_real(lr0) or not math.isfinite(lr0) or lr0 < 0:
+        if not is_real(lr0) or lr0 < 0:
             raise ValueError(f"the base learning rate must be a finite number >= 0; got {lr0!r}")
-        if not is_integer(epoch):
-            raise TypeError(f"epoch must be an integer >= 0; got {epoch!r}")
-        if epoch < 0:
-            raise ValueError(f"epoch must be >= 0 (0-based); got {epoch}")
+        if not is_integer(epoch) or epoch < 0:
+            raise ValueError(f"epoch must be an integer >= 0 (0-based); got {epoch!r}")
         lr0, e, p = float(lr0), int(epoch), self.params
         if self.name == "step":
             # lr = lr0 gamma^(e // step_size)
@@ -104,7 +104,13 @@ class Schedule:
             peak = 0
         limit = float(limit)  # a NumPy float32 limit would compare in float32
         above = lambda e: not self.learning_rate(lr0, e) <= limit  # noqa: E731 - also NaN
-        return bisect.bisect_left(range(peak + 1), True, key=above) if above(peak) else None
+        if not above(peak):
+            return None
+        first, last = 0, peak  # the first epoch above lies in first..last (ints of any size, unlike a range's)
+        while first < last:
+            middle = (first + last) // 2
+            first, last = (first, middle) if above(middle) else (middle + 1, last)
+        return first
 
     def spec(self):
         """The spec that parses to this schedule: None, or (name, params)."""
@@ -118,17 +124,16 @@ class Schedule:
         return hash((self.name, tuple(sorted(self.params.items()))))
 
     def __repr__(self):
-        if self.name == "constant":
-            return "Schedule(None)"
-        return f"Schedule(({self.name!r}, {self.params!r}))"
+        return f"Schedule({self.name!r}, {self.params!r})"
 
 
 def _times_power(lr0, gamma, k):
     """lr0 gamma^k for lr0 >= 0, gamma > 0, k >= 0: inf where it is beyond the float range."""
     try:
         return lr0 * gamma ** k
-    except OverflowError:  # gamma^k alone is beyond the float range; lr0 gamma^k may not be
-        log_rate = math.log(lr0) + k * math.log(gamma) if lr0 > 0 else -math.inf
+    except OverflowError:  # gamma^k alone (or k itself) is beyond the float range; lr0 gamma^k may not be
+        # any k past 2^64 gives what 2^64 does: |log gamma| > 1e-16 for every float gamma != 1
+        log_rate = math.log(lr0) + min(k, 2**64) * math.log(gamma) if lr0 > 0 else -math.inf
         return math.exp(log_rate) if log_rate < _LOG_LARGEST else math.inf
 
 
@@ -137,7 +142,8 @@ def parse_schedule(spec):
 
     spec: None; a name "step", "exponential", "cosine" (every default); a pair
     (name, params) with params a dict of some of that schedule's parameters
-    (or None); or a Schedule (returned as it is).
+    (or None); or a Schedule (a copy, its name and params checked again: they may have
+    been changed since it was made).
         step: step_size an integer >= 1, gamma a finite number > 0;
         exponential: gamma a finite number > 0;
         cosine: T_max an integer >= 1, eta_min a finite number >= 0.
@@ -145,19 +151,29 @@ def parse_schedule(spec):
     parameter or a value out of range, TypeError on a spec of another form.
     """
     if isinstance(spec, Schedule):
-        return spec
+        return Schedule(spec.name, spec.params)
     if spec is None:
-        return Schedule("constant", {})
+        return Schedule("constant")
     name, params = name_and_params(spec, "a schedule (or None)", "('step', {'step_size': 10, 'gamma': 0.5})")
-    names = [n for n in SCHEDULES if n != "constant"]
-    if name not in names:
-        raise ValueError(f"unknown schedule {name!r}; expected None or one of {', '.join(names)}")
+    if name == "constant":
+        raise ValueError(f"unknown schedule {name!r}; expected None or one of {', '.join(_NAMED)}")
+    return Schedule(name, params)
+
+
+def _checked_params(name, params):
+    """The params of schedule `name` (a dict of some of them, or None) with every default filled
+    in, each checked (see parse_schedule)."""
+    if not isinstance(name, str) or name not in SCHEDULES:
+        raise ValueError(f"unknown schedule {name!r}; expected None or one of {', '.join(_NAMED)}")
+    if params is None:
+        params = {}
+    if not isinstance(params, dict):
+        raise TypeError(f"the params of schedule {name!r} must be a dict or None; got {params!r}")
     defaults = SCHEDULES[name]
     unknown = sorted(map(str, set(params) - set(defaults)))
     if unknown:
         raise ValueError(f"schedule {name!r} takes the parameters {list(defaults)}; got {unknown}")
     params = {**defaults, **params}
-
     for key in ("step_size", "T_max"):
         if key in params:
             value = params[key]
@@ -174,7 +190,7 @@ def parse_schedule(spec):
         if not is_real(value) or value < 0:
             raise ValueError(f"eta_min of schedule {name!r} must be a finite number >= 0; got {value!r}")
         params["eta_min"] = float(value)
-    return Schedule(name, params)
+    return params
 
 
 def learning_rate(spec, lr0, epoch):
