@@ -536,6 +536,93 @@ def test_an_optimizer_refuses_a_hyper_parameter_of_another_type_set_later():
     assert opt.t == 1 and np.array_equal(opt.state[0], state[0])
 
 
+@pytest.mark.parametrize("make, name, value, error, pattern", [
+    (lambda: mlpcore.optim.Adam(), "beta1", 1.5, ValueError,
+     r"hyper-parameter 'beta1' of optimizer 'adam' must be a real number in \[0, 1\), got 1\.5"),
+    (lambda: mlpcore.optim.Adam(), "beta2", 1.0, ValueError, r"'beta2' of optimizer 'adam' must be .* got 1\.0"),
+    (lambda: mlpcore.optim.RMSprop(), "alpha", -0.1, ValueError, r"'alpha' of optimizer 'rmsprop' must be"),
+    (lambda: mlpcore.optim.AdamW(), "eps", -1.0, ValueError,
+     r"'eps' of optimizer 'adamw' must be a finite real number > 0, got -1\.0"),
+    (lambda: mlpcore.optim.AdamW(), "weight_decay", np.inf, ValueError, r"'weight_decay' of optimizer 'adamw'"),
+    (lambda: mlpcore.optim.SGD(momentum=0.9), "momentum", -5.0, ValueError,
+     r"'momentum' of optimizer 'sgd' must be a finite real number >= 0, got -5\.0"),
+    (lambda: mlpcore.optim.SGD(momentum=0.9, nesterov=True), "momentum", 0.0, ValueError,
+     r"nesterov needs momentum > 0"),
+    (lambda: mlpcore.optim.SGD(momentum=0.9), "nesterov", "no", TypeError,
+     r"hyper-parameter 'nesterov' of optimizer 'sgd' must be True or False, got 'no'"),
+], ids=["beta1", "beta2", "alpha", "eps", "weight_decay", "momentum", "nesterov_without_momentum", "nesterov_str"])
+@pytest.mark.parametrize("through", ["step", "fit"])
+def test_an_optimizer_refuses_a_hyper_parameter_out_of_range_set_later(make, name, value, error, pattern, through):
+    """opt.hyper can be changed after the constructor checked it: each step and fit check it
+    again, refusing what the constructor would, before anything changes."""
+    net = make_net("mse")
+    X, Y = good_X(), good_Y("mse")
+    opt = make()
+    opt.step(net, net.backward(net.forward(X), Y))
+    opt.hyper[name] = value
+    state, t = [np.array(buffer) for buffer in opt.state], opt.t
+    call = {"step": lambda: opt.step(net, net.backward(net.forward(X), Y)),
+            "fit": lambda: net.fit(X, Y, epochs=1, optimizer=opt, verbose=0)}[through]
+    assert_refused(net, call, error, pattern)
+    assert opt.t == t and all(np.array_equal(a, b) for a, b in zip(opt.state, state))
+
+
+def test_sgd_refuses_a_nesterov_that_is_not_a_bool():
+    with pytest.raises(TypeError, match=r"nesterov must be True or False, got 'no'"):
+        mlpcore.optim.SGD(momentum=0.9, nesterov="no")
+    net = make_net("mse")
+    assert_refused(net, lambda: net.fit(good_X(), good_Y("mse"), optimizer=("momentum", {"nesterov": "no"})),
+                   ValueError, r"optimizer 'momentum': nesterov must be True or False, got 'no'")
+
+
+@pytest.mark.parametrize("refusal", ["nan_gradients", "divergence"])
+def test_a_refused_first_step_leaves_the_optimizer_without_state(refusal):
+    """The state is made by the first step that is taken: a refused one leaves none, bound to no
+    network, so that the optimizer still serves any network."""
+    net, other = make_net("mse"), make_net("mse", seed=1)
+    grads = net.backward(net.forward(good_X()), good_Y("mse"))
+    opt = mlpcore.optim.SGD(momentum=0.9)
+    if refusal == "nan_gradients":
+        grads.dW[1][0, 0] = np.nan
+        error, pattern = ValueError, r"the gradients contain NaN or inf"
+    else:
+        opt.learning_rate = 1e300  # finite in float64, inf in the float32 network's step
+        error, pattern = mlpcore.DivergenceError, r"nothing was changed"
+    assert_refused(net, lambda: opt.step(net, grads), error, pattern)
+    assert opt.state == [] and opt.t == 0 and net.optimizer is None
+    opt.learning_rate = 0.1
+    opt.step(other, other.backward(other.forward(good_X()), good_Y("mse")))
+    assert opt.t == 1 and other.optimizer is opt
+
+
+HUGE = 10**400  # an int beyond the float range: float(HUGE) raises OverflowError
+
+
+@pytest.mark.parametrize("call", [
+    lambda net, X, Y, grads: net.update(grads, HUGE),
+    lambda net, X, Y, grads: net.fit(X, Y, learning_rate=HUGE, verbose=0),
+    lambda net, X, Y, grads: net.fit(X, Y, l2=HUGE, verbose=0),
+    lambda net, X, Y, grads: net.fit(X, Y, clip_norm=HUGE, verbose=0),
+    lambda net, X, Y, grads: net.fit(X, Y, validation_fraction=HUGE, verbose=0),
+    lambda net, X, Y, grads: net.fit(X, Y, epochs=HUGE, schedule=("step", {"gamma": 2.0}), verbose=0),
+    lambda net, X, Y, grads: mlpcore.optim.Adam(learning_rate=HUGE),
+    lambda net, X, Y, grads: mlpcore.optim.Adam(eps=HUGE),
+    lambda net, X, Y, grads: mlpcore.Network([3, 2], ["identity"], "mse", bias=HUGE),
+    lambda net, X, Y, grads: mlpcore.Network([3, 2], ["identity"], "mse", bn_eps=HUGE),
+    lambda net, X, Y, grads: mlpcore.Network([3, 4, 2], ["relu", "identity"], "mse", dropout=[HUGE]),
+    lambda net, X, Y, grads: mlpcore.Network([3, 2], [("elu", {"alpha": HUGE})], "mse"),
+    lambda net, X, Y, grads: mlpcore.schedules.parse_schedule(("exponential", {"gamma": HUGE})),
+], ids=["update", "fit_learning_rate", "fit_l2", "fit_clip_norm", "fit_validation_fraction", "fit_epochs_schedule",
+        "adam_learning_rate", "adam_eps", "bias", "bn_eps", "dropout", "elu_alpha", "schedule_gamma"])
+def test_an_int_beyond_the_float_range_is_refused_with_the_name_of_what_it_was(call):
+    """A ValueError naming the argument, not OverflowError from converting it to float."""
+    net = make_net("mse")
+    X, Y = good_X(), good_Y("mse")
+    grads = net.backward(net.forward(X), Y)
+    assert_refused(net, lambda: call(net, X, Y, grads), ValueError,
+                   r"learning rate|learning_rate|l2|clip_norm|validation_fraction|eps|bias|dropout|alpha|gamma")
+
+
 def test_refused_calls_leave_a_working_network():
     """After a series of refused calls the network still matches a twin that saw none."""
     net, twin = make_net("cce", seed=5), make_net("cce", seed=5)

@@ -1069,6 +1069,46 @@ def test_a_fit_refused_another_networks_optimizer_leaves_it_unchanged():
     assert other.optimizer is None and other.history is None
 
 
+def _nan_gradient(flat):
+    flat[0] = np.nan
+
+
+@pytest.mark.parametrize("optimizer", ["sgd", "adam", "a_new_object", "its_own_object"])
+@pytest.mark.parametrize("failure", ["hook_of_another_signature", "nan_at_the_first_step", "hyper_out_of_range"])
+def test_a_fit_that_fails_before_it_keeps_a_step_leaves_the_network_as_it_was(failure, optimizer):
+    """Its parameters, optimizer (the object, its learning rate, t and state), history, dropout
+    seeds and memory_bytes: as after the fit before, whatever the fit would have used."""
+    X, labels = two_spirals(m=64, noise=0.02)
+    net = mlpcore.Network([2, 8, 1], ["tanh", "sigmoid"], "bce", dropout=[0.1], seed=0)
+    net.fit(X, labels, epochs=2, optimizer="adam", learning_rate=0.02, verbose=0)
+    opt, history, memory = net.optimizer, net.history, net.memory_bytes()
+    before = [np.array(net.params), (opt.learning_rate, opt.t), [np.array(b) for b in opt.state],
+              {key: list(values) for key, values in history.items()},
+              (net._core.dropout_seed, net._core.training_forwards)]
+    given = {"sgd": "sgd", "adam": "adam", "a_new_object": optim.RMSprop(), "its_own_object": opt}[optimizer]
+    hook = {"hook_of_another_signature": lambda: None, "nan_at_the_first_step": _nan_gradient}.get(failure)
+    if failure == "hyper_out_of_range":
+        given = optim.Adam(beta1=0.5) if not isinstance(given, optim.Optimizer) else given
+        saved_hyper = dict(given.hyper)
+        given.hyper["eps"] = -1.0
+    with pytest.raises((TypeError, ValueError)):
+        net.fit(X, labels, epochs=2, optimizer=given, learning_rate=0.5, gradient_hook=hook, verbose=0)
+    if failure == "hyper_out_of_range":
+        given.hyper.clear()
+        given.hyper.update(saved_hyper)
+    after = [np.array(net.params), (opt.learning_rate, opt.t), [np.array(b) for b in opt.state],
+             {key: list(values) for key, values in net.history.items()},
+             (net._core.dropout_seed, net._core.training_forwards)]
+    np.testing.assert_array_equal(after[0], before[0])
+    assert after[1] == before[1] and after[3] == before[3] and after[4] == before[4]
+    assert all(np.array_equal(a, b) for a, b in zip(after[2], before[2])) and len(after[2]) == 2
+    assert net.optimizer is opt and net.history is history and net.memory_bytes() == memory
+    if isinstance(given, optim.Optimizer) and given is not opt:
+        assert given.t == 0 and given.state == [] and given.learning_rate != 0.5  # free for any network
+    net.fit(X, labels, epochs=1, optimizer="adam", verbose=0)  # and the network trains on, from its Adam state
+    assert net.optimizer is opt and opt.t == before[1][1] + 2
+
+
 def test_fit_refuses_callbacks_that_are_not_a_list():
     X, labels = two_spirals(m=64, noise=0.02)
     net = mlpcore.Network([2, 8, 1], ["tanh", "sigmoid"], "bce", seed=0)

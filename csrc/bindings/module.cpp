@@ -11,6 +11,7 @@
 #include <atomic>
 #include <chrono>
 #include <climits>
+#include <cmath>
 #include <functional>
 #include <map>
 #include <optional>
@@ -379,12 +380,35 @@ std::unique_ptr<Network<T>> make_network(std::vector<index> n, const std::vector
                                       bn_momentum);
 }
 
+// Refuses hyper-parameters outside the ranges that the optimizers' constructors check: opt.hyper
+// may have been changed since.
+void require_in_range(const OptimizerSettings& s, const std::string& method) {
+  const auto check = [&](const char* name, double value, bool in_range, const char* range) {
+    if (!in_range)
+      throw py::value_error(std::string("hyper-parameter '") + name + "' of optimizer '" + method + "' must be " +
+                            range + ", got " + std::string(py::repr(py::float_(value))));
+  };
+  const char* fraction = "a real number in [0, 1)";
+  check("momentum", s.momentum, std::isfinite(s.momentum) && s.momentum >= 0, "a finite real number >= 0");
+  check("alpha", s.alpha, s.alpha >= 0 && s.alpha < 1, fraction);
+  check("beta1", s.beta1, s.beta1 >= 0 && s.beta1 < 1, fraction);
+  check("beta2", s.beta2, s.beta2 >= 0 && s.beta2 < 1, fraction);
+  check("eps", s.eps, std::isfinite(s.eps) && s.eps > 0, "a finite real number > 0");
+  check("weight_decay", s.weight_decay, std::isfinite(s.weight_decay) && s.weight_decay >= 0,
+        "a finite real number >= 0");
+  if (s.nesterov && s.momentum == 0) throw py::value_error("nesterov needs momentum > 0");
+}
+
+// The settings of `method` with the hyper-parameters `hyper` (name: value), checked.
 OptimizerSettings optimizer_settings(const std::string& method, const py::dict& hyper) {
   OptimizerSettings s;
   s.method = lookup(method_names, method, "optimizer");
   for (auto [key, value] : hyper) {
     const std::string name = py::str(key);
     if (name == "nesterov") {
+      if (!PyBool_Check(value.ptr()))
+        throw py::type_error("hyper-parameter 'nesterov' of optimizer '" + method + "' must be True or False, got " +
+                             std::string(py::repr(value)));
       s.nesterov = value.cast<bool>();
       continue;
     }
@@ -403,6 +427,7 @@ OptimizerSettings optimizer_settings(const std::string& method, const py::dict& 
                            std::string(py::repr(value)));
     }
   }
+  require_in_range(s, method);
   return s;
 }
 

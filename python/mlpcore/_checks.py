@@ -13,10 +13,15 @@ def is_integer(value):
 
 
 def is_real(value):
-    """True for a finite Python or NumPy int or float (not a bool)."""
+    """True for a finite Python or NumPy int or float (not a bool) within the float range."""
     if type(value) is float:  # the common case, without the look at the numbers ABCs
         return math.isfinite(value)
-    return isinstance(value, numbers.Real) and not isinstance(value, (bool, np.bool_)) and math.isfinite(value)
+    if not isinstance(value, numbers.Real) or isinstance(value, (bool, np.bool_)):
+        return False
+    try:
+        return math.isfinite(value)
+    except OverflowError:  # an int beyond the float range
+        return False
 
 
 @functools.cache

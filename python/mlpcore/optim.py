@@ -13,7 +13,7 @@ through ``Network.fit(optimizer=...)`` or one step at a time:
 import numpy as np
 
 from . import _core
-from ._checks import is_real, name_and_params
+from ._checks import is_real, name_and_params, require_flag
 
 __all__ = ["Optimizer", "SGD", "RMSprop", "Adam", "AdamW", "make_optimizer", "DivergenceError"]
 
@@ -127,11 +127,24 @@ class Optimizer:
             raise TypeError(f"grads must be the mlpcore.Gradients of a backward of net, got {type(grads).__name__}")
         if grads._network is not net:
             raise ValueError("the gradients belong to another network")
+        fresh = self._state is None
         state = self._state_for(net)
-        if not state.step(self.method, self.hyper, net._core, grads._core, self.learning_rate):
-            raise DivergenceError("the update would make a parameter NaN or inf; try a smaller learning rate "
-                                  f"(this step's was {self.learning_rate:g}); nothing was changed")
+        try:
+            if not state.step(self.method, self.hyper, net._core, grads._core, self.learning_rate):
+                raise DivergenceError("the update would make a parameter NaN or inf; try a smaller learning rate "
+                                      f"(this step's was {self.learning_rate:g}); nothing was changed")
+        except BaseException:
+            if fresh:
+                self.reset()  # a refused first step leaves no state behind, bound to no network
+            raise
         net.optimizer = self
+
+    def __getstate__(self):
+        """What pickle and copy keep of an optimizer without state; one with state is refused."""
+        if self._state is not None:
+            raise TypeError("an optimizer with state is not pickled or copied by itself: the state belongs to its "
+                            "network; pickle the network (net.optimizer comes back with its state), or reset() it")
+        return dict(vars(self))
 
     def __repr__(self):
         hyper = "".join(f", {key}={value!r}" for key, value in self.hyper.items())
@@ -151,9 +164,9 @@ class SGD(Optimizer):
 
     def __init__(self, learning_rate=0.01, momentum=0.0, nesterov=False):
         momentum = _positive_real(momentum, "momentum", allow_zero=True)
-        if nesterov and momentum == 0:
+        if require_flag(nesterov, "nesterov") and momentum == 0:
             raise ValueError("nesterov needs momentum > 0")
-        super().__init__(learning_rate, momentum=momentum, nesterov=bool(nesterov))
+        super().__init__(learning_rate, momentum=momentum, nesterov=require_flag(nesterov, "nesterov"))
 
 
 class RMSprop(Optimizer):

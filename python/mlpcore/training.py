@@ -27,9 +27,24 @@ def fit(net, X, Y, epochs=10, batch_size=32, optimizer="sgd", learning_rate=None
     schedule = parse_schedule(schedule)
     learning_rate = _base_rate(optimizer, learning_rate)
     _check_numbers(net.dtype, learning_rate, schedule, epochs, l2, clip_norm, clip_value)
-    run = _Run(net, X, Y, batch_size, optimizer, learning_rate, seed, validation_data, validation_fraction,
-               schedule)
-    history = net.history = _new_history(net, run.validation_data, diagnostics)
+    start, run = _Start(net, optimizer), None
+    try:
+        run = _Run(net, X, Y, batch_size, optimizer, learning_rate, seed, validation_data, validation_fraction,
+                   schedule)
+        history = net.history = _new_history(net, run.validation_data, diagnostics)
+        _epochs(net, run, history, epochs, l2, clip_norm, clip_value, shuffle, gradient_hook, diagnostics,
+                early_stopping, patience, callbacks, verbose)
+    except BaseException:
+        if run is None or run.optimizer.t == run.t_start:  # no step kept: the network as it was
+            start.restore()
+        raise
+    return history
+
+
+def _epochs(net, run, history, epochs, l2, clip_norm, clip_value, shuffle, gradient_hook, diagnostics,
+            early_stopping, patience, callbacks, verbose):
+    """The epochs of a fit, each logged into history, until the last, a callback or early stopping
+    ends them, or Ctrl-C between two of them."""
     watch = "val_cost" if run.validation_data is not None else "cost"
     best = {"value": math.inf, "snapshot": None, "epoch": -1}
     bar = _progress(epochs, verbose)
@@ -54,7 +69,29 @@ def fit(net, X, Y, epochs=10, batch_size=32, optimizer="sgd", learning_rate=None
             bar.close()
     if early_stopping and best["snapshot"] is not None:
         restore(net, best["snapshot"])
-    return history
+
+
+class _Start:
+    """What a fit changes besides the parameters and the optimizer's state, as it was when the fit
+    began: the network's history, optimizer and dropout seeds, and the learning rate of the
+    optimizer objects the fit may use (a given one, or net.optimizer's to continue from) with
+    whether each had a state. A fit that fails before it keeps a step leaves the parameters and
+    the states as they were, and restore() puts back the rest."""
+
+    def __init__(self, net, optimizer):
+        self.net, self.history, self.optimizer, self.fit_memory = net, net.history, net.optimizer, net._fit_memory
+        self.dropout = net._core.dropout_seed, net._core.training_forwards
+        used = {id(opt): opt for opt in (optimizer, net.optimizer) if isinstance(opt, Optimizer)}.values()
+        self.optimizers = [(opt, opt.learning_rate, opt._state is not None) for opt in used]
+
+    def restore(self):
+        net = self.net
+        net.history, net.optimizer, net._fit_memory = self.history, self.optimizer, self.fit_memory
+        net._core.dropout_seed, net._core.training_forwards = self.dropout
+        for opt, learning_rate, had_state in self.optimizers:
+            opt.learning_rate = learning_rate
+            if not had_state:
+                opt.reset()
 
 
 class _Run:
@@ -80,6 +117,7 @@ class _Run:
         dropout_seed, self.order_seed = (int(s) for s in rng.integers(0, 2**63, size=2, dtype=np.uint64))
         self.trainer = _TRAINERS[net.dtype](net._core, self.optimizer.method, self.optimizer.hyper,
                                             self.optimizer._state_for(net), self.batch_size, m)
+        self.t_start = self.optimizer.t  # its step count before this fit's steps
         net._core.dropout_seed, net._core.training_forwards = dropout_seed, 0
         net.optimizer = self.optimizer
         net._fit_memory = self.trainer.memory()
