@@ -447,6 +447,28 @@ def test_training_with_shuffling_and_dropout_resumes_as_without_saving(tmp_path)
     assert resumed.history == kept.history | {"time": resumed.history["time"]}
 
 
+@pytest.mark.parametrize("what", ["cache", "gradients", "optimizer_with_state"])
+@pytest.mark.parametrize("how", ["pickle", "deepcopy", "copy"])
+def test_what_belongs_to_a_network_in_the_core_is_refused_by_pickle_and_copy_with_the_reason(what, how):
+    net, X = trained_net("float32")
+    cache = net.forward(X)
+    value = {"cache": cache, "gradients": net.backward(cache, np.zeros(X.shape[1], np.int64)),
+             "optimizer_with_state": net.optimizer}[what]
+    pattern = {"cache": r"a mlpcore\.Cache is not pickled or copied: it is a batch's working memory",
+               "gradients": r"mlpcore\.Gradients are not pickled or copied",
+               "optimizer_with_state": r"an optimizer with state is not pickled or copied by itself: .*pickle the "
+                                       r"network"}[what]
+    with pytest.raises(TypeError, match=pattern):
+        {"pickle": pickle.dumps, "deepcopy": copy.deepcopy, "copy": copy.copy}[how](value)
+
+
+def test_an_optimizer_without_state_pickles():
+    opt = mlpcore.optim.Adam(learning_rate=0.02, beta1=0.8)
+    again = pickle.loads(pickle.dumps(opt))
+    assert (again.learning_rate, again.hyper, again.t, again.state) == (0.02, opt.hyper, 0, [])
+    assert copy.deepcopy(opt).spec == opt.spec
+
+
 def test_a_fitted_network_pickles_with_its_optimizer():
     net, X = trained_net(np.float32)
     copied = pickle.loads(pickle.dumps(net))

@@ -51,6 +51,7 @@ class Layers:
 
     @property
     def indices(self):
+        """The layer numbers l that have an array, ascending: a list of ints."""
         return sorted(self._arrays)
 
     def __len__(self):
@@ -60,15 +61,20 @@ class Layers:
         return iter(self.indices)
 
     def keys(self):
+        """The layer numbers, ascending, as a dict's keys view."""
         return KeysView(self)
 
     def values(self):
+        """The arrays in layer order (layer l's of shape (n[l], m), (n[l], n[l-1]) or (n[l], 1) as
+        the notation says, in the network's dtype), as a dict's values view."""
         return ValuesView(self)
 
     def items(self):
+        """The pairs (l, array) in layer order, as a dict's items view."""
         return ItemsView(self)
 
     def get(self, l, default=None):
+        """layers[l], or default if layer l has no array."""
         return self[l] if l in self._arrays else default
 
     def __contains__(self, l):

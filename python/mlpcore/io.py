@@ -132,6 +132,9 @@ def _fsync_folder(folder):
 def _arrays_of(net, include_optimizer, metadata):
     """The named arrays of the file: header, params, running statistics, optimizer state."""
     optimizer = net.optimizer if include_optimizer else None
+    if not (net.history is None or isinstance(net.history, dict)):  # which load refuses
+        raise ValueError(f"net.history must be None or a dict of per-epoch lists to be saved, "
+                         f"got {type(net.history).__name__}")
     if include_optimizer and optimizer is None:
         raise ValueError("include_optimizer=True but the network has no optimizer (net.optimizer is None: "
                          "neither fit nor an optimizer's step has trained it, or reset_optimizer() was called)")
@@ -147,7 +150,7 @@ def _arrays_of(net, include_optimizer, metadata):
             "spec": list(optimizer.spec), "learning_rate": optimizer.learning_rate, "t": int(optimizer.t)},
     }
     arrays = {"header": np.frombuffer(_to_json(header, "the header").encode(), dtype=np.uint8),
-              "params": np.array(net.params)}
+              "params": np.array(net.params).reshape(-1)}  # 1-D even if its shape was changed in place
     for l in net._batch_norm_layers:
         arrays[f"running_mean_{l}"] = np.array(net.running_mean[l])
         arrays[f"running_var_{l}"] = np.array(net.running_var[l])

@@ -50,9 +50,17 @@ class Cache:
     cache is handed to it as ``out=``, which overwrites these arrays in place. A forward into the
     cache while a call on another thread uses it (a forward into it, or a backward reading it)
     raises RuntimeError; backwards may read it at once.
+
+    Cache(network, m) makes an empty cache of the Network network for up to m examples
+    (an int, 1 <= m < 2^31), to pass to forward as ``out=``. A cache is not pickled or
+    copied (TypeError): it is a batch's working memory in the core.
     """
 
     __slots__ = ("_core", "_network", "Z", "A", "Z_norm", "Z_tilde", "D")
+
+    def __reduce__(self):
+        raise TypeError("a mlpcore.Cache is not pickled or copied: it is a batch's working memory in the core; "
+                        "pickle the network, and run its forward again")
 
     def __init__(self, network, m):
         m = _examples(network, m)
@@ -96,9 +104,17 @@ class Gradients:
     while a call on another thread uses them (a backward into them, an update or
     an optimizer's step reading them) raises RuntimeError; updates and steps may
     read them at once.
+
+    Gradients(network, m) makes empty gradients of the Network network for up to m
+    examples (an int, 1 <= m < 2^31), to pass to backward as ``out=``. They are not
+    pickled or copied (TypeError): copy the arrays, such as grads.dW[l], that you keep.
     """
 
     __slots__ = ("_core", "_network", "dW", "db", "dZ", "dA", "dgamma", "dbeta")
+
+    def __reduce__(self):
+        raise TypeError("mlpcore.Gradients are not pickled or copied: they are a batch's working memory in the core; "
+                        "copy the arrays you keep (np.array(grads.dW[l]))")
 
     def __init__(self, network, m):
         m = _examples(network, m)
