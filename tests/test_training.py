@@ -1109,6 +1109,55 @@ def test_a_fit_that_fails_before_it_keeps_a_step_leaves_the_network_as_it_was(fa
     assert net.optimizer is opt and opt.t == before[1][1] + 2
 
 
+def _interrupt(flat):
+    raise KeyboardInterrupt
+
+
+def test_a_fit_interrupted_before_it_keeps_a_step_leaves_the_network_as_it_was():
+    """Ctrl-C (here from the hook, during the first step) ends a fit quietly; with no step kept,
+    the network is as it was, and the fit returns its empty history."""
+    X, labels = two_spirals(m=64, noise=0.02)
+    net = mlpcore.Network([2, 8, 1], ["tanh", "sigmoid"], "bce", dropout=[0.1], seed=0)
+    net.fit(X, labels, epochs=2, optimizer="adam", verbose=0)
+    opt, history, params = net.optimizer, net.history, np.array(net.params)
+    seeds = net._core.dropout_seed, net._core.training_forwards
+    returned = net.fit(X, labels, epochs=2, optimizer="sgd", gradient_hook=_interrupt, verbose=0)
+    assert returned["cost"] == [] and net.history is history and net.optimizer is opt and opt.t == 4
+    assert (net._core.dropout_seed, net._core.training_forwards) == seeds
+    np.testing.assert_array_equal(net.params, params)
+
+
+@pytest.mark.parametrize("failure", ["nan_at_the_third_step", "callback_resets_then_raises"])
+def test_a_fit_that_fails_after_it_kept_steps_keeps_them_and_its_own_history(failure):
+    """The steps kept stay, and with them the fit's optimizer and its history of the epochs done,
+    even when a callback has reset the optimizer (whose t then no longer counts them)."""
+    X, labels = two_spirals(m=64, noise=0.02)
+    net = mlpcore.Network([2, 8, 1], ["tanh", "sigmoid"], "bce", seed=0)
+    net.fit(X, labels, epochs=1, optimizer="adam", verbose=0)
+    old_history, old_params = net.history, np.array(net.params)
+    steps = []
+
+    def nan_at_the_third_step(flat):
+        steps.append(1)
+        if len(steps) == 3:
+            flat[0] = np.nan
+
+    def resets_then_raises(epoch, logs):
+        net.optimizer.reset()
+        raise RuntimeError("a callback's failure")
+
+    opt = optim.SGD(momentum=0.9)
+    if failure == "nan_at_the_third_step":
+        with pytest.raises(mlpcore.DivergenceError, match="epoch 2, step 1"):
+            net.fit(X, labels, epochs=3, optimizer=opt, gradient_hook=nan_at_the_third_step, verbose=0)
+        assert opt.t == 2
+    else:
+        with pytest.raises(RuntimeError, match="a callback's failure"):
+            net.fit(X, labels, epochs=3, optimizer=opt, callbacks=[resets_then_raises], verbose=0)
+    assert net.optimizer is opt and net.history is not old_history and len(net.history["cost"]) == 1
+    assert not np.array_equal(net.params, old_params)
+
+
 def test_fit_refuses_callbacks_that_are_not_a_list():
     X, labels = two_spirals(m=64, noise=0.02)
     net = mlpcore.Network([2, 8, 1], ["tanh", "sigmoid"], "bce", seed=0)

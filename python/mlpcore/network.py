@@ -453,7 +453,11 @@ class Network:
         figures asked for), also kept at ``net.history``. Ctrl-C stops after the
         current step with a consistent network. A NaN or inf in the cost, the
         gradient or the updated parameters raises mlpcore.DivergenceError and leaves
-        the parameters and optimizer state of the last good step. A network trains in
+        the parameters and optimizer state of the last good step. A fit that ends
+        (by an error, or Ctrl-C) before it keeps a step leaves the network as it was:
+        its parameters, optimizer (and that optimizer's learning rate and state),
+        history and dropout seeds; after a kept step, it keeps the fit's optimizer and
+        the history of the epochs done (an error's epoch is not in it). A network trains in
         one fit at a time: a second fit of it meanwhile (on another thread, or from a
         hook or callback) raises RuntimeError, and so do update and an optimizer's
         step during an epoch.

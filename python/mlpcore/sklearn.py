@@ -36,7 +36,7 @@ except ImportError as error:  # pragma: no cover - depends on what is installed
                       '(or pip install "scikit-learn>=1.6")') from error
 
 from ._checks import is_integer, is_real
-from .training import restore, snapshot
+from .training import FitStart, restore, snapshot
 from .network import Network
 
 __all__ = ["MLPClassifier", "MLPRegressor"]
@@ -93,36 +93,29 @@ def _signature_with(base, function, name):
     return signature.replace(parameters=[*signature.parameters.values(), inspect.signature(function).parameters[name]])
 
 
-class _NetworkCheckpoint:
+class _NetworkCheckpoint(FitStart):
     """What a fit changes in a network, copied, to put back into the same network if the fit
-    fails: parameters, batch-norm running statistics, the optimizer (the object, its learning
-    rate, step count t and state buffers), history, the dropout seed and count of training
-    forwards, and what memory_bytes reports."""
+    fails, even after it kept steps: FitStart's, and the parameters, the batch-norm running
+    statistics and the optimizer's step count t and state buffers."""
 
     def __init__(self, net):
-        self.net, self.arrays, self.optimizer = net, snapshot(net), net.optimizer
-        self.history, self.fit_memory = net.history, net._fit_memory
-        self.dropout = net._core.dropout_seed, net._core.training_forwards
+        super().__init__(net, None)
+        self.arrays = snapshot(net)
         if self.optimizer is not None:
-            self.learning_rate, self.t = self.optimizer.learning_rate, self.optimizer.t
-            self.buffers = [np.array(buffer) for buffer in self.optimizer.state]
+            self.t, self.buffers = self.optimizer.t, [np.array(buffer) for buffer in self.optimizer.state]
 
     def restore(self):
         """Put the network back as it was when the checkpoint was made."""
-        net = self.net
-        restore(net, self.arrays)
-        net.history, net._fit_memory = self.history, self.fit_memory
-        net._core.dropout_seed, net._core.training_forwards = self.dropout
-        net.optimizer = self.optimizer
+        restore(self.net, self.arrays)
+        super().restore()
         if self.optimizer is not None:
-            self._restore_optimizer()
+            self._restore_optimizer_state()
 
-    def _restore_optimizer(self):
-        """The optimizer's learning rate and state, whatever the fit did to it (reset or stepped),
-        as mlpcore.io restores a saved one: no state when t was 0."""
+    def _restore_optimizer_state(self):
+        """The optimizer's state, whatever the fit did to it (reset or stepped), as mlpcore.io
+        restores a saved one: no state when t was 0."""
         optimizer = self.optimizer
         optimizer.reset()
-        optimizer.learning_rate = self.learning_rate
         if self.t:
             state = optimizer._state_for(self.net)
             for buffer, saved in zip(optimizer.state, self.buffers):

@@ -27,7 +27,7 @@ def fit(net, X, Y, epochs=10, batch_size=32, optimizer="sgd", learning_rate=None
     schedule = parse_schedule(schedule)
     learning_rate = _base_rate(optimizer, learning_rate)
     _check_numbers(net.dtype, learning_rate, schedule, epochs, l2, clip_norm, clip_value)
-    start, run = _Start(net, optimizer), None
+    start, run = FitStart(net, optimizer), None
     try:
         run = _Run(net, X, Y, batch_size, optimizer, learning_rate, seed, validation_data, validation_fraction,
                    schedule)
@@ -35,9 +35,11 @@ def fit(net, X, Y, epochs=10, batch_size=32, optimizer="sgd", learning_rate=None
         _epochs(net, run, history, epochs, l2, clip_norm, clip_value, shuffle, gradient_hook, diagnostics,
                 early_stopping, patience, callbacks, verbose)
     except BaseException:
-        if run is None or run.optimizer.t == run.t_start:  # no step kept: the network as it was
+        if run is None or not run.stepped():
             start.restore()
         raise
+    if not run.stepped():  # interrupted before its first step was kept
+        start.restore()
     return history
 
 
@@ -71,7 +73,7 @@ def _epochs(net, run, history, epochs, l2, clip_norm, clip_value, shuffle, gradi
         restore(net, best["snapshot"])
 
 
-class _Start:
+class FitStart:
     """What a fit changes besides the parameters and the optimizer's state, as it was when the fit
     began: the network's history, optimizer and dropout seeds, and the learning rate of the
     optimizer objects the fit may use (a given one, or net.optimizer's to continue from) with
@@ -85,6 +87,7 @@ class _Start:
         self.optimizers = [(opt, opt.learning_rate, opt._state is not None) for opt in used]
 
     def restore(self):
+        """Put back what was kept, into the same network and optimizer objects."""
         net = self.net
         net.history, net.optimizer, net._fit_memory = self.history, self.optimizer, self.fit_memory
         net._core.dropout_seed, net._core.training_forwards = self.dropout
@@ -115,12 +118,17 @@ class _Run:
         self.X = np.asfortranarray(X)  # each minibatch is whole columns
         self.optimizer = _optimizer(net, optimizer, learning_rate)
         dropout_seed, self.order_seed = (int(s) for s in rng.integers(0, 2**63, size=2, dtype=np.uint64))
-        self.trainer = _TRAINERS[net.dtype](net._core, self.optimizer.method, self.optimizer.hyper,
-                                            self.optimizer._state_for(net), self.batch_size, m)
-        self.t_start = self.optimizer.t  # its step count before this fit's steps
+        self.state = self.optimizer._state_for(net)  # the trainer's, whatever a callback does to the optimizer
+        self.trainer = _TRAINERS[net.dtype](net._core, self.optimizer.method, self.optimizer.hyper, self.state,
+                                            self.batch_size, m)
+        self.t_start = self.state.t  # its step count before this fit's steps
         net._core.dropout_seed, net._core.training_forwards = dropout_seed, 0
         net.optimizer = self.optimizer
         net._fit_memory = self.trainer.memory()
+
+    def stepped(self):
+        """Whether this fit has kept a step (the optimizer's state counts them)."""
+        return self.state.t != self.t_start
 
     def epoch(self, epoch, l2, clip_norm, clip_value, shuffle, gradient_hook, diagnostics, progress=None):
         """Train one epoch in the core; returns the core's result and the epoch's logs (its figures).
