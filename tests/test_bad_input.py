@@ -550,7 +550,14 @@ def test_an_optimizer_refuses_a_hyper_parameter_of_another_type_set_later():
      r"nesterov needs momentum > 0"),
     (lambda: mlpcore.optim.SGD(momentum=0.9), "nesterov", "no", TypeError,
      r"hyper-parameter 'nesterov' of optimizer 'sgd' must be True or False, got 'no'"),
-], ids=["beta1", "beta2", "alpha", "eps", "weight_decay", "momentum", "nesterov_without_momentum", "nesterov_str"])
+    (lambda: mlpcore.optim.SGD(momentum=0.9), "momentum", True, TypeError,
+     r"hyper-parameter 'momentum' of optimizer 'sgd' must be a real number, got True"),
+    (lambda: mlpcore.optim.Adam(), "eps", 10**400, ValueError,
+     r"hyper-parameter 'eps' of optimizer 'adam' must be a finite real number, got 1000"),
+    (lambda: mlpcore.optim.Adam(), "eps", 1e-50, ValueError,
+     r"hyper-parameter 'eps' of optimizer 'adam' must not round to 0 in float32, got 1e-50"),
+], ids=["beta1", "beta2", "alpha", "eps", "weight_decay", "momentum", "nesterov_without_momentum", "nesterov_str",
+        "momentum_bool", "eps_beyond_float", "eps_rounding_to_0_in_float32"])
 @pytest.mark.parametrize("through", ["step", "fit"])
 def test_an_optimizer_refuses_a_hyper_parameter_out_of_range_set_later(make, name, value, error, pattern, through):
     """opt.hyper can be changed after the constructor checked it: each step and fit check it
@@ -565,6 +572,30 @@ def test_an_optimizer_refuses_a_hyper_parameter_out_of_range_set_later(make, nam
             "fit": lambda: net.fit(X, Y, epochs=1, optimizer=opt, verbose=0)}[through]
     assert_refused(net, call, error, pattern)
     assert opt.t == t and all(np.array_equal(a, b) for a, b in zip(opt.state, state))
+
+
+def test_an_eps_that_rounds_to_0_in_the_networks_dtype_is_refused_at_the_first_step():
+    """1e-50 is a float64 > 0, which the constructor takes; a float32 network's step would divide
+    a zero gradient by sqrt(v) + 0."""
+    net = make_net("mse")
+    opt = mlpcore.optim.Adam(eps=1e-50)
+    grads = net.backward(net.forward(good_X()), good_Y("mse"))
+    assert_refused(net, lambda: opt.step(net, grads), ValueError, r"'eps' of optimizer 'adam' must not round to 0")
+    assert_refused(net, lambda: net.fit(good_X(), good_Y("mse"), optimizer=opt, verbose=0), ValueError,
+                   r"'eps' of optimizer 'adam' must not round to 0 in float32")
+    assert opt.t == 0 and net.optimizer is None
+    net64 = make_net("mse", dtype="float64")
+    opt.step(net64, net64.backward(net64.forward(good_X()), good_Y("mse")))
+    assert opt.t == 1
+
+
+def test_a_numpy_bool_is_a_bool_for_nesterov_set_later():
+    net = make_net("mse")
+    grads = net.backward(net.forward(good_X()), good_Y("mse"))
+    opt = mlpcore.optim.SGD(momentum=0.9)
+    opt.hyper["nesterov"] = np.True_
+    opt.step(net, grads)
+    assert opt.t == 1
 
 
 def test_sgd_refuses_a_nesterov_that_is_not_a_bool():
@@ -598,29 +629,37 @@ def test_a_refused_first_step_leaves_the_optimizer_without_state(refusal):
 HUGE = 10**400  # an int beyond the float range: float(HUGE) raises OverflowError
 
 
-@pytest.mark.parametrize("call", [
-    lambda net, X, Y, grads: net.update(grads, HUGE),
-    lambda net, X, Y, grads: net.fit(X, Y, learning_rate=HUGE, verbose=0),
-    lambda net, X, Y, grads: net.fit(X, Y, l2=HUGE, verbose=0),
-    lambda net, X, Y, grads: net.fit(X, Y, clip_norm=HUGE, verbose=0),
-    lambda net, X, Y, grads: net.fit(X, Y, validation_fraction=HUGE, verbose=0),
-    lambda net, X, Y, grads: net.fit(X, Y, epochs=HUGE, schedule=("step", {"gamma": 2.0}), verbose=0),
-    lambda net, X, Y, grads: mlpcore.optim.Adam(learning_rate=HUGE),
-    lambda net, X, Y, grads: mlpcore.optim.Adam(eps=HUGE),
-    lambda net, X, Y, grads: mlpcore.Network([3, 2], ["identity"], "mse", bias=HUGE),
-    lambda net, X, Y, grads: mlpcore.Network([3, 2], ["identity"], "mse", bn_eps=HUGE),
-    lambda net, X, Y, grads: mlpcore.Network([3, 4, 2], ["relu", "identity"], "mse", dropout=[HUGE]),
-    lambda net, X, Y, grads: mlpcore.Network([3, 2], [("elu", {"alpha": HUGE})], "mse"),
-    lambda net, X, Y, grads: mlpcore.schedules.parse_schedule(("exponential", {"gamma": HUGE})),
+@pytest.mark.parametrize("call, pattern", [
+    (lambda net, X, Y, grads: net.update(grads, HUGE), r"^learning_rate must be finite in float32 and >= 0"),
+    (lambda net, X, Y, grads: net.fit(X, Y, learning_rate=HUGE, verbose=0),
+     r"^learning_rate must be a number >= 0 finite in float32"),
+    (lambda net, X, Y, grads: net.fit(X, Y, l2=HUGE, verbose=0), r"^l2 must be a number >= 0 finite in float32"),
+    (lambda net, X, Y, grads: net.fit(X, Y, clip_norm=HUGE, verbose=0),
+     r"^clip_norm must be None or a number > 0 finite in float32"),
+    (lambda net, X, Y, grads: net.fit(X, Y, validation_fraction=HUGE, verbose=0),
+     r"^validation_fraction must lie in \(0, 1\)"),
+    (lambda net, X, Y, grads: net.fit(X, Y, epochs=HUGE, schedule=("step", {"gamma": 2.0}), verbose=0),
+     r"^the schedule .* takes the learning rate from 0\.01 to 4\.35561e\+38 at epoch 1351 of this fit's 1000"),
+    (lambda net, X, Y, grads: mlpcore.optim.Adam(learning_rate=HUGE), r"^learning_rate must be a finite real number"),
+    (lambda net, X, Y, grads: mlpcore.optim.Adam(eps=HUGE), r"^eps must be a finite real number > 0"),
+    (lambda net, X, Y, grads: mlpcore.Network([3, 2], ["identity"], "mse", bias=HUGE),
+     r"^bias must be a real number finite"),
+    (lambda net, X, Y, grads: mlpcore.Network([3, 2], ["identity"], "mse", bn_eps=HUGE),
+     r"^bn_eps must be a real number > 0 finite"),
+    (lambda net, X, Y, grads: mlpcore.Network([3, 4, 2], ["relu", "identity"], "mse", dropout=[HUGE]),
+     r"^dropout values must be in \[0, 1\)"),
+    (lambda net, X, Y, grads: mlpcore.Network([3, 2], [("elu", {"alpha": HUGE})], "mse"),
+     r"^alpha of 'elu' must be a finite real number"),
+    (lambda net, X, Y, grads: mlpcore.schedules.parse_schedule(("exponential", {"gamma": HUGE})),
+     r"^gamma of schedule 'exponential' must be a finite number > 0"),
 ], ids=["update", "fit_learning_rate", "fit_l2", "fit_clip_norm", "fit_validation_fraction", "fit_epochs_schedule",
         "adam_learning_rate", "adam_eps", "bias", "bn_eps", "dropout", "elu_alpha", "schedule_gamma"])
-def test_an_int_beyond_the_float_range_is_refused_with_the_name_of_what_it_was(call):
+def test_an_int_beyond_the_float_range_is_refused_with_the_name_of_what_it_was(call, pattern):
     """A ValueError naming the argument, not OverflowError from converting it to float."""
     net = make_net("mse")
     X, Y = good_X(), good_Y("mse")
     grads = net.backward(net.forward(X), Y)
-    assert_refused(net, lambda: call(net, X, Y, grads), ValueError,
-                   r"learning rate|learning_rate|l2|clip_norm|validation_fraction|eps|bias|dropout|alpha|gamma")
+    assert_refused(net, lambda: call(net, X, Y, grads), ValueError, pattern)
 
 
 def test_refused_calls_leave_a_working_network():

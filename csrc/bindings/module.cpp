@@ -399,17 +399,38 @@ void require_in_range(const OptimizerSettings& s, const std::string& method) {
   if (s.nesterov && s.momentum == 0) throw py::value_error("nesterov needs momentum > 0");
 }
 
-// The settings of `method` with the hyper-parameters `hyper` (name: value), checked.
+// Whether `value` is a bool, Python's or NumPy's.
+inline bool is_bool(py::handle value) {
+  static const py::handle numpy_bool = py::object(py::module_::import("numpy").attr("bool_")).release();  // kept
+  return PyBool_Check(value.ptr()) || py::isinstance(value, numpy_bool);
+}
+
+// The value of the hyper-parameter `name` of `method`, a real number and no bool, as a double.
+inline double real_value(py::handle value, const std::string& name, const std::string& method) {
+  const std::string what = "hyper-parameter '" + name + "' of optimizer '" + method + "' must be a ";
+  if (!is_bool(value)) {
+    const double number = PyFloat_AsDouble(value.ptr());
+    if (number != -1.0 || !PyErr_Occurred()) return number;
+    const bool beyond_float = PyErr_ExceptionMatches(PyExc_OverflowError);  // an int past 1.8e308
+    PyErr_Clear();
+    if (beyond_float) throw py::value_error(what + "finite real number, got " + std::string(py::repr(value)));
+  }
+  throw py::type_error(what + "real number, got " + std::string(py::repr(value)));
+}
+
+// The settings of `method` with the hyper-parameters `hyper` (name: value), checked, for a
+// network of T: eps must not round to 0 in T.
+template <class T>
 OptimizerSettings optimizer_settings(const std::string& method, const py::dict& hyper) {
   OptimizerSettings s;
   s.method = lookup(method_names, method, "optimizer");
   for (auto [key, value] : hyper) {
     const std::string name = py::str(key);
     if (name == "nesterov") {
-      if (!PyBool_Check(value.ptr()))
+      if (!is_bool(value))
         throw py::type_error("hyper-parameter 'nesterov' of optimizer '" + method + "' must be True or False, got " +
                              std::string(py::repr(value)));
-      s.nesterov = value.cast<bool>();
+      s.nesterov = PyObject_IsTrue(value.ptr()) == 1;
       continue;
     }
     double* field = name == "momentum"       ? &s.momentum
@@ -420,14 +441,12 @@ OptimizerSettings optimizer_settings(const std::string& method, const py::dict& 
                     : name == "weight_decay" ? &s.weight_decay
                                              : nullptr;
     if (!field) throw py::value_error("unknown hyper-parameter '" + name + "' of optimizer '" + method + "'");
-    try {
-      *field = value.cast<double>();
-    } catch (const py::cast_error&) {
-      throw py::type_error("hyper-parameter '" + name + "' of optimizer '" + method + "' must be a real number, got " +
-                           std::string(py::repr(value)));
-    }
+    *field = real_value(value, name, method);
   }
   require_in_range(s, method);
+  if (T(s.eps) == 0)
+    throw py::value_error("hyper-parameter 'eps' of optimizer '" + method + "' must not round to 0 in " +
+                          dtype_name<T>() + ", got " + std::string(py::repr(py::float_(s.eps))));
   return s;
 }
 
@@ -612,7 +631,7 @@ bool step_outside_fit(OptimizerState<T>& s, const std::string& method, const py:
                       Gradients<T>& grads, double learning_rate) {
   if (grads.network_id != net.id) throw py::value_error("the gradients belong to another network");
   const Claim reading(grads.users, Claim::reading, gradients_in_use);
-  const OptimizerSettings settings = optimizer_settings(method, hyper);
+  const OptimizerSettings settings = optimizer_settings<T>(method, hyper);
   const Range all{0, index(net.params.size())};
   require_state_fits(s, settings, all.end);
   require_finite_gradients(grads);
@@ -633,7 +652,7 @@ void bind_optimizer_state(py::module_& m, const std::string& suffix) {
   py::class_<State> state(m, ("OptimizerState" + suffix).c_str());
   state
       .def(py::init([](const std::string& method, const py::dict& hyper, index size) {
-        return State(optimizer_settings(method, hyper), size);
+        return State(optimizer_settings<T>(method, hyper), size);
       }))
       .def_property(
           "t", [](const State& s) { return s.t; },
@@ -645,7 +664,7 @@ void bind_optimizer_state(py::module_& m, const std::string& suffix) {
       .def(
           "fits",
           [](const State& s, const std::string& method, const py::dict& hyper, index size) {
-            return s.fits(optimizer_settings(method, hyper), size);
+            return s.fits(optimizer_settings<T>(method, hyper), size);
           },
           "whether a step with these settings on `size` parameters finds the buffers it needs")
       .def_property_readonly("buffers",
@@ -715,7 +734,7 @@ void bind_trainer(py::module_& m, const std::string& suffix) {
       .def(py::init(
                [](Net& net, const std::string& method, const py::dict& hyper, State& state, index batch_size, index m) {
                  if (batch_size < 1 || m < 1) throw py::value_error("batch_size and m must be >= 1");
-                 return std::make_unique<Train>(net, optimizer_settings(method, hyper), state, batch_size, m);
+                 return std::make_unique<Train>(net, optimizer_settings<T>(method, hyper), state, batch_size, m);
                }),
            py::keep_alive<1, 2>(), py::keep_alive<1, 5>())
       .def("epoch", &run_epoch<T>)

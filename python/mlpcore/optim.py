@@ -22,7 +22,8 @@ class DivergenceError(FloatingPointError, ValueError):
     """Training produced a cost, gradient or parameter that is NaN or infinite.
 
     The network keeps the parameters and optimizer state of the last step
-    whose cost, gradients and updated parameters were all finite. Also a
+    whose cost, gradients and updated parameters were all finite (and, when
+    no step of the fit was kept, all else as before the fit). Also a
     ValueError, which scikit-learn's MLP raises for non-finite weights, so that
     code written for it catches this too.
     """
@@ -38,8 +39,10 @@ class Optimizer:
     """The common part of the optimizers: a learning rate, hyper-parameters, and state.
 
     The state (step count t and buffers laid out like net.params) belongs to
-    one network; it is made on the first step and kept across fits (warm
-    start) until ``reset()``.
+    one network; it is made on the first step taken and kept across fits (warm
+    start) until ``reset()``. ``hyper`` may be changed: each step and fit checks it
+    again. An optimizer without state pickles and copies; one with state does
+    not (TypeError): it is saved and pickled with its network.
     """
 
     method = None  # the core's name of the update rule
@@ -113,8 +116,10 @@ class Optimizer:
 
         net : a mlpcore.Network. grads : the mlpcore.Gradients of a backward of net.
         Raises TypeError for any other net or grads, ValueError for gradients of another
-        network or with NaN or inf, DivergenceError if the update itself overflows (the
-        parameters and the state, t included, are then left as they were), and
+        network or with NaN or inf, ValueError (TypeError) for hyper-parameters changed to
+        values out of range (of another type) or an eps that rounds to 0 in net's dtype,
+        DivergenceError if the update itself overflows (the parameters and the state, t
+        included, are then left as they were, and a first step leaves no state), and
         RuntimeError during an epoch of a fit of net (from another thread or its hook).
         After a step, net.optimizer is this optimizer (what ``save(include_optimizer=True)``
         saves and a fit of net continues from when given no other).
