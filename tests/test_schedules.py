@@ -95,8 +95,21 @@ def test_a_schedule_made_directly_fills_in_its_defaults():
     assert Schedule("step") == parse_schedule("step") == Schedule("step", {"step_size": 10})
     assert Schedule("constant") == parse_schedule(None)
     assert eval(repr(Schedule("cosine", {"T_max": 3})), {"Schedule": Schedule}) == Schedule("cosine", {"T_max": 3})
-    with pytest.raises(ValueError, match="unknown schedule 'bogus'"):
-        Schedule("bogus", {})
+    for name in ("bogus", None):
+        with pytest.raises(ValueError, match=rf"unknown schedule {name!r}; expected one of constant, step, "
+                                             r"exponential, cosine$"):
+            Schedule(name, {})
+
+
+def test_rates_of_epochs_and_periods_beyond_the_float_range():
+    """The cosine's angle pi e / T_max, taken of ints beyond the float range as pi ((e mod 2 T_max) / T_max)."""
+    cosine = parse_schedule(("cosine", {"T_max": 50, "eta_min": 0.0}))
+    assert cosine.learning_rate(0.1, 10**400) == cosine.learning_rate(0.1, 0) == 0.1  # 10^400 = 0 mod 100
+    assert cosine.learning_rate(0.1, 10**400 + 50) == pytest.approx(0.0, abs=1e-17)
+    assert parse_schedule(("cosine", {"T_max": 10**400, "eta_min": 1.0})).learning_rate(0.1, 3) == pytest.approx(0.1)
+    assert parse_schedule(("exponential", {"gamma": 0.5})).learning_rate(1.0, 10**400) == 0.0
+    assert parse_schedule(("exponential", {"gamma": 2.0})).learning_rate(1.0, 10**400) == math.inf
+    assert parse_schedule(("step", {"gamma": 2.0})).first_epoch_above(1.0, 10**400, 3.4e38) == 1280
 
 
 def test_a_schedule_whose_params_were_changed_is_checked_again_and_its_fit_refused():

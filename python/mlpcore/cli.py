@@ -358,8 +358,8 @@ def _split(m, fraction, seed):
 def _network(n0, args, K=None):
     """relu hidden layers of args.layers units; for K classes a sigmoid output with bce (K = 2)
     or a softmax one with cce, for a regression (K None) an identity output with mse."""
-    units, output, cost = (1, "identity", "mse") if K is None else (1, "sigmoid", "bce") if K == 2 \
-        else (K, "softmax", "cce")
+    outputs = {None: (1, "identity", "mse"), 2: (1, "sigmoid", "bce")}
+    units, output, cost = outputs.get(K, (K, "softmax", "cce"))
     return Network([n0, *args.layers, units], ["relu"] * len(args.layers) + [output], cost, dtype=TRAIN_DTYPE.name,
                    seed=args.seed)
 

@@ -101,7 +101,6 @@ def write_atomically(path, write):
     A failure anywhere removes the temporary file and leaves path as it was. The
     new file gets the permissions of any new file (0666 less the umask).
     """
-    path = os.fsdecode(path)
     folder, name = writable_path(path)
     temporary = os.path.join(folder, f".{name}.{uuid.uuid4().hex}.tmp")
     descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
@@ -110,7 +109,7 @@ def write_atomically(path, write):
             write(file)
             file.flush()
             os.fsync(file.fileno())
-        os.replace(temporary, path)
+        os.replace(temporary, os.path.join(folder, name))
     except BaseException:
         if os.path.exists(temporary):
             os.remove(temporary)
@@ -138,6 +137,11 @@ def _arrays_of(net, include_optimizer, metadata):
     if include_optimizer and optimizer is None:
         raise ValueError("include_optimizer=True but the network has no optimizer (net.optimizer is None: "
                          "neither fit nor an optimizer's step has trained it, or reset_optimizer() was called)")
+    if optimizer is not None:
+        try:  # as load makes it again: its hyper-parameters may have been changed since they were checked
+            make_optimizer(optimizer.spec, optimizer.learning_rate)
+        except (TypeError, ValueError) as error:
+            raise ValueError(f"net.optimizer cannot be saved as it is, since load would refuse it: {error}") from None
     header = {
         "format": FORMAT_NAME,
         "version": FORMAT_VERSION,

@@ -75,8 +75,8 @@ class Schedule:
             return _times_power(lr0, p["gamma"], e)
         if self.name == "cosine":
             # lr = eta_min + (lr0 - eta_min) (1 + cos(pi e / T_max)) / 2
-            eta_min = p["eta_min"]
-            return eta_min + (lr0 - eta_min) * ((1 + math.cos(math.pi * e / p["T_max"])) / 2)
+            eta_min, T_max = p["eta_min"], p["T_max"]
+            return eta_min + (lr0 - eta_min) * ((1 + math.cos(_angle(e, T_max))) / 2)
         # constant: lr = lr0
         return lr0
 
@@ -127,6 +127,14 @@ class Schedule:
         return f"Schedule({self.name!r}, {self.params!r})"
 
 
+def _angle(e, T_max):
+    """pi e / T_max as torch computes it, or, for an e or T_max beyond the float range, as pi
+    times (e mod 2 T_max) / T_max, a division of ints (the cosine's period is 2 T_max)."""
+    if max(e, T_max) < 2**1000:
+        return math.pi * e / T_max
+    return math.pi * ((e % (2 * T_max)) / T_max)
+
+
 def _times_power(lr0, gamma, k):
     """lr0 gamma^k for lr0 >= 0, gamma > 0, k >= 0: inf where it is beyond the float range."""
     try:
@@ -151,11 +159,11 @@ def parse_schedule(spec):
     parameter or a value out of range, TypeError on a spec of another form.
     """
     if isinstance(spec, Schedule):
-        return Schedule(spec.name, spec.params)
+        return type(spec)(spec.name, spec.params)
     if spec is None:
         return Schedule("constant")
     name, params = name_and_params(spec, "a schedule (or None)", "('step', {'step_size': 10, 'gamma': 0.5})")
-    if name == "constant":
+    if name not in _NAMED:
         raise ValueError(f"unknown schedule {name!r}; expected None or one of {', '.join(_NAMED)}")
     return Schedule(name, params)
 
@@ -164,7 +172,7 @@ def _checked_params(name, params):
     """The params of schedule `name` (a dict of some of them, or None) with every default filled
     in, each checked (see parse_schedule)."""
     if not isinstance(name, str) or name not in SCHEDULES:
-        raise ValueError(f"unknown schedule {name!r}; expected None or one of {', '.join(_NAMED)}")
+        raise ValueError(f"unknown schedule {name!r}; expected one of {', '.join(SCHEDULES)}")
     if params is None:
         params = {}
     if not isinstance(params, dict):
