@@ -22,7 +22,16 @@ def ctrl_c():
     os.kill(os.getpid(), signal.SIGINT)
 
 
-def test_ctrl_c_stops_fit_after_the_current_step():
+@pytest.fixture
+def python_handles_ctrl_c():
+    """Python's own handler of SIGINT for the test: a process started with SIGINT ignored (as
+    a shell without job control starts one in the background) has none, and keeps ignoring it."""
+    before = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, before)
+
+
+def test_ctrl_c_stops_fit_after_the_current_step(python_handles_ctrl_c):
     net, X, y = spirals_net()
     steps = []
 
@@ -34,7 +43,7 @@ def test_ctrl_c_stops_fit_after_the_current_step():
     assert len(steps) == 5 and len(history["cost"]) == 1
 
 
-def test_a_fit_on_another_thread_leaves_the_main_threads_ctrl_c_alone():
+def test_a_fit_on_another_thread_leaves_the_main_threads_ctrl_c_alone(python_handles_ctrl_c):
     """A fit started on another thread while the main thread's fit has a Ctrl-C to see neither
     clears it nor stops at it."""
     net, X, y = spirals_net()
@@ -56,7 +65,7 @@ def test_a_fit_on_another_thread_leaves_the_main_threads_ctrl_c_alone():
     assert len(steps) == 5 and len(history["cost"]) == 1
 
 
-def test_after_fit_ctrl_c_still_ends_a_blocking_read():
+def test_after_fit_ctrl_c_still_ends_a_blocking_read(python_handles_ctrl_c):
     """Python's handler comes back with its own flags: a read blocked on a pipe ends at Ctrl-C
     with KeyboardInterrupt, instead of being restarted until data comes (5 s here)."""
     net, X, y = spirals_net()
@@ -77,3 +86,22 @@ def test_after_fit_ctrl_c_still_ends_a_blocking_read():
         writer.join()
         os.close(read_end)
         os.close(write_end)
+
+
+def test_an_ignored_ctrl_c_stays_ignored_during_and_after_fit():
+    """A process that ignores SIGINT (started in the background by a shell without job control)
+    trains through a Ctrl-C, and ignores it still after the fit."""
+    before = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        net, X, y = spirals_net()
+        steps = []
+
+        def hook(g):
+            steps.append(1)
+            if len(steps) == 5:
+                ctrl_c()
+        history = net.fit(X, y, epochs=2, batch_size=16, gradient_hook=hook, verbose=0)
+        assert len(history["cost"]) == 2 and len(steps) == 2 * 256 // 16
+        assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN
+    finally:
+        signal.signal(signal.SIGINT, before)

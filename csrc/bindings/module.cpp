@@ -323,7 +323,9 @@ extern "C" void request_interrupt(int) { interrupt_requested = true; }
 // nor clears a Ctrl-C the main thread's fit has yet to see.
 class InterruptCatcher {
  public:
-  explicit InterruptCatcher(bool active) : active_(active) {
+  // Active only if asked and SIGINT is not ignored (as in a process that a shell without job
+  // control started in the background): an ignored Ctrl-C stays ignored.
+  explicit InterruptCatcher(bool active) : active_(active && !sigint_ignored()) {
     if (!active_) return;
     interrupt_requested = false;
     struct sigaction catcher{};
@@ -345,6 +347,12 @@ class InterruptCatcher {
   void restore() {
     if (active_ && !restored_) sigaction(SIGINT, &previous_, nullptr);
     restored_ = true;
+  }
+
+  static bool sigint_ignored() {
+    struct sigaction current{};
+    sigaction(SIGINT, nullptr, &current);
+    return current.sa_handler == SIG_IGN;
   }
 
   bool active_, restored_ = false;

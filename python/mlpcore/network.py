@@ -451,7 +451,7 @@ class Network:
         term, and weighted by its examples, so that a smaller last minibatch counts
         for its size; "learning_rate", "time" in seconds, and the validation and diagnostic
         figures asked for), also kept at ``net.history``. Ctrl-C stops after the
-        current step with a consistent network. A NaN or inf in the cost, the
+        current step with a consistent network (unless the process ignores SIGINT). A NaN or inf in the cost, the
         gradient or the updated parameters raises mlpcore.DivergenceError and leaves
         the parameters and optimizer state of the last good step. A fit that ends
         (by an error, or Ctrl-C) before it keeps a step leaves the network as it was:
