@@ -28,6 +28,30 @@ def _per_layer(values, count, default, name, what, valid, valid_text):
     return tuple(type(default)(value) for value in values)
 
 
+def _layer_settings(layer_sizes, activations, dtype, dropout, batch_norm, bn_eps, bn_momentum):
+    """Network's per-layer arguments checked: (dropout, a drop probability for each layer 1..L
+    with layer L's 0; batch_norm, a bool for each; the core's (name, alpha, batch_norm, dropout)
+    of each layer)."""
+    L = len(activations)
+    dropout = _per_layer(dropout, L - 1, 0.0, "dropout", "drop probabilities for layers 1..L-1",
+                         lambda p: is_real(p) and 0 <= p < 1, "in [0, 1)") + (0.0,)
+    batch_norm = _per_layer(batch_norm, L, False, "batch_norm", "flags for layers 1..L",
+                            lambda flag: isinstance(flag, (bool, np.bool_)), "bools")
+    for name, params in activations:
+        if not held_by(params.get("alpha", 0.0), dtype):
+            raise ValueError(f"the alpha of {name} must be finite in {dtype.name}, got {params['alpha']!r}")
+    if not (held_by(bn_eps, dtype) and dtype.type(bn_eps) > 0):
+        raise ValueError(f"bn_eps must be a real number > 0 finite in {dtype.name} (and not rounding to 0 there), "
+                         f"got {bn_eps!r}")
+    if not (is_real(bn_momentum) and 0 <= bn_momentum <= 1):
+        raise ValueError(f"bn_momentum must be a real number in [0, 1], got {bn_momentum!r}")
+    if max(layer_sizes) > _MAX_UNITS:  # the core's limit; sizes past 2^63 would not even reach it
+        raise ValueError(f"every layer needs 1..2^31-1 units, got n = {list(layer_sizes)}")
+    layers = [(name, params.get("alpha", 0.0), bool(flag), float(p))
+              for (name, params), flag, p in zip(activations, batch_norm, dropout)]
+    return dropout, batch_norm, layers
+
+
 def _parse_dtype(dtype):
     try:
         dtype = np.dtype(dtype)
@@ -253,22 +277,8 @@ class Network:
         activations = tuple(check_architecture(layer_sizes, activations, cost))
         dtype = _parse_dtype(dtype)
         L = len(activations)
-        dropout = _per_layer(dropout, L - 1, 0.0, "dropout", "drop probabilities for layers 1..L-1",
-                             lambda p: is_real(p) and 0 <= p < 1, "in [0, 1)") + (0.0,)
-        batch_norm = _per_layer(batch_norm, L, False, "batch_norm", "flags for layers 1..L",
-                                lambda flag: isinstance(flag, (bool, np.bool_)), "bools")
-        for name, params in activations:
-            if not held_by(params.get("alpha", 0.0), dtype):
-                raise ValueError(f"the alpha of {name} must be finite in {dtype.name}, got {params['alpha']!r}")
-        if not (held_by(bn_eps, dtype) and dtype.type(bn_eps) > 0):
-            raise ValueError(f"bn_eps must be a real number > 0 finite in {dtype.name} (and not rounding to 0 there), "
-                             f"got {bn_eps!r}")
-        if not (is_real(bn_momentum) and 0 <= bn_momentum <= 1):
-            raise ValueError(f"bn_momentum must be a real number in [0, 1], got {bn_momentum!r}")
-        if max(layer_sizes) > _MAX_UNITS:  # the core's limit; sizes past 2^63 would not even reach it
-            raise ValueError(f"every layer needs 1..2^31-1 units, got n = {list(layer_sizes)}")
-        layers = [(name, params.get("alpha", 0.0), bool(flag), float(p))
-                  for (name, params), flag, p in zip(activations, batch_norm, dropout)]
+        dropout, batch_norm, layers = _layer_settings(layer_sizes, activations, dtype, dropout, batch_norm, bn_eps,
+                                                      bn_momentum)
         # the core first: it refuses sizes it cannot hold before initial_parameters draws W in float64
         core = _CORE_CLASSES[dtype](list(layer_sizes), layers, cost, float(bn_eps), float(bn_momentum))
         W, b = initial_parameters(layer_sizes, activations, init, bias, seed, dtype)

@@ -463,8 +463,33 @@ def forward(W, b, X, activations, *, gamma=None, beta=None, D=None, p=None,
     beta = {} if beta is None else beta
     D = {} if D is None else D
     p = drop_probabilities(p, L)
-    eps = X.dtype.type(bn_eps)
+    dropped = _require_forward_inputs(L, m, gamma, D, p, running_mean, running_var, training)
     one = X.dtype.type(1)
+    Z, A = {}, {0: X}
+    Z_norm, Z_tilde, mu, var = {}, {}, {}, {}
+    for l in range(1, L + 1):
+        # Z[l] = W[l] A[l-1] + b[l]
+        Z[l] = W[l] @ A[l - 1] + b[l]
+        U = Z[l]
+        if l in gamma:
+            mu[l], var[l] = _batch_statistics(Z[l]) if training else (running_mean[l], running_var[l])
+            Z_norm[l], Z_tilde[l] = _normalise(Z[l], mu[l], var[l], gamma[l], beta[l], X.dtype.type(bn_eps))
+            U = Z_tilde[l]
+        # A[l] = g[l](U), U = Z_tilde[l] or Z[l]
+        A[l] = g(activations[l - 1], U)
+        if l in dropped:
+            # A[l] = g[l](U) * D[l] / (1 - p[l])
+            A[l] = A[l] * D[l].astype(X.dtype, copy=False) / (one - X.dtype.type(p.get(l, 0.0)))
+
+    if return_cache:
+        return {"Z": Z, "A": A, "Z_norm": Z_norm, "Z_tilde": Z_tilde,
+                "mu": mu, "var": var}
+    return Z, A
+
+
+def _require_forward_inputs(L, m, gamma, D, p, running_mean, running_var, training):
+    """Refuse what forward cannot compute (see forward); return the layers that drop units
+    in this pass, ascending (none in inference)."""
     if training and gamma and m < 2:
         raise ValueError(
             "a training-mode forward through batch normalisation needs m >= 2 "
@@ -480,36 +505,25 @@ def forward(W, b, X, activations, *, gamma=None, beta=None, D=None, p=None,
         raise ValueError(
             "an inference-mode forward through batch normalisation needs "
             f"running_mean and running_var for the layers {sorted(gamma)}")
+    return dropped
 
-    Z, A = {}, {0: X}
-    Z_norm, Z_tilde, mu, var = {}, {}, {}, {}
-    for l in range(1, L + 1):
-        # Z[l] = W[l] A[l-1] + b[l]
-        Z[l] = W[l] @ A[l - 1] + b[l]
-        U = Z[l]
-        if l in gamma:
-            if training:
-                # mu = (1/m) sum over columns of Z[l]
-                mu[l] = np.sum(Z[l], axis=1, keepdims=True) / m
-                # var = (1/m) sum over columns of (Z[l] - mu)^2
-                var[l] = np.sum((Z[l] - mu[l]) ** 2, axis=1, keepdims=True) / m
-            else:
-                mu[l], var[l] = running_mean[l], running_var[l]
-            # Z_norm = (Z[l] - mu) / sqrt(var + eps)
-            Z_norm[l] = (Z[l] - mu[l]) / np.sqrt(var[l] + eps)
-            # Z_tilde = gamma Z_norm + beta
-            Z_tilde[l] = gamma[l] * Z_norm[l] + beta[l]
-            U = Z_tilde[l]
-        # A[l] = g[l](U), U = Z_tilde[l] or Z[l]
-        A[l] = g(activations[l - 1], U)
-        if l in dropped:
-            # A[l] = g[l](U) * D[l] / (1 - p[l])
-            A[l] = A[l] * D[l].astype(X.dtype, copy=False) / (one - X.dtype.type(p.get(l, 0.0)))
 
-    if return_cache:
-        return {"Z": Z, "A": A, "Z_norm": Z_norm, "Z_tilde": Z_tilde,
-                "mu": mu, "var": var}
-    return Z, A
+def _batch_statistics(Z):
+    """(mu, var) of the batch Z (n, m), each (n, 1): var biased (divided by m)."""
+    m = Z.shape[1]
+    # mu = (1/m) sum over columns of Z
+    mu = np.sum(Z, axis=1, keepdims=True) / m
+    # var = (1/m) sum over columns of (Z - mu)^2
+    var = np.sum((Z - mu) ** 2, axis=1, keepdims=True) / m
+    return mu, var
+
+
+def _normalise(Z, mu, var, gamma, beta, eps):
+    """(Z_norm, Z_tilde) of batch normalisation.   Z: (n, m); mu, var, gamma, beta: (n, 1)"""
+    # Z_norm = (Z - mu) / sqrt(var + eps)
+    Z_norm = (Z - mu) / np.sqrt(var + eps)
+    # Z_tilde = gamma Z_norm + beta
+    return Z_norm, gamma * Z_norm + beta
 
 
 def dense_targets(Y, A_L, cost):
@@ -615,16 +629,7 @@ def backward(W, Z, A, Y, activations, cost, compute_dA0=False, *, gamma=None,
 
     for l in range(L, 0, -1):
         if l in gamma:
-            # dgamma[l] = (1/m) sum over columns of dU * Z_norm
-            dgamma[l] = np.sum(dU * Z_norm[l], axis=1, keepdims=True) / m
-            # dbeta[l] = (1/m) sum over columns of dU
-            dbeta[l] = np.sum(dU, axis=1, keepdims=True) / m
-            # G = dU * gamma
-            G = dU * gamma[l]
-            # dZ[l] = (G - mean_cols G - Z_norm mean_cols(G * Z_norm)) / sqrt(var + eps)
-            dZ[l] = (G - np.mean(G, axis=1, keepdims=True)
-                     - Z_norm[l] * np.mean(G * Z_norm[l], axis=1, keepdims=True)) \
-                / np.sqrt(var[l] + eps)
+            dZ[l], dgamma[l], dbeta[l] = _normalisation_backward(dU, Z_norm[l], var[l], gamma[l], eps)
         else:
             # dZ[l] = dU
             dZ[l] = dU
@@ -639,19 +644,31 @@ def backward(W, Z, A, Y, activations, cost, compute_dA0=False, *, gamma=None,
             # dA[l-1] = W[l]^T dZ[l]
             dA[l - 1] = W[l].T @ dZ[l]
         if l > 1:
-            if l - 1 in D or p.get(l - 1, 0.0) > 0:
-                # dU[l-1] = dA[l-1] * D[l-1] / (1 - p[l-1]) * g[l-1]'(U[l-1])
-                dU = (dA[l - 1] * D[l - 1].astype(dtype, copy=False)
-                      / (one - dtype.type(p.get(l - 1, 0.0)))
-                      * g_prime(activations[l - 2], U(l - 1)))
-            else:
-                # dU[l-1] = dA[l-1] * g[l-1]'(U[l-1])
-                dU = dA[l - 1] * g_prime(activations[l - 2], U(l - 1))
+            # dU[l-1] = dA[l-1] (* D[l-1] / (1 - p[l-1]) in a dropout layer) * g[l-1]'(U[l-1])
+            keep = (D[l - 1].astype(dtype, copy=False) / (one - dtype.type(p.get(l - 1, 0.0)))
+                    if l - 1 in D or p.get(l - 1, 0.0) > 0 else one)
+            dU = dA[l - 1] * keep * g_prime(activations[l - 2], U(l - 1))
 
     grads = {"dW": dW, "db": db, "dZ": dZ, "dA": dA}
     if gamma:
         grads["dgamma"], grads["dbeta"] = dgamma, dbeta
     return grads
+
+
+def _normalisation_backward(dU, Z_norm, var, gamma, eps):
+    """(dZ, dgamma, dbeta) of a batch-normalised layer from dU = m dJ/dZ_tilde.
+    dU, Z_norm: (n, m); var, gamma: (n, 1)."""
+    m = dU.shape[1]
+    # dgamma = (1/m) sum over columns of dU * Z_norm
+    dgamma = np.sum(dU * Z_norm, axis=1, keepdims=True) / m
+    # dbeta = (1/m) sum over columns of dU
+    dbeta = np.sum(dU, axis=1, keepdims=True) / m
+    # G = dU * gamma
+    G = dU * gamma
+    # dZ = (G - mean_cols G - Z_norm mean_cols(G * Z_norm)) / sqrt(var + eps)
+    dZ = (G - np.mean(G, axis=1, keepdims=True)
+          - Z_norm * np.mean(G * Z_norm, axis=1, keepdims=True)) / np.sqrt(var + eps)
+    return dZ, dgamma, dbeta
 
 
 def update(W, b, dW, db, learning_rate):
