@@ -397,14 +397,28 @@ def test_the_command_line_does_not_import_matplotlib():
 
 
 @pytest.mark.parametrize("command", ["train", "demo"])
-@pytest.mark.parametrize("out, fragment", [("no/model.npz", "does not exist"), (".", "it is a folder")])
+@pytest.mark.parametrize("out, fragment", [("no/model.npz", "does not exist"), (".", "it is a folder"),
+                                           ("", "it is a folder")])
 def test_an_output_path_that_cannot_be_written_is_refused_before_training(command, out, fragment, species_csv,
                                                                           tmp_path, capsys):
-    path = tmp_path / out
+    path = str(tmp_path / out) if out else out
     argv = ["train", species_csv, "--target", "species"] if command == "train" else ["demo", "--epochs", "1"]
-    status, stdout, err = run([*argv, "--out", str(path)], capsys)
+    status, stdout, err = run([*argv, "--out", path], capsys)
     assert_one_line_error(status, err, fragment)
     assert "epoch" not in stdout and "accuracy" not in stdout  # refused before any training
+
+
+def test_an_output_path_that_is_an_input_is_refused_before_anything_is_written(species_csv, tmp_path, capsys):
+    """train --out DATA and predict --out DATA or MODEL would overwrite what they read."""
+    model = str(tmp_path / "model.npz")
+    assert run(["train", species_csv, "--target", "species", "--epochs", "2", "--out", model], capsys)[0] == 0
+    data_before, model_before = open(species_csv, "rb").read(), open(model, "rb").read()
+    for argv, given in ((["train", species_csv, "--target", "species", "--out", species_csv], species_csv),
+                        (["predict", model, species_csv, "--out", species_csv], species_csv),
+                        (["predict", model, species_csv, "--out", model], model)):
+        status, stdout, err = run(argv, capsys)
+        assert_one_line_error(status, err, f"--out {given} is the input {given}")
+    assert open(species_csv, "rb").read() == data_before and open(model, "rb").read() == model_before
 
 
 # ---------------------------------------------------------------------------

@@ -227,6 +227,15 @@ def test_a_zip_whose_members_are_not_npy_arrays_is_refused(tmp_path):
         mlpcore.load(path)
 
 
+def test_an_empty_path_is_refused_before_anything_is_written(tmp_path, monkeypatch):
+    """"" names no file: save (and the CLI's --out) refuse it as they refuse a folder, at once."""
+    monkeypatch.chdir(tmp_path)
+    net = mlpcore.Network([2, 1], ["identity"], "mse")
+    with pytest.raises(IsADirectoryError, match=r"^cannot write '': it is a folder; give a file's path$"):
+        net.save("")
+    assert os.listdir(tmp_path) == []
+
+
 def test_saving_into_a_missing_folder_names_it(tmp_path):
     net = mlpcore.Network([2, 1], ["identity"], "mse")
     with pytest.raises(FileNotFoundError, match="the folder .*missing does not exist"):

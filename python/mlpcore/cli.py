@@ -160,7 +160,7 @@ def demo(args):
     accuracy on the training points and on new points, and draw the PNG."""
     from .datasets import two_spirals
 
-    _require_folder(args.out)
+    _require_output(args.out)
     X, y = two_spirals(m=800, seed=args.seed)
     X_test, y_test = two_spirals(m=800, seed=args.seed + 1)
     net = Network([2, 32, 32, 1], ["relu", "relu", "sigmoid"], "bce", seed=args.seed)
@@ -256,17 +256,21 @@ def _numbers(cells):
 # train
 # ---------------------------------------------------------------------------
 
-def _require_folder(path):
-    """Refuse, before any work, an output path that is a folder or whose folder does not exist."""
+def _require_output(path, *inputs):
+    """Refuse, before any work, an output path that cannot be written (see io.writable_path) or
+    that is one of the command's input files, which writing it would destroy."""
     try:
         writable_path(path)
     except OSError as error:
         raise CommandError(str(error)) from None
+    for given in inputs:
+        if os.path.exists(path) and os.path.exists(given) and os.path.samefile(path, given):
+            raise CommandError(f"--out {path} is the input {given}, which writing it would destroy; give another path")
 
 
 def train(args):
     """Read the CSV, standardise, hold out a share, fit with a progress bar, print metrics, save."""
-    _require_folder(args.out)
+    _require_output(args.out, args.data)
     table = _Table(args.data)
     if args.target not in table.names:
         raise CommandError(f"{args.data} has no column {args.target!r}; its columns: {', '.join(table.names)}")
@@ -473,7 +477,7 @@ def _train_metadata(net, path):
 def predict(args):
     """Predict every example of the CSV; write a CSV of predictions (class labels when classifying)."""
     if args.out is not None:
-        _require_folder(args.out)
+        _require_output(args.out, args.model, args.data)
     net = _load(args.model)
     metadata = _train_metadata(net, args.model)
     table = _Table(args.data)

@@ -85,13 +85,16 @@ def restore_from_bytes(net, data):
 
 def writable_path(path):
     """(folder, name), as str, of a file path (str, bytes or os.PathLike) that may be written:
-    raises IsADirectoryError if path is a folder, FileNotFoundError if its folder does not exist."""
+    raises IsADirectoryError if path is a folder (or empty), FileNotFoundError if its folder
+    does not exist, PermissionError if this process may not write into that folder."""
     path = os.fsdecode(path)
-    if os.path.isdir(path):
-        raise IsADirectoryError(f"cannot write {path}: it is a folder; give a file's path")
+    if not path or os.path.isdir(path):
+        raise IsADirectoryError(f"cannot write {path or repr(path)}: it is a folder; give a file's path")
     folder, name = os.path.split(os.path.abspath(path))
     if not os.path.isdir(folder):
         raise FileNotFoundError(f"cannot write {path}: the folder {folder} does not exist")
+    if not os.access(folder, os.W_OK):
+        raise PermissionError(f"cannot write {path}: this process may not write into the folder {folder}")
     return folder, name
 
 
