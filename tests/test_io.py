@@ -102,8 +102,11 @@ def test_metadata_is_kept_and_numpy_values_become_json(tmp_path):
     assert mlpcore.load(tmp_path / "again.npz").metadata == loaded.metadata
 
 
-@pytest.mark.parametrize("metadata, error", [([1, 2], TypeError), ({"f": object()}, TypeError),
-                                             ({"f": {1, 2}}, TypeError)])
+@pytest.mark.parametrize("metadata, error", [
+    ([1, 2], TypeError), ({"f": object()}, TypeError), ({"f": {1, 2}}, TypeError),
+    ({"f": np.longdouble(1.0)}, TypeError), ({"f": np.ones(2, np.longdouble)}, TypeError),  # was RecursionError
+    ({1: "a", "1": "b"}, TypeError), ({"f": [{None: 1}]}, TypeError),  # JSON would make the keys str
+], ids=["list", "object", "set", "longdouble", "longdouble_array", "int_key", "nested_none_key"])
 def test_metadata_that_is_not_json_is_refused_before_writing(tmp_path, metadata, error):
     net = mlpcore.Network([2, 1], ["identity"], "mse")
     with pytest.raises(error, match="metadata must"):

@@ -181,12 +181,30 @@ def _json_metadata(metadata):
 
 
 def _to_json(value, what):
+    """value as JSON text; TypeError for what JSON cannot hold as it is: other types than its
+    own (NumPy arrays and scalars are converted), and keys of dicts that are not str (JSON would
+    make them str, and two keys such as 1 and "1" one)."""
     def plain(item):
         if isinstance(item, (np.ndarray, np.generic)):
-            return item.tolist()
+            converted = item.tolist()
+            if not isinstance(converted, np.generic):  # a longdouble's tolist() is itself
+                return converted
         raise TypeError(f"{what} must hold JSON values (dict, list, str, number, bool, None; NumPy arrays "
                         f"and scalars are converted), got {type(item).__name__}: {item!r}")
-    return json.dumps(value, default=plain)
+    text = json.dumps(value, default=plain)  # first: it refuses circular references
+    _require_str_keys(value, what)
+    return text
+
+
+def _require_str_keys(value, what):
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if not isinstance(key, str):
+                raise TypeError(f"{what} must have str keys, as JSON objects do, got {key!r}")
+            _require_str_keys(item, what)
+    elif isinstance(value, (list, tuple)):
+        for item in value:
+            _require_str_keys(item, what)
 
 
 # ---- reading -------------------------------------------------------------------------------
