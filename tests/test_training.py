@@ -742,6 +742,28 @@ def test_history_callbacks_and_verbose(capsys):
     assert captured.out == "" and captured.err == ""
 
 
+@pytest.mark.parametrize("targets", ["varying", "one_output_constant", "all_constant", "one_example"])
+def test_val_r2_is_scikit_learns_r2_score_averaged_over_the_outputs(targets):
+    """A constant validation output counts 1 if predicted exactly, else 0, and one example gives
+    NaN, as scikit-learn's r2_score gives, instead of 1 minus the squared error."""
+    sklearn_metrics = pytest.importorskip("sklearn.metrics", reason="scikit-learn is not installed")
+    rng = np.random.default_rng(0)
+    X, Y = rng.standard_normal((2, 60)), rng.standard_normal((2, 60))
+    m_val = 1 if targets == "one_example" else 10
+    X_val, Y_val = rng.standard_normal((2, m_val)), rng.standard_normal((2, m_val))
+    if targets == "one_output_constant":
+        Y_val[1] = 5.0
+    elif targets == "all_constant":
+        Y_val[:] = 5.0
+    net = mlpcore.Network([2, 8, 2], ["tanh", "identity"], "mse", dtype="float64", seed=0)
+    history = net.fit(X, Y, epochs=2, validation_data=(X_val, Y_val), verbose=0)
+    A_L = net.forward(X_val, training=False).A[net.L]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # scikit-learn's about one example, whose R^2 is NaN
+        expected = sklearn_metrics.r2_score(Y_val.T, A_L.T)
+    assert history["val_r2"][-1] == pytest.approx(expected, rel=1e-12, abs=1e-12, nan_ok=True)
+
+
 def test_early_stopping_restores_the_best_parameters():
     """Validation labels are the training labels flipped: the validation cost rises while the
     training cost falls, so training stops patience epochs after the best epoch."""

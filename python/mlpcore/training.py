@@ -285,7 +285,10 @@ def _evaluate(net, X, Y):
         Y = Y.reshape(A_L.shape)
         residual = ((Y - A_L) ** 2).sum(axis=1)
         total = ((Y - Y.mean(axis=1, keepdims=True)) ** 2).sum(axis=1)
-        figures["val_r2"] = float(np.mean(1 - residual / np.where(total > 0, total, 1)))
+        # R^2 = 1 - residual / total per output, averaged; for a constant output (total 0) 1 if
+        # it is predicted exactly, else 0, and NaN for one example, as scikit-learn's r2_score gives
+        r2 = np.where(total > 0, 1 - residual / np.where(total > 0, total, 1), np.where(residual > 0, 0.0, 1.0))
+        figures["val_r2"] = float(np.mean(r2)) if Y.shape[1] > 1 else math.nan
     elif net.cost_name == "bce":
         figures["val_accuracy"] = float(np.mean((A_L >= 0.5) == (Y.reshape(A_L.shape) >= 0.5)))
     else:
