@@ -88,10 +88,15 @@ def test_after_fit_ctrl_c_still_ends_a_blocking_read(python_handles_ctrl_c):
         os.close(write_end)
 
 
-def test_an_ignored_ctrl_c_stays_ignored_during_and_after_fit():
-    """A process that ignores SIGINT (started in the background by a shell without job control)
-    trains through a Ctrl-C, and ignores it still after the fit."""
-    before = signal.signal(signal.SIGINT, signal.SIG_IGN)
+@pytest.mark.parametrize("handler", ["ignored", "the_programs_own"])
+def test_a_fit_leaves_a_ctrl_c_that_python_does_not_handle_itself_to_its_handler(handler):
+    """fit takes Ctrl-C over only from Python's default handler. An ignored SIGINT (a process that
+    a shell without job control started in the background) stays ignored; a program's own handler
+    is called (once the step hands back to Python) and decides. The fit trains on either way, and
+    the handler is the same after it."""
+    calls = []
+    given = signal.SIG_IGN if handler == "ignored" else (lambda signum, frame: calls.append(signum))
+    before = signal.signal(signal.SIGINT, given)
     try:
         net, X, y = spirals_net()
         steps = []
@@ -102,6 +107,7 @@ def test_an_ignored_ctrl_c_stays_ignored_during_and_after_fit():
                 ctrl_c()
         history = net.fit(X, y, epochs=2, batch_size=16, gradient_hook=hook, verbose=0)
         assert len(history["cost"]) == 2 and len(steps) == 2 * 256 // 16
-        assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN
+        assert calls == ([] if handler == "ignored" else [signal.SIGINT])
+        assert signal.getsignal(signal.SIGINT) is given
     finally:
         signal.signal(signal.SIGINT, before)

@@ -315,7 +315,8 @@ std::atomic<bool> interrupt_requested{false};
 
 extern "C" void request_interrupt(int) { interrupt_requested = true; }
 
-// While alive and active (a fit on Python's main thread), Ctrl-C (SIGINT) sets
+// While alive and active (a fit on Python's main thread while Python's own handler has SIGINT,
+// see training.py's _takes_ctrl_c), Ctrl-C (SIGINT) sets
 // interrupt_requested instead of reaching Python, so that the training loop can stop after the
 // current step; Python's handler comes back after exactly as it was (std::signal would bring it
 // back with SA_RESTART, and a blocking read would no longer end at Ctrl-C). An inactive
@@ -323,9 +324,7 @@ extern "C" void request_interrupt(int) { interrupt_requested = true; }
 // nor clears a Ctrl-C the main thread's fit has yet to see.
 class InterruptCatcher {
  public:
-  // Active only if asked and SIGINT is not ignored (as in a process that a shell without job
-  // control started in the background): an ignored Ctrl-C stays ignored.
-  explicit InterruptCatcher(bool active) : active_(active && !sigint_ignored()) {
+  explicit InterruptCatcher(bool active) : active_(active) {
     if (!active_) return;
     interrupt_requested = false;
     struct sigaction catcher{};
@@ -347,12 +346,6 @@ class InterruptCatcher {
   void restore() {
     if (active_ && !restored_) sigaction(SIGINT, &previous_, nullptr);
     restored_ = true;
-  }
-
-  static bool sigint_ignored() {
-    struct sigaction current{};
-    sigaction(SIGINT, nullptr, &current);
-    return current.sa_handler == SIG_IGN;
   }
 
   bool active_, restored_ = false;

@@ -444,12 +444,13 @@ class Network:
         clip_norm, clip_value : clip the flat gradient to this global norm, then to
             [-clip_value, clip_value].
         callbacks : callables callback(epoch, logs) called after each epoch; one that
-            returns True stops training.
+            returns a true value (as bool() takes it) stops training.
         schedule : None, ("step", {...}), ("exponential", {...}), ("cosine", {...}):
             the rate of each epoch, as torch.optim.lr_scheduler (see mlpcore.schedules).
         gradient_hook : callable(flat_grads) called once per step between backward
             and update (before clipping) with a writable view of the flat gradient
-            buffer; ``net.gradient_views(flat_grads)["dW"][l]`` shows dW[l] in it. During
+            buffer, which it may change in place (its return value is not used);
+            ``net.gradient_views(flat_grads)["dW"][l]`` shows dW[l] in it. During
             an epoch the core keeps the current parameters in a buffer of its own: read
             net.params in callbacks, which run between epochs, not here.
         diagnostics : record per-layer ||dW||, the share of dead relu units and of
@@ -461,7 +462,8 @@ class Network:
         term, and weighted by its examples, so that a smaller last minibatch counts
         for its size; "learning_rate", "time" in seconds, and the validation and diagnostic
         figures asked for), also kept at ``net.history``. Ctrl-C stops after the
-        current step with a consistent network (unless the process ignores SIGINT). A NaN or inf in the cost, the
+        current step with a consistent network (when Python's own handler has SIGINT:
+        a handler of the program's is called instead, an ignored SIGINT stays ignored). A NaN or inf in the cost, the
         gradient or the updated parameters raises mlpcore.DivergenceError and leaves
         the parameters and optimizer state of the last good step. A fit that ends
         (by an error, or Ctrl-C) before it keeps a step leaves the network as it was:

@@ -1,6 +1,7 @@
 """Network.fit: the epoch loop around the core's Trainer, which runs each epoch's steps in C++."""
 
 import math
+import signal
 import threading
 import time
 
@@ -137,8 +138,7 @@ class _Run:
         lr = self.schedule.learning_rate(self.optimizer.learning_rate, epoch)
         started = time.perf_counter()
         result = self.trainer.epoch(self.X, self.Y, self.batch_size, lr, l2, clip_norm or 0.0, clip_value or 0.0,
-                                    bool(shuffle), self.order_seed, epoch, gradient_hook,
-                                    threading.current_thread() is threading.main_thread(), progress)
+                                    bool(shuffle), self.order_seed, epoch, gradient_hook, _takes_ctrl_c(), progress)
         if result["diverged"]:
             raise self._divergence(result, epoch, lr)
         logs = {"cost": result["cost"], "learning_rate": lr, "time": time.perf_counter() - started}
@@ -164,6 +164,14 @@ class _Run:
             advice = f"try a smaller learning_rate (this epoch's was {lr:g})" + (f" or check {scale}" if first else "")
         return DivergenceError(f"{what} became NaN or inf at epoch {epoch + 1}, step {step}, and the network "
                                f"keeps the parameters of the last good step: {advice}.")
+
+
+def _takes_ctrl_c():
+    """Whether the epoch about to run takes Ctrl-C (SIGINT) over, to stop after its current step:
+    on Python's main thread while Python's own handler has it (not one of the program's, nor an
+    ignored or default SIGINT, which stay as they are)."""
+    return (threading.current_thread() is threading.main_thread()
+            and signal.getsignal(signal.SIGINT) is signal.default_int_handler)
 
 
 def _check_settings(epochs, batch_size, shuffle, seed, patience, callbacks, gradient_hook, verbose,
