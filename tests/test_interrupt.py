@@ -22,6 +22,15 @@ def ctrl_c():
     os.kill(os.getpid(), signal.SIGINT)
 
 
+def ctrl_c_at_step(k, steps):
+    """A gradient hook that counts the steps into the list `steps` and sends Ctrl-C at step k."""
+    def hook(g):
+        steps.append(1)
+        if len(steps) == k:
+            ctrl_c()
+    return hook
+
+
 @pytest.fixture
 def python_handles_ctrl_c():
     """Python's own handler of SIGINT for the test: a process started with SIGINT ignored (as
@@ -34,12 +43,7 @@ def python_handles_ctrl_c():
 def test_ctrl_c_stops_fit_after_the_current_step(python_handles_ctrl_c):
     net, X, y = spirals_net()
     steps = []
-
-    def hook(g):
-        steps.append(1)
-        if len(steps) == 5:
-            ctrl_c()
-    history = net.fit(X, y, epochs=3, batch_size=16, gradient_hook=hook, verbose=0)
+    history = net.fit(X, y, epochs=3, batch_size=16, gradient_hook=ctrl_c_at_step(5, steps), verbose=0)
     assert len(steps) == 5 and len(history["cost"]) == 1
 
 
@@ -100,12 +104,7 @@ def test_a_fit_leaves_a_ctrl_c_that_python_does_not_handle_itself_to_its_handler
     try:
         net, X, y = spirals_net()
         steps = []
-
-        def hook(g):
-            steps.append(1)
-            if len(steps) == 5:
-                ctrl_c()
-        history = net.fit(X, y, epochs=2, batch_size=16, gradient_hook=hook, verbose=0)
+        history = net.fit(X, y, epochs=2, batch_size=16, gradient_hook=ctrl_c_at_step(5, steps), verbose=0)
         assert len(history["cost"]) == 2 and len(steps) == 2 * 256 // 16
         assert calls == ([] if handler == "ignored" else [signal.SIGINT])
         assert signal.getsignal(signal.SIGINT) is given

@@ -169,9 +169,10 @@ class SGD(Optimizer):
 
     def __init__(self, learning_rate=0.01, momentum=0.0, nesterov=False):
         momentum = _positive_real(momentum, "momentum", allow_zero=True)
-        if require_flag(nesterov, "nesterov") and momentum == 0:
+        nesterov = require_flag(nesterov, "nesterov")
+        if nesterov and momentum == 0:
             raise ValueError("nesterov needs momentum > 0")
-        super().__init__(learning_rate, momentum=momentum, nesterov=require_flag(nesterov, "nesterov"))
+        super().__init__(learning_rate, momentum=momentum, nesterov=nesterov)
 
 
 class RMSprop(Optimizer):

@@ -35,12 +35,9 @@ def fit(net, X, Y, epochs=10, batch_size=32, optimizer="sgd", learning_rate=None
         history = net.history = _new_history(net, run.validation_data, diagnostics)
         _epochs(net, run, history, epochs, l2, clip_norm, clip_value, shuffle, gradient_hook, diagnostics,
                 early_stopping, patience, callbacks, verbose)
-    except BaseException:
+    finally:  # refused, failed or interrupted before its first step was kept: the network as it was
         if run is None or not run.stepped():
             start.restore()
-        raise
-    if not run.stepped():  # interrupted before its first step was kept
-        start.restore()
     return history
 
 
