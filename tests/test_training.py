@@ -313,13 +313,16 @@ def test_batch_norm_training_forward_of_one_example_is_refused():
 @pytest.mark.parametrize("training", [True, False])
 @pytest.mark.parametrize("dtype", [np.float64, np.float32], **DTYPE_IDS)
 def test_forward_reads_column_slices(dtype, training):
-    """X[:, j:j+k] of a C-ordered X: rows of unit stride with a leading dimension m (also k = 1)."""
+    """X[:, j:j+k] of a C-ordered X: rows of unit stride with a leading dimension m (also k = 1),
+    read in place as the transpose of a column-major matrix. The numbers are an F-ordered copy's
+    up to rounding, not to the bit: OpenBLAS may sum a transposed operand in another order (its
+    small-matrix kernels for AVX-512 do)."""
     twin = Twin(14, "mse", dtype=dtype, n=[3, 5, 2], batch_norm=[False, False], m=10)
     for k in (1, 2, 3):
         X = twin.X[:, 4:4 + k]
         assert X.strides[1] == X.itemsize
         expected = twin.net.forward(np.array(X, order="F"), training=training).A[twin.L]
-        np.testing.assert_array_equal(twin.net.forward(X, training=training).A[twin.L], expected)
+        assert_close(twin.net.forward(X, training=training).A[twin.L], expected, dtype)
 
 
 def test_batch_norm_eps_and_momentum_are_used():
@@ -475,10 +478,12 @@ def test_float32_steps_with_a_decay_rate_near_1_match_float64s(make, how):
 def test_update_steps_as_fits_plain_sgd_does_to_the_bit(dtype):
     """net.update(grads, lr) after forward and backward gives the parameters of fit's plain SGD
     step on the same batch, to the bit: both go through one pass (compiled for AVX2 and FMA
-    where the CPU has them), so a Python loop and fit round alike."""
+    where the CPU has them), so a Python loop and fit round alike. X is F-ordered, the layout of
+    fit's batch, so that both products read it alike (OpenBLAS may round a transposed X's
+    otherwise: see test_forward_reads_column_slices)."""
     nets = [mlpcore.Network([30, 40, 3], ["tanh", "softmax"], "cce", dtype=dtype, seed=3) for _ in range(2)]
     rng = np.random.default_rng(2)
-    X, y = rng.standard_normal((30, 50)).astype(dtype), rng.integers(0, 3, 50)
+    X, y = np.asfortranarray(rng.standard_normal((30, 50)), dtype=dtype), rng.integers(0, 3, 50)
     nets[0].fit(X, y, epochs=1, batch_size=None, shuffle=False, optimizer="sgd", learning_rate=0.3, verbose=0)
     nets[1].update(nets[1].backward(nets[1].forward(X), y), 0.3)
     assert not np.array_equal(nets[1].params, mlpcore.Network([30, 40, 3], ["tanh", "softmax"], "cce",
