@@ -99,9 +99,38 @@ def test_folded_parameters_refuse_a_layer_that_is_not_finite(where):
         mlpcore.onnx.folded_parameters(net)
 
 
+def test_float64_elu_keeps_its_relative_precision_near_0_and_far_below(tmp_path):
+    """A float64 elu is spelled out as 2t / (1 - t), t = tanh(min(Z, 0) / 2): within a few roundings
+    of expm1 from Z = -1e-300 to -800 (exp(Z) - 1 lost all digits at Z = -1e-17)."""
+    _, ort = onnx_packages()
+    net = mlpcore.Network([1, 1], [("elu", {"alpha": 0.5})], "mse", dtype="float64")
+    net.W[1] = 1.0
+    net.b[1] = 0.0
+    mlpcore.onnx.export(net, tmp_path / "model.onnx")
+    Z = np.array([[-1e-300, -1e-17, -1e-12, -1e-6, -0.3, -1.0, -20.0, -40.0, -800.0, 0.0, 1e-12, 3.0]])
+    A_L = run(ort, tmp_path / "model.onnx", np.ascontiguousarray(Z.T))[:, 0]
+    expected = np.where(Z[0] > 0, Z[0], 0.5 * np.expm1(np.minimum(Z[0], 0)))
+    np.testing.assert_allclose(A_L, expected, rtol=1e-15, atol=0)
+    np.testing.assert_allclose(net.forward(Z, training=False).A[1][0], expected, rtol=1e-15, atol=0)
+
+
 def test_export_takes_a_network(tmp_path):
-    with pytest.raises(TypeError, match="export takes a mlpcore.Network, got dict"):
+    with pytest.raises(TypeError, match="export takes a mlpcore.Network, got dict$"):
         mlpcore.onnx.export({}, tmp_path / "model.onnx")
+
+
+@pytest.mark.filterwarnings("ignore:Stochastic Optimizer")  # two epochs do not converge
+def test_export_of_a_scikit_learn_estimator_points_to_its_network(tmp_path):
+    pytest.importorskip("sklearn", reason="scikit-learn is not installed (pip install '.[sklearn]' in a clone of mlpcore)")
+    _, ort = onnx_packages()
+    import mlpcore.sklearn
+    X, y = np.random.default_rng(0).standard_normal((20, 3)), np.arange(20) % 3
+    clf = mlpcore.sklearn.MLPClassifier((4,), max_iter=2, random_state=0).fit(X, y)
+    with pytest.raises(TypeError, match="got MLPClassifier; export its network_"):
+        mlpcore.onnx.export(clf, tmp_path / "model.onnx")
+    assert not (tmp_path / "model.onnx").exists()
+    mlpcore.onnx.export(clf.network_, tmp_path / "model.onnx")
+    assert_close(run(ort, tmp_path / "model.onnx", X), clf.predict_proba(X), np.float64)
 
 
 def test_importing_mlpcore_does_not_import_onnx():

@@ -34,11 +34,13 @@ def export(net, path):
     Identity, GreaterOrEqual(Z, 0) + Cast (step), Sigmoid, Tanh, Relu, LeakyRelu(alpha),
     Elu(alpha), or Softmax(axis=1), with W', b' from ``folded_parameters``. Float32 and
     float64 networks give float32 and float64 models (a float64 leaky_relu or elu is
-    spelled out with Greater, Where and float64 constants: ONNX attributes are float32).
+    spelled out with Greater, Where, Tanh for elu and float64 constants: ONNX attributes are
+    float32). A fitted mlpcore.sklearn estimator is exported as its ``network_``.
     Returns the onnx.ModelProto.
     """
     if not isinstance(net, Network):
-        raise TypeError(f"export takes a mlpcore.Network, got {type(net).__name__}")
+        hint = "; export its network_" if isinstance(getattr(net, "network_", None), Network) else ""
+        raise TypeError(f"export takes a mlpcore.Network, got {type(net).__name__}{hint}")
     try:
         import onnx
     except ImportError:
@@ -125,13 +127,22 @@ def _activation(graph, name, params, Z, A):
         return graph.node("Cast", [nonnegative], A, to=graph.element)
     if name in ("leaky_relu", "elu") and graph.dtype == np.float64:
         # An ONNX attribute alpha is float32 and onnxruntime has no float64 Elu: spelled out in float64 as
-        # Where(Z > 0, Z, alpha Z) and Where(Z > 0, Z, alpha (exp(min(Z, 0)) - 1)).
+        # Where(Z > 0, Z, alpha Z) and Where(Z > 0, Z, alpha expm1(min(Z, 0))).
         alpha = graph.constant(f"{A}_alpha", params["alpha"])
-        negative = Z if name == "leaky_relu" else graph.node(
-            "Sub", [graph.node("Exp", [graph.node("Min", [Z, graph.constant("zero", 0)], f"{Z}_nonpositive")],
-                               f"{Z}_exp"), graph.constant("one", 1)], f"{Z}_expm1")
+        negative = Z if name == "leaky_relu" else _expm1_of_nonpositive(graph, Z)
         scaled = graph.node("Mul", [negative, alpha], f"{Z}_negative")
         return graph.node("Where", [graph.node("Greater", [Z, graph.constant("zero", 0)], f"{Z}_positive"), Z, scaled],
                           A)
     attributes = {"axis": 1} if name == "softmax" else dict(params)
     return graph.node(_OPERATORS[name], [Z], A, **attributes)
+
+
+def _expm1_of_nonpositive(graph, Z):
+    """Add the nodes computing e^min(Z, 0) - 1 as 2t / (1 - t), t = tanh(min(Z, 0) / 2), which
+    keeps its relative precision near 0 (Exp(.) - 1 cancels: 2e-5 off at Z = -1e-12) and goes
+    to -1 as Z goes to -inf; returns its name."""
+    half = graph.node("Mul", [graph.node("Min", [Z, graph.constant("zero", 0)], f"{Z}_nonpositive"),
+                              graph.constant("half", 0.5)], f"{Z}_half")
+    t = graph.node("Tanh", [half], f"{Z}_tanh")
+    return graph.node("Div", [graph.node("Add", [t, t], f"{Z}_twice_tanh"),
+                              graph.node("Sub", [graph.constant("one", 1), t], f"{Z}_one_minus_tanh")], f"{Z}_expm1")
