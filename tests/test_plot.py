@@ -122,7 +122,7 @@ def test_decision_regions_checks_X_and_y():
     for resolution in (1, 2.5, None):
         with pytest.raises(ValueError, match="resolution must be an integer >= 2"):
             plot.decision_regions(net, np.zeros((2, 3)), np.zeros(3), resolution=resolution)
-    with pytest.raises(ValueError, match=r"X must be \(2, m\) and y \(m,\) with m >= 1"):
+    with pytest.raises(ValueError, match=r"X must be \(2, m\) and y \(m,\) or \(1, m\) with m >= 1"):
         plot.decision_regions(net, np.zeros((2, 0)), np.zeros(0))
     for X in (np.full((2, 3), "a"), np.array([[0, np.nan, 1], [0, 0, 0]])):
         with pytest.raises(ValueError, match="X must hold finite real numbers"):
@@ -130,6 +130,34 @@ def test_decision_regions_checks_X_and_y():
     for y in (np.array([0, 1, 2]), np.array([0, 0.5, 1]), np.array(["a", "b", "a"])):
         with pytest.raises(ValueError, match=r"y must hold the class indices 0\.\.1 of the examples"):
             plot.decision_regions(net, np.zeros((2, 3)), y)
+
+
+def test_decision_regions_take_y_as_fit_does_a_row_and_bools(plt):
+    net = mlpcore.Network([2, 1], ["sigmoid"], "bce", dtype="float64", seed=1)
+    X = np.random.default_rng(0).uniform(-1, 2, size=(2, 30))
+    y = X[0] > 0.5
+    expected = plot.decision_regions(net, X, y.astype(np.int64)).axes[0].collections[-1].get_array()
+    for given in (y, y[None, :].astype(np.float64), y[None, :]):
+        points = plot.decision_regions(net, X, given).axes[0].collections[-1]
+        np.testing.assert_array_equal(points.get_array(), expected)
+
+
+def test_a_picture_saved_to_a_path_is_closed_in_pyplot_and_others_stay_open(plt, tmp_path):
+    """A loop saving pictures does not keep them all open in pyplot (20 open figures warn, and
+    each holds its memory); a figure not saved, or the caller's (ax given), stays open."""
+    net = mlpcore.Network([2, 3, 1], ["tanh", "sigmoid"], "bce", dtype="float64")
+    X, y = np.random.default_rng(0).standard_normal((2, 10)), np.arange(10) % 2
+    saved = [plot.cost_curves(history(), path=tmp_path / "cost.png"),
+             plot.decision_regions(net, X, y, path=tmp_path / "regions.png", resolution=10),
+             plot.activation_functions(["relu"], path=tmp_path / "g.png"),
+             plot.weight_histograms(net, path=tmp_path / "W.png")]
+    assert plt.get_fignums() == []
+    saved[0].savefig(tmp_path / "again.png")  # a closed figure is still a figure
+    assert (tmp_path / "again.png").read_bytes()[:8] == PNG_SIGNATURE
+    kept = plot.cost_curves(history())
+    figure, ax = plt.subplots()
+    plot.decision_regions(net, X, y, ax=ax, path=tmp_path / "mine.png", resolution=10)
+    assert sorted(plt.get_fignums()) == sorted([kept.number, figure.number])
 
 
 @pytest.mark.parametrize("key, values", [("val_cost", [0.5]), ("cost", [0.5, "x"]), ("val_accuracy", [0.5, None])])

@@ -8,8 +8,10 @@ clone of mlpcore, or ``pip install matplotlib``).
     fig = mlpcore.plot.weight_histograms(net, grads)           # W[l] and dW[l] per layer: vanishing or exploding?
 
 Each function returns the matplotlib Figure and, given ``path``, also saves it as a PNG
-(or any format matplotlib knows from the file name). cost_curves and decision_regions draw
-into an existing Axes when given ``ax``. matplotlib is imported when a function is called,
+(or any format matplotlib knows from the file name) and closes it in pyplot, so that a loop
+saving pictures does not keep them all (the Figure returned can still be drawn on and saved).
+cost_curves and decision_regions draw into an existing Axes when given ``ax``, whose figure
+stays the caller's to close. matplotlib is imported when a function is called,
 never by ``import mlpcore``.
 """
 
@@ -45,10 +47,13 @@ def _axes(ax, figsize):
     return _pyplot().subplots(figsize=figsize, layout="constrained")[1]
 
 
-def _finish(figure, path):
-    """Save figure to path (when given) and return it."""
+def _finish(figure, path, made_here):
+    """Save figure to path (when given) and return it; a figure made here (not the figure of
+    an Axes given) is then closed in pyplot."""
     if path is not None:
         figure.savefig(path, dpi=100)
+        if made_here:
+            _pyplot().close(figure)
     return figure
 
 
@@ -71,7 +76,7 @@ def cost_curves(history, ax=None, path=None):
         if values and (len(values) != len(history["cost"]) or not all(is_real(value) for value in values)):
             raise ValueError(f"history[{key!r}] must hold one finite number per epoch, as 'cost' does "
                              f"({len(history['cost'])} epochs)")
-    ax = _axes(ax, (6, 4))
+    made_here, ax = ax is None, _axes(ax, (6, 4))
     epochs = np.arange(1, len(history["cost"]) + 1)
     ax.plot(epochs, history["cost"], label="cost J (training)")
     costs = list(history["cost"])
@@ -88,14 +93,15 @@ def cost_curves(history, ax=None, path=None):
         lines += right.plot(epochs, history[metric], color="tab:green", linestyle="--", label=metric)
         right.set_ylabel(metric)
     ax.legend(lines, [line.get_label() for line in lines], loc="center right")
-    return _finish(ax.figure, path)
+    return _finish(ax.figure, path, made_here)
 
 
 def decision_regions(net, X, y, ax=None, path=None, resolution=200):
     """The regions a classifier of 2-D inputs assigns to each class, with the examples on top.
 
     net : a Network with n[0] = 2 and a bce output of one unit (binary) or a cce output.
-    X : (2, m) the examples, one column each; y : (m,) their class indices (0/1 for bce).
+    X : (2, m) the examples, one column each; y : (m,) or (1, m) their class indices (0/1 or
+        False/True for bce), as fit takes them.
     ax : a matplotlib Axes to draw into; None draws into a new figure.
     path : where to save the figure, or None.
     resolution : points per side of the grid the network is evaluated on.
@@ -109,8 +115,10 @@ def decision_regions(net, X, y, ax=None, path=None, resolution=200):
         raise ValueError("decision_regions draws a classifier of 2 inputs (bce with one output unit, "
                          f"or cce); got n = {list(net.n)} with cost {net.cost_name!r}")
     X, y = np.asarray(X), np.asarray(y)
+    y = (y[0] if y.ndim == 2 and y.shape[0] == 1 else y).astype(np.intp if y.dtype == bool else y.dtype)
     if X.ndim != 2 or X.shape[0] != 2 or X.shape[1] < 1 or y.shape != (X.shape[1],):
-        raise ValueError(f"X must be (2, m) and y (m,) with m >= 1; got X {X.shape} and y {y.shape}")
+        raise ValueError(f"X must be (2, m) and y (m,) or (1, m) with m >= 1; got X {X.shape} and y "
+                         f"{np.shape(y)}")
     if not is_integer(resolution) or resolution < 2:
         raise ValueError(f"resolution must be an integer >= 2 (points per side of the grid), got {resolution!r}")
     if X.dtype.kind not in "fiu" or not np.all(np.isfinite(X)):
@@ -125,7 +133,7 @@ def decision_regions(net, X, y, ax=None, path=None, resolution=200):
     v = np.linspace(low[1] - margin[1], high[1] + margin[1], resolution)
     U, V = np.meshgrid(u, v)
     A_L = net.forward(np.stack([U.ravel(), V.ravel()]), training=False).A[net.L]
-    ax = _axes(ax, (5, 5))
+    made_here, ax = ax is None, _axes(ax, (5, 5))
     if net.cost_name == "bce":
         probability = A_L.reshape(U.shape)
         colours = {"cmap": "coolwarm", "vmin": 0, "vmax": 1}
@@ -139,7 +147,7 @@ def decision_regions(net, X, y, ax=None, path=None, resolution=200):
                     **colours)
     ax.scatter(X[0], X[1], c=y, s=12, edgecolors="black", linewidths=0.4, **colours)
     ax.set(xlabel="x1", ylabel="x2", title="decision regions", aspect="equal")
-    return _finish(ax.figure, path)
+    return _finish(ax.figure, path, made_here)
 
 
 def activation_functions(activations=DEFAULT_ACTIVATIONS, path=None, z=None):
@@ -178,7 +186,7 @@ def activation_functions(activations=DEFAULT_ACTIVATIONS, path=None, z=None):
             ax.axvline(0, color="grey", linewidth=0.5)
     for ax in axes[-1]:
         ax.set_xlabel("z")
-    return _finish(figure, path)
+    return _finish(figure, path, made_here=True)
 
 
 def weight_histograms(net, grads=None, path=None, bins=40):
@@ -211,4 +219,4 @@ def weight_histograms(net, grads=None, path=None, bins=40):
             ax.hist(values, bins=bins, color="tab:blue" if symbol == "W" else "tab:red")
             ax.set_title(f"{symbol}[{l}]  std {values.std():.2g}", fontsize=10)
             ax.set_yticks([])
-    return _finish(figure, path)
+    return _finish(figure, path, made_here=True)
