@@ -121,7 +121,8 @@ def test_export_takes_a_network(tmp_path):
 
 @pytest.mark.filterwarnings("ignore:Stochastic Optimizer")  # two epochs do not converge
 def test_export_of_a_scikit_learn_estimator_points_to_its_network(tmp_path):
-    pytest.importorskip("sklearn", reason="scikit-learn is not installed (pip install '.[sklearn]' in a clone of mlpcore)")
+    pytest.importorskip("sklearn",
+                        reason="scikit-learn is not installed (pip install '.[sklearn]' in a clone of mlpcore)")
     _, ort = onnx_packages()
     import mlpcore.sklearn
     X, y = np.random.default_rng(0).standard_normal((20, 3)), np.arange(20) % 3

@@ -337,9 +337,45 @@ def test_early_stopping_keeps_the_best_epochs_parameters():
     assert len(clf.validation_scores_) == clf.n_iter_ and clf.best_loss_ is None
     assert clf.best_validation_score_ == max(clf.validation_scores_)
     rng = check_random_state(0)
-    rng.randint(np.iinfo(np.int32).max, size=2)  # the seeds of the network and of the epochs
+    for fan_in, fan_out in ((4, 16), (16, 3)):  # scikit-learn's draws of coefs_ and intercepts_
+        rng.uniform(size=(fan_in + 1) * fan_out)
+    rng.randint(np.iinfo(np.int32).max)  # the seed of the network's dropout masks
     _, X_val, _, y_val = train_test_split(X, y, random_state=rng, test_size=0.2, stratify=y)
     assert clf.score(X_val, y_val) == clf.best_validation_score_
+    assert clf.score(X, y) < 1  # not every split scores alike
+
+
+@pytest.mark.parametrize("m, classes, fraction", [(4, 3, 0.5), (7, 3, 0.25), (11, 3, 0.1), (3, 3, 0.5)])
+def test_early_stopping_splits_at_random_where_it_cannot_stratify(m, classes, fraction):
+    """A class with one example, or fewer held-out (or kept) examples than classes: scikit-learn's
+    MLP fits these (it stratifies binary targets only), and so does ours, on a random split."""
+    X, y = np.random.default_rng(0).standard_normal((m, 2)), np.arange(m) % classes
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        neural_network.MLPClassifier((3,), early_stopping=True, validation_fraction=fraction, max_iter=2).fit(X, y)
+        clf = MLPClassifier((3,), early_stopping=True, validation_fraction=fraction, max_iter=2, random_state=0)
+        assert len(clf.fit(X, y).validation_scores_) == 2
+    assert list(clf.classes_) == list(range(classes))
+
+
+@pytest.mark.parametrize("activation", ["relu", "logistic", "tanh"])
+@pytest.mark.parametrize("Estimator, ours_of", [(MLPClassifier, lambda: neural_network.MLPClassifier),
+                                                 (MLPRegressor, lambda: neural_network.MLPRegressor)])
+def test_initial_parameters_are_scikit_learns_for_the_same_random_state(Estimator, ours_of, activation):
+    """The same draws as scikit-learn's MLP (Glorot's uniform scheme for weights and biases, from
+    the random_state): one epoch of plain SGD in order then ends on its parameters, to rounding."""
+    X, y = blobs(n_samples=90)
+    if Estimator is MLPRegressor:
+        y = np.c_[X[:, 0] - X[:, 1], X[:, 2]]
+    settings = dict(hidden_layer_sizes=(7, 5), activation=activation, solver="sgd", momentum=0.0, shuffle=False,
+                    batch_size=30, learning_rate_init=0.01, max_iter=1, random_state=3)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        ours = Estimator(dtype="float64", **settings).fit(X, y)
+        theirs = ours_of()(**settings).fit(X, y)
+    for mine, sklearns in ((ours.coefs_, theirs.coefs_), (ours.intercepts_, theirs.intercepts_)):
+        for W, W_theirs in zip(mine, sklearns):
+            np.testing.assert_allclose(W, W_theirs, rtol=1e-10, atol=1e-12)
 
 
 @pytest.mark.parametrize("max_iter", [1, 3])
@@ -455,8 +491,8 @@ def late_failures():
         "continuous labels of other features": (MLPClassifier(**settings), (X, y), (X6, X6[:, 0]), ValueError,
                                                 "Unknown label type", ("fit",)),
         "an early-stopping split too small": (MLPClassifier(early_stopping=True, **settings), (X, y),
-                                              (X[:6], np.array([0, 1, 2, 0, 1, 2])), ValueError, "test_size",
-                                              ("fit", "warm_start")),
+                                              (X[:6], np.array([0, 1, 2, 0, 1, 2])), ValueError,
+                                              "early stopping holds 1 example", ("fit", "warm_start")),
         "a divergence in an epoch": (MLPRegressor(batch_size=10, shuffle=False, **settings), (X64, y64),
                                      (X64, diverging), mlpcore.DivergenceError, "became NaN or inf", every_way),
     }

@@ -143,6 +143,11 @@ def _undone_on_error(estimator, network):
         raise
 
 
+def _seed(rng):
+    """A seed for the core (of a network's dropout masks, or of a fit's order), drawn from rng."""
+    return int(rng.randint(np.iinfo(np.int32).max))
+
+
 class _BaseMLP(BaseEstimator):
     """What the classifier and the regressor share: parameters, fitting, the network's outputs.
 
@@ -288,9 +293,8 @@ class _BaseMLP(BaseEstimator):
             y = column_or_1d(y, warn=True)
         self._set_targets(y, first, incremental, classes)
         rng = check_random_state(self.random_state)
-        init_seed, fit_seed = (int(seed) for seed in rng.randint(np.iinfo(np.int32).max, size=2))
         if first:
-            self._new_network(X.shape[1], X.dtype, init_seed)
+            self._new_network(X.shape[1], X.dtype, rng)
         if first or not incremental:
             self.network_.reset_optimizer()
             self._learning_rate = float(self.learning_rate_init)
@@ -299,18 +303,35 @@ class _BaseMLP(BaseEstimator):
         X_val = y_val = None
         if self.early_stopping:
             X, X_val, y, y_val = self._split(X, y, rng)
-        return self._train(X, y, X_val, y_val, incremental, fit_seed)
+        return self._train(X, y, X_val, y_val, incremental, _seed(rng))
 
-    def _new_network(self, n_features, dtype, seed):
-        """network_: n_features -> hidden layers -> n_outputs_, and the per-fit records."""
+    def _new_network(self, n_features, dtype, rng):
+        """network_: n_features -> hidden layers -> n_outputs_, with scikit-learn's initial
+        parameters drawn from rng (see _initial_parameters), and the per-fit records."""
         sizes, batch_norm, dropout = self._hidden_layers()
         output, cost = self._output_layer()
-        self.network_ = Network([n_features, *sizes, self.n_outputs_],
-                                [_ACTIVATIONS[self.activation]] * len(sizes) + [output], cost, dtype=dtype, seed=seed,
-                                dropout=dropout, batch_norm=[*batch_norm, False])
+        n = [n_features, *sizes, self.n_outputs_]
+        W, b = self._initial_parameters(n, rng)
+        self.network_ = Network(n, [_ACTIVATIONS[self.activation]] * len(sizes) + [output], cost, dtype=dtype,
+                                seed=_seed(rng), dropout=dropout, batch_norm=[*batch_norm, False])
+        for l in range(1, len(n)):
+            self.network_.W[l], self.network_.b[l] = W[l], b[l]
         self.out_activation_ = {"sigmoid": "logistic"}.get(output, output)
         self.loss_curve_ = []
         self.t_ = 0
+
+    def _initial_parameters(self, n, rng):
+        """W[l] (n[l], n[l-1]) and b[l] (n[l], 1), float64, drawn as scikit-learn's MLP draws
+        its coefs_ and intercepts_ from the same rng (Glorot's uniform scheme, for weights and
+        biases alike): U(-r, r) with r = sqrt(6 / (n[l-1] + n[l])), or sqrt(2 / ...) for
+        logistic hidden layers; coefs_[l-1] (n[l-1], n[l]) first, then intercepts_[l-1]."""
+        factor = 2.0 if self.activation == "logistic" else 6.0
+        W, b = {}, {}
+        for l in range(1, len(n)):
+            bound = np.sqrt(factor / (n[l - 1] + n[l]))
+            W[l] = rng.uniform(-bound, bound, (n[l - 1], n[l])).T
+            b[l] = rng.uniform(-bound, bound, n[l])[:, None]
+        return W, b
 
     def _require_same_network(self, incremental):
         """warm_start and partial_fit go on with network_: refuse parameters that would build
@@ -342,14 +363,24 @@ class _BaseMLP(BaseEstimator):
             self.validation_scores_, self.best_validation_score_, self.best_loss_ = None, None, np.inf
 
     def _split(self, X, y, rng):
-        """Hold out validation_fraction of the examples (stratified for single-output classifiers)."""
-        stratify = y if isinstance(self, ClassifierMixin) and y.ndim == 1 else None
+        """Hold out validation_fraction of the examples: stratified for single-output classifiers
+        where each class can have examples on both sides, else at random (as scikit-learn's MLP
+        splits multi-class targets)."""
         X, X_val, y, y_val = train_test_split(X, y, random_state=rng, test_size=self.validation_fraction,
-                                              stratify=stratify)
+                                              stratify=y if self._can_stratify(y) else None)
         if X_val.shape[0] < 2:
             raise ValueError(f"the validation set of early stopping holds {X_val.shape[0]} example; it needs at "
                              f"least 2: increase validation_fraction or give more examples")
         return X, X_val, y, y_val
+
+    def _can_stratify(self, y):
+        """Whether a stratified split of y is possible: a single-output classifier's labels, each
+        class twice or more, and at least one example per class on each side of the split."""
+        if not isinstance(self, ClassifierMixin) or y.ndim != 1:
+            return False
+        counts = np.unique(y, return_counts=True)[1]
+        held_out = int(np.ceil(self.validation_fraction * y.shape[0]))
+        return counts.min() >= 2 and min(held_out, y.shape[0] - held_out) >= counts.size
 
     def _batch_size(self, n_samples):
         if self.batch_size == "auto":
@@ -478,8 +509,10 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
     shuffle : bool, default=True
         Visit the examples of each epoch in a new random order.
     random_state : int, RandomState or None, default=None
-        Draws the initial weights, the validation split, the order of the examples
-        and the dropout masks; an int makes fits repeatable (for a given thread count).
+        Draws the initial weights and biases (first, as scikit-learn's MLP draws them:
+        Glorot's uniform scheme, so the same int gives its initial coefs_ and intercepts_),
+        the dropout masks, the validation split and the order of the examples; an int
+        makes fits repeatable (for a given thread count).
     tol : float, default=1e-4
     n_iter_no_change : int or numpy.inf, default=10
         Training stops when, for more than n_iter_no_change epochs in a row, the training
