@@ -5,6 +5,7 @@ expected or what came (a loose regex), and that the network's parameters
 are exactly as they were before the refused call.
 """
 
+import copy
 import re
 
 import numpy as np
@@ -694,6 +695,42 @@ def test_forward_refuses_X_that_shares_memory_with_its_out_cache(matrix):
     for l, (Z, A) in before.items():
         np.testing.assert_array_equal(cache.Z[l], Z)
         np.testing.assert_array_equal(cache.A[l], A)
+
+
+@pytest.mark.parametrize("target", ["dA0", "dW"])
+def test_backward_refuses_a_cache_whose_X_shares_memory_with_its_out_gradients(target):
+    """backward writes dA[0] and dW[1] while it reads X: an X forwarded from the gradients' own
+    dA[0] (or dW[l]) gave a wrong dW[1], silently. Refused before any write."""
+    net = mlpcore.Network([5, 5, 5], ["tanh", "identity"], "mse", seed=0)
+    X = np.random.default_rng(0).standard_normal((5, 5)).astype(np.float32)
+    Y = np.ones((5, 5), np.float32)
+    grads = net.backward(net.forward(X), Y, compute_dA0=True)
+    before = _copies(grads, ["dW", "db", "dA"])
+    X_of_grads = grads.dA[0] if target == "dA0" else grads.dW[2]
+    cache = net.forward(X_of_grads)
+    assert_refused(net, lambda: net.backward(cache, Y, out=grads, compute_dA0=True), ValueError,
+                   r"the cache's X shares memory with the gradients the backward writes into")
+    assert_unchanged(grads, before)
+    copied = net.backward(net.forward(np.array(X_of_grads)), Y)  # a copy of X is the way out
+    assert np.all(np.isfinite(copied.dW[1]))
+
+
+def test_an_X_not_aligned_to_its_dtype_is_copied_not_read_in_place():
+    """A float array at an odd address (a view into bytes) is legal NumPy but not for the core's
+    kernels: it is read from an aligned copy, with the same numbers."""
+    net = mlpcore.Network([3, 4, 2], ["tanh", "identity"], "mse", dtype="float64", seed=0)
+    X = np.random.default_rng(0).standard_normal((3, 6))
+    raw = np.zeros(X.nbytes + 1, np.uint8)
+    unaligned = np.ndarray(X.shape, np.float64, buffer=raw, offset=1, order="F")
+    unaligned[...] = X
+    assert not unaligned.flags.aligned and not net._core.reads_in_place(unaligned)
+    expected = net.forward(X, training=False).A[2]
+    np.testing.assert_array_equal(net.forward(unaligned, training=False).A[2], expected)
+    np.testing.assert_array_equal(net.predict(unaligned), net.predict(X))
+    fitted = [copy.deepcopy(net) for _ in range(2)]
+    for fitted_net, given in zip(fitted, (X, unaligned)):
+        fitted_net.fit(given, np.ones((2, 6)), epochs=2, batch_size=3, seed=0, verbose=0)
+    np.testing.assert_array_equal(fitted[1].params, fitted[0].params)
 
 
 @pytest.mark.parametrize("m", [2**31, 2**63, np.uint64(2**64 - 1), 10**40, 0, -2**70])

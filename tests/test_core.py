@@ -1363,6 +1363,62 @@ def test_the_core_refuses_a_second_epoch_of_a_network_in_an_epoch():
     assert second.epoch(X, y, 128, 0.01, 0.0, 0.0, 0.0, False, 0, 0, None, False, None)["steps"] == 2
 
 
+def test_an_optimizer_step_from_another_thread_during_a_fit_is_refused_as_such():
+    """opt.step(net, grads) while net.fit(optimizer=opt) runs on another thread: a RuntimeError
+    saying so, every time. The step read the optimizer's state while the fit swapped it (the
+    state was refused as made for other hyper-parameters, or read torn)."""
+    net, X, y = mnist_shaped(m=256)
+    grads = net.backward(net.forward(X[:, :4]), y[:4])
+    opt = mlpcore.optim.Adam(1e-4)
+    opt.step(net, grads)
+    fitting, errors = threading.Event(), []
+
+    def hammer():
+        fitting.wait()
+        while fitting.is_set():
+            try:
+                opt.step(net, grads)
+            except RuntimeError as error:
+                errors.append(str(error))
+            except ValueError as error:
+                errors.append(f"ValueError: {error}")
+
+    thread = threading.Thread(target=hammer)
+    thread.start()
+    try:
+        net.fit(X, y, epochs=6, batch_size=16, optimizer=opt, verbose=0,
+                callbacks=[lambda epoch, logs: fitting.set()])
+    finally:
+        fitting.clear()
+        thread.join()
+    assert errors and all("a fit of this network is running" in error for error in errors), set(errors)
+    assert opt.t >= 5 * 16 and np.all(np.isfinite(net.params))
+
+
+def test_training_forwards_of_threads_at_once_are_all_counted():
+    """Each training forward draws its dropout masks from the count of training forwards: four
+    threads' forwards at once each count, so no two draw the same masks."""
+    net = mlpcore.Network([20, 30, 2], ["relu", "identity"], "mse", dropout=[0.5], seed=0)
+    X = np.random.default_rng(0).standard_normal((20, 2)).astype(np.float32)
+    start = net._core.training_forwards
+    threads = [threading.Thread(target=lambda: [net.forward(X, out=mlpcore.Cache(net, 2)) for _ in range(2000)])
+               for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert net._core.training_forwards - start == 8000
+
+
+@pytest.mark.parametrize("t", [-1, 2**62, 2**63 - 1])
+def test_an_optimizer_state_takes_no_step_count_that_steps_could_overflow(t):
+    state = _core.OptimizerState32("adam", {}, 10)
+    with pytest.raises(ValueError, match=r"t must lie in \[0, 2\^62\)"):
+        state.t = t
+    state.t = 2**62 - 1
+    assert state.t == 2**62 - 1
+
+
 def test_threads_updating_one_network_lose_no_update():
     """update writes the parameters under the exclusive lock: two threads' 100 updates each
     equal 200 in a row (the same gradient each time, so the order does not matter)."""

@@ -317,13 +317,17 @@ def test_a_header_with_wrong_contents_is_refused(saved, change, message):
         mlpcore.load(path)
 
 
-def test_an_optimizer_step_count_beyond_the_cores_int64_is_refused(tmp_path):
+@pytest.mark.parametrize("t", [2**63, 2**62])
+def test_an_optimizer_step_count_that_steps_could_overflow_the_cores_int64_with_is_refused(tmp_path, t):
+    """t below 2^62: no run of steps that a machine could take then overflows the core's int64."""
     net, _ = trained_net(np.float32)
     path = tmp_path / "model.npz"
     net.save(path, include_optimizer=True)
-    rewrite(path, lambda header: header["optimizer"].update(t=2**63))
-    with pytest.raises(ValueError, match=rf"{path}: its header's t should be an integer in \[0, 2\^63\), got {2**63}"):
+    rewrite(path, lambda header: header["optimizer"].update(t=t))
+    with pytest.raises(ValueError, match=rf"{path}: its header's t should be an integer in \[0, {2**62}\), got {t}"):
         mlpcore.load(path)
+    rewrite(path, lambda header: header["optimizer"].update(t=2**62 - 1))
+    assert mlpcore.load(path).optimizer.t == 2**62 - 1
 
 
 def test_a_header_whose_architecture_is_not_the_params_size_is_refused_before_building(saved, monkeypatch):

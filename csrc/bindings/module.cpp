@@ -105,10 +105,12 @@ void require_dtype(const py::array& a, const char* name) {
 }
 
 // The column-major view of a 2-D array of T, or of a 1-D one read as one row, without copying,
-// if one of its strides is one item and the other (a leading dimension, below 2^31 items) steps
-// over a whole column or row: F-ordered arrays give a plain view, C-ordered ones a transposed one.
+// if it is aligned to T and one of its strides is one item and the other (a leading dimension,
+// below 2^31 items) steps over a whole column or row: F-ordered arrays give a plain view,
+// C-ordered ones a transposed one.
 template <class T>
 std::optional<ConstMatrix<T>> unit_stride_view(const py::array& a) {
+  if (reinterpret_cast<std::uintptr_t>(a.data()) % alignof(T) != 0) return std::nullopt;
   const index rows = a.ndim() == 2 ? a.shape(0) : 1, cols = a.shape(a.ndim() - 1);
   const index item = index(sizeof(T));
   const index row_stride = a.ndim() == 2 ? a.strides(0) : item, col_stride = a.strides(a.ndim() - 1);
@@ -502,7 +504,9 @@ void bind_network(py::module_& m, const std::string& suffix) {
       .def_property_readonly("L", &Net::L)
       .def_property_readonly("n", [](const Net& net) { return net.layout.n; })
       .def_readwrite("dropout_seed", &Net::dropout_seed)
-      .def_readwrite("training_forwards", &Net::training_forwards)
+      .def_property(
+          "training_forwards", [](const Net& net) { return net.training_forwards.load(); },
+          [](Net& net, std::uint64_t count) { net.training_forwards = count; })
       .def_property_readonly("params", [](py::object self) {
         auto& net = self.cast<Net&>();
         return flat_view(net.params, self);
@@ -634,11 +638,11 @@ bool step_outside_fit(OptimizerState<T>& s, const std::string& method, const py:
   const Claim reading(grads.users, Claim::reading, gradients_in_use);
   const OptimizerSettings settings = optimizer_settings<T>(method, hyper);
   const Range all{0, index(net.params.size())};
-  require_state_fits(s, settings, all.end);
-  require_finite_gradients(grads);
   ReleasedGIL release;
   const std::unique_lock writing(net.params_lock);
-  net.require_not_fitting();
+  net.require_not_fitting();  // before the state is read: a fit swaps it under this lock
+  require_state_fits(s, settings, all.end);
+  require_finite_gradients(grads);
   const std::int64_t t = s.t + 1;
   T* p = net.params.data();
   if (!optimizer_step<T, false>(settings, T(learning_rate), t, p, grads.dparams.data(), s, p, s, all)) return false;
@@ -658,16 +662,21 @@ void bind_optimizer_state(py::module_& m, const std::string& suffix) {
       .def_property(
           "t", [](const State& s) { return s.t; },
           [](State& s, std::int64_t t) {
-            if (t < 0) throw py::value_error("t must be >= 0, got " + std::to_string(t));
+            // below 2^62: no run of steps that a machine could take then overflows t
+            if (t < 0 || t >= std::int64_t(1) << 62)
+              throw py::value_error("t must lie in [0, 2^62), got " + std::to_string(t));
             s.t = t;
           },
           "the number of steps taken; settable, to restore a saved state")
       .def(
           "fits",
-          [](const State& s, const std::string& method, const py::dict& hyper, index size) {
-            return s.fits(optimizer_settings<T>(method, hyper), size);
+          [](const State& s, const std::string& method, const py::dict& hyper, const Network<T>& net) {
+            const OptimizerSettings settings = optimizer_settings<T>(method, hyper);
+            const std::shared_lock reading(net.params_lock);
+            net.require_not_fitting();  // a fit of net swaps the state under the exclusive lock
+            return s.fits(settings, index(net.params.size()));
           },
-          "whether a step with these settings on `size` parameters finds the buffers it needs")
+          "whether a step of net with these settings finds the buffers it needs; RuntimeError during a fit of net")
       .def_property_readonly("buffers",
                              [](py::object self) {
                                auto& s = self.cast<State&>();
@@ -789,6 +798,7 @@ PYBIND11_MODULE(_core, m) {
       "The halves of one example's products that the pair thread has computed (see pair.hpp).");
   m.def("_time_sgemm", [](int n, int repeats) {
     // Seconds per float32 C = A B of (n, n) matrices through mlpcore's gemm: the roofline of bench/.
+    if (n < 1 || n > 8192 || repeats < 1) throw py::value_error("_time_sgemm takes 1 <= n <= 8192 and repeats >= 1");
     std::vector<float> A(std::size_t(n) * n, 1.0f), B(A), C(A);
     const mlpcore::ConstMatrix<float> A_view(A.data(), n, n, n), B_view(B.data(), n, n, n);
     const mlpcore::Matrix<float> C_view{C.data(), n, n, n};

@@ -21,6 +21,14 @@
 
 namespace mlpcore {
 
+// Whether the contiguous values (a vector of T) and the memory from first to last (exclusive) overlap.
+template <class Values, class T>
+bool overlaps(const Values& values, const T* first, const T* last) {
+  const auto address = [](const T* p) { return reinterpret_cast<std::uintptr_t>(p); };
+  return !values.empty() && address(values.data()) < address(last) &&
+         address(first) < address(values.data() + values.size());
+}
+
 // What a layer l = 1..L computes besides Z = W A + b: its activation, whether Z is batch
 // normalised before it, and the drop probability of inverted dropout on its output A.
 struct LayerSpec {
@@ -90,11 +98,7 @@ class LayerMatrices {
   void set_cols(index m) { cols_ = m; }
   index bytes() const { return index(values_.size() * sizeof(T)); }
   // Whether these matrices' memory and the memory from first to last (exclusive) overlap.
-  bool overlaps(const T* first, const T* last) const {
-    const auto address = [](const T* p) { return reinterpret_cast<std::uintptr_t>(p); };
-    return !values_.empty() && address(values_.data()) < address(last) &&
-           address(first) < address(values_.data() + values_.size());
-  }
+  bool overlaps(const T* first, const T* last) const { return mlpcore::overlaps(values_, first, last); }
 
  private:
   std::vector<index> rows_;
@@ -195,6 +199,13 @@ struct Gradients {
   }
   index dparams_bytes() const { return index(dparams.size() * sizeof(T)); }
 
+  // Whether the matrix M lies partly in memory a backward into these gradients writes.
+  bool overlaps(ConstMatrix<T> M) const {
+    for (const LayerMatrices<T>* matrices : {&dZ, &dA, &dZ_tilde})
+      if (matrices->overlaps(M.data, M.end())) return true;
+    return mlpcore::overlaps(dparams, M.data, M.end()) || mlpcore::overlaps(dA0_values, M.data, M.end());
+  }
+
   std::uint64_t network_id;
   index m;
   ParameterLayout layout;
@@ -210,7 +221,7 @@ class Network {
  public:
   // n: n[0..L]; layers: the specs of layers 1..L.
   Network(std::vector<index> n, std::vector<LayerSpec> layers, Cost cost, double bn_eps, double bn_momentum)
-      : layout(check_sizes(std::move(n)), batch_norm_flags(layers)),
+      : layout(check_sizes(std::move(n), layers.size()), batch_norm_flags(layers)),
         layers(check_layers(layout, std::move(layers), cost)),
         cost(cost),
         bn_eps(T(bn_eps)),
@@ -291,7 +302,7 @@ class Network {
     cache.set_batch(X.cols);
     cache.X = X;
     cache.training = training;
-    return training ? mix64(dropout_seed ^ mix64(training_forwards++)) : 0;
+    return training ? mix64(dropout_seed ^ mix64(training_forwards.fetch_add(1, std::memory_order_relaxed))) : 0;
   }
 
   // The layers of forward, each thread of the team on its share of the columns (and of the
@@ -335,6 +346,9 @@ class Network {
     require_own(cache.network_id, "cache");
     require_own(grads.network_id, "gradients");
     require(cache.X.data != nullptr && cache.training, "backward needs a cache from a training-mode forward");
+    require(!grads.overlaps(cache.X),
+            "the cache's X shares memory with the gradients the backward writes into (a dA[0] of theirs?): "
+            "forward a copy of X");
     require(cache.m <= grads.capacity, [&] {
       return "the gradients hold m = " + std::to_string(grads.capacity) +
              " examples, the cache has m = " + std::to_string(cache.m);
@@ -455,10 +469,10 @@ class Network {
   const Cost cost;
   const T bn_eps, bn_momentum;
   Buffer<T> params;
-  LayerMatrices<T> running_mean, running_var;  // (n[l], 1) of batch-norm layers: state, not parameters
-  std::uint64_t dropout_seed = 0;              // with the count of training forwards, draws the masks
-  std::uint64_t training_forwards = 0;
-  const std::uint64_t id;  // tells this network's caches and gradients from others'
+  LayerMatrices<T> running_mean, running_var;       // (n[l], 1) of batch-norm layers: state, not parameters
+  std::uint64_t dropout_seed = 0;                   // with the count of training forwards, draws the masks
+  std::atomic<std::uint64_t> training_forwards{0};  // counted by concurrent forwards too
+  const std::uint64_t id;                           // tells this network's caches and gradients from others'
   // Held shared by the calls that read the parameters (forward, backward), and exclusively by
   // those that write them (update, an optimizer's step, and fit's trainer while it swaps them
   // with its spares and updates the running statistics): a call from another thread never reads
@@ -572,8 +586,13 @@ class Network {
     });
   }
 
-  static std::vector<index> check_sizes(std::vector<index> n) {
+  // n[0..L], each layer's units and W's entries within BLAS's ints; one spec per layer (given before
+  // batch_norm_flags reads them).
+  static std::vector<index> check_sizes(std::vector<index> n, std::size_t specs) {
     require(n.size() >= 2, "a network needs n[0] and at least one layer");
+    require(specs == n.size() - 1, [&] {
+      return "one activation per layer is needed: " + std::to_string(n.size() - 1) + ", got " + std::to_string(specs);
+    });
     for (index units : n) require(units >= 1 && units <= INT_MAX, "every layer needs 1..2^31-1 units");
     for (std::size_t l = 1; l < n.size(); ++l)
       require(n[l] <= INT_MAX / n[l - 1], [&] { return "W[" + std::to_string(l) + "] has more than 2^31-1 entries"; });
@@ -590,9 +609,6 @@ class Network {
   // bce only after sigmoid; mse after anything but softmax; dropout in [0, 1) on hidden layers only.
   static std::vector<LayerSpec> check_layers(const ParameterLayout& layout, std::vector<LayerSpec> layers, Cost cost) {
     const index L = layout.L();
-    require(index(layers.size()) == L, [&] {
-      return "one activation per layer is needed: " + std::to_string(L) + ", got " + std::to_string(layers.size());
-    });
     for (index l = 1; l < L; ++l) {
       require(layers[l - 1].g.kind != Activation::softmax, "softmax is for the output layer only");
       require(layers[l - 1].dropout >= 0 && layers[l - 1].dropout < 1, "a drop probability must lie in [0, 1)");

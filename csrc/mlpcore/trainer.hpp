@@ -70,11 +70,16 @@ class Trainer {
         loss_(batch_size),
         finite_(max_threads()),
         spare_params_(net.params.size()),
-        spare_state_(state),
-        home_params_(net.params.data()),
-        home_first_(state.first.data()),
-        home_second_(state.second.data()) {
+        spare_state_(optimizer, 0) {
+    // Under the lock a fit's steps take to swap the parameters and the state: another fit of net
+    // is refused here, before its state is read mid-swap.
+    const std::shared_lock reading(net.params_lock);
+    net.require_not_fitting();
     require_state_fits(state, optimizer, index(net.params.size()));
+    spare_state_ = state;
+    home_params_ = net.params.data();
+    home_first_ = state.first.data();
+    home_second_ = state.second.data();
   }
 
   // One epoch over X (n[0], m) and Y (n[L], m); the hook, if any, is called with each step's
@@ -241,11 +246,11 @@ class Trainer {
       return;
     }
     {
-      const std::unique_lock swapping(net_.params_lock);
+      const std::unique_lock swapping(net_.params_lock);  // the state too: an optimizer's step reads it under it
       std::swap(net_.params, spare_params_);
+      std::swap(state_, spare_state_);
       net_.update_running_statistics(cache_);
     }
-    std::swap(state_, spare_state_);
     result.cost += run.J * double(batch_m);
     run.examples += batch_m;
     ++result.steps;
@@ -338,7 +343,7 @@ class Trainer {
   std::uint64_t forward_key_ = 0;
   Buffer<T> spare_params_;
   OptimizerState<T> spare_state_;
-  const T *home_params_, *home_first_, *home_second_;
+  const T *home_params_ = nullptr, *home_first_ = nullptr, *home_second_ = nullptr;  // where the buffers began
 };
 
 }  // namespace mlpcore

@@ -318,11 +318,12 @@ def _array(arrays, key, shape, dtype, source):
     return array
 
 
-def _integer(header, key, source, bits=64):
-    """header[key], an integer in [0, 2^bits): the core keeps it in a uint64 (bits 64) or an int64 (63)."""
+def _integer(header, key, source, below=2**64):
+    """header[key], an integer in [0, below): the core keeps it in a uint64 (below 2^64), or t, a
+    step count, in an int64 that no run of steps may overflow (below 2^62)."""
     value = header.get(key)
-    if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value < 2**bits:
-        raise ValueError(f"{source}: its header's {key} should be an integer in [0, 2^{bits}), got {value!r}")
+    if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value < below:
+        raise ValueError(f"{source}: its header's {key} should be an integer in [0, {below}), got {value!r}")
     return value
 
 
@@ -334,7 +335,7 @@ def _optimizer(net, saved, arrays, source):
         optimizer = make_optimizer(tuple(saved["spec"]), saved["learning_rate"])
     except (TypeError, ValueError, KeyError) as error:
         raise ValueError(f"{source}: the optimizer in its header is invalid: {error}") from None
-    t = _integer(saved, "t", source, bits=63)
+    t = _integer(saved, "t", source, below=2**62)
     if t == 0:
         return optimizer
     state = optimizer._state_for(net)

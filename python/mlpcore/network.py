@@ -583,7 +583,7 @@ class Network:
         before anything is converted or allocated.
         """
         if type(X) is np.ndarray and X.dtype is self.dtype and (X.flags.f_contiguous or X.flags.c_contiguous) \
-                and (rows is None or (X.ndim == 2 and X.shape[0] == rows and 0 < X.shape[1] < 2**31)):
+                and X.flags.aligned and (rows is None or (X.ndim == 2 and X.shape[0] == rows and 0 < X.shape[1] < 2**31)):
             return X  # the common case, already as the core reads it: no further look
         X = np.asarray(X)
         if X.dtype.kind not in "fiu":
@@ -595,7 +595,7 @@ class Network:
             self._require_within_range(X, name)
         X = X.astype(self.dtype.newbyteorder("="), copy=False)
         if X.ndim in (1, 2) and not self._core.reads_in_place(X):  # other shapes: refused by the core
-            X = np.asfortranarray(X)
+            X = np.require(X, requirements=("F_CONTIGUOUS", "ALIGNED"))
         return X
 
     def _require_within_range(self, X, name):

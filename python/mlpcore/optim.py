@@ -97,7 +97,7 @@ class Optimizer:
         longer fits the hyper-parameters (momentum changed to or from 0 since it was made)."""
         if self._network is not None and self._network is not net:
             raise ValueError("this optimizer's state belongs to another network; call reset() first")
-        if self._state is not None and not self._state.fits(self.method, self.hyper, net.params.size):
+        if self._state is not None and not self._state.fits(self.method, self.hyper, net._core):
             raise ValueError(f"this optimizer's state was made for other hyper-parameters than {self.hyper} "
                              f"(momentum changed to or from 0); call reset() first")
 

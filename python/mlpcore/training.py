@@ -113,7 +113,7 @@ class _Run:
             raise ValueError(f"batch normalisation needs minibatches of at least 2 examples (one example has no "
                              f"batch variance); got batch_size={batch_size!r} and m = {m} training examples")
         self.net, self.Y, self.validation_data, self.schedule = net, Y, validation_data, schedule
-        self.X = np.asfortranarray(X)  # each minibatch is whole columns
+        self.X = np.require(X, requirements=("F_CONTIGUOUS", "ALIGNED"))  # each minibatch is whole columns
         self.optimizer = _optimizer(net, optimizer, learning_rate)
         dropout_seed, self.order_seed = (int(s) for s in rng.integers(0, 2**63, size=2, dtype=np.uint64))
         self.state = self.optimizer._state_for(net)  # the trainer's, whatever a callback does to the optimizer
