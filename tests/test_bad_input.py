@@ -92,6 +92,23 @@ BAD_X = [
 ]
 
 
+def test_X_and_Y_given_one_row_per_example_are_refused_with_the_way_out():
+    """A student's first slip, X (m, n[0]) or Y (m, n[L]) with one row per example: the message
+    says to pass the transpose (and, where they fit, the 1-D forms)."""
+    net = mlpcore.Network([3, 4, 1], ["tanh", "sigmoid"], "bce", seed=0)
+    X, y = np.ones((3, 10), np.float32), np.arange(10) % 2
+    for call in (lambda: net.forward(X.T), lambda: net.predict(X.T), lambda: net.fit(X.T, y, verbose=0)):
+        assert_refused(net, call, ValueError, r"got shape \(10, 3\): one column per example, pass X\.T$")
+    assert_refused(net, lambda: net.backward(net.forward(X), y[:, None]), ValueError,
+                   r"^Y must be \(n\[L\], m\) with n\[L\] = 1, or of shape \(m,\), got shape \(10, 1\): one "
+                   r"column per example, pass Y\.T$")
+    assert_refused(net, lambda: net.fit(X, y[:, None], verbose=0), ValueError,
+                   r"got \(10, 1\): one column per example, pass Y\.T$")
+    softmax = mlpcore.Network([3, 4, 2], ["tanh", "softmax"], "cce", seed=0)
+    assert_refused(softmax, lambda: softmax.backward(softmax.forward(X), y[:, None]), ValueError,
+                   r"with n\[L\] = 2, or integer labels of shape \(m,\), got shape \(10, 1\)$")
+
+
 @pytest.mark.parametrize("into", ["a_new_cache", "its_out_cache"])
 @pytest.mark.parametrize("X, error, pattern", BAD_X)
 def test_forward_refuses_bad_X(X, error, pattern, into):

@@ -195,8 +195,14 @@ Targets<T> targets(const Network<T>& net, const py::array& Y) {
     return Targets<T>::from_labels(static_cast<const std::int64_t*>(Y.data()), n_L, Y.shape(0));
   }
   const ConstMatrix<T> view = matrix_view<T>(Y, "Y");
-  if (view.rows != n_L)
-    throw py::value_error("Y must be (n[L], m) with n[L] = " + std::to_string(n_L) + ", got shape " + shape_of(Y));
+  if (view.rows != n_L) {
+    const bool transposed = Y.ndim() == 2 && Y.shape(1) == n_L;
+    throw py::value_error("Y must be (n[L], m) with n[L] = " + std::to_string(n_L) +
+                          (net.cost == Cost::cce ? ", or integer labels of shape (m,)"
+                           : n_L == 1            ? ", or of shape (m,)"
+                                                 : "") +
+                          ", got shape " + shape_of(Y) + (transposed ? ": one column per example, pass Y.T" : ""));
+  }
   return {view, nullptr};
 }
 

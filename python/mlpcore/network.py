@@ -589,8 +589,9 @@ class Network:
         if X.dtype.kind not in "fiu":
             raise TypeError(f"{name} must hold real numbers (float or int), got dtype {X.dtype}")
         if rows is not None and (X.ndim != 2 or X.shape[0] != rows or not 1 <= X.shape[1] < 2**31):
+            transposed = X.ndim == 2 and X.shape[1] == rows and X.shape[0] >= 1
             raise ValueError(f"{name} must be 2-D of shape (n[0], m) = ({rows}, m) with 1 <= m < 2^31, "
-                             f"got shape {X.shape}")
+                             f"got shape {X.shape}" + (f": one column per example, pass {name}.T" * transposed))
         if X.dtype.kind == "f" and X.dtype.itemsize > self.dtype.itemsize:
             self._require_within_range(X, name)
         X = X.astype(self.dtype.newbyteorder("="), copy=False)

@@ -235,7 +235,9 @@ def _data(net, X, Y, X_name, Y_name):
     labels = net.cost_name == "cce" and Y.ndim == 1
     expected = (m,) if labels or (Y.ndim == 1 and n_L == 1) else (n_L, m)
     if Y.shape != expected:
-        raise ValueError(f"{Y_name} must have shape {expected} to match {X_name} of shape {X.shape}, got {Y.shape}")
+        transposed = Y.shape == expected[::-1] and len(expected) == 2
+        raise ValueError(f"{Y_name} must have shape {expected} to match {X_name} of shape {X.shape}, got {Y.shape}"
+                         + (f": one column per example, pass {Y_name}.T" * transposed))
     try:
         net._core.check_data(X, Y)
     except ValueError as error:  # the core says "X ...", "Y ..." or "cce labels ...": name which data it is
