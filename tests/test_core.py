@@ -1060,7 +1060,10 @@ def test_python_threads_share_the_pair_thread_and_keep_their_numbers(restore_thr
     X = [np.random.default_rng(s).standard_normal((784, 1)) for s in range(4)]
     expected = [np.array(net.forward(x, training=False).A[2]) for net, x in zip(nets, X)]
     halves = mlpcore._core._pair_halves()
-    assert wrong_answers_in_threads(lambda i: nets[i].forward(X[i], training=False).A[2], expected, 1000) == []
+    for _ in range(5):  # on a loaded host the pair thread may sleep through a round of calls
+        assert wrong_answers_in_threads(lambda i: nets[i].forward(X[i], training=False).A[2], expected, 1000) == []
+        if mlpcore._core._pair_halves() > halves:
+            break
     assert mlpcore._core._pair_halves() > halves
 
 

@@ -696,7 +696,9 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
     """Multi-layer perceptron regressor trained by mlpcore, as sklearn.neural_network.MLPRegressor.
 
     An identity output layer of one unit per target and the mse cost
-    J = 1/(2m) sum (A[L] - Y)^2 over each minibatch of m examples. The
+    J = 1/(2m) sum (A[L] - Y)^2 over each minibatch of m examples (summed over the
+    outputs: scikit-learn's loss_ averages the squared errors over them, with the same
+    gradients, so with several outputs loss_ and tol's stopping rule differ). The
     parameters are MLPClassifier's (see there), and loss; early stopping
     watches the validation R^2.
 
