@@ -44,9 +44,32 @@ def test_cosine_hand_values():
                 0.1 + 0.9 * (1 + math.cos(3 * math.pi / 4)) / 2, 0.1,
                 0.1 + 0.9 * (1 + math.cos(5 * math.pi / 4)) / 2, 0.55]
     assert learning_rates(spec, 1.0, 7) == pytest.approx(expected, rel=1e-15, abs=1e-16)
-    # defaults: T_max 50, eta_min 0
-    assert learning_rate("cosine", 1.0, 25) == pytest.approx(0.5, rel=1e-15)
+    # defaults: T_max the epochs (here 50: the middle epoch 25 at half), eta_min 0
+    assert learning_rates("cosine", 1.0, 50)[25] == pytest.approx(0.5, rel=1e-15)
     assert learning_rate(("cosine", {"T_max": 10}), 0.2, 10) == pytest.approx(0.0, abs=1e-17)
+
+
+def test_a_cosine_without_T_max_anneals_once_over_the_fits_epochs():
+    """"cosine" alone: T_max is the fit's epochs, from lr0 at epoch 0 down towards eta_min at the
+    last (a fixed default of 50 took a 120-epoch fit to 0 at epoch 50 and back up to lr0)."""
+    net = mlpcore.Network([2, 3, 1], ["tanh", "sigmoid"], "bce", seed=0)
+    X, y = np.random.default_rng(0).standard_normal((2, 8)), np.arange(8) % 2
+    history = net.fit(X, y, epochs=120, batch_size=None, learning_rate=0.1, schedule="cosine", verbose=0)
+    expected = [0.1 * (1 + math.cos(math.pi * e / 120)) / 2 for e in range(120)]
+    np.testing.assert_allclose(history["learning_rate"], expected, rtol=1e-12, atol=0)
+    assert min(history["learning_rate"]) == history["learning_rate"][-1] > 0
+    cosine = parse_schedule("cosine")
+    assert cosine.params == {"T_max": None, "eta_min": 0.0}
+    assert cosine.for_epochs(7) == parse_schedule(("cosine", {"T_max": 7}))
+    assert parse_schedule(("cosine", {"T_max": 3})).for_epochs(7).params["T_max"] == 3  # given: kept
+    assert parse_schedule("step").for_epochs(7) == parse_schedule("step")
+    with pytest.raises(ValueError, match=r"T_max is None, the epochs of the fit it is used in"):
+        cosine.learning_rate(0.1, 3)
+    for epochs in (0, 2.5):
+        with pytest.raises(ValueError, match=r"epochs must be an integer >= 1"):
+            cosine.for_epochs(epochs)
+    with pytest.raises(ValueError, match=r"T_max of schedule 'cosine' must be an integer >= 1 or None; got 'x'"):
+        parse_schedule(("cosine", {"T_max": "x"}))
 
 
 def test_parse_fills_in_defaults_and_is_idempotent():
@@ -186,7 +209,7 @@ TORCH_SCHEDULES = [
     ("exponential", "ExponentialLR", {"gamma": 0.95}),
     (("cosine", {"T_max": 10, "eta_min": 0.001}), "CosineAnnealingLR", {"T_max": 10, "eta_min": 0.001}),
     (("cosine", {"T_max": 7}), "CosineAnnealingLR", {"T_max": 7, "eta_min": 0.0}),
-    ("cosine", "CosineAnnealingLR", {"T_max": 50, "eta_min": 0.0}),
+    ("cosine", "CosineAnnealingLR", {"T_max": 60, "eta_min": 0.0}),  # T_max None: the 60 epochs below
 ]
 
 

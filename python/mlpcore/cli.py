@@ -166,7 +166,7 @@ def demo(args):
     net = Network([2, 32, 32, 1], ["relu", "relu", "sigmoid"], "bce", seed=args.seed)
     print(f"two spirals: X {X.shape} (n[0], m), labels 0/1\n{net}")
     net.fit(X, y, epochs=args.epochs, batch_size=32, optimizer="adam", learning_rate=0.01, seed=args.seed,
-            schedule=("cosine", {"T_max": args.epochs}), validation_data=(X_test, y_test))
+            schedule="cosine", validation_data=(X_test, y_test))
     train_accuracy = np.mean(net.predict(X)[0] == y)
     test_accuracy = np.mean(net.predict(X_test)[0] == y_test)
     print(f"accuracy {train_accuracy:.3f} on the {y.size} training points, {test_accuracy:.3f} on "

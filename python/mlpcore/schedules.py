@@ -5,16 +5,19 @@ A schedule spec is one of
     None                                          lr(e) = lr0
     ("step", {"step_size": 10, "gamma": 0.5})     lr(e) = lr0 gamma^(e // step_size)      (StepLR)
     ("exponential", {"gamma": 0.95})              lr(e) = lr0 gamma^e                     (ExponentialLR)
-    ("cosine", {"T_max": 50, "eta_min": 0.0})     lr(e) = eta_min + (lr0 - eta_min)
+    ("cosine", {"T_max": None, "eta_min": 0.0})   lr(e) = eta_min + (lr0 - eta_min)
                                                           (1 + cos(pi e / T_max)) / 2      (CosineAnnealingLR)
 
 where e = 0, 1, 2, ... is the epoch (0-based: epoch 0 trains at lr0) and lr0
 the base learning rate (fit's learning_rate). The rate of an epoch is used
 for every step of that epoch; the schedule moves on after the epoch. A name
 alone ("step", "exponential", "cosine") takes every default, and a params dict
-may leave out any parameter: the defaults are the values shown above.
-The cosine is the closed form, which torch's recursive CosineAnnealingLR
-follows; past T_max it rises again, as torch's does.
+may leave out any parameter: the defaults are the values shown above. A
+cosine's T_max of None (its default) is the number of epochs of the fit (or of
+learning_rates) it is used in, so that "cosine" alone anneals once, from lr0 at
+epoch 0 down towards eta_min at the last epoch. The cosine is the closed form,
+which torch's recursive CosineAnnealingLR follows; past T_max it rises again, as
+torch's does.
 
     >>> schedule = parse_schedule(("step", {"step_size": 2, "gamma": 0.5}))
     >>> [schedule.learning_rate(0.1, e) for e in range(5)]
@@ -33,7 +36,7 @@ SCHEDULES = {
     "constant": {},
     "step": {"step_size": 10, "gamma": 0.5},
     "exponential": {"gamma": 0.95},
-    "cosine": {"T_max": 50, "eta_min": 0.0},
+    "cosine": {"T_max": None, "eta_min": 0.0},  # T_max None: the epochs of the fit
 }
 _NAMED = [name for name in SCHEDULES if name != "constant"]  # the names a spec may give
 _LOG_LARGEST = math.log(sys.float_info.max)  # the largest float is e^_LOG_LARGEST
@@ -60,7 +63,8 @@ class Schedule:
 
         Returns a float: inf for a rate beyond the float range (a step or exponential gamma > 1
         after many epochs), never OverflowError. Raises ValueError on a negative or non-finite
-        lr0, or an epoch that is not an integer >= 0 (as fit's epochs).
+        lr0, or an epoch that is not an integer >= 0 (as fit's epochs), and on a cosine whose
+        T_max is None (the fit's epochs: see for_epochs).
         """
         if not is_real(lr0) or lr0 < 0:
             raise ValueError(f"the base learning rate must be a finite number >= 0; got {lr0!r}")
@@ -76,6 +80,9 @@ class Schedule:
         if self.name == "cosine":
             # lr = eta_min + (lr0 - eta_min) (1 + cos(pi e / T_max)) / 2
             eta_min, T_max = p["eta_min"], p["T_max"]
+            if T_max is None:
+                raise ValueError("this cosine's T_max is None, the epochs of the fit it is used in: give T_max, or "
+                                 "take the rates of for_epochs(epochs)")
             return eta_min + (lr0 - eta_min) * ((1 + math.cos(_angle(e, T_max))) / 2)
         # constant: lr = lr0
         return lr0
@@ -84,18 +91,27 @@ class Schedule:
         """The learning rates of epochs 0..epochs-1, a list of floats."""
         if not is_integer(epochs) or epochs < 0:
             raise ValueError(f"epochs must be an integer >= 0; got {epochs!r}")
-        return [self.learning_rate(lr0, e) for e in range(epochs)]
+        schedule = self.for_epochs(max(epochs, 1))
+        return [schedule.learning_rate(lr0, e) for e in range(epochs)]
+
+    def for_epochs(self, epochs):
+        """This schedule for a fit of ``epochs`` epochs (an integer >= 1): a cosine whose T_max is
+        None gets T_max = epochs; any other schedule is returned as it is."""
+        if not is_integer(epochs) or epochs < 1:
+            raise ValueError(f"epochs must be an integer >= 1; got {epochs!r}")
+        if self.params.get("T_max", 0) is not None:
+            return self
+        return type(self)(self.name, {**self.params, "T_max": int(epochs)})
 
     def first_epoch_above(self, lr0, epochs, limit):
         """The first epoch e of 0..epochs-1 (epochs >= 1) whose rate is above limit (or NaN), or None.
 
         Bisection, without computing every rate: the rates rise, if at all, steadily up to the
         largest, that of the last epoch (a step or exponential gamma > 1) or of T_max (a cosine
-        rising to eta_min > lr0), else that of epoch 0.
+        rising to eta_min > lr0), else that of epoch 0. A cosine's T_max of None is epochs.
         """
-        if not is_integer(epochs) or epochs < 1:
-            raise ValueError(f"epochs must be an integer >= 1; got {epochs!r}")
-        p = self.params
+        schedule = self.for_epochs(epochs)
+        p = schedule.params
         if p.get("gamma", 0) > 1:
             peak = epochs - 1
         elif p.get("eta_min", 0) > lr0:
@@ -103,7 +119,7 @@ class Schedule:
         else:
             peak = 0
         limit = float(limit)  # a NumPy float32 limit would compare in float32
-        above = lambda e: not self.learning_rate(lr0, e) <= limit  # noqa: E731 - also NaN
+        above = lambda e: not schedule.learning_rate(lr0, e) <= limit  # noqa: E731 - also NaN
         if not above(peak):
             return None
         first, last = 0, peak  # the first epoch above lies in first..last (ints of any size, unlike a range's)
@@ -154,7 +170,7 @@ def parse_schedule(spec):
     been changed since it was made).
         step: step_size an integer >= 1, gamma a finite number > 0;
         exponential: gamma a finite number > 0;
-        cosine: T_max an integer >= 1, eta_min a finite number >= 0.
+        cosine: T_max an integer >= 1 or None (the fit's epochs), eta_min a finite number >= 0.
     Returns a Schedule. Raises ValueError on an unknown name, an unknown
     parameter or a value out of range, TypeError on a spec of another form.
     """
@@ -183,10 +199,11 @@ def _checked_params(name, params):
         raise ValueError(f"schedule {name!r} takes the parameters {list(defaults)}; got {unknown}")
     params = {**defaults, **params}
     for key in ("step_size", "T_max"):
-        if key in params:
+        if key in params and not (key == "T_max" and params[key] is None):
             value = params[key]
             if not is_integer(value) or value < 1:
-                raise ValueError(f"{key} of schedule {name!r} must be an integer >= 1; got {value!r}")
+                raise ValueError(f"{key} of schedule {name!r} must be an integer >= 1"
+                                 f"{' or None' if key == 'T_max' else ''}; got {value!r}")
             params[key] = int(value)
     if "gamma" in params:
         value = params["gamma"]

@@ -25,7 +25,7 @@ def fit(net, X, Y, epochs=10, batch_size=32, optimizer="sgd", learning_rate=None
     """Train net by minibatch gradient descent; see Network.fit for the parameters. Returns the history."""
     _check_settings(epochs, batch_size, shuffle, seed, patience, callbacks, gradient_hook, verbose,
                     validation_data, validation_fraction, early_stopping, diagnostics)
-    schedule = parse_schedule(schedule)
+    schedule = parse_schedule(schedule).for_epochs(epochs)
     learning_rate = _base_rate(optimizer, learning_rate)
     _check_numbers(net.dtype, learning_rate, schedule, epochs, l2, clip_norm, clip_value)
     start, run = FitStart(net, optimizer), None
