@@ -278,17 +278,7 @@ def train(args):
     if not feature_names:
         raise CommandError(f"{args.data} has no feature column besides the target {args.target!r}")
     X = table.features(feature_names)
-    target = table.column(args.target)
-    missing = np.isin(np.char.lower(target), MISSING_MARKERS)
-    if np.any(missing):
-        line = int(np.argmax(missing))
-        raise CommandError(f"{args.data}: the target {args.target!r} is missing ({str(target[line])!r}) on line "
-                           f"{table.lines[line]}; every example needs one")
-    task = args.task or _guess_task(target, args.target, table.lines)
-    if task == "classify":
-        classes, y = _classes(target, args.target)
-    else:
-        y = table.numbers(args.target, "the regression target")
+    task, classes, y = _target(table, args)
     fit_part, val = _split(X.shape[1], args.validation_fraction, args.seed)
     scaler = Standardizer().fit(X[:, fit_part])
     X = _standardised(scaler, X, feature_names, table, "feature column", TRAIN_DTYPE)
@@ -318,6 +308,21 @@ def train(args):
                   f"({part.size} examples)")
     net.save(args.out, metadata=metadata)
     print(f"saved the model to {args.out}")
+
+
+def _target(table, args):
+    """The task (args.task, or guessed), the classes (None when regressing) and y: class
+    indices (m,) or the numbers (m,) of the target column, none of them missing."""
+    target = table.column(args.target)
+    missing = np.isin(np.char.lower(target), MISSING_MARKERS)
+    if np.any(missing):
+        line = int(np.argmax(missing))
+        raise CommandError(f"{args.data}: the target {args.target!r} is missing ({str(target[line])!r}) on line "
+                           f"{table.lines[line]}; every example needs one")
+    task = args.task or _guess_task(target, args.target, table.lines)
+    if task == "classify":
+        return (task, *_classes(target, args.target))
+    return task, None, table.numbers(args.target, "the regression target")
 
 
 def _guess_task(target, name, lines):
