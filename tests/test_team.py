@@ -209,6 +209,51 @@ def test_forward_and_backward_calls_on_a_team_equal_one_thread(batch_norm, cost,
         assert_close(team_net.running_var[l], net.running_var[l], dtype)
 
 
+@pytest.mark.parametrize("dtype", [np.float64, np.float32], **DTYPE_IDS)
+def test_a_large_layer_shared_out_by_rows_equals_one_thread_and_the_reference(dtype, restore_threads):
+    """A plain layer's product of 2^28 multiply-adds and more is shared out by the rows of its
+    result (each thread packing half of W[l], not all of it for half the columns), in forward and
+    for dA[l-1]; with a sync before and after. 1500 rows split unevenly into 750 + 750 is even,
+    so the tail is taken by the 1499: the calls and a fit against one thread's, and the calls of
+    float64 against the reference (float32's sums of 1,500 terms stray some 1e-6 from float64's,
+    beyond the float32 tolerance near 0)."""
+    n, m = [1499, 1500, 1499, 10], 128
+    assert 1500 * 1499 * m >= 2**28 and 10 * 1499 * m < 2**28
+    rng = np.random.default_rng(0)
+    X, y = rng.standard_normal((n[0], m)).astype(dtype), rng.integers(0, 10, m)
+
+    def call():
+        net = mlpcore.Network(n, ["tanh", "relu", "softmax"], "cce", dtype=dtype, seed=1)
+        cache = net.forward(X)
+        grads = net.backward(cache, y, compute_dA0=True)
+        return net, cache, grads
+    (_, team, team_grads), (net, alone, grads) = team_and_one_thread(call)
+    W = {l: np.array(net.W[l], np.float64) for l in (1, 2, 3)}
+    Z, A = reference.forward(W, {l: np.array(net.b[l], np.float64) for l in (1, 2, 3)}, X.astype(np.float64),
+                             net.activations)
+    ref_grads = reference.backward(W, Z, A, reference.one_hot(y, 10), net.activations, "cce", compute_dA0=True)
+    def same(of_team, of_one_thread, of_reference):
+        assert_close(of_team, of_one_thread, dtype)
+        if dtype == np.float64:
+            assert_close(of_team, of_reference, dtype)
+    for l in (1, 2, 3):
+        same(team.Z[l], alone.Z[l], Z[l])
+        same(team.A[l], alone.A[l], A[l])
+        for name in ("dW", "db", "dZ"):
+            same(getattr(team_grads, name)[l], getattr(grads, name)[l], ref_grads[name][l])
+    for l in (0, 1, 2):
+        same(team_grads.dA[l], grads.dA[l], ref_grads["dA"][l])
+
+    def fit():
+        net = mlpcore.Network(n, ["tanh", "relu", "softmax"], "cce", dtype=dtype, seed=1)
+        net.fit(X, y, epochs=1, batch_size=m // 2, shuffle=False, learning_rate=0.05, verbose=0)
+        return net
+    team_fit, alone_fit = team_and_one_thread(fit)
+    rtol = 1e-9 if dtype == np.float64 else 1e-4
+    np.testing.assert_allclose(team_fit.params, alone_fit.params, rtol=rtol,
+                               atol=rtol * np.max(np.abs(alone_fit.params)))
+
+
 def test_a_team_hook_sees_the_whole_gradient_and_may_change_it(restore_threads):
     mlpcore.set_num_threads(2)
     twin = Twin(22, "cce", n=BIG, batch_norm=[False, True, False], m=128)

@@ -41,11 +41,12 @@ inline void add_bias(const T* b, T* z, index n) {
 }
 
 // Z = Z + b (b broadcast over the columns), then A = g(Z), after the GEMM, a block of some 2,048
-// entries at a time (8 KB in float32, 16 KB in float64, which the L1 keeps between the two loops).
-//   b: (n, 1), Z, A: (n, m)
+// entries at a time (8 KB in float32, 16 KB in float64, which the L1 keeps between the two loops);
+// a column at a time for a block of rows (Z.ld > Z.rows), whose columns are not back to back.
+//   b: (n, 1), Z, A: (n, m) with the same leading dimension
 template <class T>
 void bias_activation_forward(ActivationSpec g, const T* b, Matrix<T> Z, Matrix<T> A) {
-  const index block = std::max<index>(1, 2048 / Z.rows);  // columns
+  const index block = Z.ld == Z.rows ? std::max<index>(1, 2048 / Z.rows) : 1;  // columns
   for_each_run(Z.rows, Z.cols, g.kind == Activation::softmax, [&](Range cols) {
     for (index first = cols.begin; first < cols.end; first += block) {
       const index last = std::min(cols.end, first + block);

@@ -520,9 +520,12 @@ class Network {
   }
 
   // Layer l of forward (see forward) on this thread's columns; a batch-norm layer's statistics
-  // need every column, so the team shares its rows out between two syncs.
+  // need every column, so the team shares its rows out between two syncs, as it does a large
+  // plain layer's product (see by_rows).
   void layer_forward(index l, Cache<T>& cache, std::uint64_t forward_key, const Team& team) const {
     const LayerSpec& layer = layers[l];
+    const bool plain = !layer.batch_norm && layer.dropout == 0 && layer.g.kind != Activation::softmax;
+    if (plain && by_rows(layout.n[l], layout.n[l - 1], cache.m, team)) return rows_forward(l, cache, team);
     const Range cols = team.share(cache.m);
     const Matrix<T> Z = cache.Z[l].columns(cols), A = cache.A[l].columns(cols);
     gemm<T>(false, W(l), false, cache.A_in(l - 1).columns(cols), T(1), T(0), Z);
@@ -540,6 +543,23 @@ class Network {
                       cols.begin);
   }
 
+  // Whether a product of (rows, k) by (k, m) is shared out by the rows of its result: on a team,
+  // from row_split_work multiply-adds (see there). Every thread of the team decides alike.
+  static bool by_rows(index rows, index k, index m, const Team& team) {
+    return team.size > 1 && double(rows) * double(k) * double(m) >= row_split_work;
+  }
+
+  // Layer l of forward for this thread's rows r and every column, between a sync after which
+  // every column of A[l-1] is in and one after which every row of A[l] is:
+  //   Z[l](r, :) = W[l](r, :) A[l-1] + b[l](r),  A[l](r, :) = g(Z[l](r, :))
+  void rows_forward(index l, Cache<T>& cache, const Team& team) const {
+    const Range r = team.share(layout.n[l]);
+    team.sync();
+    gemm<T>(false, W(l).row_block(r), false, cache.A_in(l - 1), T(1), T(0), cache.Z[l].row_block(r));
+    bias_activation_forward(layers[l].g, b(l) + r.begin, cache.Z[l].row_block(r), cache.A[l].row_block(r));
+    team.sync();
+  }
+
   // Batch normalisation of the rows r of Z[l] (see forward): with the batch's mu and var in
   // training, the running statistics in inference.
   void batch_norm_rows(index l, Cache<T>& cache, Range r) const {
@@ -553,7 +573,8 @@ class Network {
   }
 
   // Layer l of backward_deltas, from dA[l] (or, for l = L, from the dU[L] that the cost gave), on
-  // this thread's columns; a batch-norm layer's rows are shared out between two syncs.
+  // this thread's columns; a batch-norm layer's rows are shared out between two syncs, as is a
+  // large product's dA[l-1] (see by_rows).
   void layer_deltas(index l, const Cache<T>& cache, Gradients<T>& grads, bool compute_dA0, const Team& team) const {
     const LayerSpec& layer = layers[l];
     const Range cols = team.share(cache.m);
@@ -572,7 +593,18 @@ class Network {
     }
     if (l == 1 && !compute_dA0) return;
     const Matrix<T> dA_prev = l > 1 ? grads.dA[l - 1] : grads.dA0();
+    if (by_rows(layout.n[l - 1], layout.n[l], cache.m, team)) return rows_dA(l, grads, dA_prev, team);
     gemm(true, W(l), false, ConstMatrix<T>(grads.dZ[l].columns(cols)), T(1), T(0), dA_prev.columns(cols));
+  }
+
+  // dA[l-1] of layer l for this thread's rows r and every column, between a sync after which
+  // every column of dZ[l] is in and one after which every row of dA[l-1] is:
+  //   dA[l-1](r, :) = W[l](:, r)^T dZ[l]
+  void rows_dA(index l, const Gradients<T>& grads, Matrix<T> dA_prev, const Team& team) const {
+    const Range r = team.share(layout.n[l - 1]);
+    team.sync();
+    gemm(true, W(l).columns(r), false, ConstMatrix<T>(grads.dZ[l]), T(1), T(0), dA_prev.row_block(r));
+    team.sync();
   }
 
   void require_own(std::uint64_t owner, const char* what) const {
