@@ -750,6 +750,24 @@ def test_an_X_not_aligned_to_its_dtype_is_copied_not_read_in_place():
     np.testing.assert_array_equal(fitted[1].params, fitted[0].params)
 
 
+def test_cce_labels_not_aligned_to_int64_are_copied_not_read_in_place():
+    net = mlpcore.Network([3, 4, 3], ["tanh", "softmax"], "cce", dtype="float64", seed=0)
+    X, y = np.random.default_rng(0).standard_normal((3, 6)), np.array([0, 2, 1, 1, 0, 2])
+    raw = np.zeros(y.nbytes + 1, np.uint8)
+    unaligned = np.ndarray(y.shape, np.int64, buffer=raw, offset=1)
+    unaligned[...] = y
+    assert not unaligned.flags.aligned and net._targets(unaligned).flags.aligned  # Python's path copies them
+    expected = net.backward(net.forward(X), y)
+    cache = net.forward(X)
+    for grads in (net.backward(cache, unaligned), net.backward(cache, unaligned, out=mlpcore.Gradients(net, 6))):
+        np.testing.assert_array_equal(grads.dW[1], expected.dW[1])
+    assert net.cost(net.forward(X).A[2], unaligned) == net.cost(net.forward(X).A[2], y)
+    fitted = [copy.deepcopy(net) for _ in range(2)]
+    for fitted_net, labels in zip(fitted, (y, unaligned)):
+        fitted_net.fit(X, labels, epochs=2, batch_size=3, seed=0, verbose=0)
+    np.testing.assert_array_equal(fitted[1].params, fitted[0].params)
+
+
 @pytest.mark.parametrize("m", [2**31, 2**63, np.uint64(2**64 - 1), 10**40, 0, -2**70])
 @pytest.mark.parametrize("make", [mlpcore.Cache, mlpcore.Gradients], ids=["cache", "gradients"])
 def test_buffers_for_more_examples_than_blas_takes_are_refused(make, m):

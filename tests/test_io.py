@@ -324,7 +324,7 @@ def test_an_optimizer_step_count_that_steps_could_overflow_the_cores_int64_with_
     path = tmp_path / "model.npz"
     net.save(path, include_optimizer=True)
     rewrite(path, lambda header: header["optimizer"].update(t=t))
-    with pytest.raises(ValueError, match=rf"{path}: its header's t should be an integer in \[0, {2**62}\), got {t}"):
+    with pytest.raises(ValueError, match=rf"{path}: its header's t should be an integer in \[0, 2\^62\), got {t}"):
         mlpcore.load(path)
     rewrite(path, lambda header: header["optimizer"].update(t=2**62 - 1))
     assert mlpcore.load(path).optimizer.t == 2**62 - 1

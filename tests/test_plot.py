@@ -154,6 +154,9 @@ def test_a_picture_saved_to_a_path_is_closed_in_pyplot_and_others_stay_open(plt,
     assert plt.get_fignums() == []
     saved[0].savefig(tmp_path / "again.png")  # a closed figure is still a figure
     assert (tmp_path / "again.png").read_bytes()[:8] == PNG_SIGNATURE
+    with pytest.raises(OSError):  # a save that fails closes the figure too
+        plot.cost_curves(history(), path=tmp_path / "no such folder" / "cost.png")
+    assert plt.get_fignums() == []
     kept = plot.cost_curves(history())
     figure, ax = plt.subplots()
     plot.decision_regions(net, X, y, ax=ax, path=tmp_path / "mine.png", resolution=10)

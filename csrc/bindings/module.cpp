@@ -104,13 +104,19 @@ void require_dtype(const py::array& a, const char* name) {
                          std::string(py::str(a.dtype())));
 }
 
+// Whether a's data lies at an address aligned to T (NumPy's arrays may not: a view into bytes).
+template <class T>
+bool aligned_to(const py::array& a) {
+  return reinterpret_cast<std::uintptr_t>(a.data()) % alignof(T) == 0;
+}
+
 // The column-major view of a 2-D array of T, or of a 1-D one read as one row, without copying,
 // if it is aligned to T and one of its strides is one item and the other (a leading dimension,
 // below 2^31 items) steps over a whole column or row: F-ordered arrays give a plain view,
 // C-ordered ones a transposed one.
 template <class T>
 std::optional<ConstMatrix<T>> unit_stride_view(const py::array& a) {
-  if (reinterpret_cast<std::uintptr_t>(a.data()) % alignof(T) != 0) return std::nullopt;
+  if (!aligned_to<T>(a)) return std::nullopt;
   const index rows = a.ndim() == 2 ? a.shape(0) : 1, cols = a.shape(a.ndim() - 1);
   const index item = index(sizeof(T));
   const index row_stride = a.ndim() == 2 ? a.strides(0) : item, col_stride = a.strides(a.ndim() - 1);
@@ -136,7 +142,9 @@ ConstMatrix<T> matrix_view(const py::array& a, const char* name) {
   if (cols == 0) throw py::value_error(std::string(name) + " has m = 0 examples (shape " + shape_of(a) + ")");
   if (rows > INT_MAX || cols > INT_MAX) throw py::value_error(std::string(name) + " is too large for BLAS");
   if (const auto view = unit_stride_view<T>(a)) return *view;
-  throw py::value_error(std::string(name) + " must be C- or F-contiguous along one axis, its strides whole items");
+  throw py::value_error(
+      std::string(name) +
+      " must be C- or F-contiguous along one axis, its strides whole items, and aligned to its dtype");
 }
 
 // `object` as an array if it is a NumPy ndarray itself (no subclass), else nullopt.
@@ -190,7 +198,8 @@ Targets<T> targets(const Network<T>& net, const py::array& Y) {
   const index n_L = net.layout.n[net.L()];
   if (net.cost == Cost::cce && Y.ndim() == 1) {
     require_dtype<std::int64_t>(Y, "cce labels");
-    if (!(Y.flags() & py::array::c_style)) throw py::value_error("cce labels must be contiguous");
+    if (!(Y.flags() & py::array::c_style) || !aligned_to<std::int64_t>(Y))
+      throw py::value_error("cce labels must be contiguous and aligned to int64");
     if (Y.shape(0) == 0) throw py::value_error("Y has m = 0 examples");
     return Targets<T>::from_labels(static_cast<const std::int64_t*>(Y.data()), n_L, Y.shape(0));
   }
@@ -219,7 +228,8 @@ std::optional<Targets<T>> targets_view(const Network<T>& net, py::handle Y) {
   const index n_L = net.layout.n[net.L()];
   if (a.ndim() < 1 || a.ndim() > 2 || a.shape(a.ndim() - 1) < 1 || a.shape(a.ndim() - 1) > INT_MAX) return std::nullopt;
   if (net.cost == Cost::cce && a.ndim() == 1) {
-    if (!has_dtype<std::int64_t>(a) || !(a.flags() & py::array::c_style)) return std::nullopt;
+    if (!has_dtype<std::int64_t>(a) || !(a.flags() & py::array::c_style) || !aligned_to<std::int64_t>(a))
+      return std::nullopt;
     return Targets<T>::from_labels(static_cast<const std::int64_t*>(a.data()), n_L, a.shape(0));
   }
   if ((a.ndim() == 2 ? a.shape(0) : 1) != n_L || !has_dtype<T>(a)) return std::nullopt;
@@ -678,6 +688,7 @@ void bind_optimizer_state(py::module_& m, const std::string& suffix) {
           "fits",
           [](const State& s, const std::string& method, const py::dict& hyper, const Network<T>& net) {
             const OptimizerSettings settings = optimizer_settings<T>(method, hyper);
+            ReleasedGIL release;  // the lock may wait for a long call of net (see WriterFirstLock)
             const std::shared_lock reading(net.params_lock);
             net.require_not_fitting();  // a fit of net swaps the state under the exclusive lock
             return s.fits(settings, index(net.params.size()));
@@ -750,7 +761,9 @@ void bind_trainer(py::module_& m, const std::string& suffix) {
       .def(py::init(
                [](Net& net, const std::string& method, const py::dict& hyper, State& state, index batch_size, index m) {
                  if (batch_size < 1 || m < 1) throw py::value_error("batch_size and m must be >= 1");
-                 return std::make_unique<Train>(net, optimizer_settings<T>(method, hyper), state, batch_size, m);
+                 const OptimizerSettings settings = optimizer_settings<T>(method, hyper);
+                 ReleasedGIL release;  // the constructor takes the parameters' lock, and allocates the buffers
+                 return std::make_unique<Train>(net, settings, state, batch_size, m);
                }),
            py::keep_alive<1, 2>(), py::keep_alive<1, 5>())
       .def("epoch", &run_epoch<T>)

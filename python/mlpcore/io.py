@@ -319,11 +319,12 @@ def _array(arrays, key, shape, dtype, source):
 
 
 def _integer(header, key, source, below=2**64):
-    """header[key], an integer in [0, below): the core keeps it in a uint64 (below 2^64), or t, a
-    step count, in an int64 that no run of steps may overflow (below 2^62)."""
+    """header[key], an integer in [0, below), below a power of 2: the core keeps it in a uint64
+    (below 2^64), or t, a step count, in an int64 that no run of steps may overflow (below 2^62)."""
     value = header.get(key)
     if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value < below:
-        raise ValueError(f"{source}: its header's {key} should be an integer in [0, {below}), got {value!r}")
+        raise ValueError(f"{source}: its header's {key} should be an integer in [0, 2^{below.bit_length() - 1}), "
+                         f"got {value!r}")
     return value
 
 

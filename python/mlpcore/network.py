@@ -582,8 +582,9 @@ class Network:
         With `rows`, X must be 2-D (rows, m) with 1 <= m < 2^31; that is checked
         before anything is converted or allocated.
         """
-        if type(X) is np.ndarray and X.dtype is self.dtype and (X.flags.f_contiguous or X.flags.c_contiguous) \
-                and X.flags.aligned and (rows is None or (X.ndim == 2 and X.shape[0] == rows and 0 < X.shape[1] < 2**31)):
+        flags = X.flags if type(X) is np.ndarray else None
+        if flags is not None and X.dtype is self.dtype and (flags.f_contiguous or flags.c_contiguous) \
+                and flags.aligned and (rows is None or (X.ndim == 2 and X.shape[0] == rows and 0 < X.shape[1] < 2**31)):
             return X  # the common case, already as the core reads it: no further look
         X = np.asarray(X)
         if X.dtype.kind not in "fiu":
@@ -619,5 +620,5 @@ class Network:
                                 f"got dtype {Y.dtype}")
             if Y.dtype.kind == "u" and Y.size and Y.max() >= self.n[-1]:  # before int64 wraps 2^64 - 1 to -1
                 raise ValueError(f"cce labels must lie in 0..{self.n[-1] - 1}, got {Y.max()}")
-            return np.ascontiguousarray(Y, dtype=np.int64)
+            return np.require(Y, dtype=np.int64, requirements=("C_CONTIGUOUS", "ALIGNED"))
         return self._matrix(Y, "Y")

@@ -51,9 +51,11 @@ def _finish(figure, path, made_here):
     """Save figure to path (when given) and return it; a figure made here (not the figure of
     an Axes given) is then closed in pyplot."""
     if path is not None:
-        figure.savefig(path, dpi=100)
-        if made_here:
-            _pyplot().close(figure)
+        try:
+            figure.savefig(path, dpi=100)
+        finally:  # a figure made here is closed even when the save fails
+            if made_here:
+                _pyplot().close(figure)
     return figure
 
 
@@ -101,7 +103,7 @@ def decision_regions(net, X, y, ax=None, path=None, resolution=200):
 
     net : a Network with n[0] = 2 and a bce output of one unit (binary) or a cce output.
     X : (2, m) the examples, one column each; y : (m,) or (1, m) their class indices (0/1 or
-        False/True for bce), as fit takes them.
+        False/True for bce).
     ax : a matplotlib Axes to draw into; None draws into a new figure.
     path : where to save the figure, or None.
     resolution : points per side of the grid the network is evaluated on.
@@ -114,11 +116,11 @@ def decision_regions(net, X, y, ax=None, path=None, resolution=200):
     if net.n[0] != 2 or net.cost_name == "mse" or (net.cost_name == "bce" and net.n[-1] != 1):
         raise ValueError("decision_regions draws a classifier of 2 inputs (bce with one output unit, "
                          f"or cce); got n = {list(net.n)} with cost {net.cost_name!r}")
-    X, y = np.asarray(X), np.asarray(y)
-    y = (y[0] if y.ndim == 2 and y.shape[0] == 1 else y).astype(np.intp if y.dtype == bool else y.dtype)
+    X, given = np.asarray(X), np.asarray(y)
+    y = given[0] if given.ndim == 2 and given.shape[0] == 1 else given
+    y = y.astype(np.intp) if y.dtype == bool else y
     if X.ndim != 2 or X.shape[0] != 2 or X.shape[1] < 1 or y.shape != (X.shape[1],):
-        raise ValueError(f"X must be (2, m) and y (m,) or (1, m) with m >= 1; got X {X.shape} and y "
-                         f"{np.shape(y)}")
+        raise ValueError(f"X must be (2, m) and y (m,) or (1, m) with m >= 1; got X {X.shape} and y {given.shape}")
     if not is_integer(resolution) or resolution < 2:
         raise ValueError(f"resolution must be an integer >= 2 (points per side of the grid), got {resolution!r}")
     if X.dtype.kind not in "fiu" or not np.all(np.isfinite(X)):

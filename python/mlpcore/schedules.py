@@ -81,8 +81,8 @@ class Schedule:
             # lr = eta_min + (lr0 - eta_min) (1 + cos(pi e / T_max)) / 2
             eta_min, T_max = p["eta_min"], p["T_max"]
             if T_max is None:
-                raise ValueError("this cosine's T_max is None, the epochs of the fit it is used in: give T_max, or "
-                                 "take the rates of for_epochs(epochs)")
+                raise ValueError("this cosine's T_max is None, the epochs of the fit it is used in: give T_max, "
+                                 "or ask learning_rates(lr0, epochs) or for_epochs(epochs) for the rates")
             return eta_min + (lr0 - eta_min) * ((1 + math.cos(_angle(e, T_max))) / 2)
         # constant: lr = lr0
         return lr0
