@@ -211,10 +211,11 @@ def test_forward_and_backward_calls_on_a_team_equal_one_thread(batch_norm, cost,
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32], **DTYPE_IDS)
 def test_a_large_layer_shared_out_by_rows_equals_one_thread_and_the_reference(dtype, restore_threads):
-    """A plain layer's product of 2^28 multiply-adds and more is shared out by the rows of its
-    result (each thread packing half of W[l], not all of it for half the columns), in forward and
-    for dA[l-1]; with a sync before and after. 1500 rows split unevenly into 750 + 750 is even,
-    so the tail is taken by the 1499: the calls and a fit against one thread's, and the calls of
+    """A plain layer's product of 2^28 multiply-adds and more, with at least as many rows as
+    columns, is shared out by the rows of its result (each thread packing half of W[l], not all
+    of it for half the columns), in forward and for dA[l-1]; with a sync before and after. The
+    1,499 rows of dA[0] and of layer 2 split unevenly (750 + 749). The calls and a fit (two
+    full-batch steps, which take the row split too) against one thread's, and the calls of
     float64 against the reference (float32's sums of 1,500 terms stray some 1e-6 from float64's,
     beyond the float32 tolerance near 0)."""
     n, m = [1499, 1500, 1499, 10], 128
@@ -246,7 +247,7 @@ def test_a_large_layer_shared_out_by_rows_equals_one_thread_and_the_reference(dt
 
     def fit():
         net = mlpcore.Network(n, ["tanh", "relu", "softmax"], "cce", dtype=dtype, seed=1)
-        net.fit(X, y, epochs=1, batch_size=m // 2, shuffle=False, learning_rate=0.05, verbose=0)
+        net.fit(X, y, epochs=2, batch_size=m, shuffle=False, learning_rate=0.05, verbose=0)
         return net
     team_fit, alone_fit = team_and_one_thread(fit)
     rtol = 1e-9 if dtype == np.float64 else 1e-4
@@ -306,7 +307,7 @@ def test_a_team_divergence_raises_and_leaves_finite_parameters(restore_threads):
 def test_an_optimizer_step_outside_fit_is_the_same_on_one_thread_and_two(name, hyper, make, dtype, restore_threads):
     """opt.step(net, grads) over a flat buffer long enough for OpenMP's team (2^18 entries and
     more) gives the same numbers to the bit on one thread and on two: each thread of the team runs
-    the code one thread alone runs (compiled for AVX2 and FMA where the CPU has them)."""
+    the code one thread alone runs (compiled for AVX-512, AVX2 and FMA where the CPU has them)."""
     # 275,571 parameters: the threads' ranges do not end on a vector's boundary
     net = mlpcore.Network([600, 451, 10], ["relu", "softmax"], "cce", dtype=dtype, seed=0)
     assert net.params.size >= 2**18

@@ -477,7 +477,7 @@ def test_float32_steps_with_a_decay_rate_near_1_match_float64s(make, how):
 @pytest.mark.parametrize("dtype", [np.float64, np.float32], **DTYPE_IDS)
 def test_update_steps_as_fits_plain_sgd_does_to_the_bit(dtype):
     """net.update(grads, lr) after forward and backward gives the parameters of fit's plain SGD
-    step on the same batch, to the bit: both go through one pass (compiled for AVX2 and FMA
+    step on the same batch, to the bit: both go through one pass (compiled for AVX-512, AVX2 and FMA
     where the CPU has them), so a Python loop and fit round alike. X is F-ordered, the layout of
     fit's batch, so that both products read it alike (OpenBLAS may round a transposed X's
     otherwise: see test_forward_reads_column_slices)."""

@@ -10,16 +10,17 @@
 
 namespace mlpcore {
 
-// g_run and g_prime_run are compiled for AVX2 and FMA as well as for the baseline
-// (MLPCORE_AVX2_CLONE, see parallel.hpp), with_activation and each g in both, and take runs of
+// g_run and g_prime_run are compiled for AVX-512 and for AVX2 and FMA as well as for the baseline
+// (MLPCORE_VECTOR_CLONES, see parallel.hpp), with_activation and each g in each, and take runs of
 // whole columns (see for_each_run). The exp of sigmoid, tanh, elu and softmax dominates a small
-// network's step: the tiny 2-16-16-1 tanh net's fit took 10.3 us a step on the baseline, 7.9-8.2
-// us with AVX2 column by column, 6.1-6.4 us with AVX2 over runs of columns.
-// The kernels below take matrices whose columns are back to back (leading dimension = rows).
+// network's step: on the AMD machine of rounds 1-12 the tiny 2-16-16-1 tanh net's fit took 10.3
+// us a step on the baseline, 7.9-8.2 us with AVX2 column by column, 6.1-6.4 us with AVX2 over
+// runs of columns. The kernels below take matrices whose columns are back to back (leading
+// dimension = rows), but for bias_activation_forward's blocks of rows.
 
 // a = g(u) for n entries: one column of softmax's, or a run of any other g's.
 template <class T>
-MLPCORE_AVX2_CLONE void g_run(ActivationSpec g, const T* u, T* a, index n) {
+MLPCORE_VECTOR_CLONES void g_run(ActivationSpec g, const T* u, T* a, index n) {
   if (g.kind == Activation::softmax) return softmax_column(u, a, n);
   const T alpha = T(g.alpha);
   with_activation(g.kind, [&](auto G) {
@@ -65,8 +66,8 @@ void bias_add(const T* b, Matrix<T> Z) {
 // du = da * g'(u) for a run of n entries, with g' through a = g(u); with a dropout mask d of
 // keep probability `keep`, du = d / keep * da * g'(u) with g(u) = a * keep.
 template <class T>
-MLPCORE_AVX2_CLONE void g_prime_run(ActivationSpec g, const T* u, const T* a, const T* da, const T* d, T keep, T* du,
-                                    index n) {
+MLPCORE_VECTOR_CLONES void g_prime_run(ActivationSpec g, const T* u, const T* a, const T* da, const T* d, T keep, T* du,
+                                       index n) {
   const T alpha = T(g.alpha), inverse_keep = T(1) / keep;
   with_activation(g.kind, [&](auto G) {
     if (!d) {

@@ -544,9 +544,11 @@ class Network {
   }
 
   // Whether a product of (rows, k) by (k, m) is shared out by the rows of its result: on a team,
-  // from row_split_work multiply-adds (see there). Every thread of the team decides alike.
+  // from row_split_work multiply-adds (see there), where the result has at least as many rows as
+  // columns (with more columns, the (k, m) operand is the larger, which each thread would read
+  // whole: a 784-256 layer on 1,340 examples ran 5-30% slower by rows). Every thread decides alike.
   static bool by_rows(index rows, index k, index m, const Team& team) {
-    return team.size > 1 && double(rows) * double(k) * double(m) >= row_split_work;
+    return team.size > 1 && rows >= m && double(rows) * double(k) * double(m) >= row_split_work;
   }
 
   // Layer l of forward for this thread's rows r and every column, between a sync after which
