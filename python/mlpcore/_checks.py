@@ -62,3 +62,11 @@ def name_and_params(spec, what, example):
     if not isinstance(params, dict):
         raise TypeError(f"the params of {what} are a dict, as in {example}; got {params!r}")
     return name, params
+
+
+def transpose_hint(name, shape, rows, cols=None):
+    """The hint ': one column per example, pass NAME.T' when `shape`, of two axes, is the
+    transpose of the (rows, m) asked for (with m = cols when given): one row per example, the
+    usual slip; else ''."""
+    transposed = len(shape) == 2 and shape[1] == rows and shape[0] >= 1 and cols in (None, shape[0])
+    return f": one column per example, pass {name}.T" if transposed else ""

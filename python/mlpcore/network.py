@@ -6,7 +6,7 @@ import os
 import numpy as np
 
 from . import _core
-from ._checks import held_by, is_integer, is_real, largest, require_flag
+from ._checks import held_by, is_integer, is_real, largest, require_flag, transpose_hint
 from . import io as saving
 from ._layers import Layers
 from .reference import check_architecture, initial_parameters
@@ -590,9 +590,8 @@ class Network:
         if X.dtype.kind not in "fiu":
             raise TypeError(f"{name} must hold real numbers (float or int), got dtype {X.dtype}")
         if rows is not None and (X.ndim != 2 or X.shape[0] != rows or not 1 <= X.shape[1] < 2**31):
-            transposed = X.ndim == 2 and X.shape[1] == rows and X.shape[0] >= 1
             raise ValueError(f"{name} must be 2-D of shape (n[0], m) = ({rows}, m) with 1 <= m < 2^31, "
-                             f"got shape {X.shape}" + (f": one column per example, pass {name}.T" * transposed))
+                             f"got shape {X.shape}{transpose_hint(name, X.shape, rows)}")
         if X.dtype.kind == "f" and X.dtype.itemsize > self.dtype.itemsize:
             self._require_within_range(X, name)
         X = X.astype(self.dtype.newbyteorder("="), copy=False)

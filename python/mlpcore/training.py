@@ -8,7 +8,7 @@ import time
 import numpy as np
 
 from . import _core
-from ._checks import held_by, is_integer, is_real, largest, require_flag
+from ._checks import held_by, is_integer, is_real, largest, require_flag, transpose_hint
 from .optim import DivergenceError, Optimizer, make_optimizer
 from .schedules import parse_schedule
 
@@ -235,9 +235,8 @@ def _data(net, X, Y, X_name, Y_name):
     labels = net.cost_name == "cce" and Y.ndim == 1
     expected = (m,) if labels or (Y.ndim == 1 and n_L == 1) else (n_L, m)
     if Y.shape != expected:
-        transposed = Y.shape == expected[::-1] and len(expected) == 2
         raise ValueError(f"{Y_name} must have shape {expected} to match {X_name} of shape {X.shape}, got {Y.shape}"
-                         + (f": one column per example, pass {Y_name}.T" * transposed))
+                         f"{transpose_hint(Y_name, Y.shape, n_L, m) if len(expected) == 2 else ''}")
     try:
         net._core.check_data(X, Y)
     except ValueError as error:  # the core says "X ...", "Y ..." or "cce labels ...": name which data it is
