@@ -455,6 +455,23 @@ def test_W_and_b_views_tile_the_flat_buffer():
     np.testing.assert_array_equal(np.sort(seen), np.arange(net.params.size))
 
 
+@pytest.mark.parametrize("dtype", DTYPES, **DTYPE_IDS)
+def test_core_buffers_start_at_a_cache_line(dtype):
+    """The flat parameter buffer, the caches and the gradients start at a 64-byte boundary: a
+    784-256 W[1] read from a 16-byte boundary made one example's forward a third slower."""
+    def address(a):
+        return a.__array_interface__["data"][0]
+
+    for n in ([784, 256, 10], [3, 5, 2], [17, 33, 1]):
+        net = mlpcore.Network(n, ["relu", "identity"], "mse", dtype=dtype, seed=0)
+        X = np.ones((n[0], 7), dtype)
+        cache = net.forward(X)
+        grads = net.backward(cache, np.zeros((n[-1], 7), dtype))
+        for name, array in (("params", net.params), ("W[1]", net.W[1]), ("Z[1]", cache.Z[1]),
+                            ("dW[1]", grads.dW[1])):
+            assert address(array) % 64 == 0, (n, name, address(array))
+
+
 def test_repr_mentions_sizes_and_parameter_count():
     net = mlpcore.Network([13, 17, 3], ["relu", "softmax"], "cce", seed=0)
     text = repr(net)
