@@ -1,4 +1,6 @@
 // The GEMM wrapper over CBLAS, which shares large products out over OpenMP's threads, and the thread count.
+// One example's products through a column-major W (Z[l] = W[l] a[l-1]) are mlpcore's own
+// matrix-vector kernel (strip_gemv in blas.cpp), faster than OpenBLAS's on AVX-512.
 #pragma once
 
 #include "matrix.hpp"
