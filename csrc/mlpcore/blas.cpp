@@ -79,13 +79,14 @@ class InsideBlas {
 template <class T>
 constexpr index strip = 256 / sizeof(T);
 
-// y = alpha A x + beta y (beta = 0: y is not read) for M a multiple of strip<T>:
+// y = alpha A x + beta y (beta = 0: y is not read) for M a multiple of strip<T>, K >= 1:
 //   A: (M, K) column-major, leading dimension lda;  x: (K, 1), stride incx;  y: (M, 1)
-// A strip of rows at a time, whose sums stay in registers over all K columns, two columns at a
-// time, so that A is read once, a cache line at a time, and y once. mlpcore's own rather than
-// BLAS's: OpenBLAS's sgemv runs 8-float vectors on AVX-512 too, and took 7.3-7.6 us for a
-// 784-256 W[1] in a C loop on an AVX-512 Xeon, against 5.7-5.9 us for this (the mnist net's
-// predict of one example: 8.6-9.0 us, now 6.1-6.9, on two threads).
+// A strip of rows at a time, whose sums stay in eight AVX-512 registers over all K columns, two
+// columns at a time, so that A is read once, a cache line at a time, and y once. Used where
+// the CPU runs its AVX-512 build (avx512_clones), on which OpenBLAS's sgemv runs 8-float
+// vectors: a 784-256 W[1] took 7.3-7.6 us in a C loop on an AVX-512 Xeon, against 5.7-5.9 us
+// for this. Elsewhere BLAS's gemv: AVX2's 16 registers would not hold the sums, and own AVX2
+// kernels were slower than OpenBLAS's on an AMD EPYC (bench/README.md, "Tried and not kept").
 template <class T>
 MLPCORE_VECTOR_CLONES void strip_gemv(index M, index K, T alpha, const T* A, index lda, const T* x, index incx, T beta,
                                       T* y) {
@@ -102,8 +103,11 @@ MLPCORE_VECTOR_CLONES void strip_gemv(index M, index K, T alpha, const T* A, ind
         odd[r] += a[r + lda] * x1;
       }
     }
-    if (k < K)
-      for (index r = 0; r < rows; ++r) even[r] += a[r] * x[k * incx];
+    if (k < K) {
+      const T x0 = x[k * incx];
+#pragma omp simd
+      for (index r = 0; r < rows; ++r) even[r] += a[r] * x0;
+    }
     for (index r = 0; r < rows; ++r) y[i0 + r] = alpha * (even[r] + odd[r]) + (beta == T(0) ? T(0) : beta * y[i0 + r]);
   }
 }
@@ -112,8 +116,9 @@ MLPCORE_VECTOR_CLONES void strip_gemv(index M, index K, T alpha, const T* A, ind
 template <class T>
 void product(bool trans_A, ConstMatrix<T> A, bool trans_B, ConstMatrix<T> B, T alpha, T beta, Matrix<T> C) {
   const index k = trans_A ? A.rows : A.cols;
-  const index incx = trans_B != B.transposed ? B.ld : 1;               // op(B) is one column: x
-  if (C.cols == 1 && trans_A == A.transposed && C.rows >= strip<T>) {  // op(A) stored column-major
+  const index incx = trans_B != B.transposed ? B.ld : 1;  // when op(B) is one column: x
+  // one example, op(A) stored column-major: strip_gemv's whole strips, BLAS's gemv the rest
+  if (C.cols == 1 && trans_A == A.transposed && C.rows >= strip<T> && avx512_clones()) {
     const Range own{0, C.rows / strip<T> * strip<T>}, rest{own.end, C.rows};
     strip_gemv(own.end, k, alpha, A.data, A.ld, B.data, incx, beta, C.data);
     if (rest.size() == 0) return;
@@ -162,12 +167,12 @@ void set_blas_single_threaded() {
 
 const bool blas_single_threaded_at_load = (set_blas_single_threaded(), true);  // before any product
 
-// One example's product of pair_work multiply-adds and more, as two halves of the inner
-// dimension k (k >= 2, so that neither half is empty, which BLAS would skip without scaling c
+// One example's product of pair_work multiply-adds and more, as two parts k1, k2 of the inner
+// dimension k (k >= 2, so that neither part is empty, which BLAS would skip without scaling c
 // by beta):  c = alpha op(A)[:, k1] b[k1] + beta c,  then c += alpha op(A)[:, k2] b[k2],
-// the second half on the pair thread when it is free and spinning (set_num_threads(k > 1),
+// the second part on the pair thread when it is free and spinning (set_num_threads(k > 1),
 // outside a team), into a scratch column of this thread's. The sum is the same whoever
-// computes the halves, so the results do not depend on it.
+// computes the parts, so the results do not depend on it.
 //   op(A): (c.rows, k), b: (k, 1), c: (c.rows, 1)
 template <class T>
 void halved_product(bool trans_A, ConstMatrix<T> A, bool trans_B, ConstMatrix<T> B, T alpha, T beta, Matrix<T> C) {

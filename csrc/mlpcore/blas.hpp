@@ -1,6 +1,6 @@
 // The GEMM wrapper over CBLAS, which shares large products out over OpenMP's threads, and the thread count.
-// One example's products through a column-major W (Z[l] = W[l] a[l-1]) are mlpcore's own
-// matrix-vector kernel (strip_gemv in blas.cpp), faster than OpenBLAS's on AVX-512.
+// On CPUs with AVX-512, one example's products through a column-major op(A) (Z[l] = W[l] a[l-1])
+// run on mlpcore's own matrix-vector kernel for their whole strips of rows (strip_gemv in blas.cpp).
 #pragma once
 
 #include "matrix.hpp"
@@ -13,7 +13,7 @@ namespace mlpcore {
 // set_num_threads's threads (each on single-threaded BLAS), unless called inside a team (fit's
 // steps, large calls of forward and backward), which has shared its work out already. One
 // example's products (C.cols = 1) of pair_work (2^16) multiply-adds and more, below that, are
-// two halves of k summed, the second on the pair thread when it is awake (see pair.hpp).
+// two parts of k summed (the caller's 53%), the second on the pair thread when it is awake (see pair.hpp).
 //   op(A): (C.rows, k), op(B): (k, C.cols)
 template <class T>
 void gemm(bool trans_A, ConstMatrix<T> A, bool trans_B, ConstMatrix<T> B, T alpha, T beta, Matrix<T> C);

@@ -1,8 +1,10 @@
 // The pair thread: a second thread for one example's large products, predict's case. W[1] of a
-// 784-256 layer (784 KB) does not fit in one core's L2 (512 KiB here) and is read from the L3
-// at every call; halved between two cores, each half stays in its core's L2 from call to call.
-// The thread spins for a while after its last half, so that a loop of calls finds it awake,
-// then sleeps; a call never waits for it to wake, and takes its half back if it has not begun.
+// 784-256 layer (784 KB) takes one core some 6-8 us to read even from its L2 (2 MiB on an
+// AVX-512 Xeon), and does not fit in it on many CPUs (512 KiB on an AMD EPYC, where it came from
+// the L3 at every call); in two parts on two cores, each core reads its part, which stays in its
+// L2 from call to call. The thread spins for a while after its last part, so that a loop of calls
+// finds it awake, then sleeps; a call never waits for it to wake, and takes its part back if it
+// has not begun.
 #pragma once
 
 #include <unistd.h>

@@ -24,9 +24,21 @@ namespace mlpcore {
 // mnist's fit did not move beyond the noise.
 #if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && __GNUC__ >= 12 && defined(__GLIBC__)
 #define MLPCORE_VECTOR_CLONES __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default"), flatten))
+#define MLPCORE_AVX512_CLONES 1
 #else
 #define MLPCORE_VECTOR_CLONES
+#define MLPCORE_AVX512_CLONES 0
 #endif
+
+// Whether the functions marked MLPCORE_VECTOR_CLONES run their AVX-512 build on this CPU.
+inline bool avx512_clones() {
+#if MLPCORE_AVX512_CLONES
+  static const bool taken = (__builtin_cpu_init(), __builtin_cpu_supports("x86-64-v4"));
+  return taken;
+#else
+  return false;
+#endif
+}
 
 // Element count below which a pass stays on the calling thread. A team pays only for passes of
 // some 100 us: on a machine whose other cores are busy, waking a second thread can cost a
@@ -46,9 +58,9 @@ constexpr double team_work_threshold = 1 << 23;
 // dA's at 309 against 277; mnist's (256x784 on 128, 2^24.6) gained nothing by rows.
 constexpr double row_split_work = 1 << 28;
 
-// Multiply-adds from which one example's product is computed in two halves, the second on the
+// Multiply-adds from which one example's product is computed in two parts, the second on the
 // pair thread (see pair.hpp), below team_work_threshold: a 784-256 layer's W (200,704) and up,
-// whose halves take some 5 us each, against well under a microsecond to hand one over.
+// whose parts take some 3-5 us each, against well under a microsecond to hand one over.
 constexpr double pair_work = 1 << 16;
 
 // The thread count of every parallel region, whichever thread starts it (set_num_threads); at
