@@ -421,6 +421,22 @@ def test_update_refuses_bad_learning_rate(learning_rate):
                    r"(?i)learning.rate|\blr\b")
 
 
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_update_refuses_a_step_that_would_overflow_the_parameters(dtype):
+    """Finite gradients and a finite learning rate whose product overflows: DivergenceError (a
+    ValueError), nothing changed, as an optimizer's step does; a smaller rate then updates."""
+    net = make_net("mse", dtype=dtype)
+    grads = net.backward(net.forward(good_X(dtype=dtype)), good_Y("mse", dtype=dtype))
+    huge = float(np.finfo(dtype).max) / 4
+    grads.dW[1][...] = huge  # finite, but huge * learning_rate is not
+    assert_refused(net, lambda: net.update(grads, 8.0), mlpcore.DivergenceError,
+                   r"NaN or inf.*smaller learning rate.*nothing was changed")
+    before = np.array(net.W[1])
+    net.update(grads, 1e-30)
+    assert not np.array_equal(net.W[1], before)
+    assert np.all(np.isfinite(net.params))
+
+
 # ---------------------------------------------------------------------------
 # gradients that are not finite, and what is not a network or gradients
 # ---------------------------------------------------------------------------

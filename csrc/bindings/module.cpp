@@ -637,10 +637,11 @@ void bind_network(py::module_& m, const std::string& suffix) {
              return true;
            })
       .def("update", [](Net& net, Grads& grads, double learning_rate) {
+        // false, changing nothing, when an updated parameter would not be finite
         const Claim reading(grads.users, Claim::reading, gradients_in_use);
         ReleasedGIL release;
         require_finite_gradients(grads);
-        net.update(grads, T(learning_rate));
+        return net.update(grads, T(learning_rate));
       });
 }
 
@@ -660,9 +661,7 @@ bool step_outside_fit(OptimizerState<T>& s, const std::string& method, const py:
   require_state_fits(s, settings, all.end);
   require_finite_gradients(grads);
   const std::int64_t t = s.t + 1;
-  T* p = net.params.data();
-  if (!optimizer_step<T, false>(settings, T(learning_rate), t, p, grads.dparams.data(), s, p, s, all)) return false;
-  optimizer_step<T, true>(settings, T(learning_rate), t, p, grads.dparams.data(), s, p, s, all);
+  if (!step_in_place(settings, T(learning_rate), t, net.params.data(), grads.dparams.data(), s, all)) return false;
   s.t = t;
   return true;
 }

@@ -139,17 +139,6 @@ void add_scaled(Matrix<T> out, ConstMatrix<T> in, T scale) {
   });
 }
 
-// p = p - learning_rate g, over two flat buffers of `size` entries (a gradient-descent step),
-// through the pass of an optimizer's step (all_zero, with no residue to check), so that it rounds
-// as fit's plain SGD step does on the same CPU.
-template <class T>
-void subtract_scaled(T* p, const T* g, T learning_rate, index size) {
-  all_zero(size, size, [=](index k) {
-    p[k] -= learning_rate * g[k];
-    return 0;
-  });
-}
-
 // True when no entry of M is NaN or infinite: x - x is 0 for a finite x and NaN otherwise
 // (an integer or-reduction, so that the loop vectorises).
 template <class T>

@@ -16,6 +16,7 @@
 #include "blas.hpp"
 #include "costs.hpp"
 #include "kernels.hpp"
+#include "optimizers.hpp"
 #include "require.hpp"
 #include "team.hpp"
 
@@ -447,13 +448,16 @@ class Network {
     if (run.size()) f(run);
   }
 
-  // W[l] -= learning_rate dW[l], b[l] -= learning_rate db[l] (and gamma, beta) for every l: one pass over the flat
-  // buffer.
-  void update(const Gradients<T>& grads, T learning_rate) {
+  // W[l] -= learning_rate dW[l], b[l] -= learning_rate db[l] (and gamma, beta) for every l, over
+  // the flat buffer, through plain SGD's step (so that it rounds as fit's does); false, changing
+  // nothing, when an updated parameter would not be finite.
+  bool update(const Gradients<T>& grads, T learning_rate) {
     require_own(grads.network_id, "gradients");
     const std::unique_lock writing(params_lock);
     require_not_fitting();
-    subtract_scaled(params.data(), grads.dparams.data(), learning_rate, layout.size);
+    const OptimizerSettings sgd;
+    OptimizerState<T> none(sgd, 0);
+    return step_in_place(sgd, learning_rate, 1, params.data(), grads.dparams.data(), none, {0, layout.size});
   }
 
   bool any_batch_norm() const {

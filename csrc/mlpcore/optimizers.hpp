@@ -135,6 +135,17 @@ bool optimizer_step(const OptimizerSettings& s, T lr, std::int64_t t, const T* p
   return false;
 }
 
+// One step at count t in place (p and the state both read and written), after a pass that
+// computes the same values without writing them: false, writing nothing, when a new value
+// would not be finite (see optimizer_step). A step outside fit, with no spare buffers.
+template <class T>
+bool step_in_place(const OptimizerSettings& s, T lr, std::int64_t t, T* p, const T* g, OptimizerState<T>& state,
+                   Range r) {
+  if (!optimizer_step<T, false>(s, lr, t, p, g, state, p, state, r)) return false;
+  optimizer_step<T, true>(s, lr, t, p, g, state, p, state, r);
+  return true;
+}
+
 // Gradient clipping over the whole flat gradient g of `size` entries:
 //   by norm: g = g clip_norm / ||g||_2 where ||g||_2 > clip_norm;  by value: g = min(max(g, -clip_value), clip_value)
 // A bound of 0 turns that clipping off; by norm comes first.

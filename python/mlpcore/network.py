@@ -9,6 +9,7 @@ from . import _core
 from ._checks import held_by, is_integer, is_real, largest, require_flag, transpose_hint
 from . import io as saving
 from ._layers import Layers
+from .optim import DivergenceError
 from .reference import check_architecture, initial_parameters
 from .training import fit
 
@@ -75,8 +76,9 @@ class Cache:
     cache while a call on another thread uses it (a forward into it, or a backward reading it)
     raises RuntimeError; backwards may read it at once.
 
-    Cache(network, m) makes an empty cache of the Network network for up to m examples
-    (an int, 1 <= m < 2^31), to pass to forward as ``out=``. A cache is not pickled or
+    Cache(network, m) makes an empty cache of the Network network for a batch of m examples
+    (an int, 1 <= m < 2^31), to pass to forward as ``out=`` with an X of exactly m columns
+    (another m is refused with ValueError). A cache is not pickled or
     copied (TypeError): it is a batch's working memory in the core.
     """
 
@@ -129,8 +131,9 @@ class Gradients:
     an optimizer's step reading them) raises RuntimeError; updates and steps may
     read them at once.
 
-    Gradients(network, m) makes empty gradients of the Network network for up to m
-    examples (an int, 1 <= m < 2^31), to pass to backward as ``out=``. They are not
+    Gradients(network, m) makes empty gradients of the Network network for a batch of m
+    examples (an int, 1 <= m < 2^31), to pass to backward as ``out=`` with a cache of exactly
+    m examples (another m is refused with ValueError). They are not
     pickled or copied (TypeError): copy the arrays, such as grads.dW[l], that you keep.
     """
 
@@ -357,6 +360,8 @@ class Network:
         db[l] = (1/m) sum over columns of dZ[l], dA[l-1] = W[l]^T dZ[l] (dA[0] only when
         compute_dA0), dZ[l-1] = dA[l-1] * g'(Z[l-1]).
         Y : as for ``cost``, with the cache's m. out : Gradients of this network and m to fill.
+        The cache must come from a training-mode forward (forward(X) or forward(X,
+        training=True)): one of forward(X, training=False) is refused with ValueError.
         Returns the Gradients. Threads as for forward.
         """
         if type(compute_dA0) is bool and type(cache) is Cache and cache._network is self \
@@ -395,10 +400,12 @@ class Network:
         """Gradient descent: W[l] -= learning_rate dW[l], b[l] -= learning_rate db[l], for l = 1..L.
 
         grads : Gradients from this network's backward. learning_rate : a finite float >= 0.
-        One pass over the flat parameter buffer (gamma[l] and beta[l] of batch-norm layers
-        move too). Raises ValueError, leaving the parameters as they were, when the
-        gradients (dW, db, dgamma, dbeta) contain NaN or inf, and RuntimeError during an
-        epoch of a fit of this network (from another thread or its gradient hook).
+        Over the flat parameter buffer (gamma[l] and beta[l] of batch-norm layers move too),
+        rounded as fit's plain SGD step. Leaving the parameters as they were, raises
+        ValueError when the gradients (dW, db, dgamma, dbeta) contain NaN or inf,
+        mlpcore.DivergenceError when an updated parameter would be NaN or inf (a learning
+        rate too large for these gradients), and RuntimeError during an epoch of a fit of
+        this network (from another thread or its gradient hook).
         """
         if not isinstance(grads, Gradients):
             raise TypeError(f"grads must be mlpcore.Gradients, got {type(grads).__name__}")
@@ -407,7 +414,9 @@ class Network:
             raise TypeError(f"learning_rate must be a real number, got {learning_rate!r}")
         if not (held_by(learning_rate, self.dtype) and learning_rate >= 0):
             raise ValueError(f"learning_rate must be finite in {self.dtype.name} and >= 0, got {learning_rate!r}")
-        self._core.update(grads._core, float(learning_rate))
+        if not self._core.update(grads._core, float(learning_rate)):
+            raise DivergenceError("the update would make a parameter NaN or inf; try a smaller learning rate "
+                                  f"(this update's was {float(learning_rate):g}); nothing was changed")
 
     def fit(self, X, Y, epochs=10, batch_size=32, optimizer="sgd", learning_rate=None, shuffle=True, seed=None,
             validation_data=None, validation_fraction=None, early_stopping=False, patience=10, l2=0.0,
@@ -437,7 +446,9 @@ class Network:
         validation_data : (X_val, Y_val), or validation_fraction : a random share of
             X held out. Adds val_cost and val_accuracy (bce, cce) or val_r2 (mse).
         early_stopping, patience : stop when the validation cost has not improved for
-            `patience` epochs, and restore the parameters of the best epoch. Without
+            `patience` epochs, and restore the parameters (and batch-norm running
+            statistics) of the best epoch; the optimizer's state and the history stay
+            those of the last epoch. Without
             validation data it watches the epoch's cost (see below), as Keras watches
             its loss.
         l2 : lambda: J gains lambda/(2m) sum ||W[l]||^2 and dW[l] gains (lambda/m) W[l].
@@ -449,12 +460,16 @@ class Network:
             the rate of each epoch, as torch.optim.lr_scheduler (see mlpcore.schedules).
         gradient_hook : callable(flat_grads) called once per step between backward
             and update (before clipping) with a writable view of the flat gradient
-            buffer, which it may change in place (its return value is not used);
+            buffer (with the L2 term), which it may change in place (its return value is
+            not used; what it raises ends the fit, keeping the last good step);
             ``net.gradient_views(flat_grads)["dW"][l]`` shows dW[l] in it. During
             an epoch the core keeps the current parameters in a buffer of its own: read
             net.params in callbacks, which run between epochs, not here.
-        diagnostics : record per-layer ||dW||, the share of dead relu units and of
-            saturated sigmoid/tanh outputs after each epoch.
+        diagnostics : record after each epoch lists by layer: "dW_norm" (||dW[l]|| of the
+            epoch's last step), "dead_relu" (the share of a relu layer's units that are 0
+            for each of the first 1000 training examples) and "saturated" (the share of a
+            sigmoid or tanh layer's outputs on them within 0.01 of their bounds); None for
+            layers of other activations.
         verbose : 1 shows a progress bar, 0 is silent.
 
         Returns the history, a dict of per-epoch lists ("cost": the mean of the
@@ -462,7 +477,8 @@ class Network:
         term, and weighted by its examples, so that a smaller last minibatch counts
         for its size; "learning_rate", "time" in seconds, and the validation and diagnostic
         figures asked for), also kept at ``net.history``. Ctrl-C stops after the
-        current step with a consistent network (when Python's own handler has SIGINT:
+        current step with a consistent network and returns normally, the interrupted
+        epoch in the history (when Python's own handler has SIGINT:
         a handler of the program's is called instead, an ignored SIGINT stays ignored). A NaN or inf in the cost, the
         gradient or the updated parameters raises mlpcore.DivergenceError and leaves
         the parameters and optimizer state of the last good step. A fit that ends
@@ -504,14 +520,16 @@ class Network:
     def memory_bytes(self, breakdown=False):
         """The bytes of mlpcore's own buffers for this network: its parameters and running
         statistics, and those the last fit trained with (the gradient, the optimizer's state with
-        the spare copies a step writes into, and one batch's workspace). Those of the fit are
-        its figures while it ran: when it returns, it frees all but the optimizer's state
-        (without its spares), which net.optimizer keeps. The state of an optimizer used only
-        through its step is not counted.
+        the spare copies a step writes into, and one batch's workspace with the epoch's order of
+        the examples). Those of the fit are its figures while it ran: when it returns, it frees
+        all but the optimizer's state (without its spares), which net.optimizer keeps. The state
+        of an optimizer used only through its step is not counted.
 
         breakdown : False gives the total, an int; True a dict of the parts, ints keyed
             'parameters' (with the running statistics) and, after a fit, 'gradients',
-            'optimizer_state', 'spare_parameters' and 'workspace'.
+            'optimizer_state' (the state and its spare: twice the state), 'spare_parameters'
+            and 'workspace' (one batch's cache, deltas, and gathered examples and targets, and
+            the epoch's order of the examples: 8 bytes an example).
         """
         parts = {"parameters": self._core.bytes(), **self._fit_memory}
         return parts if breakdown else sum(parts.values())

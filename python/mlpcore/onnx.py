@@ -35,7 +35,7 @@ def export(net, path):
     Elu(alpha), or Softmax(axis=1), with W', b' from ``folded_parameters``. Float32 and
     float64 networks give float32 and float64 models (a float64 leaky_relu or elu is
     spelled out with Greater, Where, Tanh for elu and float64 constants: ONNX attributes are
-    float32). A fitted mlpcore.sklearn estimator is exported as its ``network_``.
+    float32). A fitted mlpcore.sklearn estimator is refused (TypeError): export its ``network_``.
     Returns the onnx.ModelProto.
     """
     if not isinstance(net, Network):

@@ -56,7 +56,8 @@ class Optimizer:
 
     @property
     def learning_rate(self):
-        """The step size lr, a finite float >= 0; settable (fit's schedules set it per epoch)."""
+        """The step size lr, a finite float >= 0; settable. In fit it is the base rate lr0 of the
+        schedule, which is not written back: each epoch's rate is in fit's history["learning_rate"]."""
         return self._learning_rate
 
     @learning_rate.setter

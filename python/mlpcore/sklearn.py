@@ -525,7 +525,8 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
     momentum : float in [0, 1], default=0.9
     nesterovs_momentum : bool, default=True
     early_stopping : bool, default=False
-        Hold out validation_fraction of the training examples (stratified), stop on the
+        Hold out validation_fraction of the training examples (stratified for a single-output
+        classifier whose every class can fall on both sides, else at random), stop on the
         validation accuracy as described under n_iter_no_change, and keep the parameters
         of the best epoch.
     validation_fraction : float in [0, 1), default=0.1
