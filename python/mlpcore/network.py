@@ -535,7 +535,8 @@ class Network:
         return parts if breakdown else sum(parts.values())
 
     def reset_optimizer(self):
-        """Forget the optimizer of the last fit and its state: the next fit starts afresh."""
+        """Forget the optimizer of the last fit and its state: the next fit starts afresh. The
+        optimizer object is reset too (its state dropped), also where the caller holds it."""
         if self.optimizer is not None:
             self.optimizer.reset()
         self.optimizer = None
@@ -547,7 +548,8 @@ class Network:
         The file holds the architecture, parameters, batch-norm running statistics,
         net.history and metadata (a dict of JSON values; None saves net.metadata), and
         with include_optimizer net.optimizer with its state, so that training resumes
-        exactly. It is written atomically; see ``mlpcore.io`` for the format.
+        exactly (ValueError when net.optimizer is None). It is written atomically; see
+        ``mlpcore.io`` for the format.
         """
         saving.save(self, path, include_optimizer=include_optimizer, metadata=metadata)
 
