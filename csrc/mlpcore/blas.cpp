@@ -180,7 +180,7 @@ void halved_product(bool trans_A, ConstMatrix<T> A, bool trans_B, ConstMatrix<T>
   thread_local std::vector<T> scratch;
   if (index(scratch.size()) < C.rows) scratch.resize(C.rows);  // once per thread and size
   const Matrix<T> second{scratch.data(), C.rows, 1, C.rows};
-  // The caller's half is the larger: the pair thread begins its own after the hand-over, some
+  // The caller's part is the larger: the pair thread begins its own after the hand-over, some
   // 0.2 us later, and ran 3-7% slower a column in timings of the mnist net's W[1] on an AVX-512
   // Xeon. With 53% of k to the caller, predict of one example on that net took 7.13-7.37 us
   // against 7.45-7.74 with halves (six pairs of 400,000 calls).
