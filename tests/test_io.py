@@ -6,6 +6,7 @@ import io
 import json
 import os
 import pickle
+import stat
 import zipfile
 
 import numpy as np
@@ -369,6 +370,33 @@ def test_saving_onto_a_folder_names_it(tmp_path):
     with pytest.raises(IsADirectoryError, match=f"cannot write {tmp_path}: it is a folder; give a file's path"):
         net.save(tmp_path)
     assert os.listdir(tmp_path) == []
+
+
+def test_saving_onto_a_fifo_is_refused_and_leaves_it(tmp_path):
+    """A file that is not a regular one (a FIFO here; /dev/null, a device, alike) is refused:
+    the rename of the atomic write would replace it."""
+    net = mlpcore.Network([2, 1], ["identity"], "mse")
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    with pytest.raises(ValueError, match="cannot write .*pipe: it is not a regular file"):
+        net.save(fifo)
+    assert stat.S_ISFIFO(os.lstat(fifo).st_mode)
+    assert sorted(os.listdir(tmp_path)) == ["pipe"]
+
+
+def test_saving_through_a_symbolic_link_writes_its_target_and_keeps_the_link(tmp_path):
+    net = mlpcore.Network([2, 1], ["identity"], "mse", seed=3)
+    target, link = tmp_path / "model.mlpcore", tmp_path / "latest"
+    target.write_bytes(b"old")
+    os.symlink(target.name, link)
+    net.save(link)
+    assert os.path.islink(link) and os.readlink(link) == target.name
+    np.testing.assert_array_equal(mlpcore.load(target).params, net.params)
+    dangling = tmp_path / "next"
+    os.symlink("made-by-save.mlpcore", dangling)
+    net.save(dangling)
+    assert os.path.islink(dangling)
+    np.testing.assert_array_equal(mlpcore.load(tmp_path / "made-by-save.mlpcore").params, net.params)
 
 
 @pytest.mark.parametrize("key, array, message", [

@@ -84,13 +84,20 @@ def restore_from_bytes(net, data):
 
 
 def writable_path(path):
-    """(folder, name), as str, of a file path (str, bytes or os.PathLike) that may be written:
-    raises IsADirectoryError if path is a folder (or empty), FileNotFoundError if its folder
-    does not exist, PermissionError if this process may not write into that folder."""
+    """(folder, name), as str, of a file path (str, bytes or os.PathLike) that may be written,
+    symbolic links followed (the file they point to is written, the links stay): raises
+    IsADirectoryError if path is a folder (or empty), ValueError if it is another file that is
+    not a regular one (a device such as /dev/null, a FIFO, a socket), which the rename of
+    write_atomically would replace, FileNotFoundError if its folder does not exist,
+    PermissionError if this process may not write into that folder."""
     path = os.fsdecode(path)
     if not path or os.path.isdir(path):
         raise IsADirectoryError(f"cannot write {path or repr(path)}: it is a folder; give a file's path")
-    folder, name = os.path.split(os.path.abspath(path))
+    real = os.path.realpath(path)
+    if os.path.exists(real) and not os.path.isfile(real):
+        raise ValueError(f"cannot write {path}: it is not a regular file (a device, FIFO or socket); "
+                         "give a file's path")
+    folder, name = os.path.split(real)
     if not os.path.isdir(folder):
         raise FileNotFoundError(f"cannot write {path}: the folder {folder} does not exist")
     if not os.access(folder, os.W_OK):
