@@ -288,7 +288,12 @@ def test_backward_refuses_Y_whose_m_differs_from_cache(m, cost, into):
     pytest.param([3, 5, 2], [("elu", {"alpha": 1e300}), "identity"], "mse", {},
                  r"the alpha of elu must be finite in float32", id="alpha_beyond_float32"),
     pytest.param([3, 5, 2], ["relu", "identity"], "mse", {"dropout": [0.1, 0.2]},
-                 r"dropout takes 1 drop probabilities for layers 1\.\.L-1", id="dropout_length"),
+                 r"dropout takes a sequence of 1 drop probabilities for layers 1\.\.L-1", id="dropout_length"),
+    pytest.param([3, 5, 2], ["relu", "identity"], "mse", {"dropout": {0: 0.5}},
+                 r"dropout takes a sequence of 1 drop probabilities for layers 1\.\.L-1, got \{0: 0\.5\}",
+                 id="dropout_dict"),
+    pytest.param([3, 5, 4], ["relu", "identity"], "mse", {"batch_norm": {True, False}},
+                 r"batch_norm takes a sequence of 2 flags for layers 1\.\.L", id="batch_norm_set"),
     pytest.param([3, 5, 2], ["relu", "identity"], "mse", {"dropout": [1.0]}, r"dropout values must be in \[0, 1\)",
                  id="dropout_1"),
     pytest.param([3, 5, 2], ["relu", "identity"], "mse", {"batch_norm": [1, 0]}, r"batch_norm values must be bools",
@@ -305,6 +310,12 @@ def test_backward_refuses_Y_whose_m_differs_from_cache(m, cost, into):
 def test_construction_refuses(n, activations, cost, kwargs, pattern):
     with pytest.raises(ValueError, match=pattern):
         mlpcore.Network(n, activations, cost, **kwargs)
+
+
+def test_construction_refuses_a_dtype_of_None():
+    """np.dtype(None) is float64; Network's default is float32: None names neither."""
+    with pytest.raises(TypeError, match=r"^dtype must be float32 or float64, got None$"):
+        mlpcore.Network([3, 2], ["identity"], "mse", dtype=None)
 
 
 @pytest.mark.parametrize("n", [5, None, "352", {3, 40, 2}, {3: 1, 2: 1}], ids=["int", "none", "str", "set", "dict"])

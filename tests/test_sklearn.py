@@ -465,6 +465,15 @@ def test_bad_parameters_are_refused_at_fit_naming_what_was_expected(parameter, v
     assert not hasattr(clf, "network_") and not hasattr(clf, "n_features_in_")  # refused before any change
 
 
+def test_a_layer_larger_than_the_core_takes_is_refused_before_the_initial_draws():
+    """2^31 units: the Network's ValueError, not a MemoryError from drawing 48 GiB of weights."""
+    X, y = blobs()
+    clf = MLPClassifier(hidden_layer_sizes=(2**31,))
+    with pytest.raises(ValueError, match=r"every layer needs 1\.\.2\^31-1 units"):
+        clf.fit(X, y)
+    assert not hasattr(clf, "network_")
+
+
 def regression(dtype=np.float64):
     """X (40, 3) of dtype and real targets y (40,) of a linear function of X."""
     X = np.random.default_rng(0).standard_normal((40, 3)).astype(dtype)

@@ -21,12 +21,20 @@ def _per_layer(values, count, default, name, what, valid, valid_text):
     """A tuple of `count` per-layer values, `default` for each when values is None."""
     if values is None:
         return (default,) * count
-    if isinstance(values, (str, bytes)) or not hasattr(values, "__len__") or len(values) != count:
-        raise ValueError(f"{name} takes {count} {what}, got {values!r}")
+    unordered = isinstance(values, (dict, set, frozenset))  # a dict would give its keys
+    if unordered or isinstance(values, (str, bytes)) or not hasattr(values, "__len__") or len(values) != count:
+        raise ValueError(f"{name} takes a sequence of {count} {what}, got {values!r}")
     for value in values:
         if not valid(value):
             raise ValueError(f"{name} values must be {valid_text}, got {value!r}")
     return tuple(type(default)(value) for value in values)
+
+
+def check_layer_sizes(layer_sizes):
+    """Refuse (ValueError) checked layer sizes past the core's limit of 2^31-1 units a layer
+    (sizes past 2^63 would not even reach it)."""
+    if max(layer_sizes) > _MAX_UNITS:
+        raise ValueError(f"every layer needs 1..2^31-1 units, got n = {list(layer_sizes)}")
 
 
 def _layer_settings(layer_sizes, activations, dtype, dropout, batch_norm, bn_eps, bn_momentum):
@@ -46,14 +54,15 @@ def _layer_settings(layer_sizes, activations, dtype, dropout, batch_norm, bn_eps
                          f"got {bn_eps!r}")
     if not (is_real(bn_momentum) and 0 <= bn_momentum <= 1):
         raise ValueError(f"bn_momentum must be a real number in [0, 1], got {bn_momentum!r}")
-    if max(layer_sizes) > _MAX_UNITS:  # the core's limit; sizes past 2^63 would not even reach it
-        raise ValueError(f"every layer needs 1..2^31-1 units, got n = {list(layer_sizes)}")
+    check_layer_sizes(layer_sizes)
     layers = [(name, params.get("alpha", 0.0), bool(flag), float(p))
               for (name, params), flag, p in zip(activations, batch_norm, dropout)]
     return dropout, batch_norm, layers
 
 
 def _parse_dtype(dtype):
+    if dtype is None:  # np.dtype(None) is float64, while Network's default is float32
+        raise TypeError("dtype must be float32 or float64, got None")
     try:
         dtype = np.dtype(dtype)
     except TypeError:

@@ -37,7 +37,7 @@ except ImportError as error:  # pragma: no cover - depends on what is installed
 
 from ._checks import is_integer, is_real
 from .training import FitStart, restore, snapshot
-from .network import Network
+from .network import Network, check_layer_sizes
 
 __all__ = ["MLPClassifier", "MLPRegressor"]
 
@@ -311,6 +311,7 @@ class _BaseMLP(BaseEstimator):
         sizes, batch_norm, dropout = self._hidden_layers()
         output, cost = self._output_layer()
         n = [n_features, *sizes, self.n_outputs_]
+        check_layer_sizes(n)  # before W is drawn in float64: sizes the core refuses could ask for GiBs
         W, b = self._initial_parameters(n, rng)
         self.network_ = Network(n, [_ACTIVATIONS[self.activation]] * len(sizes) + [output], cost, dtype=dtype,
                                 seed=_seed(rng), dropout=dropout, batch_norm=[*batch_norm, False])
