@@ -7,6 +7,7 @@ import json
 import os
 import pickle
 import stat
+import struct
 import zipfile
 
 import numpy as np
@@ -231,6 +232,42 @@ def test_a_zip_whose_members_are_not_npy_arrays_is_refused(tmp_path):
         mlpcore.load(path)
 
 
+def _npy_header(shape):
+    """The bytes of a .npy version 1.0 header declaring float64 `shape` (no data after it)."""
+    text = repr({"descr": "<f8", "fortran_order": False, "shape": shape}).encode()
+    text += b" " * ((64 - (10 + len(text) + 1) % 64) % 64) + b"\n"
+    return b"\x93NUMPY\x01\x00" + struct.pack("<H", len(text)) + text
+
+
+def test_a_member_declaring_more_than_it_holds_is_refused_before_it_is_read(tmp_path):
+    """A few bytes declaring 10^10 float64: np.load would allocate 75 GiB first."""
+    path = tmp_path / "model.npz"
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.writestr("params.npy", _npy_header((10**10,)))
+    with pytest.raises(ValueError, match=r"model\.npz is not a readable.*params\.npy declares more items than it holds"):
+        mlpcore.load(path)
+
+
+def test_members_that_would_inflate_far_beyond_the_file_are_refused_before_they_are(tmp_path):
+    """A deflated member of 8 MiB of zeros in a file of some 8 KB (a zip bomb, small)."""
+    path = tmp_path / "model.npz"
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("params.npy", _npy_header((2**20,)) + bytes(2**23))
+    assert os.path.getsize(path) < 2**16
+    with pytest.raises(ValueError, match=r"model\.npz is not a readable.*inflate to more than 16 times"):
+        mlpcore.load(path)
+
+
+def test_an_archive_with_an_encrypted_member_is_refused(saved):
+    """zipfile raises RuntimeError for an encrypted member; load names the file instead."""
+    path, _ = saved
+    data = bytearray(path.read_bytes())
+    data[data.find(b"PK\x01\x02") + 8] |= 1  # central directory: general-purpose flag bit 0, "encrypted"
+    path.write_bytes(bytes(data))
+    with pytest.raises(ValueError, match=r"is not a readable mlpcore model file.*encrypted"):
+        mlpcore.load(path)
+
+
 def test_an_empty_path_is_refused_before_anything_is_written(tmp_path, monkeypatch):
     """"" names no file: save (and the CLI's --out) refuse it as they refuse a folder, at once."""
     monkeypatch.chdir(tmp_path)
@@ -305,12 +342,15 @@ def test_a_file_from_a_newer_format_version_is_refused(saved):
     (lambda header: header["architecture"].update(cost="hinge"), "architecture in its header is invalid.*hinge"),
     (lambda header: header["architecture"].update(layer_sizes=[2**63, 7, 5, 3]),
      "architecture in its header is invalid: every layer needs 1..2\\^31-1 units"),
+    (lambda header: header["architecture"].update(layer_sizes=[2, float("inf"), 5, 3]),
+     "architecture in its header is invalid: layer sizes n must be integers >= 1"),
     (lambda header: header.update(dropout_seed=-1), "dropout_seed should be an integer"),
     (lambda header: header.update(metadata=[1]), "history and metadata should be JSON objects"),
     (lambda header: header["architecture"].update(dtype="float16"),
      "architecture in its header is invalid: .*float16"),
     (lambda header: header.update(optimizer=7), "the optimizer in its header should be a JSON object, got 7"),
-], ids=["marker", "version", "architecture", "cost", "layer-size", "dropout-seed", "metadata", "dtype", "optimizer"])
+], ids=["marker", "version", "architecture", "cost", "layer-size", "infinite-layer-size", "dropout-seed", "metadata",
+        "dtype", "optimizer"])
 def test_a_header_with_wrong_contents_is_refused(saved, change, message):
     path, _ = saved
     rewrite(path, change)

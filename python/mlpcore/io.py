@@ -221,11 +221,40 @@ def _require_str_keys(value, what):
 _NPZ_OR_NPY = (b"PK\x03\x04", b"PK\x05\x06", np.lib.format.MAGIC_PREFIX)
 
 
+# How much more than the archive's own bytes its members may inflate to: np.savez stores them as
+# they are, and float parameters compress little; a member of zeros deflates a thousandfold.
+_INFLATION = 16
+
+
+def _require_members_fit(file):
+    """Refuse, before any member is inflated, an archive whose members would take much more memory
+    than the file (a deflated member of 1 GiB of zeros in a 1 MB file), or whose .npy header declares
+    more items than the member holds (a shape of 10^10 in a few bytes, which np.load would allocate)."""
+    length = file.seek(0, io.SEEK_END)
+    file.seek(0)
+    with zipfile.ZipFile(file) as archive:
+        members = archive.infolist()
+        if sum(member.file_size for member in members) > _INFLATION * length + 2**20:
+            raise ValueError(f"its members would inflate to more than {_INFLATION} times the file's size")
+        for member in (member for member in members if member.filename.endswith(".npy")):
+            with archive.open(member) as npy:
+                version = np.lib.format.read_magic(npy)
+                read_header = np.lib.format.read_array_header_1_0 if version == (1, 0) else \
+                    np.lib.format.read_array_header_2_0
+                shape, _, dtype = read_header(npy)
+                if np.prod(shape, dtype=object) * dtype.itemsize > member.file_size:
+                    raise ValueError(f"its member {member.filename} declares more items than it holds")
+    file.seek(0)
+
+
 def _read_arrays(file, source):
     """All arrays of the .npz in the open binary file, refusing what is not one."""
     try:
         if not file.read(len(np.lib.format.MAGIC_PREFIX)).startswith(_NPZ_OR_NPY):
             raise ValueError("it is not a .npz archive (it does not start as a zip file does)")
+        file.seek(0)
+        if zipfile.is_zipfile(file):
+            _require_members_fit(file)
         file.seek(0)
         archive = np.load(file, allow_pickle=False)
         if not isinstance(archive, np.lib.npyio.NpzFile):
@@ -235,7 +264,7 @@ def _read_arrays(file, source):
         if not all(isinstance(array, np.ndarray) for array in arrays.values()):
             raise ValueError("it holds a member that is not a .npy array")
         return arrays
-    except (zipfile.BadZipFile, ValueError, OSError, EOFError, NotImplementedError) as error:
+    except (zipfile.BadZipFile, ValueError, OSError, EOFError, NotImplementedError, RuntimeError) as error:
         reason = "it holds pickled objects" if "pickle" in str(error) else f"{type(error).__name__}: {error}"
         raise ValueError(f"{source} is not a readable mlpcore model file (a .npz archive): {reason}") from None
 
@@ -274,7 +303,7 @@ def _require_parameter_count(header, arrays, source):
         batch_norm = architecture.get("batch_norm") or [False] * (len(n) - 1)
         count = sum(n[l] * n[l - 1] + n[l] + (2 * n[l] if batch_norm[l - 1] else 0) for l in range(1, len(n)))
         dtype = np.dtype(architecture["dtype"])
-    except (TypeError, ValueError, KeyError, IndexError, AttributeError):
+    except (TypeError, ValueError, KeyError, IndexError, AttributeError, OverflowError):
         return
     if dtype not in (np.float32, np.float64):
         return
