@@ -184,6 +184,22 @@ def test_info_describes_architecture_parameters_and_history(species_csv, tmp_pat
     assert re.search(r"history: 3 epochs in [\d.]+ s; last epoch: cost [\d.]+, val_cost [\d.]+, val_accuracy", out)
 
 
+@pytest.mark.parametrize("history, line", [
+    ({"cost": [None]}, "history: none (not trained with fit)"),
+    ({"cost": {"a": 1}}, "history: none (not trained with fit)"),
+    ({"cost": [0.5, 0.25], "time": "abc"}, "history: 2 epochs; last epoch: cost 0.25"),
+    ({"cost": [0.5], "val_cost": [None], "time": [1.5, True]}, "history: 1 epochs; last epoch: cost 0.5"),
+], ids=["none-cost", "dict-cost", "str-time", "odd-entries"])
+def test_info_describes_a_history_that_python_set_to_anything(tmp_path, capsys, history, line):
+    """net.history is saved as it is (any JSON): info leaves out what is not a list of numbers."""
+    net = mlpcore.Network([3, 1], ["sigmoid"], "bce", seed=0)
+    net.history = history
+    net.save(tmp_path / "odd.npz")
+    status, out, err = run(["info", str(tmp_path / "odd.npz")], capsys)
+    assert status == 0, err
+    assert line in out
+
+
 def test_a_network_saved_from_python_is_predicted_and_described(tmp_path, capsys):
     net = mlpcore.Network([2, 3, 2], ["tanh", "identity"], "mse", seed=0, batch_norm=[True, False], dropout=[0.25])
     net.save(tmp_path / "plain.npz")

@@ -539,9 +539,16 @@ def info(args):
 
 
 def _history_summary(history):
-    if not history or not history.get("cost"):
+    """The epochs of a fit's history and its last figures. A saved history is whatever
+    net.history held (any JSON), so lists that are not of numbers are left out."""
+    def numbers(key):
+        values = history.get(key)
+        plain = isinstance(values, list) and all(type(v) in (int, float) for v in values)  # bools are not
+        return values if plain and values else None
+
+    if not isinstance(history, dict) or not numbers("cost"):
         return "history: none (not trained with fit)"
-    figures = ", ".join(f"{key} {history[key][-1]:.4g}"
-                        for key in ("cost", "val_cost", "val_accuracy", "val_r2") if history.get(key))
-    seconds = sum(history.get("time", ()))
-    return f"history: {len(history['cost'])} epochs in {seconds:.2f} s; last epoch: {figures}"
+    figures = ", ".join(f"{key} {numbers(key)[-1]:.4g}"
+                        for key in ("cost", "val_cost", "val_accuracy", "val_r2") if numbers(key))
+    seconds = f" in {sum(numbers('time')):.2f} s" if numbers("time") else ""
+    return f"history: {len(history['cost'])} epochs{seconds}; last epoch: {figures}"
