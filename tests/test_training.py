@@ -800,6 +800,40 @@ def test_divergence_raises_and_leaves_finite_parameters():
         assert np.all(np.isfinite(net.running_mean[l])) and np.all(np.isfinite(net.running_var[l]))
 
 
+@pytest.mark.parametrize("call", ["fit", "forward"])
+def test_a_batch_variance_that_overflows_leaves_the_running_statistics(call):
+    """Finite float32 X of 1e20: a batch-norm layer's batch variance overflows. fit raises
+    DivergenceError naming it (advising on the data's scale), forward(training=True) ValueError;
+    the running statistics stay finite, as they were."""
+    net = mlpcore.Network([3, 5, 4], ["relu", "softmax"], "cce", batch_norm=[True, False], seed=0)
+    X = np.zeros((3, 16), np.float32)
+    X[:, ::2] = 1e20
+    before = [np.array(net.running_var[1]), np.array(net.running_mean[1])]
+    if call == "fit":
+        with pytest.raises(mlpcore.DivergenceError, match="batch-norm layer's batch mean or variance became NaN or "
+                                                          "inf at epoch 1, step 1.*scale of the data"):
+            net.fit(X, np.arange(16) % 4, epochs=1, verbose=0)
+    else:
+        with pytest.raises(ValueError, match="batch-norm layer's batch mean or variance is NaN or inf"):
+            net.forward(X)
+    np.testing.assert_array_equal(net.running_var[1], before[0])
+    np.testing.assert_array_equal(net.running_mean[1], before[1])
+
+
+def test_a_validation_output_that_overflows_is_a_divergence():
+    """Each step's cost, gradient and update finite, but the epoch's parameters so large that the
+    validation forward overflows: DivergenceError (not the cost's ValueError about A[L]), with
+    finite parameters and the epoch left out of the history."""
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((3, 32)).astype(np.float32)
+    y = (X[0] > 0).astype(np.float32)
+    net = mlpcore.Network([3, 64, 32, 1], ["relu", "relu", "sigmoid"], "bce", seed=0)
+    with pytest.raises(mlpcore.DivergenceError, match="validation data's output A\\[L\\] is NaN or inf.*smaller learning"):
+        net.fit(X, y, epochs=2, learning_rate=1e30, validation_data=(X[:, :8], y[:8]), verbose=0)
+    assert np.all(np.isfinite(net.params))
+    assert net.history is None or len(net.history["cost"]) == 0
+
+
 def test_diagnostics_add_to_the_history():
     X, labels = two_spirals(m=60, noise=0.02)
     net = mlpcore.Network([2, 8, 8, 1], ["relu", "tanh", "sigmoid"], "bce", seed=0)

@@ -271,6 +271,9 @@ class Network {
   void forward(ConstMatrix<T> X, Cache<T>& cache, bool training) {
     forward_reading(X, cache, training);
     if (training) {
+      require(batch_statistics_finite(cache),
+              "a batch-norm layer's batch mean or variance is NaN or inf (X too large for the network's dtype?); "
+              "the running statistics are left as they were");
       const std::unique_lock writing(params_lock);
       update_running_statistics(cache);
     }
@@ -310,6 +313,16 @@ class Network {
   // rows of batch-norm layers), after start_forward.
   void forward_layers(Cache<T>& cache, std::uint64_t forward_key, const Team& team) const {
     for (index l = 1; l <= L(); ++l) layer_forward(l, cache, forward_key, team);
+  }
+
+  // Whether the batch mu and var of every batch-norm layer in the cache of a training forward are
+  // finite: a variance that overflows (X of 1e20 in float32) would make the running variance inf.
+  bool batch_statistics_finite(const Cache<T>& cache) const {
+    for (index l = 1; l <= L(); ++l)
+      if (layers[l].batch_norm &&
+          !(all_finite(ConstMatrix<T>(cache.mu[l])) && all_finite(ConstMatrix<T>(cache.var[l]))))
+        return false;
+    return true;
   }
 
   // running = (1 - momentum) running + momentum (the cache's batch mu, unbiased var), for every batch-norm layer

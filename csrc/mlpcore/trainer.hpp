@@ -235,6 +235,8 @@ class Trainer {
     EpochResult& result = run.result;
     if (!std::isfinite(run.J)) {
       result.diverged = "the cost";
+    } else if (!net_.batch_statistics_finite(cache_)) {  // which the running statistics would take in
+      result.diverged = "a batch-norm layer's batch mean or variance";
     } else if (!std::all_of(finite_.begin(), finite_.begin() + threads, [](char finite) { return finite; })) {
       // A NaN or inf in the gradient makes the update NaN or inf too, so one check of what the
       // step wrote covers both.

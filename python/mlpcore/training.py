@@ -146,10 +146,11 @@ class _Run:
         return result, logs
 
     def _divergence(self, result, epoch, lr):
-        """The DivergenceError of an epoch whose step diverged (result["diverged"]: "the cost", "the
-        gradient" or "the updated parameters"), with advice: at the fit's first step, the cost and
-        gradient come before any update, so the cause there is not the learning rate but the scale of
-        the data (or of the parameters); the first update's may be either, a later step's most likely the rate."""
+        """The DivergenceError of an epoch whose step diverged (result["diverged"]: "the cost", "a
+        batch-norm layer's batch mean or variance", "the gradient" or "the updated parameters"),
+        with advice: at the fit's first step, the cost, the batch statistics and the gradient come
+        before any update, so the cause there is not the learning rate but the scale of the data (or
+        of the parameters); the first update's may be either, a later step's most likely the rate."""
         what, step = result["diverged"], result["steps"] + 1
         first = epoch == 0 and step == 1
         scale = (f"the scale of the data (|X| up to {np.max(np.abs(self.X)):.3g}, |Y| up to "
@@ -284,8 +285,12 @@ def _new_history(net, validation_data, diagnostics):
 
 
 def _evaluate(net, X, Y):
-    """val_cost, and val_accuracy (bce, cce) or val_r2 (mse), in inference mode."""
+    """val_cost, and val_accuracy (bce, cce) or val_r2 (mse), in inference mode; DivergenceError
+    when the validation output overflows (finite parameters grown too large for X_val)."""
     A_L = net.forward(X, training=False).A[net.L]
+    if not np.all(np.isfinite(A_L)):
+        raise DivergenceError("the validation data's output A[L] is NaN or inf: the parameters grew too large for it; "
+                              "try a smaller learning rate")
     figures = {"val_cost": net.cost(A_L, Y)}
     if net.cost_name == "mse":
         Y = Y.reshape(A_L.shape)
