@@ -412,6 +412,24 @@ def test_saving_onto_a_folder_names_it(tmp_path):
     assert os.listdir(tmp_path) == []
 
 
+def test_a_saved_optimizer_must_be_an_optimizer(tmp_path):
+    net = mlpcore.Network([2, 1], ["identity"], "mse")
+    net.optimizer = "adam"
+    with pytest.raises(TypeError, match="net.optimizer must be a mlpcore.optim optimizer or None to be saved, got str"):
+        net.save(tmp_path / "model.npz", include_optimizer=True)
+    assert os.listdir(tmp_path) == []
+
+
+def test_metadata_nested_past_the_recursion_limit_is_refused(tmp_path):
+    net = mlpcore.Network([2, 1], ["identity"], "mse")
+    deep = []
+    for _ in range(5000):
+        deep = [deep]
+    with pytest.raises(ValueError, match="metadata nests too deeply for JSON"):
+        net.save(tmp_path / "model.npz", metadata={"deep": deep})
+    assert os.listdir(tmp_path) == []
+
+
 def test_saving_onto_a_fifo_is_refused_and_leaves_it(tmp_path):
     """A file that is not a regular one (a FIFO here; /dev/null, a device, alike) is refused:
     the rename of the atomic write would replace it."""

@@ -27,7 +27,7 @@ import zipfile
 
 import numpy as np
 
-from .optim import make_optimizer
+from .optim import Optimizer, make_optimizer
 
 __all__ = ["save", "load", "FORMAT_VERSION"]
 
@@ -147,6 +147,9 @@ def _arrays_of(net, include_optimizer, metadata):
     if include_optimizer and optimizer is None:
         raise ValueError("include_optimizer=True but the network has no optimizer (net.optimizer is None: "
                          "neither fit nor an optimizer's step has trained it, or reset_optimizer() was called)")
+    if optimizer is not None and not isinstance(optimizer, Optimizer):
+        raise TypeError(f"net.optimizer must be a mlpcore.optim optimizer or None to be saved, got "
+                        f"{type(optimizer).__name__} {optimizer!r}")
     if optimizer is not None:
         try:  # as load makes it again: its hyper-parameters may have been changed since they were checked
             make_optimizer(optimizer.spec, optimizer.learning_rate)
@@ -198,8 +201,11 @@ def _to_json(value, what):
                 return converted
         raise TypeError(f"{what} must hold JSON values (dict, list, str, number, bool, None; NumPy arrays "
                         f"and scalars are converted), got {type(item).__name__}: {item!r}")
-    text = json.dumps(value, default=plain)  # first: it refuses circular references
-    _require_str_keys(value, what)
+    try:
+        text = json.dumps(value, default=plain)  # first: it refuses circular references
+        _require_str_keys(value, what)
+    except RecursionError:
+        raise ValueError(f"{what} nests too deeply for JSON (more levels than Python's recursion limit)") from None
     return text
 
 
