@@ -759,6 +759,28 @@ def test_backward_refuses_a_cache_whose_X_shares_memory_with_its_out_gradients(t
     assert np.all(np.isfinite(copied.dW[1]))
 
 
+@pytest.mark.parametrize("cost", ["mse", "cce"])
+def test_backward_refuses_a_Y_that_shares_memory_with_its_out_gradients(cost):
+    """backward writes dZ[L] = A[L] - Y: a Y (or cce's int64 labels) lying in the gradients' own
+    dZ[L] gave wrong gradients, silently. Refused before any write."""
+    n = [3, 4, 2]
+    net = mlpcore.Network(n, ["tanh", "softmax" if cost == "cce" else "identity"], cost, dtype="float64", seed=0)
+    X = np.random.default_rng(0).standard_normal((3, 8))
+    labels = np.array([0, 1, 1, 0, 1, 0, 0, 1])
+    Y = labels if cost == "cce" else np.ones((2, 8))
+    cache = net.forward(X)
+    grads = net.backward(cache, Y)
+    before = _copies(grads, ["dW", "db"])
+    if cost == "cce":  # the labels written into dZ[2]'s memory as int64
+        Y_in_grads = np.asarray(grads.dZ[2]).reshape(-1, order="F")[:8].view(np.int64)
+        Y_in_grads[...] = labels
+    else:
+        Y_in_grads = grads.dZ[2]
+    assert_refused(net, lambda: net.backward(cache, Y_in_grads, out=grads), ValueError,
+                   r"Y shares memory with the gradients the backward writes into")
+    assert_unchanged(grads, before)
+
+
 def test_an_X_not_aligned_to_its_dtype_is_copied_not_read_in_place():
     """A float array at an odd address (a view into bytes) is legal NumPy but not for the core's
     kernels: it is read from an aligned copy, with the same numbers."""

@@ -22,10 +22,10 @@
 
 namespace mlpcore {
 
-// Whether the contiguous values (a vector of T) and the memory from first to last (exclusive) overlap.
-template <class Values, class T>
-bool overlaps(const Values& values, const T* first, const T* last) {
-  const auto address = [](const T* p) { return reinterpret_cast<std::uintptr_t>(p); };
+// Whether the contiguous values (a vector) and the memory from first to last (exclusive) overlap.
+template <class Values>
+bool overlaps(const Values& values, const void* first, const void* last) {
+  const auto address = [](const void* p) { return reinterpret_cast<std::uintptr_t>(p); };
   return !values.empty() && address(values.data()) < address(last) &&
          address(first) < address(values.data() + values.size());
 }
@@ -99,7 +99,7 @@ class LayerMatrices {
   void set_cols(index m) { cols_ = m; }
   index bytes() const { return index(values_.size() * sizeof(T)); }
   // Whether these matrices' memory and the memory from first to last (exclusive) overlap.
-  bool overlaps(const T* first, const T* last) const { return mlpcore::overlaps(values_, first, last); }
+  bool overlaps(const void* first, const void* last) const { return mlpcore::overlaps(values_, first, last); }
 
  private:
   std::vector<index> rows_;
@@ -200,12 +200,14 @@ struct Gradients {
   }
   index dparams_bytes() const { return index(dparams.size() * sizeof(T)); }
 
-  // Whether the matrix M lies partly in memory a backward into these gradients writes.
-  bool overlaps(ConstMatrix<T> M) const {
+  // Whether the memory from first to last (exclusive) lies partly in memory a backward into these
+  // gradients writes.
+  bool overlaps(const void* first, const void* last) const {
     for (const LayerMatrices<T>* matrices : {&dZ, &dA, &dZ_tilde})
-      if (matrices->overlaps(M.data, M.end())) return true;
-    return mlpcore::overlaps(dparams, M.data, M.end()) || mlpcore::overlaps(dA0_values, M.data, M.end());
+      if (matrices->overlaps(first, last)) return true;
+    return mlpcore::overlaps(dparams, first, last) || mlpcore::overlaps(dA0_values, first, last);
   }
+  bool overlaps(ConstMatrix<T> M) const { return overlaps(M.data, M.end()); }
 
   std::uint64_t network_id;
   index m;
@@ -368,6 +370,8 @@ class Network {
              " examples, the cache has m = " + std::to_string(cache.m);
     });
     require_targets(Y, cache.m);
+    require(!(Y.labels ? grads.overlaps(Y.labels, Y.labels + cache.m) : grads.overlaps(Y.dense)),
+            "Y shares memory with the gradients the backward writes into (a dZ[L] of theirs?): pass a copy of Y");
     start_backward(cache, grads, compute_dA0);
     run_team(call_threads(cache.m),
              [&](const Team& team) { backward_layers(cache, Y, grads, compute_dA0, T(0), team); });
