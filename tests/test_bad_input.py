@@ -581,6 +581,13 @@ def test_an_optimizer_refuses_a_hyper_parameter_of_another_type_set_later():
     assert opt.t == 1 and np.array_equal(opt.state[0], state[0])
 
 
+def test_an_optimizers_hyper_parameters_must_stay_a_dict():
+    opt = mlpcore.optim.Adam()
+    with pytest.raises(TypeError, match=r"^hyper must be a dict of hyper-parameters keyed by name, got NoneType$"):
+        opt.hyper = None
+    assert opt.hyper == {"beta1": 0.9, "beta2": 0.999, "eps": 1e-8}
+
+
 @pytest.mark.parametrize("make, name, value, error, pattern", [
     (lambda: mlpcore.optim.Adam(), "beta1", 1.5, ValueError,
      r"hyper-parameter 'beta1' of optimizer 'adam' must be a real number in \[0, 1\), got 1\.5"),

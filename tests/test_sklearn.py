@@ -454,6 +454,7 @@ def test_mlpcore_layers_batch_norm_dropout_and_activations():
     ("momentum", 1.5, r"momentum must be a number in \[0, 1\]"),
     ("dtype", "float16", "dtype must be None, 'float32' or 'float64'"),
     ("dropout", [0.1], r"dropout must be a drop probability in \[0, 1\), or a sequence of 2"),
+    ("dropout", np.array(0.1), r"dropout must be a drop probability in \[0, 1\), or a sequence of 2"),
     ("batch_norm", "yes", "batch_norm must be True or False, or a sequence of 2"),
     ("early_stopping", "yes", "early_stopping must be True or False"),
     ("batch_size", 1, "batch_size must be 'auto' or an int >= 2 with batch_norm")])

@@ -55,6 +55,18 @@ class Optimizer:
         self._network = None
 
     @property
+    def hyper(self):
+        """The hyper-parameters, a dict keyed by their names (momentum, beta1, ...); settable to
+        another dict, which each step and fit checks."""
+        return self._hyper
+
+    @hyper.setter
+    def hyper(self, value):
+        if not isinstance(value, dict):
+            raise TypeError(f"hyper must be a dict of hyper-parameters keyed by name, got {type(value).__name__}")
+        self._hyper = value
+
+    @property
     def learning_rate(self):
         """The step size lr, a finite float >= 0; settable. In fit it is the base rate lr0 of the
         schedule, which is not written back: each epoch's rate is in fit's history["learning_rate"]."""

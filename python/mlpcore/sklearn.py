@@ -82,7 +82,8 @@ _PARAMETER_CHECKS = (
 def _per_hidden_layer(value, name, valid, expected, count):
     """A per-hidden-layer setting given as one value for every layer or as a sequence of one per layer."""
     values = [value] * count if valid(value) else value
-    ok = isinstance(values, (list, tuple, np.ndarray)) and len(values) == count and all(map(valid, values))
+    sequence = isinstance(values, (list, tuple)) or (isinstance(values, np.ndarray) and values.ndim == 1)
+    ok = sequence and len(values) == count and all(map(valid, values))
     _require(ok, name, f"{expected}, or a sequence of {count} of them (one per hidden layer)", value)
     return list(values)
 
