@@ -487,6 +487,13 @@ def test_an_unfitted_network_pickles_and_deep_copies(dtype):
     np.testing.assert_array_equal(copy.deepcopy(net).forward(X).A[2], net.forward(X).A[2])
 
 
+@pytest.mark.parametrize("state", [{}, {"mlpcore": "text"}, None], ids=["empty", "str", "none"])
+def test_a_state_that_is_not_a_pickled_network_is_refused(state):
+    blank = mlpcore.Network.__new__(mlpcore.Network)
+    with pytest.raises(ValueError, match="not the pickled state of a mlpcore.Network"):
+        blank.__setstate__(state)
+
+
 def test_a_pickle_holds_only_the_bytes_of_the_file():
     net = mlpcore.Network([2, 1], ["identity"], "mse", seed=3)
     state = net.__getstate__()

@@ -820,6 +820,18 @@ def test_a_batch_variance_that_overflows_leaves_the_running_statistics(call):
     np.testing.assert_array_equal(net.running_mean[1], before[1])
 
 
+def test_a_callback_that_empties_the_history_does_not_break_the_fit():
+    """The history is net.history, which a callback may change: the next epochs are logged anew."""
+    net = mlpcore.Network([3, 2], ["identity"], "mse", seed=0)
+    X, Y = np.ones((3, 8), np.float32), np.zeros((2, 8), np.float32)
+    def empty_after_the_first(epoch, logs):
+        if epoch == 0:
+            net.history.clear()
+
+    history = net.fit(X, Y, epochs=3, verbose=0, callbacks=[empty_after_the_first])
+    assert len(history["cost"]) == 2 and history is net.history
+
+
 def test_a_validation_output_that_overflows_is_a_divergence():
     """Each step's cost, gradient and update finite, but the epoch's parameters so large that the
     validation forward overflows: DivergenceError (not the cost's ValueError about A[L]), with
@@ -828,7 +840,8 @@ def test_a_validation_output_that_overflows_is_a_divergence():
     X = rng.standard_normal((3, 32)).astype(np.float32)
     y = (X[0] > 0).astype(np.float32)
     net = mlpcore.Network([3, 64, 32, 1], ["relu", "relu", "sigmoid"], "bce", seed=0)
-    with pytest.raises(mlpcore.DivergenceError, match="validation data's output A\\[L\\] is NaN or inf.*smaller learning"):
+    with pytest.raises(mlpcore.DivergenceError,
+                       match="validation data's output A\\[L\\] is NaN or inf.*smaller learning"):
         net.fit(X, y, epochs=2, learning_rate=1e30, validation_data=(X[:, :8], y[:8]), verbose=0)
     assert np.all(np.isfinite(net.params))
     assert net.history is None or len(net.history["cost"]) == 0

@@ -567,6 +567,9 @@ class Network:
         return {"mlpcore": saving.to_bytes(self)}
 
     def __setstate__(self, state):
+        if not (isinstance(state, dict) and isinstance(state.get("mlpcore"), bytes)):
+            raise ValueError("not the pickled state of a mlpcore.Network (a dict holding the saved file's bytes "
+                             "under 'mlpcore')")
         saving.restore_from_bytes(self, state["mlpcore"])
     # ---- end of saving, loading and pickling ----
 

@@ -53,7 +53,7 @@ def _epochs(net, run, history, epochs, l2, clip_norm, clip_value, shuffle, gradi
             result, logs = run.epoch(epoch, l2, clip_norm, clip_value, shuffle, gradient_hook, diagnostics,
                                      _running(bar, run))
             for key, value in logs.items():
-                history[key].append(value)
+                history.setdefault(key, []).append(value)  # a callback may have emptied it
             _show(bar, logs)
             stop = result["interrupted"]
             if early_stopping:
