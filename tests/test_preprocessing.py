@@ -112,6 +112,14 @@ def test_standardizer_refuses():
     np.testing.assert_array_equal(scaler.mean_, mean)
 
 
+def test_standardizer_refuses_a_longdouble_beyond_float64():
+    """Finite in an x86 longdouble, inf in float64, in which the statistics are computed (where
+    longdouble is float64, 1e4000 is inf there already, and refused as such)."""
+    X = np.array([[np.longdouble("1e4000"), 1, 2]], dtype=np.longdouble)
+    with pytest.raises(ValueError, match="X holds values beyond float64's range|finite"):
+        Standardizer().fit(X)
+
+
 def test_standardizer_is_finite_for_values_near_the_largest_float():
     """Sums and squares of such values overflow float64; the statistics and results must not."""
     largest = np.finfo(np.float64).max
@@ -194,6 +202,10 @@ def test_two_spirals_gives_exactly_m_points_the_first_spiral_taking_the_odd_one(
     pytest.param({"seed": 1.5}, r"seed must be an integer >= 0 or None, got 1\.5", id="float_seed"),
     pytest.param({"dtype": np.int8}, r"dtype must be a float dtype such as np\.float32, got int8", id="int_dtype"),
     pytest.param({"dtype": "no"}, r"dtype must be a float dtype such as np\.float32, got 'no'", id="no_dtype"),
+    pytest.param({"turns": 1e308}, r"turns = 1e\+308 and noise = 0\.05 give points that are not finite in float64",
+                 id="turns_without_a_sine"),
+    pytest.param({"noise": 1e5, "dtype": np.float16}, r"give points that are not finite in float16",
+                 id="noise_beyond_float16"),
 ])
 def test_two_spirals_refuses(kwargs, pattern):
     with pytest.raises(ValueError, match=pattern):

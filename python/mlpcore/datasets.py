@@ -46,9 +46,12 @@ def two_spirals(m=400, turns=1.5, noise=0.05, seed=0, dtype=np.float64):
         raise ValueError(f"seed must be an integer >= 0 or None, got {seed!r}")
     dtype = _float_dtype(dtype)
     rng = np.random.default_rng(seed)
-    t = 2 * np.pi * turns * np.sqrt(rng.random(m))
     k = np.repeat([0, 1], [m - m // 2, m // 2])
-    r = t / (2 * np.pi * turns)
-    X = np.stack([r * np.cos(t + k * np.pi), r * np.sin(t + k * np.pi)])
-    X += noise * rng.standard_normal(X.shape)
-    return X.astype(dtype), k.astype(np.int64)
+    with np.errstate(over="ignore", invalid="ignore"):  # refused below
+        t = 2 * np.pi * turns * np.sqrt(rng.random(m))
+        r = t / (2 * np.pi * turns)
+        X = np.stack([r * np.cos(t + k * np.pi), r * np.sin(t + k * np.pi)])
+        X = (X + noise * rng.standard_normal(X.shape)).astype(dtype)
+    if not np.all(np.isfinite(X)):  # an angle of inf has no sine; noise of 1e5 is inf in float16
+        raise ValueError(f"turns = {turns!r} and noise = {noise!r} give points that are not finite in {dtype.name}")
+    return X, k.astype(np.int64)

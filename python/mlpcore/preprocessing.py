@@ -83,12 +83,16 @@ class Standardizer:
     def fit(self, X):
         """Learn mean_ and scale_ from X of shape (n0, m), m >= 1, finite. Returns self.
 
-        Any finite X gives a finite mean_ and scale_: a feature whose largest |x| is beyond
+        Any finite X within float64's range (in which they are computed; ValueError beyond it)
+        gives a finite mean_ and scale_: a feature whose largest |x| is beyond
         2^400 or below 2^-400 is taken in units of the power of 2 at or above it (exactly),
         where no sum or square overflows or underflows.
         """
         X = _matrix(X)
-        X64 = X.astype(np.float64)
+        with np.errstate(over="ignore"):
+            X64 = X.astype(np.float64)
+        if not np.all(np.isfinite(X64)):  # a longdouble beyond float64's range
+            raise ValueError("X holds values beyond float64's range, in which the statistics are computed")
         _, exponent = np.frexp(np.max(np.abs(X64), axis=1, keepdims=True))
         exponent = np.where(np.abs(exponent) > 400, exponent, 0)  # ordinary features: their own units
         X_units = np.ldexp(X64, -exponent) if np.any(exponent) else X64  # |X_units| < 1 where rescaled
