@@ -250,7 +250,6 @@ def _require_members_fit(file):
                 shape, _, dtype = read_header(npy)
                 if np.prod(shape, dtype=object) * dtype.itemsize > member.file_size:
                     raise ValueError(f"its member {member.filename} declares more items than it holds")
-    file.seek(0)
 
 
 def _read_arrays(file, source):

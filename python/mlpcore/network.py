@@ -9,7 +9,7 @@ from . import _core
 from ._checks import held_by, is_integer, is_real, largest, require_flag, transpose_hint
 from . import io as saving
 from ._layers import Layers
-from .optim import DivergenceError
+from .optim import update_divergence
 from .reference import check_architecture, initial_parameters
 from .training import fit
 
@@ -424,8 +424,7 @@ class Network:
         if not (held_by(learning_rate, self.dtype) and learning_rate >= 0):
             raise ValueError(f"learning_rate must be finite in {self.dtype.name} and >= 0, got {learning_rate!r}")
         if not self._core.update(grads._core, float(learning_rate)):
-            raise DivergenceError("the update would make a parameter NaN or inf; try a smaller learning rate "
-                                  f"(this update's was {float(learning_rate):g}); nothing was changed")
+            raise update_divergence(learning_rate, "update")
 
     def fit(self, X, Y, epochs=10, batch_size=32, optimizer="sgd", learning_rate=None, shuffle=True, seed=None,
             validation_data=None, validation_fraction=None, early_stopping=False, patience=10, l2=0.0,

@@ -29,6 +29,13 @@ class DivergenceError(FloatingPointError, ValueError):
     """
 
 
+def update_divergence(learning_rate, what):
+    """The DivergenceError of an update outside fit (what: "step" of an optimizer, or "update" of
+    Network.update) that would make a parameter NaN or inf, and changed nothing."""
+    return DivergenceError("the update would make a parameter NaN or inf; try a smaller learning rate "
+                           f"(this {what}'s was {float(learning_rate):g}); nothing was changed")
+
+
 def _positive_real(value, name, allow_zero=False):
     if not is_real(value) or value < 0 or (value == 0 and not allow_zero):
         raise ValueError(f"{name} must be a finite real number {'>=' if allow_zero else '>'} 0, got {value!r}")
@@ -149,8 +156,7 @@ class Optimizer:
         state = self._state_for(net)
         try:
             if not state.step(self.method, self.hyper, net._core, grads._core, self.learning_rate):
-                raise DivergenceError("the update would make a parameter NaN or inf; try a smaller learning rate "
-                                      f"(this step's was {self.learning_rate:g}); nothing was changed")
+                raise update_divergence(self.learning_rate, "step")
         except BaseException:
             if fresh:
                 self.reset()  # a refused first step leaves no state behind, bound to no network
