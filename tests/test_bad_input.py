@@ -125,9 +125,9 @@ def test_predict_refuses_bad_X(X, error, pattern):
     """Refused, the network unchanged, predict's cache kept for the next call."""
     net = make_net("bce")
     net.predict(good_X())
-    cache = net._predict_cache
+    assert net._core.predict_cache_capacity == good_X().shape[1]
     assert_refused(net, lambda: net.predict(X), error, pattern)
-    assert net._predict_cache is cache
+    assert net._core.predict_cache_capacity == good_X().shape[1]
 
 
 # ---------------------------------------------------------------------------

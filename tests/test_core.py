@@ -642,7 +642,7 @@ def test_predict_reads_X_in_every_layout_and_form_as_forward_does(kind, cost, dt
             answer = net.predict(_predict_input(X[:, :m], kind))
         assert type(answer) is np.ndarray and answer.dtype == expected.dtype and answer.shape == expected.shape
         np.testing.assert_array_equal(answer, expected)
-        assert net._predict_cache.capacity == m
+        assert net._core.predict_cache_capacity == m
     x = _predict_input(X, kind)
     assert net.predict(x) is not net.predict(x)  # a new answer each call, not the cache's memory
 

@@ -261,6 +261,34 @@ struct PyCache {
   int users = 0;  // the Python calls using the cache: -1 a writer, n > 0 n readers (see Claim)
 };
 
+// The network as Python holds it: the core's, and the cache of predict's last call, kept for
+// the next call of the same m (a core cache: no views, no Python object to make or look up).
+template <class T>
+struct PyNetwork : Network<T> {
+  using Network<T>::Network;
+  std::unique_ptr<Cache<T>> predict_cache;
+};
+
+// predict's cache for a call on m examples: the network's own, taken from it for the call (while
+// the call holds the GIL), or a new one if it has none of m; given back when the call ends, even
+// by an exception, so that a call from another thread meanwhile makes its own. Made before a
+// ReleasedGIL, it gives the cache back once the GIL is held again.
+template <class T>
+class PredictCache {
+ public:
+  PredictCache(PyNetwork<T>& net, index m) : net_(net), cache_(std::move(net.predict_cache)) {
+    if (!cache_ || cache_->capacity != m) cache_ = std::make_unique<Cache<T>>(net, m);
+  }
+  ~PredictCache() { net_.predict_cache = std::move(cache_); }
+  PredictCache(const PredictCache&) = delete;
+  PredictCache& operator=(const PredictCache&) = delete;
+  Cache<T>& operator*() const { return *cache_; }
+
+ private:
+  PyNetwork<T>& net_;
+  std::unique_ptr<Cache<T>> cache_;
+};
+
 // Two Python threads may call into one Cache or Gradients at once, each with the GIL released. A
 // forward writes its cache and points it at its X, a backward writes its gradients and makes
 // their dA[0] the first time it is asked for: either, while another call uses the same object,
@@ -390,13 +418,13 @@ Kind lookup(const std::map<std::string, Kind>& names, const std::string& name, c
 using LayerTuple = std::tuple<std::string, double, bool, double>;
 
 template <class T>
-std::unique_ptr<Network<T>> make_network(std::vector<index> n, const std::vector<LayerTuple>& layers,
-                                         const std::string& cost, double bn_eps, double bn_momentum) {
+std::unique_ptr<PyNetwork<T>> make_network(std::vector<index> n, const std::vector<LayerTuple>& layers,
+                                           const std::string& cost, double bn_eps, double bn_momentum) {
   std::vector<LayerSpec> specs;
   for (const auto& [name, alpha, batch_norm, dropout] : layers)
     specs.push_back({{lookup(activation_names, name, "activation"), alpha}, batch_norm, dropout});
-  return std::make_unique<Network<T>>(std::move(n), std::move(specs), lookup(cost_names, cost, "cost"), bn_eps,
-                                      bn_momentum);
+  return std::make_unique<PyNetwork<T>>(std::move(n), std::move(specs), lookup(cost_names, cost, "cost"), bn_eps,
+                                        bn_momentum);
 }
 
 // Refuses hyper-parameters outside the ranges that the optimizers' constructors check: opt.hyper
@@ -512,7 +540,7 @@ void bind_gradients(py::module_& m, const std::string& suffix) {
 
 template <class T>
 void bind_network(py::module_& m, const std::string& suffix) {
-  using Net = Network<T>;
+  using Net = PyNetwork<T>;
   using Grads = Gradients<T>;
   py::class_<Net> net(m, ("Network" + suffix).c_str());
   net.def(py::init(&make_network<T>), py::arg("n"), py::arg("layers"), py::arg("cost"), py::arg("bn_eps"),
@@ -564,32 +592,35 @@ void bind_network(py::module_& m, const std::string& suffix) {
              return read_only_view(input->array);
            })
       .def("predict",
-           // (predict's answer for X, cache), or (None, cache) when X is not as input_view takes
-           // it, unless `converted` (X came through _matrix): then matrix_view says what is wrong;
-           // cache: predict's own (a core cache: no views), the one given unless it is None or
-           // holds another m, which a new one replaces.
-           [](Net& net, py::handle X, py::object cache, bool converted) -> py::tuple {
+           // predict's answer for X, or None when X is not as input_view takes it, unless
+           // `converted` (X came through _matrix): then matrix_view says what is wrong.
+           [](Net& net, py::handle X, bool converted) -> py::object {
              const std::optional<Input<T>> input = read_input(net, X, converted);
-             if (!input) return py::make_tuple(py::none(), cache);
+             if (!input) return py::none();
              const index n_L = net.layout.n[net.L()], m = input->view.cols;
-             if (cache.is_none() || cache.cast<PyCache<T>&>().core.capacity != m)
-               cache = py::cast(PyCache<T>{Cache<T>(net, m), py::none()});
-             Cache<T>& core_cache = cache.cast<PyCache<T>&>().core;
+             const PredictCache<T> cache(net, m);
              py::array answer = prediction_array<T>(net.cost, n_L, m);
              void* out = answer.mutable_data();
              {
                ReleasedGIL release;
                require(all_finite(input->view), "X contains NaN or inf");
-               net.forward(input->view, core_cache, false);
-               const Matrix<T> A_L = core_cache.A[net.L()];
+               net.forward(input->view, *cache, false);
+               const Matrix<T> A_L = (*cache).A[net.L()];
                if (net.cost == Cost::mse) {
                  std::copy_n(A_L.data, A_L.size(), static_cast<T*>(out));
                } else {
                  predicted_labels(net.cost, ConstMatrix<T>(A_L), static_cast<std::int64_t*>(out));
                }
              }
-             return py::make_tuple(answer, cache);
+             return std::move(answer);
            })
+      .def_property_readonly(
+          "predict_cache_capacity",
+          [](const Net& net) -> py::object {
+            if (!net.predict_cache) return py::none();
+            return py::int_(net.predict_cache->capacity);
+          },
+          "the m of the cache that predict keeps for its next call, None before its first")
       .def("J",
            [](const Net& net, py::array A_L, py::array Y) {
              const ConstMatrix<T> A = matrix_view<T>(A_L, "A[L]");
@@ -649,7 +680,7 @@ void bind_network(py::module_& m, const std::string& suffix) {
 // without writing them: a step that would not be finite (returns false) leaves net.params and s
 // as they were, with no spare buffers.
 template <class T>
-bool step_outside_fit(OptimizerState<T>& s, const std::string& method, const py::dict& hyper, Network<T>& net,
+bool step_outside_fit(OptimizerState<T>& s, const std::string& method, const py::dict& hyper, PyNetwork<T>& net,
                       Gradients<T>& grads, double learning_rate) {
   if (grads.network_id != net.id) throw py::value_error("the gradients belong to another network");
   const Claim reading(grads.users, Claim::reading, gradients_in_use);
@@ -685,7 +716,7 @@ void bind_optimizer_state(py::module_& m, const std::string& suffix) {
           "the number of steps taken; settable, to restore a saved state")
       .def(
           "fits",
-          [](const State& s, const std::string& method, const py::dict& hyper, const Network<T>& net) {
+          [](const State& s, const std::string& method, const py::dict& hyper, const PyNetwork<T>& net) {
             const OptimizerSettings settings = optimizer_settings<T>(method, hyper);
             ReleasedGIL release;  // the lock may wait for a long call of net (see WriterFirstLock)
             const std::shared_lock reading(net.params_lock);
@@ -752,7 +783,7 @@ py::dict run_epoch(py::object self, py::array X, py::array Y, index batch_size, 
 
 template <class T>
 void bind_trainer(py::module_& m, const std::string& suffix) {
-  using Net = Network<T>;
+  using Net = PyNetwork<T>;
   using State = OptimizerState<T>;
   using Train = Trainer<T>;
   using Grads = Gradients<T>;

@@ -310,7 +310,6 @@ class Network:
             self.b[l] = b[l]
         self.optimizer = None
         self.history = None
-        self._predict_cache = None  # predict's buffers, reused while m stays the same
         self.metadata = {}
         self._fit_memory = {}
 
@@ -579,15 +578,9 @@ class Network:
         cce: int64 class index of the largest A[L], shape (m,).
         Threads may call predict of one network at the same time.
         """
-        # predict's own buffers (a core cache: no views), kept for the next call of the same m; taken
-        # out while in use (dict.pop holds the GIL), so that a call from another thread makes its own.
-        cache = self.__dict__.pop("_predict_cache", None)
-        try:
-            answer, cache = self._core.predict(X, cache, False)
-            if answer is None:  # X is not as the core reads it: converted, or refused with the reason
-                answer, cache = self._core.predict(self._matrix(X, "X", rows=self.n[0]), cache, True)
-        finally:
-            self.__dict__["_predict_cache"] = cache  # put back, past __setattr__'s checks
+        answer = self._core.predict(X, False)  # predict's cache is the core's (see predict_cache_capacity)
+        if answer is None:  # X is not as the core reads it: converted, or refused with the reason
+            answer = self._core.predict(self._matrix(X, "X", rows=self.n[0]), True)
         return answer
 
     def _out(self, out, kind, m, source):
