@@ -1,6 +1,7 @@
 // The GEMM wrapper over CBLAS, which shares large products out over OpenMP's threads, and the thread count.
 // On CPUs with AVX-512, one example's products through a column-major op(A) (Z[l] = W[l] a[l-1])
-// run on mlpcore's own matrix-vector kernel for their whole strips of rows (strip_gemv in blas.cpp).
+// run on mlpcore's own matrix-vector kernels: strip_gemv for their whole strips of rows, narrow_gemv
+// for the rows left (blas.cpp).
 #pragma once
 
 #include "matrix.hpp"
