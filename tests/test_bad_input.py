@@ -122,7 +122,8 @@ def test_forward_refuses_bad_X(X, error, pattern, into):
 
 @pytest.mark.parametrize("X, error, pattern", BAD_X)
 def test_predict_refuses_bad_X(X, error, pattern):
-    """Refused, the network unchanged, predict's cache kept for the next call."""
+    """Refused, the network unchanged, predict's cache still there for the next call (of the
+    same m as before)."""
     net = make_net("bce")
     net.predict(good_X())
     assert net._core.predict_cache_capacity == good_X().shape[1]

@@ -580,10 +580,11 @@ def test_memory_layouts_give_the_same_result(layout, dtype):
 def test_one_example_forward_matches_the_reference_for_every_strip_of_rows(n0, n1, layout, dtype):
     """One example's Z[l] = W[l] a[l-1] + b[l] (on AVX-512, the core's own matrix-vector kernels:
     whole strips of 256 bytes of rows, then the rows left, 4 and more, in up to four vectors whose
-    last is masked; BLAS's for 1 to 3 rows left): layers narrower than a strip (1, 3, 4, 15, 17,
-    33, 49, 63 rows: one to four vectors of float32 or float64), one strip exactly in float32 (64),
-    two in float64, strips and a part (65, 95, 130); n[l-1] odd, even and 1; x contiguous, or a
-    column of a C-ordered X, read with a stride (layer 1: a strip and 1 row, or 6)."""
+    last is masked; BLAS's for 1 to 3 rows left): 1, 3, 4, 15, 17, 33, 49 and 63 rows (narrower
+    than a strip in float32, one to four vectors; in float64, 33 to 63 are a strip and 1 to 31
+    rows), one strip exactly in float32 (64), two in float64, strips and a part (65, 95, 130);
+    n[l-1] odd, even and 1; x contiguous, or a column of a C-ordered X, read with a stride (layer
+    1: a strip and 1 row, or 6)."""
     n = [n0, n1, 1, 15, 64, 65, 33, 130, 4, 17, 49, 63, 95, 3]
     net = mlpcore.Network(n, ["tanh"] * (len(n) - 2) + ["identity"], "mse", dtype=dtype, seed=1)
     X_all = np.random.default_rng(2).standard_normal((n0, 5)).astype(dtype)

@@ -647,6 +647,19 @@ def test_fit_warm_start_and_reset_optimizer():
     assert net.optimizer.t == 1
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_memory_bytes_count_the_cache_that_predict_keeps(dtype):
+    """After a predict, net.memory_bytes() counts the cache it keeps for its next call of the
+    same m: Z[l] and A[l] of its m examples; one of another m replaces it."""
+    net = mlpcore.Network([3, 5, 2], ["relu", "identity"], "mse", dtype=dtype, seed=0)
+    P = net.memory_bytes()
+    for m in (7, 1):
+        net.predict(np.ones((3, m), dtype))
+        parts = net.memory_bytes(breakdown=True)
+        assert parts == {"parameters": P, "predict_cache": np.dtype(dtype).itemsize * 2 * m * (5 + 2)}
+        assert net.memory_bytes() == sum(parts.values())
+
+
 @pytest.mark.parametrize("optimizer, state_copies", [("sgd", 0), ("momentum", 2), ("adam", 4)])
 def test_memory_bytes_are_parameters_gradient_optimizer_state_and_one_batch(optimizer, state_copies):
     """net.memory_bytes(): the parameters; after a fit also its gradient, the optimizer's state

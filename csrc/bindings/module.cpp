@@ -620,7 +620,11 @@ void bind_network(py::module_& m, const std::string& suffix) {
             if (!net.predict_cache) return py::none();
             return py::int_(net.predict_cache->capacity);
           },
-          "the m of the cache that predict keeps for its next call, None before its first")
+          "the m of the cache that predict keeps for its next call; None before the first call, and while a call "
+          "(on another thread) has it")
+      .def_property_readonly(
+          "predict_cache_bytes", [](const Net& net) { return net.predict_cache ? net.predict_cache->bytes() : 0; },
+          "the bytes of the cache that predict keeps (0 when predict_cache_capacity is None)")
       .def("J",
            [](const Net& net, py::array A_L, py::array Y) {
              const ConstMatrix<T> A = matrix_view<T>(A_L, "A[L]");

@@ -528,17 +528,22 @@ class Network:
         """The bytes of mlpcore's own buffers for this network: its parameters and running
         statistics, and those the last fit trained with (the gradient, the optimizer's state with
         the spare copies a step writes into, and one batch's workspace with the epoch's order of
-        the examples). Those of the fit are its figures while it ran: when it returns, it frees
-        all but the optimizer's state (without its spares), which net.optimizer keeps. The state
-        of an optimizer used only through its step is not counted.
+        the examples), and the cache that predict keeps for its next call of the same m. Those of
+        the fit are its figures while it ran: when it returns, it frees all but the optimizer's
+        state (without its spares), which net.optimizer keeps. The state of an optimizer used
+        only through its step is not counted, nor are the caches and gradients that forward and
+        backward return (the caller holds those).
 
         breakdown : False gives the total, an int; True a dict of the parts, ints keyed
             'parameters' (with the running statistics) and, after a fit, 'gradients',
             'optimizer_state' (the state and its spare: twice the state), 'spare_parameters'
             and 'workspace' (one batch's cache, deltas, and gathered examples and targets, and
-            the epoch's order of the examples: 8 bytes an example).
+            the epoch's order of the examples: 8 bytes an example), and after a predict
+            'predict_cache' (Z[l] and A[l] for its m examples).
         """
         parts = {"parameters": self._core.bytes(), **self._fit_memory}
+        if self._core.predict_cache_bytes:
+            parts["predict_cache"] = self._core.predict_cache_bytes
         return parts if breakdown else sum(parts.values())
 
     def reset_optimizer(self):
