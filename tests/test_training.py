@@ -1254,6 +1254,33 @@ def test_fit_refuses_callbacks_that_are_not_a_list():
     np.testing.assert_array_equal(net.params, before)
 
 
+def test_a_callback_that_returns_neither_true_nor_false_is_named():
+    """A callback's answer with no truth value (an array of several entries) is a TypeError that
+    names the callback and what it returned, after the epoch it followed."""
+    X, labels = two_spirals(m=64, noise=0.02)
+    net = mlpcore.Network([2, 8, 1], ["tanh", "sigmoid"], "bce", seed=0)
+
+    def accuracies(epoch, logs):
+        return np.array([0.5, 0.7])
+    with pytest.raises(TypeError, match=r"a callback returns a true value to stop training.*accuracies.* returned "
+                                        r"ndarray array\(\[0\.5, 0\.7\]\), which is neither"):
+        net.fit(X, labels, epochs=3, callbacks=[accuracies], verbose=0)
+    assert len(net.history["cost"]) == 1
+
+
+def test_a_float16_learning_rate_is_taken_without_a_warning():
+    """A NumPy float16 rate is compared with float32's range as a Python float (in float16 the
+    bound would overflow, with NumPy's RuntimeWarning)."""
+    X, labels = two_spirals(m=64, noise=0.02)
+    net = mlpcore.Network([2, 8, 1], ["tanh", "sigmoid"], "bce", seed=0)
+    twin = mlpcore.Network([2, 8, 1], ["tanh", "sigmoid"], "bce", seed=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        net.fit(X, labels, epochs=2, learning_rate=np.float16(0.25), seed=0, verbose=0)
+    twin.fit(X, labels, epochs=2, learning_rate=float(np.float16(0.25)), seed=0, verbose=0)
+    np.testing.assert_array_equal(net.params, twin.params)
+
+
 def test_fit_names_the_validation_data_that_holds_nan():
     X, labels = two_spirals(m=64, noise=0.02)
     X_val = X[:, :8].copy()

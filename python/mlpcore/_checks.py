@@ -33,7 +33,7 @@ def largest(dtype):
 def held_by(value, dtype):
     """True for a finite real number (not a bool) that the float dtype holds: |value| is at
     most its largest (compared as Python floats, not in dtype)."""
-    return is_real(value) and abs(value) <= largest(dtype)
+    return is_real(value) and abs(float(value)) <= largest(dtype)  # float: a float16 would cast the bound
 
 
 def require_flag(value, name):

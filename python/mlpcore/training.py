@@ -59,7 +59,7 @@ def _epochs(net, run, history, epochs, l2, clip_norm, clip_value, shuffle, gradi
             if early_stopping:
                 stop |= _watch(net, best, logs[watch], epoch, patience)
             for callback in callbacks or ():
-                stop |= bool(callback(epoch, logs))
+                stop |= _stops(callback, epoch, logs)
             if stop:
                 break
     except KeyboardInterrupt:
@@ -69,6 +69,17 @@ def _epochs(net, run, history, epochs, l2, clip_norm, clip_value, shuffle, gradi
             bar.close()
     if early_stopping and best["snapshot"] is not None:
         restore(net, best["snapshot"])
+
+
+def _stops(callback, epoch, logs):
+    """Whether callback(epoch, logs) asks training to stop: a true value as bool() takes it;
+    TypeError for a value that has none (a NumPy array of several entries, say)."""
+    answer = callback(epoch, logs)
+    try:
+        return bool(answer)
+    except (TypeError, ValueError) as error:
+        raise TypeError(f"a callback returns a true value to stop training, or a false one (None) to go on; "
+                        f"{callback!r} returned {type(answer).__name__} {answer!r}, which is neither ({error})") from None
 
 
 class FitStart:
