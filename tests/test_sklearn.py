@@ -543,15 +543,17 @@ def test_a_late_failure_leaves_a_new_estimator_unfitted(case):
 def fitted_state(estimator, X):
     """Copies of what a failed call must leave as it was: every attribute of the estimator but its
     parameters, network_'s parameters, running statistics, optimizer (the object, learning rate, t,
-    state), history and memory, and the predictions on X."""
+    state), history and memory, and the predictions on X (made first: memory counts the cache
+    that predict keeps)."""
     net, optimizer = estimator.network_, estimator.network_.optimizer
+    predictions = estimator.predict(X)
     return {"attributes": {name: copy.deepcopy(value) for name, value in vars(estimator).items()
                            if name not in estimator.get_params() and name != "network_"},
             "parameters": [np.array(array) for array in (net.params, *net.running_mean.values(),
                                                          *net.running_var.values())],
             "optimizer": (optimizer, optimizer.learning_rate, optimizer.t, [np.array(b) for b in optimizer.state]),
             "history": copy.deepcopy(net.history), "memory": net.memory_bytes(breakdown=True),
-            "predictions": estimator.predict(X)}
+            "predictions": predictions}
 
 
 @pytest.mark.parametrize("case, way", [(case, way) for case, failure in LATE_FAILURES.items() for way in failure[-1]])
