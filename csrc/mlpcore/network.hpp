@@ -565,19 +565,21 @@ class Network {
   }
 
   // Whether a product of (rows, k) by (k, m) is shared out by the rows of its result: on a team,
-  // from row_split_work multiply-adds (see there), where the result has at least as many rows as
-  // columns (with more columns, the (k, m) operand is the larger, which each thread would read
-  // whole: a 784-256 layer on 1,340 examples ran 5-30% slower by rows). Every thread decides alike.
+  // from row_split_work multiply-adds (see there), where the result has twice as many rows as
+  // columns and more, so that the (rows, k) operand, of which each thread then reads half, is
+  // twice the (k, m) one and more, which each thread then reads whole (a 784-256 layer on 1,340
+  // examples ran 5-30% slower by rows). Every thread decides alike.
   static bool by_rows(index rows, index k, index m, const Team& team) {
-    return team.size > 1 && rows >= m && double(rows) * double(k) * double(m) >= row_split_work;
+    return team.size > 1 && rows >= 2 * m && double(rows) * double(k) * double(m) >= row_split_work;
   }
 
   // Layer l of forward for this thread's rows r and every column, between a sync after which
-  // every column of A[l-1] is in and one after which every row of A[l] is:
+  // every column of A[l-1] is in (A[0] = X is from the start) and one after which every row of
+  // A[l] is:
   //   Z[l](r, :) = W[l](r, :) A[l-1] + b[l](r),  A[l](r, :) = g(Z[l](r, :))
   void rows_forward(index l, Cache<T>& cache, const Team& team) const {
     const Range r = team.share(layout.n[l]);
-    team.sync();
+    if (l > 1) team.sync();
     gemm<T>(false, W(l).row_block(r), false, cache.A_in(l - 1), T(1), T(0), cache.Z[l].row_block(r));
     bias_activation_forward(layers[l].g, b(l) + r.begin, cache.Z[l].row_block(r), cache.A[l].row_block(r));
     team.sync();

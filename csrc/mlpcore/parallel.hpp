@@ -52,11 +52,16 @@ constexpr index parallel_threshold = index(1) << 18;
 constexpr double team_work_threshold = 1 << 23;
 
 // Multiply-adds from which a team shares a layer's product out by the rows of its result rather
-// than by the batch's columns (see Network::by_rows): with each thread's columns, each thread
-// packs all of W[l] for them. wide's 2048x2048 products on 256 examples, timed in C on two
-// threads of an AVX-512 Xeon: the forward's at 308 GFLOP/s by rows against 289 by columns,
-// dA's at 309 against 277; mnist's (256x784 on 128, 2^24.6) gained nothing by rows.
-constexpr double row_split_work = 1 << 28;
+// than by the batch's columns, where the result has twice as many rows as columns and more (see
+// Network::by_rows). By columns, each thread reads (packs) all of W[l] for its columns, and in
+// fit half of it comes from the other core, which has just updated it; by rows, half of W[l]
+// and all of A[l-1]. Fits on two threads of an AVX-512 Xeon, us a step by columns against by
+// rows: 784-256-128-10 on batch 128, 697-719 against 685-692; on 64, 448-462 against 401-409;
+// 784-512-512-10 on 32, 951-983 against 843-869; 1024-1024-10 on 64, 1841-1855 against
+// 1541-1571; 784-1024-10 on 16, 825-851 against 627-659. From 2^20, 784-100-10 on 32 ran 3-5%
+// slower by rows; with as many rows as columns (784-256-128-10 on 128 from 2^22: layer 2 and
+// dA[1]), no faster than by columns.
+constexpr double row_split_work = 1 << 22;
 
 // Multiply-adds from which one example's product is computed in two parts, the second on the
 // pair thread (see pair.hpp), below team_work_threshold: a 784-256 layer's W (200,704) and up,
