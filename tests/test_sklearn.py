@@ -317,6 +317,86 @@ def test_warm_start_validation_scores_go_on_as_the_loss_curve_does():
     assert len(clf.loss_curve_) == len(clf.validation_scores_) == 6
 
 
+def test_coefs_and_intercepts_take_new_arrays_as_sklearns():
+    """Assigning coefs_ or intercepts_ (the list, or one of its items) copies the arrays into
+    network_, as scikit-learn's estimator takes them: both then predict alike. A wrong count,
+    shape or a value that is not a finite real number is refused, changing nothing."""
+    X, y = blobs()
+    ours = MLPClassifier(hidden_layer_sizes=(5,), max_iter=3, dtype="float64", random_state=0).fit(X, y)
+    theirs = neural_network.MLPClassifier(hidden_layer_sizes=(5,), max_iter=3, random_state=1).fit(X, y)
+    ours.coefs_ = [np.array(W) for W in theirs.coefs_]
+    ours.intercepts_[0] = theirs.intercepts_[0]
+    ours.intercepts_[-1] = list(theirs.intercepts_[1])
+    np.testing.assert_allclose(ours.predict_proba(X), theirs.predict_proba(X), rtol=1e-12)
+    before = np.array(ours.network_.params)
+    refusals = [(lambda: setattr(ours, "coefs_", theirs.coefs_[:1]), "coefs_ holds 2 arrays, one per layer; got 1"),
+                (lambda: ours.coefs_.__setitem__(1, np.zeros((3, 5))),
+                 r"coefs_\[1\] has shape \(5, 3\), got an array of shape \(3, 5\)"),
+                (lambda: setattr(ours, "intercepts_", [np.zeros(5), np.full(3, np.nan)]),
+                 r"intercepts_\[1\] takes finite real numbers"),
+                (lambda: ours.intercepts_.__setitem__(0, np.array(["a"] * 5)), r"intercepts_\[0\] takes finite real")]
+    for assign, message in refusals:
+        with pytest.raises(ValueError, match=message):
+            assign()
+        np.testing.assert_array_equal(ours.network_.params, before)
+
+
+@pytest.mark.parametrize("early_stopping", [False, True])
+def test_a_warm_start_goes_on_with_the_stopping_records_as_sklearns(early_stopping):
+    """After a fit that stopped for want of improvement, a warm start keeps best_loss_ (or
+    best_validation_score_) and the count of epochs without improvement, as scikit-learn's:
+    both stop after one epoch, their records the first fit's best."""
+    X, y = blobs()
+    settings = dict(hidden_layer_sizes=(8,), tol=1e9, n_iter_no_change=3, early_stopping=early_stopping,
+                    warm_start=True, random_state=0)
+    ours, theirs = MLPClassifier(**settings).fit(X, y), neural_network.MLPClassifier(**settings).fit(X, y)
+    ours_first, theirs_first = (ours.best_loss_, ours.best_validation_score_), (theirs.best_loss_,
+                                                                              theirs.best_validation_score_)
+    ours.fit(X, y)
+    theirs.fit(X, y)
+    assert ours.n_iter_ == theirs.n_iter_ == 1 and len(ours.loss_curve_) == len(theirs.loss_curve_) == 6
+    if early_stopping:
+        assert ours.best_validation_score_ >= ours_first[1] and len(ours.validation_scores_) == 6
+        assert theirs.best_validation_score_ >= theirs_first[1]
+    else:
+        assert ours.best_loss_ == min(ours.loss_curve_) <= ours_first[0]
+        assert theirs.best_loss_ == min(theirs.loss_curve_) <= theirs_first[0]
+
+
+def test_early_stopping_keeps_an_earlier_fits_best_parameters_as_sklearns():
+    """A warm start whose epochs do not beat the best validation score of the fit before it
+    ends with that fit's best parameters, as scikit-learn's (its best coefs_ kept)."""
+    X, y = blobs()
+    ours = MLPClassifier(hidden_layer_sizes=(8,), early_stopping=True, warm_start=True, max_iter=30,
+                         learning_rate_init=0.01, random_state=0).fit(X, y)
+    best = [np.array(W) for W in ours.coefs_]
+    ours.set_params(learning_rate_init=1e-12, max_iter=2).fit(X, y)  # cannot move: no better epoch
+    assert max(ours.validation_scores_[-2:]) <= ours.best_validation_score_
+    for W, W_best in zip(ours.coefs_, best):
+        np.testing.assert_array_equal(W, W_best)
+
+
+@pytest.mark.parametrize("kind", ["classifier", "regressor"])
+def test_early_stopping_holds_out_sklearns_examples(kind):
+    """The same random_state draws the same initial parameters and then the same validation
+    split as scikit-learn's: with full-batch plain SGD in float64, the validation scores of
+    every epoch agree."""
+    if kind == "classifier":  # multi-class: a random split, not a stratified one
+        X, y = blobs(n_samples=60)
+        ours_class, theirs_class = MLPClassifier, neural_network.MLPClassifier
+    else:
+        X = np.random.RandomState(0).standard_normal((60, 3))
+        y = X[:, 0]
+        ours_class, theirs_class = MLPRegressor, neural_network.MLPRegressor
+    settings = dict(hidden_layer_sizes=(4,), solver="sgd", momentum=0.0, batch_size=45, shuffle=False,
+                    learning_rate_init=0.05, early_stopping=True, validation_fraction=0.25, max_iter=5, tol=0,
+                    n_iter_no_change=100, random_state=0)
+    ours = ours_class(dtype="float64", **settings).fit(X, y)
+    theirs = theirs_class(**settings).fit(X, y)
+    np.testing.assert_allclose(ours.validation_scores_, theirs.validation_scores_, rtol=1e-9)
+    np.testing.assert_allclose(ours.loss_curve_, theirs.loss_curve_, rtol=1e-9)
+
+
 @pytest.mark.parametrize("early_stopping", [False, True])
 def test_stopping_rule_is_sklearns(early_stopping):
     """With a tol no epoch can meet, both stop after the same number of epochs."""
@@ -339,8 +419,7 @@ def test_early_stopping_keeps_the_best_epochs_parameters():
     rng = check_random_state(0)
     for fan_in, fan_out in ((4, 16), (16, 3)):  # scikit-learn's draws of coefs_ and intercepts_
         rng.uniform(size=(fan_in + 1) * fan_out)
-    rng.randint(np.iinfo(np.int32).max)  # the seed of the network's dropout masks
-    _, X_val, _, y_val = train_test_split(X, y, random_state=rng, test_size=0.2, stratify=y)
+    _, X_val, _, y_val = train_test_split(X, y, random_state=rng, test_size=0.2)  # multi-class: at random
     assert clf.score(X_val, y_val) == clf.best_validation_score_
     assert clf.score(X, y) < 1  # not every split scores alike
 

@@ -144,6 +144,42 @@ def _undone_on_error(estimator, network):
         raise
 
 
+class _LayerViews(list):
+    """coefs_ or intercepts_ (`name`): views of the network's layers, into which an assigned item
+    or list is copied, as scikit-learn's estimator takes new coefs_ and intercepts_; the shapes
+    and values are checked first, so that a refused assignment changes nothing."""
+
+    def __init__(self, name, views):
+        super().__init__(views)
+        self.name = name
+
+    def __setitem__(self, i, array):
+        if not isinstance(i, (int, np.integer)):
+            raise TypeError(f"{self.name}[i] = array takes one layer's index i, got {i!r}")
+        self._copy({range(len(self))[i]: array})
+
+    def assign(self, arrays):
+        """Copy the list `arrays`, one array per layer, into the layers."""
+        arrays = list(arrays)
+        if len(arrays) != len(self):
+            raise ValueError(f"{self.name} holds {len(self)} arrays, one per layer; got {len(arrays)}")
+        self._copy(dict(enumerate(arrays)))
+
+    def _copy(self, arrays):
+        checked = {}
+        for i, array in arrays.items():
+            view = list.__getitem__(self, i)
+            value = np.asarray(array)
+            if value.shape != view.shape:
+                raise ValueError(f"{self.name}[{i}] has shape {view.shape}, got an array of shape {value.shape}")
+            if not (np.issubdtype(value.dtype, np.number) and not np.iscomplexobj(value)
+                    and np.all(np.isfinite(value))):
+                raise ValueError(f"{self.name}[{i}] takes finite real numbers")
+            checked[i] = value
+        for i, value in checked.items():
+            list.__getitem__(self, i)[...] = value
+
+
 def _seed(rng):
     """A seed for the core (of a network's dropout masks, or of a fit's order), drawn from rng."""
     return int(rng.randint(np.iinfo(np.int32).max))
@@ -192,15 +228,25 @@ class _BaseMLP(BaseEstimator):
 
     @property
     def coefs_(self):
-        """List of L arrays: coefs_[i] (n_in, n_out) is network_.W[i + 1].T, a writable view of the network."""
+        """List of L arrays: coefs_[i] (n_in, n_out) is network_.W[i + 1].T, a writable view of the
+        network. Assigning the list, or one of its items, copies the arrays into the network."""
         net = self.network_
-        return [net.W[l].T for l in range(1, net.L + 1)]
+        return _LayerViews("coefs_", [net.W[l].T for l in range(1, net.L + 1)])
+
+    @coefs_.setter
+    def coefs_(self, arrays):
+        _LayerViews("coefs_", self.coefs_).assign(arrays)
 
     @property
     def intercepts_(self):
-        """List of L arrays: intercepts_[i] (n_out,) is network_.b[i + 1][:, 0], a writable view of the network."""
+        """List of L arrays: intercepts_[i] (n_out,) is network_.b[i + 1][:, 0], a writable view of
+        the network. Assigning the list, or one of its items, copies the arrays into the network."""
         net = self.network_
-        return [net.b[l][:, 0] for l in range(1, net.L + 1)]
+        return _LayerViews("intercepts_", [net.b[l][:, 0] for l in range(1, net.L + 1)])
+
+    @intercepts_.setter
+    def intercepts_(self, arrays):
+        _LayerViews("intercepts_", self.intercepts_).assign(arrays)
 
     @property
     def n_layers_(self):
@@ -293,29 +339,32 @@ class _BaseMLP(BaseEstimator):
         if y.ndim == 2 and y.shape[1] == 1:
             y = column_or_1d(y, warn=True)
         self._set_targets(y, first, incremental, classes)
+        # rng's draws in scikit-learn's order: the initial coefs_ and intercepts_, then the
+        # validation split, so that the same random_state gives the same ones
         rng = check_random_state(self.random_state)
         if first:
-            self._new_network(X.shape[1], X.dtype, rng)
-        if first or not incremental:
-            self.network_.reset_optimizer()
-            self._learning_rate = float(self.learning_rate_init)
-            self._reset_stopping(first)
-        self.n_iter_ = 0
+            n = [X.shape[1], *self._hidden_layers()[0], self.n_outputs_]
+            check_layer_sizes(n)  # before W is drawn in float64: sizes the core refuses could ask for GiBs
+            W, b = self._initial_parameters(n, rng)
         X_val = y_val = None
         if self.early_stopping:
             X, X_val, y, y_val = self._split(X, y, rng)
+        if first:
+            self._new_network(n, W, b, X.dtype, _seed(rng))
+        if first or not incremental:
+            self.network_.reset_optimizer()
+            self._learning_rate = float(self.learning_rate_init)
+        self._reset_stopping(first)
+        self.n_iter_ = 0
         return self._train(X, y, X_val, y_val, incremental, _seed(rng))
 
-    def _new_network(self, n_features, dtype, rng):
-        """network_: n_features -> hidden layers -> n_outputs_, with scikit-learn's initial
-        parameters drawn from rng (see _initial_parameters), and the per-fit records."""
+    def _new_network(self, n, W, b, dtype, seed):
+        """network_ with layer sizes n, W[l] and b[l] (see _initial_parameters) and the core's
+        seed (of its dropout masks), and the per-network records."""
         sizes, batch_norm, dropout = self._hidden_layers()
         output, cost = self._output_layer()
-        n = [n_features, *sizes, self.n_outputs_]
-        check_layer_sizes(n)  # before W is drawn in float64: sizes the core refuses could ask for GiBs
-        W, b = self._initial_parameters(n, rng)
         self.network_ = Network(n, [_ACTIVATIONS[self.activation]] * len(sizes) + [output], cost, dtype=dtype,
-                                seed=_seed(rng), dropout=dropout, batch_norm=[*batch_norm, False])
+                                seed=seed, dropout=dropout, batch_norm=[*batch_norm, False])
         for l in range(1, len(n)):
             self.network_.W[l], self.network_.b[l] = W[l], b[l]
         self.out_activation_ = {"sigmoid": "logistic"}.get(output, output)
@@ -355,19 +404,24 @@ class _BaseMLP(BaseEstimator):
                              f"set them back, or fit a new network (warm_start=False)")
 
     def _reset_stopping(self, first):
-        """The records of the stopping rule, new at every fit and at a first partial_fit; a warm
-        start's validation_scores_ go on from the earlier fits' (as its loss_curve_ does)."""
+        """The records of the stopping rule (best_loss_ or validation_scores_ and
+        best_validation_score_ with the best epoch's parameters, and the count of epochs
+        without improvement): new with a new network; a warm start or a partial_fit goes on
+        with the earlier calls' records, as scikit-learn's does, unless early_stopping changed
+        since (they are the other rule's)."""
+        if not first and (self.validation_scores_ is not None) == bool(self.early_stopping):
+            return
         self._no_improvement_count = 0
+        self._best = None  # the early-stopping snapshot of the best epoch
         if self.early_stopping:
-            earlier = [] if first or self.validation_scores_ is None else self.validation_scores_
-            self.validation_scores_, self.best_validation_score_, self.best_loss_ = earlier, -np.inf, None
+            self.validation_scores_, self.best_validation_score_, self.best_loss_ = [], -np.inf, None
         else:
             self.validation_scores_, self.best_validation_score_, self.best_loss_ = None, None, np.inf
 
     def _split(self, X, y, rng):
-        """Hold out validation_fraction of the examples: stratified for single-output classifiers
-        where each class can have examples on both sides, else at random (as scikit-learn's MLP
-        splits multi-class targets)."""
+        """Hold out validation_fraction of the examples, as scikit-learn's MLP does from the same
+        rng: stratified for a binary classifier where each class can have examples on both
+        sides, else at random (multi-class and multi-label targets, and regression)."""
         X, X_val, y, y_val = train_test_split(X, y, random_state=rng, test_size=self.validation_fraction,
                                               stratify=y if self._can_stratify(y) else None)
         if X_val.shape[0] < 2:
@@ -376,9 +430,9 @@ class _BaseMLP(BaseEstimator):
         return X, X_val, y, y_val
 
     def _can_stratify(self, y):
-        """Whether a stratified split of y is possible: a single-output classifier's labels, each
-        class twice or more, and at least one example per class on each side of the split."""
-        if not isinstance(self, ClassifierMixin) or y.ndim != 1:
+        """Whether y is split stratified: a binary classifier's labels (one output, as scikit-learn
+        stratifies), each class twice or more, and one example per class on each side of the split."""
+        if not isinstance(self, ClassifierMixin) or y.ndim != 1 or self.n_outputs_ != 1:
             return False
         counts = np.unique(y, return_counts=True)[1]
         held_out = int(np.ceil(self.validation_fraction * y.shape[0]))
@@ -398,7 +452,6 @@ class _BaseMLP(BaseEstimator):
         epochs = 1 if incremental else self.max_iter
         n_samples = X.shape[0]
         stopped = [False]
-        self._best = None  # the early-stopping snapshot of this fit's best epoch
 
         def after_epoch(epoch, logs):
             stopped[0] = self._after_epoch(logs["cost"], n_samples, X_val, y_val)
@@ -407,9 +460,8 @@ class _BaseMLP(BaseEstimator):
         self.network_.fit(X.T, self._core_targets(y), epochs=epochs, batch_size=self._batch_size(n_samples),
                           optimizer=self._optimizer(), learning_rate=self._learning_rate, shuffle=bool(self.shuffle),
                           seed=seed, l2=float(self.alpha), callbacks=[after_epoch], verbose=0)
-        best, self._best = self._best, None
-        if best is not None:
-            restore(self.network_, best)
+        if self.early_stopping and self._best is not None:  # the best epoch's, an earlier fit's too
+            restore(self.network_, self._best)
         return not incremental and self.n_iter_ == self.max_iter and not stopped[0]
 
     def _after_epoch(self, loss, n_samples, X_val, y_val):
@@ -523,14 +575,19 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
     verbose : bool, default=False
         Print the loss of each epoch.
     warm_start : bool, default=False
-        fit continues from the network of the previous fit (with a new optimizer state).
+        fit continues from the network of the previous fit (with a new optimizer state), and
+        with the stopping rule's records, as scikit-learn's does: best_loss_ (or
+        best_validation_score_ and the best epoch's parameters, which early stopping keeps
+        even when they are an earlier fit's) and the count of epochs without improvement, so
+        that a fit that stopped for want of improvement may stop again after one epoch.
     momentum : float in [0, 1], default=0.9
     nesterovs_momentum : bool, default=True
     early_stopping : bool, default=False
-        Hold out validation_fraction of the training examples (stratified for a single-output
-        classifier whose every class can fall on both sides, else at random), stop on the
-        validation accuracy as described under n_iter_no_change, and keep the parameters
-        of the best epoch.
+        Hold out validation_fraction of the training examples (drawn after the initial
+        parameters, as scikit-learn's: the same random_state holds out the same examples;
+        stratified for a binary classifier whose classes can both fall on both sides, else at
+        random), stop on the validation accuracy as described under n_iter_no_change, and keep
+        the parameters of the best epoch.
     validation_fraction : float in [0, 1), default=0.1
     beta_1, beta_2 : float in [0, 1), default=0.9, 0.999
     epsilon : float, default=1e-8
@@ -546,7 +603,8 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
     ----------
     network_ : mlpcore.Network, with W[l] (n[l], n[l-1]) and b[l] (n[l], 1) as in mlpcore.
     classes_ : ndarray (n_classes,) of the labels; for multi-label y, arange(n_labels).
-    coefs_, intercepts_ : lists of views of the network's W[l].T (n_in, n_out) and b[l] (n_out,).
+    coefs_, intercepts_ : lists of views of the network's W[l].T (n_in, n_out) and b[l] (n_out,);
+        assigning a list, or one item, copies the arrays into the network.
     loss_ : float, loss_curve_ : list of the mean minibatch loss of each epoch (L2 term included).
     best_loss_ : float or None, validation_scores_ : list or None, best_validation_score_ : float or None.
     n_iter_ : int, epochs of the last fit; t_ : int, examples seen since the network was made.
@@ -555,13 +613,17 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
 
     Notes
     -----
-    Two deliberate differences from scikit-learn's outputs:
+    Deliberate differences from scikit-learn's estimator:
 
     - y with a single class: predict_proba returns (n_samples, 1) of ones, the probability
       of classes_[0] (scikit-learn's returns (n_samples, 2)); predict returns that class.
     - A binary problem's predict gives classes_[1] only where its probability is above 0.5,
       classes_[0] where it is exactly 0.5, as scikit-learn's does; network_.predict
       (mlpcore's Network.predict, 1 where A[L] >= 0.5) gives 1 there.
+    - decision_function (the logits) is an addition; meta-estimators that prefer it to
+      predict_proba (CalibratedClassifierCV, say) then work on the logits.
+    - X must be dense: scikit-learn's sparse matrices are refused (X.toarray() where it fits).
+    - Outputs are in the network's dtype (float32 after a float32 fit, whatever X's dtype).
 
     A fit or partial_fit that raises, however late (a DivergenceError in an epoch), leaves
     the estimator as it was: network_ (the same object, with its parameters and optimizer
@@ -703,7 +765,8 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
     outputs: scikit-learn's loss_ averages the squared errors over them, with the same
     gradients, so with several outputs loss_ and tol's stopping rule differ). The
     parameters are MLPClassifier's (see there), and loss; early stopping
-    watches the validation R^2.
+    watches the validation R^2. X must be dense, and predict's outputs are in the
+    network's dtype, as MLPClassifier's.
 
     Parameters
     ----------
