@@ -27,6 +27,7 @@ from sklearn.model_selection import GridSearchCV, cross_val_score, train_test_sp
 from sklearn.pipeline import make_pipeline  # noqa: E402
 from sklearn.preprocessing import StandardScaler  # noqa: E402
 from sklearn.utils import check_random_state  # noqa: E402
+from sklearn.utils._param_validation import InvalidParameterError  # noqa: E402
 from sklearn.utils.estimator_checks import parametrize_with_checks  # noqa: E402
 from sklearn.utils.validation import check_is_fitted  # noqa: E402
 
@@ -397,6 +398,21 @@ def test_early_stopping_holds_out_sklearns_examples(kind):
     np.testing.assert_allclose(ours.loss_curve_, theirs.loss_curve_, rtol=1e-9)
 
 
+@pytest.mark.parametrize("learning_rate", ["adaptive", "constant"])
+def test_verbose_stopping_messages_are_sklearns(learning_rate, capsys):
+    """verbose prints scikit-learn's lines of the stopping rule, word for word (the losses of
+    the Iteration lines aside): the adaptive rate's divisions, then its stop."""
+    X, y = blobs()
+    settings = dict(hidden_layer_sizes=(4,), solver="sgd", learning_rate=learning_rate, tol=1e9, n_iter_no_change=1,
+                    max_iter=30, verbose=True, random_state=0)
+    printed = []
+    for Estimator in (MLPClassifier, neural_network.MLPClassifier):
+        Estimator(**settings).fit(X, y)
+        printed.append([line for line in capsys.readouterr().out.splitlines() if not line.startswith("Iteration")])
+    assert printed[0] == printed[1] and printed[0][-1].endswith(" Stopping.")
+    assert len(printed[0]) == (6 if learning_rate == "adaptive" else 1)
+
+
 @pytest.mark.parametrize("early_stopping", [False, True])
 def test_stopping_rule_is_sklearns(early_stopping):
     """With a tol no epoch can meet, both stop after the same number of epochs."""
@@ -538,10 +554,12 @@ def test_mlpcore_layers_batch_norm_dropout_and_activations():
     ("early_stopping", "yes", "early_stopping must be True or False"),
     ("batch_size", 1, "batch_size must be 'auto' or an int >= 2 with batch_norm")])
 def test_bad_parameters_are_refused_at_fit_naming_what_was_expected(parameter, value, message):
+    """As scikit-learn's estimators refuse them: its InvalidParameterError, a ValueError and a TypeError."""
     X, y = blobs()
     clf = MLPClassifier(hidden_layer_sizes=(8, 4), batch_norm=[True, False]).set_params(**{parameter: value})
-    with pytest.raises(ValueError, match=message):
+    with pytest.raises(InvalidParameterError, match=message) as refusal:
         clf.fit(X, y)
+    assert isinstance(refusal.value, ValueError) and isinstance(refusal.value, TypeError)
     assert not hasattr(clf, "network_") and not hasattr(clf, "n_features_in_")  # refused before any change
 
 

@@ -35,6 +35,13 @@ except ImportError as error:  # pragma: no cover - depends on what is installed
     raise ImportError('mlpcore.sklearn needs scikit-learn >= 1.6: pip install ".[sklearn]" in a clone of mlpcore '
                       '(or pip install "scikit-learn>=1.6")') from error
 
+try:  # scikit-learn's estimators raise it for bad parameters: a ValueError and a TypeError
+    from sklearn.utils._param_validation import InvalidParameterError
+except ImportError:  # pragma: no cover - a scikit-learn that moved it
+
+    class InvalidParameterError(ValueError, TypeError):
+        """A constructor parameter of the wrong type or out of its range."""
+
 from ._checks import is_integer, is_real
 from .training import FitStart, restore, snapshot
 from .network import Network, check_layer_sizes
@@ -51,7 +58,7 @@ _SMALLEST_ADAPTIVE_RATE = 1e-6  # an adaptive rate at or below this stops traini
 
 def _require(condition, name, expected, value):
     if not condition:
-        raise ValueError(f"{name} must be {expected}, got {value!r}")
+        raise InvalidParameterError(f"{name} must be {expected}, got {value!r}")
 
 
 def _fraction(value):
@@ -294,7 +301,7 @@ class _BaseMLP(BaseEstimator):
         except TypeError:
             dtype = None
         if dtype not in (np.float32, np.float64):
-            raise ValueError(f"dtype must be None, 'float32' or 'float64', got {self.dtype!r}")
+            raise InvalidParameterError(f"dtype must be None, 'float32' or 'float64', got {self.dtype!r}")
         return dtype
 
     def _optimizer(self):
@@ -476,17 +483,18 @@ class _BaseMLP(BaseEstimator):
         self._no_improvement_count = 0 if improved else self._no_improvement_count + 1
         if self.learning_rate == "invscaling":
             self._learning_rate = float(self.learning_rate_init) / (self.t_ + 1) ** self.power_t
-        if self._no_improvement_count > self.n_iter_no_change:
+        if self._no_improvement_count > self.n_iter_no_change:  # scikit-learn's messages, word for word
             what = "Validation score" if X_val is not None else "Training loss"
+            message = f"{what} did not improve more than tol={self.tol:f} for {self.n_iter_no_change} consecutive epochs."
             if self.learning_rate != "adaptive" or self._learning_rate <= _SMALLEST_ADAPTIVE_RATE:
                 if self.verbose:
-                    print(f"{what} did not improve more than tol={self.tol:f} for {self.n_iter_no_change} "
-                          f"consecutive epochs. Stopping.")
+                    small = " Learning rate too small." if self.learning_rate == "adaptive" else ""
+                    print(f"{message}{small} Stopping.")
                 return True
             self._learning_rate /= 5
             self._no_improvement_count = 0
             if self.verbose:
-                print(f"Setting learning rate to {self._learning_rate:f}")
+                print(f"{message} Setting learning rate to {self._learning_rate:f}")
         self.network_.optimizer.learning_rate = self._learning_rate
         return False
 
