@@ -342,6 +342,34 @@ def test_coefs_and_intercepts_take_new_arrays_as_sklearns():
         np.testing.assert_array_equal(ours.network_.params, before)
 
 
+def test_coefs_take_values_in_the_networks_dtype_and_a_list_that_swaps_layers():
+    """A value finite in float64 but beyond float32 is refused by a float32 network (it would be
+    inf there), and a list of the layers' own arrays in another order swaps them."""
+    X, y = blobs()
+    clf = MLPClassifier(hidden_layer_sizes=(4, 4), max_iter=2, dtype="float32", random_state=0).fit(X, y)
+    before = np.array(clf.network_.params)
+    with pytest.raises(ValueError, match=r"intercepts_\[0\] takes finite real numbers that the network's float32"):
+        clf.intercepts_[0] = np.full(4, 1e39)
+    np.testing.assert_array_equal(clf.network_.params, before)
+    first, second = (np.array(W) for W in clf.coefs_[:2])
+    clf.intercepts_ = [clf.intercepts_[1], clf.intercepts_[0], clf.intercepts_[2]]
+    clf.coefs_ = [clf.coefs_[0], clf.coefs_[1].T, clf.coefs_[2]]
+    np.testing.assert_array_equal(clf.coefs_[1], second.T)
+    np.testing.assert_array_equal(clf.coefs_[0], first)
+
+
+def test_a_warm_start_of_an_estimator_pickled_without_its_best_parameters_starts_the_records_afresh():
+    """An early-stopping estimator pickled by an earlier mlpcore kept no best parameters
+    (_best None): a warm start then keeps no records it could not restore, as a new fit."""
+    X, y = blobs()
+    clf = MLPClassifier(hidden_layer_sizes=(8,), early_stopping=True, warm_start=True, max_iter=3,
+                        random_state=0).fit(X, y)
+    clf._best = None
+    clf.set_params(max_iter=2).fit(X, y)
+    assert clf._best is not None and len(clf.validation_scores_) == 2
+    assert clf.best_validation_score_ == max(clf.validation_scores_)
+
+
 @pytest.mark.parametrize("early_stopping", [False, True])
 def test_a_warm_start_goes_on_with_the_stopping_records_as_sklearns(early_stopping):
     """After a fit that stopped for want of improvement, a warm start keeps best_loss_ (or

@@ -213,11 +213,12 @@ def test_forward_and_backward_calls_on_a_team_equal_one_thread(batch_norm, cost,
 def test_a_large_layer_shared_out_by_rows_equals_one_thread_and_the_reference(dtype, restore_threads):
     """A plain layer's product of 2^22 multiply-adds and more, with twice as many rows as columns
     and more, is shared out by the rows of its result (each thread packing half of W[l], not all
-    of it for half the columns), in forward and for dA[l-1]; with a sync before and after. The
-    1,499 rows of dA[0] and of layer 2 split unevenly (750 + 749). The calls and a fit (two
-    full-batch steps, which take the row split too) against one thread's, and the calls of
-    float64 against the reference (float32's sums of 1,500 terms stray some 1e-6 from float64's,
-    beyond the float32 tolerance near 0)."""
+    of it for half the columns), in forward and for dA[l-1]; with a sync before (but for layer 1,
+    whose X is there from the start: in a fit, each thread gathers its columns of a shuffled
+    batch before the step's first sync) and after. The 1,499 rows of dA[0] and of layer 2 split
+    unevenly (750 + 749). The calls and a fit (two shuffled full-batch steps, which take the row
+    split too) against one thread's, and the calls of float64 against the reference (float32's
+    sums of 1,500 terms stray some 1e-6 from float64's, beyond the float32 tolerance near 0)."""
     n, m = [1499, 1500, 1499, 10], 128
     assert 1500 * 1499 * m >= 2**22 and 1499 >= 2 * m and 10 * 1499 * m < 2**22
     rng = np.random.default_rng(0)
@@ -247,7 +248,7 @@ def test_a_large_layer_shared_out_by_rows_equals_one_thread_and_the_reference(dt
 
     def fit():
         net = mlpcore.Network(n, ["tanh", "relu", "softmax"], "cce", dtype=dtype, seed=1)
-        net.fit(X, y, epochs=2, batch_size=m, shuffle=False, learning_rate=0.05, verbose=0)
+        net.fit(X, y, epochs=2, batch_size=m, shuffle=True, seed=0, learning_rate=0.05, verbose=0)
         return net
     team_fit, alone_fit = team_and_one_thread(fit)
     rtol = 1e-9 if dtype == np.float64 else 1e-4

@@ -173,16 +173,21 @@ class _LayerViews(list):
         self._copy(dict(enumerate(arrays)))
 
     def _copy(self, arrays):
+        """Copies of the arrays {i: array} in the layers' dtype, each checked, then put in (so
+        that a list that swaps the layers' own arrays swaps them)."""
         checked = {}
         for i, array in arrays.items():
             view = list.__getitem__(self, i)
             value = np.asarray(array)
             if value.shape != view.shape:
                 raise ValueError(f"{self.name}[{i}] has shape {view.shape}, got an array of shape {value.shape}")
-            if not (np.issubdtype(value.dtype, np.number) and not np.iscomplexobj(value)
-                    and np.all(np.isfinite(value))):
-                raise ValueError(f"{self.name}[{i}] takes finite real numbers")
-            checked[i] = value
+            if not np.issubdtype(value.dtype, np.number) or np.iscomplexobj(value):
+                raise ValueError(f"{self.name}[{i}] takes finite real numbers, got an array of {value.dtype}")
+            with np.errstate(over="ignore", invalid="ignore"):  # beyond the dtype's range: inf, refused below
+                checked[i] = value.astype(view.dtype)
+            if not np.all(np.isfinite(checked[i])):
+                raise ValueError(f"{self.name}[{i}] takes finite real numbers that the network's "
+                                 f"{view.dtype} holds")
         for i, value in checked.items():
             list.__getitem__(self, i)[...] = value
 
@@ -416,7 +421,8 @@ class _BaseMLP(BaseEstimator):
         without improvement): new with a new network; a warm start or a partial_fit goes on
         with the earlier calls' records, as scikit-learn's does, unless early_stopping changed
         since (they are the other rule's)."""
-        if not first and (self.validation_scores_ is not None) == bool(self.early_stopping):
+        if not first and (self.validation_scores_ is not None) == bool(self.early_stopping) and (
+                not self.early_stopping or self._best is not None):  # None: pickled before it was kept
             return
         self._no_improvement_count = 0
         self._best = None  # the early-stopping snapshot of the best epoch
