@@ -579,8 +579,9 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
     random_state : int, RandomState or None, default=None
         Draws the initial weights and biases (first, as scikit-learn's MLP draws them:
         Glorot's uniform scheme, so the same int gives its initial coefs_ and intercepts_),
-        the dropout masks, the validation split and the order of the examples; an int
-        makes fits repeatable (for a given thread count).
+        then the validation split (as scikit-learn's: the same int holds out the same
+        examples), the dropout masks and the order of the examples; an int makes fits
+        repeatable (for a given thread count).
     tol : float, default=1e-4
     n_iter_no_change : int or numpy.inf, default=10
         Training stops when, for more than n_iter_no_change epochs in a row, the training
