@@ -283,6 +283,7 @@ class PredictCache {
   PredictCache(const PredictCache&) = delete;
   PredictCache& operator=(const PredictCache&) = delete;
   Cache<T>& operator*() const { return *cache_; }
+  Cache<T>* operator->() const { return cache_.get(); }
 
  private:
   PyNetwork<T>& net_;
@@ -605,7 +606,7 @@ void bind_network(py::module_& m, const std::string& suffix) {
                ReleasedGIL release;
                require(all_finite(input->view), "X contains NaN or inf");
                net.forward(input->view, *cache, false);
-               const Matrix<T> A_L = (*cache).A[net.L()];
+               const Matrix<T> A_L = cache->A[net.L()];
                if (net.cost == Cost::mse) {
                  std::copy_n(A_L.data, A_L.size(), static_cast<T*>(out));
                } else {

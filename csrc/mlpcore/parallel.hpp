@@ -56,8 +56,8 @@ constexpr double team_work_threshold = 1 << 23;
 // Network::by_rows). By columns, each thread reads (packs) all of W[l] for its columns, and in
 // fit half of it comes from the other core, which has just updated it; by rows, half of W[l]
 // and all of A[l-1]. Fits on two threads of an AVX-512 Xeon, us a step by columns against by
-// rows: 784-256-128-10 on batch 128, 697-719 against 685-692; on 64, 448-462 against 401-409;
-// 784-512-512-10 on 32, 951-983 against 843-869; 1024-1024-10 on 64, 1841-1855 against
+// rows: 784-256-128-10 on batch 128, 697-719 against 687-693; on 64, 448-462 against 403-414;
+// 784-512-512-10 on 32, 951-983 against 843-873; 1024-1024-10 on 64, 1793-1855 against
 // 1541-1571; 784-1024-10 on 16, 825-851 against 627-659. From 2^20, 784-100-10 on 32 ran 3-5%
 // slower by rows; with the rows only at least the columns, 784-256-128-10 on 128 from 2^22
 // (layer 2's product too, 128 rows on 128 columns) took 709-712 us against 687-693.
