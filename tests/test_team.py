@@ -216,9 +216,10 @@ def test_a_large_layer_shared_out_by_rows_equals_one_thread_and_the_reference(dt
     of it for half the columns), in forward and for dA[l-1]; with a sync before (but for layer 1,
     whose X is there from the start: in a fit, each thread gathers its columns of a shuffled
     batch before the step's first sync) and after. The 1,499 rows of dA[0] and of layer 2 split
-    unevenly (750 + 749). The calls and a fit (two shuffled full-batch steps, which take the row
-    split too) against one thread's, and the calls of float64 against the reference (float32's
-    sums of 1,500 terms stray some 1e-6 from float64's, beyond the float32 tolerance near 0)."""
+    unevenly (750 + 749). The calls and a fit (two shuffled full-batch steps, whose team of two
+    shares layers 1 and 2 out by W[l]'s columns instead, adding the two threads' parts of Z[l])
+    against one thread's, and the calls of float64 against the reference (float32's sums of
+    1,500 terms stray some 1e-6 from float64's, beyond the float32 tolerance near 0)."""
     n, m = [1499, 1500, 1499, 10], 128
     assert 1500 * 1499 * m >= 2**22 and 1499 >= 2 * m and 10 * 1499 * m < 2**22
     rng = np.random.default_rng(0)

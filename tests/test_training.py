@@ -685,6 +685,31 @@ def test_memory_bytes_are_parameters_gradient_optimizer_state_and_one_batch(opti
     assert workspace(10, 200) - workspace(10, 100) == 100 * 8
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64], **DTYPE_IDS)
+def test_a_fit_on_two_threads_keeps_the_second_part_of_a_large_layers_Z(dtype, restore_threads):
+    """On two threads, fit's workspace holds the second thread's part of Z[l] (n[l], batch) of each
+    layer without batch norm, dropout or softmax of 2^22 multiply-adds and more a batch, which the
+    team shares out by W[l]'s columns: here layer 1 (512 x 1024 on 10 and 20 examples), not the
+    softmax layer 2. On one thread, or for a smaller layer, there is none."""
+    n = [1024, 512, 10]
+    assert 512 * 1024 * 10 >= 2**22
+    net = mlpcore.Network(n, ["relu", "softmax"], "cce", dtype=np.dtype(dtype).name, seed=0)
+    rng = np.random.default_rng(0)
+    X, y = rng.standard_normal((n[0], 40)).astype(dtype), rng.integers(0, n[-1], 40)
+
+    def per_example(threads):
+        mlpcore.set_num_threads(threads)
+        workspace = {}
+        for batch in (10, 20):
+            net.fit(X, y, epochs=1, batch_size=batch, verbose=0)
+            workspace[batch] = net.memory_bytes(breakdown=True)["workspace"]
+        return (workspace[20] - workspace[10]) / 10
+    size = np.dtype(dtype).itemsize
+    alone = size * (4 * sum(n[1:]) + n[0] + n[-1]) + 8 + 8
+    assert per_example(1) == alone
+    assert per_example(2) == alone + size * 512
+
+
 # ---------------------------------------------------------------------------
 # fit: the gradient hook, history, callbacks, early stopping, divergence
 # ---------------------------------------------------------------------------

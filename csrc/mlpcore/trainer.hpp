@@ -61,7 +61,7 @@ class Trainer {
       : net_(net),
         optimizer_(optimizer),
         state_(state),
-        cache_(net, batch_size),
+        cache_(net, batch_size, team_size.load() == 2),
         grads_(net, batch_size),
         X_batch_(net.layout.n[0] * batch_size),
         Y_batch_(net.layout.n[net.L()] * batch_size),

@@ -538,7 +538,9 @@ class Network:
             'parameters' (with the running statistics) and, after a fit, 'gradients',
             'optimizer_state' (the state and its spare: twice the state), 'spare_parameters'
             and 'workspace' (one batch's cache, deltas, and gathered examples and targets, and
-            the epoch's order of the examples: 8 bytes an example), and after a predict
+            the epoch's order of the examples: 8 bytes an example; on two threads also, for each
+            layer without batch norm, dropout or softmax of 2^22 multiply-adds and more a batch,
+            the second thread's part of its Z[l]), and after a predict
             'predict_cache' (Z[l] and A[l] for its m examples).
         """
         parts = {"parameters": self._core.bytes(), **self._fit_memory}
