@@ -562,8 +562,9 @@ class Network {
   // instead (see inputs_forward).
   void layer_forward(index l, Cache<T>& cache, std::uint64_t forward_key, const Team& team) const {
     const LayerSpec& layer = layers[l];
-    if (plain(l) && by_rows(layout.n[l], layout.n[l - 1], cache.m, team))
-      return team.size == 2 && cache.P.has(l) ? inputs_forward(l, cache, team) : rows_forward(l, cache, team);
+    if (plain(l) && team.size == 2 && cache.P.has(l) && tall(layout.n[l], layout.n[l - 1], cache.m, team))
+      return inputs_forward(l, cache, team);
+    if (plain(l) && by_rows(layout.n[l], layout.n[l - 1], cache.m, team)) return rows_forward(l, cache, team);
     const Range cols = team.share(cache.m);
     const Matrix<T> Z = cache.Z[l].columns(cols), A = cache.A[l].columns(cols);
     gemm<T>(false, W(l), false, cache.A_in(l - 1).columns(cols), T(1), T(0), Z);
@@ -581,16 +582,21 @@ class Network {
                       cols.begin);
   }
 
-  // Whether a product of (rows, k) by (k, m) is shared out by the rows of its result: on a team,
-  // from row_split_work multiply-adds (see there), where the result has twice as many rows as
-  // columns and more, so that the (rows, k) operand, of which each thread then reads half, is
-  // twice the (k, m) one and more, which each thread then reads whole (a 784-256 layer on 1,340
-  // examples ran 5-30% slower by rows); in float64 only from 256 rows a thread: fits of
+  // Whether a team shares a product of (rows, k) by (k, m) out otherwise than by the columns of
+  // its result: from row_split_work multiply-adds (see there), where the result has twice as many
+  // rows as columns and more, so that the (rows, k) operand is twice the (k, m) one and more,
+  // and by columns each thread would read all of the larger.
+  static bool tall(index rows, index k, index m, const Team& team) {
+    return team.size > 1 && rows >= 2 * m && double(rows) * double(k) * double(m) >= row_split_work;
+  }
+
+  // Whether a tall product (see tall) is shared out by the rows of its result: each thread then
+  // reads half of the (rows, k) operand and all of the (k, m) one (a 784-256 layer on 1,340
+  // examples, not tall, ran 5-30% slower by rows); in float64 only from 256 rows a thread: fits of
   // 784-256-128-10 on batch 64 and 128 (128 rows a thread) ran 1-5% slower by rows, of 784-384-10
   // on 64 alike, of 784-512-10 on 64 and 128 3-5% faster. Every thread decides alike.
   static bool by_rows(index rows, index k, index m, const Team& team) {
-    const bool rows_enough = rows >= 2 * m && (sizeof(T) == sizeof(float) || rows >= 256 * index(team.size));
-    return team.size > 1 && rows_enough && double(rows) * double(k) * double(m) >= row_split_work;
+    return tall(rows, k, m, team) && (sizeof(T) == sizeof(float) || rows >= 256 * index(team.size));
   }
 
   // Layer l of forward for this thread's rows r and every column, between a sync after which
@@ -605,7 +611,7 @@ class Network {
     team.sync();
   }
 
-  // Layer l of forward in fit's steps on a team of two, where rows_forward would take it: each
+  // Layer l of forward in fit's steps on a team of two, for a plain tall product (see tall): each
   // thread multiplies its share u of W[l]'s columns (layer l-1's units), the columns of W[l] that
   // it updated itself in the step before (see gradient_share), by the rows u of A[l-1], the
   // master into Z[l], the other into P[l]; after a sync, each adds the two parts and b[l] in its
@@ -617,6 +623,9 @@ class Network {
   // 494-507 thousand cycles of the 2.3 GHz time-stamp counter so, against 543-553 thousand by
   // rows; the adding, b and g 51-55 thousand against 34-38, the sync between 4-17 thousand more.
   // Its epoch took 0.163-0.169 s against 0.165-0.173 (ten turns each; the medians 0.166 and 0.171).
+  // In float64, where by_rows leaves fewer than 256 rows a thread to the columns, steps of
+  // 784-256-128-10 on 64 and 128 examples took 3% less time so than by columns, of 784-384-10 5-8%
+  // less; where by_rows takes them, of 784-512-10 on 128 and 784-1024-10 on 16 1-5% less than by rows.
   void inputs_forward(index l, Cache<T>& cache, const Team& team) const {
     const Range u = team.share(layout.n[l - 1]), r = team.share(layout.n[l]);
     if (l > 1) team.sync();
