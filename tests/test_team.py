@@ -257,6 +257,29 @@ def test_a_large_layer_shared_out_by_rows_equals_one_thread_and_the_reference(dt
                                atol=rtol * np.max(np.abs(alone_fit.params)))
 
 
+@pytest.mark.parametrize("dtype", [np.float64, np.float32], **DTYPE_IDS)
+@pytest.mark.parametrize("output, cost", [("identity", "mse"), ("sigmoid", "bce")])
+def test_a_fit_sharing_its_output_layer_out_by_inputs_equals_one_thread(output, cost, dtype, restore_threads):
+    """An output layer without softmax whose product is tall (784 rows on batches of 128 and of
+    the 72 left, 2^22 multiply-adds and more): a fit's team of two shares it out by W[L]'s
+    columns, each thread adding the two parts in its columns of A[L], which the costs and deltas
+    then read with no sync between. Three epochs of an autoencoder-shaped net as one thread's."""
+    n = [784, 96, 784]
+    assert 784 * 96 * 72 >= 2**22 and 784 >= 2 * 128
+    rng = np.random.default_rng(5)
+    X = rng.random((n[0], 200)).astype(dtype)
+
+    def fit():
+        net = mlpcore.Network(n, ["relu", output], cost, dtype=np.dtype(dtype).name, seed=2)
+        history = net.fit(X, X, epochs=3, batch_size=128, seed=1, learning_rate=0.05, verbose=0)
+        return net, history["cost"]
+    (team, team_costs), (alone, costs) = team_and_one_thread(fit)
+    rtol = 1e-9 if dtype == np.float64 else 1e-4
+    np.testing.assert_allclose(team_costs, costs, rtol=rtol)
+    np.testing.assert_allclose(team.params, alone.params, rtol=rtol, atol=rtol * np.max(np.abs(alone.params)))
+    assert costs[-1] < costs[0]
+
+
 def test_a_team_hook_sees_the_whole_gradient_and_may_change_it(restore_threads):
     mlpcore.set_num_threads(2)
     twin = Twin(22, "cce", n=BIG, batch_norm=[False, True, False], m=128)

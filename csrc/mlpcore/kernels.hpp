@@ -42,9 +42,7 @@ inline void add_bias(const T* b, T* z, index n) {
 }
 
 // z = z + q + b (z = z + b where q is null), then a = g(z), for one column of n entries, in one
-// clone's call: Network::inputs_forward's adding of its two parts, b and g on a thread's 128 x
-// 128 block of the mnist net's layer 1 took 51-55 thousand cycles so, against 64-80 thousand as
-// an adding pass, then add_bias and g_run a column at a time.
+// clone's call (Network::inputs_forward's adding of its two parts, and a block of rows).
 template <class T>
 MLPCORE_VECTOR_CLONES void biased_g_column(ActivationSpec g, const T* b, const T* q, T* z, T* a, index n) {
   if (q)

@@ -615,26 +615,27 @@ class Network {
   // thread multiplies its share u of W[l]'s columns (layer l-1's units), the columns of W[l] that
   // it updated itself in the step before (see gradient_share), by the rows u of A[l-1], the
   // master into Z[l], the other into P[l]; after a sync, each adds the two parts and b[l] in its
-  // rows r of Z[l], and applies g:
+  // columns of Z[l], and applies g:
   //   Z[l] = W[l](:, u0) A[l-1](u0, :) + W[l](:, u1) A[l-1](u1, :) + b[l],  A[l] = g(Z[l])
   //   W[l](:, u): (n[l], |u|), A[l-1](u, :): (|u|, m), Z[l], P[l]: (n[l], m)
+  // What reads A[l] next reads this thread's columns (a layer by columns, the deltas) or syncs
+  // first (a layer by rows or by inputs), so no sync ends it.
   // By rows, each thread read half of W[l], half of that half just written by the other core. In
   // mnist's fit (784-256-128-10 on 128 examples, float32), a thread's product of layer 1 took
   // 494-507 thousand cycles of the 2.3 GHz time-stamp counter so, against 543-553 thousand by
-  // rows; the adding, b and g 51-55 thousand against 34-38, the sync between 4-17 thousand more.
-  // Its epoch took 0.163-0.169 s against 0.165-0.173 (ten turns each; the medians 0.166 and 0.171).
+  // rows. Its epoch took 0.152-0.167 s (median 0.158) against 0.165-0.187 (0.170) by rows, and
+  // 0.157-0.172 (0.164) with the parts added in each thread's rows and a sync after (eight turns each).
   // In float64, where by_rows leaves fewer than 256 rows a thread to the columns, steps of
   // 784-256-128-10 on 64 and 128 examples took 3% less time so than by columns, of 784-384-10 5-8%
   // less; where by_rows takes them, of 784-512-10 on 128 and 784-1024-10 on 16 1-5% less than by rows.
   void inputs_forward(index l, Cache<T>& cache, const Team& team) const {
-    const Range u = team.share(layout.n[l - 1]), r = team.share(layout.n[l]);
+    const Range u = team.share(layout.n[l - 1]), cols = team.share(cache.m);
     if (l > 1) team.sync();
     gemm<T>(false, W(l).columns(u), false, cache.A_in(l - 1).row_block(u), T(1), T(0),
             team.master() ? cache.Z[l] : cache.P[l]);
     team.sync();
-    bias_activation_forward(layers[l].g, b(l) + r.begin, cache.Z[l].row_block(r), cache.A[l].row_block(r),
-                            cache.P[l].row_block(r).data);
-    team.sync();
+    bias_activation_forward(layers[l].g, b(l), cache.Z[l].columns(cols), cache.A[l].columns(cols),
+                            cache.P[l].columns(cols).data);
   }
 
   // Batch normalisation of the rows r of Z[l] (see forward): with the batch's mu and var in
