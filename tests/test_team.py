@@ -249,9 +249,11 @@ def test_a_large_layer_shared_out_by_rows_equals_one_thread_and_the_reference(dt
 
     def fit():
         net = mlpcore.Network(n, ["tanh", "relu", "softmax"], "cce", dtype=dtype, seed=1)
+        before = _core._inputs_forwards()
         net.fit(X, y, epochs=2, batch_size=m, shuffle=True, seed=0, learning_rate=0.05, verbose=0)
-        return net
-    team_fit, alone_fit = team_and_one_thread(fit)
+        return net, _core._inputs_forwards() - before
+    (team_fit, team_layers), (alone_fit, layers) = team_and_one_thread(fit)
+    assert (team_layers, layers) == (2 * 2, 0)  # layers 1 and 2 of each step
     rtol = 1e-9 if dtype == np.float64 else 1e-4
     np.testing.assert_allclose(team_fit.params, alone_fit.params, rtol=rtol,
                                atol=rtol * np.max(np.abs(alone_fit.params)))
@@ -260,20 +262,25 @@ def test_a_large_layer_shared_out_by_rows_equals_one_thread_and_the_reference(dt
 @pytest.mark.parametrize("dtype", [np.float64, np.float32], **DTYPE_IDS)
 @pytest.mark.parametrize("output, cost", [("identity", "mse"), ("sigmoid", "bce")])
 def test_a_fit_sharing_its_output_layer_out_by_inputs_equals_one_thread(output, cost, dtype, restore_threads):
-    """An output layer without softmax whose product is tall (784 rows on batches of 128 and of
-    the 72 left, 2^22 multiply-adds and more): a fit's team of two shares it out by W[L]'s
-    columns, each thread adding the two parts in its columns of A[L], which the costs and deltas
-    then read with no sync between. Three epochs of an autoencoder-shaped net as one thread's."""
+    """An output layer without softmax whose product is tall (784 rows on batches of 101, 2^22
+    multiply-adds and more): a fit's team of two shares it out by W[L]'s columns, each thread
+    adding the two parts in its columns of A[L] (51 and 50 of them), which the costs and deltas
+    then read with no sync between; a last batch of one example goes by columns. Three epochs
+    of an autoencoder-shaped net as one thread's, which takes no such path."""
     n = [784, 96, 784]
-    assert 784 * 96 * 72 >= 2**22 and 784 >= 2 * 128
+    assert 784 * 96 * 101 >= 2**22 and 784 >= 2 * 101
     rng = np.random.default_rng(5)
-    X = rng.random((n[0], 200)).astype(dtype)
+    X = rng.random((n[0], 203)).astype(dtype)
 
     def fit():
         net = mlpcore.Network(n, ["relu", output], cost, dtype=np.dtype(dtype).name, seed=2)
-        history = net.fit(X, X, epochs=3, batch_size=128, seed=1, learning_rate=0.05, verbose=0)
-        return net, history["cost"]
-    (team, team_costs), (alone, costs) = team_and_one_thread(fit)
+        before = _core._inputs_forwards()
+        history = net.fit(X, X, epochs=3, batch_size=101, seed=1, learning_rate=0.05, verbose=0)
+        return net, history["cost"], _core._inputs_forwards() - before
+    mlpcore.set_num_threads(2)
+    assert threads_for(fit()[0], 101, X.shape[1]) == 2
+    (team, team_costs, team_layers), (alone, costs, layers) = team_and_one_thread(fit)
+    assert (team_layers, layers) == (3 * 2, 0)  # layer 2 of the two full batches of each epoch
     rtol = 1e-9 if dtype == np.float64 else 1e-4
     np.testing.assert_allclose(team_costs, costs, rtol=rtol)
     np.testing.assert_allclose(team.params, alone.params, rtol=rtol, atol=rtol * np.max(np.abs(alone.params)))

@@ -845,6 +845,9 @@ PYBIND11_MODULE(_core, m) {
       "_last_team_size", [] { return mlpcore::last_team_size.load(); },
       "The size of the team of threads that the last training epoch or call of forward or backward ran on.");
   m.def(
+      "_inputs_forwards", [] { return mlpcore::inputs_forwards.load(); },
+      "The layers that a fit's team of two has computed by W[l]'s columns in this process (see inputs_forward).");
+  m.def(
       "_calls_in_flight", [] { return mlpcore::calls_in_flight.load(); },
       "The calls of this process that have released the GIL and not yet taken it back.");
   m.def(

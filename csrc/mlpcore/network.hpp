@@ -119,11 +119,16 @@ std::vector<index> rows_where(const std::vector<index>& n, Choose chosen) {
 template <class T>
 class Network;
 
+// The layers that Network::inputs_forward has computed in this process, which the tests read to
+// see which path a fit took.
+inline std::atomic<std::int64_t> inputs_forwards{0};
+
 // What forward keeps for backward, for a batch of up to `capacity` examples: Z[l], A[l] for
 // l = 1..L (A[0] is X); Z_norm[l], Z_tilde[l] and the batch's mu, var, inv_std (n[l], 1) of
 // batch-norm layers; the 0/1 dropout masks D[l] of a training forward. With `partial_sums`
-// (the cache of a fit on two threads), P[l] of the layers whose products the team may share out
-// by their inner dimension (see Network::inputs_forward): the second thread's part of Z[l].
+// (the cache of a fit on two threads), P[l] (n[l], m) of the layers that the team shares out by
+// their inputs on batches where their product is tall (see Network::rows_split_by_inputs and
+// inputs_forward): the second thread's part of Z[l].
 template <class T>
 struct Cache {
   Cache(const Network<T>& net, index capacity, bool partial_sums = false)
@@ -264,10 +269,13 @@ class Network {
   std::vector<index> rows_dropout() const {
     return rows_where(layout.n, [&](index l) { return layers[l].dropout > 0; });
   }
-  // The plain layers (see plain) of row_split_work multiply-adds and more on `capacity` examples.
+  // The plain layers (see plain) of two inputs and more whose product on some batch of up to
+  // `capacity` examples is tall (see tall): of row_split_work multiply-adds and more on
+  // min(capacity, n[l] / 2) examples.
   std::vector<index> rows_split_by_inputs(index capacity) const {
     return rows_where(layout.n, [&](index l) {
-      return plain(l) && double(layout.n[l]) * double(layout.n[l - 1]) * double(capacity) >= row_split_work;
+      const double m = double(std::min(capacity, layout.n[l] / 2));
+      return plain(l) && layout.n[l - 1] >= 2 && double(layout.n[l]) * double(layout.n[l - 1]) * m >= row_split_work;
     });
   }
 
@@ -328,7 +336,8 @@ class Network {
   }
 
   // The layers of forward, each thread of the team on its share of the columns (and of the
-  // rows of batch-norm layers), after start_forward.
+  // rows of batch-norm layers; of the rows or inputs of a tall product: see layer_forward), after
+  // start_forward.
   void forward_layers(Cache<T>& cache, std::uint64_t forward_key, const Team& team) const {
     for (index l = 1; l <= L(); ++l) layer_forward(l, cache, forward_key, team);
   }
@@ -557,9 +566,9 @@ class Network {
   }
 
   // Layer l of forward (see forward) on this thread's columns; a batch-norm layer's statistics
-  // need every column, so the team shares its rows out between two syncs, as it does a large
-  // plain layer's product (see by_rows), whose inner dimension a fit's team of two shares out
-  // instead (see inputs_forward).
+  // need every column, so the team shares its rows out between two syncs. A plain layer's tall
+  // product (see tall) goes by W[l]'s columns in a fit on two threads (inputs_forward, whose
+  // cache has P[l]), else by rows where by_rows says so (rows_forward).
   void layer_forward(index l, Cache<T>& cache, std::uint64_t forward_key, const Team& team) const {
     const LayerSpec& layer = layers[l];
     if (plain(l) && team.size == 2 && cache.P.has(l) && tall(layout.n[l], layout.n[l - 1], cache.m, team))
@@ -582,10 +591,11 @@ class Network {
                       cols.begin);
   }
 
-  // Whether a team shares a product of (rows, k) by (k, m) out otherwise than by the columns of
-  // its result: from row_split_work multiply-adds (see there), where the result has twice as many
-  // rows as columns and more, so that the (rows, k) operand is twice the (k, m) one and more,
-  // and by columns each thread would read all of the larger.
+  // Whether a product of (rows, k) by (k, m) on a team is tall: of row_split_work multiply-adds
+  // and more (see there), with twice as many rows as columns and more in its result, so that the
+  // (rows, k) operand is twice the (k, m) one and more, all of which each thread reads when the
+  // team shares the product out by the columns of its result. A tall product is shared out by
+  // rows (see by_rows) or, in a fit's forward on two threads, by its inputs (inputs_forward).
   static bool tall(index rows, index k, index m, const Team& team) {
     return team.size > 1 && rows >= 2 * m && double(rows) * double(k) * double(m) >= row_split_work;
   }
@@ -630,6 +640,7 @@ class Network {
   // less; where by_rows takes them, of 784-512-10 on 128 and 784-1024-10 on 16 1-5% less than by rows.
   void inputs_forward(index l, Cache<T>& cache, const Team& team) const {
     const Range u = team.share(layout.n[l - 1]), cols = team.share(cache.m);
+    if (team.master()) inputs_forwards.fetch_add(1, std::memory_order_relaxed);
     if (l > 1) team.sync();
     gemm<T>(false, W(l).columns(u), false, cache.A_in(l - 1).row_block(u), T(1), T(0),
             team.master() ? cache.Z[l] : cache.P[l]);

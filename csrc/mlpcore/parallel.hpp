@@ -53,7 +53,8 @@ constexpr double team_work_threshold = 1 << 23;
 
 // Multiply-adds from which a team shares a layer's product out by the rows of its result rather
 // than by the batch's columns, where the result has twice as many rows as columns and more (see
-// Network::by_rows). By columns, each thread reads (packs) all of W[l] for its columns, and in
+// Network::tall and by_rows; in a fit's forward on two threads, by W[l]'s columns instead: see
+// Network::inputs_forward). By columns, each thread reads (packs) all of W[l] for its columns, and in
 // fit half of it comes from the other core, which has just updated it; by rows, half of W[l]
 // and all of A[l-1]. Fits on two threads of an AVX-512 Xeon, us a step by columns against by
 // rows: 784-256-128-10 on batch 128, 697-719 against 687-693; on 64, 448-462 against 403-414;
