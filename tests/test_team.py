@@ -287,6 +287,31 @@ def test_a_fit_sharing_its_output_layer_out_by_inputs_equals_one_thread(output, 
     assert costs[-1] < costs[0]
 
 
+@pytest.mark.parametrize("dtype", [np.float64, np.float32], **DTYPE_IDS)
+def test_a_fit_sharing_a_layer_out_by_inputs_before_batch_norm_and_dropout_equals_one_thread(dtype, restore_threads):
+    """Layer 1 (512 x 784 on batches of 128) shared out by W[1]'s columns, with no sync after it,
+    then a layer with batch norm and dropout (whose product reads each thread's columns of A[1],
+    and whose statistics sync first) and a softmax layer: a fit on two threads as on one, taking
+    that path for each batch, the last of 44 examples too. (Plain SGD: Adam would turn the
+    rounding of a gradient near 0, which the order of the sums decides, into a step of lr.)"""
+    n, X, y = team_data(9, [784, 512, 64], "cce", dtype, "F", m=300)
+    assert 512 * 784 * 128 >= 2**22 and 512 >= 2 * 128
+
+    def fit():
+        net = mlpcore.Network(n, ["relu", "tanh", "softmax"], "cce", dtype=np.dtype(dtype).name, seed=0,
+                              dropout=[0, 0.2], batch_norm=[False, True, False])
+        before = _core._inputs_forwards()
+        history = net.fit(X, y, epochs=2, batch_size=128, learning_rate=0.05, seed=3, verbose=0)
+        return net, history["cost"], _core._inputs_forwards() - before
+    (team, team_costs, team_layers), (alone, costs, layers) = team_and_one_thread(fit)
+    assert (team_layers, layers) == (2 * 3, 0)  # each batch of each epoch: 128, 128 and the last 44
+    rtol = 1e-9 if dtype == np.float64 else 1e-4
+    np.testing.assert_allclose(team_costs, costs, rtol=rtol)
+    np.testing.assert_allclose(team.params, alone.params, rtol=rtol, atol=rtol * np.max(np.abs(alone.params)))
+    np.testing.assert_allclose(team.running_mean[2], alone.running_mean[2], rtol=rtol, atol=rtol)
+    np.testing.assert_allclose(team.running_var[2], alone.running_var[2], rtol=rtol, atol=rtol)
+
+
 def test_a_team_hook_sees_the_whole_gradient_and_may_change_it(restore_threads):
     mlpcore.set_num_threads(2)
     twin = Twin(22, "cce", n=BIG, batch_norm=[False, True, False], m=128)
