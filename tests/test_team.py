@@ -264,9 +264,10 @@ def test_a_large_layer_shared_out_by_rows_equals_one_thread_and_the_reference(dt
 def test_a_fit_sharing_its_output_layer_out_by_inputs_equals_one_thread(output, cost, dtype, restore_threads):
     """An output layer without softmax whose product is tall (784 rows on batches of 101, 2^22
     multiply-adds and more): a fit's team of two shares it out by W[L]'s columns, each thread
-    adding the two parts in its columns of A[L] (51 and 50 of them), which the costs and deltas
-    then read with no sync between; a last batch of one example goes by columns. Three epochs
-    of an autoencoder-shaped net as one thread's, which takes no such path."""
+    adding the two parts in its columns of Z[L] (51 and 50 of them) and applying g into A[L],
+    which the costs and deltas then read with no sync between; a last batch of one example goes
+    by columns. Three epochs of an autoencoder-shaped net as one thread's, which takes no such
+    path."""
     n = [784, 96, 784]
     assert 784 * 96 * 101 >= 2**22 and 784 >= 2 * 101
     rng = np.random.default_rng(5)

@@ -688,9 +688,10 @@ def test_memory_bytes_are_parameters_gradient_optimizer_state_and_one_batch(opti
 @pytest.mark.parametrize("dtype", [np.float32, np.float64], **DTYPE_IDS)
 def test_a_fit_on_two_threads_keeps_the_second_part_of_a_large_layers_Z(dtype, restore_threads):
     """On two threads, fit's workspace holds the second thread's part of Z[l] (n[l], batch) of each
-    layer without batch norm, dropout or softmax of 2^22 multiply-adds and more on the batch (or on
-    n[l]/2 examples, where the batch has more), which the team shares out by W[l]'s columns: here
-    layer 1 (512 x 1024 on 10 and 20 examples), not the softmax layer 2. On one thread, none."""
+    layer without batch norm, dropout or softmax, of two inputs and more, and of 2^22 multiply-adds
+    and more on the batch (or on n[l]/2 examples, where the batch has more), which the team shares
+    out by W[l]'s columns: here layer 1 (512 x 1024 on 10 and 20 examples), not the softmax layer
+    2. On one thread, none."""
     n = [1024, 512, 10]
     assert 512 * 1024 * 10 >= 2**22
     net = mlpcore.Network(n, ["relu", "softmax"], "cce", dtype=np.dtype(dtype).name, seed=0)

@@ -540,8 +540,9 @@ class Network:
             and 'workspace' (one batch's cache, deltas, and gathered examples and targets, and
             the epoch's order of the examples: 8 bytes an example; on two threads also the
             second thread's part of Z[l] of each layer that the team shares out by W[l]'s
-            columns: without batch norm, dropout or softmax, of 2^22 multiply-adds and more on
-            the batch, or on n[l]/2 examples where the batch has more), and after a predict
+            columns: without batch norm, dropout or softmax, of two inputs and more, and of 2^22
+            multiply-adds and more on the batch, or on n[l]/2 examples where the batch has more),
+            and after a predict
             'predict_cache' (Z[l] and A[l] for its m examples).
         """
         parts = {"parameters": self._core.bytes(), **self._fit_memory}
