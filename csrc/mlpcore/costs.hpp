@@ -59,8 +59,14 @@ inline double loss(Cost cost, T a, T y) {
 }
 
 // The loss of example j: sum over i = 1..n[L] of loss(A[L](i, j), Y(i, j)).   A[L], Y: (n[L], m)
+// From a label (cce), the one unit whose y is 1: the others' terms are 0. The label is read once
+// and compared, never trusted as an index: Python may change it while the core reads it.
 template <class T>
 double column_loss(Cost cost, ConstMatrix<T> A, Targets<T> Y, index j) {
+  if (Y.labels) {
+    const std::int64_t label = Y.labels[j];
+    return label >= 0 && label < A.rows ? loss(cost, A(index(label), j), T(1)) : 0.0;
+  }
   double sum = 0;
   for (index i = 0; i < A.rows; ++i) sum += loss(cost, A(i, j), Y(i, j));
   return sum;
