@@ -9,6 +9,7 @@
 #include <cstddef>
 #include <memory>
 #include <new>
+#include <type_traits>
 #include <vector>
 
 #include "matrix.hpp"
@@ -205,8 +206,18 @@ void for_each_row_sum(index n, index m, Term&& term, Out&& out) {
   for (index i0 = 0; i0 < n; i0 += block) {
     const index rows = std::min(block, n - i0);
     double sum[block] = {};
-    for (index j = 0; j < m; ++j)
-      for (index r = 0; r < rows; ++r) sum[r] += double(term(i0 + r, j));
+    const auto add_columns = [&](auto count) {
+      for (index j = 0; j < m; ++j)
+        for (index r = 0; r < count; ++r) sum[r] += double(term(i0 + r, j));
+    };
+    // a whole block as a count known at compile time, whose loop the vectoriser unrolls: the
+    // tiny 2-16-16-1 fit's step (db of 16 rows) took 4.04-4.13 us so, against 4.13-4.30 (five
+    // turns each); the sums, each in the same order, are the same
+    if (rows == block) {
+      add_columns(std::integral_constant<index, block>{});
+    } else {
+      add_columns(rows);
+    }
     for (index r = 0; r < rows; ++r) out(i0 + r, sum[r]);
   }
 }
