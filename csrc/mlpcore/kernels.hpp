@@ -35,43 +35,27 @@ void activation_forward(ActivationSpec g, ConstMatrix<T> U, Matrix<T> A) {
                [&](Range cols) { g_run(g, U.col(cols.begin), A.col(cols.begin), A.rows * cols.size()); });
 }
 
-// z = z + b for one column.   b, z: (n, 1)
+// z = z + b for one column: a bias, or another column to add.   b, z: (n, 1)
 template <class T>
 inline void add_bias(const T* b, T* z, index n) {
   for (index i = 0; i < n; ++i) z[i] += b[i];
 }
 
-// z = z + q + b (z = z + b where q is null), then a = g(z), for one column of n entries, in one
-// clone's call (Network::inputs_forward's adding of its two parts, and a block of rows).
-template <class T>
-MLPCORE_VECTOR_CLONES void biased_g_column(ActivationSpec g, const T* b, const T* q, T* z, T* a, index n) {
-  if (q)
-    for (index i = 0; i < n; ++i) z[i] += q[i];
-  for (index i = 0; i < n; ++i) z[i] += b[i];
-  if (g.kind == Activation::softmax) return softmax_column(z, a, n);
-  const T alpha = T(g.alpha);
-  with_activation(g.kind, [&](auto G) {
-    for (index i = 0; i < n; ++i) a[i] = G.value(z[i], alpha);
-  });
-}
-
 // Z = Z + Q + b (Z = Z + b without Q; b broadcast over the columns), then A = g(Z), after the
-// GEMM: a block of some 2,048 entries at a time (8 KB in float32, 16 KB in float64, which the L1
-// keeps between the two loops) where Z's columns are back to back; else (a block of rows,
-// Z.ld > Z.rows, whose columns are not, or with Q) a column at a time, through biased_g_column.
+// GEMM, a block of some 2,048 entries at a time (8 KB in float32, 16 KB in float64, which the L1
+// keeps between the two loops); a column at a time for a block of rows (Z.ld > Z.rows), whose
+// columns are not back to back.
 //   b: (n, 1), Z, A, Q: (n, m) with the same leading dimension
 template <class T>
 void bias_activation_forward(ActivationSpec g, const T* b, Matrix<T> Z, Matrix<T> A, const T* Q = nullptr) {
-  const bool back_to_back = Z.ld == Z.rows && !Q;
-  const index block = back_to_back ? std::max<index>(1, 2048 / Z.rows) : 1;  // columns
+  const index block = Z.ld == Z.rows ? std::max<index>(1, 2048 / Z.rows) : 1;  // columns
   for_each_run(Z.rows, Z.cols, g.kind == Activation::softmax, [&](Range cols) {
     for (index first = cols.begin; first < cols.end; first += block) {
       const index last = std::min(cols.end, first + block);
-      if (!back_to_back) {
-        biased_g_column(g, b, Q ? Q + first * Z.ld : nullptr, Z.col(first), A.col(first), Z.rows);
-        continue;
+      for (index j = first; j < last; ++j) {
+        if (Q) add_bias(Q + j * Z.ld, Z.col(j), Z.rows);
+        add_bias(b, Z.col(j), Z.rows);
       }
-      for (index j = first; j < last; ++j) add_bias(b, Z.col(j), Z.rows);
       g_run(g, Z.col(first), A.col(first), Z.rows * (last - first));
     }
   });

@@ -542,8 +542,7 @@ class Network:
             second thread's part of Z[l] of each layer that the team shares out by W[l]'s
             columns: without batch norm, dropout or softmax, of two inputs and more, and of 2^22
             multiply-adds and more on the batch, or on n[l]/2 examples where the batch has more),
-            and after a predict
-            'predict_cache' (Z[l] and A[l] for its m examples).
+            and after a predict 'predict_cache' (Z[l] and A[l] for its m examples).
         """
         parts = {"parameters": self._core.bytes(), **self._fit_memory}
         if self._core.predict_cache_bytes:

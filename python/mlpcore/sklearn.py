@@ -247,7 +247,7 @@ class _BaseMLP(BaseEstimator):
 
     @coefs_.setter
     def coefs_(self, arrays):
-        _LayerViews("coefs_", self.coefs_).assign(arrays)
+        self.coefs_.assign(arrays)
 
     @property
     def intercepts_(self):
@@ -258,7 +258,7 @@ class _BaseMLP(BaseEstimator):
 
     @intercepts_.setter
     def intercepts_(self, arrays):
-        _LayerViews("intercepts_", self.intercepts_).assign(arrays)
+        self.intercepts_.assign(arrays)
 
     @property
     def n_layers_(self):
