@@ -426,6 +426,23 @@ def test_early_stopping_holds_out_sklearns_examples(kind):
     np.testing.assert_allclose(ours.loss_curve_, theirs.loss_curve_, rtol=1e-9)
 
 
+@pytest.mark.parametrize("alpha", [0.0, 0.05])
+def test_regressor_loss_with_several_outputs_is_sklearns(alpha):
+    """With three outputs, loss_ averages the squared errors over them (the alpha term whole), as
+    scikit-learn's does: the same loss curve, so tol's stopping rule ends at the same epoch."""
+    X = np.random.RandomState(1).standard_normal((60, 4))
+    y = np.column_stack([X[:, 0], X[:, 1] - X[:, 2], 3 * X[:, 3]])
+    settings = dict(hidden_layer_sizes=(5,), solver="sgd", momentum=0.0, batch_size=25, shuffle=False,
+                    alpha=alpha, learning_rate_init=0.02, max_iter=200, tol=1e-3, n_iter_no_change=3,
+                    random_state=0)
+    ours = MLPRegressor(dtype="float64", **settings).fit(X, y)
+    theirs = neural_network.MLPRegressor(**settings).fit(X, y)
+    assert 5 < ours.n_iter_ == theirs.n_iter_ < 200
+    np.testing.assert_allclose(ours.loss_curve_, theirs.loss_curve_, rtol=1e-9)
+    for W, W_theirs in zip(ours.coefs_, theirs.coefs_):
+        np.testing.assert_allclose(W, W_theirs, rtol=1e-9, atol=1e-12)
+
+
 @pytest.mark.parametrize("learning_rate", ["adaptive", "constant"])
 def test_verbose_stopping_messages_are_sklearns(learning_rate, capsys):
     """verbose prints scikit-learn's lines of the stopping rule, word for word (the losses of

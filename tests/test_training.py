@@ -592,20 +592,27 @@ def test_fit_with_schedule_matches_the_reference(name, schedule):
     np.testing.assert_allclose(history["cost"], costs, rtol=1e-12)
 
 
-def test_fit_minibatches_in_order_without_shuffle():
+@pytest.mark.parametrize("l2", [0.0, 0.3])
+def test_fit_minibatches_in_order_without_shuffle(l2):
     """m = 20, batch_size 7: batches of 7, 7, 6 columns in order; the epoch cost is the mean of
-    their costs, each weighted by its examples."""
+    their costs, each weighted by its examples, and so is its L2 term (history's "l2_term", there
+    when l2 > 0), l2 / (2 m_b) sum ||W[l]||^2 before each step."""
     twin = Twin(9, "mse", n=[3, 6, 2], batch_norm=[True, False], m=20)
     history = twin.net.fit(twin.X, twin.Y, epochs=2, batch_size=7, shuffle=False,
-                           optimizer=("adam", ADAPTIVE["adam"]), learning_rate=0.01, verbose=0)
+                           optimizer=("adam", ADAPTIVE["adam"]), learning_rate=0.01, l2=l2, verbose=0)
+    assert ("l2_term" in history) == (l2 > 0)
     state = None
     for epoch in range(2):
-        costs = []
+        costs, l2_terms = [], []
         for start in range(0, 20, 7):
+            m_b = min(7, 20 - start)
+            l2_terms.append(l2 / (2 * m_b) * sum(np.sum(W ** 2) for W in twin.W.values()))
             J, state = twin.step("adam", ADAPTIVE["adam"], 0.01, state, X=twin.X[:, start:start + 7],
-                                 Y=twin.Y[:, start:start + 7])
+                                 Y=twin.Y[:, start:start + 7], l2=l2)
             costs.append(J)
         assert history["cost"][epoch] == pytest.approx(np.average(costs, weights=[7, 7, 6]), rel=1e-12)
+        if l2 > 0:
+            assert history["l2_term"][epoch] == pytest.approx(np.average(l2_terms, weights=[7, 7, 6]), rel=1e-12)
     twin.assert_matches_net()
 
 

@@ -782,7 +782,7 @@ py::dict run_epoch(py::object self, py::array X, py::array Y, index batch_size, 
     result = trainer.epoch(X_view, Y_view, settings, epoch_number, call_hook, catcher.stop(), report);
     result.interrupted |= catcher.finish();
   }
-  return py::dict(py::arg("cost") = result.cost, py::arg("steps") = result.steps,
+  return py::dict(py::arg("cost") = result.cost, py::arg("l2_term") = result.l2_term, py::arg("steps") = result.steps,
                   py::arg("interrupted") = result.interrupted, py::arg("diverged") = result.diverged);
 }
 

@@ -31,8 +31,9 @@ struct TrainSettings {
 };
 
 struct EpochResult {
-  double cost = 0;  // mean of the minibatch costs J (with the L2 term), each weighted by its examples
-  index steps = 0;  // steps taken; the step that diverged is not one of them
+  double cost = 0;     // mean of the minibatch costs J (with the L2 term), each weighted by its examples
+  double l2_term = 0;  // the mean, so weighted, of the L2 terms in those costs
+  index steps = 0;     // steps taken; the step that diverged is not one of them
   bool interrupted = false;
   std::string diverged;  // what became NaN or inf, empty if nothing did
 };
@@ -112,7 +113,10 @@ class Trainer {
     run.next_report = std::chrono::steady_clock::now() + report_interval;
     run_team(threads_for(settings.batch_size), [&](const Team& team) { run_epoch(run, team); });
     if (run.failure) std::rethrow_exception(run.failure);
-    if (run.result.steps) run.result.cost /= double(run.examples);
+    if (run.result.steps) {
+      run.result.cost /= double(run.examples);
+      run.result.l2_term /= double(run.examples);
+    }
     return run.result;
   }
 
@@ -157,6 +161,7 @@ class Trainer {
     EpochResult result{};
     std::chrono::steady_clock::time_point next_report{};
     double J = 0;                  // the cost of the current step
+    double l2_term = 0;            // its L2 term, l2 / (2 m) sum ||W[l]||^2
     index examples = 0;            // the examples of the steps kept
     bool finished = false;         // the epoch ends after the current step
     std::exception_ptr failure{};  // what the hook or `progress` threw
@@ -196,7 +201,10 @@ class Trainer {
     net_.forward_layers(cache_, forward_key_, team);
     for (index j = cols.begin; j < cols.end; ++j) loss_[j] = column_loss<T>(net_.cost, cache_.A[net_.L()], Y_b, j);
     net_.backward_layers(cache_, Y_b, grads_, false, T(settings.l2), team);
-    if (team.master()) run.J = J_of_step(settings, batch_m);  // the losses are in: backward_layers syncs
+    if (team.master()) {  // the losses are in: backward_layers syncs
+      run.l2_term = l2_term(settings, batch_m);
+      run.J = mean_loss(loss_.data(), batch_m) + run.l2_term;
+    }
     if (run.hook || settings.clip_norm > 0 || settings.clip_value > 0) {
       team.sync();
       if (team.master()) run_safely(run, [&] { hook_and_clipping(run); });
@@ -213,10 +221,9 @@ class Trainer {
     team.sync();
   }
 
-  // J of the step's batch_m examples, with the L2 term.
-  double J_of_step(const TrainSettings& settings, index batch_m) const {
-    const double J = mean_loss(loss_.data(), batch_m);
-    return settings.l2 > 0 ? J + settings.l2 / (2.0 * double(batch_m)) * net_.squared_weights() : J;
+  // The L2 term of the cost J of a step of batch_m examples: l2 / (2 batch_m) sum over l of ||W[l]||^2.
+  double l2_term(const TrainSettings& settings, index batch_m) const {
+    return settings.l2 > 0 ? settings.l2 / (2.0 * double(batch_m)) * net_.squared_weights() : 0.0;
   }
 
   // If J is finite, the hook (before clipping: a gradient summed across processes is clipped
@@ -254,6 +261,7 @@ class Trainer {
       net_.update_running_statistics(cache_);
     }
     result.cost += run.J * double(batch_m);
+    result.l2_term += run.l2_term * double(batch_m);
     run.examples += batch_m;
     ++result.steps;
     if (run.progress && std::chrono::steady_clock::now() >= run.next_report) {

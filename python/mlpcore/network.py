@@ -482,8 +482,10 @@ class Network:
         Returns the history, a dict of per-epoch lists ("cost": the mean of the
         epoch's minibatch costs J, each taken before its step's update, with the L2
         term, and weighted by its examples, so that a smaller last minibatch counts
-        for its size; "learning_rate", "time" in seconds, and the validation and diagnostic
-        figures asked for), also kept at ``net.history``. Ctrl-C stops after the
+        for its size; with l2 > 0, "l2_term": the part of "cost" that is the L2 term,
+        l2/(2 m_b) sum over l of ||W[l]||^2 of each minibatch of m_b examples, so weighted;
+        "learning_rate", "time" in seconds, and the validation and diagnostic figures
+        asked for), also kept at ``net.history``. Ctrl-C stops after the
         current step with a consistent network and returns normally, the interrupted
         epoch in the history (when Python's own handler has SIGINT:
         a handler of the program's is called instead, an ignored SIGINT stays ignored). A NaN or inf in the cost, the

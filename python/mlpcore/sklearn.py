@@ -467,7 +467,7 @@ class _BaseMLP(BaseEstimator):
         stopped = [False]
 
         def after_epoch(epoch, logs):
-            stopped[0] = self._after_epoch(logs["cost"], n_samples, X_val, y_val)
+            stopped[0] = self._after_epoch(self._loss(logs), n_samples, X_val, y_val)
             return stopped[0]
 
         self.network_.fit(X.T, self._core_targets(y), epochs=epochs, batch_size=self._batch_size(n_samples),
@@ -476,6 +476,11 @@ class _BaseMLP(BaseEstimator):
         if self.early_stopping and self._best is not None:  # the best epoch's, an earlier fit's too
             restore(self.network_, self._best)
         return not incremental and self.n_iter_ == self.max_iter and not stopped[0]
+
+    def _loss(self, logs):
+        """loss_ of an epoch from its logs: the cost J, as scikit-learn's classifiers' log loss
+        (summed over the outputs, averaged over the examples) and the alpha term."""
+        return logs["cost"]
 
     def _after_epoch(self, loss, n_samples, X_val, y_val):
         """Record an epoch; True when training should stop (no improvement by tol for n_iter_no_change epochs)."""
@@ -776,9 +781,9 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
     """Multi-layer perceptron regressor trained by mlpcore, as sklearn.neural_network.MLPRegressor.
 
     An identity output layer of one unit per target and the mse cost
-    J = 1/(2m) sum (A[L] - Y)^2 over each minibatch of m examples (summed over the
-    outputs: scikit-learn's loss_ averages the squared errors over them, with the same
-    gradients, so with several outputs loss_ and tol's stopping rule differ). The
+    J = 1/(2m) sum (A[L] - Y)^2 over each minibatch of m examples, summed over the
+    outputs, whose gradients are scikit-learn's; loss_ (and tol's stopping rule on it)
+    averages the squared errors over the outputs, as scikit-learn's loss_ does. The
     parameters are MLPClassifier's (see there), and loss; early stopping
     watches the validation R^2. X must be dense, and predict's outputs are in the
     network's dtype, as MLPClassifier's.
@@ -858,6 +863,12 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
             raise ValueError(f"y holds targets beyond the range of the network's {dtype} (largest |y| is "
                              f"{np.abs(y).max():g}); scale y down, or fit with dtype='float64'")
         return targets
+
+    def _loss(self, logs):
+        """scikit-learn's loss_: the squared errors averaged over the n_outputs_ outputs (the mse
+        cost J sums them, which gives the same gradients as scikit-learn's), and the alpha term."""
+        l2_term = logs.get("l2_term", 0.0)
+        return (logs["cost"] - l2_term) / self.n_outputs_ + l2_term
 
     def _score_outputs(self, outputs, y):
         return r2_score(y, outputs.ravel() if self.n_outputs_ == 1 else outputs)

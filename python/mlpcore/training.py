@@ -32,7 +32,7 @@ def fit(net, X, Y, epochs=10, batch_size=32, optimizer="sgd", learning_rate=None
     try:
         run = _Run(net, X, Y, batch_size, optimizer, learning_rate, seed, validation_data, validation_fraction,
                    schedule)
-        history = net.history = _new_history(net, run.validation_data, diagnostics)
+        history = net.history = _new_history(net, run.validation_data, diagnostics, l2)
         _epochs(net, run, history, epochs, l2, clip_norm, clip_value, shuffle, gradient_hook, diagnostics,
                 early_stopping, patience, callbacks, verbose)
     finally:  # refused, failed or interrupted before its first step was kept: the network as it was
@@ -150,6 +150,8 @@ class _Run:
         if result["diverged"]:
             raise self._divergence(result, epoch, lr)
         logs = {"cost": result["cost"], "learning_rate": lr, "time": time.perf_counter() - started}
+        if l2 > 0:
+            logs["l2_term"] = result["l2_term"]
         if self.validation_data is not None:
             logs.update(_evaluate(self.net, *self.validation_data))
         if diagnostics:
@@ -285,9 +287,9 @@ def _optimizer(net, spec, learning_rate):
     return opt
 
 
-def _new_history(net, validation_data, diagnostics):
+def _new_history(net, validation_data, diagnostics, l2):
     """An empty history: a list for each figure the fit will record per epoch."""
-    keys = ["cost", "learning_rate", "time"]
+    keys = ["cost", "learning_rate", "time"] + (["l2_term"] if l2 > 0 else [])
     if validation_data is not None:
         keys += ["val_cost", "val_r2" if net.cost_name == "mse" else "val_accuracy"]
     if diagnostics:
