@@ -848,6 +848,13 @@ PYBIND11_MODULE(_core, m) {
       "_inputs_forwards", [] { return mlpcore::inputs_forwards.load(); },
       "The layers that a fit's team of two has computed by W[l]'s columns in this process (see inputs_forward).");
   m.def(
+      "_tile_products", [] { return mlpcore::tile_products.load(); },
+      "The products of several examples that mlpcore's own AVX-512 tiles have computed in this process (see "
+      "blas.cpp).");
+  m.def(
+      "_avx512_kernels", [] { return mlpcore::avx512_clones(); },
+      "Whether this build runs mlpcore's AVX-512 kernels on this CPU.");
+  m.def(
       "_calls_in_flight", [] { return mlpcore::calls_in_flight.load(); },
       "The calls of this process that have released the GIL and not yet taken it back.");
   m.def(

@@ -119,7 +119,8 @@ MLPCORE_VECTOR_CLONES void strip_gemv(index M, index K, T alpha, const T* A, ind
 #if MLPCORE_AVX512_CLONES
 #define MLPCORE_AVX512 __attribute__((target("avx512f")))
 
-// AVX-512 vectors of T, for narrow_gemv: `lanes` entries each; loads masked to the first n lanes.
+// AVX-512 vectors of T, for narrow_gemv and tile: `lanes` entries each; loads and stores masked to the
+// first n lanes.
 template <class T>
 struct Zmm;
 template <>
@@ -127,22 +128,32 @@ struct Zmm<float> {
   using Vec = __m512;
   static constexpr int lanes = 16;
   MLPCORE_AVX512 static Vec zero() { return _mm512_setzero_ps(); }
+  MLPCORE_AVX512 static Vec load(const float* p) { return _mm512_loadu_ps(p); }
   MLPCORE_AVX512 static Vec load(unsigned n, const float* p) {
     return _mm512_maskz_loadu_ps(__mmask16((1u << n) - 1), p);
   }
   MLPCORE_AVX512 static Vec fma(Vec a, float x, Vec c) { return _mm512_fmadd_ps(a, _mm512_set1_ps(x), c); }
   MLPCORE_AVX512 static void store(float* p, Vec v) { _mm512_storeu_ps(p, v); }
+  MLPCORE_AVX512 static void store(unsigned n, float* p, Vec v) {
+    _mm512_mask_storeu_ps(p, __mmask16((1u << n) - 1), v);
+  }
+  MLPCORE_AVX512 static Vec scale(float x, Vec v) { return _mm512_mul_ps(_mm512_set1_ps(x), v); }
 };
 template <>
 struct Zmm<double> {
   using Vec = __m512d;
   static constexpr int lanes = 8;
   MLPCORE_AVX512 static Vec zero() { return _mm512_setzero_pd(); }
+  MLPCORE_AVX512 static Vec load(const double* p) { return _mm512_loadu_pd(p); }
   MLPCORE_AVX512 static Vec load(unsigned n, const double* p) {
     return _mm512_maskz_loadu_pd(__mmask8((1u << n) - 1), p);
   }
   MLPCORE_AVX512 static Vec fma(Vec a, double x, Vec c) { return _mm512_fmadd_pd(a, _mm512_set1_pd(x), c); }
   MLPCORE_AVX512 static void store(double* p, Vec v) { _mm512_storeu_pd(p, v); }
+  MLPCORE_AVX512 static void store(unsigned n, double* p, Vec v) {
+    _mm512_mask_storeu_pd(p, __mmask8((1u << n) - 1), v);
+  }
+  MLPCORE_AVX512 static Vec scale(double x, Vec v) { return _mm512_mul_pd(_mm512_set1_pd(x), v); }
 };
 
 // y = alpha A x + beta y (beta = 0: y is not read) for M in ((V - 1) lanes, V lanes], K >= 1:
@@ -170,6 +181,84 @@ MLPCORE_AVX512 void narrow_gemv(index M, index K, T alpha, const T* a, index lda
   for (index r = 0; r < M; ++r) y[r] = alpha * sums[r] + (beta == T(0) ? T(0) : beta * y[r]);
 }
 
+// C = alpha A op(B) for M in ((V - 1) lanes, V lanes] and NR columns:
+//   A: (M, K) column-major, leading dimension lda;  op(B)(k, j) = b[k bk + j bj];  C: (M, NR), ldc
+// V NR vectors of sums in registers over all of K (24 of AVX-512's 32 for V = 3, NR = 8), a
+// column of A's V vectors and NR entries of op(B) a time, nothing packed; the last vector's
+// loads and stores masked to the rows that are there. (GCC keeps the sums in registers only with
+// every loop over them unrolled.)
+template <class T, int V, int NR>
+MLPCORE_AVX512 void tile(index M, index K, T alpha, const T* a, index lda, const T* b, index bk, index bj, T* c,
+                         index ldc) {
+  using Z = Zmm<T>;
+  const unsigned last = unsigned(M - (V - 1) * Z::lanes);
+  typename Z::Vec sum[V][NR];
+#pragma GCC unroll 4
+  for (int v = 0; v < V; ++v)
+#pragma GCC unroll 8
+    for (int j = 0; j < NR; ++j) sum[v][j] = Z::zero();
+  for (index k = 0; k < K; ++k, a += lda, b += bk) {
+    typename Z::Vec column[V];
+#pragma GCC unroll 4
+    for (int v = 0; v < V; ++v) column[v] = v < V - 1 ? Z::load(a + v * Z::lanes) : Z::load(last, a + v * Z::lanes);
+#pragma GCC unroll 8
+    for (int j = 0; j < NR; ++j)
+#pragma GCC unroll 4
+      for (int v = 0; v < V; ++v) sum[v][j] = Z::fma(column[v], b[j * bj], sum[v][j]);
+  }
+#pragma GCC unroll 8
+  for (int j = 0; j < NR; ++j)
+#pragma GCC unroll 4
+    for (int v = 0; v < V; ++v)
+      Z::store(v < V - 1 ? unsigned(Z::lanes) : last, c + j * ldc + v * Z::lanes, Z::scale(alpha, sum[v][j]));
+}
+
+// C = alpha A op(B) for NR columns, in tiles of three vectors of rows and a last one of one to three.
+template <class T, int NR>
+MLPCORE_AVX512 void tile_columns(index M, index K, T alpha, const T* A, index lda, const T* b, index bk, index bj, T* c,
+                                 index ldc) {
+  constexpr index lanes = Zmm<T>::lanes;
+  using Tile = void (*)(index, index, T, const T*, index, const T*, index, index, T*, index);
+  constexpr Tile last[] = {tile<T, 1, NR>, tile<T, 2, NR>, tile<T, 3, NR>};
+  index i = 0;
+  for (; i + 3 * lanes <= M; i += 3 * lanes) tile<T, 3, NR>(3 * lanes, K, alpha, A + i, lda, b, bk, bj, c + i, ldc);
+  if (i < M) last[(M - i - 1) / lanes](M - i, K, alpha, A + i, lda, b, bk, bj, c + i, ldc);
+}
+
+// C = alpha A op(B), eight columns at a time and then the columns left.
+//   A: (M, K) column-major, lda;  op(B)(k, j) = B[k bk + j bj];  C: (M, N), ldc
+template <class T>
+void tile_gemm(index M, index N, index K, T alpha, const T* A, index lda, const T* B, index bk, index bj, T* C,
+               index ldc) {
+  using Columns = void (*)(index, index, T, const T*, index, const T*, index, index, T*, index);
+  constexpr Columns strips[] = {tile_columns<T, 1>, tile_columns<T, 2>, tile_columns<T, 3>, tile_columns<T, 4>,
+                                tile_columns<T, 5>, tile_columns<T, 6>, tile_columns<T, 7>, tile_columns<T, 8>};
+  tile_products.fetch_add(1, std::memory_order_relaxed);
+  for (index j = 0; j < N; j += 8)
+    strips[std::min<index>(8, N - j) - 1](M, K, alpha, A, lda, B + j * bj, bk, bj, C + j * ldc, ldc);
+}
+
+// Whether tile_gemm took C = alpha op(A) op(B) + beta C (see product): with beta = 0, several
+// columns, op(A) stored column-major, of three vectors of rows and more and at most 1 MiB
+// (kept in L2 while each strip of eight columns of op(B) passes), and an op(B) whose strip
+// spans at most 512 KiB (in a C-ordered op(B), a row a step of k: spread wider, the pages each
+// strip reads made it up to 1.5 times slower than BLAS, which packs op(B) first). On an AVX-512
+// Xeon, one thread, a layer's forward (and backward) against OpenBLAS's: in float32, 784-256 on
+// 128 examples 322 us against 399, 256-128 58 against 73, 512-512 420 against 514; in float64,
+// 784-64 on 128 examples 160 against 244, 256-128 108 (114) against 148 (151). mnist's 2-thread
+// fit 12% faster in float32 and float64.
+template <class T>
+bool tile_gemm_took(bool trans_A, ConstMatrix<T> A, bool trans_B, ConstMatrix<T> B, T alpha, T beta, Matrix<T> C) {
+  const index k = trans_A ? A.rows : A.cols;
+  const bool b_rows = trans_B != B.transposed;  // op(B)(kk, j) at B[j + kk ld], else at B[kk + j ld]
+  const index bk = b_rows ? B.ld : 1;
+  if (beta != T(0) || C.cols < 2 || C.rows < 3 * Zmm<T>::lanes || trans_A != A.transposed ||
+      double(C.rows) * double(k) * sizeof(T) > double(1 << 20) || double(k) * double(bk) * sizeof(T) > double(1 << 19))
+    return false;
+  tile_gemm(C.rows, C.cols, k, alpha, A.data, A.ld, B.data, bk, b_rows ? 1 : B.ld, C.data, C.ld);
+  return true;
+}
+
 // Rows from which the rows past the last whole strip go to narrow_gemv: below, BLAS's gemv was
 // as fast or faster (its dot product for one row).
 constexpr index narrow_rows = 4;
@@ -192,6 +281,10 @@ template <class T>
 bool narrow_gemv_took(index, index, T, const T*, index, const T*, index, T, T*) {
   return false;
 }
+template <class T>
+bool tile_gemm_took(bool, ConstMatrix<T>, bool, ConstMatrix<T>, T, T, Matrix<T>) {
+  return false;
+}
 #endif
 
 // C = alpha op(A) op(B) + beta C on the calling thread.
@@ -209,6 +302,7 @@ void product(bool trans_A, ConstMatrix<T> A, bool trans_B, ConstMatrix<T> B, T a
     A = trans_A ? A.columns(rest) : A.row_block(rest);
     C = C.row_block(rest);
   }
+  if (avx512_clones() && tile_gemm_took(trans_A, A, trans_B, B, alpha, beta, C)) return;
   const InsideBlas in_flight;
   if (C.cols == 1) {  // one example: a matrix-vector product, which BLAS does without packing
     const int stored_rows = int(A.transposed ? A.cols : A.rows), stored_cols = int(A.transposed ? A.rows : A.cols);

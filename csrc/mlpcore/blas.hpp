@@ -1,12 +1,20 @@
 // The GEMM wrapper over CBLAS, which shares large products out over OpenMP's threads, and the thread count.
 // On CPUs with AVX-512, one example's products through a column-major op(A) (Z[l] = W[l] a[l-1])
 // run on mlpcore's own matrix-vector kernels: strip_gemv for their whole strips of rows, narrow_gemv
-// for the rows left (blas.cpp).
+// for the rows left; and products of several examples whose column-major op(A) fits in L2 (a
+// minibatch's Z[l] = W[l] A[l-1] and dW[l] = (1/m) dZ[l] A[l-1]^T) on its tiles (tile_gemm_took)
+// (blas.cpp).
 #pragma once
+
+#include <atomic>
+#include <cstdint>
 
 #include "matrix.hpp"
 
 namespace mlpcore {
+
+// The products that tile_gemm has computed in this process, which the tests read to see it run.
+inline std::atomic<std::int64_t> tile_products{0};
 
 // C = alpha op(A) op(B) + beta C, column-major. op(X) is X, or X^T when `trans_X`;
 // a ConstMatrix stored transposed flips its flag, so C-ordered inputs need no copy.
