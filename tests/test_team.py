@@ -210,6 +210,30 @@ def test_forward_and_backward_calls_on_a_team_equal_one_thread(batch_norm, cost,
 
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32], **DTYPE_IDS)
+def test_a_team_s_rows_of_w_on_the_tiles_match_the_reference(dtype, restore_threads):
+    """A call's layer shared out by rows whose half of W[l] (500 of its 1,000 rows, read with
+    W[l]'s leading dimension of 1,000) fits in L2: on AVX-512, each thread's product runs on the
+    core's own tiles, as dW[l] = (1/m) dZ[l] A[l-1]^T does; Z[l] and dW[l] against the reference."""
+    n, m = [200, 1000, 10], 48
+    assert 1000 * 200 * m >= 2**23 and 1000 >= 2 * m
+    rng = np.random.default_rng(5)
+    X, y = rng.standard_normal((n[0], m)).astype(dtype), rng.integers(0, 10, m)
+    net = mlpcore.Network(n, ["tanh", "softmax"], "cce", dtype=dtype, seed=2)
+    W = {l: np.array(net.W[l]) for l in (1, 2)}
+    Z, A = reference.forward(W, {l: np.array(net.b[l]) for l in (1, 2)}, X, net.activations)
+    mlpcore.set_num_threads(2)
+    before = _core._tile_products()
+    cache = net.forward(X)
+    grads = net.backward(cache, y)
+    assert _core._last_team_size() == 2
+    assert (_core._tile_products() > before) == _core._avx512_kernels()
+    expected = reference.backward(W, Z, A, reference.one_hot(y, 10), net.activations, "cce")
+    for l in (1, 2):
+        assert_close(cache.Z[l], Z[l], dtype)
+        assert_close(grads.dW[l], expected["dW"][l], dtype)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32], **DTYPE_IDS)
 def test_a_large_layer_shared_out_by_rows_equals_one_thread_and_the_reference(dtype, restore_threads):
     """A plain layer's product of 2^22 multiply-adds and more, with twice as many rows as columns
     and more, is shared out by the rows of its result (each thread packing half of W[l], not all

@@ -3,6 +3,7 @@
 #include <cblas.h>
 #include <omp.h>
 #include <pthread.h>
+#include <unistd.h>
 #if defined(__x86_64__)
 #include <immintrin.h>
 #endif
@@ -76,6 +77,13 @@ class InsideBlas {
   InsideBlas(const InsideBlas&) = delete;
   InsideBlas& operator=(const InsideBlas&) = delete;
 };
+
+// The step in B's memory from op(B)(k, j) to op(B)(k + 1, j): B.ld where op(B)'s rows are B's
+// stored columns, else 1.
+template <class T>
+index k_step(bool trans_B, ConstMatrix<T> B) {
+  return trans_B != B.transposed ? B.ld : 1;
+}
 
 // Rows of one example's product that strip_gemv computes: whole strips of 256 bytes (four
 // AVX-512 vectors); narrow_gemv takes the rest, and layers narrower than a strip (BLAS's gemv
@@ -213,16 +221,19 @@ MLPCORE_AVX512 void tile(index M, index K, T alpha, const T* a, index lda, const
       Z::store(v < V - 1 ? unsigned(Z::lanes) : last, c + j * ldc + v * Z::lanes, Z::scale(alpha, sum[v][j]));
 }
 
+// tile and tile_columns, for tables of their instances.
+template <class T>
+using TileKernel = void (*)(index, index, T, const T*, index, const T*, index, index, T*, index);
+
 // C = alpha A op(B) for NR columns, in tiles of three vectors of rows and a last one of one to three.
 template <class T, int NR>
 MLPCORE_AVX512 void tile_columns(index M, index K, T alpha, const T* A, index lda, const T* b, index bk, index bj, T* c,
                                  index ldc) {
   constexpr index lanes = Zmm<T>::lanes;
-  using Tile = void (*)(index, index, T, const T*, index, const T*, index, index, T*, index);
-  constexpr Tile last[] = {tile<T, 1, NR>, tile<T, 2, NR>, tile<T, 3, NR>};
+  constexpr TileKernel<T> ending[] = {tile<T, 1, NR>, tile<T, 2, NR>, tile<T, 3, NR>};
   index i = 0;
   for (; i + 3 * lanes <= M; i += 3 * lanes) tile<T, 3, NR>(3 * lanes, K, alpha, A + i, lda, b, bk, bj, c + i, ldc);
-  if (i < M) last[(M - i - 1) / lanes](M - i, K, alpha, A + i, lda, b, bk, bj, c + i, ldc);
+  if (i < M) ending[(M - i - 1) / lanes](M - i, K, alpha, A + i, lda, b, bk, bj, c + i, ldc);
 }
 
 // C = alpha A op(B), eight columns at a time and then the columns left.
@@ -230,32 +241,36 @@ MLPCORE_AVX512 void tile_columns(index M, index K, T alpha, const T* A, index ld
 template <class T>
 void tile_gemm(index M, index N, index K, T alpha, const T* A, index lda, const T* B, index bk, index bj, T* C,
                index ldc) {
-  using Columns = void (*)(index, index, T, const T*, index, const T*, index, index, T*, index);
-  constexpr Columns strips[] = {tile_columns<T, 1>, tile_columns<T, 2>, tile_columns<T, 3>, tile_columns<T, 4>,
-                                tile_columns<T, 5>, tile_columns<T, 6>, tile_columns<T, 7>, tile_columns<T, 8>};
+  constexpr TileKernel<T> strips[] = {tile_columns<T, 1>, tile_columns<T, 2>, tile_columns<T, 3>, tile_columns<T, 4>,
+                                      tile_columns<T, 5>, tile_columns<T, 6>, tile_columns<T, 7>, tile_columns<T, 8>};
   tile_products.fetch_add(1, std::memory_order_relaxed);
   for (index j = 0; j < N; j += 8)
     strips[std::min<index>(8, N - j) - 1](M, K, alpha, A, lda, B + j * bj, bk, bj, C + j * ldc, ldc);
 }
 
-// Whether tile_gemm took C = alpha op(A) op(B) + beta C (see product): with beta = 0, several
-// columns, op(A) stored column-major, of three vectors of rows and more and at most 1 MiB
-// (kept in L2 while each strip of eight columns of op(B) passes), and an op(B) whose strip
-// spans at most 512 KiB (in a C-ordered op(B), a row a step of k: spread wider, the pages each
-// strip reads made it up to 1.5 times slower than BLAS, which packs op(B) first). On an AVX-512
-// Xeon, one thread, a layer's forward (and backward) against OpenBLAS's: in float32, 784-256 on
-// 128 examples 322 us against 399, 256-128 58 against 73, 512-512 420 against 514; in float64,
-// 784-64 on 128 examples 160 against 244, 256-128 108 (114) against 148 (151). mnist's 2-thread
-// fit 12% faster in float32 and float64.
+// The largest op(A) that tile_gemm takes, in bytes: half of a core's L2 (sysconf's, 1 MiB where it
+// does not say), kept there while each strip of eight columns of op(B) passes.
+const double tile_A_bytes = [] {
+  const long l2 = sysconf(_SC_LEVEL2_CACHE_SIZE);
+  return l2 > 0 ? double(l2) / 2 : double(1 << 20);
+}();
+
+// Whether tile_gemm took C = alpha op(A) op(B) + beta C (see product): with alpha != 0 (BLAS
+// reads neither operand then) and beta = 0, several columns, op(A) stored column-major, of three
+// vectors of rows and more and at most tile_A_bytes, and an op(B) whose strip spans at most 512 KiB (in a C-ordered
+// op(B), a row a step of k: spread wider, the pages each strip reads made it up to 1.5 times slower than BLAS, which
+// packs op(B) first). On an AVX-512 Xeon, one thread, a layer's forward (and backward) against OpenBLAS's: in float32,
+// 784-256 on 128 examples 322 us against 399, 256-128 58 against 73, 512-512 420 against 514; in float64, 784-64 on 128
+// examples 160 against 244, 256-128 108 (114) against 148 (151). mnist's 2-thread fit 12% faster in float32 and
+// float64.
 template <class T>
 bool tile_gemm_took(bool trans_A, ConstMatrix<T> A, bool trans_B, ConstMatrix<T> B, T alpha, T beta, Matrix<T> C) {
   const index k = trans_A ? A.rows : A.cols;
-  const bool b_rows = trans_B != B.transposed;  // op(B)(kk, j) at B[j + kk ld], else at B[kk + j ld]
-  const index bk = b_rows ? B.ld : 1;
-  if (beta != T(0) || C.cols < 2 || C.rows < 3 * Zmm<T>::lanes || trans_A != A.transposed ||
-      double(C.rows) * double(k) * sizeof(T) > double(1 << 20) || double(k) * double(bk) * sizeof(T) > double(1 << 19))
+  const index bk = k_step(trans_B, B), bj = bk == 1 ? B.ld : 1;
+  if (alpha == T(0) || beta != T(0) || C.cols < 2 || C.rows < 3 * Zmm<T>::lanes || trans_A != A.transposed ||
+      double(C.rows) * double(k) * sizeof(T) > tile_A_bytes || double(k) * double(bk) * sizeof(T) > double(1 << 19))
     return false;
-  tile_gemm(C.rows, C.cols, k, alpha, A.data, A.ld, B.data, bk, b_rows ? 1 : B.ld, C.data, C.ld);
+  tile_gemm(C.rows, C.cols, k, alpha, A.data, A.ld, B.data, bk, bj, C.data, C.ld);
   return true;
 }
 
@@ -291,7 +306,7 @@ bool tile_gemm_took(bool, ConstMatrix<T>, bool, ConstMatrix<T>, T, T, Matrix<T>)
 template <class T>
 void product(bool trans_A, ConstMatrix<T> A, bool trans_B, ConstMatrix<T> B, T alpha, T beta, Matrix<T> C) {
   const index k = trans_A ? A.rows : A.cols;
-  const index incx = trans_B != B.transposed ? B.ld : 1;  // when op(B) is one column: x
+  const index incx = k_step(trans_B, B);  // when op(B) is one column: x
   // one example, op(A) stored column-major: strip_gemv's whole strips, narrow_gemv or BLAS's gemv the rest
   if (C.cols == 1 && trans_A == A.transposed && avx512_clones()) {
     const Range own{0, C.rows / strip<T> * strip<T>}, rest{own.end, C.rows};
