@@ -255,20 +255,27 @@ const double tile_A_bytes = [] {
   return l2 > 0 ? double(l2) / 2 : double(1 << 20);
 }();
 
+// The widest span of op(B)'s strips that tile_gemm takes where op(B)'s rows lie a row of B apart
+// (bk > 1: C-ordered data, or op(B) = A[l-1]^T): read in place, K rows a strip spread over pages
+// and over few sets of L1, the tiles took up to 1.5 times OpenBLAS's time in float32 from 1 MiB
+// (copying each strip together first was slower still), and were faster in float64 up to 2 MiB
+// (OpenBLAS's dgemm runs at a lower share of the vector peak than its sgemm: 784-64 C-ordered
+// on 128 examples 189 us against 266, and mnist's fit 7-8% faster with dW[1]'s 800 KiB).
+template <class T>
+constexpr double tile_B_span = sizeof(T) == 4 ? 1 << 19 : 1 << 21;
+
 // Whether tile_gemm took C = alpha op(A) op(B) + beta C (see product): with alpha != 0 (BLAS
-// reads neither operand then) and beta = 0, several columns, op(A) stored column-major, of three
-// vectors of rows and more and at most tile_A_bytes, and an op(B) whose strip spans at most 512 KiB (in a C-ordered
-// op(B), a row a step of k: spread wider, the pages each strip reads made it up to 1.5 times slower than BLAS, which
-// packs op(B) first). On an AVX-512 Xeon, one thread, a layer's forward (and backward) against OpenBLAS's: in float32,
-// 784-256 on 128 examples 322 us against 399, 256-128 58 against 73, 512-512 420 against 514; in float64, 784-64 on 128
-// examples 160 against 244, 256-128 108 (114) against 148 (151). mnist's 2-thread fit 12% faster in float32 and
-// float64.
+// reads neither factor then) and beta = 0, several columns, op(A) stored column-major, of three
+// vectors of rows and more and at most tile_A_bytes, and op(B)'s strips within tile_B_span. On
+// an AVX-512 Xeon, one thread, a layer's forward (and backward) against OpenBLAS's: in float32,
+// 784-256 on 128 examples 322 us against 399, 256-128 58 against 73, 512-512 420 against 514;
+// in float64, 784-64 on 128 examples 160 against 244, 256-128 108 (114) against 148 (151).
 template <class T>
 bool tile_gemm_took(bool trans_A, ConstMatrix<T> A, bool trans_B, ConstMatrix<T> B, T alpha, T beta, Matrix<T> C) {
   const index k = trans_A ? A.rows : A.cols;
   const index bk = k_step(trans_B, B), bj = bk == 1 ? B.ld : 1;
   if (alpha == T(0) || beta != T(0) || C.cols < 2 || C.rows < 3 * Zmm<T>::lanes || trans_A != A.transposed ||
-      double(C.rows) * double(k) * sizeof(T) > tile_A_bytes || double(k) * double(bk) * sizeof(T) > double(1 << 19))
+      double(C.rows) * double(k) * sizeof(T) > tile_A_bytes || double(k) * double(bk) * sizeof(T) > tile_B_span<T>)
     return false;
   tile_gemm(C.rows, C.cols, k, alpha, A.data, A.ld, B.data, bk, bj, C.data, C.ld);
   return true;
