@@ -604,11 +604,12 @@ def test_one_example_forward_matches_the_reference_for_every_strip_of_rows(n0, n
 def test_minibatch_products_match_the_reference_for_every_tile(m, layout, dtype):
     """Z[l] = W[l] A[l-1] + b[l] and dW[l] = (1/m) dZ[l] A[l-1]^T of several examples (on AVX-512,
     the core's own tiles where op(A) fits in L2: 48 rows at a time in float32, 24 in float64, then
-    a last tile of one to three vectors, its last masked; eight columns at a time, then the 1 to 7
-    left): n[l] of 48 and 24 (whole tiles), 49 and 25 (one row left), 64, 80, 95 and 130 (last
-    tiles of each size), 3 (BLAS's: fewer than three vectors of rows); m of 2, 3, 4, 6, 8, 13 and
-    71 columns, and the widths of each dW[l]; X F-ordered, or C-ordered (op(B) read a row a step)."""
-    n = [37, 48, 49, 64, 80, 95, 130, 24, 25, 3]
+    a last tile of one to three vectors, its last masked, or where one vector would be left, two
+    tiles of two; eight columns at a time, then the 1 to 7 left): n[l] of 48 and 24 (whole tiles),
+    49, 64 and 112 (two and two), 80, 95 and 130 (last tiles of each size), 25 (one row left), 3
+    (BLAS's: fewer than three vectors of rows); m of 2, 3, 4, 6, 8, 13 and 71 columns, and the
+    widths of each dW[l]; X F-ordered, or C-ordered (op(B) read a row a step)."""
+    n = [37, 48, 49, 64, 80, 95, 130, 112, 24, 25, 3]
     net = mlpcore.Network(n, ["tanh"] * (len(n) - 2) + ["identity"], "mse", dtype=dtype, seed=3)
     rng = np.random.default_rng(4)
     X = rng.standard_normal((n[0], m)).astype(dtype)
