@@ -603,12 +603,14 @@ def test_one_example_forward_matches_the_reference_for_every_strip_of_rows(n0, n
 @pytest.mark.parametrize("layout", ["F", "C"])
 def test_minibatch_products_match_the_reference_for_every_tile(m, layout, dtype):
     """Z[l] = W[l] A[l-1] + b[l] and dW[l] = (1/m) dZ[l] A[l-1]^T of several examples (on AVX-512,
-    the core's own tiles where op(A) fits in L2: 48 rows at a time in float32, 24 in float64, then
-    a last tile of one to three vectors, its last masked, or where one vector would be left, two
-    tiles of two; eight columns at a time, then the 1 to 7 left): n[l] of 48 and 24 (whole tiles),
-    49, 64 and 112 (two and two), 80, 95 and 130 (last tiles of each size), 25 (one row left), 3
-    (BLAS's: fewer than three vectors of rows); m of 2, 3, 4, 6, 8, 13 and 71 columns, and the
-    widths of each dW[l]; X F-ordered, or C-ordered (op(B) read a row a step)."""
+    the core's own tiles where op(A) fits in L2 and has three vectors of rows and more: 48 rows
+    in float32, 24 in float64; tiles of three vectors, a last one of two or three, and two of
+    two where three would leave one; eight columns at a time, then the 1 to 7 left). n[l] in
+    float32: 48 (one tile), 49, 64 and 112 (two and two at the end), 80, 95 and 130 (a last tile
+    of two or three, masked); 24, 25 and 3 on BLAS. In float64 those are two tiles and more, and
+    24 (one tile) and 25 (two and two) take the tiles too. m of 2, 3, 4, 6, 8, 13 and 71 columns,
+    and the widths of each dW[l]; X F-ordered, or C-ordered (op(B) read a row a step). Each of
+    those layers' forward and dW[l] is one product on the tiles."""
     n = [37, 48, 49, 64, 80, 95, 130, 112, 24, 25, 3]
     net = mlpcore.Network(n, ["tanh"] * (len(n) - 2) + ["identity"], "mse", dtype=dtype, seed=3)
     rng = np.random.default_rng(4)
@@ -616,10 +618,13 @@ def test_minibatch_products_match_the_reference_for_every_tile(m, layout, dtype)
     X = np.ascontiguousarray(X) if layout == "C" else np.asfortranarray(X)
     Y = rng.standard_normal((n[-1], m)).astype(dtype)
     W, b = reference_params(net)
+    tile_rows = 48 if dtype == np.float32 else 24
+    on_tiles = sum(rows >= tile_rows for rows in n[1:]) if _core._avx512_kernels() else 0
     before = _core._tile_products()
     cache = net.forward(X)
+    assert _core._tile_products() - before == on_tiles
     grads = net.backward(cache, Y)
-    assert (_core._tile_products() > before) == _core._avx512_kernels()
+    assert _core._tile_products() - before == 2 * on_tiles
     Z_ref, A_ref = reference.forward(W, b, X, net.activations)
     Z, A = cache_dicts(cache, net.L)
     expected = reference.backward(W, Z, A, Y, net.activations, "mse")

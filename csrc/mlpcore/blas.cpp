@@ -225,14 +225,16 @@ MLPCORE_AVX512 void tile(index M, index K, T alpha, const T* a, index lda, const
 template <class T>
 using TileKernel = void (*)(index, index, T, const T*, index, const T*, index, index, T*, index);
 
-// C = alpha A op(B) for NR columns, in tiles of three vectors of rows and a last one of one to
-// three; where that would leave one vector, the last four go as two and two (one vector's NR
-// sums, a load of op(B) each, ran at two thirds of three vectors' rate: 256 rows in float32).
+// C = alpha A op(B) for NR columns and M >= 3 lanes rows, in tiles of three vectors of rows and
+// a last one of two or three; where three at a time would leave one vector, the last four go as
+// two and two (one vector's NR sums, a load of op(B) for each FMA, ran at two thirds of three
+// vectors' rate: 256 rows in float32).
 template <class T, int NR>
 MLPCORE_AVX512 void tile_columns(index M, index K, T alpha, const T* A, index lda, const T* b, index bk, index bj, T* c,
                                  index ldc) {
   constexpr index lanes = Zmm<T>::lanes;
-  constexpr TileKernel<T> ending[] = {tile<T, 1, NR>, tile<T, 2, NR>, tile<T, 3, NR>};
+  constexpr TileKernel<T> ending[] = {tile<T, 2, NR>, tile<T, 3, NR>};  // for (1, 2] and (2, 3) vectors left
+  assert(M >= 3 * lanes);
   const auto one_left = [&](index i) { return M - i > 3 * lanes && M - i <= 4 * lanes; };
   index i = 0;
   for (; M - i >= 3 * lanes && !one_left(i); i += 3 * lanes)
@@ -241,7 +243,7 @@ MLPCORE_AVX512 void tile_columns(index M, index K, T alpha, const T* A, index ld
     tile<T, 2, NR>(2 * lanes, K, alpha, A + i, lda, b, bk, bj, c + i, ldc);
     i += 2 * lanes;
   }
-  if (i < M) ending[(M - i - 1) / lanes](M - i, K, alpha, A + i, lda, b, bk, bj, c + i, ldc);
+  if (i < M) ending[(M - i - 1) / lanes - 1](M - i, K, alpha, A + i, lda, b, bk, bj, c + i, ldc);
 }
 
 // C = alpha A op(B), eight columns at a time and then the columns left.
@@ -256,28 +258,30 @@ void tile_gemm(index M, index N, index K, T alpha, const T* A, index lda, const 
     strips[std::min<index>(8, N - j) - 1](M, K, alpha, A, lda, B + j * bj, bk, bj, C + j * ldc, ldc);
 }
 
-// The largest op(A) that tile_gemm takes, in bytes: half of a core's L2 (sysconf's, 1 MiB where it
-// does not say), kept there while each strip of eight columns of op(B) passes.
+// The largest op(A) that tile_gemm takes, in bytes: half of a core's L2 as sysconf gives it (512
+// KiB where the system does not say), kept there while each strip of eight columns of op(B) passes.
 const double tile_A_bytes = [] {
   const long l2 = sysconf(_SC_LEVEL2_CACHE_SIZE);
-  return l2 > 0 ? double(l2) / 2 : double(1 << 20);
+  return l2 > 0 ? double(l2) / 2 : double(1 << 19);
 }();
 
 // The widest span of op(B)'s strips that tile_gemm takes where op(B)'s rows lie a row of B apart
 // (bk > 1: C-ordered data, or op(B) = A[l-1]^T): read in place, K rows a strip spread over pages
-// and over few sets of L1, the tiles took up to 1.5 times OpenBLAS's time in float32 from 1 MiB
+// and over few sets of L1, the tiles took 1.1-1.6 times OpenBLAS's time in float32 from 1 MiB
 // (copying each strip together first was slower still), and were faster in float64 up to 2 MiB
 // (OpenBLAS's dgemm runs at a lower share of the vector peak than its sgemm: 784-64 C-ordered
 // on 128 examples 189 us against 266, and mnist's fit 7-8% faster with dW[1]'s 800 KiB).
 template <class T>
 constexpr double tile_B_span = sizeof(T) == 4 ? 1 << 19 : 1 << 21;
 
-// Whether tile_gemm took C = alpha op(A) op(B) + beta C (see product): with alpha != 0 (BLAS
-// reads neither factor then) and beta = 0, several columns, op(A) stored column-major, of three
-// vectors of rows and more and at most tile_A_bytes, and op(B)'s strips within tile_B_span. On
-// an AVX-512 Xeon, one thread, a layer's forward (and backward) against OpenBLAS's: in float32,
-// 784-256 on 128 examples 322 us against 399, 256-128 58 against 73, 512-512 420 against 514;
-// in float64, 784-64 on 128 examples 160 against 244, 256-128 108 (114) against 148 (151).
+// Whether tile_gemm took C = alpha op(A) op(B) + beta C (see product): with beta = 0, several
+// columns, op(A) stored column-major, of three vectors of rows and more and at most
+// tile_A_bytes, and op(B)'s strips within tile_B_span (alpha = 0 is left to BLAS, which then
+// reads neither factor). On an AVX-512 Xeon, one thread, a layer's forward (and backward)
+// against OpenBLAS's, in the tiles' first version: in float32, 784-256 on 128 examples 322 us
+// (382) against 399 (364), 256-128 58 (61) against 73 (71), 512-512 420 (469) against 514
+// (515); in float64, 784-64 on 128 examples 160 (219) against 244 (229), 256-128 108 (114)
+// against 148 (151).
 template <class T>
 bool tile_gemm_took(bool trans_A, ConstMatrix<T> A, bool trans_B, ConstMatrix<T> B, T alpha, T beta, Matrix<T> C) {
   const index k = trans_A ? A.rows : A.cols;
