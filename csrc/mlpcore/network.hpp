@@ -269,13 +269,14 @@ class Network {
   std::vector<index> rows_dropout() const {
     return rows_where(layout.n, [&](index l) { return layers[l].dropout > 0; });
   }
-  // The plain layers (see plain) of two inputs and more whose product on some batch of up to
-  // `capacity` examples is tall (see tall): of row_split_work multiply-adds and more on
-  // min(capacity, n[l] / 2) examples.
+  // The plain layers (see plain) of two inputs and more whose product is tall (see tall) on a
+  // team of two for some batch of up to `capacity` examples: for min(capacity, n[l] / 2), the
+  // largest batch with twice as many rows as columns, the one of the most multiply-adds.
   std::vector<index> rows_split_by_inputs(index capacity) const {
+    const Team two{0, 2};
     return rows_where(layout.n, [&](index l) {
-      const double m = double(std::min(capacity, layout.n[l] / 2));
-      return plain(l) && layout.n[l - 1] >= 2 && double(layout.n[l]) * double(layout.n[l - 1]) * m >= row_split_work;
+      return plain(l) && layout.n[l - 1] >= 2 &&
+             tall(layout.n[l], layout.n[l - 1], std::min(capacity, layout.n[l] / 2), two);
     });
   }
 
