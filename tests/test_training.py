@@ -866,6 +866,27 @@ def test_a_batch_variance_that_overflows_leaves_the_running_statistics(call):
     np.testing.assert_array_equal(net.running_mean[1], before[1])
 
 
+@pytest.mark.parametrize("converted", [False, True], ids=["X_as_it_is", "X_converted"])
+def test_a_forward_that_fails_part_way_leaves_its_cache_holding_no_forward(converted):
+    """The layers before the batch-norm check have written the cache, and X (for a float64 X, the
+    float32 copy made for the call) need not outlive the call: the cache forgets it, A[0] and the
+    masks go, and backward refuses the cache instead of reading X's freed memory."""
+    net = mlpcore.Network([3, 5, 4], ["relu", "softmax"], "cce", batch_norm=[True, False], dropout=[0.5],
+                          seed=0)
+    good = np.ones((3, 16), np.float32)
+    cache = net.forward(good)
+    assert cache.A.indices[0] == 0 and cache.D.indices == [1]
+    X = np.zeros((3, 16), np.float64 if converted else np.float32)
+    X[:, ::2] = 1e20
+    with pytest.raises(ValueError, match="batch mean or variance is NaN or inf.*the cache holds no forward"):
+        net.forward(X, out=cache)
+    assert not cache._core.holds_forward and not cache._core.training
+    assert 0 not in cache.A.indices and cache.D.indices == []
+    with pytest.raises(ValueError, match="backward needs a cache from a training-mode forward"):
+        net.backward(cache, np.arange(16) % 4)
+    np.testing.assert_array_equal(net.forward(good, out=cache).A[0], good)  # the cache takes a new forward
+
+
 def test_a_callback_that_empties_the_history_does_not_break_the_fit():
     """The history is net.history, which a callback may change: the next epochs are logged anew."""
     net = mlpcore.Network([3, 2], ["identity"], "mse", seed=0)

@@ -503,6 +503,7 @@ void bind_cache(py::module_& m, const std::string& suffix) {
   py::class_<PyCache<T>> cache(m, ("Cache" + suffix).c_str());
   cache.def_property_readonly("m", [](const PyCache<T>& c) { return c.core.m; })
       .def_property_readonly("training", [](const PyCache<T>& c) { return c.core.training; })
+      .def_property_readonly("holds_forward", [](const PyCache<T>& c) { return c.core.X.data != nullptr; })
       .def_property_readonly("capacity", [](const PyCache<T>& c) { return c.core.capacity; });
   const auto layer_of = [](auto member) {
     return [member](PyCache<T>& c, index l, py::handle self) { return view<T>((c.core.*member)[l], self); };
@@ -584,10 +585,13 @@ void bind_network(py::module_& m, const std::string& suffix) {
              const std::optional<Input<T>> input = read_input(net, X, converted);
              if (!input || (!converted && input->view.cols != cache.core.capacity)) return py::none();
              const Claim writing(cache.users, Claim::writing, cache_in_use);
-             {
+             try {
                ReleasedGIL release;
                require(all_finite(input->view), "X contains NaN or inf");
                net.forward(input->view, cache.core, training);
+             } catch (const std::invalid_argument&) {
+               if (!cache.core.X.data) cache.X = py::none();  // a pass that failed part-way: no forward held
+               throw;
              }
              cache.X = input->array;
              return read_only_view(input->array);

@@ -168,6 +168,12 @@ struct Cache {
     return false;
   }
 
+  // After a forward that failed part-way: backward refuses the cache.
+  void forget_forward() {
+    X = {nullptr, 0, 0, 1};
+    training = false;
+  }
+
   std::uint64_t network_id;
   index m;
   ConstMatrix<T> X{nullptr, 0, 0, 1};  // set by forward; memory owned by the caller
@@ -294,13 +300,15 @@ class Network {
   //   A[l] = g[l](Z_tilde[l] or Z[l]); in training, dropout: A[l] = A[l] D[l] / (1 - p[l])
   //   X: (n[0], m), m <= the cache's capacity; training with batch norm needs m >= 2.
   // A training forward updates the running statistics (fit's steps do it apart, in
-  // Trainer::finish_step, only for a step that succeeds).
+  // Trainer::finish_step, only for a step that succeeds). One whose batch statistics are not
+  // finite leaves the cache holding no forward (X, which it must not outlive, forgotten).
   void forward(ConstMatrix<T> X, Cache<T>& cache, bool training) {
     forward_reading(X, cache, training);
     if (training) {
-      require(batch_statistics_finite(cache),
+      if (!batch_statistics_finite(cache)) cache.forget_forward();
+      require(cache.training,
               "a batch-norm layer's batch mean or variance is NaN or inf (X too large for the network's dtype?); "
-              "the running statistics are left as they were");
+              "the running statistics are left as they were, and the cache holds no forward");
       const std::unique_lock writing(params_lock);
       update_running_statistics(cache);
     }

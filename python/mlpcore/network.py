@@ -108,6 +108,19 @@ class Cache:
         self.Z_tilde = Layers("Z_tilde", network._batch_norm_layers, self._core.Z_tilde)
         self.D = Layers("D", {})
 
+    def _pass(self, *arguments):
+        """The core's forward(X, this cache's core, training, converted), shown (see _show_pass);
+        None when the core did not take X as it was. A pass that failed part-way (a batch-norm
+        layer's statistics not finite) leaves the cache holding no forward: A[0] and D go."""
+        try:
+            A0 = self._network._core.forward(*arguments)
+        except ValueError:
+            if not self._core.holds_forward:
+                self.A._remove(0)
+                self.D = Layers("D", {})
+            raise
+        return None if A0 is None else self._show_pass(A0)
+
     def _show_pass(self, A0):
         """After a forward: A[0] is A0, the read-only view of its X that the core returned; D[l] are
         its dropout masks if it was a training pass. Returns the cache."""
@@ -338,12 +351,12 @@ class Network:
         columns; the same numbers as one thread to rounding (the same dropout masks).
         """
         if type(training) is bool and type(out) is Cache and out._network is self:  # X looked at in the core
-            A0 = self._core.forward(X, out._core, training, False)
-            if A0 is not None:
-                return out._show_pass(A0)
+            shown = out._pass(X, out._core, training, False)
+            if shown is not None:
+                return shown
         X = self._matrix(X, "X", rows=self.n[0])
         out = self._out(out, Cache, X.shape[1], "X")
-        return out._show_pass(self._core.forward(X, out._core, require_flag(training, "training"), True))
+        return out._pass(X, out._core, require_flag(training, "training"), True)
 
     def cost(self, A_L, Y):
         """The cost J of the output A_L = A[L], shape (n[L], m), against the targets Y.
