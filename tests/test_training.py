@@ -748,6 +748,20 @@ def test_gradient_hook_sees_and_may_change_the_flat_gradient():
     assert len(calls) == 6
 
 
+def test_the_core_s_parameter_buffer_is_not_shown_during_an_epoch():
+    """A step writes into a spare that it then makes the current buffer, and the fit frees the spare
+    at its end: a view of the current buffer made from the hook could outlive its memory. The
+    core refuses it there (net.params, made with the network, shows the buffer the values settle in)."""
+    net = mlpcore.Network([3, 4, 2], ["tanh", "identity"], "mse", seed=0)
+    X, Y = np.ones((3, 8), np.float32), np.zeros((2, 8), np.float32)
+    def view_the_buffer(flat_grads):
+        net._core.params
+
+    with pytest.raises(RuntimeError, match="a fit of this network is running"):
+        net.fit(X, Y, epochs=1, batch_size=4, gradient_hook=view_the_buffer, verbose=0)
+    assert np.shares_memory(net._core.params, net.params)  # after the fit, the buffer of net.params
+
+
 @pytest.mark.parametrize("batch_norm", [False, True], ids=["plain", "batch_norm"])
 def test_last_minibatch_of_one_example(batch_norm):
     """m = 13, batch_size 4: batches of 4, 4, 4, 1; the batch of one is skipped by a batch-norm

@@ -555,6 +555,8 @@ void bind_network(py::module_& m, const std::string& suffix) {
           [](Net& net, std::uint64_t count) { net.training_forwards = count; })
       .def_property_readonly("params", [](py::object self) {
         auto& net = self.cast<Net&>();
+        const std::shared_lock reading(net.params_lock);
+        net.require_not_fitting();  // a step's buffer, which the fit frees, could be the current one
         return flat_view(net.params, self);
       });
   const auto net_layer = [](const Net& net, index l) { return l >= 1 && l <= net.L(); };
