@@ -71,6 +71,21 @@ def check_forward(case, end_to_end=True):
             assert_close(A[l], A_ref[l], dtype)
 
 
+@pytest.mark.parametrize("dtype", DTYPES, **DTYPE_IDS)
+@pytest.mark.parametrize("activation", ELEMENTWISE_ACTIVATIONS, ids=activation_id)
+def test_forward_carries_nan_and_inf_in_z_as_the_reference(activation, dtype):
+    """A NaN in Z[l] stays NaN in A[l] (relu's max(z, 0) too, as numpy.maximum's; step's 0 or 1
+    is 0), so that a forward that overflowed shows in A[L]; +-inf go where the reference's g sends them."""
+    net = mlpcore.Network([1, 4, 1], [activation, "identity"], "mse", seed=0, dtype=dtype)
+    net.W[1][...] = [[np.nan], [np.inf], [-np.inf], [1.0]]
+    net.b[1][...] = 0
+    cache = net.forward(np.array([[0.5, -2.0]], dtype), training=False)
+    with np.errstate(invalid="ignore", over="ignore"):
+        expected = reference.g(net.activations[0], np.asarray(cache.Z[1]))
+    assert np.isnan(cache.Z[1][0]).all() and np.isnan(cache.A[1][0]).all() == (activation != "step")  # step: 0 or 1
+    np.testing.assert_allclose(cache.A[1], expected, rtol=1e-6)  # NaN where NaN, inf where inf
+
+
 def check_cost(case):
     """net.cost against the reference, on the core's A[L] and end to end in float64."""
     net, L, dtype, cost = case.net, case.L, case.dtype, case.cost

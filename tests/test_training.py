@@ -860,6 +860,22 @@ def test_divergence_raises_and_leaves_finite_parameters():
         assert np.all(np.isfinite(net.running_mean[l])) and np.all(np.isfinite(net.running_var[l]))
 
 
+@pytest.mark.parametrize("cost, output", [("cce", "softmax"), ("bce", "sigmoid")])
+def test_an_output_that_overflows_to_nan_is_the_cost_s_divergence(cost, output):
+    """Finite X whose Z[L] is NaN (Z[1] overflows to +-inf, Z[2] = inf - inf): the cost is NaN
+    (the log's clipping keeps a NaN, as the reference's cost), so fit blames the cost, before any
+    update, and advises on the data's scale rather than the learning rate."""
+    net = mlpcore.Network([2, 2, 3], ["identity", output], cost, seed=0)
+    net.W[1][...] = [[10, 10], [-10, -10]]
+    net.W[2][...] = 1
+    X = np.array([[3e38, 1.0], [3e38, 1.0]], np.float32)  # the first column overflows
+    before = np.array(net.params)
+    with pytest.raises(mlpcore.DivergenceError, match="^the cost became NaN or inf at epoch 1, step 1.*came before "
+                                                      "any update, so look at the scale of the data"):
+        net.fit(X, np.array([0, 1]) if cost == "cce" else np.ones((3, 2), np.float32), epochs=1, verbose=0)
+    np.testing.assert_array_equal(net.params, before)
+
+
 @pytest.mark.parametrize("call", ["fit", "forward"])
 def test_a_batch_variance_that_overflows_leaves_the_running_statistics(call):
     """Finite float32 X of 1e20: a batch-norm layer's batch variance overflows. fit raises

@@ -127,12 +127,12 @@ struct G<Activation::tanh> {
   }
 };
 
-// relu: max(z, 0); g'(0) = 0
+// relu: max(z, 0), NaN for a NaN z (as numpy.maximum: a forward that overflowed shows); g'(0) = 0
 template <>
 struct G<Activation::relu> {
   template <class T>
   static T value(T z, T) {
-    return z > 0 ? z : T(0);
+    return z < 0 ? T(0) : z;
   }
   template <class T>
   static T prime(T z, T, T) {

@@ -2,6 +2,7 @@
 // and the error A[L] - Y that starts backpropagation.
 #pragma once
 
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <string>
@@ -46,7 +47,7 @@ constexpr double log_eps<double>() {
 //   mse: (a - y)^2 / 2;  bce: -[y log a + (1 - y) log(1 - a)];  cce: -y log a
 template <class T>
 inline double loss(Cost cost, T a, T y) {
-  const T a_clamped = std::fmin(std::fmax(a, log_eps<T>()), T(1) - log_eps<T>());
+  const T a_clamped = std::clamp(a, log_eps<T>(), T(1) - log_eps<T>());  // NaN stays NaN, as the cost's
   switch (cost) {
     case Cost::mse:
       return 0.5 * double(a - y) * double(a - y);
