@@ -131,6 +131,23 @@ def test_predict_refuses_bad_X(X, error, pattern):
     assert net._core.predict_cache_capacity == good_X().shape[1]
 
 
+@pytest.mark.parametrize("cost", ["bce", "cce"])
+def test_predict_refuses_labels_of_an_output_that_overflowed(cost):
+    """Finite X whose forward overflows to a NaN A[L] (inf - inf in Z[2]): no label, a ValueError
+    that says why, the network unchanged; mse gives its NaN A[L] as it is."""
+    output = {"bce": "sigmoid", "cce": "softmax"}[cost]
+    net = mlpcore.Network([2, 4, 3], ["identity", output], cost, seed=0)
+    X = np.array([[3e38, 1.0], [3e38, 1.0]], np.float32)  # the first column overflows
+    net.W[1][...] = 1
+    net.W[2][:, :2] = [[1, -1]] * 3
+    assert_refused(net, lambda: net.predict(X), ValueError, r"A\[L\] contains NaN or inf, of which no label")
+    assert net.predict(X[:, 1:]).shape == ((1,) if cost == "cce" else (3, 1))
+    regression = mlpcore.Network([2, 4, 3], ["identity", "identity"], "mse", seed=0)
+    regression.W[1][...] = 1
+    regression.W[2][:, :2] = [[1, -1]] * 3
+    assert np.isnan(regression.predict(X)[:, 0]).all() and np.isfinite(regression.predict(X)[:, 1]).all()
+
+
 # ---------------------------------------------------------------------------
 # Y (through backward and through cost)
 # ---------------------------------------------------------------------------

@@ -979,7 +979,8 @@ def test_predict(cost, output, nL, dtype):
 @pytest.mark.parametrize("cost, output", [("mse", "identity"), ("bce", "sigmoid"), ("cce", "softmax")])
 def test_predict_answers_as_numpy_does_from_an_inference_forward(cost, output, dtype):
     """predict's answers are numpy's from A[L] of forward(training=False), bit for bit, also where
-    outputs tie (argmax: the first of equal largest entries) or are NaN."""
+    outputs tie (argmax: the first of equal largest entries); where they are NaN, mse's A[L] is
+    its NaN and bce and cce, which have no label for it, raise ValueError."""
     net = mlpcore.Network([6, 10, 5], ["relu", output], cost, dtype=np.dtype(dtype).name, seed=5)
     X = random_input(np.random.default_rng(0), 6, 40, dtype)
     answers = {}
@@ -990,6 +991,10 @@ def test_predict_answers_as_numpy_does_from_an_inference_forward(cost, output, d
         if change == "nan":  # Z[2] row 2 NaN (NaN times 0 is NaN too): softmax's columns all NaN
             net.W[2][2, 0] = np.nan
         A_L = np.array(net.forward(X, training=False).A[2])
+        if change == "nan" and cost != "mse":
+            with pytest.raises(ValueError, match="A\\[L\\] contains NaN or inf, of which no label can be predicted"):
+                net.predict(X)
+            break
         expected = {"mse": A_L, "bce": (A_L >= 0.5).astype(np.int64), "cce": np.argmax(A_L, axis=0)}[cost]
         answers[change] = net.predict(X)
         np.testing.assert_array_equal(answers[change], expected)

@@ -616,6 +616,10 @@ void bind_network(py::module_& m, const std::string& suffix) {
                if (net.cost == Cost::mse) {
                  std::copy_n(A_L.data, A_L.size(), static_cast<T*>(out));
                } else {
+                 require(
+                     all_finite(ConstMatrix<T>(A_L)),
+                     "A[L] contains NaN or inf, of which no label can be predicted: the forward overflowed (look at "
+                     "the scale of X and of the parameters)");
                  predicted_labels(net.cost, ConstMatrix<T>(A_L), static_cast<std::int64_t*>(out));
                }
              }

@@ -115,9 +115,8 @@ void output_error(ConstMatrix<T> A, Targets<T> Y, Matrix<T> E) {
   });
 }
 
-// predict's labels from the output A[L] (n[L], m):
-//   cce: labels[j] = argmax over i of A[L](i, j), the first of equal largest entries (or the first
-//        NaN, as numpy.argmax);   labels: (m,)
+// predict's labels from the output A[L] (n[L], m), all finite (the caller checks):
+//   cce: labels[j] = argmax over i of A[L](i, j), the first of equal largest entries;   labels: (m,)
 //   bce: labels[i + j n[L]] = 1 where A[L](i, j) >= 0.5, else 0;   labels: (n[L], m), column-major
 template <class T>
 void predicted_labels(Cost cost, ConstMatrix<T> A, std::int64_t* labels) {
@@ -128,8 +127,8 @@ void predicted_labels(Cost cost, ConstMatrix<T> A, std::int64_t* labels) {
       continue;
     }
     index best = 0;
-    for (index i = 1; i < A.rows && !std::isnan(a[best]); ++i)
-      if (a[i] > a[best] || std::isnan(a[i])) best = i;
+    for (index i = 1; i < A.rows; ++i)
+      if (a[i] > a[best]) best = i;
     labels[j] = best;
   }
 }

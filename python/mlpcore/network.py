@@ -599,7 +599,9 @@ class Network:
 
         mse: A[L] (n[L], m), in the network's dtype; bce: int64 (n[L], m), 1 where A[L] >= 0.5;
         cce: int64 class index of the largest A[L], shape (m,).
-        Threads may call predict of one network at the same time.
+        Raises ValueError for X with NaN or inf, and, with bce or cce, where A[L] is NaN or inf
+        (the forward overflowed), which has no label. Threads may call predict of one network
+        at the same time.
         """
         answer = self._core.predict(X, False)  # predict's cache is the core's (see predict_cache_capacity)
         if answer is None:  # X is not as the core reads it: converted, or refused with the reason
