@@ -491,6 +491,21 @@ def test_updates_refuse_gradients_with_nan_or_inf(apply, value, name):
     assert net.params.tobytes() == before
 
 
+@pytest.mark.parametrize("apply", [_update, _optimizer_step], ids=["update", "optimizer_step"])
+def test_updates_refuse_gradients_that_no_backward_has_filled(apply):
+    """Gradients(net, m) are backward's out=: an update from them before a backward would be one of
+    zeros, which an optimizer would count as a step. Refused; after a backward they update."""
+    net = make_net("mse")
+    grads = mlpcore.Gradients(net, good_X().shape[1])
+    assert_refused(net, lambda: apply(net, grads), ValueError,
+                   r"^the gradients hold no backward: Gradients\(net, m\) are for net\.backward\(cache, Y, "
+                   r"out=grads\), which fills them$")
+    net.backward(net.forward(good_X()), good_Y("mse"), out=grads)
+    before = np.array(net.params)
+    apply(net, grads)
+    assert not np.array_equal(net.params, before)
+
+
 @pytest.mark.parametrize("args, pattern", [
     pytest.param(("net", "x"), r"grads must be the mlpcore\.Gradients of a backward of net, got str", id="str_grads"),
     pytest.param(("net", None), r"grads must be the mlpcore\.Gradients .* got NoneType", id="no_grads"),

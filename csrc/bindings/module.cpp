@@ -246,10 +246,14 @@ py::array prediction_array(Cost cost, index n_L, index m) {
   return py::array_t<T, py::array::f_style>({n_L, m});
 }
 
-// Refuses gradients with a NaN or inf (in dW, db, dgamma or dbeta: one pass over the flat buffer)
-// before an update reads them, so that a refused update leaves the parameters as they were.
+// Refuses gradients that no backward has filled (an optimizer would count a step of zeros) and
+// gradients with a NaN or inf (in dW, db, dgamma or dbeta: one pass over the flat buffer) before
+// an update reads them, so that a refused update leaves the parameters as they were.
 template <class T>
-void require_finite_gradients(const Gradients<T>& grads) {
+void require_usable_gradients(const Gradients<T>& grads) {
+  require(grads.filled,
+          "the gradients hold no backward: Gradients(net, m) are for net.backward(cache, Y, out=grads), which fills "
+          "them");
   require(all_finite(grads.dparams.data(), index(grads.dparams.size())), "the gradients contain NaN or inf");
 }
 
@@ -686,7 +690,7 @@ void bind_network(py::module_& m, const std::string& suffix) {
         // false, changing nothing, when an updated parameter would not be finite
         const Claim reading(grads.users, Claim::reading, gradients_in_use);
         ReleasedGIL release;
-        require_finite_gradients(grads);
+        require_usable_gradients(grads);
         return net.update(grads, T(learning_rate));
       });
 }
@@ -705,7 +709,7 @@ bool step_outside_fit(OptimizerState<T>& s, const std::string& method, const py:
   const std::unique_lock writing(net.params_lock);
   net.require_not_fitting();  // before the state is read: a fit swaps it under this lock
   require_state_fits(s, settings, all.end);
-  require_finite_gradients(grads);
+  require_usable_gradients(grads);
   const std::int64_t t = s.t + 1;
   if (!step_in_place(settings, T(learning_rate), t, net.params.data(), grads.dparams.data(), s, all)) return false;
   s.t = t;

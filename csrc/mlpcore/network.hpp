@@ -204,8 +204,10 @@ struct Gradients {
   Matrix<T> dA0() { return {dA0_values.data(), layout.n[0], m, layout.n[0]}; }
   Matrix<T> dU(index l) { return dZ_tilde.has(l) ? dZ_tilde[l] : dZ[l]; }  // m dJ/dU[l]
 
+  // A backward's start: the gradients take its batch, and hold a backward from then on.
   void set_batch(index batch_m) {
     m = batch_m;
+    filled = true;
     for (LayerMatrices<T>* matrices : {&dZ, &dA, &dZ_tilde}) matrices->set_cols(batch_m);
   }
 
@@ -230,6 +232,7 @@ struct Gradients {
   LayerMatrices<T> dZ, dA, dZ_tilde;
   std::vector<T> dA0_values;  // (n[0], capacity), sized by the first backward that asks for dA[0]
   index capacity;
+  bool filled = false;  // whether a backward has computed them (see set_batch)
   int users = 0;  // the Python calls using these gradients: -1 a writer, n > 0 n readers (see Claim in module.cpp)
 };
 

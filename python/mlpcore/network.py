@@ -423,7 +423,8 @@ class Network:
         grads : Gradients from this network's backward. learning_rate : a finite float >= 0.
         Over the flat parameter buffer (gamma[l] and beta[l] of batch-norm layers move too),
         rounded as fit's plain SGD step. Leaving the parameters as they were, raises
-        ValueError when the gradients (dW, db, dgamma, dbeta) contain NaN or inf,
+        ValueError when the gradients (dW, db, dgamma, dbeta) contain NaN or inf or no
+        backward has filled them (Gradients(net, m) before its backward),
         mlpcore.DivergenceError when an updated parameter would be NaN or inf (a learning
         rate too large for these gradients), and RuntimeError during an epoch of a fit of
         this network (from another thread or its gradient hook).

@@ -136,11 +136,11 @@ class Optimizer:
 
         net : a mlpcore.Network. grads : the mlpcore.Gradients of a backward of net.
         Raises TypeError for any other net or grads, ValueError for gradients of another
-        network or with NaN or inf, ValueError (TypeError) for hyper-parameters changed to
-        values out of range (of another type) or an eps that rounds to 0 in net's dtype,
-        DivergenceError if the update itself overflows (the parameters and the state, t
-        included, are then left as they were, and a first step leaves no state), and
-        RuntimeError during an epoch of a fit of net (from another thread or its hook).
+        network, with NaN or inf, or that no backward has filled, ValueError (TypeError) for
+        hyper-parameters changed to values out of range (of another type) or an eps that
+        rounds to 0 in net's dtype, DivergenceError if the update itself overflows (the
+        parameters and the state, t included, are then left as they were, and a first step
+        leaves no state), and RuntimeError during an epoch of a fit of net (from another thread or its hook).
         After a step, net.optimizer is this optimizer (what ``save(include_optimizer=True)``
         saves and a fit of net continues from when given no other).
         """
