@@ -128,6 +128,10 @@ class _Run:
         self.optimizer = _optimizer(net, optimizer, learning_rate)
         dropout_seed, self.order_seed = (int(s) for s in rng.integers(0, 2**63, size=2, dtype=np.uint64))
         self.state = self.optimizer._state_for(net)  # the trainer's, whatever a callback does to the optimizer
+        data = {"X": self.X, "Y": self.Y}
+        if validation_data is not None:
+            data.update(zip(("validation X", "validation Y"), validation_data))
+        _require_apart(net, self.optimizer, data)
         self.trainer = _TRAINERS[net.dtype](net._core, self.optimizer.method, self.optimizer.hyper, self.state,
                                             self.batch_size, m)
         self.t_start = self.state.t  # its step count before this fit's steps
@@ -239,6 +243,16 @@ def _check_numbers(dtype, lr0, schedule, epochs, l2, clip_norm, clip_value):
         raise ValueError(f"the schedule {schedule.spec()!r} takes the learning rate from {lr0:g} to "
                          f"{schedule.learning_rate(lr0, epoch):g} at epoch {epoch + 1} of this fit's {epochs}, "
                          f"beyond the range of {dtype.name} (at most {limit:.4g})")
+
+
+def _require_apart(net, optimizer, data):
+    """Refuse data (arrays by name) that shares memory with what fit writes at every step:
+    net.params (W[l], b[l], ...) and the optimizer's state."""
+    written = [net.params, *optimizer.state]
+    for name, array in data.items():
+        if any(np.may_share_memory(array, buffer) for buffer in written):
+            raise ValueError(f"{name} shares memory with the network's parameters or its optimizer's state, which "
+                             f"fit writes at every step: pass a copy")
 
 
 def _data(net, X, Y, X_name, Y_name):
