@@ -567,6 +567,23 @@ def test_the_architecture_cannot_be_reassigned(name):
     assert getattr(net, name) == before
 
 
+@pytest.mark.parametrize("name, value, described", [
+    ("optimizer", "adam", "a mlpcore.optim.Optimizer"), ("optimizer", mlpcore.optim.Adam, "a mlpcore.optim.Optimizer"),
+    ("history", 5, "a dict of per-epoch lists"), ("history", [1.0], "a dict of per-epoch lists")])
+def test_the_optimizer_and_history_take_their_kind_or_none(name, value, described):
+    """net.optimizer = "adam" would fail later, in fit or reset_optimizer, with an AttributeError:
+    refused at the assignment; an Optimizer, a dict and None are taken."""
+    net = make_net("mse")
+    assert_refused(net, lambda: setattr(net, name, value), TypeError,
+                   rf"^net\.{name} must be {described} or None, got {type(value).__name__}$")
+    assert getattr(net, name) is None
+    good = mlpcore.optim.Adam() if name == "optimizer" else {"cost": [1.0]}
+    setattr(net, name, good)
+    assert getattr(net, name) is good
+    setattr(net, name, None)
+    assert getattr(net, name) is None
+
+
 def _huge_learning_rate(opt):
     opt.learning_rate = 1e300  # finite in float64, inf in the float32 network's step
 

@@ -27,7 +27,7 @@ import zipfile
 
 import numpy as np
 
-from .optim import Optimizer, make_optimizer
+from .optim import make_optimizer
 
 __all__ = ["save", "load", "FORMAT_VERSION"]
 
@@ -140,16 +140,10 @@ def _fsync_folder(folder):
 
 def _arrays_of(net, include_optimizer, metadata):
     """The named arrays of the file: header, params, running statistics, optimizer state."""
-    optimizer = net.optimizer if include_optimizer else None
-    if not (net.history is None or isinstance(net.history, dict)):  # which load refuses
-        raise ValueError(f"net.history must be None or a dict of per-epoch lists to be saved, "
-                         f"got {type(net.history).__name__}")
+    optimizer = net.optimizer if include_optimizer else None  # net.history and net.optimizer: see Network._KINDS
     if include_optimizer and optimizer is None:
         raise ValueError("include_optimizer=True but the network has no optimizer (net.optimizer is None: "
                          "neither fit nor an optimizer's step has trained it, or reset_optimizer() was called)")
-    if optimizer is not None and not isinstance(optimizer, Optimizer):
-        raise TypeError(f"net.optimizer must be a mlpcore.optim optimizer or None to be saved, got "
-                        f"{type(optimizer).__name__} {optimizer!r}")
     if optimizer is not None:
         try:  # as load makes it again: its hyper-parameters may have been changed since they were checked
             make_optimizer(optimizer.spec, optimizer.learning_rate)

@@ -9,7 +9,7 @@ from . import _core
 from ._checks import held_by, is_integer, is_real, largest, require_flag, transpose_hint
 from . import io as saving
 from ._layers import Layers
-from .optim import update_divergence
+from .optim import Optimizer, update_divergence
 from .reference import check_architecture, initial_parameters
 from .training import fit
 
@@ -280,8 +280,14 @@ class Network:
                                "bn_momentum"))
     _CORE_BUFFERS = frozenset(("params", "W", "b", "gamma", "beta", "running_mean", "running_var"))
 
+    # Attributes that fit and save read, and the types they take (None too).
+    _KINDS = {"optimizer": (Optimizer, "a mlpcore.optim.Optimizer"), "history": (dict, "a dict of per-epoch lists")}
+
     def __setattr__(self, name, value):
         self._require_replaceable(name)
+        kind, described = self._KINDS.get(name, (object, None))
+        if not (value is None or isinstance(value, kind)):
+            raise TypeError(f"net.{name} must be {described} or None, got {type(value).__name__}")
         super().__setattr__(name, value)
 
     def __delattr__(self, name):
