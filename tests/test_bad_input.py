@@ -176,6 +176,9 @@ BAD_Y = [
     pytest.param("mse", good_Y("mse")[0], ValueError, Y_SHAPE, id="mse_vector_but_nL_2"),
     pytest.param("mse", good_Y("mse")[:, :, None], ValueError, Y_SHAPE, id="mse_ndim_3"),
     pytest.param("cce", np.ones((3, M)), ValueError, Y_SHAPE, id="cce_one_hot_rows"),
+    pytest.param("cce", good_Y("cce")[:-1], ValueError,  # backward's message, the cost's (not an (n[L], m) shape)
+                 rf"(Y must hold the cache's m = {M} examples, got shape \({M - 1},\)|Y's labels must be of "
+                 rf"shape \(m,\) = \({M},\), got \({M - 1},\))$", id="cce_labels_too_few"),
     pytest.param("cce", _Y("cce", 4, where=3), ValueError, LABELS, id="cce_label_equals_nL"),
     pytest.param("cce", _Y("cce", 100, where=3), ValueError, LABELS, id="cce_label_100"),
     pytest.param("cce", _Y("cce", -1, where=3), ValueError, LABELS, id="cce_label_negative"),

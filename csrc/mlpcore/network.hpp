@@ -714,6 +714,9 @@ class Network {
 
   void require_targets(const Targets<T>& Y, index m) const {
     require(Y.dense.rows == layout.n[L()] && Y.dense.cols == m, [&] {
+      if (Y.labels)
+        return "Y's labels must be of shape (m,) = (" + std::to_string(m) + ",), got (" + std::to_string(Y.dense.cols) +
+               ",)";
       return "Y must be (n[L], m) = (" + std::to_string(layout.n[L()]) + ", " + std::to_string(m) + "), got (" +
              std::to_string(Y.dense.rows) + ", " + std::to_string(Y.dense.cols) + ")";
     });
