@@ -549,6 +549,10 @@ def test_learning_rate_schedules():
     with pytest.warns(ConvergenceWarning):
         clf.fit(X, y)
     assert clf.network_.optimizer.learning_rate == pytest.approx(0.1 / (clf.t_ + 1) ** 0.5)
+    steep = MLPClassifier(learning_rate="invscaling", power_t=1e3, max_iter=3, tol=0, **settings)
+    with pytest.warns(ConvergenceWarning):  # (t_ + 1)^1000 beyond float64: a rate of 0, not an OverflowError
+        steep.fit(X, y)
+    assert steep.network_.optimizer.learning_rate == 0 and steep.n_iter_ == 3
     settings.update(learning_rate="adaptive", tol=1e9, n_iter_no_change=1)
     ours = MLPClassifier(**settings).fit(X, y)
     theirs = neural_network.MLPClassifier(**settings).fit(X, y)
@@ -597,11 +601,15 @@ def test_mlpcore_layers_batch_norm_dropout_and_activations():
     ("dropout", np.array(0.1), r"dropout must be a drop probability in \[0, 1\), or a sequence of 2"),
     ("batch_norm", "yes", "batch_norm must be True or False, or a sequence of 2"),
     ("early_stopping", "yes", "early_stopping must be True or False"),
-    ("batch_size", 1, "batch_size must be 'auto' or an int >= 2 with batch_norm")])
+    ("batch_size", 1, "batch_size must be 'auto' or an int >= 2 with batch_norm"),
+    ("momentum", 0.0, r"momentum must be a number in \(0, 1\] with solver='nesterov', got 0.0"),
+    ("validation_fraction", 0.0, r"validation_fraction must be a number in \(0, 1\) with early_stopping")])
 def test_bad_parameters_are_refused_at_fit_naming_what_was_expected(parameter, value, message):
-    """As scikit-learn's estimators refuse them: its InvalidParameterError, a ValueError and a TypeError."""
+    """As scikit-learn's estimators refuse them: its InvalidParameterError, a ValueError and a TypeError.
+    (momentum 0 is refused with the nesterov solver, validation_fraction 0 with early stopping.)"""
     X, y = blobs()
-    clf = MLPClassifier(hidden_layer_sizes=(8, 4), batch_norm=[True, False]).set_params(**{parameter: value})
+    clf = MLPClassifier(hidden_layer_sizes=(8, 4), batch_norm=[True, False], solver="nesterov", early_stopping=True)
+    clf.set_params(**{parameter: value})
     with pytest.raises(InvalidParameterError, match=message) as refusal:
         clf.fit(X, y)
     assert isinstance(refusal.value, ValueError) and isinstance(refusal.value, TypeError)

@@ -296,6 +296,10 @@ class _BaseMLP(BaseEstimator):
         _, batch_norm, _ = self._hidden_layers()
         _require(not (any(batch_norm) and self.batch_size == 1), "batch_size",
                  "'auto' or an int >= 2 with batch_norm (one example has no batch variance)", self.batch_size)
+        _require(not (self.solver == "nesterov" and self.momentum == 0), "momentum",
+                 "a number in (0, 1] with solver='nesterov'", self.momentum)
+        _require(not (self.early_stopping and self.validation_fraction == 0), "validation_fraction",
+                 "a number in (0, 1) with early_stopping (the held-out examples it scores)", self.validation_fraction)
 
     def _fit_dtype_spec(self):
         """What validate_data converts X to at a first fit: float32 or float64, or either (dtype=None)."""
@@ -493,7 +497,8 @@ class _BaseMLP(BaseEstimator):
         improved = self._improved(X_val, y_val)
         self._no_improvement_count = 0 if improved else self._no_improvement_count + 1
         if self.learning_rate == "invscaling":
-            self._learning_rate = float(self.learning_rate_init) / (self.t_ + 1) ** self.power_t
+            with np.errstate(over="ignore"):  # a power beyond float64's range: a rate of 0, not an OverflowError
+                self._learning_rate = float(self.learning_rate_init / np.float64(self.t_ + 1) ** self.power_t)
         if self._no_improvement_count > self.n_iter_no_change:  # scikit-learn's messages, word for word
             what = "Validation score" if X_val is not None else "Training loss"
             message = f"{what} did not improve more than tol={self.tol:f} for {self.n_iter_no_change} consecutive epochs."
