@@ -340,11 +340,12 @@ def test_a_file_from_a_newer_format_version_is_refused(saved):
      "architecture in its header is invalid: layer sizes n must be integers >= 1"),
     (lambda header: header.update(dropout_seed=-1), "dropout_seed should be an integer"),
     (lambda header: header.update(metadata=[1]), "history and metadata should be JSON objects"),
+    (lambda header: header.update(history=[1]), "history and metadata should be JSON objects"),
     (lambda header: header["architecture"].update(dtype="float16"),
      "architecture in its header is invalid: .*float16"),
     (lambda header: header.update(optimizer=7), "the optimizer in its header should be a JSON object, got 7"),
 ], ids=["marker", "version", "architecture", "cost", "layer-size", "infinite-layer-size", "dropout-seed", "metadata",
-        "dtype", "optimizer"])
+        "history", "dtype", "optimizer"])
 def test_a_header_with_wrong_contents_is_refused(saved, change, message):
     path, _ = saved
     rewrite(path, change)

@@ -285,9 +285,10 @@ def _restore(net, arrays, source):
             raise ValueError(f"{source}: running_var_{l} holds negative variances: the file is corrupt")
     net._core.dropout_seed = _integer(header, "dropout_seed", source)
     net._core.training_forwards = _integer(header, "training_forwards", source)
-    net.history, net.metadata = header.get("history"), header.get("metadata", {})
-    if not (net.history is None or isinstance(net.history, dict)) or not isinstance(net.metadata, dict):
+    history, metadata = header.get("history"), header.get("metadata", {})
+    if not (history is None or isinstance(history, dict)) or not isinstance(metadata, dict):
         raise ValueError(f"{source}: its header's history and metadata should be JSON objects")
+    net.history, net.metadata = history, metadata
     if header.get("optimizer") is not None:
         net.optimizer = _optimizer(net, header["optimizer"], arrays, source)
 
