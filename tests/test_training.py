@@ -748,18 +748,23 @@ def test_gradient_hook_sees_and_may_change_the_flat_gradient():
     assert len(calls) == 6
 
 
-def test_the_core_s_parameter_buffer_is_not_shown_during_an_epoch():
-    """A step writes into a spare that it then makes the current buffer, and the fit frees the spare
-    at its end: a view of the current buffer made from the hook could outlive its memory. The
-    core refuses it there (net.params, made with the network, shows the buffer the values settle in)."""
-    net = mlpcore.Network([3, 4, 2], ["tanh", "identity"], "mse", seed=0)
+@pytest.mark.parametrize("view", ["params", "W", "b", "gamma", "beta", "state"])
+def test_the_core_s_parameter_and_state_buffers_are_not_shown_during_an_epoch(view):
+    """A step writes into spares that it then makes current, and the fit frees the spares at its
+    end: a view of a current buffer made from the hook could outlive its memory. The core refuses
+    it there (net.params, net.W and the optimizer's state, made outside any fit, show the buffers
+    the values settle in)."""
+    net = mlpcore.Network([3, 4, 2], ["tanh", "identity"], "mse", batch_norm=[True, False], seed=0)
+    opt = mlpcore.optim.Adam()
     X, Y = np.ones((3, 8), np.float32), np.zeros((2, 8), np.float32)
-    def view_the_buffer(flat_grads):
-        net._core.params
-
+    shown = {"params": lambda: net._core.params, "state": lambda: opt._state.buffers(net._core),
+             **{name: (lambda name=name: getattr(net._core, name)(1)) for name in ("W", "b", "gamma", "beta")}}[view]
+    net.fit(X, Y, epochs=1, batch_size=4, optimizer=opt, verbose=0)
     with pytest.raises(RuntimeError, match="a fit of this network is running"):
-        net.fit(X, Y, epochs=1, batch_size=4, gradient_hook=view_the_buffer, verbose=0)
-    assert np.shares_memory(net._core.params, net.params)  # after the fit, the buffer of net.params
+        net.fit(X, Y, epochs=1, batch_size=4, optimizer=opt, gradient_hook=lambda flat_grads: shown(), verbose=0)
+    after = shown()  # after the fit, the buffers the values settle in
+    assert all(np.shares_memory(a, b) for a, b in zip(after if view == "state" else [after],
+                                                      opt.state if view == "state" else [net.params]))
 
 
 @pytest.mark.parametrize("batch_norm", [False, True], ids=["plain", "batch_norm"])

@@ -273,6 +273,17 @@ struct PyNetwork : Network<T> {
   std::unique_ptr<Cache<T>> predict_cache;
 };
 
+// Refuses, during an epoch of a fit of net, a view into the parameters' buffer or the optimizer
+// state's: a step writes into spares and makes them current, and the fit frees the spares at its
+// end, so a view made then could outlive its memory (those made outside a fit show the buffers
+// the values settle in).
+template <class T>
+void require_settled(const PyNetwork<T>& net) {
+  ReleasedGIL release;  // the lock may wait for a long call of net (see WriterFirstLock)
+  const std::shared_lock reading(net.params_lock);
+  net.require_not_fitting();
+}
+
 // predict's cache for a call on m examples: the network's own, taken from it for the call (while
 // the call holds the GIL), or a new one if it has none of m; given back when the call ends, even
 // by an exception, so that a call from another thread meanwhile makes its own. Made before a
@@ -559,20 +570,28 @@ void bind_network(py::module_& m, const std::string& suffix) {
           [](Net& net, std::uint64_t count) { net.training_forwards = count; })
       .def_property_readonly("params", [](py::object self) {
         auto& net = self.cast<Net&>();
-        const std::shared_lock reading(net.params_lock);
-        net.require_not_fitting();  // a step's buffer, which the fit frees, could be the current one
+        require_settled(net);
         return flat_view(net.params, self);
       });
   const auto net_layer = [](const Net& net, index l) { return l >= 1 && l <= net.L(); };
   const auto net_bn_layer = [](const Net& net, index l) { return l >= 1 && l <= net.L() && net.layers[l].batch_norm; };
-  def_layer_view(net, "W", net_layer, [](Net& net, index l, py::handle self) { return view<T>(net.W(l), self); });
-  def_layer_view(net, "b", net_layer,
-                 [](Net& net, index l, py::handle self) { return column_view<T>(net.b(l), net.layout.n[l], self); });
-  def_layer_view(net, "gamma", net_bn_layer, [](Net& net, index l, py::handle self) {
-    return column_view<T>(net.gamma(l), net.layout.n[l], self);
-  });
-  def_layer_view(net, "beta", net_bn_layer,
-                 [](Net& net, index l, py::handle self) { return column_view<T>(net.beta(l), net.layout.n[l], self); });
+  const auto settled = [](auto get) {  // a view into the parameters' buffer (see require_settled)
+    return [get](Net& net, index l, py::handle self) {
+      require_settled(net);
+      return get(net, l, self);
+    };
+  };
+  def_layer_view(net, "W", net_layer,
+                 settled([](Net& net, index l, py::handle self) { return view<T>(net.W(l), self); }));
+  def_layer_view(net, "b", net_layer, settled([](Net& net, index l, py::handle self) {
+                   return column_view<T>(net.b(l), net.layout.n[l], self);
+                 }));
+  def_layer_view(net, "gamma", net_bn_layer, settled([](Net& net, index l, py::handle self) {
+                   return column_view<T>(net.gamma(l), net.layout.n[l], self);
+                 }));
+  def_layer_view(net, "beta", net_bn_layer, settled([](Net& net, index l, py::handle self) {
+                   return column_view<T>(net.beta(l), net.layout.n[l], self);
+                 }));
   def_layer_view(net, "running_mean", net_bn_layer,
                  [](Net& net, index l, py::handle self) { return view<T>(net.running_mean[l], self); });
   def_layer_view(net, "running_var", net_bn_layer,
@@ -743,14 +762,17 @@ void bind_optimizer_state(py::module_& m, const std::string& suffix) {
             return s.fits(settings, index(net.params.size()));
           },
           "whether a step of net with these settings finds the buffers it needs; RuntimeError during a fit of net")
-      .def_property_readonly("buffers",
-                             [](py::object self) {
-                               auto& s = self.cast<State&>();
-                               py::list buffers;
-                               for (Buffer<T>* buffer : {&s.first, &s.second})
-                                 if (!buffer->empty()) buffers.append(flat_view(*buffer, self));
-                               return buffers;
-                             })
+      .def(
+          "buffers",
+          [](py::object self, const PyNetwork<T>& net) {
+            require_settled(net);
+            auto& s = self.cast<State&>();
+            py::list buffers;
+            for (Buffer<T>* buffer : {&s.first, &s.second})
+              if (!buffer->empty()) buffers.append(flat_view(*buffer, self));
+            return buffers;
+          },
+          "views of the state's buffers, used by net; RuntimeError during a fit of net")
       .def("step", &step_outside_fit<T>);
 }
 

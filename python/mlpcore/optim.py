@@ -127,7 +127,7 @@ class Optimizer:
         if self._state is None:
             state_class = _core.OptimizerState32 if net.dtype == np.float32 else _core.OptimizerState64
             self._state = state_class(self.method, self.hyper, net.params.size)
-            self._buffers = list(self._state.buffers)
+            self._buffers = list(self._state.buffers(net._core))
             self._network = net
         return self._state
 
