@@ -495,15 +495,20 @@ def test_updates_refuse_gradients_with_nan_or_inf(apply, value, name):
 
 
 @pytest.mark.parametrize("apply", [_update, _optimizer_step], ids=["update", "optimizer_step"])
-def test_updates_refuse_gradients_that_no_backward_has_filled(apply):
-    """Gradients(net, m) are backward's out=: an update from them before a backward would be one of
-    zeros, which an optimizer would count as a step. Refused; after a backward they update."""
+@pytest.mark.parametrize("written_by", ["backward", "hand"])
+def test_updates_refuse_gradients_that_nothing_has_written(apply, written_by):
+    """Gradients(net, m) are backward's out=: an update from them before anything has written them
+    would be one of zeros, which an optimizer would count as a step. Refused; written by a
+    backward, or by hand (a student's own dW[1]), they update."""
     net = make_net("mse")
     grads = mlpcore.Gradients(net, good_X().shape[1])
     assert_refused(net, lambda: apply(net, grads), ValueError,
-                   r"^the gradients hold no backward: Gradients\(net, m\) are for net\.backward\(cache, Y, "
-                   r"out=grads\), which fills them$")
-    net.backward(net.forward(good_X()), good_Y("mse"), out=grads)
+                   r"^the gradients hold nothing: Gradients\(net, m\) are for net\.backward\(cache, Y, "
+                   r"out=grads\), which fills them \(or write dW\[l\], db\[l\] into them yourself\)$")
+    if written_by == "backward":
+        net.backward(net.forward(good_X()), good_Y("mse"), out=grads)
+    else:
+        grads.dW[1][0, 0] = 1.0
     before = np.array(net.params)
     apply(net, grads)
     assert not np.array_equal(net.params, before)

@@ -246,15 +246,18 @@ py::array prediction_array(Cost cost, index n_L, index m) {
   return py::array_t<T, py::array::f_style>({n_L, m});
 }
 
-// Refuses gradients that no backward has filled (an optimizer would count a step of zeros) and
-// gradients with a NaN or inf (in dW, db, dgamma or dbeta: one pass over the flat buffer) before
-// an update reads them, so that a refused update leaves the parameters as they were.
+// Refuses gradients that nothing has written, neither a backward nor the caller (all zero: an
+// optimizer would count a step of nothing), and gradients with a NaN or inf (in dW, db, dgamma or
+// dbeta: one pass over the flat buffer) before an update reads them, so that a refused update
+// leaves the parameters as they were.
 template <class T>
 void require_usable_gradients(const Gradients<T>& grads) {
-  require(grads.filled,
-          "the gradients hold no backward: Gradients(net, m) are for net.backward(cache, Y, out=grads), which fills "
-          "them");
-  require(all_finite(grads.dparams.data(), index(grads.dparams.size())), "the gradients contain NaN or inf");
+  const T* g = grads.dparams.data();
+  const index size = index(grads.dparams.size());
+  require(grads.filled || !all_zero(size, size, [g](index k) { return g[k]; }),
+          "the gradients hold nothing: Gradients(net, m) are for net.backward(cache, Y, out=grads), which fills "
+          "them (or write dW[l], db[l] into them yourself)");
+  require(all_finite(g, size), "the gradients contain NaN or inf");
 }
 
 // The core's Cache with the X array it points into, kept alive as long as the cache.

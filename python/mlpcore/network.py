@@ -155,7 +155,8 @@ class Gradients:
 
     Gradients(network, m) makes empty gradients of the Network network for a batch of m
     examples (an int, 1 <= m < 2^31), to pass to backward as ``out=`` with a cache of exactly
-    m examples (another m is refused with ValueError). They are not
+    m examples (another m is refused with ValueError); update and optimizer steps refuse
+    them while nothing has written them (all zero, no backward). They are not
     pickled or copied (TypeError): copy the arrays, such as grads.dW[l], that you keep.
     """
 
@@ -429,8 +430,8 @@ class Network:
         grads : Gradients from this network's backward. learning_rate : a finite float >= 0.
         Over the flat parameter buffer (gamma[l] and beta[l] of batch-norm layers move too),
         rounded as fit's plain SGD step. Leaving the parameters as they were, raises
-        ValueError when the gradients (dW, db, dgamma, dbeta) contain NaN or inf or no
-        backward has filled them (Gradients(net, m) before its backward),
+        ValueError when the gradients (dW, db, dgamma, dbeta) contain NaN or inf or hold
+        nothing (Gradients(net, m) that neither a backward nor your code has written),
         mlpcore.DivergenceError when an updated parameter would be NaN or inf (a learning
         rate too large for these gradients), and RuntimeError during an epoch of a fit of
         this network (from another thread or its gradient hook).

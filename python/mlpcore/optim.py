@@ -136,7 +136,7 @@ class Optimizer:
 
         net : a mlpcore.Network. grads : the mlpcore.Gradients of a backward of net.
         Raises TypeError for any other net or grads, ValueError for gradients of another
-        network, with NaN or inf, or that no backward has filled, ValueError (TypeError) for
+        network, with NaN or inf, or that hold nothing (see Network.update), ValueError (TypeError) for
         hyper-parameters changed to values out of range (of another type) or an eps that
         rounds to 0 in net's dtype, DivergenceError if the update itself overflows (the
         parameters and the state, t included, are then left as they were, and a first step
