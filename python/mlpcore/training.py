@@ -247,12 +247,13 @@ def _check_numbers(dtype, lr0, schedule, epochs, l2, clip_norm, clip_value):
 
 def _require_apart(net, optimizer, data):
     """Refuse data (arrays by name) that shares memory with what fit writes at every step:
-    net.params (W[l], b[l], ...) and the optimizer's state."""
-    written = [net.params, *optimizer.state]
+    net.params (W[l], b[l], ...), the optimizer's state and batch-norm layers' running statistics."""
+    written = [net.params, *optimizer.state, *(statistics[l] for statistics in (net.running_mean, net.running_var)
+                                               for l in statistics.indices)]
     for name, array in data.items():
         if any(np.may_share_memory(array, buffer) for buffer in written):
-            raise ValueError(f"{name} shares memory with the network's parameters or its optimizer's state, which "
-                             f"fit writes at every step: pass a copy")
+            raise ValueError(f"{name} shares memory with what fit writes at every step (the network's parameters "
+                             f"and running statistics, the optimizer's state): pass a copy")
 
 
 def _data(net, X, Y, X_name, Y_name):
