@@ -913,9 +913,11 @@ def test_a_forward_that_fails_part_way_leaves_its_cache_holding_no_forward(conve
     assert cache.A.indices[0] == 0 and cache.D.indices == [1]
     X = np.zeros((3, 16), np.float64 if converted else np.float32)
     X[:, ::2] = 1e20
+    forwards = net._core.training_forwards
     with pytest.raises(ValueError, match="batch mean or variance is NaN or inf.*the cache holds no forward"):
         net.forward(X, out=cache)
     assert not cache._core.holds_forward and not cache._core.training
+    assert net._core.training_forwards == forwards  # the next forward's dropout masks as they would have been
     assert 0 not in cache.A.indices and cache.D.indices == []
     with pytest.raises(ValueError, match="backward needs a cache from a training-mode forward"):
         net.backward(cache, np.arange(16) % 4)

@@ -304,11 +304,15 @@ class Network {
   //   X: (n[0], m), m <= the cache's capacity; training with batch norm needs m >= 2.
   // A training forward updates the running statistics (fit's steps do it apart, in
   // Trainer::finish_step, only for a step that succeeds). One whose batch statistics are not
-  // finite leaves the cache holding no forward (X, which it must not outlive, forgotten).
+  // finite leaves the cache holding no forward (X, which it must not outlive, forgotten) and the
+  // count of training forwards (the key of the next one's dropout masks) as it was.
   void forward(ConstMatrix<T> X, Cache<T>& cache, bool training) {
     forward_reading(X, cache, training);
     if (training) {
-      if (!batch_statistics_finite(cache)) cache.forget_forward();
+      if (!batch_statistics_finite(cache)) {
+        cache.forget_forward();
+        training_forwards.fetch_sub(1, std::memory_order_relaxed);  // the count of the forwards kept
+      }
       require(cache.training,
               "a batch-norm layer's batch mean or variance is NaN or inf (X too large for the network's dtype?); "
               "the running statistics are left as they were, and the cache holds no forward");
