@@ -542,6 +542,20 @@ def test_loss_curve_is_sklearns_with_a_smaller_last_minibatch():
     np.testing.assert_allclose(ours.loss_curve_[1:], theirs.loss_curve_[1:], rtol=1e-10)
 
 
+@pytest.mark.parametrize("centers", [2, 3], ids=["binary", "multiclass"])
+def test_predict_refuses_labels_of_a_nan_output_that_predict_proba_shows(centers):
+    """A NaN in W[1] (as from a forward that overflowed) makes A[L] NaN: argmax would call it
+    classes_[0]; predict raises ValueError instead, predict_proba gives the NaN."""
+    X, y = blobs(centers=centers)
+    clf = MLPClassifier(hidden_layer_sizes=(8,), max_iter=5, random_state=0)
+    with pytest.warns(ConvergenceWarning):
+        clf.fit(X, y)
+    clf.network_.W[1][0, 0] = np.nan
+    with pytest.raises(ValueError, match=r"^A\[L\] contains NaN or inf, of which no label can be predicted"):
+        clf.predict(X)
+    assert np.isnan(clf.predict_proba(X)).any()
+
+
 def test_learning_rate_schedules():
     X, y = blobs()
     settings = dict(hidden_layer_sizes=(4,), solver="sgd", learning_rate_init=0.1, random_state=0)

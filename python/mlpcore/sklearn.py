@@ -606,6 +606,7 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
         even when they are an earlier fit's) and the count of epochs without improvement, so
         that a fit that stopped for want of improvement may stop again after one epoch.
     momentum : float in [0, 1], default=0.9
+        (0 is refused with solver="nesterov", which needs momentum.)
     nesterovs_momentum : bool, default=True
     early_stopping : bool, default=False
         Hold out validation_fraction of the training examples (drawn after the initial
@@ -614,6 +615,7 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
         random), stop on the validation accuracy as described under n_iter_no_change, and keep
         the parameters of the best epoch.
     validation_fraction : float in [0, 1), default=0.1
+        (0 is refused with early_stopping, which scores the held-out examples.)
     beta_1, beta_2 : float in [0, 1), default=0.9, 0.999
     epsilon : float, default=1e-8
     dtype : None, "float32" or "float64", default=None
@@ -706,8 +708,14 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
             return np.log(probabilities, out=probabilities)
 
     def predict(self, X):
-        """Labels (n_samples,) of classes_' dtype; multi-label: an int indicator matrix (n_samples, n_labels)."""
-        return self._labels(self._outputs(self._validated(X)))
+        """Labels (n_samples,) of classes_' dtype; multi-label: an int indicator matrix (n_samples, n_labels).
+        ValueError where the network's output is NaN (its forward overflowed), which has no label;
+        predict_proba shows it."""
+        outputs = self._outputs(self._validated(X))
+        if not np.isfinite(outputs).all():
+            raise ValueError("A[L] contains NaN or inf, of which no label can be predicted: the forward overflowed "
+                             "(look at the scale of X and of the parameters)")
+        return self._labels(outputs)
 
     def _set_targets(self, y, first, incremental, classes):
         """classes_, n_outputs_ (and which targets) from y; checks y against an earlier fit."""
