@@ -31,7 +31,7 @@ struct Targets {
   }
 };
 
-// log is taken of A[L] clamped to [eps, 1 - eps], so J is never inf or NaN.
+// log is taken of A[L] clamped to [eps, 1 - eps], so J is finite for a finite A[L] (NaN for a NaN one).
 template <class T>
 constexpr T log_eps();
 template <>
