@@ -1064,24 +1064,26 @@ def test_fit_refuses_bad_input_before_training(case):
     assert net.optimizer is None and net.history is None
 
 
-@pytest.mark.parametrize("which", ["X", "Y", "validation X", "validation Y", "state"])
+@pytest.mark.parametrize("which", ["X", "Y", "validation X", "validation Y", "state", "running_mean"])
 def test_fit_refuses_data_that_shares_memory_with_what_it_writes(which):
-    """Data that is a view of net.params (X = net.W[1], say) or of the optimizer's state would
-    change as the network trains: refused, naming it, before anything changes (the optimizer's
-    step count too); a copy of it trains."""
-    net = mlpcore.Network([4, 4, 4], ["tanh", "identity"], "mse", seed=0)
+    """Data that is a view of net.params (X = net.W[1], say), of the optimizer's state or of a
+    running statistic would change as the network trains: refused, naming it, before anything
+    changes (the optimizer's step count too); a copy of it trains."""
+    net = mlpcore.Network([4, 4, 4], ["tanh", "identity"], "mse", batch_norm=[True, False], seed=0)
     opt = mlpcore.optim.SGD(0.01, momentum=0.9)
     X, Y = np.ones((4, 4), np.float32), np.zeros((4, 4), np.float32)
     net.fit(X, Y, epochs=1, optimizer=opt, verbose=0)
     data = {"X": X, "Y": Y, "validation X": X, "validation Y": Y}
     if which == "state":
         data["X"] = opt.state[0][:16].reshape(4, 4, order="F")
+    elif which == "running_mean":  # validation data of one example
+        data["validation X"], data["validation Y"] = net.running_mean[1], Y[:, :1]
     else:
         data[which] = net.W[1] if which.endswith("X") else net.W[2]
     before, state, t = snapshot(net), np.array(opt.state[0]), opt.t
-    name = "X" if which == "state" else which
-    with pytest.raises(ValueError, match=f"^{name} shares memory with the network's parameters or its optimizer's "
-                                         "state, which fit writes at every step: pass a copy$"):
+    name = {"state": "X", "running_mean": "validation X"}.get(which, which)
+    with pytest.raises(ValueError, match=f"^{name} shares memory with what fit writes at every step \\(the network's "
+                                         "parameters and running statistics, the optimizer's state\\): pass a copy$"):
         net.fit(data["X"], data["Y"], epochs=1, optimizer=opt,
                 validation_data=(data["validation X"], data["validation Y"]), verbose=0)
     assert_unchanged(net, before)
