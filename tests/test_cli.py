@@ -498,3 +498,44 @@ def test_predict_and_info_refuse_train_metadata_with_a_scale_of_0(tmp_path, caps
     data = write_csv(tmp_path / "x.csv", ["u", "v"], [["1", "2"]])
     for command in (["predict", str(tmp_path / "model.npz"), data], ["info", str(tmp_path / "model.npz")]):
         assert_one_line_error(*run(command, capsys)[::2], "does not hold what train saves")
+
+
+def test_predictions_whose_write_fails_leave_the_earlier_file_as_it_was(tmp_path):
+    """The file-size limit stops the write of 50,000 predictions part-way: one line on stderr, and
+    the earlier predictions file whole, no temporary file left beside it."""
+    resource = pytest.importorskip("resource", reason="the file-size limit needs the resource module (POSIX)")
+    mlpcore.Network([2, 1], ["identity"], "mse", seed=0).save(tmp_path / "plain.npz")
+    (tmp_path / "big.csv").write_text("u,v\n" + "0.5,0.25\n" * 50_000)
+    (tmp_path / "out.csv").write_text("prediction_1\n1\n")
+    result = subprocess.run([sys.executable, "-m", "mlpcore", "predict", "plain.npz", "big.csv", "--out", "out.csv"],
+                            capture_output=True, text=True, cwd=tmp_path, env=os.environ.copy(), timeout=120,
+                            preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_FSIZE, (20_000, 20_000)))
+    assert result.returncode == 2 and result.stderr == "mlpcore: error: [Errno 27] File too large\n"
+    assert (tmp_path / "out.csv").read_text() == "prediction_1\n1\n"
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["big.csv", "out.csv", "plain.npz"]
+
+
+def test_the_demo_refuses_a_picture_format_matplotlib_does_not_write_before_training(tmp_path, capsys):
+    pytest.importorskip("matplotlib", reason="the demo's picture needs matplotlib, which is not installed")
+    status, out, err = run(["demo", "--epochs", "1", "--out", str(tmp_path / "demo.xyz")], capsys)
+    assert_one_line_error(status, err, "demo.xyz: matplotlib writes", "png", "not 'xyz'")
+    assert "accuracy" not in out and list(tmp_path.iterdir()) == []
+
+
+def test_the_demo_writes_its_picture_at_the_path_it_names(tmp_path, capsys):
+    """A path without an extension gets a PNG under that very name (matplotlib alone would add .png)."""
+    pytest.importorskip("matplotlib", reason="the demo's picture needs matplotlib, which is not installed")
+    status, out, _ = run(["demo", "--epochs", "1", "--out", str(tmp_path / "picture")], capsys)
+    assert status == 0 and f"wrote {tmp_path / 'picture'}:" in out
+    assert [path.name for path in tmp_path.iterdir()] == ["picture"]
+    assert (tmp_path / "picture").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_a_network_too_large_for_memory_is_one_line(species_csv, tmp_path, capsys, monkeypatch):
+    """The core's std::bad_alloc reaches Python as MemoryError: one line, status 2, as other mistakes."""
+    def no_memory(*args, **kwargs):
+        raise MemoryError("std::bad_alloc")
+    monkeypatch.setattr(mlpcore.cli, "Network", no_memory)
+    status, _, err = run(train_args(species_csv, tmp_path, "--target", "species", "--layers", "40000,40000"), capsys)
+    assert_one_line_error(status, err, "not enough memory (std::bad_alloc): try smaller layers or fewer examples")
+    assert status == 2

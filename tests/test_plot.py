@@ -45,6 +45,31 @@ def test_cost_curves_draws_cost_validation_cost_and_metric(plt, tmp_path):
     assert (tmp_path / "cost.png").read_bytes()[:8] == PNG_SIGNATURE
 
 
+def test_a_save_that_fails_part_way_leaves_the_earlier_picture(plt, tmp_path, monkeypatch):
+    """save writes whole or not at all; the format is the extension's (PNG without one, under the
+    name given), and one matplotlib does not write is refused."""
+    earlier = tmp_path / "cost.png"
+    plot.cost_curves(history(), path=earlier)
+    picture = earlier.read_bytes()
+    figure = plot.cost_curves(history())
+
+    def half_then_full_disk(self, file, **kwargs):
+        file.write(b"\x89PNG half")
+        raise OSError(28, "No space left on device")
+    with monkeypatch.context() as patch:
+        patch.setattr(type(figure), "savefig", half_then_full_disk)
+        with pytest.raises(OSError, match="No space left"):
+            plot.save(figure, earlier)
+    assert earlier.read_bytes() == picture and sorted(p.name for p in tmp_path.iterdir()) == ["cost.png"]
+    plot.save(figure, tmp_path / "noext")
+    assert (tmp_path / "noext").read_bytes()[:8] == PNG_SIGNATURE
+    plot.save(figure, tmp_path / "cost.svg")
+    assert b"<svg" in (tmp_path / "cost.svg").read_bytes()[:400]
+    with pytest.raises(ValueError, match=r"cost\.xyz: matplotlib writes .*png.*, not 'xyz'"):
+        plot.save(figure, tmp_path / "cost.xyz")
+    assert not (tmp_path / "cost.xyz").exists()
+
+
 def test_cost_curves_of_a_training_history_without_validation(plt):
     net = mlpcore.Network([2, 1], ["identity"], "mse", seed=0)
     X = np.random.default_rng(0).standard_normal((2, 20))

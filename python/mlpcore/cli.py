@@ -13,13 +13,14 @@ training diverged).
 
 import argparse
 import csv
+import io
 import os
 import sys
 
 import numpy as np
 
 from ._checks import is_real
-from .io import writable_path
+from .io import writable_path, write_atomically
 from .network import Network
 from .optim import DivergenceError
 from .preprocessing import Standardizer
@@ -61,6 +62,8 @@ def main(argv=None):
         return _fail(error, status=1)
     except (ValueError, OSError) as error:
         return _fail(error)
+    except MemoryError as error:
+        return _fail(f"not enough memory ({error or 'MemoryError'}): try smaller layers or fewer examples")
     return 0
 
 
@@ -161,6 +164,7 @@ def demo(args):
     from .datasets import two_spirals
 
     _require_output(args.out)
+    _require_picture_format(args.out)
     X, y = two_spirals(m=800, seed=args.seed)
     X_test, y_test = two_spirals(m=800, seed=args.seed + 1)
     net = Network([2, 32, 32, 1], ["relu", "relu", "sigmoid"], "bce", seed=args.seed)
@@ -187,8 +191,10 @@ def _demo_picture(net, X, y, path):
     figure, (left, right) = plt.subplots(1, 2, figsize=(11, 5), layout="constrained")
     plot.decision_regions(net, X, y, ax=left)
     plot.cost_curves(net.history, ax=right)
-    figure.savefig(path, dpi=100)
-    plt.close(figure)
+    try:
+        plot.save(figure, path)
+    finally:
+        plt.close(figure)
     print(f"wrote {path}: the decision regions and the cost per epoch")
 
 
@@ -255,6 +261,19 @@ def _numbers(cells):
 # ---------------------------------------------------------------------------
 # train
 # ---------------------------------------------------------------------------
+
+def _require_picture_format(path):
+    """Refuse, before any work, a picture path whose extension matplotlib does not write (nothing
+    to refuse without matplotlib: the demo then draws no picture)."""
+    try:
+        from .plot import picture_format
+
+        picture_format(path)
+    except ImportError:
+        return
+    except ValueError as error:
+        raise CommandError(f"--out {error}") from None
+
 
 def _require_output(path, *inputs):
     """Refuse, before any work, an output path that cannot be written (see io.writable_path) or
@@ -508,8 +527,9 @@ def predict(args):
     if args.out is None:
         _write_csv(sys.stdout, header, rows)
         return
-    with open(args.out, "w", newline="", encoding="utf-8") as file:
-        _write_csv(file, header, rows)
+    text = io.StringIO()
+    _write_csv(text, header, rows)
+    write_atomically(args.out, lambda file: file.write(text.getvalue().encode("utf-8")))  # whole or not at all
     print(f"wrote {len(rows)} predictions to {args.out}")
 
 

@@ -15,14 +15,16 @@ stays the caller's to close. matplotlib is imported when a function is called,
 never by ``import mlpcore``.
 """
 
+import os
+
 import numpy as np
 
 from . import reference
 from ._checks import is_integer, is_real
 from .network import Gradients, Network
 
-__all__ = ["cost_curves", "decision_regions", "activation_functions", "weight_histograms",
-           "MISSING_MATPLOTLIB"]
+__all__ = ["cost_curves", "decision_regions", "activation_functions", "weight_histograms", "save",
+           "picture_format", "MISSING_MATPLOTLIB"]
 
 MISSING_MATPLOTLIB = ('mlpcore.plot needs matplotlib: pip install ".[plot]" in a clone of mlpcore '
                       "(or pip install matplotlib)")
@@ -52,11 +54,35 @@ def _finish(figure, path, made_here):
     an Axes given) is then closed in pyplot."""
     if path is not None:
         try:
-            figure.savefig(path, dpi=100)
+            save(figure, path)
         finally:  # a figure made here is closed even when the save fails
             if made_here:
                 _pyplot().close(figure)
     return figure
+
+
+def save(figure, path):
+    """Save the matplotlib figure at path (str or os.PathLike), at 100 dpi, in the format its
+    extension names (PNG without one), whole or not at all: a save that fails leaves what was
+    at path as it was."""
+    from .io import write_atomically
+
+    kind = picture_format(path)
+    write_atomically(path, lambda file: figure.savefig(file, dpi=100, format=kind))
+
+
+def picture_format(path):
+    """The format matplotlib writes for path's extension, "png" without one; ValueError naming
+    the formats it writes for another extension."""
+    _pyplot()
+    from matplotlib.backend_bases import FigureCanvasBase
+
+    extension = os.path.splitext(os.fsdecode(path))[1][1:].lower()
+    formats = FigureCanvasBase.get_supported_filetypes()
+    if extension and extension not in formats:
+        raise ValueError(f"{os.fsdecode(path)}: matplotlib writes {', '.join(sorted(formats))} pictures, not "
+                         f"{extension!r}")
+    return extension or "png"
 
 
 def cost_curves(history, ax=None, path=None):
@@ -66,7 +92,7 @@ def cost_curves(history, ax=None, path=None):
         fit had validation data, "val_cost" and "val_accuracy" or "val_r2"; lists with one
         float per epoch.
     ax : a matplotlib Axes to draw into; None draws into a new figure.
-    path : where to save the figure, or None.
+    path : where to save the figure (see save), or None.
     Returns the Figure. The cost axis is logarithmic when every cost is > 0.
     """
     if not isinstance(history, dict) or not history.get("cost"):
@@ -105,7 +131,7 @@ def decision_regions(net, X, y, ax=None, path=None, resolution=200):
     X : (2, m) the examples, one column each; y : (m,) or (1, m) their class indices (0/1 or
         False/True for bce).
     ax : a matplotlib Axes to draw into; None draws into a new figure.
-    path : where to save the figure, or None.
+    path : where to save the figure (see save), or None.
     resolution : points per side of the grid the network is evaluated on.
     Binary: the colour is A[L], the probability of class 1, with the 0.5 boundary drawn.
     Multi-class: each region takes the colour of the class of largest A[L].
@@ -158,7 +184,7 @@ def activation_functions(activations=DEFAULT_ACTIVATIONS, path=None, z=None):
     activations : specs as Network takes them ("relu", ("elu", {"alpha": 0.5}), ...), or one
         spec; softmax has no element-wise derivative and is refused. The values come from
         mlpcore.reference.g and g_prime.
-    path : where to save the figure, or None.
+    path : where to save the figure (see save), or None.
     z : 1-D float array, the points of the horizontal axis (default 401 points from -4 to 4).
     Returns the Figure (a new one: there is no ax, as it draws a grid of Axes).
     """
@@ -195,7 +221,7 @@ def weight_histograms(net, grads=None, path=None, bins=40):
     """Histograms of W[l] for each layer l (one column each) and, given grads, of dW[l] below.
 
     net : a Network; grads : Gradients of a backward pass of net, or None.
-    path : where to save the figure, or None.
+    path : where to save the figure (see save), or None.
     bins : the number of bins of each histogram (or anything matplotlib's hist takes as bins).
     The layers of a row share its horizontal axis (the W row and the dW row are scaled
     apart), so that a layer whose gradients vanish shows as a narrow spike beside the
