@@ -40,6 +40,10 @@ def main(argv=None):
     parser.add_argument("--quick", action="store_true", help="smaller workloads, for a smoke test")
     parser.add_argument("--out", default=os.path.join(os.path.dirname(os.path.abspath(__file__)), "results"))
     args = parser.parse_args(argv)
+    try:
+        mlpcore.set_num_threads(args.threads)  # refuses a count outside 1..the processors, naming them
+    except ValueError as error:
+        parser.error(f"--threads: {error}")
     set_threads(args.threads)
     scale = 0.1 if args.quick else 1.0
     systems = available_systems()

@@ -10,6 +10,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 RUN = Path(__file__).resolve().parent.parent / "bench" / "run.py"
 
 
@@ -55,3 +57,12 @@ def test_quick_benchmark_prints_the_table_and_writes_the_results(tmp_path):
         *(f"mnist, {k} thread(s)" for k in sorted({1, threads}))]
     assert all(positive(row["seconds"]) for row in results["scaling"])
     assert (tmp_path / "results.png").exists() == (importlib.util.find_spec("matplotlib") is not None)
+
+
+@pytest.mark.parametrize("threads", [0, 1 << 20])
+def test_a_thread_count_outside_the_processors_is_refused_before_any_workload(threads, tmp_path):
+    result = subprocess.run([sys.executable, str(RUN), "--quick", "--threads", str(threads), "--out", str(tmp_path)],
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert result.stderr.splitlines()[-1].startswith("run.py: error: --threads: the thread count must lie in 1..")
+    assert result.stdout == "" and list(tmp_path.iterdir()) == []
