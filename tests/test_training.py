@@ -11,6 +11,7 @@ divergence, reproducibility and refusals; a Linear + BatchNorm1d torch model ste
 
 import copy
 import re
+import threading
 import time
 import warnings
 
@@ -765,6 +766,46 @@ def test_the_core_s_parameter_and_state_buffers_are_not_shown_during_an_epoch(vi
     after = shown()  # after the fit, the buffers the values settle in
     assert all(np.shares_memory(a, b) for a, b in zip(after if view == "state" else [after],
                                                       opt.state if view == "state" else [net.params]))
+
+
+def test_a_view_asked_for_while_another_thread_starts_fits_is_of_the_settled_buffer_or_refused():
+    """The check that no fit runs and the read of the buffer's address are one, under the lock: a
+    fit that starts between them would hand out a view of its spare (hundreds in 200,000 reads)."""
+    net = mlpcore.Network([2, 2, 1], ["tanh", "identity"], "mse", seed=0)
+    X, Y = np.ones((2, 4), np.float32), np.zeros((1, 4), np.float32)
+    done = threading.Event()
+
+    def fits():
+        while not done.is_set():
+            net.fit(X, Y, epochs=1, batch_size=2, verbose=0)
+    fitter = threading.Thread(target=fits)
+    fitter.start()
+    strays, start = 0, time.perf_counter()
+    try:
+        while time.perf_counter() - start < 1.5:
+            for read in (lambda: net._core.params, lambda: net._core.W(1)):
+                try:
+                    strays += not np.shares_memory(read(), net.params)
+                except RuntimeError as error:
+                    assert "a fit of this network is running" in str(error)
+    finally:
+        done.set()
+        fitter.join()
+    assert strays == 0
+
+
+def test_an_optimizer_refused_its_state_during_a_fit_is_left_without_one():
+    """A step from a gradient hook is refused; the fresh optimizer keeps no half-made state bound to
+    no network (which would then step any network, with opt.state empty)."""
+    net = mlpcore.Network([2, 2, 1], ["tanh", "identity"], "mse", seed=0)
+    X, Y = np.ones((2, 4), np.float32), np.zeros((1, 4), np.float32)
+    grads = net.backward(net.forward(X), Y)
+    opt = mlpcore.optim.SGD(momentum=0.9)
+    with pytest.raises(RuntimeError, match="a fit of this network is running"):
+        net.fit(X, Y, epochs=1, verbose=0, gradient_hook=lambda flat_grads: opt.step(net, grads))
+    assert opt._state is None and opt._network is None and opt.state == [] and opt.t == 0
+    opt.step(net, grads)
+    assert opt.t == 1 and len(opt.state) == 1 and np.shares_memory(opt.state[0], opt._state.buffers(net._core)[0])
 
 
 @pytest.mark.parametrize("batch_norm", [False, True], ids=["plain", "batch_norm"])

@@ -8,6 +8,7 @@
 #include <signal.h>
 
 #include <algorithm>
+#include <array>
 #include <atomic>
 #include <chrono>
 #include <climits>
@@ -276,15 +277,17 @@ struct PyNetwork : Network<T> {
   std::unique_ptr<Cache<T>> predict_cache;
 };
 
-// Refuses, during an epoch of a fit of net, a view into the parameters' buffer or the optimizer
-// state's: a step writes into spares and makes them current, and the fit frees the spares at its
-// end, so a view made then could outlive its memory (those made outside a fit show the buffers
-// the values settle in).
-template <class T>
-void require_settled(const PyNetwork<T>& net) {
+// What read() reads of the parameters' or the optimizer state's buffers (where they are, or what
+// they hold), under net's shared lock with the GIL released; RuntimeError during an epoch of a fit
+// of net, whose steps write into spares and make them current, and which frees the spares at its
+// end. Outside a fit they are the buffers the values settle in, which live as long as the
+// network and the state: a view of an address read here stays valid.
+template <class T, class Read>
+auto settled(const PyNetwork<T>& net, const Read& read) {
   ReleasedGIL release;  // the lock may wait for a long call of net (see WriterFirstLock)
   const std::shared_lock reading(net.params_lock);
   net.require_not_fitting();
+  return read();
 }
 
 // predict's cache for a call on m examples: the network's own, taken from it for the call (while
@@ -355,8 +358,8 @@ inline index capacity(const py::int_& m, const std::string& what) {
 
 // A 1-D NumPy view of a flat buffer that keeps `owner` alive.
 template <class T>
-py::array flat_view(Buffer<T>& buffer, py::handle owner) {
-  return py::array_t<T>({index(buffer.size())}, {index(sizeof(T))}, buffer.data(), owner);
+py::array flat_view(std::pair<T*, index> buffer, py::handle owner) {
+  return py::array_t<T>({buffer.second}, {index(sizeof(T))}, buffer.first, owner);
 }
 
 // The (n, 1) view of a per-unit vector.
@@ -573,28 +576,22 @@ void bind_network(py::module_& m, const std::string& suffix) {
           [](Net& net, std::uint64_t count) { net.training_forwards = count; })
       .def_property_readonly("params", [](py::object self) {
         auto& net = self.cast<Net&>();
-        require_settled(net);
-        return flat_view(net.params, self);
+        return flat_view(settled(net, [&] { return std::pair{net.params.data(), index(net.params.size())}; }), self);
       });
   const auto net_layer = [](const Net& net, index l) { return l >= 1 && l <= net.L(); };
   const auto net_bn_layer = [](const Net& net, index l) { return l >= 1 && l <= net.L() && net.layers[l].batch_norm; };
-  const auto settled = [](auto get) {  // a view into the parameters' buffer (see require_settled)
-    return [get](Net& net, index l, py::handle self) {
-      require_settled(net);
-      return get(net, l, self);
-    };
-  };
-  def_layer_view(net, "W", net_layer,
-                 settled([](Net& net, index l, py::handle self) { return view<T>(net.W(l), self); }));
-  def_layer_view(net, "b", net_layer, settled([](Net& net, index l, py::handle self) {
-                   return column_view<T>(net.b(l), net.layout.n[l], self);
-                 }));
-  def_layer_view(net, "gamma", net_bn_layer, settled([](Net& net, index l, py::handle self) {
-                   return column_view<T>(net.gamma(l), net.layout.n[l], self);
-                 }));
-  def_layer_view(net, "beta", net_bn_layer, settled([](Net& net, index l, py::handle self) {
-                   return column_view<T>(net.beta(l), net.layout.n[l], self);
-                 }));
+  def_layer_view(net, "W", net_layer, [](Net& net, index l, py::handle self) {
+    return view<T>(settled(net, [&] { return net.W(l); }), self);
+  });
+  def_layer_view(net, "b", net_layer, [](Net& net, index l, py::handle self) {
+    return column_view<T>(settled(net, [&] { return net.b(l); }), net.layout.n[l], self);
+  });
+  def_layer_view(net, "gamma", net_bn_layer, [](Net& net, index l, py::handle self) {
+    return column_view<T>(settled(net, [&] { return net.gamma(l); }), net.layout.n[l], self);
+  });
+  def_layer_view(net, "beta", net_bn_layer, [](Net& net, index l, py::handle self) {
+    return column_view<T>(settled(net, [&] { return net.beta(l); }), net.layout.n[l], self);
+  });
   def_layer_view(net, "running_mean", net_bn_layer,
                  [](Net& net, index l, py::handle self) { return view<T>(net.running_mean[l], self); });
   def_layer_view(net, "running_var", net_bn_layer,
@@ -759,20 +756,20 @@ void bind_optimizer_state(py::module_& m, const std::string& suffix) {
           "fits",
           [](const State& s, const std::string& method, const py::dict& hyper, const PyNetwork<T>& net) {
             const OptimizerSettings settings = optimizer_settings<T>(method, hyper);
-            ReleasedGIL release;  // the lock may wait for a long call of net (see WriterFirstLock)
-            const std::shared_lock reading(net.params_lock);
-            net.require_not_fitting();  // a fit of net swaps the state under the exclusive lock
-            return s.fits(settings, index(net.params.size()));
+            return settled(net, [&] { return s.fits(settings, index(net.params.size())); });
           },
           "whether a step of net with these settings finds the buffers it needs; RuntimeError during a fit of net")
       .def(
           "buffers",
           [](py::object self, const PyNetwork<T>& net) {
-            require_settled(net);
             auto& s = self.cast<State&>();
+            const auto spans = settled(net, [&] {
+              return std::array{std::pair{s.first.data(), index(s.first.size())},
+                                std::pair{s.second.data(), index(s.second.size())}};
+            });
             py::list buffers;
-            for (Buffer<T>* buffer : {&s.first, &s.second})
-              if (!buffer->empty()) buffers.append(flat_view(*buffer, self));
+            for (const auto& span : spans)
+              if (span.second > 0) buffers.append(flat_view(span, self));
             return buffers;
           },
           "views of the state's buffers, used by net; RuntimeError during a fit of net")
@@ -797,7 +794,7 @@ py::dict run_epoch(py::object self, py::array X, py::array Y, index batch_size, 
   py::object flat_gradient;
   if (!hook.is_none()) {
     auto& g = trainer.gradients();
-    flat_gradient = flat_view(g.dparams, self);
+    flat_gradient = flat_view(std::pair{g.dparams.data(), index(g.dparams.size())}, self);
     call_hook = [&] {
       wait_for_the_end_if_finalizing();
       py::gil_scoped_acquire acquire;

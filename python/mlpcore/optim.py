@@ -124,11 +124,11 @@ class Optimizer:
     def _state_for(self, net):
         """The core state for net, made on first use; refuses another network's."""
         self._require_network(net)
-        if self._state is None:
+        if self._state is None:  # made whole or not at all: buffers refuses during a fit of net
             state_class = _core.OptimizerState32 if net.dtype == np.float32 else _core.OptimizerState64
-            self._state = state_class(self.method, self.hyper, net.params.size)
-            self._buffers = list(self._state.buffers(net._core))
-            self._network = net
+            state = state_class(self.method, self.hyper, net.params.size)
+            self._buffers = list(state.buffers(net._core))
+            self._state, self._network = state, net
         return self._state
 
     def step(self, net, grads):
