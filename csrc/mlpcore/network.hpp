@@ -305,7 +305,8 @@ class Network {
   // A training forward updates the running statistics (fit's steps do it apart, in
   // Trainer::finish_step, only for a step that succeeds). One whose batch statistics are not
   // finite leaves the cache holding no forward (X, which it must not outlive, forgotten) and the
-  // count of training forwards (the key of the next one's dropout masks) as it was.
+  // count of training forwards (the key of the next one's dropout masks) as it was (unless another
+  // training forward of the network ran meanwhile: the next may then draw that one's key).
   void forward(ConstMatrix<T> X, Cache<T>& cache, bool training) {
     forward_reading(X, cache, training);
     if (training) {
