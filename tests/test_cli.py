@@ -537,5 +537,5 @@ def test_a_network_too_large_for_memory_is_one_line(species_csv, tmp_path, capsy
         raise MemoryError("std::bad_alloc")
     monkeypatch.setattr(mlpcore.cli, "Network", no_memory)
     status, _, err = run(train_args(species_csv, tmp_path, "--target", "species", "--layers", "40000,40000"), capsys)
-    assert_one_line_error(status, err, "not enough memory (std::bad_alloc): try smaller layers or fewer examples")
+    assert_one_line_error(status, err, "not enough memory (std::bad_alloc): a smaller network or fewer examples may fit")
     assert status == 2

@@ -1,5 +1,6 @@
 """mlpcore.plot: what each picture draws, checked on the matplotlib objects (Agg backend)."""
 
+import io
 import subprocess
 import sys
 
@@ -68,6 +69,9 @@ def test_a_save_that_fails_part_way_leaves_the_earlier_picture(plt, tmp_path, mo
     with pytest.raises(ValueError, match=r"cost\.xyz: matplotlib writes .*png.*, not 'xyz'"):
         plot.save(figure, tmp_path / "cost.xyz")
     assert not (tmp_path / "cost.xyz").exists()
+    memory = io.BytesIO()  # a file object: matplotlib's savefig, as before
+    plot.save(figure, memory)
+    assert memory.getvalue()[:8] == PNG_SIGNATURE
 
 
 def test_cost_curves_of_a_training_history_without_validation(plt):

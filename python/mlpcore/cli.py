@@ -63,7 +63,7 @@ def main(argv=None):
     except (ValueError, OSError) as error:
         return _fail(error)
     except MemoryError as error:
-        return _fail(f"not enough memory ({error or 'MemoryError'}): try smaller layers or fewer examples")
+        return _fail(f"not enough memory ({str(error) or 'MemoryError'}): a smaller network or fewer examples may fit")
     return 0
 
 
@@ -79,8 +79,9 @@ def _parser():
 
     demo_parser = commands.add_parser("demo", help="train a network on a generated two-spirals set and "
                                       "draw its decision regions and cost curve")
-    demo_parser.add_argument("--out", default="mlpcore-demo.png", metavar="PNG",
-                             help="the PNG to write (default mlpcore-demo.png)")
+    demo_parser.add_argument("--out", default="mlpcore-demo.png", metavar="PICTURE",
+                             help="the picture to write, in its extension's format (PNG without one; default "
+                                  "mlpcore-demo.png)")
     demo_parser.add_argument("--epochs", type=_positive_int, default=150, metavar="N",
                              help="epochs of training (default 150)")
     demo_parser.add_argument("--seed", type=_seed, default=0, metavar="N",
@@ -160,7 +161,7 @@ def _layers(text):
 
 def demo(args):
     """Train a 2-32-32-1 relu network on two spirals with fit (adam, a cosine schedule), print its
-    accuracy on the training points and on new points, and draw the PNG."""
+    accuracy on the training points and on new points, and draw the picture."""
     from .datasets import two_spirals
 
     _require_output(args.out)

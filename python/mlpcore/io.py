@@ -113,9 +113,9 @@ def write_atomically(path, write):
     """
     folder, name = writable_path(path)
     temporary = os.path.join(folder, f".{name}.{uuid.uuid4().hex}.tmp")
-    descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+    file = open(temporary, "xb")  # a new file, with a name (matplotlib's pgf writes images beside it)
     try:
-        with os.fdopen(descriptor, "wb") as file:
+        with file:
             write(file)
             file.flush()
             os.fsync(file.fileno())

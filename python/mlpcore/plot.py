@@ -64,9 +64,12 @@ def _finish(figure, path, made_here):
 def save(figure, path):
     """Save the matplotlib figure at path (str or os.PathLike), at 100 dpi, in the format its
     extension names (PNG without one), whole or not at all: a save that fails leaves what was
-    at path as it was."""
+    at path as it was. A file object (io.BytesIO, say) gets matplotlib's own savefig."""
     from .io import write_atomically
 
+    if hasattr(path, "write"):
+        figure.savefig(path, dpi=100)
+        return
     kind = picture_format(path)
     write_atomically(path, lambda file: figure.savefig(file, dpi=100, format=kind))
 
