@@ -121,14 +121,25 @@ def test_decision_regions_of_a_softmax_classifier_colour_the_argmax(plt):
     X = np.array([[2.0, 0.0, -2.0], [0.0, 2.0, -2.0]])
     figure, ax = plt.subplots()
     plot.decision_regions(net, X, np.array([0, 1, 2]), ax=ax, resolution=50)
-    regions = ax.collections[0]
-    np.testing.assert_allclose(regions.levels, [-0.5, 0.5, 1.5, 2.5])
-    # the region of class k (level k) holds the points where unit k of A[L] is the largest
-    paths = regions.get_paths()
-    assert len(paths) == 3
+    regions = ax.collections[:3]  # one a class, in class order
+    # the region of class k holds the points where unit k of A[L] is the largest
     for k, point in enumerate([(1.5, 0.2), (0.2, 1.5), (-1.5, -1.5)]):
-        assert paths[k].contains_point(point)
-        assert not any(paths[j].contains_point(point) for j in range(3) if j != k)
+        assert any(path.contains_point(point) for path in regions[k].get_paths())
+        assert not any(path.contains_point(point) for j in range(3) if j != k for path in regions[j].get_paths())
+        np.testing.assert_allclose(regions[k].get_facecolor()[0][:3], plt.get_cmap("tab10")(k)[:3])
+
+
+def test_decision_regions_draw_no_band_of_a_class_between_two_others(plt):
+    """Z[1] = (x1, -10, -x1): classes 0 and 2 meet at x1 = 0 and class 1 is nowhere, so its
+    region is empty (contours of the labels 0..2 would draw a band of 1 along the boundary)."""
+    net = mlpcore.Network([2, 3], ["softmax"], "cce", dtype="float64")
+    net.W[1][...] = [[1.0, 0.0], [0.0, 0.0], [-1.0, 0.0]]
+    net.b[1][...] = [[0.0], [-10.0], [0.0]]
+    figure, ax = plt.subplots()
+    plot.decision_regions(net, np.array([[1.0, -1.0], [0.0, 0.5]]), np.array([0, 2]), ax=ax, resolution=51)
+    assert all(len(path.vertices) == 0 for path in ax.collections[1].get_paths())
+    assert all(any(path.contains_point(point) for path in ax.collections[k].get_paths())
+               for k, point in ((0, (0.5, 0.2)), (2, (-0.5, 0.2))))
 
 
 @pytest.mark.parametrize("n, activations, cost, message", [

@@ -171,11 +171,14 @@ def decision_regions(net, X, y, ax=None, path=None, resolution=200):
         ax.contourf(U, V, probability, levels=np.linspace(0, 1, 11), alpha=0.6, **colours)
         ax.contour(U, V, probability, levels=[0.5], colors="black", linewidths=1)
     else:
-        K = net.n[-1]
-        cmap = "tab10" if K <= 10 else "tab20"  # class k takes colour k (classes past 20 share the last)
-        colours = {"cmap": cmap, "vmin": -0.5, "vmax": (10 if K <= 10 else 20) - 0.5}
-        ax.contourf(U, V, A_L.argmax(axis=0).reshape(U.shape), levels=np.arange(K + 1) - 0.5, alpha=0.4,
-                    **colours)
+        K, palette = net.n[-1], 10 if net.n[-1] <= 10 else 20
+        cmap = f"tab{palette}"  # class k takes colour k (classes past 20 share the last)
+        colours = {"cmap": cmap, "vmin": -0.5, "vmax": palette - 0.5}
+        labels = A_L.argmax(axis=0).reshape(U.shape)
+        for k in range(K):  # each class's own region: contours of the labels themselves would draw, where
+            # classes 0 and 2 meet, a band of class 1 (the values between them)
+            ax.contourf(U, V, (labels == k).astype(float), levels=[0.5, 1.5], alpha=0.4,
+                        colors=[_pyplot().get_cmap(cmap)(min(k, palette - 1))])
     ax.scatter(X[0], X[1], c=y, s=12, edgecolors="black", linewidths=0.4, **colours)
     ax.set(xlabel="x1", ylabel="x2", title="decision regions", aspect="equal")
     return _finish(ax.figure, path, made_here)
