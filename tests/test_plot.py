@@ -74,6 +74,14 @@ def test_a_save_that_fails_part_way_leaves_the_earlier_picture(plt, tmp_path, mo
     assert memory.getvalue()[:8] == PNG_SIGNATURE
 
 
+def test_cost_curves_take_numpy_arrays_as_the_lists_of_a_history(plt):
+    h = {key: np.array(values) for key, values in history().items()}
+    figure = plot.cost_curves(h)
+    np.testing.assert_allclose(figure.axes[0].get_lines()[1].get_ydata(), h["val_cost"])
+    with pytest.raises(ValueError, match="history must be the dict of a fit, with a non-empty 'cost' list"):
+        plot.cost_curves({"cost": np.array([])})
+
+
 def test_cost_curves_of_a_training_history_without_validation(plt):
     net = mlpcore.Network([2, 1], ["identity"], "mse", seed=0)
     X = np.random.default_rng(0).standard_normal((2, 20))

@@ -92,12 +92,15 @@ def cost_curves(history, ax=None, path=None):
     """The cost J (and the validation cost) per epoch, with the validation metric on a second axis.
 
     history : the dict that Network.fit returns (also ``net.history``): "cost" and, when
-        fit had validation data, "val_cost" and "val_accuracy" or "val_r2"; lists with one
-        float per epoch.
+        fit had validation data, "val_cost" and "val_accuracy" or "val_r2"; lists (or 1-D
+        NumPy arrays) with one float per epoch.
     ax : a matplotlib Axes to draw into; None draws into a new figure.
     path : where to save the figure (see save), or None.
     Returns the Figure. The cost axis is logarithmic when every cost is > 0.
     """
+    if isinstance(history, dict):  # 1-D NumPy arrays as lists (an array's truth value is ambiguous)
+        history = {key: list(value) if isinstance(value, np.ndarray) and value.ndim == 1 else value
+                   for key, value in history.items()}
     if not isinstance(history, dict) or not history.get("cost"):
         raise ValueError("history must be the dict of a fit, with a non-empty 'cost' list; "
                          f"got {type(history).__name__}"
