@@ -356,6 +356,12 @@ inline index capacity(const py::int_& m, const std::string& what) {
   return index(value);
 }
 
+// A flat buffer's address and size, as flat_view takes them (read under a lock where a fit may swap it).
+template <class T>
+std::pair<T*, index> extent(Buffer<T>& buffer) {
+  return {buffer.data(), index(buffer.size())};
+}
+
 // A 1-D NumPy view of a flat buffer that keeps `owner` alive.
 template <class T>
 py::array flat_view(std::pair<T*, index> buffer, py::handle owner) {
@@ -576,7 +582,7 @@ void bind_network(py::module_& m, const std::string& suffix) {
           [](Net& net, std::uint64_t count) { net.training_forwards = count; })
       .def_property_readonly("params", [](py::object self) {
         auto& net = self.cast<Net&>();
-        return flat_view(settled(net, [&] { return std::pair{net.params.data(), index(net.params.size())}; }), self);
+        return flat_view(settled(net, [&] { return extent(net.params); }), self);
       });
   const auto net_layer = [](const Net& net, index l) { return l >= 1 && l <= net.L(); };
   const auto net_bn_layer = [](const Net& net, index l) { return l >= 1 && l <= net.L() && net.layers[l].batch_norm; };
@@ -763,10 +769,7 @@ void bind_optimizer_state(py::module_& m, const std::string& suffix) {
           "buffers",
           [](py::object self, const PyNetwork<T>& net) {
             auto& s = self.cast<State&>();
-            const auto spans = settled(net, [&] {
-              return std::array{std::pair{s.first.data(), index(s.first.size())},
-                                std::pair{s.second.data(), index(s.second.size())}};
-            });
+            const auto spans = settled(net, [&] { return std::array{extent(s.first), extent(s.second)}; });
             py::list buffers;
             for (const auto& span : spans)
               if (span.second > 0) buffers.append(flat_view(span, self));
@@ -794,7 +797,7 @@ py::dict run_epoch(py::object self, py::array X, py::array Y, index batch_size, 
   py::object flat_gradient;
   if (!hook.is_none()) {
     auto& g = trainer.gradients();
-    flat_gradient = flat_view(std::pair{g.dparams.data(), index(g.dparams.size())}, self);
+    flat_gradient = flat_view(extent(g.dparams), self);
     call_hook = [&] {
       wait_for_the_end_if_finalizing();
       py::gil_scoped_acquire acquire;

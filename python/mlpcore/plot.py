@@ -177,11 +177,11 @@ def decision_regions(net, X, y, ax=None, path=None, resolution=200):
         K, palette = net.n[-1], 10 if net.n[-1] <= 10 else 20
         cmap = f"tab{palette}"  # class k takes colour k (classes past 20 share the last)
         colours = {"cmap": cmap, "vmin": -0.5, "vmax": palette - 0.5}
-        labels = A_L.argmax(axis=0).reshape(U.shape)
+        labels, colour = A_L.argmax(axis=0).reshape(U.shape), _pyplot().get_cmap(cmap)
         for k in range(K):  # each class's own region: contours of the labels themselves would draw, where
             # classes 0 and 2 meet, a band of class 1 (the values between them)
             ax.contourf(U, V, (labels == k).astype(float), levels=[0.5, 1.5], alpha=0.4,
-                        colors=[_pyplot().get_cmap(cmap)(min(k, palette - 1))])
+                        colors=[colour(min(k, palette - 1))])
     ax.scatter(X[0], X[1], c=y, s=12, edgecolors="black", linewidths=0.4, **colours)
     ax.set(xlabel="x1", ylabel="x2", title="decision regions", aspect="equal")
     return _finish(ax.figure, path, made_here)
