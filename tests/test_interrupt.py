@@ -110,3 +110,26 @@ def test_a_fit_leaves_a_ctrl_c_that_python_does_not_handle_itself_to_its_handler
         assert signal.getsignal(signal.SIGINT) is given
     finally:
         signal.signal(signal.SIGINT, before)
+
+
+def test_callbacks_are_told_of_an_epoch_that_ctrl_c_cut_short(python_handles_ctrl_c):
+    net, X, y = spirals_net()
+    told = []
+    history = net.fit(X, y, epochs=3, batch_size=16, gradient_hook=ctrl_c_at_step(20, []), verbose=0,
+                      callbacks=[lambda epoch, logs: told.append(dict(logs))])
+    assert [logs.get("interrupted") for logs in told] == [None, True]  # 16 steps an epoch
+    assert "interrupted" not in history and len(history["cost"]) == 2
+
+
+def test_a_ctrl_c_in_an_estimators_fit_warns_and_does_not_count_its_epoch_as_sklearn(python_handles_ctrl_c,
+                                                                                     monkeypatch):
+    sklearn = pytest.importorskip("mlpcore.sklearn", reason="scikit-learn is not installed")
+    net, X, y = spirals_net()
+    fit = mlpcore.Network.fit
+    monkeypatch.setattr(mlpcore.Network, "fit",
+                        lambda self, *args, **kwargs: fit(self, *args, gradient_hook=ctrl_c_at_step(20, []), **kwargs))
+    clf = sklearn.MLPClassifier(hidden_layer_sizes=(8,), batch_size=16, max_iter=5, random_state=0)
+    with pytest.warns(UserWarning, match="^Training interrupted by user.$"):
+        clf.fit(X.T, y)
+    assert clf.n_iter_ == 1 and clf.t_ == 256 and len(clf.loss_curve_) == 1
+    assert clf.network_.optimizer.t == 20  # the steps taken are kept

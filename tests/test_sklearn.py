@@ -580,7 +580,7 @@ def test_learning_rate_schedules():
     ("nesterov", "sgd", {"momentum": 0.9, "nesterov": True}),
     ("rmsprop", "rmsprop", {"alpha": 0.99, "eps": 1e-8}),
     ("adam", "adam", {"beta1": 0.9, "beta2": 0.999, "eps": 1e-8}),
-    ("adamw", "adamw", {"beta1": 0.9, "beta2": 0.999, "eps": 1e-8, "weight_decay": 0.01})])
+    ("adamw", "adamw", {"beta1": 0.9, "beta2": 0.999, "eps": 1e-8, "weight_decay": 1e-4})])
 def test_solvers_are_mlpcores_optimizers(solver, method, hyper):
     X, y = blobs()
     clf = MLPClassifier(hidden_layer_sizes=(4,), solver=solver, learning_rate_init=0.01, max_iter=2, tol=0,
@@ -589,6 +589,47 @@ def test_solvers_are_mlpcores_optimizers(solver, method, hyper):
         clf.fit(X, y)
     assert clf.network_.optimizer.spec == (method, hyper)
     assert clf.network_.optimizer.learning_rate == 0.01
+
+
+def test_adamws_weight_decay_is_alpha_in_place_of_the_l2_term():
+    X, y = blobs()
+    clf = MLPClassifier(hidden_layer_sizes=(4,), solver="adamw", alpha=0.3, max_iter=2, tol=0, random_state=0)
+    clf.fit(X, y)
+    assert clf.network_.optimizer.hyper["weight_decay"] == 0.3
+    assert "l2_term" not in clf.network_.history  # no alpha term in the loss
+    adam = MLPClassifier(hidden_layer_sizes=(4,), solver="adam", alpha=0.3, max_iter=2, tol=0, random_state=0)
+    assert "l2_term" in adam.fit(X, y).network_.history
+
+
+@pytest.mark.parametrize("learning_rate, tol, n_iter_no_change", [("invscaling", 0, 100), ("adaptive", 10, 1)])
+@pytest.mark.parametrize("nesterovs_momentum", [False, True])
+def test_a_new_learning_rate_keeps_the_momentum_velocity_as_sklearns(learning_rate, tol, n_iter_no_change,
+                                                                      nesterovs_momentum):
+    """scikit-learn's velocity v = momentum v - lr g keeps the rate of each step taken; mlpcore's
+    buffer (torch's) holds gradients, which the wrapper rescales when the rate changes (each
+    epoch with invscaling, every second one here with adaptive)."""
+    X, y = blobs()
+    settings = dict(hidden_layer_sizes=(5,), solver="sgd", learning_rate=learning_rate, learning_rate_init=0.1,
+                    power_t=0.3, momentum=0.9, nesterovs_momentum=nesterovs_momentum, tol=tol,
+                    n_iter_no_change=n_iter_no_change, shuffle=False, random_state=0, max_iter=8)
+    ours = MLPClassifier(**settings).fit(X, y)
+    theirs = neural_network.MLPClassifier(**settings).fit(X, y)
+    assert ours.n_iter_ == theirs.n_iter_ >= 6
+    np.testing.assert_allclose(ours.loss_curve_, theirs.loss_curve_, rtol=1e-9)
+
+
+def test_a_sparse_multilabel_y_is_taken_and_predicted_sparse_as_sklearn():
+    scipy_sparse = pytest.importorskip("scipy.sparse", reason="scipy is not installed")
+    X, Y = make_multilabel_classification(n_samples=60, n_features=5, n_classes=3, random_state=0)
+    dense = MLPClassifier(hidden_layer_sizes=(6,), max_iter=5, random_state=0).fit(X, Y)
+    ours = MLPClassifier(hidden_layer_sizes=(6,), max_iter=5, random_state=0).fit(X, scipy_sparse.csr_matrix(Y))
+    predicted = ours.predict(X)
+    assert scipy_sparse.issparse(predicted) and predicted.format == "csr"
+    assert isinstance(neural_network.MLPClassifier(max_iter=5).fit(X, scipy_sparse.csr_matrix(Y)).predict(X),
+                      type(predicted))
+    np.testing.assert_array_equal(predicted.toarray(), dense.predict(X))
+    np.testing.assert_array_equal(ours.predict_proba(X), dense.predict_proba(X))
+    assert not scipy_sparse.issparse(dense.predict(X))
 
 
 def test_mlpcore_layers_batch_norm_dropout_and_activations():

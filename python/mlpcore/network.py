@@ -482,8 +482,9 @@ class Network:
         l2 : lambda: J gains lambda/(2m) sum ||W[l]||^2 and dW[l] gains (lambda/m) W[l].
         clip_norm, clip_value : clip the flat gradient to this global norm, then to
             [-clip_value, clip_value].
-        callbacks : callables callback(epoch, logs) called after each epoch; one that
-            returns a true value (as bool() takes it) stops training.
+        callbacks : callables callback(epoch, logs) called after each epoch with its figures
+            (as the history records them, and "interrupted": True after an epoch that Ctrl-C
+            stopped part-way); one that returns a true value (as bool() takes it) stops training.
         schedule : None, ("step", {...}), ("exponential", {...}), ("cosine", {...}):
             the rate of each epoch, as torch.optim.lr_scheduler (see mlpcore.schedules).
         gradient_hook : callable(flat_grads) called once per step between backward

@@ -24,6 +24,7 @@ import warnings
 import numpy as np
 
 try:
+    from scipy import sparse
     from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
     from sklearn.exceptions import ConvergenceWarning
     from sklearn.metrics import accuracy_score, r2_score
@@ -205,6 +206,8 @@ class _BaseMLP(BaseEstimator):
     the core takes it) and _score_outputs (the validation score of early stopping).
     """
 
+    _sparse_targets = False  # whether the first fit's y was a scipy.sparse matrix
+
     def __init__(self, hidden_layer_sizes=(100,), activation="relu", *, solver="adam", alpha=0.0001,
                  batch_size="auto", learning_rate="constant", learning_rate_init=0.001, power_t=0.5, max_iter=200,
                  shuffle=True, random_state=None, tol=1e-4, verbose=False, warm_start=False, momentum=0.9,
@@ -323,7 +326,7 @@ class _BaseMLP(BaseEstimator):
             "nesterov": ("sgd", {"momentum": momentum, "nesterov": True}),
             "rmsprop": ("rmsprop", {"eps": float(self.epsilon)}),
             "adam": ("adam", adam),
-            "adamw": ("adamw", adam),
+            "adamw": ("adamw", {**adam, "weight_decay": float(self.alpha)}),
         }[self.solver]
 
     # ---- fitting ----
@@ -341,17 +344,20 @@ class _BaseMLP(BaseEstimator):
         if not first:
             self._require_same_network(incremental)
         with _undone_on_error(self, None if first else self.network_):
-            reached_max_iter = self._fit_checked(X, y, incremental, classes, first)
-        if reached_max_iter:  # after the fit is kept: a filter that makes it an error keeps it, as scikit-learn
-            warnings.warn(f"Stochastic Optimizer: Maximum iterations ({self.max_iter}) reached and the "
-                          f"optimization hasn't converged yet.", ConvergenceWarning)
+            warning = self._fit_checked(X, y, incremental, classes, first)
+        if warning is not None:  # after the fit is kept: a filter that makes it an error keeps it, as scikit-learn
+            warnings.warn(warning)
         return self
 
     def _fit_checked(self, X, y, incremental, classes, first):
         """_fit once the parameters are checked; first: a new network_ (else it goes on with network_).
-        Returns True when fit ran max_iter epochs without meeting the stopping rule."""
+        Returns the warning of the fit's end, if any (see _train)."""
         dtype = self._fit_dtype_spec() if first else self.network_.dtype
         X, y = validate_data(self, X, y, multi_output=True, dtype=dtype, reset=first, **self._validation_kwargs)
+        if first:
+            self._sparse_targets = sparse.issparse(y)
+        if sparse.issparse(y):  # a multi-label indicator matrix, which scikit-learn takes sparse too
+            y = y.toarray()
         if y.ndim == 2 and y.shape[1] == 1:
             y = column_or_1d(y, warn=True)
         self._set_targets(y, first, incremental, classes)
@@ -465,21 +471,33 @@ class _BaseMLP(BaseEstimator):
 
     def _train(self, X, y, X_val, y_val, incremental, seed):
         """Up to max_iter epochs (one for partial_fit) of network_.fit on X.T, stopping as
-        scikit-learn's MLP stops. Returns True when fit ran max_iter epochs without stopping."""
+        scikit-learn's MLP stops. Returns scikit-learn's warning for a fit that Ctrl-C cut short
+        (whose last epoch, as there, is not counted: not in n_iter_, t_ or loss_curve_) or that
+        ran max_iter epochs without stopping, else None."""
         epochs = 1 if incremental else self.max_iter
         n_samples = X.shape[0]
-        stopped = [False]
+        ended = [None]  # "stopped" or "interrupted"
 
         def after_epoch(epoch, logs):
-            stopped[0] = self._after_epoch(self._loss(logs), n_samples, X_val, y_val)
-            return stopped[0]
+            if logs.get("interrupted"):
+                ended[0] = "interrupted"
+                return True
+            if self._after_epoch(self._loss(logs), n_samples, X_val, y_val):
+                ended[0] = "stopped"
+            return ended[0] is not None
 
+        decay = self.solver == "adamw"  # alpha is AdamW's weight decay instead of an L2 term (see _optimizer)
         self.network_.fit(X.T, self._core_targets(y), epochs=epochs, batch_size=self._batch_size(n_samples),
                           optimizer=self._optimizer(), learning_rate=self._learning_rate, shuffle=bool(self.shuffle),
-                          seed=seed, l2=float(self.alpha), callbacks=[after_epoch], verbose=0)
+                          seed=seed, l2=0.0 if decay else float(self.alpha), callbacks=[after_epoch], verbose=0)
         if self.early_stopping and self._best is not None:  # the best epoch's, an earlier fit's too
             restore(self.network_, self._best)
-        return not incremental and self.n_iter_ == self.max_iter and not stopped[0]
+        if ended[0] == "interrupted":
+            return UserWarning("Training interrupted by user.")
+        if not incremental and self.n_iter_ == self.max_iter and ended[0] is None:
+            return ConvergenceWarning(f"Stochastic Optimizer: Maximum iterations ({self.max_iter}) reached and the "
+                                      f"optimization hasn't converged yet.")
+        return None
 
     def _loss(self, logs):
         """loss_ of an epoch from its logs: the cost J, as scikit-learn's classifiers' log loss
@@ -511,8 +529,18 @@ class _BaseMLP(BaseEstimator):
             self._no_improvement_count = 0
             if self.verbose:
                 print(f"{message} Setting learning rate to {self._learning_rate:f}")
-        self.network_.optimizer.learning_rate = self._learning_rate
+        self._set_learning_rate(self._learning_rate)
         return False
+
+    def _set_learning_rate(self, rate):
+        """The rate of the next epochs. SGD's momentum keeps the velocity of the steps taken at the old
+        rate, as scikit-learn's does: its v = momentum v - lr g is -lr buf of mlpcore's (torch's) buf =
+        momentum buf + g, so buf is scaled by old / new (not at a new rate of 0, which takes no step)."""
+        optimizer = self.network_.optimizer
+        if optimizer.method == "sgd" and 0 < rate != optimizer.learning_rate:
+            for buf in optimizer.state:
+                buf *= optimizer.learning_rate / rate
+        optimizer.learning_rate = rate
 
     def _improved(self, X_val, y_val):
         """Whether this epoch improved the training loss (or the validation score) by at least tol."""
@@ -570,16 +598,21 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
         mlpcore's optimizers. "sgd" is scikit-learn's: SGD with `momentum` and, when
         nesterovs_momentum, Nesterov's momentum (momentum=0 gives plain SGD); "momentum"
         and "nesterov" are SGD with `momentum`; "adam" and "adamw" take beta_1, beta_2
-        and epsilon; "rmsprop" takes epsilon. The formulas are torch.optim's.
+        and epsilon; "rmsprop" takes epsilon. The formulas are torch.optim's; "adamw"'s
+        weight decay is alpha.
     alpha : float, default=1e-4
         L2 strength: each minibatch of m examples adds alpha/(2m) sum ||W[l]||^2 to the loss.
+        With solver="adamw", AdamW's decoupled weight decay instead, p = p (1 - lr alpha) on
+        every parameter (biases too, as torch.optim.AdamW's), and the loss has no alpha term.
     batch_size : int or "auto", default="auto"
         Minibatch size; "auto" is min(200, n_samples); clipped to n_samples.
     learning_rate : {"constant", "invscaling", "adaptive"}, default="constant"
         "invscaling": learning_rate_init / (t_ + 1) ** power_t after each epoch (t_ the
         examples seen); "adaptive": divided by 5 whenever n_iter_no_change epochs did not
         improve by tol, stopping once it is at most 1e-6. Unlike scikit-learn,
-        which uses it with "sgd" only, it applies to every solver.
+        which uses it with "sgd" only, it applies to every solver. A new rate leaves
+        SGD's momentum velocity as it was, as scikit-learn's does (the steps already
+        taken keep their rate).
     learning_rate_init : float, default=1e-3
     power_t : float, default=0.5
     max_iter : int, default=200
@@ -649,7 +682,8 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
       (mlpcore's Network.predict, 1 where A[L] >= 0.5) gives 1 there.
     - decision_function (the logits) is an addition; meta-estimators that prefer it to
       predict_proba (CalibratedClassifierCV, say) then work on the logits.
-    - X must be dense: scikit-learn's sparse matrices are refused (X.toarray() where it fits).
+    - X must be dense: scikit-learn's sparse matrices are refused (X.toarray() where it fits);
+      a sparse multi-label y is taken, as there.
     - Outputs are in the network's dtype (float32 after a float32 fit, whatever X's dtype).
 
     A fit or partial_fit that raises, however late (a DivergenceError in an epoch), leaves
@@ -660,7 +694,9 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
     partial_fit of 32 examples (train network_ itself, with Network.fit, where that
     matters). The ConvergenceWarning of a fit that ran max_iter epochs comes after the fit
     is kept, as in scikit-learn (a filter that makes it an error leaves the estimator
-    fitted).
+    fitted). So does the UserWarning "Training interrupted by user." of a fit that Ctrl-C
+    stopped, which keeps the steps taken but, as scikit-learn's, does not count the epoch
+    it cut short (in n_iter_, t_ or loss_curve_).
     """
 
     _validation_kwargs = {}
@@ -708,14 +744,16 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
             return np.log(probabilities, out=probabilities)
 
     def predict(self, X):
-        """Labels (n_samples,) of classes_' dtype; multi-label: an int indicator matrix (n_samples, n_labels).
+        """Labels (n_samples,) of classes_' dtype; multi-label: an int indicator matrix (n_samples, n_labels),
+        a scipy.sparse CSR matrix when the first fit's y was sparse (as scikit-learn's).
         ValueError where the network's output is NaN (its forward overflowed), which has no label;
         predict_proba shows it."""
         outputs = self._outputs(self._validated(X))
         if not np.isfinite(outputs).all():
             raise ValueError("A[L] contains NaN or inf, of which no label can be predicted: the forward overflowed "
                              "(look at the scale of X and of the parameters)")
-        return self._labels(outputs)
+        labels = self._labels(outputs)
+        return sparse.csr_matrix(labels) if self._multilabel and self._sparse_targets else labels
 
     def _set_targets(self, y, first, incremental, classes):
         """classes_, n_outputs_ (and which targets) from y; checks y against an earlier fit."""
