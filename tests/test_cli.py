@@ -240,6 +240,49 @@ def test_predict_and_info_check_the_metadata_of_train(metadata, fragment, tmp_pa
     assert run(["info", str(tmp_path / "own.npz")], capsys)[0] == 0
 
 
+@pytest.mark.parametrize("target_scale", [[], [1.0, 2.0], "1"])
+def test_predict_and_info_refuse_a_regression_target_scale_that_is_not_one_number(target_scale, tmp_path, capsys):
+    net = mlpcore.Network([2, 3, 1], ["relu", "identity"], "mse", seed=0)
+    net.save(tmp_path / "model.npz", metadata={"task": "regress", "target": "t", "feature_names": ["u", "v"],
+                                               "mean": [0, 0], "scale": [1, 1], "target_mean": 0.0,
+                                               "target_scale": target_scale})
+    data = write_csv(tmp_path / "x.csv", ["u", "v"], [["1", "2"]])
+    for command in (["predict", str(tmp_path / "model.npz"), data], ["info", str(tmp_path / "model.npz")]):
+        assert_one_line_error(*run(command, capsys)[::2], "does not hold what train saves")
+
+
+def test_predict_and_info_refuse_class_labels_that_are_not_strings_or_numbers(tmp_path, capsys):
+    net = mlpcore.Network([2, 3, 1], ["relu", "sigmoid"], "bce", seed=0)
+    net.save(tmp_path / "model.npz", metadata={"task": "classify", "target": "kind", "feature_names": ["u", "v"],
+                                               "mean": [0, 0], "scale": [1, 1], "classes": [[1, 2], [3, 4]]})
+    data = write_csv(tmp_path / "x.csv", ["u", "v"], [["1", "2"]])
+    for command in (["predict", str(tmp_path / "model.npz"), data], ["info", str(tmp_path / "model.npz")]):
+        assert_one_line_error(*run(command, capsys)[::2], "does not hold what train saves")
+
+
+def test_a_regression_model_predicts_numbers_whatever_else_its_metadata_holds(tmp_path, capsys):
+    """The task decides: "classes" beside a regression's metadata is not the command line's."""
+    net = mlpcore.Network([2, 3, 1], ["relu", "identity"], "mse", seed=0)
+    net.save(tmp_path / "model.npz", metadata={"task": "regress", "target": "t", "feature_names": ["u", "v"],
+                                               "mean": [0, 0], "scale": [1, 1], "target_mean": 10.0,
+                                               "target_scale": 2.0, "classes": ["x", "y"]})
+    data = write_csv(tmp_path / "x.csv", ["u", "v"], [["1", "2"]])
+    status, out, err = run(["predict", str(tmp_path / "model.npz"), data], capsys)
+    assert status == 0, err
+    expected = 10.0 + 2.0 * net.predict(np.array([[1.0], [2.0]]))[0, 0]
+    assert out.splitlines()[0] == "t" and float(out.splitlines()[1]) == pytest.approx(expected, rel=1e-6)
+
+
+def test_whole_number_labels_beyond_float64s_precision_stay_apart(tmp_path, capsys):
+    """9007199254740993 is 9007199254740992 in float64: the labels are read as exact integers."""
+    labels = ["9007199254740992", "9007199254740993"]
+    rows = [[str(i % 2 + 0.1 * i), labels[i % 2]] for i in range(40)]
+    data = write_csv(tmp_path / "data.csv", ["x", "label"], rows)
+    status, out, err = run(train_args(data, tmp_path, "--target", "label", "--epochs", "1", "--layers", "4"), capsys)
+    assert status == 0, err
+    assert mlpcore.load(tmp_path / "model.npz").metadata["classes"] == [9007199254740992, 9007199254740993]
+
+
 def test_missing_files(tmp_path, capsys):
     missing = str(tmp_path / "nothing.csv")
     assert_one_line_error(*run(["train", missing, "--target", "y"], capsys)[::2], "no such file", missing)
@@ -519,6 +562,15 @@ def test_the_demo_refuses_a_picture_format_matplotlib_does_not_write_before_trai
     pytest.importorskip("matplotlib", reason="the demo's picture needs matplotlib, which is not installed")
     status, out, err = run(["demo", "--epochs", "1", "--out", str(tmp_path / "demo.xyz")], capsys)
     assert_one_line_error(status, err, "demo.xyz: matplotlib writes", "png", "not 'xyz'")
+    assert "accuracy" not in out and list(tmp_path.iterdir()) == []
+
+
+def test_the_demo_refuses_a_picture_format_whose_program_is_missing_before_training(tmp_path, capsys, monkeypatch):
+    """matplotlib writes pgf through LaTeX, which this PATH lacks."""
+    pytest.importorskip("matplotlib", reason="the demo's picture needs matplotlib, which is not installed")
+    monkeypatch.setenv("PATH", str(tmp_path))
+    status, out, err = run(["demo", "--epochs", "1", "--out", str(tmp_path / "demo.pgf")], capsys)
+    assert_one_line_error(status, err, "demo.pgf: matplotlib cannot write pgf pictures here")
     assert "accuracy" not in out and list(tmp_path.iterdir()) == []
 
 

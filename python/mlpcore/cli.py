@@ -264,16 +264,27 @@ def _numbers(cells):
 # ---------------------------------------------------------------------------
 
 def _require_picture_format(path):
-    """Refuse, before any work, a picture path whose extension matplotlib does not write (nothing
-    to refuse without matplotlib: the demo then draws no picture)."""
+    """Refuse, before any work, a picture path whose format matplotlib does not write here: an
+    extension it does not know, or a format whose writer lacks a program (pgf's LaTeX), as a
+    word drawn in it shows (nothing to refuse without matplotlib: the demo then draws no picture)."""
     try:
         from .plot import picture_format
 
-        picture_format(path)
+        kind = picture_format(path)
     except ImportError:
         return
     except ValueError as error:
         raise CommandError(f"--out {error}") from None
+    import matplotlib.pyplot as plt
+
+    figure = plt.figure(figsize=(1, 1))
+    figure.text(0.5, 0.5, "x")
+    try:
+        figure.savefig(io.BytesIO(), format=kind)
+    except RuntimeError as error:
+        raise CommandError(f"--out {path}: matplotlib cannot write {kind} pictures here: {error}") from None
+    finally:
+        plt.close(figure)
 
 
 def _require_output(path, *inputs):
@@ -366,12 +377,21 @@ def _classes(target, name):
     """The sorted distinct labels of the target cells (numbers when all are, whole ones as int)
     and the class index of each example, int64 (m,)."""
     numbers = _numbers(target)
-    classes, y = np.unique(target if numbers is None else numbers, return_inverse=True)
-    if classes.size < 2:
+    classes, y = np.unique(target if numbers is None else _integers(target, numbers), return_inverse=True)
+    classes = [int(c) if isinstance(c, float) and c.is_integer() else c for c in classes.tolist()]
+    if len(classes) < 2:
         raise CommandError(f"column {name!r} holds a single class ({classes[0]!r}); "
                            "classification needs at least two")
-    classes = [int(c) if isinstance(c, float) and c.is_integer() else c for c in classes.tolist()]
     return classes, y.astype(np.int64)
+
+
+def _integers(cells, numbers):
+    """The cells as Python ints when each is written as one ("7", "-3"), exactly: float64 numbers
+    would take 9007199254740993 for 9007199254740992, two classes for one; else numbers."""
+    try:
+        return np.array([int(cell) for cell in cells], dtype=object)
+    except ValueError:
+        return numbers
 
 
 def _split(m, fraction, seed):
@@ -442,10 +462,10 @@ def _predictions(net, X, metadata, standardised=False):
     (standardised, as the network learns them, when asked); or, for a model without the metadata
     of mlpcore train, net.predict rows (m, n[L])."""
     predicted = net.predict(X)
-    if "classes" in metadata:
+    if metadata.get("task") == "classify":
         index = predicted.reshape(-1)  # bce (1, m) 0/1 or cce (m,) class indices
         return np.array(metadata["classes"], dtype=object)[index]
-    if "target_scale" in metadata:
+    if metadata.get("task") == "regress":
         values = predicted.reshape(1, -1).astype(np.float64)
         if standardised:
             return values[0]
@@ -477,21 +497,24 @@ def _train_metadata(net, path):
     if task not in ("classify", "regress"):
         return {}
 
-    def numbers(key, size=None, positive=False):
+    def number(value, positive=False):
+        return is_real(value) and (value > 0 or not positive)
+
+    def numbers(key, positive=False):
         values = metadata.get(key)
-        values = values if isinstance(values, list) else [values]
-        return (size is None or len(values) == size) and all(is_real(v) and (v > 0 or not positive) for v in values)
+        return isinstance(values, list) and len(values) == n0 and all(number(v, positive) for v in values)
 
     names = metadata.get("feature_names")
     valid = (isinstance(metadata.get("target"), str) and isinstance(names, list) and len(names) == n0
-             and all(isinstance(name, str) for name in names) and numbers("mean", n0)
-             and numbers("scale", n0, positive=True))
+             and all(isinstance(name, str) for name in names) and numbers("mean") and numbers("scale", positive=True))
     if task == "classify":
         classes = metadata.get("classes")
         outputs = 2 if (net.cost_name, net.n[-1]) == ("bce", 1) else net.n[-1] if net.cost_name == "cce" else None
-        valid = valid and isinstance(classes, list) and len(classes) == outputs
+        valid = (valid and isinstance(classes, list) and len(classes) == outputs
+                 and all(isinstance(label, str) or number(label) for label in classes))
     else:
-        valid = valid and net.n[-1] == 1 and numbers("target_mean") and numbers("target_scale", positive=True)
+        valid = (valid and net.n[-1] == 1 and number(metadata.get("target_mean"))
+                 and number(metadata.get("target_scale"), positive=True))
     if not valid:
         raise CommandError(f"{path}: its metadata says mlpcore train made it (task {task!r}) but does not hold "
                            f"what train saves for this network (target, feature_names, mean, scale, and the "
