@@ -8,6 +8,8 @@ import os
 import pickle
 import stat
 import struct
+import subprocess
+import sys
 import zipfile
 
 import numpy as np
@@ -168,6 +170,15 @@ def test_a_failed_save_leaves_the_old_file_and_no_temporary_file(saved, monkeypa
     assert os.listdir(path.parent) == [path.name]
 
 
+def test_a_file_name_as_long_as_the_file_system_allows_is_saved(tmp_path):
+    """The temporary file's name is no longer than the target's could be (it was the name and 38 more)."""
+    net = mlpcore.Network([2, 1], ["identity"], "mse", seed=3)
+    name = "b" * (os.pathconf(tmp_path, "PC_NAME_MAX") - 4) + ".npz"
+    net.save(tmp_path / name)
+    np.testing.assert_array_equal(mlpcore.load(tmp_path / name).params, net.params)
+    assert os.listdir(tmp_path) == [name]
+
+
 def test_saving_over_a_file_replaces_it_and_leaves_nothing_else(saved):
     path, net = saved
     net.W[1][0, 0] = 42.0
@@ -232,20 +243,67 @@ def test_a_zip_whose_members_are_not_npy_arrays_is_refused(tmp_path):
         mlpcore.load(path)
 
 
-def _npy_header(shape):
-    """The bytes of a .npy version 1.0 header declaring float64 `shape` (no data after it)."""
-    text = repr({"descr": "<f8", "fortran_order": False, "shape": shape}).encode()
+def _npy(header):
+    """The bytes of a .npy version 1.0 header of the text header, padded as numpy pads it (no data after it)."""
+    text = header.encode()
     text += b" " * ((64 - (10 + len(text) + 1) % 64) % 64) + b"\n"
     return b"\x93NUMPY\x01\x00" + struct.pack("<H", len(text)) + text
 
 
-def test_a_member_declaring_more_than_it_holds_is_refused_before_it_is_read(tmp_path):
-    """A few bytes declaring 10^10 float64: np.load would allocate 75 GiB first."""
+def _npy_header(shape):
+    """The bytes of a .npy version 1.0 header declaring float64 `shape` (no data after it)."""
+    return _npy(repr({"descr": "<f8", "fortran_order": False, "shape": shape}))
+
+
+@pytest.mark.parametrize("name", ["params.npy", "extra"])
+def test_a_member_declaring_more_than_it_holds_is_refused_before_it_is_read(tmp_path, name):
+    """A few bytes declaring 10^10 float64: np.load would allocate 75 GiB first. np.load reads as
+    .npy any member that starts as one, whatever its name."""
     path = tmp_path / "model.npz"
     with zipfile.ZipFile(path, "w") as archive:
-        archive.writestr("params.npy", _npy_header((10**10,)))
-    with pytest.raises(ValueError, match=r"model\.npz is not a readable.*params\.npy declares more items than it holds"):
+        archive.writestr(name, _npy_header((10**10,)))
+    with pytest.raises(ValueError, match=rf"model\.npz is not a readable.*its member {name} declares more items"):
         mlpcore.load(path)
+
+
+def test_a_single_npy_array_is_refused_before_it_is_read(tmp_path):
+    """A .npy declaring 2^40 float64 (8 TiB) in 128 bytes: refused from its first bytes."""
+    path = tmp_path / "huge.npy"
+    path.write_bytes(_npy_header((2**40,)))
+    with pytest.raises(ValueError, match=r"huge\.npy is not a readable mlpcore model file.*single \.npy array"):
+        mlpcore.load(path)
+
+
+@pytest.mark.parametrize("header, reason", [
+    ("{'descr': '<f8', 'fortran_order': False, 'shape': (3,), }}", "malformed .npy header: TokenError"),
+    ("{'descr': '<f8', 'fortran_order': False, b'shape': (3,), }", "malformed .npy header: TypeError"),
+    ("{'descr': '<f8', 'fortran_order': False, 'shape': (3,), []: 0}", "malformed .npy header: TypeError: unhashable"),
+    ("    {}\n  {}", "malformed .npy header: IndentationError"),
+    ("{'descr': '<f8', 'fortran_order': False, 'shape': (True,), }", r"declares an invalid shape \(True,\)"),
+], ids=["stray-brace", "bytes-key", "list-key", "indentation", "bool-shape"])
+def test_a_malformed_npy_header_is_refused_as_a_bad_file(tmp_path, header, reason):
+    """numpy's parsing of a .npy header raises TypeError, TokenError or SyntaxError for some (and
+    np.load TypeError for a shape of bools): load and unpickling refuse them with ValueError."""
+    path = tmp_path / "model.npz"
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.writestr("params.npy", _npy(header) + bytes(24))
+    with pytest.raises(ValueError, match=rf"model\.npz is not a readable.*its member params\.npy .*{reason}"):
+        mlpcore.load(path)
+    blank = mlpcore.Network.__new__(mlpcore.Network)
+    with pytest.raises(ValueError, match=rf"<pickled mlpcore\.Network> is not a readable.*{reason}"):
+        blank.__setstate__({"mlpcore": path.read_bytes()})
+
+
+def test_a_member_whose_header_is_longer_than_numpy_reads_is_refused_for_that(tmp_path):
+    """numpy refuses a .npy header of more than 10000 bytes with advice that mentions pickle: the
+    file is not said to hold pickled objects."""
+    path, header = tmp_path / "model.npz", "{'descr': '<f4', 'fortran_order': False, 'shape': (0,), }"
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.writestr("extra.npy", _npy(header + " " * 20000))
+    with pytest.raises(ValueError, match=r"model\.npz is not a readable.*its member extra\.npy has a \.npy header of "
+                                         r"2\d{4} bytes, more than the 10000 that np\.load reads$") as refused:
+        mlpcore.load(path)
+    assert "pickle" not in str(refused.value)
 
 
 def test_members_that_would_inflate_far_beyond_the_file_are_refused_before_they_are(tmp_path):
@@ -300,6 +358,21 @@ def test_what_load_would_refuse_is_refused_by_save_and_pickle(tmp_path):
     for call in (lambda: net.save(tmp_path / "model.npz", include_optimizer=True), lambda: pickle.dumps(net)):
         with pytest.raises(ValueError, match=r"net\.optimizer cannot be saved as it is, since load would refuse it: "
                                              r"beta1 must lie in \[0, 1\), got 1\.5"):
+            call()
+    assert os.listdir(tmp_path) == []
+
+
+@pytest.mark.parametrize("name", ["params", "running_var_3", "optimizer_state_1"])
+def test_parameters_or_state_holding_nan_or_inf_are_refused_by_save_and_pickle(tmp_path, name):
+    """load refuses NaN and inf in the file's arrays: save, pickle and deepcopy refuse them first,
+    writing nothing."""
+    net, _ = trained_net("float32")
+    array = {"params": net.params, "running_var_3": net.running_var[3], "optimizer_state_1": net.optimizer.state[1]}
+    array[name].flat[0] = np.nan if name == "params" else np.inf
+    for call in (lambda: net.save(tmp_path / "model.npz", include_optimizer=True), lambda: pickle.dumps(net),
+                 lambda: copy.deepcopy(net)):
+        with pytest.raises(ValueError, match=rf"^the network cannot be saved or pickled as it is, since load would "
+                                             rf"refuse it: its {name} holds NaN or inf \(did training diverge\?\)$"):
             call()
     assert os.listdir(tmp_path) == []
 
@@ -427,6 +500,27 @@ def test_saving_onto_a_fifo_is_refused_and_leaves_it(tmp_path):
         net.save(fifo)
     assert stat.S_ISFIFO(os.lstat(fifo).st_mode)
     assert sorted(os.listdir(tmp_path)) == ["pipe"]
+
+
+def test_loading_a_fifo_is_refused_at_once(tmp_path):
+    """Opening a FIFO waits for a writer: load refuses it before (in a child, killed if it waits)."""
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    run = subprocess.run([sys.executable, "-c", "import sys, mlpcore; mlpcore.load(sys.argv[1])", str(fifo)],
+                         capture_output=True, text=True, env=os.environ.copy(), timeout=60)
+    assert run.stderr.splitlines()[-1] == f"ValueError: {fifo} is not a readable mlpcore model file: it is not a " \
+                                          "regular file (a device, FIFO or socket)"
+
+
+@pytest.mark.parametrize("end", [os.sep, os.sep + os.curdir, os.sep + os.pardir])
+def test_a_path_ending_as_a_folders_does_is_refused(tmp_path, end):
+    """"model.npz/" names a folder, as open takes it: save does not write a file model.npz."""
+    net = mlpcore.Network([2, 1], ["identity"], "mse")
+    path = str(tmp_path / "model.npz") + end
+    with pytest.raises(IsADirectoryError, match=rf"^cannot write {path}: it ends as a folder's path does; give a "
+                                                r"file's path$"):
+        net.save(path)
+    assert os.listdir(tmp_path) == []
 
 
 def test_saving_through_a_symbolic_link_writes_its_target_and_keeps_the_link(tmp_path):

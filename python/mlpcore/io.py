@@ -22,6 +22,8 @@ goes through the same bytes, optimizer included.
 import io
 import json
 import os
+import stat
+import tokenize
 import uuid
 import zipfile
 
@@ -61,6 +63,7 @@ def load(path):
     corrupted or foreign file or one written by a newer mlpcore.
     """
     path = os.fspath(path)
+    _require_regular_file(path)
     with open(path, "rb") as file:
         arrays = _read_arrays(file, path)
     from .network import Network  # network.py imports this module
@@ -86,13 +89,16 @@ def restore_from_bytes(net, data):
 def writable_path(path):
     """(folder, name), as str, of a file path (str, bytes or os.PathLike) that may be written,
     symbolic links followed (the file they point to is written, the links stay): raises
-    IsADirectoryError if path is a folder (or empty), ValueError if it is another file that is
-    not a regular one (a device such as /dev/null, a FIFO, a socket), which the rename of
-    write_atomically would replace, FileNotFoundError if its folder does not exist,
-    PermissionError if this process may not write into that folder."""
+    IsADirectoryError if path is a folder (or empty, or ends as a folder's path does: in a separator,
+    "." or ".."), ValueError if it is another file that is not a regular one (a device such as
+    /dev/null, a FIFO, a socket), which the rename of write_atomically would replace,
+    FileNotFoundError if its folder does not exist, PermissionError if this process may not write
+    into that folder."""
     path = os.fsdecode(path)
     if not path or os.path.isdir(path):
         raise IsADirectoryError(f"cannot write {path or repr(path)}: it is a folder; give a file's path")
+    if os.path.basename(path) in ("", os.curdir, os.pardir):  # "model.npz/": open would refuse it too
+        raise IsADirectoryError(f"cannot write {path}: it ends as a folder's path does; give a file's path")
     real = os.path.realpath(path)
     if os.path.exists(real) and not os.path.isfile(real):
         raise ValueError(f"cannot write {path}: it is not a regular file (a device, FIFO or socket); "
@@ -112,7 +118,7 @@ def write_atomically(path, write):
     new file gets the permissions of any new file (0666 less the umask).
     """
     folder, name = writable_path(path)
-    temporary = os.path.join(folder, f".{name}.{uuid.uuid4().hex}.tmp")
+    temporary = os.path.join(folder, f".mlpcore-{uuid.uuid4().hex}.tmp")  # not longer for a long name
     file = open(temporary, "xb")  # a new file, with a name (matplotlib's pgf writes images beside it)
     try:
         with file:
@@ -167,7 +173,16 @@ def _arrays_of(net, include_optimizer, metadata):
         arrays[f"running_var_{l}"] = np.array(net.running_var[l])
     for k, buffer in enumerate(optimizer.state if optimizer is not None else ()):
         arrays[f"optimizer_state_{k}"] = np.array(buffer)
+    _require_finite(arrays)
     return arrays
+
+
+def _require_finite(arrays):
+    """Refuse, as load would, parameters, running statistics or optimizer state that hold NaN or inf."""
+    for name, array in arrays.items():
+        if name != "header" and not np.all(np.isfinite(array)):
+            raise ValueError(f"the network cannot be saved or pickled as it is, since load would refuse it: its {name} "
+                             "holds NaN or inf (did training diverge?)")
 
 
 def _architecture(net):
@@ -216,56 +231,97 @@ def _require_str_keys(value, what):
 
 # ---- reading -------------------------------------------------------------------------------
 
-# The first bytes of what np.load reads without unpickling: a zip (an empty zip starts with the
-# second) or a .npy array; np.load takes anything else for a pickle.
-_NPZ_OR_NPY = (b"PK\x03\x04", b"PK\x05\x06", np.lib.format.MAGIC_PREFIX)
-
+# The first bytes of a zip (an empty zip starts with the second), which np.load reads as a .npz, and of
+# a .npy array; np.load takes anything else for a pickle.
+_ZIP = (b"PK\x03\x04", b"PK\x05\x06")
+_NPY = np.lib.format.MAGIC_PREFIX
 
 # How much more than the archive's own bytes its members may inflate to: np.savez stores them as
 # they are, and float parameters compress little; a member of zeros deflates a thousandfold.
 _INFLATION = 16
 
+# The longest .npy header that np.load reads (numpy's max_header_size): parsing one could take much memory.
+_MAX_HEADER_SIZE = 10000
+
+
+def _require_regular_file(path):
+    """Refuse, before it is opened (opening a FIFO waits for a writer), a path that is not a regular
+    file; a folder is left for open to refuse (IsADirectoryError)."""
+    mode = os.stat(path).st_mode
+    if not (stat.S_ISREG(mode) or stat.S_ISDIR(mode)):
+        raise ValueError(f"{path} is not a readable mlpcore model file: it is not a regular file "
+                         "(a device, FIFO or socket)")
+
 
 def _require_members_fit(file):
     """Refuse, before any member is inflated, an archive whose members would take much more memory
-    than the file (a deflated member of 1 GiB of zeros in a 1 MB file), or whose .npy header declares
-    more items than the member holds (a shape of 10^10 in a few bytes, which np.load would allocate)."""
+    than the file (a deflated member of 1 GiB of zeros in a 1 MB file), or one holding a .npy array
+    that np.load would not read safely. np.load reads as .npy every member that starts as one,
+    whatever its name."""
     length = file.seek(0, io.SEEK_END)
     file.seek(0)
     with zipfile.ZipFile(file) as archive:
         members = archive.infolist()
         if sum(member.file_size for member in members) > _INFLATION * length + 2**20:
             raise ValueError(f"its members would inflate to more than {_INFLATION} times the file's size")
-        for member in (member for member in members if member.filename.endswith(".npy")):
+        for member in members:
             with archive.open(member) as npy:
-                version = np.lib.format.read_magic(npy)
-                read_header = np.lib.format.read_array_header_1_0 if version == (1, 0) else \
-                    np.lib.format.read_array_header_2_0
-                shape, _, dtype = read_header(npy)
-                if np.prod(shape, dtype=object) * dtype.itemsize > member.file_size:
-                    raise ValueError(f"its member {member.filename} declares more items than it holds")
+                if npy.read(len(_NPY)) == _NPY:
+                    npy.seek(0)
+                    _require_npy_fits(npy, member)
+
+
+def _require_npy_fits(npy, member):
+    """Refuse the .npy zip member (npy, open at its start) if np.load would unpickle it (an object
+    dtype, which allow_pickle=False refuses), fail on it other than with ValueError, or allocate more
+    than it holds (a shape of 10^10 in a few bytes)."""
+    shape, dtype = _npy_header(npy, member.filename)
+    if dtype.hasobject:
+        raise ValueError(f"it holds pickled objects (its member {member.filename})")
+    if any(isinstance(size, bool) or size < 0 for size in shape):
+        raise ValueError(f"its member {member.filename} declares an invalid shape {shape}")
+    if np.prod(shape, dtype=object) * dtype.itemsize > member.file_size:
+        raise ValueError(f"its member {member.filename} declares more items than it holds")
+
+
+def _npy_header(npy, name):
+    """(shape, dtype) that the .npy header at the start of npy, the member name, declares; ValueError
+    for a header longer than np.load reads, or a malformed one (numpy's parsing raises TypeError,
+    SyntaxError or TokenError for some)."""
+    version = np.lib.format.read_magic(npy)
+    start = npy.tell()
+    length = int.from_bytes(npy.read(2 if version == (1, 0) else 4), "little")  # uint16 in version 1.0, uint32 later
+    if length > _MAX_HEADER_SIZE:
+        raise ValueError(f"its member {name} has a .npy header of {length} bytes, more than the "
+                         f"{_MAX_HEADER_SIZE} that np.load reads")
+    npy.seek(start)
+    read_header = np.lib.format.read_array_header_1_0 if version == (1, 0) else \
+        np.lib.format.read_array_header_2_0
+    try:
+        shape, _, dtype = read_header(npy)
+    except (TypeError, SyntaxError, tokenize.TokenError) as error:
+        raise ValueError(f"its member {name} has a malformed .npy header: {type(error).__name__}: {error}") from None
+    return shape, dtype
 
 
 def _read_arrays(file, source):
     """All arrays of the .npz in the open binary file, refusing what is not one."""
     try:
-        if not file.read(len(np.lib.format.MAGIC_PREFIX)).startswith(_NPZ_OR_NPY):
-            raise ValueError("it is not a .npz archive (it does not start as a zip file does)")
-        file.seek(0)
-        if zipfile.is_zipfile(file):
-            _require_members_fit(file)
-        file.seek(0)
-        archive = np.load(file, allow_pickle=False)
-        if not isinstance(archive, np.lib.npyio.NpzFile):
+        start = file.read(len(_NPY))
+        if start == _NPY:
             raise ValueError("it is a single .npy array")
-        with archive:
+        if not start.startswith(_ZIP):
+            raise ValueError("it is not a .npz archive (it does not start as a zip file does)")
+        _require_members_fit(file)
+        file.seek(0)
+        with np.load(file, allow_pickle=False) as archive:
             arrays = {key: archive[key] for key in archive.files}
         if not all(isinstance(array, np.ndarray) for array in arrays.values()):
             raise ValueError("it holds a member that is not a .npy array")
         return arrays
     except (zipfile.BadZipFile, ValueError, OSError, EOFError, NotImplementedError, RuntimeError) as error:
-        reason = "it holds pickled objects" if "pickle" in str(error) else f"{type(error).__name__}: {error}"
-        raise ValueError(f"{source} is not a readable mlpcore model file (a .npz archive): {reason}") from None
+        raise ValueError(f"{source} is not a readable mlpcore model file (a .npz archive): "
+                         f"{type(error).__name__}: {error}") from None
 
 
 def _restore(net, arrays, source):
