@@ -362,17 +362,22 @@ def test_what_load_would_refuse_is_refused_by_save_and_pickle(tmp_path):
     assert os.listdir(tmp_path) == []
 
 
-@pytest.mark.parametrize("name", ["params", "running_var_3", "optimizer_state_1"])
-def test_parameters_or_state_holding_nan_or_inf_are_refused_by_save_and_pickle(tmp_path, name):
-    """load refuses NaN and inf in the file's arrays: save, pickle and deepcopy refuse them first,
-    writing nothing."""
+@pytest.mark.parametrize("name, value, what", [
+    ("params", np.nan, r"NaN or inf \(did training diverge\?\)"),
+    ("running_var_3", np.inf, r"NaN or inf \(did training diverge\?\)"),
+    ("optimizer_state_1", np.inf, r"NaN or inf \(did training diverge\?\)"),
+    ("running_var_3", -1.0, r"negative values \(variances and means of squares are >= 0\)"),
+    ("optimizer_state_1", -1.0, r"negative values \(variances and means of squares are >= 0\)")])  # Adam's v
+def test_parameters_or_state_that_load_refuses_are_refused_by_save_and_pickle(tmp_path, name, value, what):
+    """load refuses NaN and inf in the file's arrays, and negative variances and squares: save,
+    pickle and deepcopy refuse them first, writing nothing."""
     net, _ = trained_net("float32")
     array = {"params": net.params, "running_var_3": net.running_var[3], "optimizer_state_1": net.optimizer.state[1]}
-    array[name].flat[0] = np.nan if name == "params" else np.inf
+    array[name].flat[0] = value
     for call in (lambda: net.save(tmp_path / "model.npz", include_optimizer=True), lambda: pickle.dumps(net),
                  lambda: copy.deepcopy(net)):
         with pytest.raises(ValueError, match=rf"^the network cannot be saved or pickled as it is, since load would "
-                                             rf"refuse it: its {name} holds NaN or inf \(did training diverge\?\)$"):
+                                             rf"refuse it: its {name} holds {what}$"):
             call()
     assert os.listdir(tmp_path) == []
 

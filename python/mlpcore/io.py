@@ -173,16 +173,27 @@ def _arrays_of(net, include_optimizer, metadata):
         arrays[f"running_var_{l}"] = np.array(net.running_var[l])
     for k, buffer in enumerate(optimizer.state if optimizer is not None else ()):
         arrays[f"optimizer_state_{k}"] = np.array(buffer)
-    _require_finite(arrays)
+    _require_loadable(arrays, optimizer)
     return arrays
 
 
-def _require_finite(arrays):
-    """Refuse, as load would, parameters, running statistics or optimizer state that hold NaN or inf."""
+def _require_loadable(arrays, optimizer):
+    """Refuse, as load would, parameters, running statistics or optimizer state that hold NaN or
+    inf, and running variances or running means of squared gradients (RMSprop's, Adam's last
+    buffer) that are negative."""
+    squares = {f"optimizer_state_{len(optimizer.state) - 1}"} if optimizer is not None and \
+        optimizer.method in ("rmsprop", "adam", "adamw") else set()
     for name, array in arrays.items():
-        if name != "header" and not np.all(np.isfinite(array)):
-            raise ValueError(f"the network cannot be saved or pickled as it is, since load would refuse it: its {name} "
-                             "holds NaN or inf (did training diverge?)")
+        if name == "header":
+            continue
+        if not np.all(np.isfinite(array)):
+            what = "NaN or inf (did training diverge?)"
+        elif (name.startswith("running_var_") or name in squares) and np.any(array < 0):
+            what = "negative values (variances and means of squares are >= 0)"
+        else:
+            continue
+        raise ValueError(f"the network cannot be saved or pickled as it is, since load would refuse it: its {name} "
+                         f"holds {what}")
 
 
 def _architecture(net):
