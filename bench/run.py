@@ -1,6 +1,6 @@
 """mlpcore's benchmark suite: the same networks, data, initial parameters (but scikit-learn's, which
-it draws itself) and plain-SGD steps, float32, on mlpcore, its NumPy reference, PyTorch (CPU) and
-scikit-learn, with one thread count.
+it draws itself) and plain-SGD steps, float32 (and a float64 mnist epoch, without scikit-learn), on
+mlpcore, its NumPy reference, PyTorch (CPU) and scikit-learn, with one thread count.
 
     python bench/run.py [--threads K] [--quick] [--out DIR]
 
