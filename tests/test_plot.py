@@ -301,3 +301,135 @@ def test_without_matplotlib_the_error_names_the_extra():
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert result.stdout.strip() == ('mlpcore.plot needs matplotlib: pip install ".[plot]" in a clone of mlpcore '
                                      "(or pip install matplotlib)"), result.stderr
+
+
+def test_cost_curves_leave_out_the_nan_r2_of_one_validation_example(plt):
+    """fit records val_r2 as NaN with one validation example (as scikit-learn): its curve has gaps,
+    the history is drawn; inf stays refused."""
+    X = np.random.default_rng(0).standard_normal((1, 20))
+    net = mlpcore.Network([1, 1], ["identity"], "mse", seed=0)
+    h = net.fit(X, 2 * X, epochs=2, verbose=0, validation_data=(X[:, :1], 2 * X[:, :1]))
+    assert np.all(np.isnan(h["val_r2"]))
+    metric_axes = plot.cost_curves(h).axes[1]
+    assert metric_axes.get_ylabel() == "val_r2" and np.all(np.isnan(metric_axes.get_lines()[0].get_ydata()))
+    gaps = plot.cost_curves({**history(3, metric="val_r2"), "val_r2": [0.5, np.nan, 0.7]}).axes[1]
+    np.testing.assert_array_equal(gaps.get_lines()[0].get_ydata(), [0.5, np.nan, 0.7])
+    for key in ("val_r2", "val_accuracy", "val_cost"):
+        with pytest.raises(ValueError, match=rf"history\['{key}'\] must hold one finite number per epoch"):
+            plot.cost_curves({"cost": [0.5, 0.4], key: [0.5, np.inf if key == "val_r2" else np.nan]})
+
+
+@pytest.mark.parametrize("values", [np.array([[1.0, 0.5]]), np.float64(1.0), np.array(1.0), {1: 2}, "ab"],
+                         ids=["2-D", "scalar", "0-D", "dict", "str"])
+@pytest.mark.parametrize("key", ["cost", "val_cost"])
+def test_cost_curves_refuse_a_curve_that_is_not_a_list_with_their_own_error(plt, key, values):
+    h = {"cost": [1.0, 0.5], key: values}
+    with pytest.raises(ValueError, match=rf"history\['{key}'\] must hold one finite number per epoch"):
+        plot.cost_curves(h)
+    assert plt.get_fignums() == []
+
+
+def test_cost_curves_mark_each_of_few_epochs_so_that_one_epoch_shows(plt):
+    (line,) = plot.cost_curves({"cost": [0.5]}).axes[0].get_lines()
+    assert line.get_marker() == "o"
+    assert plot.cost_curves(history(plot.MARKED_EPOCHS + 1)).axes[0].get_lines()[0].get_marker() == "None"
+
+
+def grid_extent(figure):
+    """The (x1, x2) extents of the first region decision_regions drew: its contourf's grid."""
+    vertices = np.concatenate([path.vertices for path in figure.axes[0].collections[0].get_paths()])
+    return np.ptp(vertices, axis=0)
+
+
+@pytest.mark.parametrize("X", [np.array([[1e6], [1e6]]), np.array([[0.0], [0.0]]), np.array([[-3.0], [2.0]])],
+                         ids=["one_example_at_1e6", "one_example_at_0", "one_example"])
+def test_decision_regions_of_one_example_draw_a_window_around_it(plt, X):
+    net = mlpcore.Network([2, 1], ["sigmoid"], "bce", dtype="float64", seed=0)
+    figure = plot.decision_regions(net, X, [1], resolution=20)
+    size = 2e-4 * max(np.abs(X).max(), 1.0)  # 1e-4 of the largest |x| (at least 1) on every side
+    np.testing.assert_allclose(grid_extent(figure), [size, size], rtol=1e-6)
+    assert all(np.ptp(limits) > 0 for limits in (figure.axes[0].get_xlim(), figure.axes[0].get_ylim()))
+
+
+def test_decision_regions_of_a_constant_coordinate_take_the_margin_of_the_other(plt):
+    """x2 constant: its side of the window is 10% of x1's range on either side, not a flat line."""
+    net = mlpcore.Network([2, 1], ["sigmoid"], "bce", dtype="float64", seed=0)
+    X = np.array([np.linspace(-2.0, 2.0, 9), np.full(9, 5.0)])
+    figure = plot.decision_regions(net, X, np.arange(9) % 2, resolution=20)
+    np.testing.assert_allclose(grid_extent(figure), [4.8, 0.8], rtol=1e-12)
+
+
+def test_decision_regions_keep_the_grid_within_the_range_of_the_network_and_of_matplotlib(plt):
+    """The window beyond float32's largest is clipped to it (its NaN/inf was blamed on X); X beyond
+    what matplotlib draws is refused."""
+    net = mlpcore.Network([2, 1], ["sigmoid"], "bce", dtype="float32", seed=0)
+    X = np.array([[3e38, -3e38], [0, 1]], dtype=np.float32)
+    figure = plot.decision_regions(net, X, [1, 0], resolution=20)
+    np.testing.assert_allclose(figure.axes[0].get_xlim(), [-np.finfo(np.float32).max, np.finfo(np.float32).max])
+    net64 = mlpcore.Network([2, 1], ["sigmoid"], "bce", dtype="float64", seed=0)
+    with pytest.raises(ValueError, match=r"X must lie within \+-1e\+307, .* got values up to 1\.7e\+308"):
+        plot.decision_regions(net64, np.array([[1.7e308, -1.7e308], [0, 1]]), [1, 0])
+    with pytest.raises(ValueError, match=r"X must lie within \+-3\.403e\+38, which the network's float32 holds"):
+        plot.decision_regions(net, np.array([[1e300, 0.0], [0, 1]]), [1, 0])
+    assert plt.get_fignums() == [figure.number]
+
+
+def test_decision_regions_of_X_transposed_hint_at_X_T():
+    net = mlpcore.Network([2, 1], ["sigmoid"], "bce")
+    with pytest.raises(ValueError, match=r"got X \(5, 2\) and y \(5,\): one column per example, pass X\.T"):
+        plot.decision_regions(net, np.zeros((5, 2)), np.zeros(5))
+
+
+@pytest.mark.parametrize("bins", [0, -1, "abc", 2.5, True, None, [0.0, 1.0]])
+def test_weight_histograms_refuse_bad_bins_and_close_the_figure(plt, tmp_path, bins):
+    net = mlpcore.Network([3, 2, 1], ["tanh", "sigmoid"], "bce", seed=0)
+    with pytest.raises(ValueError, match=r"bins must be an integer >= 1 or one of auto, fd"):
+        plot.weight_histograms(net, path=tmp_path / "w.png", bins=bins)
+    assert plt.get_fignums() == [] and not (tmp_path / "w.png").exists()
+    assert len(plot.weight_histograms(net, bins="auto").axes) == net.L
+
+
+def test_a_drawing_that_fails_closes_the_figure_it_made(plt, tmp_path, monkeypatch):
+    net = mlpcore.Network([3, 2, 1], ["tanh", "sigmoid"], "bce", seed=0)
+
+    def fails(*args, **kwargs):
+        raise RuntimeError("a failure of matplotlib")
+    monkeypatch.setattr(type(plt.figure().add_subplot()), "hist", fails)
+    plt.close("all")
+    with pytest.raises(RuntimeError, match="a failure of matplotlib"):
+        plot.weight_histograms(net, path=tmp_path / "w.png")
+    assert plt.get_fignums() == []
+
+
+def test_weight_histograms_of_weights_near_the_largest_float(plt):
+    """Weights of +-1.7e308 gave NumPy's "Too many bins for data range"; up to 1e307 they are drawn,
+    and their standard deviation is not the inf of overflowing squares."""
+    net = mlpcore.Network([2, 3, 1], ["relu", "sigmoid"], "bce", dtype="float64", seed=0)
+    net.W[1][...] = [[1e307, -1e307], [0.0, 0.0], [0.0, 0.0]]
+    assert plot.weight_histograms(net).axes[0].get_title() == f"W[1]  std {1e307 * np.std(net.W[1] / 1e307):.2g}"
+    net.W[1][0] = [1.7e308, -1.7e308]
+    with pytest.raises(ValueError, match=r"W\[1\] holds values up to 1\.7e\+308, beyond the \+-1e\+307"):
+        plot.weight_histograms(net)
+
+
+def test_activation_functions_take_a_pair_with_params_none_as_network_does(plt):
+    mlpcore.Network([2, 1], [("elu", None)], "mse")
+    figure = plot.activation_functions(("elu", None))
+    assert [ax.get_title() for ax in figure.axes] == ["elu (alpha 1): g(z)", "elu (alpha 1): g'(z)"]
+
+
+@pytest.mark.parametrize("z, error, pattern", [
+    ([-1e308, 1e308], ValueError, r"\|z\| <= 1e\+100 .* from -1e\+308 to 1e\+308"),
+    ([0.0, np.nan], ValueError, "finite points"),
+    ([], ValueError, r"at least 2 .* shape \(0,\)"),
+    ([1.0], ValueError, r"at least 2 .* shape \(1,\)"),
+    (np.ones((2, 3)), ValueError, r"1-D .* shape \(2, 3\)"),
+    (3.0, ValueError, r"1-D .* shape \(\)"),
+    (["a", "b"], TypeError, "z must hold real numbers"),
+    ([1j, 2j], TypeError, "z must hold real numbers"),
+    ([True, False], TypeError, "z must hold real numbers"),
+], ids=["huge", "nan", "empty", "one", "2-D", "scalar", "str", "complex", "bool"])
+def test_activation_functions_refuse_z_that_is_not_points_of_an_axis(plt, z, error, pattern):
+    with pytest.raises(error, match=pattern):
+        plot.activation_functions("relu", z=z)
+    assert plt.get_fignums() == []
