@@ -215,3 +215,34 @@ def test_two_spirals_refuses(kwargs, pattern):
 def test_xor_refuses_an_integer_dtype():
     with pytest.raises(ValueError, match=r"dtype must be a float dtype such as np\.float32, got int64"):
         xor(dtype=np.int64)
+
+
+@pytest.mark.parametrize("dtype, fractions", [
+    (np.float64, [-1.0, 0.46]), (np.float64, [-1.0, -0.02]), (np.float64, [1.0, 0.25, -1.0]),
+    (np.float32, [1.0, 0.87, 0.5]), (np.float32, [1.0, 0.38, 0.11]), (np.float32, [-1.0, 1.0, -1.0]),
+])
+def test_standardizer_gives_back_values_at_the_edge_of_the_range(dtype, fractions):
+    """transform then inverse_transform of the largest float gives it back: a result beyond it by
+    rounding only is the largest float, not refused as beyond the range."""
+    largest = float(np.finfo(dtype).max)
+    X = (np.array([fractions]) * largest).astype(dtype)
+    scaler = Standardizer().fit(X)
+    back = scaler.inverse_transform(scaler.transform(X))
+    assert back.dtype == dtype
+    np.testing.assert_allclose(back, X, rtol=0, atol=4 * np.finfo(dtype).eps * largest)
+    assert abs(float(back[0, 0])) == largest
+
+
+def test_standardizer_still_refuses_values_truly_beyond_the_range():
+    largest = np.finfo(np.float64).max
+    scaler = Standardizer().fit([[-largest, 0.46 * largest]])
+    with pytest.raises(ValueError, match=r"example \(column\) 0: its value in the original units is -inf"):
+        scaler.inverse_transform([[-1.001]])
+
+
+def test_standardizer_of_X_transposed_hints_at_X_T():
+    scaler = Standardizer().fit(data(n0=3))
+    with pytest.raises(ValueError, match=r"n0 = 3 rows .* got shape \(50, 3\): one column per example, pass X\.T"):
+        scaler.transform(data(n0=3).T)
+    with pytest.raises(ValueError, match=r"got shape \(4, 2\)$"):  # not the transpose: no hint
+        scaler.inverse_transform(np.ones((4, 2)))

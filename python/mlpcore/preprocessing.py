@@ -9,6 +9,7 @@
 import numpy as np
 
 from . import reference
+from ._checks import transpose_hint
 
 __all__ = ["Standardizer", "NotFittedError", "one_hot"]
 
@@ -32,26 +33,31 @@ def _matrix(X, name="X"):
     return X
 
 
-def _without_overflow(formula, X, mean):
-    """formula(X, mean), (n0, m) float64, for a formula linear in X and mean together (so that
-    formula(X / 2, mean / 2) is half of it): where a step of it overflows, 2 formula(X / 2, mean / 2),
-    whose steps are half as large. inf remains only where the value itself is beyond float64."""
+# A result beyond the largest float of its dtype by at most this many units of its eps (relative) is
+# taken as that largest: the rounding of transform then inverse_transform of values at the edge of the range.
+ROUNDING = 4
+
+
+def _computed(formula, X, mean, dtype, what):
+    """formula(X, mean) as dtype, (n0, m), computed in float64, for a formula linear in X and mean
+    together (so that formula(X / 2, mean / 2) is half of it).
+
+    Where a value is beyond dtype's range (or a step of it overflows float64), it is computed as
+    2 formula(X / 2, mean / 2), whose steps are half as large: one beyond by no more than ROUNDING
+    units of dtype's eps (relative) is dtype's largest, with its sign; ValueError, naming the first
+    feature (row) and example (column), for one beyond by more (its `what`)."""
+    largest = np.finfo(dtype).max
     with np.errstate(over="ignore"):
-        result = formula(X, mean)
-        overflowed = ~np.isfinite(result)
-        if np.any(overflowed):
-            result = np.where(overflowed, 2 * formula(X / 2, mean / 2), result)
-    return result
-
-
-def _within_range(values, dtype, what):
-    """values (n0, m) float64 as dtype; ValueError naming the first feature (row) and example
-    (column) whose value is beyond dtype's range."""
-    beyond = ~(np.abs(values) <= np.finfo(dtype).max)
-    if np.any(beyond):
-        row, column = np.argwhere(beyond)[0]
-        raise ValueError(f"feature (row) {row}, example (column) {column}: its {what} is "
-                         f"{values[row, column]:g}, beyond the range of {dtype.name}")
+        values = formula(X, mean)
+        beyond = ~(np.abs(values) <= largest)
+        if np.any(beyond):
+            half = formula(X / 2, mean / 2)
+            values = np.where(beyond, np.clip(2 * half, -largest, largest), values)
+            refused = beyond & ~(np.abs(half) <= largest / 2 * (1 + ROUNDING * np.finfo(dtype).eps))
+            if np.any(refused):
+                row, column = np.argwhere(refused)[0]
+                raise ValueError(f"feature (row) {row}, example (column) {column}: its {what} is "
+                                 f"{2 * half[row, column]:g}, beyond the range of {dtype.name}")
     return values.astype(dtype, copy=False)
 
 
@@ -116,8 +122,8 @@ class Standardizer:
         """
         X = self._checked(X)
         # X_scaled = (X - mean_) / scale_
-        X_scaled = _without_overflow(lambda X, mean: (X - mean) / self.scale_, X.astype(np.float64), self.mean_)
-        return _within_range(X_scaled, self._dtype(X), "standardised value")
+        return _computed(lambda X, mean: (X - mean) / self.scale_, X.astype(np.float64), self.mean_,
+                         self._dtype(X), "standardised value")
 
     def fit_transform(self, X):
         """fit(X), then transform(X): X (n0, m) of reals standardised with its own statistics,
@@ -133,8 +139,8 @@ class Standardizer:
         """
         X = self._checked(X)
         # X = X_scaled scale_ + mean_
-        X_original = _without_overflow(lambda X, mean: X * self.scale_ + mean, X.astype(np.float64), self.mean_)
-        return _within_range(X_original, self._dtype(X), "value in the original units")
+        return _computed(lambda X, mean: X * self.scale_ + mean, X.astype(np.float64), self.mean_,
+                         self._dtype(X), "value in the original units")
 
     def _checked(self, X):
         if self.mean_ is None:
@@ -143,7 +149,7 @@ class Standardizer:
         X = _matrix(X)
         if X.shape[0] != self.n_features_:
             raise ValueError(f"X must have n0 = {self.n_features_} rows (features), as in fit; "
-                             f"got shape {X.shape}")
+                             f"got shape {X.shape}{transpose_hint('X', X.shape, self.n_features_)}")
         return X
 
     @staticmethod
