@@ -178,6 +178,16 @@ def test_rates_beyond_the_float_range_are_inf_never_overflow_error():
     assert all(0 <= rate <= 1.7e308 for rate in rates) and rates[4] == 1.7e308
 
 
+def test_rates_whose_gamma_power_underflows_are_not_zero():
+    """gamma^e alone may underflow (to 0, or to an imprecise subnormal) where lr0 gamma^e does not."""
+    near = lambda rate: pytest.approx(rate, rel=1e-12, abs=0)  # noqa: E731 - not 0 (approx's default abs)
+    assert learning_rate(("exponential", {"gamma": 1e-10}), 1e300, 35) == near(1e-50)
+    assert learning_rate(("step", {"step_size": 2, "gamma": 1e-10}), 1e300, 70) == near(1e-50)
+    assert learning_rate(("exponential", {"gamma": 0.5}), 2.0 ** 1000, 2000) == near(2.0 ** -1000)
+    assert learning_rate(("exponential", {"gamma": 0.5}), 1.0, 2000) == 0.0  # 2^-2000 is below every float
+    assert learning_rate(("exponential", {"gamma": 1e-10}), 0.0, 35) == 0.0
+
+
 FLOAT32_LARGEST = float(np.finfo(np.float32).max)
 
 

@@ -153,12 +153,18 @@ def _angle(e, T_max):
 
 def _times_power(lr0, gamma, k):
     """lr0 gamma^k for lr0 >= 0, gamma > 0, k >= 0: inf where it is beyond the float range."""
+    if lr0 == 0:
+        return 0.0
     try:
-        return lr0 * gamma ** k
-    except OverflowError:  # gamma^k alone (or k itself) is beyond the float range; lr0 gamma^k may not be
-        # any k past 2^64 gives what 2^64 does: |log gamma| > 1e-16 for every float gamma != 1
-        log_rate = math.log(lr0) + min(k, 2**64) * math.log(gamma) if lr0 > 0 else -math.inf
-        return math.exp(log_rate) if log_rate < _LOG_LARGEST else math.inf
+        power = gamma ** k
+    except OverflowError:  # gamma^k (or k itself) is beyond the float range
+        power = math.inf
+    if sys.float_info.min <= power < math.inf:
+        return lr0 * power
+    # gamma^k alone is beyond the float range or below its normal numbers (0 or imprecise), lr0 gamma^k
+    # may not be: in logs. Any k past 2^64 gives what 2^64 does: |log gamma| > 1e-16 for every float gamma != 1
+    log_rate = math.log(lr0) + min(k, 2**64) * math.log(gamma)
+    return math.exp(log_rate) if log_rate < _LOG_LARGEST else math.inf
 
 
 def parse_schedule(spec):
