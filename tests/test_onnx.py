@@ -119,6 +119,12 @@ def test_export_takes_a_network(tmp_path):
         mlpcore.onnx.export({}, tmp_path / "model.onnx")
 
 
+@pytest.mark.parametrize("net", ["x", None, {}])
+def test_folded_parameters_take_a_network(net):
+    with pytest.raises(TypeError, match=f"folded_parameters takes a mlpcore.Network, got {type(net).__name__}$"):
+        mlpcore.onnx.folded_parameters(net)
+
+
 @pytest.mark.filterwarnings("ignore:Stochastic Optimizer")  # two epochs do not converge
 def test_export_of_a_scikit_learn_estimator_points_to_its_network(tmp_path):
     pytest.importorskip("sklearn",
@@ -129,6 +135,8 @@ def test_export_of_a_scikit_learn_estimator_points_to_its_network(tmp_path):
     clf = mlpcore.sklearn.MLPClassifier((4,), max_iter=2, random_state=0).fit(X, y)
     with pytest.raises(TypeError, match="got MLPClassifier; export its network_"):
         mlpcore.onnx.export(clf, tmp_path / "model.onnx")
+    with pytest.raises(TypeError, match="folded_parameters takes a mlpcore.Network, got MLPClassifier; fold its"):
+        mlpcore.onnx.folded_parameters(clf)
     assert not (tmp_path / "model.onnx").exists()
     mlpcore.onnx.export(clf.network_, tmp_path / "model.onnx")
     assert_close(run(ort, tmp_path / "model.onnx", X), clf.predict_proba(X), np.float64)

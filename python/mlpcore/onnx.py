@@ -38,9 +38,7 @@ def export(net, path):
     float32). A fitted mlpcore.sklearn estimator is refused (TypeError): export its ``network_``.
     Returns the onnx.ModelProto.
     """
-    if not isinstance(net, Network):
-        hint = "; export its network_" if isinstance(getattr(net, "network_", None), Network) else ""
-        raise TypeError(f"export takes a mlpcore.Network, got {type(net).__name__}{hint}")
+    _require_network(net, "export", "export")
     try:
         import onnx
     except ImportError:
@@ -59,8 +57,10 @@ def folded_parameters(net):
     W' = diag(s) W[l] and b' = s (b[l] - running_mean) + beta. Returns a list of L pairs
     (W' of shape (n[l], n[l-1]), b' of shape (n[l],)) of the network's dtype, computed in float64.
     Raises ValueError for a layer whose W' or b' is not finite (NaN or inf parameters, or a
-    negative running variance), which would make a model of NaN outputs.
+    negative running variance), which would make a model of NaN outputs; TypeError, as export,
+    for what is not a Network.
     """
+    _require_network(net, "folded_parameters", "fold")
     folded = []
     for l in range(1, net.L + 1):
         W, b = np.asarray(net.W[l], np.float64), np.asarray(net.b[l], np.float64)[:, 0]
@@ -75,6 +75,14 @@ def folded_parameters(net):
                              f"statistics, or a negative running variance")
         folded.append((W, b))
     return folded
+
+
+def _require_network(net, function, verb):
+    """TypeError, naming function, unless net is a Network; for a fitted mlpcore.sklearn estimator it
+    says to `verb` the estimator's network_ instead."""
+    if not isinstance(net, Network):
+        hint = f"; {verb} its network_" if isinstance(getattr(net, "network_", None), Network) else ""
+        raise TypeError(f"{function} takes a mlpcore.Network, got {type(net).__name__}{hint}")
 
 
 def _model(onnx, net):
