@@ -618,6 +618,16 @@ def test_a_new_learning_rate_keeps_the_momentum_velocity_as_sklearns(learning_ra
     np.testing.assert_allclose(ours.loss_curve_, theirs.loss_curve_, rtol=1e-9)
 
 
+def test_a_rate_too_small_for_the_momentum_buffer_leaves_it_unscaled():
+    """old / new rate of 1e38 and more would overflow a float32 buffer: scikit-learn's fit runs on."""
+    X, y = blobs()
+    settings = dict(hidden_layer_sizes=(5,), solver="sgd", learning_rate="invscaling", learning_rate_init=0.1,
+                    power_t=14, momentum=0.9, shuffle=False, random_state=0, max_iter=10, tol=0)
+    ours = MLPClassifier(**settings).fit(X.astype(np.float32), y)
+    assert ours.n_iter_ == neural_network.MLPClassifier(**settings).fit(X.astype(np.float32), y).n_iter_ == 10
+    assert np.all(np.isfinite(ours.network_.optimizer.state[0]))
+
+
 def test_a_sparse_multilabel_y_is_taken_and_predicted_sparse_as_sklearn():
     scipy_sparse = pytest.importorskip("scipy.sparse", reason="scipy is not installed")
     X, Y = make_multilabel_classification(n_samples=60, n_features=5, n_classes=3, random_state=0)

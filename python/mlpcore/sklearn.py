@@ -471,9 +471,9 @@ class _BaseMLP(BaseEstimator):
 
     def _train(self, X, y, X_val, y_val, incremental, seed):
         """Up to max_iter epochs (one for partial_fit) of network_.fit on X.T, stopping as
-        scikit-learn's MLP stops. Returns scikit-learn's warning for a fit that Ctrl-C cut short
-        (whose last epoch, as there, is not counted: not in n_iter_, t_ or loss_curve_) or that
-        ran max_iter epochs without stopping, else None."""
+        scikit-learn's MLP stops. Returns scikit-learn's warning for a fit that Ctrl-C stopped
+        (an epoch it ended in a step, as there, is not counted: not in n_iter_, t_ or loss_curve_)
+        or that ran max_iter epochs without stopping, else None."""
         epochs = 1 if incremental else self.max_iter
         n_samples = X.shape[0]
         ended = [None]  # "stopped" or "interrupted"
@@ -492,7 +492,8 @@ class _BaseMLP(BaseEstimator):
                           seed=seed, l2=0.0 if decay else float(self.alpha), callbacks=[after_epoch], verbose=0)
         if self.early_stopping and self._best is not None:  # the best epoch's, an earlier fit's too
             restore(self.network_, self._best)
-        if ended[0] == "interrupted":
+        # Ctrl-C in a step, or between two epochs (in after_epoch, say: Network.fit then just stops)
+        if ended[0] == "interrupted" or ended[0] is None and self.n_iter_ < epochs:
             return UserWarning("Training interrupted by user.")
         if not incremental and self.n_iter_ == self.max_iter and ended[0] is None:
             return ConvergenceWarning(f"Stochastic Optimizer: Maximum iterations ({self.max_iter}) reached and the "
@@ -501,7 +502,7 @@ class _BaseMLP(BaseEstimator):
 
     def _loss(self, logs):
         """loss_ of an epoch from its logs: the cost J, as scikit-learn's classifiers' log loss
-        (summed over the outputs, averaged over the examples) and the alpha term."""
+        (summed over the outputs, averaged over the examples) and the alpha term (none with adamw)."""
         return logs["cost"]
 
     def _after_epoch(self, loss, n_samples, X_val, y_val):
@@ -535,11 +536,15 @@ class _BaseMLP(BaseEstimator):
     def _set_learning_rate(self, rate):
         """The rate of the next epochs. SGD's momentum keeps the velocity of the steps taken at the old
         rate, as scikit-learn's does: its v = momentum v - lr g is -lr buf of mlpcore's (torch's) buf =
-        momentum buf + g, so buf is scaled by old / new (not at a new rate of 0, which takes no step)."""
+        momentum buf + g, so buf is scaled by old / new (not at a new rate of 0, which takes no step, nor
+        where the scaled buffer would overflow the network's dtype: a rate of 1e-40 in float32)."""
         optimizer = self.network_.optimizer
         if optimizer.method == "sgd" and 0 < rate != optimizer.learning_rate:
             for buf in optimizer.state:
-                buf *= optimizer.learning_rate / rate
+                with np.errstate(over="ignore", invalid="ignore"):
+                    scaled = buf * (optimizer.learning_rate / rate)
+                if np.all(np.isfinite(scaled)):
+                    buf[...] = scaled
         optimizer.learning_rate = rate
 
     def _improved(self, X_val, y_val):
@@ -603,7 +608,9 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
     alpha : float, default=1e-4
         L2 strength: each minibatch of m examples adds alpha/(2m) sum ||W[l]||^2 to the loss.
         With solver="adamw", AdamW's decoupled weight decay instead, p = p (1 - lr alpha) on
-        every parameter (biases too, as torch.optim.AdamW's), and the loss has no alpha term.
+        every parameter (biases too, as torch.optim.AdamW's), and the loss has no alpha term;
+        a new alpha between partial_fit calls then starts the optimizer's state afresh, as a
+        new value of its other hyper-parameters (beta_1, momentum, ...) does.
     batch_size : int or "auto", default="auto"
         Minibatch size; "auto" is min(200, n_samples); clipped to n_samples.
     learning_rate : {"constant", "invscaling", "adaptive"}, default="constant"
@@ -665,7 +672,8 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
     classes_ : ndarray (n_classes,) of the labels; for multi-label y, arange(n_labels).
     coefs_, intercepts_ : lists of views of the network's W[l].T (n_in, n_out) and b[l] (n_out,);
         assigning a list, or one item, copies the arrays into the network.
-    loss_ : float, loss_curve_ : list of the mean minibatch loss of each epoch (L2 term included).
+    loss_ : float, loss_curve_ : list of the mean minibatch loss of each epoch (L2 term included,
+        but with solver="adamw", which has none).
     best_loss_ : float or None, validation_scores_ : list or None, best_validation_score_ : float or None.
     n_iter_ : int, epochs of the last fit; t_ : int, examples seen since the network was made.
     n_features_in_ : int; feature_names_in_ : ndarray of str, when X had string column names.
@@ -695,8 +703,8 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
     matters). The ConvergenceWarning of a fit that ran max_iter epochs comes after the fit
     is kept, as in scikit-learn (a filter that makes it an error leaves the estimator
     fitted). So does the UserWarning "Training interrupted by user." of a fit that Ctrl-C
-    stopped, which keeps the steps taken but, as scikit-learn's, does not count the epoch
-    it cut short (in n_iter_, t_ or loss_curve_).
+    stopped, which keeps the steps taken but, as scikit-learn's, does not count an epoch
+    that it ended in a step (in n_iter_, t_ or loss_curve_).
     """
 
     _validation_kwargs = {}
@@ -917,7 +925,8 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
 
     def _loss(self, logs):
         """scikit-learn's loss_: the squared errors averaged over the n_outputs_ outputs (the mse
-        cost J sums them, which gives the same gradients as scikit-learn's), and the alpha term."""
+        cost J sums them, which gives the same gradients as scikit-learn's), and the alpha term
+        (none with adamw)."""
         l2_term = logs.get("l2_term", 0.0)
         return (logs["cost"] - l2_term) / self.n_outputs_ + l2_term
 
