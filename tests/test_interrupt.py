@@ -133,3 +133,21 @@ def test_a_ctrl_c_in_an_estimators_fit_warns_and_does_not_count_its_epoch_as_skl
         clf.fit(X.T, y)
     assert clf.n_iter_ == 1 and clf.t_ == 256 and len(clf.loss_curve_) == 1
     assert clf.network_.optimizer.t == 20  # the steps taken are kept
+
+
+def test_a_ctrl_c_between_an_estimators_epochs_warns_as_sklearn(monkeypatch):
+    """Ctrl-C while the wrapper scores an epoch (Network.fit then stops quietly between epochs)."""
+    sklearn = pytest.importorskip("mlpcore.sklearn", reason="scikit-learn is not installed")
+    net, X, y = spirals_net()
+    after_epoch, calls = sklearn.MLPClassifier._after_epoch, []
+
+    def interrupted_in_the_second(self, *args):
+        calls.append(1)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return after_epoch(self, *args)
+    monkeypatch.setattr(sklearn.MLPClassifier, "_after_epoch", interrupted_in_the_second)
+    clf = sklearn.MLPClassifier(hidden_layer_sizes=(8,), batch_size=16, max_iter=5, random_state=0)
+    with pytest.warns(UserWarning, match="^Training interrupted by user.$"):
+        clf.fit(X.T, y)
+    assert clf.n_iter_ == 1 and clf.network_.optimizer.t == 32
