@@ -484,7 +484,8 @@ class Network:
             [-clip_value, clip_value].
         callbacks : callables callback(epoch, logs) called after each epoch with its figures
             (as the history records them, and "interrupted": True after an epoch that Ctrl-C
-            stopped part-way); one that returns a true value (as bool() takes it) stops training.
+            ended: after the step it came in, which may have been the epoch's last); one that
+            returns a true value (as bool() takes it) stops training.
         schedule : None, ("step", {...}), ("exponential", {...}), ("cosine", {...}):
             the rate of each epoch, as torch.optim.lr_scheduler (see mlpcore.schedules).
         gradient_hook : callable(flat_grads) called once per step between backward

@@ -58,7 +58,7 @@ def _epochs(net, run, history, epochs, l2, clip_norm, clip_value, shuffle, gradi
             stop = result["interrupted"]
             if early_stopping:
                 stop |= _watch(net, best, logs[watch], epoch, patience)
-            told = dict(logs, interrupted=True) if result["interrupted"] else logs  # of an epoch Ctrl-C cut short
+            told = dict(logs, interrupted=True) if result["interrupted"] else logs  # of an epoch Ctrl-C ended
             for callback in callbacks or ():
                 stop |= _stops(callback, epoch, told)
             if stop:
