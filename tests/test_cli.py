@@ -565,13 +565,20 @@ def test_the_demo_refuses_a_picture_format_matplotlib_does_not_write_before_trai
     assert "accuracy" not in out and list(tmp_path.iterdir()) == []
 
 
-def test_the_demo_refuses_a_picture_format_whose_program_is_missing_before_training(tmp_path, capsys, monkeypatch):
-    """matplotlib writes pgf through LaTeX, which this PATH lacks."""
+@pytest.mark.parametrize("latex", [None, "#!/bin/sh\necho 'no good'\nexit 1\n"], ids=["missing", "broken"])
+def test_the_demo_refuses_a_picture_format_whose_program_fails_before_training(latex, tmp_path, capsys, monkeypatch):
+    """matplotlib writes pgf through LaTeX, which this PATH lacks, or has broken (LatexError, not
+    a RuntimeError)."""
     pytest.importorskip("matplotlib", reason="the demo's picture needs matplotlib, which is not installed")
-    monkeypatch.setenv("PATH", str(tmp_path))
+    programs = tmp_path / "bin"
+    programs.mkdir()
+    if latex is not None:
+        (programs / "xelatex").write_text(latex)
+        (programs / "xelatex").chmod(0o755)
+    monkeypatch.setenv("PATH", str(programs))
     status, out, err = run(["demo", "--epochs", "1", "--out", str(tmp_path / "demo.pgf")], capsys)
     assert_one_line_error(status, err, "demo.pgf: matplotlib cannot write pgf pictures here")
-    assert "accuracy" not in out and list(tmp_path.iterdir()) == []
+    assert "accuracy" not in out and [path.name for path in tmp_path.iterdir()] == ["bin"]
 
 
 def test_the_demo_writes_its_picture_at_the_path_it_names(tmp_path, capsys):

@@ -281,7 +281,7 @@ def _require_picture_format(path):
     figure.text(0.5, 0.5, "x")
     try:
         figure.savefig(io.BytesIO(), format=kind)
-    except RuntimeError as error:
+    except Exception as error:  # RuntimeError without LaTeX, matplotlib's LatexError with a broken one, ...
         raise CommandError(f"--out {path}: matplotlib cannot write {kind} pictures here: {error}") from None
     finally:
         plt.close(figure)
