@@ -179,6 +179,17 @@ def test_a_file_name_as_long_as_the_file_system_allows_is_saved(tmp_path):
     assert os.listdir(tmp_path) == [name]
 
 
+def test_a_temporary_file_that_cannot_be_made_is_reported_by_the_path_asked_for(tmp_path, monkeypatch):
+    """The temporary file's name says nothing of the path (a folder that refuses new files: /sys)."""
+    def refused(name, mode):
+        raise PermissionError(13, "Permission denied", name)
+    monkeypatch.setattr(mlpcore.io, "open", refused, raising=False)
+    path = tmp_path / "model.npz"
+    with pytest.raises(PermissionError, match=rf"^\[Errno 13\] cannot write {path}: Permission denied$"):
+        mlpcore.Network([2, 1], ["identity"], "mse").save(path)
+    assert os.listdir(tmp_path) == []
+
+
 def test_saving_over_a_file_replaces_it_and_leaves_nothing_else(saved):
     path, net = saved
     net.W[1][0, 0] = 42.0

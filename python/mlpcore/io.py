@@ -119,7 +119,10 @@ def write_atomically(path, write):
     """
     folder, name = writable_path(path)
     temporary = os.path.join(folder, f".mlpcore-{uuid.uuid4().hex}.tmp")  # not longer for a long name
-    file = open(temporary, "xb")  # a new file, with a name (matplotlib's pgf writes images beside it)
+    try:
+        file = open(temporary, "xb")  # a new file, with a name (matplotlib's pgf writes images beside it)
+    except OSError as error:  # which names the temporary file, not path
+        raise type(error)(error.errno, f"cannot write {path}: {error.strerror}") from None
     try:
         with file:
             write(file)
