@@ -1464,6 +1464,32 @@ def test_the_core_refuses_a_second_epoch_of_a_network_in_an_epoch():
     assert second.epoch(X, y, 128, 0.01, 0.0, 0.0, 0.0, False, 0, 0, None, False, None)["steps"] == 2
 
 
+def test_the_core_refuses_a_backward_into_a_trainers_gradients_during_its_epoch():
+    """The core's guard for callers of its Trainer: the team writes trainer.gradients() in each step."""
+    net, X, y = mnist_shaped(m=256)
+    cache = net.forward(X[:, :128], training=True)
+    trainer = _core.Trainer32(net._core, "sgd", {}, _core.OptimizerState32("sgd", {}, net.params.size), 128, 256)
+    errors = []
+
+    def hook(g):
+        try:
+            net._core.backward(cache._core, y[:128], trainer.gradients(), False, True)
+        except RuntimeError as error:
+            errors.append(str(error))
+    assert trainer.epoch(X, y, 128, 0.01, 0.0, 0.0, 0.0, False, 0, 0, hook, False, None)["steps"] == 2
+    assert len(errors) == 2 and "the gradients are in use" in errors[0]
+    assert net._core.backward(cache._core, y[:128], trainer.gradients(), False, True)  # after the epoch
+
+
+@pytest.mark.parametrize("batch_size, m", [(1, 8), (4, 1)])
+def test_the_core_trainer_refuses_batch_norm_on_minibatches_of_one(batch_size, m):
+    """Network.fit refuses it first; the core's Trainer took an epoch of m = 1, whose batch variance
+    of 0 made the running variance NaN (1/0 * 0)."""
+    net = mlpcore.Network([3, 4, 2], ["tanh", "softmax"], "cce", batch_norm=[True, False], seed=0)
+    with pytest.raises(ValueError, match="batch normalisation needs minibatches of at least 2 examples"):
+        _core.Trainer32(net._core, "sgd", {}, _core.OptimizerState32("sgd", {}, net.params.size), batch_size, m)
+
+
 def test_an_optimizer_step_from_another_thread_during_a_fit_is_refused_as_such():
     """opt.step(net, grads) while net.fit(optimizer=opt) runs on another thread: a RuntimeError
     saying so, every time. The step read the optimizer's state while the fit swapped it (the

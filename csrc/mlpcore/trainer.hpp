@@ -74,6 +74,8 @@ class Trainer {
         spare_state_(optimizer, 0) {
     // Under the lock a fit's steps take to swap the parameters and the state: another fit of net
     // is refused here, before its state is read mid-swap.
+    require(!net.any_batch_norm() || std::min(batch_size, m) >= 2,
+            "batch normalisation needs minibatches of at least 2 examples (one example has no batch variance)");
     const std::shared_lock reading(net.params_lock);
     net.require_not_fitting();
     require_state_fits(state, optimizer, index(net.params.size()));
@@ -172,7 +174,7 @@ class Trainer {
     const index m = run.X.cols, batch_size = run.settings.batch_size;
     for (index start = 0; start < m && !run.finished; start += batch_size) {
       const index batch_m = std::min(batch_size, m - start);
-      if (batch_m == 1 && m > 1 && net_.any_batch_norm()) break;  // one example has no batch variance
+      if (batch_m == 1 && net_.any_batch_norm()) break;  // one example has no batch variance
       step(run, team, start, batch_m);
     }
   }
