@@ -623,6 +623,10 @@ void bind_network(py::module_& m, const std::string& suffix) {
              } catch (const std::invalid_argument&) {
                if (!cache.core.X.data) cache.X = py::none();  // a pass that failed part-way: no forward held
                throw;
+             } catch (...) {  // std::bad_alloc, a thread not started: anywhere in the pass, which may have
+               cache.core.forget_forward();  // taken X, whose array cache.X does not hold: no forward held
+               cache.X = py::none();
+               throw;
              }
              cache.X = input->array;
              return read_only_view(input->array);
@@ -793,6 +797,7 @@ py::dict run_epoch(py::object self, py::array X, py::array Y, index batch_size, 
   if (batch_size < 1 || batch_size > trainer.cache().capacity)
     throw py::value_error("batch_size must lie in 1.." + std::to_string(trainer.cache().capacity));
   const TrainSettings settings{batch_size, learning_rate, l2, clip_norm, clip_value, shuffle, seed};
+  const Claim writing(trainer.gradients().users, Claim::writing, gradients_in_use);  // the team writes them
   std::function<void()> call_hook;
   py::object flat_gradient;
   if (!hook.is_none()) {
