@@ -240,21 +240,18 @@ def test_predict_and_info_check_the_metadata_of_train(metadata, fragment, tmp_pa
     assert run(["info", str(tmp_path / "own.npz")], capsys)[0] == 0
 
 
-@pytest.mark.parametrize("target_scale", [[], [1.0, 2.0], "1"])
-def test_predict_and_info_refuse_a_regression_target_scale_that_is_not_one_number(target_scale, tmp_path, capsys):
-    net = mlpcore.Network([2, 3, 1], ["relu", "identity"], "mse", seed=0)
-    net.save(tmp_path / "model.npz", metadata={"task": "regress", "target": "t", "feature_names": ["u", "v"],
-                                               "mean": [0, 0], "scale": [1, 1], "target_mean": 0.0,
-                                               "target_scale": target_scale})
-    data = write_csv(tmp_path / "x.csv", ["u", "v"], [["1", "2"]])
-    for command in (["predict", str(tmp_path / "model.npz"), data], ["info", str(tmp_path / "model.npz")]):
-        assert_one_line_error(*run(command, capsys)[::2], "does not hold what train saves")
-
-
-def test_predict_and_info_refuse_class_labels_that_are_not_strings_or_numbers(tmp_path, capsys):
-    net = mlpcore.Network([2, 3, 1], ["relu", "sigmoid"], "bce", seed=0)
-    net.save(tmp_path / "model.npz", metadata={"task": "classify", "target": "kind", "feature_names": ["u", "v"],
-                                               "mean": [0, 0], "scale": [1, 1], "classes": [[1, 2], [3, 4]]})
+@pytest.mark.parametrize("output, metadata", [
+    (("sigmoid", "bce"), {"task": "classify", "scale": [1, 0], "classes": ["a", "b"]}),  # would divide by 0
+    (("sigmoid", "bce"), {"task": "classify", "classes": [[1, 2], [3, 4]]}),  # labels: strings or numbers
+    (("identity", "mse"), {"task": "regress", "target_mean": 0.0, "target_scale": []}),  # one number each
+    (("identity", "mse"), {"task": "regress", "target_mean": 0.0, "target_scale": [1.0, 2.0]}),
+    (("identity", "mse"), {"task": "regress", "target_mean": 0.0, "target_scale": "1"})],
+    ids=["scale-0", "nested-classes", "target-scale-empty", "target-scale-pair", "target-scale-text"])
+def test_predict_and_info_refuse_train_metadata_that_predict_cannot_read(output, metadata, tmp_path, capsys):
+    activation, cost = output
+    net = mlpcore.Network([2, 3, 1], ["relu", activation], cost, seed=0)
+    net.save(tmp_path / "model.npz", metadata={"target": "t", "feature_names": ["u", "v"], "mean": [0, 0],
+                                               "scale": [1, 1], **metadata})
     data = write_csv(tmp_path / "x.csv", ["u", "v"], [["1", "2"]])
     for command in (["predict", str(tmp_path / "model.npz"), data], ["info", str(tmp_path / "model.npz")]):
         assert_one_line_error(*run(command, capsys)[::2], "does not hold what train saves")
@@ -531,16 +528,6 @@ def test_predict_refuses_a_feature_beyond_float32_once_standardised(regression_c
     for model in ("model.npz", "plain.npz"):
         status, _, err = run(["predict", str(tmp_path / model), data], capsys)
         assert_one_line_error(status, err, "feature column 'x1' holds -1e+300 on line 3", "float32")
-
-
-def test_predict_and_info_refuse_train_metadata_with_a_scale_of_0(tmp_path, capsys):
-    """A scale of 0 would divide by 0: the metadata does not hold what train saves."""
-    net = mlpcore.Network([2, 3, 1], ["relu", "sigmoid"], "bce", seed=0)
-    net.save(tmp_path / "model.npz", metadata={"task": "classify", "target": "kind", "feature_names": ["u", "v"],
-                                               "mean": [0, 0], "scale": [1, 0], "classes": ["a", "b"]})
-    data = write_csv(tmp_path / "x.csv", ["u", "v"], [["1", "2"]])
-    for command in (["predict", str(tmp_path / "model.npz"), data], ["info", str(tmp_path / "model.npz")]):
-        assert_one_line_error(*run(command, capsys)[::2], "does not hold what train saves")
 
 
 def test_predictions_whose_write_fails_leave_the_earlier_file_as_it_was(tmp_path):
