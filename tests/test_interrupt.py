@@ -123,7 +123,8 @@ def test_callbacks_are_told_of_an_epoch_that_ctrl_c_cut_short(python_handles_ctr
 
 def test_a_ctrl_c_in_an_estimators_fit_warns_and_does_not_count_its_epoch_as_sklearn(python_handles_ctrl_c,
                                                                                      monkeypatch):
-    sklearn = pytest.importorskip("mlpcore.sklearn", reason="scikit-learn is not installed")
+    pytest.importorskip("sklearn", reason="scikit-learn is not installed (pip install '.[sklearn]')")
+    import mlpcore.sklearn as sklearn
     net, X, y = spirals_net()
     fit = mlpcore.Network.fit
     monkeypatch.setattr(mlpcore.Network, "fit",
@@ -137,7 +138,8 @@ def test_a_ctrl_c_in_an_estimators_fit_warns_and_does_not_count_its_epoch_as_skl
 
 def test_a_ctrl_c_between_an_estimators_epochs_warns_as_sklearn(monkeypatch):
     """Ctrl-C while the wrapper scores an epoch (Network.fit then stops quietly between epochs)."""
-    sklearn = pytest.importorskip("mlpcore.sklearn", reason="scikit-learn is not installed")
+    pytest.importorskip("sklearn", reason="scikit-learn is not installed (pip install '.[sklearn]')")
+    import mlpcore.sklearn as sklearn
     net, X, y = spirals_net()
     after_epoch, calls = sklearn.MLPClassifier._after_epoch, []
 
