@@ -642,6 +642,26 @@ def test_a_sparse_multilabel_y_is_taken_and_predicted_sparse_as_sklearn():
     assert not scipy_sparse.issparse(dense.predict(X))
 
 
+def test_a_sparse_X_from_a_pipeline_is_refused_saying_how_to_make_it_dense():
+    pd = pytest.importorskip("pandas", reason="pandas is not installed (it is in the test extra)")
+    from sklearn.compose import make_column_transformer
+    from sklearn.preprocessing import OneHotEncoder
+    rng = np.random.default_rng(0)
+    frame = pd.DataFrame({"a": rng.standard_normal(120), "city": rng.choice([f"c{i}" for i in range(40)], 120)})
+    y = (frame.a > 0).astype(int)
+    columns = make_column_transformer((StandardScaler(), ["a"]), (OneHotEncoder(handle_unknown="ignore"), ["city"]))
+    with pytest.raises(TypeError, match=r"take dense X .* got a sparse csr matrix of shape \(120, \d+\): in a "
+                                        r"Pipeline, OneHotEncoder\(sparse_output=False\)"):
+        make_pipeline(columns, MLPClassifier(max_iter=2)).fit(frame, y)
+    dense = make_column_transformer((StandardScaler(), ["a"]), (OneHotEncoder(handle_unknown="ignore"), ["city"]),
+                                    sparse_threshold=0)
+    model = make_pipeline(dense, MLPClassifier(learning_rate_init=0.01, max_iter=100, random_state=0))
+    assert model.fit(frame, y).score(frame, y) > 0.9
+    fitted = MLPClassifier(max_iter=2).fit(columns.fit_transform(frame).toarray(), y)
+    with pytest.raises(TypeError, match="take dense X"):
+        fitted.predict(columns.transform(frame))
+
+
 def test_mlpcore_layers_batch_norm_dropout_and_activations():
     X, y = blobs()
     clf = MLPClassifier(hidden_layer_sizes=(8, 6), activation="elu", batch_norm=[True, False], dropout=0.25,

@@ -193,6 +193,16 @@ class _LayerViews(list):
             list.__getitem__(self, i)[...] = value
 
 
+def _require_dense(X):
+    """TypeError for a scipy.sparse X (which a Pipeline's OneHotEncoder or ColumnTransformer may make
+    unasked), saying how to get dense columns instead."""
+    if sparse.issparse(X):
+        raise TypeError(f"mlpcore's estimators take dense X (its core multiplies dense matrices), got a sparse "
+                        f"{X.format} matrix of shape {X.shape}: in a Pipeline, OneHotEncoder(sparse_output=False) "
+                        f"or ColumnTransformer(..., sparse_threshold=0) give dense columns; else X.toarray(), "
+                        f"where it fits in memory")
+
+
 def _seed(rng):
     """A seed for the core (of a network's dropout masks, or of a fit's order), drawn from rng."""
     return int(rng.randint(np.iinfo(np.int32).max))
@@ -353,6 +363,7 @@ class _BaseMLP(BaseEstimator):
         """_fit once the parameters are checked; first: a new network_ (else it goes on with network_).
         Returns the warning of the fit's end, if any (see _train)."""
         dtype = self._fit_dtype_spec() if first else self.network_.dtype
+        _require_dense(X)
         X, y = validate_data(self, X, y, multi_output=True, dtype=dtype, reset=first, **self._validation_kwargs)
         if first:
             self._sparse_targets = sparse.issparse(y)
@@ -568,6 +579,7 @@ class _BaseMLP(BaseEstimator):
     def _validated(self, X):
         """X (n_samples, n_features) checked against the fit and in the network's dtype."""
         check_is_fitted(self)
+        _require_dense(X)
         return validate_data(self, X, dtype=self.network_.dtype, reset=False)
 
     def _outputs(self, X):
@@ -644,7 +656,10 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
         with the stopping rule's records, as scikit-learn's does: best_loss_ (or
         best_validation_score_ and the best epoch's parameters, which early stopping keeps
         even when they are an earlier fit's) and the count of epochs without improvement, so
-        that a fit that stopped for want of improvement may stop again after one epoch.
+        that a fit that stopped for want of improvement may stop again after one epoch. A
+        changed architecture (hidden_layer_sizes, activation, batch_norm, dropout, dtype) is
+        refused with a ValueError, here and by partial_fit: scikit-learn's goes on training the
+        old network.
     momentum : float in [0, 1], default=0.9
         (0 is refused with solver="nesterov", which needs momentum.)
     nesterovs_momentum : bool, default=True
@@ -690,8 +705,11 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
       (mlpcore's Network.predict, 1 where A[L] >= 0.5) gives 1 there.
     - decision_function (the logits) is an addition; meta-estimators that prefer it to
       predict_proba (CalibratedClassifierCV, say) then work on the logits.
-    - X must be dense: scikit-learn's sparse matrices are refused (X.toarray() where it fits);
-      a sparse multi-label y is taken, as there.
+    - X must be dense: scikit-learn's sparse matrices are refused with a TypeError that says how
+      to make a Pipeline's columns dense (OneHotEncoder(sparse_output=False), or a
+      ColumnTransformer's sparse_threshold=0), or X.toarray() where it fits; a sparse
+      multi-label y is taken, as there.
+    - warm_start and partial_fit refuse a changed architecture (see warm_start).
     - Outputs are in the network's dtype (float32 after a float32 fit, whatever X's dtype).
 
     A fit or partial_fit that raises, however late (a DivergenceError in an epoch), leaves
