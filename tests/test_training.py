@@ -1054,6 +1054,12 @@ def fit_refusals():
         ("unknown_optimizer", (X, Y), dict(good, optimizer="adagrad"), ValueError, "adagrad"),
         ("unknown_hyper_parameter", (X, Y), dict(good, optimizer=("adam", {"beta3": 0.1})), ValueError,
          "beta3"),
+        ("torchs_name_of_the_rate", (X, Y), dict(good, optimizer=("adam", {"lr": 0.1})), ValueError,
+         r"optimizer 'adam' takes the hyper-parameters \['beta1', 'beta2', 'eps'\] \(and learning_rate\), not 'lr'"),
+        ("learning_rate_twice", (X, Y), dict(good, optimizer=("adam", {"learning_rate": 0.1}), learning_rate=0.2),
+         ValueError, "the learning rate is given twice, 0.1 in its dict and 0.2 as learning_rate"),
+        ("optimizer_class", (X, Y), dict(good, optimizer=mlpcore.optim.Adam), TypeError,
+         r"optimizer=Adam is the class: pass an optimizer made of it, Adam\(...\), or its name"),
         ("negative_learning_rate", (X, Y), dict(good, learning_rate=-0.1), ValueError, "learning_rate"),
         ("nan_learning_rate", (X, Y), dict(good, learning_rate=float("nan")), ValueError, "learning_rate"),
         ("validation_width", (X, Y), dict(good, validation_data=(X[:2], Y)), ValueError,
@@ -1294,6 +1300,15 @@ def test_digits_benchmark():
           f"speed-up {their_time / max(our_time, 1e-9):.1f}x")
     assert np.mean(ours) >= 0.96
     assert np.mean(ours) >= np.mean(theirs) - 0.01
+
+
+def test_a_pairs_dict_may_give_the_learning_rate():
+    net = mlpcore.Network([3, 4, 1], ["tanh", "sigmoid"], "bce", seed=0)
+    X, y = np.random.default_rng(0).standard_normal((3, 20)), np.arange(20) % 2
+    history = net.fit(X, y, epochs=2, optimizer=("adam", {"learning_rate": 0.1, "beta1": 0.8}), verbose=0)
+    assert history["learning_rate"] == [0.1, 0.1] and net.optimizer.learning_rate == 0.1
+    assert net.optimizer.spec == ("adam", {"beta1": 0.8, "beta2": 0.999, "eps": 1e-8})
+    net.fit(X, y, epochs=1, optimizer=("adam", {"learning_rate": 0.1, "beta1": 0.8}), learning_rate=0.1, verbose=0)
 
 
 def test_fit_uses_a_given_optimizer_object_even_when_its_spec_matches_the_last_one():

@@ -458,10 +458,12 @@ class Network:
             minibatch of one example is skipped in a batch-norm network, which needs
             batch_size >= 2).
         optimizer : "sgd", "momentum", "nesterov", "rmsprop", "adam", "adamw", a pair
-            such as ("adam", {"beta1": 0.9}), or a ``mlpcore.optim`` object. Kept, with
-            its state, at ``net.optimizer``: a later fit with the same spec continues
-            from that state (warm start); ``reset_optimizer()`` forgets it.
-        learning_rate : the base rate; default 0.01, or the optimizer object's own.
+            such as ("adam", {"beta1": 0.9}) (whose dict may give the learning_rate too), or
+            a ``mlpcore.optim`` object. Kept, with its state, at ``net.optimizer``: a later
+            fit with the same spec continues from that state (warm start);
+            ``reset_optimizer()`` forgets it.
+        learning_rate : the base rate; default 0.01, or the optimizer object's own, or the
+            pair's.
             It, l2, clip_norm and clip_value must be finite in the network's dtype
             (the clip bounds not rounding to 0 there), and so must the schedule's rate
             of each epoch of the call: all are checked before anything changes.

@@ -10,6 +10,8 @@ through ``Network.fit(optimizer=...)`` or one step at a time:
     opt.step(net, grads)
 """
 
+import inspect
+
 import numpy as np
 
 from . import _core
@@ -257,19 +259,36 @@ OPTIMIZERS = {
 
 def make_optimizer(spec, learning_rate):
     """An Optimizer from a name ("sgd", "momentum", "nesterov", "rmsprop", "adam", "adamw"),
-    a pair (name, {hyper-parameter: value}), or an Optimizer (returned as it is, its
-    learning rate set to learning_rate unless that is None)."""
+    a pair (name, {hyper-parameter: value}), whose dict may hold the learning_rate too, or an
+    Optimizer (returned as it is, its learning rate set to learning_rate unless that is None).
+    ValueError for a learning rate given both ways, unless the same."""
     if isinstance(spec, Optimizer):
         if learning_rate is not None:
             spec.learning_rate = learning_rate
         return spec
+    if isinstance(spec, type) and issubclass(spec, Optimizer):
+        raise TypeError(f"optimizer={spec.__name__} is the class: pass an optimizer made of it, "
+                        f"{spec.__name__}(...), or its name")
     name, hyper = name_and_params(spec, "an optimizer (or a mlpcore.optim.Optimizer)", "('adam', {'beta1': 0.9})")
     if name not in OPTIMIZERS:
         raise ValueError(f"unknown optimizer {name!r}; expected one of {', '.join(OPTIMIZERS)} "
                          f"or a mlpcore.optim.Optimizer")
     cls, implied = OPTIMIZERS[name]
-    try:
-        optimizer = cls(**({} if learning_rate is None else {"learning_rate": learning_rate}), **{**implied, **hyper})
-    except TypeError as error:
-        raise ValueError(f"optimizer {name!r}: {error}") from None
-    return optimizer
+    hyper = dict(hyper)
+    rate = hyper.pop("learning_rate", learning_rate)
+    if learning_rate is not None and rate != learning_rate:
+        raise ValueError(f"optimizer {name!r}: the learning rate is given twice, {rate!r} in its dict and "
+                         f"{learning_rate!r} as learning_rate; give it once")
+    accepted = [key for key in inspect.signature(cls).parameters if key != "learning_rate"]
+    unknown = sorted(set(hyper) - set(accepted), key=str)
+    if unknown:
+        raise ValueError(f"optimizer {name!r} takes the hyper-parameters {accepted} (and learning_rate), not "
+                         f"{', '.join(map(repr, unknown))}")
+    return cls(**({} if rate is None else {"learning_rate": rate}), **{**implied, **hyper})
+
+
+def pair_learning_rate(spec):
+    """The learning_rate in the dict of an optimizer pair (name, {...}), else None."""
+    if isinstance(spec, tuple) and len(spec) == 2 and isinstance(spec[1], dict):
+        return spec[1].get("learning_rate")
+    return None

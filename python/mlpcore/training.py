@@ -9,7 +9,7 @@ import numpy as np
 
 from . import _core
 from ._checks import held_by, is_integer, is_real, largest, require_flag, transpose_hint
-from .optim import DivergenceError, Optimizer, make_optimizer
+from .optim import DivergenceError, Optimizer, make_optimizer, pair_learning_rate
 from .schedules import parse_schedule
 
 __all__ = ["fit"]
@@ -219,11 +219,14 @@ def _check_settings(epochs, batch_size, shuffle, seed, patience, callbacks, grad
 
 
 def _base_rate(optimizer, learning_rate):
-    """The base learning rate of a fit: learning_rate if given, else the Optimizer object's own,
-    else DEFAULT_LEARNING_RATE."""
+    """The base learning rate of a fit: learning_rate if given, else the Optimizer object's own or
+    the one in a pair's dict, else DEFAULT_LEARNING_RATE."""
     if learning_rate is not None:
         return learning_rate
-    return optimizer.learning_rate if isinstance(optimizer, Optimizer) else DEFAULT_LEARNING_RATE
+    if isinstance(optimizer, Optimizer):
+        return optimizer.learning_rate
+    rate = pair_learning_rate(optimizer)
+    return DEFAULT_LEARNING_RATE if rate is None else rate
 
 
 def _check_numbers(dtype, lr0, schedule, epochs, l2, clip_norm, clip_value):
