@@ -284,7 +284,10 @@ def make_optimizer(spec, learning_rate):
     if unknown:
         raise ValueError(f"optimizer {name!r} takes the hyper-parameters {accepted} (and learning_rate), not "
                          f"{', '.join(map(repr, unknown))}")
-    return cls(**({} if rate is None else {"learning_rate": rate}), **{**implied, **hyper})
+    try:
+        return cls(**({} if rate is None else {"learning_rate": rate}), **{**implied, **hyper})
+    except TypeError as error:  # a hyper-parameter of the wrong type
+        raise ValueError(f"optimizer {name!r}: {error}") from None
 
 
 def pair_learning_rate(spec):
