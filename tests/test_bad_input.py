@@ -107,6 +107,18 @@ def test_X_and_Y_given_one_row_per_example_are_refused_with_the_way_out():
     softmax = mlpcore.Network([3, 4, 2], ["tanh", "softmax"], "cce", seed=0)
     assert_refused(softmax, lambda: softmax.backward(softmax.forward(X), y[:, None]), ValueError,
                    r"with n\[L\] = 2, or integer labels of shape \(m,\), got shape \(10, 1\)$")
+    assert_refused(softmax, lambda: softmax.fit(X, y[:, None], verbose=0), ValueError,
+                   r"got \(10, 1\); cce's class labels go as shape \(m,\) = \(10,\): pass Y\.ravel\(\)$")
+
+
+def test_a_1d_X_is_refused_with_the_reshape_that_makes_it_a_matrix():
+    """One example as a vector of n[0] values, or, with n[0] = 1, m examples of one value."""
+    net = mlpcore.Network([3, 4, 1], ["tanh", "sigmoid"], "bce", seed=0)
+    for call in (lambda: net.predict(np.ones(3)), lambda: net.forward(np.ones(3))):
+        assert_refused(net, call, ValueError, r"got shape \(3,\): one example is a column, pass X\.reshape\(-1, 1\)$")
+    one_feature = mlpcore.Network([1, 4, 1], ["tanh", "sigmoid"], "bce", seed=0)
+    assert_refused(one_feature, lambda: one_feature.predict(np.ones(10)), ValueError,
+                   r"got shape \(10,\): one column per example, pass X\.reshape\(1, -1\)$")
 
 
 @pytest.mark.parametrize("into", ["a_new_cache", "its_out_cache"])
@@ -490,7 +502,9 @@ def test_updates_refuse_gradients_with_nan_or_inf(apply, value, name):
     grads = net.backward(net.forward(good_X()), good_Y("mse"))
     getattr(grads, name)[1][0, 0] = value
     before = net.params.tobytes()
-    assert_refused(net, lambda: apply(net, grads), ValueError, r"the gradients contain NaN or inf")
+    assert_refused(net, lambda: apply(net, grads), ValueError,
+                   r"the gradients contain NaN or inf: if a backward made them, the steps before diverged \(try a "
+                   r"smaller learning rate\) or the scale of X or Y is too large")
     assert net.params.tobytes() == before
 
 

@@ -258,7 +258,10 @@ void require_usable_gradients(const Gradients<T>& grads) {
   require(grads.filled || !all_zero(size, size, [g](index k) { return g[k]; }),
           "the gradients hold nothing: Gradients(net, m) are for net.backward(cache, Y, out=grads), which fills "
           "them (or write dW[l], db[l] into them yourself)");
-  require(all_finite(g, size), "the gradients contain NaN or inf");
+  require(all_finite(g, size),
+          "the gradients contain NaN or inf: if a backward made them, the steps before diverged (try a smaller "
+          "learning rate) or the scale of X or Y is too large (standardise them, e.g. with "
+          "mlpcore.preprocessing.Standardizer)");
 }
 
 // The core's Cache with the X array it points into, kept alive as long as the cache.

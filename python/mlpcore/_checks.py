@@ -67,6 +67,12 @@ def name_and_params(spec, what, example):
 def transpose_hint(name, shape, rows, cols=None):
     """The hint ': one column per example, pass NAME.T' when `shape`, of two axes, is the
     transpose of the (rows, m) asked for (with m = cols when given): one row per example, the
-    usual slip; else ''."""
-    transposed = len(shape) == 2 and shape[1] == rows and shape[0] >= 1 and cols in (None, shape[0])
-    return f": one column per example, pass {name}.T" if transposed else ""
+    usual slip; for a 1-D shape that one reshape makes (rows, m), the reshape (one example of
+    rows values, or m examples of one value); else ''."""
+    if len(shape) == 2 and shape[1] == rows and shape[0] >= 1 and cols in (None, shape[0]):
+        return f": one column per example, pass {name}.T"
+    if len(shape) == 1 and shape[0] == rows and cols in (None, 1):
+        return f": one example is a column, pass {name}.reshape(-1, 1)"
+    if len(shape) == 1 and rows == 1 and shape[0] >= 1 and cols in (None, shape[0]):
+        return f": one column per example, pass {name}.reshape(1, -1)"
+    return ""

@@ -269,7 +269,8 @@ def _data(net, X, Y, X_name, Y_name):
     expected = (m,) if labels or (Y.ndim == 1 and n_L == 1) else (n_L, m)
     if Y.shape != expected:
         raise ValueError(f"{Y_name} must have shape {expected} to match {X_name} of shape {X.shape}, got {Y.shape}"
-                         f"{transpose_hint(Y_name, Y.shape, n_L, m) if len(expected) == 2 else ''}")
+                         f"{transpose_hint(Y_name, Y.shape, n_L, m) if len(expected) == 2 else ''}"
+                         f"{_labels_hint(net, Y_name, Y.shape, m)}")
     try:
         net._core.check_data(X, Y)
     except ValueError as error:  # the core says "X ...", "Y ..." or "cce labels ...": name which data it is
@@ -277,6 +278,13 @@ def _data(net, X, Y, X_name, Y_name):
         name = {"X": X_name, "Y": Y_name}.get(message[:1])
         raise ValueError(f"{name}{message[1:]}" if name else f"{Y_name}: {message}") from None
     return X, Y
+
+
+def _labels_hint(net, name, shape, m):
+    """For cce, the hint that class labels go as shape (m,) when Y is one column or row of m of them."""
+    if net.cost_name == "cce" and shape in ((m, 1), (1, m)):
+        return f"; cce's class labels go as shape (m,) = ({m},): pass {name}.ravel()"
+    return ""
 
 
 def _hold_out(X, Y, fraction, rng):
