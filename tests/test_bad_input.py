@@ -226,6 +226,17 @@ def test_cost_refuses_bad_Y(cost, Y, error, pattern):
     assert_refused(net, lambda: net.cost(A_L, Y), error, pattern)
 
 
+def test_cost_refuses_what_is_not_the_output_layers_A_saying_which_to_pass():
+    """cache.A (all layers), the cache itself, or a hidden layer's A: each named, not blamed on its values."""
+    net = mlpcore.Network([3, 8, 1], ["tanh", "sigmoid"], "bce", seed=0)
+    cache, y = net.forward(good_X()), good_Y("bce")
+    for given in (cache.A, cache):
+        assert_refused(net, lambda: net.cost(given, y), TypeError,
+                       rf"^A_L must be the array A\[L\], got a {type(given).__name__}: pass cache\.A\[net\.L\]$")
+    assert_refused(net, lambda: net.cost(cache.A[1], y), ValueError,
+                   r"^A\[L\] must have n\[L\] = 1 rows, got shape \(8, \d+\): pass cache\.A\[net\.L\]")
+
+
 @pytest.mark.parametrize("into", ["new_gradients", "its_out_gradients"])
 @pytest.mark.parametrize("cache_kind", ["inference_forward", "never_forwarded"])
 def test_backward_refuses_a_cache_of_no_training_forward(cache_kind, into):
@@ -235,7 +246,8 @@ def test_backward_refuses_a_cache_of_no_training_forward(cache_kind, into):
     before = _copies(grads, ("dW", "db", "dZ", "dA"))
     cache = net.forward(good_X(), training=False) if cache_kind == "inference_forward" else mlpcore.Cache(net, M)
     assert_refused(net, lambda: net.backward(cache, good_Y("mse"), out=grads), ValueError,
-                   r"backward needs a cache from a training-mode forward")
+                   r"backward needs a cache from a training-mode forward: net\.forward\(X\) \(training=True, the "
+                   r"default; not training=False, nor a cache that no forward has filled\)$")
     assert_unchanged(grads, before)
 
 

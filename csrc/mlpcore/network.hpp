@@ -403,7 +403,9 @@ class Network {
     const std::shared_lock reading(params_lock);
     require_own(cache.network_id, "cache");
     require_own(grads.network_id, "gradients");
-    require(cache.X.data != nullptr && cache.training, "backward needs a cache from a training-mode forward");
+    require(cache.X.data != nullptr && cache.training,
+            "backward needs a cache from a training-mode forward: net.forward(X) (training=True, the default; not "
+            "training=False, nor a cache that no forward has filled)");
     require(!grads.overlaps(cache.X),
             "the cache's X shares memory with the gradients the backward writes into (a dA[0] of theirs?): "
             "forward a copy of X");

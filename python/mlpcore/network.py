@@ -374,7 +374,12 @@ class Network:
         or for cce integer labels 0..n[L]-1 of shape (m,). Returns a float.
         For bce and cce, A[L] holds probabilities: a value outside [0, 1] is refused.
         """
+        if isinstance(A_L, (Layers, Cache)):
+            raise TypeError(f"A_L must be the array A[L], got a {type(A_L).__name__}: pass cache.A[net.L]")
         A_L = self._matrix(A_L, "A[L]")
+        if A_L.ndim == 2 and A_L.shape[0] != self.n[-1]:
+            raise ValueError(f"A[L] must have n[L] = {self.n[-1]} rows, got shape {A_L.shape}: pass cache.A[net.L], "
+                             f"the output layer's")
         if self.cost_name != "mse" and np.any((A_L < 0) | (A_L > 1)):
             raise ValueError(f"A[L] of a {self.cost_name} network holds probabilities in [0, 1], got values from "
                              f"{np.nanmin(A_L):g} to {np.nanmax(A_L):g}")
@@ -484,7 +489,8 @@ class Network:
         l2 : lambda: J gains lambda/(2m) sum ||W[l]||^2 and dW[l] gains (lambda/m) W[l].
         clip_norm, clip_value : clip the flat gradient to this global norm, then to
             [-clip_value, clip_value].
-        callbacks : callables callback(epoch, logs) called after each epoch with its figures
+        callbacks : callables callback(epoch, logs) called after each epoch, epoch counted from 0
+            (DivergenceError's messages and the progress bar count from 1), with its figures
             (as the history records them, and "interrupted": True after an epoch that Ctrl-C
             ended: after the step it came in, which may have been the epoch's last); one that
             returns a true value (as bool() takes it) stops training.
@@ -497,7 +503,8 @@ class Network:
             ``net.gradient_views(flat_grads)["dW"][l]`` shows dW[l] in it. During
             an epoch the core keeps the current parameters in a buffer of its own: read
             net.params in callbacks, which run between epochs, not here.
-        diagnostics : record after each epoch lists by layer: "dW_norm" (||dW[l]|| of the
+        diagnostics : record after each epoch lists by layer, whose item l - 1 is layer l's
+            (lists to keep the history JSON): "dW_norm" (||dW[l]|| of the
             epoch's last step), "dead_relu" (the share of a relu layer's units that are 0
             for each of the first 1000 training examples) and "saturated" (the share of a
             sigmoid or tanh layer's outputs on them within 0.01 of their bounds); None for
