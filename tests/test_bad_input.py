@@ -229,12 +229,15 @@ def test_cost_refuses_bad_Y(cost, Y, error, pattern):
 def test_cost_refuses_what_is_not_the_output_layers_A_saying_which_to_pass():
     """cache.A (all layers), the cache itself, or a hidden layer's A: each named, not blamed on its values."""
     net = mlpcore.Network([3, 8, 1], ["tanh", "sigmoid"], "bce", seed=0)
-    cache, y = net.forward(good_X()), good_Y("bce")
-    for given in (cache.A, cache):
+    cache = net.forward(good_X())
+    y = np.arange(cache.A[0].shape[1]) % 2
+    for given in (cache.A, cache, net.backward(cache, y), dict(cache.A)):
         assert_refused(net, lambda: net.cost(given, y), TypeError,
                        rf"^A_L must be the array A\[L\], got a {type(given).__name__}: pass cache\.A\[net\.L\]$")
     assert_refused(net, lambda: net.cost(cache.A[1], y), ValueError,
                    r"^A\[L\] must have n\[L\] = 1 rows, got shape \(8, \d+\): pass cache\.A\[net\.L\]")
+    assert_refused(net, lambda: net.cost(cache.A[net.L].T, y), ValueError,
+                   r"^A\[L\] must have n\[L\] = 1 rows, got shape \(\d+, 1\): one column per example, pass A_L\.T$")
 
 
 @pytest.mark.parametrize("into", ["new_gradients", "its_out_gradients"])

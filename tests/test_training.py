@@ -1309,6 +1309,17 @@ def test_a_pairs_dict_may_give_the_learning_rate():
     assert history["learning_rate"] == [0.1, 0.1] and net.optimizer.learning_rate == 0.1
     assert net.optimizer.spec == ("adam", {"beta1": 0.8, "beta2": 0.999, "eps": 1e-8})
     net.fit(X, y, epochs=1, optimizer=("adam", {"learning_rate": 0.1, "beta1": 0.8}), learning_rate=0.1, verbose=0)
+    assert net.optimizer.t == 2 + 1 and net.optimizer.learning_rate == 0.1  # the same spec: its state goes on
+    net.fit(X, y, epochs=1, optimizer=["sgd", {"learning_rate": 0.2}], verbose=0)  # a list pair too
+    assert net.optimizer.learning_rate == 0.2
+    net.fit(X, y, epochs=1, optimizer=("sgd", {"learning_rate": None}), verbose=0)  # None: not given
+    assert net.optimizer.learning_rate == 0.01
+    net.fit(X, y, epochs=1, optimizer=("sgd", {"learning_rate": 1}), learning_rate=1.0, verbose=0)  # the same
+    assert net.optimizer.learning_rate == 1.0
+    with pytest.raises(ValueError, match=r"given twice, np\.float32\(0\.1\) in its dict and 0\.1 as learning_rate"):
+        net.fit(X, y, optimizer=("sgd", {"learning_rate": np.float32(0.1)}), learning_rate=0.1, verbose=0)
+    with pytest.raises(ValueError, match=r"the learning rate is given twice, array\(\[0\.1, 0\.2\]\) in its dict"):
+        net.fit(X, y, optimizer=("sgd", {"learning_rate": np.array([0.1, 0.2])}), learning_rate=0.1, verbose=0)
 
 
 def test_fit_uses_a_given_optimizer_object_even_when_its_spec_matches_the_last_one():

@@ -374,12 +374,13 @@ class Network:
         or for cce integer labels 0..n[L]-1 of shape (m,). Returns a float.
         For bce and cce, A[L] holds probabilities: a value outside [0, 1] is refused.
         """
-        if isinstance(A_L, (Layers, Cache)):
+        if isinstance(A_L, (Layers, Cache, Gradients, dict)):
             raise TypeError(f"A_L must be the array A[L], got a {type(A_L).__name__}: pass cache.A[net.L]")
         A_L = self._matrix(A_L, "A[L]")
         if A_L.ndim == 2 and A_L.shape[0] != self.n[-1]:
-            raise ValueError(f"A[L] must have n[L] = {self.n[-1]} rows, got shape {A_L.shape}: pass cache.A[net.L], "
-                             f"the output layer's")
+            raise ValueError(f"A[L] must have n[L] = {self.n[-1]} rows, got shape {A_L.shape}"
+                             + (transpose_hint("A_L", A_L.shape, self.n[-1]) or ": pass cache.A[net.L], the output "
+                                                                                  "layer's"))
         if self.cost_name != "mse" and np.any((A_L < 0) | (A_L > 1)):
             raise ValueError(f"A[L] of a {self.cost_name} network holds probabilities in [0, 1], got values from "
                              f"{np.nanmin(A_L):g} to {np.nanmax(A_L):g}")

@@ -275,10 +275,12 @@ def make_optimizer(spec, learning_rate):
                          f"or a mlpcore.optim.Optimizer")
     cls, implied = OPTIMIZERS[name]
     hyper = dict(hyper)
-    rate = hyper.pop("learning_rate", learning_rate)
-    if learning_rate is not None and rate != learning_rate:
-        raise ValueError(f"optimizer {name!r}: the learning rate is given twice, {rate!r} in its dict and "
+    in_dict = hyper.pop("learning_rate", None)  # None: not given, as learning_rate's None
+    if in_dict is not None and learning_rate is not None and \
+            not (is_real(in_dict) and float(in_dict) == float(learning_rate)):
+        raise ValueError(f"optimizer {name!r}: the learning rate is given twice, {in_dict!r} in its dict and "
                          f"{learning_rate!r} as learning_rate; give it once")
+    rate = in_dict if learning_rate is None else learning_rate
     accepted = [key for key in inspect.signature(cls).parameters if key != "learning_rate"]
     unknown = sorted(set(hyper) - set(accepted), key=str)
     if unknown:
@@ -292,6 +294,6 @@ def make_optimizer(spec, learning_rate):
 
 def pair_learning_rate(spec):
     """The learning_rate in the dict of an optimizer pair (name, {...}), else None."""
-    if isinstance(spec, tuple) and len(spec) == 2 and isinstance(spec[1], dict):
+    if isinstance(spec, (tuple, list)) and len(spec) == 2 and isinstance(spec[1], dict):
         return spec[1].get("learning_rate")
     return None

@@ -659,7 +659,7 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
         that a fit that stopped for want of improvement may stop again after one epoch. A
         changed architecture (hidden_layer_sizes, activation, batch_norm, dropout, dtype) is
         refused with a ValueError, here and by partial_fit: scikit-learn's goes on training the
-        old network.
+        old network (or fails, for another number of hidden layers).
     momentum : float in [0, 1], default=0.9
         (0 is refused with solver="nesterov", which needs momentum.)
     nesterovs_momentum : bool, default=True
