@@ -184,8 +184,8 @@ def _require_loadable(arrays, optimizer):
     """Refuse, as load would, parameters, running statistics or optimizer state that hold NaN or
     inf, and running variances or running means of squared gradients (RMSprop's, Adam's last
     buffer) that are negative."""
-    squares = {f"optimizer_state_{len(optimizer.state) - 1}"} if optimizer is not None and \
-        optimizer.method in ("rmsprop", "adam", "adamw") else set()
+    k = None if optimizer is None else _squares(optimizer)
+    squares = set() if k is None else {f"optimizer_state_{k}"}
     for name, array in arrays.items():
         if name == "header":
             continue
@@ -197,6 +197,12 @@ def _require_loadable(arrays, optimizer):
             continue
         raise ValueError(f"the network cannot be saved or pickled as it is, since load would refuse it: its {name} "
                          f"holds {what}")
+
+
+def _squares(optimizer):
+    """The index in optimizer.state of its running mean of squared gradients, never negative
+    (RMSprop's v, Adam's and AdamW's v: the last buffer), or None (SGD has none)."""
+    return len(optimizer.state) - 1 if optimizer.method in ("rmsprop", "adam", "adamw") else None
 
 
 def _architecture(net):
@@ -450,9 +456,9 @@ def _optimizer(net, saved, arrays, source):
     for k, buffer in enumerate(buffers):
         buffer[...] = _finite(_array(arrays, f"optimizer_state_{k}", buffer.shape, net.dtype, source),
                               f"optimizer_state_{k}", source)
-    squares = buffers[-1] if optimizer.method in ("rmsprop", "adam", "adamw") else None  # the running mean of g^2
-    if squares is not None and np.any(squares < 0):
-        raise ValueError(f"{source}: optimizer_state_{len(buffers) - 1} holds negative running means of squared "
+    k = _squares(optimizer)
+    if k is not None and np.any(buffers[k] < 0):
+        raise ValueError(f"{source}: optimizer_state_{k} holds negative running means of squared "
                          f"gradients: the file is corrupt")
     if f"optimizer_state_{len(buffers)}" in arrays:
         raise ValueError(f"{source}: the file has more optimizer state buffers than {saved['spec'][0]} uses "

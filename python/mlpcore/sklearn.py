@@ -497,10 +497,11 @@ class _BaseMLP(BaseEstimator):
                 ended[0] = "stopped"
             return ended[0] is not None
 
-        decay = self.solver == "adamw"  # alpha is AdamW's weight decay instead of an L2 term (see _optimizer)
+        optimizer = self._optimizer()
+        l2 = 0.0 if "weight_decay" in optimizer[1] else float(self.alpha)  # adamw's decay is alpha (see _optimizer)
         self.network_.fit(X.T, self._core_targets(y), epochs=epochs, batch_size=self._batch_size(n_samples),
-                          optimizer=self._optimizer(), learning_rate=self._learning_rate, shuffle=bool(self.shuffle),
-                          seed=seed, l2=0.0 if decay else float(self.alpha), callbacks=[after_epoch], verbose=0)
+                          optimizer=optimizer, learning_rate=self._learning_rate, shuffle=bool(self.shuffle),
+                          seed=seed, l2=l2, callbacks=[after_epoch], verbose=0)
         if self.early_stopping and self._best is not None:  # the best epoch's, an earlier fit's too
             restore(self.network_, self._best)
         # Ctrl-C in a step, or between two epochs (in after_epoch, say: Network.fit then just stops)
