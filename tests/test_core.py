@@ -1454,14 +1454,14 @@ def test_the_core_refuses_a_second_epoch_of_a_network_in_an_epoch():
 
     def hook(g):
         try:
-            second.epoch(X, y, 128, 0.01, 0.0, 0.0, 0.0, False, 0, 0, None, False, None)
+            second.epoch(X, y, 128, 0.01, 0.0, 0.0, 0.0, False, 0, 0, None, False, None, False)
         except RuntimeError as error:
             errors.append(str(error))
     first = _core.Trainer32(net._core, "sgd", {}, _core.OptimizerState32("sgd", {}, net.params.size), 128, 256)
-    result = first.epoch(X, y, 128, 0.01, 0.0, 0.0, 0.0, False, 0, 0, hook, False, None)
+    result = first.epoch(X, y, 128, 0.01, 0.0, 0.0, 0.0, False, 0, 0, hook, False, None, False)
     assert result["steps"] == 2 and len(errors) == 2 and "a fit of this network is running" in errors[0]
     assert np.shares_memory(net.W[1], net._core.params)
-    assert second.epoch(X, y, 128, 0.01, 0.0, 0.0, 0.0, False, 0, 0, None, False, None)["steps"] == 2
+    assert second.epoch(X, y, 128, 0.01, 0.0, 0.0, 0.0, False, 0, 0, None, False, None, False)["steps"] == 2
 
 
 def test_the_core_refuses_a_backward_into_a_trainers_gradients_during_its_epoch():
@@ -1476,7 +1476,7 @@ def test_the_core_refuses_a_backward_into_a_trainers_gradients_during_its_epoch(
             net._core.backward(cache._core, y[:128], trainer.gradients(), False, True)
         except RuntimeError as error:
             errors.append(str(error))
-    assert trainer.epoch(X, y, 128, 0.01, 0.0, 0.0, 0.0, False, 0, 0, hook, False, None)["steps"] == 2
+    assert trainer.epoch(X, y, 128, 0.01, 0.0, 0.0, 0.0, False, 0, 0, hook, False, None, False)["steps"] == 2
     assert len(errors) == 2 and "the gradients are in use" in errors[0]
     assert net._core.backward(cache._core, y[:128], trainer.gradients(), False, True)  # after the epoch
 

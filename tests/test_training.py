@@ -476,20 +476,99 @@ def test_float32_steps_with_a_decay_rate_near_1_match_float64s(make, how):
 
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32], **DTYPE_IDS)
-def test_update_steps_as_fits_plain_sgd_does_to_the_bit(dtype):
+@pytest.mark.parametrize("into_products", [False, True], ids=["gradient_kept", "into_products"])
+def test_update_steps_as_fits_plain_sgd_does_to_the_bit(dtype, into_products):
     """net.update(grads, lr) after forward and backward gives the parameters of fit's plain SGD
-    step on the same batch, to the bit: both go through one pass (compiled for AVX-512, AVX2 and FMA
-    where the CPU has them), so a Python loop and fit round alike. X is F-ordered, the layout of
-    fit's batch, so that both products read it alike (OpenBLAS may round a transposed X's
-    otherwise: see test_forward_reads_column_slices)."""
+    step on the same batch, to the bit where fit keeps the gradient (here for a gradient hook):
+    both go through one pass (compiled for AVX-512, AVX2 and FMA where the CPU has them), so a
+    Python loop and fit round alike. Without a hook, fit takes the step into the gradient's
+    products instead, W[l] - (lr/m) dZ[l] A[l-1]^T in one product, which rounds differently:
+    equal to rounding then. X is F-ordered, the layout of fit's batch, so that both products read
+    it alike (OpenBLAS may round a transposed X's otherwise: see test_forward_reads_column_slices)."""
     nets = [mlpcore.Network([30, 40, 3], ["tanh", "softmax"], "cce", dtype=dtype, seed=3) for _ in range(2)]
     rng = np.random.default_rng(2)
     X, y = np.asfortranarray(rng.standard_normal((30, 50)), dtype=dtype), rng.integers(0, 3, 50)
-    nets[0].fit(X, y, epochs=1, batch_size=None, shuffle=False, optimizer="sgd", learning_rate=0.3, verbose=0)
+    hook = None if into_products else (lambda flat_gradient: None)
+    steps = steps_into_products(lambda: nets[0].fit(X, y, epochs=1, batch_size=None, shuffle=False, optimizer="sgd",
+                                                    learning_rate=0.3, gradient_hook=hook, verbose=0))
+    assert steps == (1 if into_products else 0)
     nets[1].update(nets[1].backward(nets[1].forward(X), y), 0.3)
     assert not np.array_equal(nets[1].params, mlpcore.Network([30, 40, 3], ["tanh", "softmax"], "cce",
                                                                dtype=dtype, seed=3).params)
-    np.testing.assert_array_equal(nets[1].params, nets[0].params)
+    if into_products:
+        np.testing.assert_allclose(nets[1].params, nets[0].params, rtol=0, atol=8 * np.finfo(dtype).eps)
+    else:
+        np.testing.assert_array_equal(nets[1].params, nets[0].params)
+
+
+def steps_into_products(fit):
+    """The steps of fit() that took plain SGD into the gradient's products."""
+    before = mlpcore._core._steps_in_products()
+    fit()
+    return mlpcore._core._steps_in_products() - before
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32], **DTYPE_IDS)
+@pytest.mark.parametrize("threads", [1, 2])
+@pytest.mark.parametrize("l2", [0.0, 0.5])
+@pytest.mark.parametrize("order", ["F", "C"])
+def test_plain_sgd_into_the_products_matches_the_reference(dtype, threads, l2, order, restore_threads):
+    """Plain SGD without hook, clipping, diagnostics or batch norm takes each step into the
+    gradient's products, in place: W[l] = (1 - lr l2/m) W[l] - (lr/m) dZ[l] A[l-1]^T, b[l] -= lr
+    db[l]. Two epochs of four minibatches match the reference's steps (float64 to 1e-10, float32 to
+    1e-4), on one thread and on a team of two (batches of 128 on a 100-96-64-3 net, whose layers
+    the AVX-512 tiles take where the CPU has them), X F- or C-ordered, with the L2 term."""
+    mlpcore.set_num_threads(threads)
+    twin = Twin(4, "cce", dtype=dtype, n=[100, 96, 64, 3], batch_norm=[False] * 3, m=512, hidden="relu")
+    X = np.asfortranarray(twin.X) if order == "F" else np.ascontiguousarray(twin.X)
+    steps = steps_into_products(lambda: twin.net.fit(X, twin.Y, epochs=2, batch_size=128, shuffle=False,
+                                                     optimizer="sgd", learning_rate=0.2, l2=l2, verbose=0))
+    assert steps == 8
+    suffix = "64" if np.dtype(dtype) == np.float64 else "32"
+    state = getattr(mlpcore._core, "OptimizerState" + suffix)("sgd", {}, twin.net.params.size)
+    assert getattr(mlpcore._core, "Trainer" + suffix)(twin.net._core, "sgd", {}, state, 128, 512).threads(128) == threads
+    for _ in range(2):
+        for start in range(0, 512, 128):
+            twin.step("sgd", {}, 0.2, None, X=twin.X[:, start:start + 128], Y=twin.Y[:, start:start + 128], l2=l2)
+    twin.assert_matches_net()
+
+
+@pytest.mark.parametrize("keep", ["gradient_hook", "clip_norm", "clip_value", "diagnostics", "momentum", "batch_norm"])
+def test_what_needs_the_gradient_or_more_than_plain_sgd_keeps_the_usual_step(keep):
+    """A gradient hook, clipping, diagnostics (||dW[l]|| of the last step), momentum and batch
+    norm each take the usual step, which forms dW[l] (the fit's parameters as the reference's)."""
+    twin = Twin(5, "mse", n=[6, 8, 2], batch_norm=[keep == "batch_norm", False], m=32, hidden="tanh")
+    options = {"gradient_hook": {"gradient_hook": lambda flat_gradient: None}, "clip_norm": {"clip_norm": 1e6},
+               "clip_value": {"clip_value": 1e6}, "diagnostics": {"diagnostics": True},
+               "momentum": {"optimizer": ("sgd", {"momentum": 0.5})}, "batch_norm": {}}[keep]
+    kwargs = dict(epochs=1, batch_size=32, shuffle=False, optimizer="sgd", learning_rate=0.1, verbose=0)
+    steps = steps_into_products(lambda: twin.net.fit(twin.X, twin.Y, **{**kwargs, **options}))
+    assert steps == 0
+    hyper = {"momentum": 0.5} if keep == "momentum" else {}
+    twin.step("sgd", hyper, 0.1, None)
+    twin.assert_matches_net()
+    if keep == "diagnostics":
+        assert twin.net.history["dW_norm"][0][0] > 0
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32], **DTYPE_IDS)
+def test_a_step_into_the_products_that_might_overflow_takes_the_usual_path(dtype):
+    """Weights at a sixth of the dtype's largest: a step into the products, whose bound of the new
+    weights (2 (|W| + lr max|dZ| max|A|)) would pass a quarter of the largest, is not sure to stay
+    finite, so the step takes the usual path, to the bit as with a gradient hook; the input that
+    meets the large weights is 0, so that the step itself is finite."""
+    nets = [mlpcore.Network([2, 3, 1], ["tanh", "identity"], "mse", dtype=dtype, seed=0) for _ in range(2)]
+    for net in nets:
+        net.W[1][:, 0] = np.finfo(dtype).max / 6
+    X = np.vstack([np.zeros(8), np.linspace(-1, 1, 8)]).astype(dtype)
+    Y = np.linspace(0, 1, 8, dtype=dtype)[None, :]
+    fit = dict(epochs=2, batch_size=4, shuffle=False, optimizer="sgd", learning_rate=0.1, verbose=0)
+    assert steps_into_products(lambda: nets[0].fit(X, Y, **fit)) == 0
+    nets[1].fit(X, Y, gradient_hook=lambda flat_gradient: None, **fit)
+    np.testing.assert_array_equal(nets[0].params, nets[1].params)
+    assert np.all(np.isfinite(nets[0].params)) and nets[0].W[1][0, 0] == np.finfo(dtype).max / 6
+    nets[0].W[1][:, 0] = 1.0  # the same fit with small weights goes into the products
+    assert steps_into_products(lambda: nets[0].fit(X, Y, **fit)) == 4
 
 
 def test_optimizer_names_are_the_documented_presets():

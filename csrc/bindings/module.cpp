@@ -791,7 +791,7 @@ void bind_optimizer_state(py::module_& m, const std::string& suffix) {
 template <class T>
 py::dict run_epoch(py::object self, py::array X, py::array Y, index batch_size, double learning_rate, double l2,
                    double clip_norm, double clip_value, bool shuffle, std::uint64_t seed, index epoch_number,
-                   py::object hook, bool catch_interrupt, py::object progress) {
+                   py::object hook, bool catch_interrupt, py::object progress, bool keep_gradient) {
   auto& trainer = self.cast<Trainer<T>&>();
   const ConstMatrix<T> X_view = matrix_view<T>(X, "X");
   const Targets<T> Y_view = targets(trainer.network(), Y);
@@ -799,7 +799,7 @@ py::dict run_epoch(py::object self, py::array X, py::array Y, index batch_size, 
     throw py::value_error("X and Y must be (n[0], m) and (n[L], m) with the same m");
   if (batch_size < 1 || batch_size > trainer.cache().capacity)
     throw py::value_error("batch_size must lie in 1.." + std::to_string(trainer.cache().capacity));
-  const TrainSettings settings{batch_size, learning_rate, l2, clip_norm, clip_value, shuffle, seed};
+  const TrainSettings settings{batch_size, learning_rate, l2, clip_norm, clip_value, shuffle, seed, keep_gradient};
   const Claim writing(trainer.gradients().users, Claim::writing, gradients_in_use);  // the team writes them
   std::function<void()> call_hook;
   py::object flat_gradient;
@@ -898,6 +898,9 @@ PYBIND11_MODULE(_core, m) {
       "_tile_products", [] { return mlpcore::tile_products.load(); },
       "The products of several examples that mlpcore's own AVX-512 tiles have computed in this process (see "
       "blas.cpp).");
+  m.def(
+      "_steps_in_products", [] { return mlpcore::steps_in_products.load(); },
+      "The steps of fit whose plain SGD went into the gradient's products in this process (see Trainer::descended).");
   m.def(
       "_avx512_kernels", [] { return mlpcore::avx512_clones(); },
       "Whether this build runs mlpcore's AVX-512 kernels on this CPU.");

@@ -189,14 +189,14 @@ MLPCORE_AVX512 void narrow_gemv(index M, index K, T alpha, const T* a, index lda
   for (index r = 0; r < M; ++r) y[r] = alpha * sums[r] + (beta == T(0) ? T(0) : beta * y[r]);
 }
 
-// C = alpha A op(B) for M in ((V - 1) lanes, V lanes] and NR columns:
+// C = alpha A op(B) + beta C (beta = 0: C is not read) for M in ((V - 1) lanes, V lanes] and NR columns:
 //   A: (M, K) column-major, leading dimension lda;  op(B)(k, j) = b[k bk + j bj];  C: (M, NR), ldc
 // V NR vectors of sums in registers over all of K (24 of AVX-512's 32 for V = 3, NR = 8), a
 // column of A's V vectors and NR entries of op(B) a time, nothing packed; the last vector's
 // loads and stores masked to the rows that are there. (GCC keeps the sums in registers only with
 // every loop over them unrolled.)
 template <class T, int V, int NR>
-MLPCORE_AVX512 void tile(index M, index K, T alpha, const T* a, index lda, const T* b, index bk, index bj, T* c,
+MLPCORE_AVX512 void tile(index M, index K, T alpha, const T* a, index lda, const T* b, index bk, index bj, T beta, T* c,
                          index ldc) {
   using Z = Zmm<T>;
   const unsigned last = unsigned(M - (V - 1) * Z::lanes);
@@ -217,45 +217,49 @@ MLPCORE_AVX512 void tile(index M, index K, T alpha, const T* a, index lda, const
 #pragma GCC unroll 8
   for (int j = 0; j < NR; ++j)
 #pragma GCC unroll 4
-    for (int v = 0; v < V; ++v)
-      Z::store(v < V - 1 ? unsigned(Z::lanes) : last, c + j * ldc + v * Z::lanes, Z::scale(alpha, sum[v][j]));
+    for (int v = 0; v < V; ++v) {
+      const unsigned rows = v < V - 1 ? unsigned(Z::lanes) : last;
+      T* out = c + j * ldc + v * Z::lanes;
+      const typename Z::Vec product = Z::scale(alpha, sum[v][j]);
+      Z::store(rows, out, beta == T(0) ? product : Z::fma(Z::load(rows, out), beta, product));
+    }
 }
 
 // tile and tile_columns, for tables of their instances.
 template <class T>
-using TileKernel = void (*)(index, index, T, const T*, index, const T*, index, index, T*, index);
+using TileKernel = void (*)(index, index, T, const T*, index, const T*, index, index, T, T*, index);
 
-// C = alpha A op(B) for NR columns and M >= 3 lanes rows, in tiles of three vectors of rows and
+// C = alpha A op(B) + beta C for NR columns and M >= 3 lanes rows, in tiles of three vectors of rows and
 // a last one of two or three; where three at a time would leave one vector, the last four go as
 // two and two (one vector's NR sums, a load of op(B) for each FMA, ran at two thirds of three
 // vectors' rate: 256 rows in float32).
 template <class T, int NR>
-MLPCORE_AVX512 void tile_columns(index M, index K, T alpha, const T* A, index lda, const T* b, index bk, index bj, T* c,
-                                 index ldc) {
+MLPCORE_AVX512 void tile_columns(index M, index K, T alpha, const T* A, index lda, const T* b, index bk, index bj,
+                                 T beta, T* c, index ldc) {
   constexpr index lanes = Zmm<T>::lanes;
   constexpr TileKernel<T> ending[] = {tile<T, 2, NR>, tile<T, 3, NR>};  // for (1, 2] and (2, 3) vectors left
   assert(M >= 3 * lanes);
   const auto one_left = [&](index i) { return M - i > 3 * lanes && M - i <= 4 * lanes; };
   index i = 0;
   for (; M - i >= 3 * lanes && !one_left(i); i += 3 * lanes)
-    tile<T, 3, NR>(3 * lanes, K, alpha, A + i, lda, b, bk, bj, c + i, ldc);
+    tile<T, 3, NR>(3 * lanes, K, alpha, A + i, lda, b, bk, bj, beta, c + i, ldc);
   if (one_left(i)) {
-    tile<T, 2, NR>(2 * lanes, K, alpha, A + i, lda, b, bk, bj, c + i, ldc);
+    tile<T, 2, NR>(2 * lanes, K, alpha, A + i, lda, b, bk, bj, beta, c + i, ldc);
     i += 2 * lanes;
   }
-  if (i < M) ending[(M - i - 1) / lanes - 1](M - i, K, alpha, A + i, lda, b, bk, bj, c + i, ldc);
+  if (i < M) ending[(M - i - 1) / lanes - 1](M - i, K, alpha, A + i, lda, b, bk, bj, beta, c + i, ldc);
 }
 
-// C = alpha A op(B), eight columns at a time and then the columns left.
+// C = alpha A op(B) + beta C (beta = 0: C is not read), eight columns at a time and then the columns left.
 //   A: (M, K) column-major, lda;  op(B)(k, j) = B[k bk + j bj];  C: (M, N), ldc
 template <class T>
-void tile_gemm(index M, index N, index K, T alpha, const T* A, index lda, const T* B, index bk, index bj, T* C,
+void tile_gemm(index M, index N, index K, T alpha, const T* A, index lda, const T* B, index bk, index bj, T beta, T* C,
                index ldc) {
   constexpr TileKernel<T> strips[] = {tile_columns<T, 1>, tile_columns<T, 2>, tile_columns<T, 3>, tile_columns<T, 4>,
                                       tile_columns<T, 5>, tile_columns<T, 6>, tile_columns<T, 7>, tile_columns<T, 8>};
   tile_products.fetch_add(1, std::memory_order_relaxed);
   for (index j = 0; j < N; j += 8)
-    strips[std::min<index>(8, N - j) - 1](M, K, alpha, A, lda, B + j * bj, bk, bj, C + j * ldc, ldc);
+    strips[std::min<index>(8, N - j) - 1](M, K, alpha, A, lda, B + j * bj, bk, bj, beta, C + j * ldc, ldc);
 }
 
 // The largest op(A) that tile_gemm takes, in bytes: half of a core's L2 as sysconf gives it (512
@@ -274,22 +278,20 @@ const double tile_A_bytes = [] {
 template <class T>
 constexpr double tile_B_span = sizeof(T) == 4 ? 1 << 19 : 1 << 21;
 
-// Whether tile_gemm took C = alpha op(A) op(B) + beta C (see product): with beta = 0, several
-// columns, op(A) stored column-major, of three vectors of rows and more and at most
-// tile_A_bytes, and op(B)'s strips within tile_B_span (alpha = 0 is left to BLAS, which then
-// reads neither factor). On an AVX-512 Xeon, one thread, a layer's forward (and backward)
-// against OpenBLAS's, in the tiles' first version: in float32, 784-256 on 128 examples 322 us
-// (382) against 399 (364), 256-128 58 (61) against 73 (71), 512-512 420 (469) against 514
-// (515); in float64, 784-64 on 128 examples 160 (219) against 244 (229), 256-128 108 (114)
-// against 148 (151).
+// Whether tile_gemm took C = alpha op(A) op(B) + beta C (see product): with several columns, op(A) stored column-major,
+// of three vectors of rows and more and at most tile_A_bytes, and op(B)'s strips within tile_B_span (alpha = 0 is left
+// to BLAS, which then reads neither factor). On an AVX-512 Xeon, one thread, a layer's forward (and backward) against
+// OpenBLAS's, in the tiles' first version: in float32, 784-256 on 128 examples 322 us (382) against 399 (364), 256-128
+// 58 (61) against 73 (71), 512-512 420 (469) against 514 (515); in float64, 784-64 on 128 examples 160 (219) against
+// 244 (229), 256-128 108 (114) against 148 (151).
 template <class T>
 bool tile_gemm_took(bool trans_A, ConstMatrix<T> A, bool trans_B, ConstMatrix<T> B, T alpha, T beta, Matrix<T> C) {
   const index k = trans_A ? A.rows : A.cols;
   const index bk = k_step(trans_B, B), bj = bk == 1 ? B.ld : 1;
-  if (alpha == T(0) || beta != T(0) || C.cols < 2 || C.rows < 3 * Zmm<T>::lanes || trans_A != A.transposed ||
+  if (alpha == T(0) || C.cols < 2 || C.rows < 3 * Zmm<T>::lanes || trans_A != A.transposed ||
       double(C.rows) * double(k) * sizeof(T) > tile_A_bytes || double(k) * double(bk) * sizeof(T) > tile_B_span<T>)
     return false;
-  tile_gemm(C.rows, C.cols, k, alpha, A.data, A.ld, B.data, bk, bj, C.data, C.ld);
+  tile_gemm(C.rows, C.cols, k, alpha, A.data, A.ld, B.data, bk, bj, beta, C.data, C.ld);
   return true;
 }
 

@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <limits>
 
 #include "activations.hpp"
 #include "parallel.hpp"
@@ -154,6 +155,33 @@ bool all_finite(ConstMatrix<T> M) {
     for (index i = 0; i < inner; ++i) not_finite |= column[i] - column[i] != 0;
     return not_finite;
   });
+}
+
+// The largest |x[k]| of x[0..n), with x[k] - x[k] summed into `residue` (0 only while every x[k] is finite).
+template <class T>
+MLPCORE_VECTOR_CLONES T max_abs_run(const T* x, index n, T& residue) {
+  T largest = 0, sum = 0;
+#pragma omp simd reduction(max : largest) reduction(+ : sum)
+  for (index k = 0; k < n; ++k) {
+    largest = std::max(largest, std::abs(x[k]));
+    sum += x[k] - x[k];
+  }
+  residue += sum;
+  return largest;
+}
+
+// The largest |M(i, j)|, or infinity when an entry is NaN or infinite, on the calling thread;
+// columns back to back (leading dimension = rows) as one run.
+template <class T>
+double max_abs(ConstMatrix<T> M) {
+  index outer = M.transposed ? M.rows : M.cols, inner = M.transposed ? M.cols : M.rows;
+  if (M.ld == inner) {
+    inner *= outer;
+    outer = 1;
+  }
+  T largest = 0, residue = 0;
+  for (index j = 0; j < outer; ++j) largest = std::max(largest, max_abs_run(M.data + j * M.ld, inner, residue));
+  return residue == 0 ? double(largest) : std::numeric_limits<double>::infinity();
 }
 
 template <class T>

@@ -463,16 +463,47 @@ class Network {
   void parameter_gradients(const Cache<T>& cache, Gradients<T>& grads, T lambda, const Team& team) const {
     const T one_over_m = T(1) / T(cache.m);
     for (index l = 1; l <= L(); ++l) {
-      const auto [units, rows] = gradient_share(l, team);
+      const Range units = gradient_share(l, team).units;
       const Matrix<T> dW = grads.dW(l).columns(units);
       gemm(false, ConstMatrix<T>(grads.dZ[l]), true, cache.A_in(l - 1).row_block(units), one_over_m, T(0), dW);
       if (lambda > 0) add_scaled(dW, W(l).columns(units), lambda * one_over_m);
+    }
+    bias_gradients(cache, grads, team);
+  }
+
+  // db[l] = (1/m) sum over columns of dZ[l] on this thread's rows of every layer (see parameter_gradients).
+  void bias_gradients(const Cache<T>& cache, Gradients<T>& grads, const Team& team) const {
+    for (index l = 1; l <= L(); ++l) {
+      const Range rows = gradient_share(l, team).rows;
       T* db = grads.db(l) + rows.begin;
       if (layers[l].batch_norm) {
         std::fill_n(db, rows.size(), T(0));
       } else {
-        column_sum(ConstMatrix<T>(grads.dZ[l].row_block(rows)), one_over_m, db);
+        column_sum(ConstMatrix<T>(grads.dZ[l].row_block(rows)), T(1) / T(cache.m), db);
       }
+    }
+  }
+
+  // Plain SGD's step on the weights taken into the products of parameter_gradients, in place and
+  // without forming dW[l], on this thread's columns `units` of every W[l] (after backward_deltas
+  // on every thread):
+  //   W[l] = (1 - lr lambda/m) W[l] - (lr/m) dZ[l] A[l-1]^T,  the same as W[l] - lr dW[l] up to rounding
+  //   dZ[l]: (n[l], m), A[l-1]: (n[l-1], m), W[l]: (n[l], n[l-1]), of which (n[l], |units|) here
+  void descend_in_products(const Cache<T>& cache, const Gradients<T>& grads, T lr, T lambda, const Team& team) {
+    const T step = lr / T(cache.m);
+    for (index l = 1; l <= L(); ++l) {
+      const Range units = gradient_share(l, team).units;
+      gemm(false, ConstMatrix<T>(grads.dZ[l]), true, cache.A_in(l - 1).row_block(units), -step, T(1) - step * lambda,
+           W(l).columns(units));
+    }
+  }
+
+  // f(r) for the run r of b[l]'s entries in the flat buffer that are this thread's (gradient_share's rows), each l.
+  template <class F>
+  void for_each_bias_run(const Team& team, const F& f) const {
+    for (index l = 1; l <= L(); ++l) {
+      const Range rows = gradient_share(l, team).rows;
+      f(Range{layout.b_offset[l] + rows.begin, layout.b_offset[l] + rows.end});
     }
   }
 

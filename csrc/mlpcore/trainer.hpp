@@ -27,7 +27,8 @@ struct TrainSettings {
   double clip_norm = 0;   // 0: no clipping by norm
   double clip_value = 0;  // 0: no clipping by value
   bool shuffle = true;
-  std::uint64_t seed = 0;  // draws the order of each epoch
+  std::uint64_t seed = 0;      // draws the order of each epoch
+  bool keep_gradient = false;  // each step's gradient stays in gradients() (fit's diagnostics read the last)
 };
 
 struct EpochResult {
@@ -37,6 +38,9 @@ struct EpochResult {
   bool interrupted = false;
   std::string diverged;  // what became NaN or inf, empty if nothing did
 };
+
+// Steps whose plain SGD was taken into the gradient's products (see Trainer::descended), for the tests.
+inline std::atomic<std::int64_t> steps_in_products{0};
 
 // At the interpreter's exit, the thread that exits it (else the default id): an epoch on any
 // other thread stops after its current step (a fit in a daemon thread would otherwise call its
@@ -70,6 +74,8 @@ class Trainer {
         order_(m),
         loss_(batch_size),
         finite_(max_threads()),
+        extents_(max_threads() * (net.L() + 1)),
+        W_bound_(net.L() + 1),
         spare_params_(net.params.size()),
         spare_state_(optimizer, 0) {
     // Under the lock a fit's steps take to swap the parameters and the state: another fit of net
@@ -112,6 +118,10 @@ class Trainer {
     });
     draw_order(settings, epoch_number);
     Epoch run{X, Y, settings, hook, stop, progress};
+    run.in_products = optimizer_.method == Method::sgd && optimizer_.momentum == 0 && !hook &&
+                      settings.clip_norm == 0 && settings.clip_value == 0 && !settings.keep_gradient &&
+                      !net_.any_batch_norm();
+    W_bound_known_ = false;
     run.next_report = std::chrono::steady_clock::now() + report_interval;
     run_team(threads_for(settings.batch_size), [&](const Team& team) { run_epoch(run, team); });
     if (run.failure) std::rethrow_exception(run.failure);
@@ -166,6 +176,7 @@ class Trainer {
     double l2_term = 0;            // its L2 term, l2 / (2 m) sum ||W[l]||^2
     index examples = 0;            // the examples of the steps kept
     bool finished = false;         // the epoch ends after the current step
+    bool in_products = false;      // plain SGD whose steps may go into the products (see descended)
     std::exception_ptr failure{};  // what the hook or `progress` threw
   };
 
@@ -202,11 +213,15 @@ class Trainer {
     team.sync();
     net_.forward_layers(cache_, forward_key_, team);
     for (index j = cols.begin; j < cols.end; ++j) loss_[j] = column_loss<T>(net_.cost, cache_.A[net_.L()], Y_b, j);
-    net_.backward_layers(cache_, Y_b, grads_, false, T(settings.l2), team);
-    if (team.master()) {  // the losses are in: backward_layers syncs
+    net_.backward_deltas(cache_, Y_b, grads_, false, team);
+    if (run.in_products) record_extents(team);
+    team.sync();
+    if (team.master()) {  // the losses are in, and W is as the step found it
       run.l2_term = l2_term(settings, batch_m);
       run.J = mean_loss(loss_.data(), batch_m) + run.l2_term;
     }
+    if (run.in_products && descended(run, team, batch_m)) return;
+    net_.parameter_gradients(cache_, grads_, T(settings.l2), team);
     if (run.hook || settings.clip_norm > 0 || settings.clip_value > 0) {
       team.sync();
       if (team.master()) run_safely(run, [&] { hook_and_clipping(run); });
@@ -221,6 +236,101 @@ class Trainer {
     team.sync();
     if (team.master()) run_safely(run, [&] { finish_step(run, team.size, batch_m); });
     team.sync();
+  }
+
+  struct Extent {
+    double dZ = 0, A = 0;  // the largest |dZ[l]| and |A[l-1]| of a share of the batch's columns
+  };
+
+  // Plain SGD's step taken into the gradient's products (Network::descend_in_products: dW is
+  // not formed, and neither the step nor the spare parameters go over the weights again), on every
+  // thread of the team after backward_deltas, when the step is sure to be finite (see
+  // sure_to_be_finite): false, having changed nothing, when it is not, and the usual path takes
+  // the step. The master holds the parameters' lock while the team writes them in place.
+  bool descended(Epoch& run, const Team& team, index batch_m) {
+    const T lr = T(run.settings.learning_rate);
+    std::unique_lock<WriterFirstLock> writing;
+    if (team.master()) {
+      writing = std::unique_lock(net_.params_lock);
+      if (!W_bound_known_) measure_W_bound();
+    }
+    net_.bias_gradients(cache_, grads_, team);
+    bool finite = true;  // whether b[l] - lr db[l] is, on this thread's rows
+    net_.for_each_bias_run(team, [&](Range r) {
+      finite &= optimizer_step<T, false>(optimizer_, lr, 1, net_.params.data(), grads_.dparams.data(), state_,
+                                         net_.params.data(), state_, r);
+    });
+    finite_[team.id] = finite;
+    team.sync();
+    if (!sure_to_be_finite(run, team.size, batch_m)) return false;  // every thread reads the same
+    net_.descend_in_products(cache_, grads_, lr, T(run.settings.l2), team);
+    net_.for_each_bias_run(team, [&](Range r) {
+      optimizer_step(optimizer_, lr, 1, net_.params.data(), grads_.dparams.data(), state_, net_.params.data(), state_,
+                     r);
+    });
+    team.sync();
+    if (team.master()) {
+      writing.unlock();
+      grow_W_bound(run.settings, team.size, batch_m);
+      ++state_.t;
+      steps_in_products.fetch_add(1, std::memory_order_relaxed);
+      run_safely(run, [&] { count_step(run, batch_m); });
+    }
+    team.sync();
+    return true;
+  }
+
+  // What a step into the products needs to know that it stays finite: the largest |dZ[l]| and
+  // |A[l-1]| of each layer on this thread's columns, into extents_.
+  void record_extents(const Team& team) {
+    const Range cols = team.share(cache_.m);
+    for (index l = 1; l <= net_.L(); ++l)
+      extent(team.id, l) = {max_abs(ConstMatrix<T>(grads_.dZ[l].columns(cols))),
+                            max_abs(cache_.A_in(l - 1).columns(cols))};
+  }
+
+  // Whether plain SGD's step into the products is sure to give finite parameters: J finite, b[l] -
+  // lr db[l] finite (finite_), and for each layer, with D and A the largest |dZ[l]| and |A[l-1]|,
+  // the products' sums within m D A and the new weights within |1 - lr lambda/m| W_bound + lr D A,
+  // each under a quarter of T's largest (a margin for rounding). NaN or inf fails every comparison.
+  bool sure_to_be_finite(const Epoch& run, int threads, index batch_m) const {
+    if (!std::isfinite(run.J) || !std::all_of(finite_.begin(), finite_.begin() + threads, [](char f) { return f; }))
+      return false;
+    const double limit = double(std::numeric_limits<T>::max()) / 4;
+    for (index l = 1; l <= net_.L(); ++l) {
+      const Extent e = layer_extent(l, threads);
+      if (!(double(batch_m) * e.dZ * e.A <= limit && next_W_bound(run.settings, l, e, batch_m) <= limit)) return false;
+    }
+    return true;
+  }
+
+  // An upper bound of |W[l]| after a step into the products: |1 - lr lambda/m| W_bound + lr D A
+  // (see sure_to_be_finite), doubled for the rounding of the products' sums.
+  double next_W_bound(const TrainSettings& settings, index l, Extent e, index batch_m) const {
+    const double lr = settings.learning_rate;
+    return 2 * (std::abs(1 - lr * settings.l2 / double(batch_m)) * W_bound_[l] + lr * e.dZ * e.A);
+  }
+
+  void grow_W_bound(const TrainSettings& settings, int threads, index batch_m) {
+    for (index l = 1; l <= net_.L(); ++l) W_bound_[l] = next_W_bound(settings, l, layer_extent(l, threads), batch_m);
+  }
+
+  // W_bound_ = the largest |W[l]| of each layer, read from the parameters (at an epoch's first
+  // step into the products, and after a step the usual path took).
+  void measure_W_bound() {
+    for (index l = 1; l <= net_.L(); ++l) W_bound_[l] = max_abs(ConstMatrix<T>(net_.W(l)));
+    W_bound_known_ = true;
+  }
+
+  Extent& extent(int thread, index l) { return extents_[thread * (net_.L() + 1) + l]; }
+  // The layer's extent over the columns of the team's `threads` threads.
+  Extent layer_extent(index l, int threads) const {
+    Extent e;
+    for (int t = 0; t < threads; ++t) {
+      const Extent& part = extents_[t * (net_.L() + 1) + l];
+      e = {std::max(e.dZ, part.dZ), std::max(e.A, part.A)};
+    }
+    return e;
   }
 
   // The L2 term of the cost J of a step of batch_m examples: l2 / (2 batch_m) sum over l of ||W[l]||^2.
@@ -262,6 +372,13 @@ class Trainer {
       std::swap(state_, spare_state_);
       net_.update_running_statistics(cache_);
     }
+    W_bound_known_ = false;
+    count_step(run, batch_m);
+  }
+
+  // Counts a step kept, reports progress, and ends the epoch on `stop`.
+  void count_step(Epoch& run, index batch_m) {
+    EpochResult& result = run.result;
     result.cost += run.J * double(batch_m);
     result.l2_term += run.l2_term * double(batch_m);
     run.examples += batch_m;
@@ -350,8 +467,11 @@ class Trainer {
   Buffer<T> X_batch_, Y_batch_;
   std::vector<std::int64_t> labels_batch_;
   std::vector<index> order_;
-  std::vector<double> loss_;  // the loss of each example of the batch
-  std::vector<char> finite_;  // per thread of a team: whether its share of the update is finite
+  std::vector<double> loss_;     // the loss of each example of the batch
+  std::vector<char> finite_;     // per thread of a team: whether its share of the update is finite
+  std::vector<Extent> extents_;  // per thread and layer 0..L (0 unused): see record_extents
+  std::vector<double> W_bound_;  // per layer 0..L (0 unused): at least the largest |W[l]|, when W_bound_known_
+  bool W_bound_known_ = false;
   std::uint64_t forward_key_ = 0;
   Buffer<T> spare_params_;
   OptimizerState<T> spare_state_;

@@ -435,7 +435,10 @@ class Network:
 
         grads : Gradients from this network's backward. learning_rate : a finite float >= 0.
         Over the flat parameter buffer (gamma[l] and beta[l] of batch-norm layers move too),
-        rounded as fit's plain SGD step. Leaving the parameters as they were, raises
+        rounded as fit's plain SGD step where fit keeps the gradient (a gradient_hook, clipping,
+        diagnostics or batch norm); otherwise fit takes W[l] -= learning_rate dW[l] into the
+        product of dW[l] itself, W[l] - (learning_rate/m) dZ[l] A[l-1]^T in place, which rounds
+        differently in the last bits. Leaving the parameters as they were, raises
         ValueError when the gradients (dW, db, dgamma, dbeta) contain NaN or inf or hold
         nothing (Gradients(net, m) that neither a backward nor your code has written),
         mlpcore.DivergenceError when an updated parameter would be NaN or inf (a learning
@@ -467,7 +470,11 @@ class Network:
             such as ("adam", {"beta1": 0.9}) (whose dict may give the learning_rate too), or
             a ``mlpcore.optim`` object. Kept, with its state, at ``net.optimizer``: a later
             fit with the same spec continues from that state (warm start);
-            ``reset_optimizer()`` forgets it.
+            ``reset_optimizer()`` forgets it. Plain SGD (without momentum) on a network
+            without batch norm, with no gradient_hook, clipping or diagnostics, takes each
+            step into the product of dW[l]: W[l] = (1 - lr l2/m) W[l] - (lr/m) dZ[l]
+            A[l-1]^T in place, without forming dW[l], when the step is sure to stay finite
+            (else as every other step).
         learning_rate : the base rate; default 0.01, or the optimizer object's own, or the
             pair's.
             It, l2, clip_norm and clip_value must be finite in the network's dtype

@@ -151,7 +151,8 @@ class _Run:
         lr = self.schedule.learning_rate(self.optimizer.learning_rate, epoch)
         started = time.perf_counter()
         result = self.trainer.epoch(self.X, self.Y, self.batch_size, lr, l2, clip_norm or 0.0, clip_value or 0.0,
-                                    bool(shuffle), self.order_seed, epoch, gradient_hook, _takes_ctrl_c(), progress)
+                                    bool(shuffle), self.order_seed, epoch, gradient_hook, _takes_ctrl_c(), progress,
+                                    bool(diagnostics))
         if result["diverged"]:
             raise self._divergence(result, epoch, lr)
         logs = {"cost": result["cost"], "learning_rate": lr, "time": time.perf_counter() - started}
