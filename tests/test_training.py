@@ -553,22 +553,51 @@ def test_what_needs_the_gradient_or_more_than_plain_sgd_keeps_the_usual_step(kee
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32], **DTYPE_IDS)
 def test_a_step_into_the_products_that_might_overflow_takes_the_usual_path(dtype):
-    """Weights at a sixth of the dtype's largest: a step into the products, whose bound of the new
-    weights (2 (|W| + lr max|dZ| max|A|)) would pass a quarter of the largest, is not sure to stay
-    finite, so the step takes the usual path, to the bit as with a gradient hook; the input that
-    meets the large weights is 0, so that the step itself is finite."""
+    """Weights at a third of the dtype's largest: a step into the products, whose bound of the new
+    weights (|W| + lr max|dZ| max|A|, with room for rounding) would pass a quarter of the largest,
+    is not sure to stay finite, so the step takes the usual path, to the bit as with a gradient
+    hook; the input that meets the large weights is 0, so that the step itself is finite."""
     nets = [mlpcore.Network([2, 3, 1], ["tanh", "identity"], "mse", dtype=dtype, seed=0) for _ in range(2)]
     for net in nets:
-        net.W[1][:, 0] = np.finfo(dtype).max / 6
+        net.W[1][:, 0] = np.finfo(dtype).max / 3
     X = np.vstack([np.zeros(8), np.linspace(-1, 1, 8)]).astype(dtype)
     Y = np.linspace(0, 1, 8, dtype=dtype)[None, :]
     fit = dict(epochs=2, batch_size=4, shuffle=False, optimizer="sgd", learning_rate=0.1, verbose=0)
     assert steps_into_products(lambda: nets[0].fit(X, Y, **fit)) == 0
     nets[1].fit(X, Y, gradient_hook=lambda flat_gradient: None, **fit)
     np.testing.assert_array_equal(nets[0].params, nets[1].params)
-    assert np.all(np.isfinite(nets[0].params)) and nets[0].W[1][0, 0] == np.finfo(dtype).max / 6
+    assert np.all(np.isfinite(nets[0].params)) and nets[0].W[1][0, 0] == np.finfo(dtype).max / 3
     nets[0].W[1][:, 0] = 1.0  # the same fit with small weights goes into the products
     assert steps_into_products(lambda: nets[0].fit(X, Y, **fit)) == 4
+
+
+def test_a_weight_decay_factor_that_overflows_takes_the_usual_path():
+    """lr l2 / m beyond float32's largest (lr 1e19, l2 1e20, batches of one): the step into the
+    products would scale W by beta = 1 - (lr/m) l2 = -inf in float32, so its bound fails and the
+    usual step runs; with and without a gradient hook the fit ends alike, its parameters finite."""
+    outcomes = []
+    for hook in (None, lambda flat_gradient: None):
+        net = mlpcore.Network([2, 3, 1], ["tanh", "identity"], "mse", dtype="float32", seed=0)
+        net.params[...] = 0.01
+        X, Y = np.ones((2, 4), np.float32), np.ones((1, 4), np.float32)
+        with pytest.raises(mlpcore.DivergenceError) as error:
+            net.fit(X, Y, epochs=1, batch_size=1, shuffle=False, optimizer="sgd", learning_rate=1e19, l2=1e20,
+                    gradient_hook=hook, verbose=0)
+        outcomes.append((str(error.value), np.array(net.params)))
+    assert outcomes[0][0] == outcomes[1][0]
+    np.testing.assert_array_equal(outcomes[0][1], outcomes[1][1])
+    assert np.all(np.isfinite(outcomes[0][1]))
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32], **DTYPE_IDS)
+def test_every_step_of_a_long_epoch_goes_into_the_products(dtype):
+    """The bound of |W[l]| grows by each step's own bound and its rounding's share, not by a
+    factor: 2,000 steps of one epoch all go into the products (each is bounded alike)."""
+    net = mlpcore.Network([2, 16, 16, 1], ["tanh", "tanh", "sigmoid"], "bce", dtype=dtype, seed=0)
+    rng = np.random.default_rng(0)
+    X, y = rng.standard_normal((2, 2000 * 8)).astype(dtype), rng.integers(0, 2, (1, 2000 * 8))
+    assert steps_into_products(lambda: net.fit(X, y, epochs=1, batch_size=8, shuffle=False, optimizer="sgd",
+                                               learning_rate=0.1, verbose=0)) == 2000
 
 
 def test_optimizer_names_are_the_documented_presets():

@@ -74,6 +74,7 @@ class Trainer {
         order_(m),
         loss_(batch_size),
         finite_(max_threads()),
+        bias_finite_(max_threads()),
         extents_(max_threads() * (net.L() + 1)),
         W_bound_(net.L() + 1),
         spare_params_(net.params.size()),
@@ -260,7 +261,7 @@ class Trainer {
       finite &= optimizer_step<T, false>(optimizer_, lr, 1, net_.params.data(), grads_.dparams.data(), state_,
                                          net_.params.data(), state_, r);
     });
-    finite_[team.id] = finite;
+    bias_finite_[team.id] = finite;
     team.sync();
     if (!sure_to_be_finite(run, team.size, batch_m)) return false;  // every thread reads the same
     net_.descend_in_products(cache_, grads_, lr, T(run.settings.l2), team);
@@ -290,11 +291,12 @@ class Trainer {
   }
 
   // Whether plain SGD's step into the products is sure to give finite parameters: J finite, b[l] -
-  // lr db[l] finite (finite_), and for each layer, with D and A the largest |dZ[l]| and |A[l-1]|,
+  // lr db[l] finite (bias_finite_), and for each layer, with D and A the largest |dZ[l]| and |A[l-1]|,
   // the products' sums within m D A and the new weights within |1 - lr lambda/m| W_bound + lr D A,
   // each under a quarter of T's largest (a margin for rounding). NaN or inf fails every comparison.
   bool sure_to_be_finite(const Epoch& run, int threads, index batch_m) const {
-    if (!std::isfinite(run.J) || !std::all_of(finite_.begin(), finite_.begin() + threads, [](char f) { return f; }))
+    if (!std::isfinite(run.J) ||
+        !std::all_of(bias_finite_.begin(), bias_finite_.begin() + threads, [](char f) { return f; }))
       return false;
     const double limit = double(std::numeric_limits<T>::max()) / 4;
     for (index l = 1; l <= net_.L(); ++l) {
@@ -304,11 +306,15 @@ class Trainer {
     return true;
   }
 
-  // An upper bound of |W[l]| after a step into the products: |1 - lr lambda/m| W_bound + lr D A
-  // (see sure_to_be_finite), doubled for the rounding of the products' sums.
+  // An upper bound of |W[l]| after a step into the products: |beta| W_bound + lr D A (see
+  // sure_to_be_finite), with beta = 1 - (lr/m) lambda rounded in T as descend_in_products takes
+  // it, and room for rounding: a sum of m products within (1 + m eps) of its terms' sum, then
+  // a product and a sum of T.
   double next_W_bound(const TrainSettings& settings, index l, Extent e, index batch_m) const {
-    const double lr = settings.learning_rate;
-    return 2 * (std::abs(1 - lr * settings.l2 / double(batch_m)) * W_bound_[l] + lr * e.dZ * e.A);
+    const T step = T(settings.learning_rate) / T(batch_m), beta = T(1) - step * T(settings.l2);
+    const double eps = std::numeric_limits<T>::epsilon();
+    return (1 + 3 * eps) *
+           (std::abs(double(beta)) * W_bound_[l] + (1 + double(batch_m) * eps) * settings.learning_rate * e.dZ * e.A);
   }
 
   void grow_W_bound(const TrainSettings& settings, int threads, index batch_m) {
@@ -467,10 +473,11 @@ class Trainer {
   Buffer<T> X_batch_, Y_batch_;
   std::vector<std::int64_t> labels_batch_;
   std::vector<index> order_;
-  std::vector<double> loss_;     // the loss of each example of the batch
-  std::vector<char> finite_;     // per thread of a team: whether its share of the update is finite
-  std::vector<Extent> extents_;  // per thread and layer 0..L (0 unused): see record_extents
-  std::vector<double> W_bound_;  // per layer 0..L (0 unused): at least the largest |W[l]|, when W_bound_known_
+  std::vector<double> loss_;       // the loss of each example of the batch
+  std::vector<char> finite_;       // per thread of a team: whether its share of the update is finite
+  std::vector<char> bias_finite_;  // per thread: whether b[l] - lr db[l] is finite on its rows (see descended)
+  std::vector<Extent> extents_;    // per thread and layer 0..L (0 unused): see record_extents
+  std::vector<double> W_bound_;    // per layer 0..L (0 unused): at least the largest |W[l]|, when W_bound_known_
   bool W_bound_known_ = false;
   std::uint64_t forward_key_ = 0;
   Buffer<T> spare_params_;
