@@ -278,12 +278,13 @@ const double tile_A_bytes = [] {
 template <class T>
 constexpr double tile_B_span = sizeof(T) == 4 ? 1 << 19 : 1 << 21;
 
-// Whether tile_gemm took C = alpha op(A) op(B) + beta C (see product): with several columns, op(A) stored column-major,
-// of three vectors of rows and more and at most tile_A_bytes, and op(B)'s strips within tile_B_span (alpha = 0 is left
-// to BLAS, which then reads neither factor). On an AVX-512 Xeon, one thread, a layer's forward (and backward) against
-// OpenBLAS's, in the tiles' first version: in float32, 784-256 on 128 examples 322 us (382) against 399 (364), 256-128
-// 58 (61) against 73 (71), 512-512 420 (469) against 514 (515); in float64, 784-64 on 128 examples 160 (219) against
-// 244 (229), 256-128 108 (114) against 148 (151).
+// Whether tile_gemm took C = alpha op(A) op(B) + beta C (see product): with several columns,
+// op(A) stored column-major, of three vectors of rows and more and at most tile_A_bytes, and
+// op(B)'s strips within tile_B_span (alpha = 0 is left to BLAS, which then reads neither
+// factor). On an AVX-512 Xeon, one thread, a layer's forward (and backward) against OpenBLAS's,
+// in the tiles' first version: in float32, 784-256 on 128 examples 322 us (382) against 399
+// (364), 256-128 58 (61) against 73 (71), 512-512 420 (469) against 514 (515); in float64,
+// 784-64 on 128 examples 160 (219) against 244 (229), 256-128 108 (114) against 148 (151).
 template <class T>
 bool tile_gemm_took(bool trans_A, ConstMatrix<T> A, bool trans_B, ConstMatrix<T> B, T alpha, T beta, Matrix<T> C) {
   const index k = trans_A ? A.rows : A.cols;

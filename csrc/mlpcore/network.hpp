@@ -493,10 +493,13 @@ class Network {
     const T step = lr / T(cache.m);
     for (index l = 1; l <= L(); ++l) {
       const Range units = gradient_share(l, team).units;
-      gemm(false, ConstMatrix<T>(grads.dZ[l]), true, cache.A_in(l - 1).row_block(units), -step, T(1) - step * lambda,
-           W(l).columns(units));
+      gemm(false, ConstMatrix<T>(grads.dZ[l]), true, cache.A_in(l - 1).row_block(units), -step,
+           decay_factor(lr, lambda, cache.m), W(l).columns(units));
     }
   }
+
+  // The factor of W[l] in descend_in_products, 1 - (lr/m) lambda, as it rounds in T.
+  static T decay_factor(T lr, T lambda, index m) { return T(1) - lr / T(m) * lambda; }
 
   // f(r) for the run r of b[l]'s entries in the flat buffer that are this thread's (gradient_share's rows), each l.
   template <class F>

@@ -286,8 +286,8 @@ class Trainer {
   void record_extents(const Team& team) {
     const Range cols = team.share(cache_.m);
     for (index l = 1; l <= net_.L(); ++l)
-      extent(team.id, l) = {max_abs(ConstMatrix<T>(grads_.dZ[l].columns(cols))),
-                            max_abs(cache_.A_in(l - 1).columns(cols))};
+      extents_[extent_at(team.id, l)] = {max_abs(ConstMatrix<T>(grads_.dZ[l].columns(cols))),
+                                         max_abs(cache_.A_in(l - 1).columns(cols))};
   }
 
   // Whether plain SGD's step into the products is sure to give finite parameters: J finite, b[l] -
@@ -311,7 +311,7 @@ class Trainer {
   // it, and room for rounding: a sum of m products within (1 + m eps) of its terms' sum, then
   // a product and a sum of T.
   double next_W_bound(const TrainSettings& settings, index l, Extent e, index batch_m) const {
-    const T step = T(settings.learning_rate) / T(batch_m), beta = T(1) - step * T(settings.l2);
+    const T beta = Network<T>::decay_factor(T(settings.learning_rate), T(settings.l2), batch_m);
     const double eps = std::numeric_limits<T>::epsilon();
     return (1 + 3 * eps) *
            (std::abs(double(beta)) * W_bound_[l] + (1 + double(batch_m) * eps) * settings.learning_rate * e.dZ * e.A);
@@ -328,12 +328,13 @@ class Trainer {
     W_bound_known_ = true;
   }
 
-  Extent& extent(int thread, index l) { return extents_[thread * (net_.L() + 1) + l]; }
+  // Where thread `thread`'s extent of layer l lies in extents_.
+  index extent_at(int thread, index l) const { return thread * (net_.L() + 1) + l; }
   // The layer's extent over the columns of the team's `threads` threads.
   Extent layer_extent(index l, int threads) const {
     Extent e;
     for (int t = 0; t < threads; ++t) {
-      const Extent& part = extents_[t * (net_.L() + 1) + l];
+      const Extent& part = extents_[extent_at(t, l)];
       e = {std::max(e.dZ, part.dZ), std::max(e.A, part.A)};
     }
     return e;
