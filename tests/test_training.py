@@ -477,23 +477,26 @@ def test_float32_steps_with_a_decay_rate_near_1_match_float64s(make, how):
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32], **DTYPE_IDS)
 @pytest.mark.parametrize("into_products", [False, True], ids=["gradient_kept", "into_products"])
-def test_update_steps_as_fits_plain_sgd_does_to_the_bit(dtype, into_products):
+def test_update_steps_as_fits_plain_sgd_does_to_the_bit(dtype, into_products, restore_threads):
     """net.update(grads, lr) after forward and backward gives the parameters of fit's plain SGD
     step on the same batch, to the bit where fit keeps the gradient (here for a gradient hook):
     both go through one pass (compiled for AVX-512, AVX2 and FMA where the CPU has them), so a
     Python loop and fit round alike. Without a hook, fit takes the step into the gradient's
     products instead, W[l] - (lr/m) dZ[l] A[l-1]^T in one product, which rounds differently:
     equal to rounding then. X is F-ordered, the layout of fit's batch, so that both products read
-    it alike (OpenBLAS may round a transposed X's otherwise: see test_forward_reads_column_slices)."""
-    nets = [mlpcore.Network([30, 40, 3], ["tanh", "softmax"], "cce", dtype=dtype, seed=3) for _ in range(2)]
+    it alike (OpenBLAS may round a transposed X's otherwise: see test_forward_reads_column_slices).
+    One thread, so that fit and backward share out nothing; 300-100-3 on 50 examples, a step of
+    1.5 million multiply-adds (a step into the products takes 2^20 and more)."""
+    mlpcore.set_num_threads(1)
+    nets = [mlpcore.Network([300, 100, 3], ["tanh", "softmax"], "cce", dtype=dtype, seed=3) for _ in range(2)]
     rng = np.random.default_rng(2)
-    X, y = np.asfortranarray(rng.standard_normal((30, 50)), dtype=dtype), rng.integers(0, 3, 50)
+    X, y = np.asfortranarray(rng.standard_normal((300, 50)), dtype=dtype), rng.integers(0, 3, 50)
     hook = None if into_products else (lambda flat_gradient: None)
     steps = steps_into_products(lambda: nets[0].fit(X, y, epochs=1, batch_size=None, shuffle=False, optimizer="sgd",
                                                     learning_rate=0.3, gradient_hook=hook, verbose=0))
     assert steps == (1 if into_products else 0)
     nets[1].update(nets[1].backward(nets[1].forward(X), y), 0.3)
-    assert not np.array_equal(nets[1].params, mlpcore.Network([30, 40, 3], ["tanh", "softmax"], "cce",
+    assert not np.array_equal(nets[1].params, mlpcore.Network([300, 100, 3], ["tanh", "softmax"], "cce",
                                                                dtype=dtype, seed=3).params)
     if into_products:
         np.testing.assert_allclose(nets[1].params, nets[0].params, rtol=0, atol=8 * np.finfo(dtype).eps)
@@ -533,19 +536,28 @@ def test_plain_sgd_into_the_products_matches_the_reference(dtype, threads, l2, o
     twin.assert_matches_net()
 
 
-@pytest.mark.parametrize("keep", ["gradient_hook", "clip_norm", "clip_value", "diagnostics", "momentum", "batch_norm"])
+@pytest.mark.parametrize("keep", ["gradient_hook", "clip_norm", "clip_value", "diagnostics", "momentum", "batch_norm",
+                                  "small_steps", "none"])
 def test_what_needs_the_gradient_or_more_than_plain_sgd_keeps_the_usual_step(keep):
-    """A gradient hook, clipping, diagnostics (||dW[l]|| of the last step), momentum and batch
-    norm each take the usual step, which forms dW[l] (the fit's parameters as the reference's)."""
-    twin = Twin(5, "mse", n=[6, 8, 2], batch_norm=[keep == "batch_norm", False], m=32, hidden="tanh")
+    """A gradient hook, clipping, diagnostics (||dW[l]|| of the last step), momentum, batch norm
+    and steps under 2^20 multiply-adds (batches of 16 here) each take the usual step, which forms
+    dW[l]; plain SGD on batches of 64 ("none": 2.1 million multiply-adds) goes into the products.
+    Either way the fit's parameters are the reference's."""
+    bn = keep == "batch_norm"
+    twin = Twin(5, "mse", n=[64, 256, 64, 2], batch_norm=[bn, False, False], m=64, hidden="tanh")
     options = {"gradient_hook": {"gradient_hook": lambda flat_gradient: None}, "clip_norm": {"clip_norm": 1e6},
                "clip_value": {"clip_value": 1e6}, "diagnostics": {"diagnostics": True},
-               "momentum": {"optimizer": ("sgd", {"momentum": 0.5})}, "batch_norm": {}}[keep]
-    kwargs = dict(epochs=1, batch_size=32, shuffle=False, optimizer="sgd", learning_rate=0.1, verbose=0)
+               "momentum": {"optimizer": ("sgd", {"momentum": 0.5})}, "batch_norm": {},
+               "small_steps": {"batch_size": 16}, "none": {}}[keep]
+    kwargs = dict(epochs=1, batch_size=64, shuffle=False, optimizer="sgd", learning_rate=0.1, verbose=0)
     steps = steps_into_products(lambda: twin.net.fit(twin.X, twin.Y, **{**kwargs, **options}))
-    assert steps == 0
+    batch = 16 if keep == "small_steps" else 64
+    assert steps == (1 if keep == "none" else 0)
     hyper = {"momentum": 0.5} if keep == "momentum" else {}
-    twin.step("sgd", hyper, 0.1, None)
+    state = None
+    for start in range(0, 64, batch):
+        _, state = twin.step("sgd", hyper, 0.1, state, X=twin.X[:, start:start + batch],
+                             Y=twin.Y[:, start:start + batch])
     twin.assert_matches_net()
     if keep == "diagnostics":
         assert twin.net.history["dW_norm"][0][0] > 0
@@ -556,8 +568,10 @@ def test_a_step_into_the_products_that_might_overflow_takes_the_usual_path(dtype
     """Weights at a third of the dtype's largest: a step into the products, whose bound of the new
     weights (|W| + lr max|dZ| max|A|, with room for rounding) would pass a quarter of the largest,
     is not sure to stay finite, so the step takes the usual path, to the bit as with a gradient
-    hook; the input that meets the large weights is 0, so that the step itself is finite."""
-    nets = [mlpcore.Network([2, 3, 1], ["tanh", "identity"], "mse", dtype=dtype, seed=0) for _ in range(2)]
+    hook; the input that meets the large weights is 0, so that the step itself is finite. A
+    2-1024-1024-1 net on batches of 4, steps of 4.2 million multiply-adds."""
+    nets = [mlpcore.Network([2, 1024, 1024, 1], ["tanh", "tanh", "identity"], "mse", dtype=dtype, seed=0)
+            for _ in range(2)]
     for net in nets:
         net.W[1][:, 0] = np.finfo(dtype).max / 3
     X = np.vstack([np.zeros(8), np.linspace(-1, 1, 8)]).astype(dtype)
@@ -574,10 +588,11 @@ def test_a_step_into_the_products_that_might_overflow_takes_the_usual_path(dtype
 def test_a_weight_decay_factor_that_overflows_takes_the_usual_path():
     """lr l2 / m beyond float32's largest (lr 1e19, l2 1e20, batches of one): the step into the
     products would scale W by beta = 1 - (lr/m) l2 = -inf in float32, so its bound fails and the
-    usual step runs; with and without a gradient hook the fit ends alike, its parameters finite."""
+    usual step runs; with and without a gradient hook the fit ends alike, its parameters finite.
+    A 2-1100-1000-1 net, whose step of one example is 1.1 million multiply-adds."""
     outcomes = []
     for hook in (None, lambda flat_gradient: None):
-        net = mlpcore.Network([2, 3, 1], ["tanh", "identity"], "mse", dtype="float32", seed=0)
+        net = mlpcore.Network([2, 1100, 1000, 1], ["tanh", "tanh", "identity"], "mse", dtype="float32", seed=0)
         net.params[...] = 0.01
         X, Y = np.ones((2, 4), np.float32), np.ones((1, 4), np.float32)
         with pytest.raises(mlpcore.DivergenceError) as error:
@@ -592,8 +607,9 @@ def test_a_weight_decay_factor_that_overflows_takes_the_usual_path():
 @pytest.mark.parametrize("dtype", [np.float64, np.float32], **DTYPE_IDS)
 def test_every_step_of_a_long_epoch_goes_into_the_products(dtype):
     """The bound of |W[l]| grows by each step's own bound and its rounding's share, not by a
-    factor: 2,000 steps of one epoch all go into the products (each is bounded alike)."""
-    net = mlpcore.Network([2, 16, 16, 1], ["tanh", "tanh", "sigmoid"], "bce", dtype=dtype, seed=0)
+    factor: 2,000 steps of one epoch all go into the products (each is bounded alike). A
+    2-512-512-1 net on batches of 8: steps of 2.1 million multiply-adds."""
+    net = mlpcore.Network([2, 512, 512, 1], ["tanh", "tanh", "sigmoid"], "bce", dtype=dtype, seed=0)
     rng = np.random.default_rng(0)
     X, y = rng.standard_normal((2, 2000 * 8)).astype(dtype), rng.integers(0, 2, (1, 2000 * 8))
     assert steps_into_products(lambda: net.fit(X, y, epochs=1, batch_size=8, shuffle=False, optimizer="sgd",

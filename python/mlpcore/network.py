@@ -436,7 +436,7 @@ class Network:
         grads : Gradients from this network's backward. learning_rate : a finite float >= 0.
         Over the flat parameter buffer (gamma[l] and beta[l] of batch-norm layers move too),
         rounded as fit's plain SGD step where fit keeps the gradient (a gradient_hook, clipping,
-        diagnostics or batch norm); otherwise fit takes W[l] -= learning_rate dW[l] into the
+        diagnostics, batch norm, or steps under 2^20 multiply-adds); otherwise fit takes W[l] -= learning_rate dW[l] into the
         product of dW[l] itself, W[l] - (learning_rate/m) dZ[l] A[l-1]^T in place, which rounds
         differently in the last bits. Leaving the parameters as they were, raises
         ValueError when the gradients (dW, db, dgamma, dbeta) contain NaN or inf or hold
@@ -471,8 +471,9 @@ class Network:
             a ``mlpcore.optim`` object. Kept, with its state, at ``net.optimizer``: a later
             fit with the same spec continues from that state (warm start);
             ``reset_optimizer()`` forgets it. Plain SGD (without momentum) on a network
-            without batch norm, with no gradient_hook, clipping or diagnostics, takes each
-            step into the product of dW[l]: W[l] = (1 - lr l2/m) W[l] - (lr/m) dZ[l]
+            without batch norm, with no gradient_hook, clipping or diagnostics, and steps of
+            2^20 multiply-adds and more (batch size times weights), takes each step into the
+            product of dW[l]: W[l] = (1 - lr l2/m) W[l] - (lr/m) dZ[l]
             A[l-1]^T in place, without forming dW[l], when the step is sure to stay finite
             (else as every other step).
         learning_rate : the base rate; default 0.01, or the optimizer object's own, or the
