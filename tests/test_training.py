@@ -10,6 +10,7 @@ divergence, reproducibility and refusals; a Linear + BatchNorm1d torch model ste
 """
 
 import copy
+import os
 import re
 import threading
 import time
@@ -815,6 +816,53 @@ def test_memory_bytes_are_parameters_gradient_optimizer_state_and_one_batch(opti
     per_example = 4 * (4 * sum(n[1:]) + n[0] + n[-1]) + 8 + 8
     assert workspace(20, 100) - workspace(10, 100) == 10 * per_example
     assert workspace(10, 200) - workspace(10, 100) == 100 * 8
+
+
+@pytest.mark.parametrize("n", [[20, 16, 3], [512, 512, 10]], ids=["small", "large"])
+def test_new_buffers_hold_zeros_and_start_at_a_cache_line(n):
+    """A Cache's and Gradients' arrays, new, are zeros at a 64-byte line, also where they take the
+    memory of ones of the same size just freed after a forward and backward wrote into them (the
+    large net's dW, 1 MiB, from memory that malloc reuses); so are a new network's parameters."""
+    net = mlpcore.Network(n, ["relu", "softmax"], "cce", seed=0)
+    X, y = np.random.default_rng(0).standard_normal((n[0], 8)).astype(np.float32), np.arange(8) % n[-1]
+    for _ in range(2):
+        cache, grads = mlpcore.Cache(net, 8), mlpcore.Gradients(net, 8)
+        arrays = [*cache.Z.values(), *cache.A.values(), *grads.dW.values(), *grads.db.values(), *grads.dZ.values(),
+                  *grads.dA.values()]
+        assert all(not array.any() and array.ctypes.data % 64 == 0 for array in arrays)
+        net.backward(net.forward(X, out=cache), y, out=grads)
+        assert all(grads.dW[l].any() for l in (1, 2)) and all(cache.A[l].any() for l in (1, 2))
+        del cache, grads, arrays
+    assert net.params.ctypes.data % 64 == 0
+
+
+def _resident_bytes():
+    with open("/proc/self/statm") as statm:
+        return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
+def test_a_fit_into_the_products_takes_no_memory_for_dW_and_the_spare_parameters():
+    """Plain SGD's steps into the products write neither dW[l] nor the spare parameters, whose
+    pages then take no memory: over the fit of a 3072-3072-10 net (38 MB of parameters), read at
+    its callback while the trainer is there, the resident memory grows by less than a tenth of
+    the parameters' size, and with a gradient hook (the usual path) by both (76 MB) and more.
+    net.memory_bytes() counts them in either case (what the fit reserved)."""
+    n = [3072, 3072, 10]
+    net = mlpcore.Network(n, ["relu", "softmax"], "cce", seed=0)
+    P = net.params.nbytes
+    X, y = np.random.default_rng(0).standard_normal((n[0], 32)).astype(np.float32), np.arange(32) % n[-1]
+
+    def growth(**usual):
+        before, grown = _resident_bytes(), []
+        net.fit(X, y, epochs=1, batch_size=16, callbacks=[lambda epoch, logs: grown.append(_resident_bytes() - before)],
+                verbose=0, **usual)
+        assert net.memory_bytes(breakdown=True)["spare_parameters"] == P
+        return grown[0]
+    steps_in_products = mlpcore._core._steps_in_products()
+    assert growth() < P / 10
+    assert mlpcore._core._steps_in_products() == steps_in_products + 2
+    assert growth(gradient_hook=lambda flat_gradient: None) > 2 * P
+    assert mlpcore._core._steps_in_products() == steps_in_products + 2
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64], **DTYPE_IDS)

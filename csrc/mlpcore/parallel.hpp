@@ -7,9 +7,12 @@
 #include <algorithm>
 #include <atomic>
 #include <cstddef>
+#include <cstdint>
+#include <cstdlib>
 #include <memory>
 #include <new>
 #include <type_traits>
+#include <utility>
 #include <vector>
 
 #include "matrix.hpp"
@@ -130,46 +133,58 @@ void for_each_run(index n, index m, bool per_column, const F& f) {
   f(omp_share(m));
 }
 
-// The allocator of the large buffers (parameters, gradient, optimizer state, caches): where a
-// buffer is worth it, the team's threads touch its pages first, each a share, before the vector
-// zeroes its elements as any does. A fresh page faults on its first touch, some 3 us on a
-// virtual machine, and two cores take theirs at once: wide's trainer (64 MB of gradient and
-// spare parameters) is made in 29-37 ms instead of 39-57. Each buffer starts at a cache line:
-// malloc's large blocks start 16 bytes past a page, where every 64-byte load of a 784-256 W[1]
-// spans two lines, and one example's forward of the mnist net took 10.3-10.9 us instead of 8.3-8.4.
+// The allocator of the large buffers (parameters, gradient, optimizer state, caches): zeroed
+// blocks from calloc, each starting at a cache line (malloc's large blocks start 16 bytes past a
+// page, where every 64-byte load of a 784-256 W[1] spans two lines, and one example's forward of
+// the mnist net took 10.3-10.9 us instead of 8.3-8.4). calloc zeroes only memory that malloc
+// reuses: a block it maps fresh from the system is zero already, and its pages take memory only
+// where they are first written, by the threads that write them. A buffer that a fit may never
+// write then costs nothing: wide's trainer (its 67 MB of gradient and spare parameters, neither
+// of which plain SGD's step into the products writes but for db) took 26-28 ms to make when
+// every page was touched and zeroed first, and its 10-step fit took 0.398-0.403 s against
+// 0.420-0.427. Constructing an element without a value leaves its zeros (so a vector shrunk and
+// grown again within its capacity would keep the old values: no buffer is).
 template <class T>
-struct FirstTouch {
+struct Zeroed {
+  static_assert(std::is_trivially_copyable_v<T>, "a zeroed block holds values whose zero bytes are their zero");
   using value_type = T;
-  FirstTouch() = default;
+  Zeroed() = default;
   template <class U>
-  FirstTouch(const FirstTouch<U>&) noexcept {}
-  static constexpr std::align_val_t alignment{64};
+  Zeroed(const Zeroed<U>&) noexcept {}
+  static constexpr std::size_t line = 64;
 
+  // line bytes more than asked for, the block's own address kept in the word before the first element
   T* allocate(std::size_t n) {
-    if (n > std::size_t(-1) / sizeof(T)) throw std::bad_array_new_length();
-    T* p = static_cast<T*>(::operator new(n * sizeof(T), alignment));
-    constexpr index page = 4096;
-    char* bytes = reinterpret_cast<char*>(p);
-    if (worth_a_team(index(n)))  // else the zeroing faults the pages in as it goes
-      for_each_column(index(n * sizeof(T)) / page, index(n), [=](index k) { bytes[k * page] = 0; });
-    return p;
+    if (n > (std::size_t(-1) - line) / sizeof(T)) throw std::bad_array_new_length();
+    void* block = std::calloc(n * sizeof(T) + line, 1);
+    if (!block) throw std::bad_alloc();
+    const std::uintptr_t first = (reinterpret_cast<std::uintptr_t>(block) + line) & ~std::uintptr_t(line - 1);
+    reinterpret_cast<void**>(first)[-1] = block;
+    return reinterpret_cast<T*>(first);
   }
-  void deallocate(T* p, std::size_t) noexcept { ::operator delete(p, alignment); }
+  void deallocate(T* p, std::size_t) noexcept { std::free(reinterpret_cast<void**>(p)[-1]); }
+
+  template <class U>
+  void construct(U*) noexcept {}  // the block's zeros
+  template <class U, class... Args>
+  void construct(U* p, Args&&... args) {
+    ::new (static_cast<void*>(p)) U(std::forward<Args>(args)...);
+  }
 };
 
-// Any FirstTouch frees what another allocated.
+// Any Zeroed frees what another allocated.
 template <class T, class U>
-bool operator==(const FirstTouch<T>&, const FirstTouch<U>&) {
+bool operator==(const Zeroed<T>&, const Zeroed<U>&) {
   return true;
 }
 template <class T, class U>
-bool operator!=(const FirstTouch<T>&, const FirstTouch<U>&) {
+bool operator!=(const Zeroed<T>&, const Zeroed<U>&) {
   return false;
 }
 
-// A flat buffer of T whose pages the team touches first (see FirstTouch).
+// A flat buffer of T, zeroed when made, at a cache line (see Zeroed).
 template <class T>
-using Buffer = std::vector<T, FirstTouch<T>>;
+using Buffer = std::vector<T, Zeroed<T>>;
 
 // Whether f(k) != 0 for some k in r (f may write as it goes). The loop is an integer
 // or-reduction, so that it vectorises, over a copy of f, whose captures are then loop invariant to
