@@ -427,6 +427,23 @@ def test_blas_own_pool_is_one_thread_from_import():
     assert result.stdout.strip() == "1"
 
 
+@pytest.mark.parametrize("user_setting", [None, "2"], ids=["unset", "user's"])
+def test_import_starts_no_blas_threads_and_leaves_the_users_setting(user_setting):
+    """Importing mlpcore starts no thread: its BLAS, on one thread from the start, has no pool
+    of its own (one that spun on a core for some 0.1 s after the import). The user's
+    OPENBLAS_NUM_THREADS is as it was, for NumPy's BLAS, loaded before, and for the process."""
+    import os
+    import subprocess
+    import sys
+    code = ("import os, numpy; before = len(os.listdir('/proc/self/task')); import mlpcore; "
+            "print(len(os.listdir('/proc/self/task')) - before, os.environ.get('OPENBLAS_NUM_THREADS'))")
+    env = {k: v for k, v in os.environ.items() if k != "OPENBLAS_NUM_THREADS"}
+    if user_setting is not None:
+        env["OPENBLAS_NUM_THREADS"] = user_setting
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env)
+    assert result.stdout.split() == ["0", str(user_setting)]
+
+
 def openmp_settings(code, user_settings):
     """(stdout, the settings block the OpenMP runtime prints with OMP_DISPLAY_ENV=verbose) of
     Python running `code` in a fresh process whose only OMP_ and GOMP_ variables are
