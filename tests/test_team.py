@@ -427,21 +427,40 @@ def test_blas_own_pool_is_one_thread_from_import():
     assert result.stdout.strip() == "1"
 
 
+def child_env(**settings):
+    """This process's environment without the thread settings OpenBLAS reads, plus settings."""
+    import os
+    blas_settings = ("OPENBLAS_NUM_THREADS", "GOTO_NUM_THREADS", "OMP_NUM_THREADS")
+    return dict({k: v for k, v in os.environ.items() if k not in blas_settings}, **settings)
+
+
 @pytest.mark.parametrize("user_setting", [None, "2"], ids=["unset", "user's"])
 def test_import_starts_no_blas_threads_and_leaves_the_users_setting(user_setting):
     """Importing mlpcore starts no thread: its BLAS, on one thread from the start, has no pool
     of its own (one that spun on a core for some 0.1 s after the import). The user's
-    OPENBLAS_NUM_THREADS is as it was, for NumPy's BLAS, loaded before, and for the process."""
-    import os
+    OPENBLAS_NUM_THREADS is as it was after the import."""
     import subprocess
     import sys
     code = ("import os, numpy; before = len(os.listdir('/proc/self/task')); import mlpcore; "
             "print(len(os.listdir('/proc/self/task')) - before, os.environ.get('OPENBLAS_NUM_THREADS'))")
-    env = {k: v for k, v in os.environ.items() if k != "OPENBLAS_NUM_THREADS"}
-    if user_setting is not None:
-        env["OPENBLAS_NUM_THREADS"] = user_setting
+    env = child_env(**({} if user_setting is None else {"OPENBLAS_NUM_THREADS": user_setting}))
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env)
     assert result.stdout.split() == ["0", str(user_setting)]
+
+
+def test_numpys_blas_takes_the_users_thread_setting_when_mlpcore_comes_first():
+    """Imported before NumPy, mlpcore leaves NumPy's BLAS to read the user's OPENBLAS_NUM_THREADS
+    (2), not the 1 that mlpcore's own BLAS loads with."""
+    pytest.importorskip("threadpoolctl")
+    import subprocess
+    import sys
+    code = ("import mlpcore, numpy, threadpoolctl; print(sorted((i['filepath'].split('/')[-1], i['num_threads']) "
+            "for i in threadpoolctl.threadpool_info() if i['user_api'] == 'blas'))")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                            env=child_env(OPENBLAS_NUM_THREADS="2"))
+    pools = dict(eval(result.stdout))
+    ours = [name for name in pools if name.startswith("libscipy_openblas.")]
+    assert [pools.pop(name) for name in ours] == [1] and pools and set(pools.values()) == {2}
 
 
 def openmp_settings(code, user_settings):

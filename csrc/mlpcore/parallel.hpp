@@ -137,13 +137,13 @@ void for_each_run(index n, index m, bool per_column, const F& f) {
 // blocks from calloc, each starting at a cache line (malloc's large blocks start 16 bytes past a
 // page, where every 64-byte load of a 784-256 W[1] spans two lines, and one example's forward of
 // the mnist net took 10.3-10.9 us instead of 8.3-8.4). calloc zeroes only memory that malloc
-// reuses: a block it maps fresh from the system is zero already, and its pages take memory only
-// where they are first written, by the threads that write them. A buffer that a fit may never
-// write then costs nothing: wide's trainer (its 67 MB of gradient and spare parameters, neither
-// of which plain SGD's step into the products writes but for db) took 26-28 ms to make when
-// every page was touched and zeroed first, and its 10-step fit took 0.398-0.403 s against
-// 0.420-0.427. Constructing an element without a value leaves its zeros (so a vector shrunk and
-// grown again within its capacity would keep the old values: no buffer is).
+// reuses: a block it maps fresh from the system (glibc's blocks of 32 MiB and more, and smaller
+// ones until a freed block of their size raises its threshold) is zero already, and its pages
+// take memory only where they are first written, by the threads that write them. A buffer of
+// such a block that a fit never writes costs next to nothing: wide's trainer (its 67 MB of
+// gradient and spare parameters, which plain SGD's steps into the products write only in db)
+// took 26-28 ms to make when every page was touched and zeroed first, and its 10-step fit took
+// 0.398-0.403 s against 0.420-0.427. Constructing an element without a value leaves its zeros.
 template <class T>
 struct Zeroed {
   static_assert(std::is_trivially_copyable_v<T>, "a zeroed block holds values whose zero bytes are their zero");
@@ -182,7 +182,9 @@ bool operator!=(const Zeroed<T>&, const Zeroed<U>&) {
   return false;
 }
 
-// A flat buffer of T, zeroed when made, at a cache line (see Zeroed).
+// A flat buffer of T, zeroed when made, at a cache line (see Zeroed). Sized once: one shrunk and
+// grown again within its capacity (resize, clear) would keep the old values where a std::vector
+// would zero them.
 template <class T>
 using Buffer = std::vector<T, Zeroed<T>>;
 

@@ -12,22 +12,23 @@ element-wise work); ``mlpcore.reference`` holds the same equations in plain NumP
 import atexit
 import os
 
-import numpy  # noqa: F401 (first: its own OpenBLAS reads the user's OPENBLAS_NUM_THREADS as it loads)
+import numpy  # noqa: F401 (before the setting below: NumPy's OpenBLAS reads the user's as it loads)
 
 # OpenMP's settings (OMP_WAIT_POLICY, GOMP_SPINCOUNT) are left as the user set them: libgomp
 # reads them once for the whole process, so a setting made here would bind every other OpenMP
 # user loaded after mlpcore too (passive waits made a PyTorch training epoch 1.7-3x slower).
-# mlpcore's OpenBLAS runs on one thread (mlpcore shares its products out over OpenMP's threads):
-# loaded with OPENBLAS_NUM_THREADS=1, which it reads once as it loads, it starts no threads of
-# its own, which had spun on a core for some 0.1 s after the import. The user's setting is put
-# back at once.
+# The OpenBLAS that mlpcore carries runs on one thread (mlpcore shares its products out over
+# OpenMP's threads): loaded with OPENBLAS_NUM_THREADS=1, which it reads once as it loads, it
+# starts no threads of its own, which had spun on a core for some 0.1 s after the import. The
+# user's setting is put back at once. (A system BLAS that another library loaded first has read
+# its setting already; the core sets its pool to one thread at load in any case.)
 _user_setting = os.environ.get("OPENBLAS_NUM_THREADS")
 os.environ["OPENBLAS_NUM_THREADS"] = "1"
 try:
     from . import _core
 finally:
     if _user_setting is None:
-        del os.environ["OPENBLAS_NUM_THREADS"]
+        os.environ.pop("OPENBLAS_NUM_THREADS", None)
     else:
         os.environ["OPENBLAS_NUM_THREADS"] = _user_setting
     del _user_setting
