@@ -590,27 +590,29 @@ def test_memory_layouts_give_the_same_result(layout, dtype):
 
 @pytest.mark.parametrize("dtype", DTYPES, **DTYPE_IDS)
 @pytest.mark.parametrize("n0", [1, 2, 7, 300])
-@pytest.mark.parametrize("n1", [65, 70])
+@pytest.mark.parametrize("n1", [65, 256, 257])
 @pytest.mark.parametrize("layout", ["F", "column_of_C"])
-def test_one_example_forward_matches_the_reference_for_every_strip_of_rows(n0, n1, layout, dtype):
-    """One example's Z[l] = W[l] a[l-1] + b[l] (on AVX-512, the core's own matrix-vector kernels:
-    whole strips of 256 bytes of rows, then the rows left, 4 and more, in up to four vectors whose
-    last is masked; BLAS's for 1 to 3 rows left): 1, 3, 4, 15, 17, 33, 49 and 63 rows (narrower
-    than a strip in float32, one to four vectors; in float64, 33 to 63 are a strip and 1 to 31
-    rows), one strip exactly in float32 (64), two in float64, strips and a part (65, 95, 130);
-    n[l-1] odd, even and 1; x contiguous, or a column of a C-ordered X, read with a stride (layer
-    1: a strip and 1 row, or 6)."""
-    n = [n0, n1, 1, 15, 64, 65, 33, 130, 4, 17, 49, 63, 95, 3]
+def test_one_example_forward_matches_the_reference_for_every_block_of_rows(n0, n1, layout, dtype):
+    """One example's Z[l] = W[l] a[l-1] + b[l] (on AVX-512, the core's own matrix-vector kernel:
+    blocks of sixteen vectors of rows, 256 in float32 and 128 in float64, then the rows left, 4
+    and more, in 1 to 16 vectors whose last is masked, two sets of sums under eight; BLAS's for
+    1 to 3 rows left), each layer on the core's own input, to the reference in float64: 1, 3, 4,
+    15, 17, 33, 49, 63, 64, 65, 95, 127, 128, 129 and 130 rows (one to nine vectors in float32,
+    to seventeen in float64), 255, 256, 257, 260 and 513 (a block exactly in float32, two in
+    float64, blocks and a part, and one row past a block, to BLAS); n[l-1] odd, even and 1; x
+    contiguous, or a column of a C-ordered X, read with a stride. Layer 1 (n1 on n0 inputs) is
+    also in two halves where it has 2^16 multiply-adds and more (n0 = 300)."""
+    n = [n0, n1, 1, 15, 64, 65, 33, 130, 4, 17, 49, 63, 95, 127, 128, 129, 255, 256, 257, 260, 513, 3]
     net = mlpcore.Network(n, ["tanh"] * (len(n) - 2) + ["identity"], "mse", dtype=dtype, seed=1)
     X_all = np.random.default_rng(2).standard_normal((n0, 5)).astype(dtype)
     X_all = np.ascontiguousarray(X_all) if layout == "column_of_C" else np.asfortranarray(X_all)
     x = X_all[:, 2:3]
     W, b = reference_params(net)
-    Z_ref, A_ref = reference.forward(W, b, x, net.activations)
     cache = net.forward(x)
     for l in range(1, net.L + 1):
-        assert_close(cache.Z[l], Z_ref[l], dtype)
-    assert_close(net.predict(x), A_ref[net.L], dtype)
+        a_prev = np.asarray(cache.A[l - 1], dtype=np.float64)
+        assert_close(cache.Z[l], W[l].astype(np.float64) @ a_prev + b[l].astype(np.float64), dtype)
+    np.testing.assert_array_equal(net.predict(x), cache.A[net.L])
 
 
 @pytest.mark.parametrize("dtype", DTYPES, **DTYPE_IDS)

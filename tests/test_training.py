@@ -846,13 +846,14 @@ def _resident_bytes():
 
 def test_a_fit_into_the_products_takes_no_memory_for_dW_and_the_spare_parameters():
     """Plain SGD's steps into the products write neither dW[l] nor the spare parameters, whose
-    pages (blocks of 38 MB, which glibc maps fresh) then take no memory: over the second such fit
-    of a 3072-3072-10 net (38 MB of parameters; the first has made what a process makes once,
-    the team's threads and their stacks), read at its callback while the trainer is there, the
-    resident memory grows by less than a quarter of the parameters' size (a margin for huge
+    pages (blocks of 38 MB, which glibc maps fresh) then take no memory: over such a fit of a
+    3072-3072-10 net (38 MB of parameters), read at its callback while the trainer is there,
+    the resident memory grows by less than a quarter of the parameters' size (a margin for huge
     pages where the system gives them), and with a gradient hook (the usual path, which writes
     both: 76 MB) by more than one and a half times it (a margin for what Python frees
-    meanwhile). net.memory_bytes() counts them in either case (what the fit reserved)."""
+    meanwhile); the least of three fits (the first makes what a process makes once, the team's
+    threads and their stacks) and the most of two, against what else the process does
+    meanwhile. net.memory_bytes() counts them in either case (what the fit reserved)."""
     n = [3072, 3072, 10]
     net = mlpcore.Network(n, ["relu", "softmax"], "cce", seed=0)
     P = net.params.nbytes
@@ -866,11 +867,11 @@ def test_a_fit_into_the_products_takes_no_memory_for_dW_and_the_spare_parameters
         assert net.memory_bytes(breakdown=True)["spare_parameters"] == P
         return grown[0]
     steps_in_products = mlpcore._core._steps_in_products()
-    growth()
-    assert growth() < P / 4
-    assert mlpcore._core._steps_in_products() == steps_in_products + 4
-    assert growth(gradient_hook=lambda flat_gradient: None) > 1.5 * P
-    assert mlpcore._core._steps_in_products() == steps_in_products + 4
+    into_products = [growth() for _ in range(3)]
+    assert mlpcore._core._steps_in_products() == steps_in_products + 6
+    usual = [growth(gradient_hook=lambda flat_gradient: None) for _ in range(2)]
+    assert mlpcore._core._steps_in_products() == steps_in_products + 6
+    assert min(into_products) < P / 4 and max(usual) > 1.5 * P, (into_products, usual, P)
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64], **DTYPE_IDS)

@@ -85,49 +85,10 @@ index k_step(bool trans_B, ConstMatrix<T> B) {
   return trans_B != B.transposed ? B.ld : 1;
 }
 
-// Rows of one example's product that strip_gemv computes: whole strips of 256 bytes (four
-// AVX-512 vectors); narrow_gemv takes the rest, and layers narrower than a strip (BLAS's gemv
-// fewer than narrow_rows).
-template <class T>
-constexpr index strip = 256 / sizeof(T);
-
-// y = alpha A x + beta y (beta = 0: y is not read) for M a multiple of strip<T>, K >= 1:
-//   A: (M, K) column-major, leading dimension lda;  x: (K, 1), stride incx;  y: (M, 1)
-// A strip of rows at a time, whose sums stay in eight AVX-512 registers over all K columns, two
-// columns at a time, so that A is read once, a cache line at a time, and y once. Used where
-// the CPU runs its AVX-512 build (avx512_clones), on which OpenBLAS's sgemv runs 8-float
-// vectors: a 784-256 W[1] took 7.3-7.6 us in a C loop on an AVX-512 Xeon, against 5.7-5.9 us
-// for this. Elsewhere BLAS's gemv: AVX2's 16 registers would not hold the sums, and own AVX2
-// kernels were slower than OpenBLAS's on an AMD EPYC (bench/README.md, "Tried and not kept").
-template <class T>
-MLPCORE_VECTOR_CLONES void strip_gemv(index M, index K, T alpha, const T* A, index lda, const T* x, index incx, T beta,
-                                      T* y) {
-  constexpr index rows = strip<T>;
-  for (index i0 = 0; i0 < M; i0 += rows) {
-    T even[rows] = {}, odd[rows] = {};
-    const T* a = A + i0;
-    index k = 0;
-    for (; k + 1 < K; k += 2, a += 2 * lda) {
-      const T x0 = x[k * incx], x1 = x[(k + 1) * incx];
-#pragma omp simd
-      for (index r = 0; r < rows; ++r) {
-        even[r] += a[r] * x0;
-        odd[r] += a[r + lda] * x1;
-      }
-    }
-    if (k < K) {
-      const T x0 = x[k * incx];
-#pragma omp simd
-      for (index r = 0; r < rows; ++r) even[r] += a[r] * x0;
-    }
-    for (index r = 0; r < rows; ++r) y[i0 + r] = alpha * (even[r] + odd[r]) + (beta == T(0) ? T(0) : beta * y[i0 + r]);
-  }
-}
-
 #if MLPCORE_AVX512_CLONES
 #define MLPCORE_AVX512 __attribute__((target("avx512f")))
 
-// AVX-512 vectors of T, for narrow_gemv and tile: `lanes` entries each; loads and stores masked to the
+// AVX-512 vectors of T, for column_gemv and tile: `lanes` entries each; loads and stores masked to the
 // first n lanes.
 template <class T>
 struct Zmm;
@@ -164,28 +125,43 @@ struct Zmm<double> {
   MLPCORE_AVX512 static Vec scale(double x, Vec v) { return _mm512_mul_pd(_mm512_set1_pd(x), v); }
 };
 
-// y = alpha A x + beta y (beta = 0: y is not read) for M in ((V - 1) lanes, V lanes], K >= 1:
+// y = alpha A x + beta y (beta = 0: y is not read) for M in ((V - 1) lanes, V lanes], V <= 16, K >= 1:
 //   A: (M, K) column-major, leading dimension lda;  x: (K, 1), stride incx;  y: (M, 1)
-// Rows fewer than a strip (see strip_gemv), V vectors of sums in registers, two columns at a time,
-// the last vector's loads masked to the rows that are there.
+// V vectors of sums in registers over all K, a column of A at a time, so that A is read once, as
+// runs of M entries, and y once; the last vector's loads masked to the rows that are there. Under
+// eight vectors, two sets of sums (even and odd columns), so that enough FMAs are in flight for
+// their latency. Used where the CPU runs the AVX-512 build (avx512_clones), on which OpenBLAS's
+// sgemv runs 8-float vectors: a 784-256 W[1] took 7.3-7.6 us in a C loop on an AVX-512 Xeon
+// against 5.7-5.9 us for strips of four vectors; the 256x416 part of it that predict's caller
+// takes, 3.04 us against 3.22 in sixteen vectors at a time (the whole column) rather than four.
 template <class T, int V>
-MLPCORE_AVX512 void narrow_gemv(index M, index K, T alpha, const T* a, index lda, const T* x, index incx, T beta,
+MLPCORE_AVX512 void column_gemv(index M, index K, T alpha, const T* a, index lda, const T* x, index incx, T beta,
                                 T* y) {
   using Z = Zmm<T>;
-  const auto rows = [M](int v) { return unsigned(std::min<index>(M - v * Z::lanes, Z::lanes)); };
-  typename Z::Vec even[V], odd[V];
-  for (int v = 0; v < V; ++v) even[v] = odd[v] = Z::zero();
+  constexpr int sets = V < 8 ? 2 : 1;
+  const unsigned last = unsigned(M - (V - 1) * Z::lanes);
+  typename Z::Vec sum[sets][V];
+#pragma GCC unroll 2
+  for (int s = 0; s < sets; ++s)
+#pragma GCC unroll 16
+    for (int v = 0; v < V; ++v) sum[s][v] = Z::zero();
   index k = 0;
-  for (; k + 1 < K; k += 2, a += 2 * lda) {
-    for (int v = 0; v < V; ++v) {
-      even[v] = Z::fma(Z::load(rows(v), a + v * Z::lanes), x[k * incx], even[v]);
-      odd[v] = Z::fma(Z::load(rows(v), a + lda + v * Z::lanes), x[(k + 1) * incx], odd[v]);
-    }
-  }
-  if (k < K)
-    for (int v = 0; v < V; ++v) even[v] = Z::fma(Z::load(rows(v), a + v * Z::lanes), x[k * incx], even[v]);
+  for (; k + sets <= K; k += sets, a += sets * lda)
+#pragma GCC unroll 2
+    for (int s = 0; s < sets; ++s)
+#pragma GCC unroll 16
+      for (int v = 0; v < V; ++v) {
+        const T* p = a + s * lda + v * Z::lanes;
+        sum[s][v] = Z::fma(v < V - 1 ? Z::load(p) : Z::load(last, p), x[(k + s) * incx], sum[s][v]);
+      }
+  if (k < K)  // an odd K's last column, with two sets
+#pragma GCC unroll 16
+    for (int v = 0; v < V; ++v)
+      sum[0][v] =
+          Z::fma(v < V - 1 ? Z::load(a + v * Z::lanes) : Z::load(last, a + v * Z::lanes), x[k * incx], sum[0][v]);
   T sums[V * Z::lanes];
-  for (int v = 0; v < V; ++v) Z::store(sums + v * Z::lanes, even[v] + odd[v]);
+#pragma GCC unroll 16
+  for (int v = 0; v < V; ++v) Z::store(sums + v * Z::lanes, sets == 2 ? sum[0][v] + sum[sets - 1][v] : sum[0][v]);
   for (index r = 0; r < M; ++r) y[r] = alpha * sums[r] + (beta == T(0) ? T(0) : beta * y[r]);
 }
 
@@ -296,27 +272,33 @@ bool tile_gemm_took(bool trans_A, ConstMatrix<T> A, bool trans_B, ConstMatrix<T>
   return true;
 }
 
-// Rows from which the rows past the last whole strip go to narrow_gemv: below, BLAS's gemv was
-// as fast or faster (its dot product for one row).
+// Rows from which column_gemv takes the rows past the last block of sixteen vectors: below,
+// BLAS's gemv was as fast or faster (its dot product for one row).
 constexpr index narrow_rows = 4;
 
-// Whether narrow_gemv took y = alpha A x + beta y of M rows, 0 < M < strip<T> (see there), on a
-// CPU that runs the AVX-512 build (product asks only there); false for fewer than narrow_rows,
-// left to BLAS, and in builds without AVX-512 clones. On an AVX-512 Xeon, in C loops: the mnist
-// net's 10x128 W[3] in 0.07 us against OpenBLAS's sgemv 0.27 us.
+// The rows of y = alpha A x + beta y (M rows, see column_gemv) that column_gemv computed, from
+// the first: blocks of sixteen vectors of rows, then the rows left unless they are fewer than
+// narrow_rows (left to BLAS); on a CPU that runs the AVX-512 build (product asks only there),
+// 0 in builds without AVX-512 clones. On an AVX-512 Xeon, in C loops: the mnist net's 10x128
+// W[3] in 0.07 us against OpenBLAS's sgemv 0.27 us.
 template <class T>
-bool narrow_gemv_took(index M, index K, T alpha, const T* A, index lda, const T* x, index incx, T beta, T* y) {
-  if (M < narrow_rows) return false;
+index column_gemv_rows(index M, index K, T alpha, const T* A, index lda, const T* x, index incx, T beta, T* y) {
   using Kernel = void (*)(index, index, T, const T*, index, const T*, index, T, T*);
-  constexpr Kernel vectors[] = {narrow_gemv<T, 1>, narrow_gemv<T, 2>, narrow_gemv<T, 3>, narrow_gemv<T, 4>};
-  static_assert(strip<T> == 4 * Zmm<T>::lanes);
-  vectors[(M - 1) / Zmm<T>::lanes](M, K, alpha, A, lda, x, incx, beta, y);
-  return true;
+  constexpr Kernel vectors[] = {column_gemv<T, 1>,  column_gemv<T, 2>,  column_gemv<T, 3>,  column_gemv<T, 4>,
+                                column_gemv<T, 5>,  column_gemv<T, 6>,  column_gemv<T, 7>,  column_gemv<T, 8>,
+                                column_gemv<T, 9>,  column_gemv<T, 10>, column_gemv<T, 11>, column_gemv<T, 12>,
+                                column_gemv<T, 13>, column_gemv<T, 14>, column_gemv<T, 15>, column_gemv<T, 16>};
+  constexpr index block = 16 * Zmm<T>::lanes;
+  index i = 0;
+  for (; M - i >= block; i += block) column_gemv<T, 16>(block, K, alpha, A + i, lda, x, incx, beta, y + i);
+  if (M - i < narrow_rows) return i;
+  vectors[(M - i - 1) / Zmm<T>::lanes](M - i, K, alpha, A + i, lda, x, incx, beta, y + i);
+  return M;
 }
 #else
 template <class T>
-bool narrow_gemv_took(index, index, T, const T*, index, const T*, index, T, T*) {
-  return false;
+index column_gemv_rows(index, index, T, const T*, index, const T*, index, T, T*) {
+  return 0;
 }
 template <class T>
 bool tile_gemm_took(bool, ConstMatrix<T>, bool, ConstMatrix<T>, T, T, Matrix<T>) {
@@ -329,13 +311,10 @@ template <class T>
 void product(bool trans_A, ConstMatrix<T> A, bool trans_B, ConstMatrix<T> B, T alpha, T beta, Matrix<T> C) {
   const index k = trans_A ? A.rows : A.cols;
   const index incx = k_step(trans_B, B);  // when op(B) is one column: x
-  // one example, op(A) stored column-major: strip_gemv's whole strips, narrow_gemv or BLAS's gemv the rest
+  // one example, op(A) stored column-major: column_gemv, and BLAS's gemv the rows it leaves
   if (C.cols == 1 && trans_A == A.transposed && avx512_clones()) {
-    const Range own{0, C.rows / strip<T> * strip<T>}, rest{own.end, C.rows};
-    if (own.end > 0) strip_gemv(own.end, k, alpha, A.data, A.ld, B.data, incx, beta, C.data);
-    if (rest.size() == 0 ||
-        narrow_gemv_took(rest.size(), k, alpha, A.data + rest.begin, A.ld, B.data, incx, beta, C.data + rest.begin))
-      return;
+    const Range rest{column_gemv_rows(C.rows, k, alpha, A.data, A.ld, B.data, incx, beta, C.data), C.rows};
+    if (rest.size() == 0) return;
     A = trans_A ? A.columns(rest) : A.row_block(rest);
     C = C.row_block(rest);
   }

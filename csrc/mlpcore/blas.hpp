@@ -1,9 +1,9 @@
 // The GEMM wrapper over CBLAS, which shares large products out over OpenMP's threads, and the thread count.
 // On CPUs with AVX-512, one example's products through a column-major op(A) (Z[l] = W[l] a[l-1])
-// run on mlpcore's own matrix-vector kernels: strip_gemv for their whole strips of rows, narrow_gemv
-// for the rows left; and products of several examples whose column-major op(A) fits in half of
-// L2 (a minibatch's Z[l] = W[l] A[l-1] and dW[l] = (1/m) dZ[l] A[l-1]^T) on its tiles, where
-// op(B)'s strips span little enough (tile_gemm_took in blas.cpp).
+// run on mlpcore's own matrix-vector kernel (column_gemv in blas.cpp); and products of several
+// examples whose column-major op(A) fits in half of L2 (a minibatch's Z[l] = W[l] A[l-1] and
+// dW[l] = (1/m) dZ[l] A[l-1]^T) on its tiles, where op(B)'s strips span little enough
+// (tile_gemm_took in blas.cpp).
 #pragma once
 
 #include <atomic>
