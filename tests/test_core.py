@@ -594,15 +594,18 @@ def test_memory_layouts_give_the_same_result(layout, dtype):
 @pytest.mark.parametrize("layout", ["F", "column_of_C"])
 def test_one_example_forward_matches_the_reference_for_every_block_of_rows(n0, n1, layout, dtype):
     """One example's Z[l] = W[l] a[l-1] + b[l] (on AVX-512, the core's own matrix-vector kernel:
-    blocks of sixteen vectors of rows, 256 in float32 and 128 in float64, then the rows left, 4
-    and more, in 1 to 16 vectors whose last is masked, two sets of sums under eight; BLAS's for
-    1 to 3 rows left), each layer on the core's own input, to the reference in float64: 1, 3, 4,
-    15, 17, 33, 49, 63, 64, 65, 95, 127, 128, 129 and 130 rows (one to nine vectors in float32,
-    to seventeen in float64), 255, 256, 257, 260 and 513 (a block exactly in float32, two in
-    float64, blocks and a part, and one row past a block, to BLAS); n[l-1] odd, even and 1; x
-    contiguous, or a column of a C-ordered X, read with a stride. Layer 1 (n1 on n0 inputs) is
-    also in two halves where it has 2^16 multiply-adds and more (n0 = 300)."""
-    n = [n0, n1, 1, 15, 64, 65, 33, 130, 4, 17, 49, 63, 95, 127, 128, 129, 255, 256, 257, 260, 513, 3]
+    blocks of sixteen vectors of rows, 256 in float32 and 128 in float64, where W[l] fits in half
+    of L2, else of four; then the rows left, 4 and more, in 1 to 16 vectors whose last is masked,
+    two sets of sums under eight; BLAS's for 1 to 3 rows left), each layer on the core's own
+    input, to the reference in float64. Rows: 1, 3, 4, 15, 17, 33, 49, 63, 64, 65, 95 and 127 to
+    130 (one to nine vectors in float32; in float64 up to sixteen, a block, and a block and 1 or
+    2 rows for BLAS); 255, 256, 257, 260, 300, 383 and 513 (a block exactly in float32, two in
+    float64; blocks and 1 row for BLAS, and blocks and 1, 3 or 8 vectors); 1100 on 513 inputs
+    (2.3 MB in float32, beyond half of L2: blocks of four vectors, and the rest); n[l-1] odd,
+    even and 1; x contiguous, or a column of a C-ordered X, read with a stride. Layers of 2^16
+    multiply-adds and more are two halves of the inputs added (layer 1 where n0 = 300)."""
+    n = [n0, n1, 1, 15, 64, 65, 33, 130, 4, 17, 49, 63, 95, 127, 128, 129, 255, 256, 257, 260, 300, 383, 513, 1100,
+         3]
     net = mlpcore.Network(n, ["tanh"] * (len(n) - 2) + ["identity"], "mse", dtype=dtype, seed=1)
     X_all = np.random.default_rng(2).standard_normal((n0, 5)).astype(dtype)
     X_all = np.ascontiguousarray(X_all) if layout == "column_of_C" else np.asfortranarray(X_all)

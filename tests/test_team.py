@@ -451,7 +451,8 @@ def test_import_starts_no_blas_threads_and_leaves_the_users_setting(user_setting
 def test_numpys_blas_takes_the_users_thread_setting_when_mlpcore_comes_first():
     """Imported before NumPy, mlpcore leaves NumPy's BLAS to read the user's OPENBLAS_NUM_THREADS
     (2), not the 1 that mlpcore's own BLAS loads with."""
-    pytest.importorskip("threadpoolctl")
+    pytest.importorskip("threadpoolctl", reason="threadpoolctl, which scikit-learn brings, is not installed "
+                                                "(pip install '.[test]')")
     import subprocess
     import sys
     code = ("import mlpcore, numpy, threadpoolctl; print(sorted((i['filepath'].split('/')[-1], i['num_threads']) "

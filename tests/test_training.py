@@ -517,14 +517,17 @@ def steps_into_products(fit):
 @pytest.mark.parametrize("threads", [1, 2])
 @pytest.mark.parametrize("l2", [0.0, 0.5])
 @pytest.mark.parametrize("order", ["F", "C"])
-def test_plain_sgd_into_the_products_matches_the_reference(dtype, threads, l2, order, restore_threads):
+@pytest.mark.parametrize("n", [[100, 96, 64, 3], [2, 1024, 256, 3]], ids=["tiles", "one_column"])
+def test_plain_sgd_into_the_products_matches_the_reference(dtype, threads, l2, order, n, restore_threads):
     """Plain SGD without hook, clipping, diagnostics or batch norm takes each step into the
     gradient's products, in place: W[l] = (1 - lr l2/m) W[l] - (lr/m) dZ[l] A[l-1]^T, b[l] -= lr
     db[l]. Two epochs of four minibatches match the reference's steps (float64 to 1e-10, float32 to
     1e-4), on one thread and on a team of two (batches of 128 on a 100-96-64-3 net, whose layers
-    the AVX-512 tiles take where the CPU has them), X F- or C-ordered, with the L2 term."""
+    the AVX-512 tiles take where the CPU has them; on a 2-1024-256-3 net, where each thread of two
+    takes one column of W[1], a product of one column through the matrix-vector kernel, with the
+    factor 1 - lr l2/m), X F- or C-ordered, with the L2 term."""
     mlpcore.set_num_threads(threads)
-    twin = Twin(4, "cce", dtype=dtype, n=[100, 96, 64, 3], batch_norm=[False] * 3, m=512, hidden="relu")
+    twin = Twin(4, "cce", dtype=dtype, n=n, batch_norm=[False] * 3, m=512, hidden="relu")
     X = np.asfortranarray(twin.X) if order == "F" else np.ascontiguousarray(twin.X)
     steps = steps_into_products(lambda: twin.net.fit(X, twin.Y, epochs=2, batch_size=128, shuffle=False,
                                                      optimizer="sgd", learning_rate=0.2, l2=l2, verbose=0))

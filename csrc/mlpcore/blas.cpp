@@ -127,13 +127,15 @@ struct Zmm<double> {
 
 // y = alpha A x + beta y (beta = 0: y is not read) for M in ((V - 1) lanes, V lanes], V <= 16, K >= 1:
 //   A: (M, K) column-major, leading dimension lda;  x: (K, 1), stride incx;  y: (M, 1)
-// V vectors of sums in registers over all K, a column of A at a time, so that A is read once, as
-// runs of M entries, and y once; the last vector's loads masked to the rows that are there. Under
-// eight vectors, two sets of sums (even and odd columns), so that enough FMAs are in flight for
-// their latency. Used where the CPU runs the AVX-512 build (avx512_clones), on which OpenBLAS's
-// sgemv runs 8-float vectors: a 784-256 W[1] took 7.3-7.6 us in a C loop on an AVX-512 Xeon
-// against 5.7-5.9 us for strips of four vectors; the 256x416 part of it that predict's caller
-// takes, 3.04 us against 3.22 in sixteen vectors at a time (the whole column) rather than four.
+// V vectors of sums in registers over all K, the M entries of a column of A (of two, even and
+// odd, into two sets of sums under eight vectors, so that enough FMAs are in flight for their
+// latency) at a time, so that A is read once, and y once; the last vector's loads masked to the
+// rows that are there. Used where the CPU runs the AVX-512 build (avx512_clones). There
+// OpenBLAS's sgemv runs 8-float vectors: in a C loop on an AVX-512 Xeon, it took 7.3-7.6 us for
+// a 784-256 W[1], sums in registers four vectors of rows at a time 5.7-5.9 us; the 256x415 part
+// of W[1] that predict's caller takes (from its L2), in sixteen vectors (the whole column) 3.04
+// us against 3.22 in four. Elsewhere BLAS's gemv: own AVX2 kernels were slower than OpenBLAS's
+// on an AMD EPYC (bench/README.md, "Tried and not kept").
 template <class T, int V>
 MLPCORE_AVX512 void column_gemv(index M, index K, T alpha, const T* a, index lda, const T* x, index incx, T beta,
                                 T* y) {
@@ -272,15 +274,18 @@ bool tile_gemm_took(bool trans_A, ConstMatrix<T> A, bool trans_B, ConstMatrix<T>
   return true;
 }
 
-// Rows from which column_gemv takes the rows past the last block of sixteen vectors: below,
-// BLAS's gemv was as fast or faster (its dot product for one row).
-constexpr index narrow_rows = 4;
+// Rows from which column_gemv takes the rows past its last block: below, BLAS's gemv was as fast
+// or faster (its dot product for one row).
+constexpr index column_min_rows = 4;
 
 // The rows of y = alpha A x + beta y (M rows, see column_gemv) that column_gemv computed, from
-// the first: blocks of sixteen vectors of rows, then the rows left unless they are fewer than
-// narrow_rows (left to BLAS); on a CPU that runs the AVX-512 build (product asks only there),
-// 0 in builds without AVX-512 clones. On an AVX-512 Xeon, in C loops: the mnist net's 10x128
-// W[3] in 0.07 us against OpenBLAS's sgemv 0.27 us.
+// the first: blocks of rows, then the rows left unless they are fewer than column_min_rows (left
+// to BLAS); on a CPU that runs the AVX-512 build (product asks only there), 0 in builds without
+// AVX-512 clones. Blocks of sixteen vectors where A fits in tile_A_bytes (half of a core's L2),
+// else of four: read from the L3, a 1000x1000 float32 A took 185-188 us in blocks of sixteen
+// against 131-134 in four (the 2048-2048-2048-10 net's predict 832-891 us against 712-715). On
+// an AVX-512 Xeon, in C loops: the mnist net's 10x128 W[3] in 0.07 us against OpenBLAS's sgemv
+// 0.27 us.
 template <class T>
 index column_gemv_rows(index M, index K, T alpha, const T* A, index lda, const T* x, index incx, T beta, T* y) {
   using Kernel = void (*)(index, index, T, const T*, index, const T*, index, T, T*);
@@ -288,10 +293,11 @@ index column_gemv_rows(index M, index K, T alpha, const T* A, index lda, const T
                                 column_gemv<T, 5>,  column_gemv<T, 6>,  column_gemv<T, 7>,  column_gemv<T, 8>,
                                 column_gemv<T, 9>,  column_gemv<T, 10>, column_gemv<T, 11>, column_gemv<T, 12>,
                                 column_gemv<T, 13>, column_gemv<T, 14>, column_gemv<T, 15>, column_gemv<T, 16>};
-  constexpr index block = 16 * Zmm<T>::lanes;
+  const index block_vectors = double(M) * double(K) * sizeof(T) <= tile_A_bytes ? 16 : 4;
+  const index block = block_vectors * Zmm<T>::lanes;
   index i = 0;
-  for (; M - i >= block; i += block) column_gemv<T, 16>(block, K, alpha, A + i, lda, x, incx, beta, y + i);
-  if (M - i < narrow_rows) return i;
+  for (; M - i >= block; i += block) vectors[block_vectors - 1](block, K, alpha, A + i, lda, x, incx, beta, y + i);
+  if (M - i < column_min_rows) return i;
   vectors[(M - i - 1) / Zmm<T>::lanes](M - i, K, alpha, A + i, lda, x, incx, beta, y + i);
   return M;
 }
