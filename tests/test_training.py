@@ -10,8 +10,6 @@ divergence, reproducibility and refusals; a Linear + BatchNorm1d torch model ste
 """
 
 import copy
-import gc
-import os
 import re
 import threading
 import time
@@ -842,39 +840,28 @@ def test_new_buffers_hold_zeros_and_start_at_a_cache_line(n):
     assert net.params.ctypes.data % 64 == 0
 
 
-def _resident_bytes():
-    with open("/proc/self/statm") as statm:
-        return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
-
-
-def test_a_fit_into_the_products_takes_no_memory_for_dW_and_the_spare_parameters():
-    """Plain SGD's steps into the products write neither dW[l] nor the spare parameters, whose
-    pages (blocks of 38 MB, which glibc maps fresh) then take no memory: over such a fit of a
-    3072-3072-10 net (38 MB of parameters), read at its callback while the trainer is there,
-    the resident memory grows by less than a quarter of the parameters' size (a margin for huge
-    pages where the system gives them), and with a gradient hook (the usual path, which writes
-    both: 76 MB) by more than one and a half times it (a margin for what Python frees
-    meanwhile); the least of three fits (the first makes what a process makes once, the team's
-    threads and their stacks) and the most of two, against what else the process does
-    meanwhile. net.memory_bytes() counts them in either case (what the fit reserved)."""
-    n = [3072, 3072, 10]
-    net = mlpcore.Network(n, ["relu", "softmax"], "cce", seed=0)
-    P = net.params.nbytes
-    X, y = np.random.default_rng(0).standard_normal((n[0], 32)).astype(np.float32), np.arange(32) % n[-1]
-
-    def growth(**usual):
-        gc.collect()
-        before, grown = _resident_bytes(), []
-        net.fit(X, y, epochs=1, batch_size=16, callbacks=[lambda epoch, logs: grown.append(_resident_bytes() - before)],
-                verbose=0, **usual)
-        assert net.memory_bytes(breakdown=True)["spare_parameters"] == P
-        return grown[0]
-    steps_in_products = mlpcore._core._steps_in_products()
-    into_products = [growth() for _ in range(3)]
-    assert mlpcore._core._steps_in_products() == steps_in_products + 6
-    usual = [growth(gradient_hook=lambda flat_gradient: None) for _ in range(2)]
-    assert mlpcore._core._steps_in_products() == steps_in_products + 6
-    assert min(into_products) < P / 4 and max(usual) > 1.5 * P, (into_products, usual, P)
+@pytest.mark.parametrize("threads", [1, 2])
+def test_a_fit_into_the_products_never_writes_dW(threads, restore_threads):
+    """Plain SGD's steps into the products do not form dW[l] (nor write the spare parameters):
+    after an epoch of them, the trainer's dW[l] hold the zeros their buffer was made with (pages
+    of a fresh block that a fit never writes take no memory), its db[l] the last step's; with a
+    gradient hook (the usual path), dW[l] hold the last step's gradient. memory_bytes counts the
+    gradient and the spare parameters either way (what the fit reserved)."""
+    from mlpcore.schedules import parse_schedule
+    from mlpcore.training import _Run
+    mlpcore.set_num_threads(threads)
+    n = [100, 96, 64, 3]
+    rng = np.random.default_rng(0)
+    X, y = rng.standard_normal((n[0], 512)).astype(np.float32), rng.integers(0, n[-1], 512)
+    for hook in (None, lambda flat_gradient: None):
+        net = mlpcore.Network(n, ["relu", "relu", "softmax"], "cce", seed=0)
+        run = _Run(net, X, y, 128, "sgd", 0.1, 0, None, None, parse_schedule(None).for_epochs(1))
+        steps = steps_into_products(lambda: run.epoch(0, 0.0, None, None, False, hook, False))
+        grads = run.trainer.gradients()
+        formed = [bool(np.any(grads.dW(l))) for l in range(1, net.L + 1)]
+        assert (steps, formed) == ((4, [False] * 3) if hook is None else (0, [True] * 3))
+        assert all(np.any(grads.db(l)) for l in range(1, net.L + 1))
+        assert net.memory_bytes(breakdown=True)["spare_parameters"] == net.params.nbytes
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64], **DTYPE_IDS)
