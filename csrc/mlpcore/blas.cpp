@@ -125,6 +125,13 @@ struct Zmm<double> {
   MLPCORE_AVX512 static Vec scale(double x, Vec v) { return _mm512_mul_pd(_mm512_set1_pd(x), v); }
 };
 
+// Vector v of a column's V vectors of rows, the last of which holds `last` rows (its load masked to them).
+template <class T, int V>
+MLPCORE_AVX512 typename Zmm<T>::Vec column_vector(const T* column, int v, unsigned last) {
+  const T* p = column + v * Zmm<T>::lanes;
+  return v < V - 1 ? Zmm<T>::load(p) : Zmm<T>::load(last, p);
+}
+
 // y = alpha A x + beta y (beta = 0: y is not read) for M in ((V - 1) lanes, V lanes], V <= 16, K >= 1:
 //   A: (M, K) column-major, leading dimension lda;  x: (K, 1), stride incx;  y: (M, 1)
 // V vectors of sums in registers over all K, the M entries of a column of A (of two, even and
@@ -152,15 +159,11 @@ MLPCORE_AVX512 void column_gemv(index M, index K, T alpha, const T* a, index lda
 #pragma GCC unroll 2
     for (int s = 0; s < sets; ++s)
 #pragma GCC unroll 16
-      for (int v = 0; v < V; ++v) {
-        const T* p = a + s * lda + v * Z::lanes;
-        sum[s][v] = Z::fma(v < V - 1 ? Z::load(p) : Z::load(last, p), x[(k + s) * incx], sum[s][v]);
-      }
+      for (int v = 0; v < V; ++v)
+        sum[s][v] = Z::fma(column_vector<T, V>(a + s * lda, v, last), x[(k + s) * incx], sum[s][v]);
   if (k < K)  // an odd K's last column, with two sets
 #pragma GCC unroll 16
-    for (int v = 0; v < V; ++v)
-      sum[0][v] =
-          Z::fma(v < V - 1 ? Z::load(a + v * Z::lanes) : Z::load(last, a + v * Z::lanes), x[k * incx], sum[0][v]);
+    for (int v = 0; v < V; ++v) sum[0][v] = Z::fma(column_vector<T, V>(a, v, last), x[k * incx], sum[0][v]);
   T sums[V * Z::lanes];
 #pragma GCC unroll 16
   for (int v = 0; v < V; ++v) Z::store(sums + v * Z::lanes, sets == 2 ? sum[0][v] + sum[sets - 1][v] : sum[0][v]);
@@ -186,7 +189,7 @@ MLPCORE_AVX512 void tile(index M, index K, T alpha, const T* a, index lda, const
   for (index k = 0; k < K; ++k, a += lda, b += bk) {
     typename Z::Vec column[V];
 #pragma GCC unroll 4
-    for (int v = 0; v < V; ++v) column[v] = v < V - 1 ? Z::load(a + v * Z::lanes) : Z::load(last, a + v * Z::lanes);
+    for (int v = 0; v < V; ++v) column[v] = column_vector<T, V>(a, v, last);
 #pragma GCC unroll 8
     for (int j = 0; j < NR; ++j)
 #pragma GCC unroll 4
