@@ -618,6 +618,85 @@ def test_one_example_forward_matches_the_reference_for_every_block_of_rows(n0, n
     np.testing.assert_array_equal(net.predict(x), cache.A[net.L])
 
 
+# Which of x's K entries are not 0, for the zero-skipping of one example's product.
+NONZERO_PATTERNS = {
+    "no_zero": lambda K: np.ones(K, bool),
+    "all_zero": lambda K: np.zeros(K, bool),
+    "every_other": lambda K: np.arange(K) % 2 == 1,
+    "first_only": lambda K: np.arange(K) == 0,
+    "last_only": lambda K: np.arange(K) == K - 1,
+    "runs_of_20": lambda K: np.arange(K) // 20 % 2 == 1,
+    "one_zero_last": lambda K: np.arange(K) < K - 1,
+    "random_80_percent_zero": lambda K: np.random.default_rng(K).random(K) >= 0.8,
+}
+
+
+@pytest.mark.parametrize("dtype", DTYPES, **DTYPE_IDS)
+@pytest.mark.parametrize("pattern", NONZERO_PATTERNS)
+@pytest.mark.parametrize("layout", ["F", "column_of_C"])
+def test_one_example_forward_with_zeros_in_x_matches_the_reference(pattern, layout, dtype):
+    """Z[1] = W[1] x + b[1] for one example whose x holds 0s: on AVX-512, the core's own
+    matrix-vector kernel skips the columns of W[1] whose x[k] is 0 where x is contiguous and W[1]
+    has four vectors of rows and more (49 and more in float32, 25 in float64), finding them 64
+    at a time. Inputs K = 1, 17, 64, 65, 130, 300 (groups of 64 whole and cut; 300 on 256 rows
+    and more is two halves of the inputs, each with its own 0s); rows 3 (never skipped), 49,
+    64, 127, 256 and 300 (a block of sixteen vectors and the rest); 0s nowhere, everywhere,
+    every other, all but the first or the last, in runs of 20 across the groups, or 80% at
+    random; x contiguous, or a column of a C-ordered X, read with a stride (no skipping)."""
+    for K in [1, 17, 64, 65, 130, 300]:
+        x_all = np.random.default_rng(K).standard_normal((K, 5)).astype(dtype)
+        x_all[~NONZERO_PATTERNS[pattern](K), 2] = 0
+        x_all = np.ascontiguousarray(x_all) if layout == "column_of_C" else np.asfortranarray(x_all)
+        x = x_all[:, 2:3]
+        for rows in [3, 49, 64, 127, 256, 300]:
+            net = mlpcore.Network([K, rows], ["identity"], "mse", dtype=dtype, seed=rows)
+            W, b = reference_params(net)
+            expected = W[1].astype(np.float64) @ x.astype(np.float64) + b[1].astype(np.float64)
+            assert_close(net.forward(x).Z[1], expected, dtype)
+
+
+@pytest.mark.parametrize("dtype", DTYPES, **DTYPE_IDS)
+def test_one_example_forward_through_relu_layers_matches_the_reference(dtype):
+    """A relu net's one example: each A[l-1] about half 0s, whose columns of W[l] the kernel
+    skips; each layer's Z[l] against the float64 product of the cache's own A[l-1], for several
+    examples (each its own pattern of 0s)."""
+    n = [300, 256, 130, 64, 49, 17, 3]
+    net = mlpcore.Network(n, ["relu"] * (len(n) - 2) + ["identity"], "mse", dtype=dtype, seed=5)
+    W, b = reference_params(net)
+    X = np.random.default_rng(6).standard_normal((n[0], 4)).astype(dtype)
+    for j in range(X.shape[1]):
+        cache = net.forward(X[:, j:j + 1])
+        for l in range(1, net.L + 1):
+            a_prev = np.asarray(cache.A[l - 1], dtype=np.float64)
+            if l > 1:
+                assert 0.2 < np.mean(a_prev == 0) < 0.8  # the relu's 0s, which the kernel skips
+            assert_close(cache.Z[l], W[l].astype(np.float64) @ a_prev + b[l].astype(np.float64), dtype)
+
+
+@pytest.mark.parametrize("dtype", DTYPES, **DTYPE_IDS)
+def test_one_example_forward_keeps_infinite_activations_beside_zeros(dtype):
+    """A hidden layer's A[l-1] of inf (a relu of an overflowed Z) beside 0s: the kernel skips
+    the 0s' columns but not the infs', so Z[l] is inf or NaN (0 * inf, or infs of both signs)
+    where the float64 product is."""
+    net = mlpcore.Network([4, 70, 64], ["relu", "identity"], "mse", dtype=dtype, seed=7)
+    big = np.finfo(dtype).max / 4
+    net.W[1][:3] = big  # units 0-2 overflow to +inf for x > 0; the rest about half 0s
+    net.W[2][:, 1] = np.where(np.arange(64) % 3 == 0, -1, 1)  # unit 1's inf of both signs in Z[2]
+    net.W[2][:, 2] = np.where(np.arange(64) % 2 == 0, 1, 2)
+    net.W[2][:20, 0] = 0  # 0 * inf = NaN in rows 0-19
+    x = np.full((4, 1), 1e10, dtype)
+    x[3] = -1e10
+    cache = net.forward(x)
+    a_prev = np.asarray(cache.A[1], dtype=np.float64)
+    assert np.isinf(a_prev[:3]).all() and (a_prev == 0).any()
+    with np.errstate(invalid="ignore"):
+        expected = np.asarray(net.W[2], dtype=np.float64) @ a_prev + np.asarray(net.b[2], dtype=np.float64)
+    actual = np.asarray(cache.Z[2])
+    np.testing.assert_array_equal(np.isnan(actual), np.isnan(expected))
+    np.testing.assert_array_equal(np.isinf(actual), np.isinf(expected))
+    assert np.isnan(expected).any() and np.isinf(expected).any()
+
+
 @pytest.mark.parametrize("dtype", DTYPES, **DTYPE_IDS)
 @pytest.mark.parametrize("m", [2, 3, 4, 6, 8, 13, 71])
 @pytest.mark.parametrize("layout", ["F", "C"])
