@@ -142,7 +142,21 @@ MLPCORE_AVX512 inline __attribute__((always_inline)) void add_column(typename Zm
   for (int v = 0; v < V; ++v) sum[v] = Zmm<T>::fma(column_vector<T, V>(column, v, last), x, sum[v]);
 }
 
-// The entries of x[0 .. count) (count <= 64) that are not 0, NaN and inf among them, as bits.
+// sum += x[k] A(:, k) for the first k of `terms` (bits from k0), which it then leaves out.
+template <class T, int V>
+MLPCORE_AVX512 inline __attribute__((always_inline)) void add_next_term(typename Zmm<T>::Vec (&sum)[V],
+                                                                        std::uint64_t& terms, index k0, const T* a,
+                                                                        index lda, unsigned last, const T* x) {
+  const index k = k0 + __builtin_ctzll(terms);
+  terms &= terms - 1;
+  add_column<T, V>(sum, a + k * lda, last, x[k]);
+}
+
+// x's entries in groups of 64, for column_gemv: the size of the group from x[k0] on.
+constexpr index group = 64;
+inline int group_size(index K, index k0) { return int(std::min(group, K - k0)); }
+
+// The entries of x[0 .. count) (1 <= count <= 64) that are not 0, NaN and inf among them, as bits (bit k for x[k]).
 template <class T>
 MLPCORE_AVX512 inline __attribute__((always_inline)) std::uint64_t nonzero_bits(const T* x, int count) {
   std::uint64_t bits = 0;
@@ -151,19 +165,15 @@ MLPCORE_AVX512 inline __attribute__((always_inline)) std::uint64_t nonzero_bits(
   return bits;
 }
 
-// Whether x[0 .. K) (stride incx) holds a 0, looked for where x is contiguous.
+// Whether x[0 .. K) holds a 0.
 template <class T>
-MLPCORE_AVX512 bool holds_zero(const T* x, index K, index incx) {
-  for (index k = 0; incx == 1 && k < K; k += 64) {
-    const int count = int(std::min<index>(64, K - k));
-    if (nonzero_bits(x + k, count) != ~std::uint64_t(0) >> (64 - count)) return true;
+MLPCORE_AVX512 bool holds_zero(const T* x, index K) {
+  for (index k = 0; k < K; k += group) {
+    const int count = group_size(K, k);
+    if (nonzero_bits(x + k, count) != ~std::uint64_t(0) >> (group - count)) return true;
   }
   return false;
 }
-
-// The vectors of rows from which column_gemv skips the columns whose x[k] is 0: under four, the
-// work of finding the next column cost more than the column's FMAs (a 128-10 layer's product).
-constexpr int skip_vectors = 4;
 
 // y = alpha A x + beta y (beta = 0: y is not read) for M in ((V - 1) lanes, V lanes], V <= 16, K >= 1:
 //   A: (M, K) column-major, leading dimension lda;  x: (K, 1), stride incx;  y: (M, 1)
@@ -176,14 +186,18 @@ constexpr int skip_vectors = 4;
 // predict's caller takes (from its L2), in sixteen vectors (the whole column) 3.04 us against
 // 3.22 in four. Elsewhere BLAS's gemv: own AVX2 kernels were slower than OpenBLAS's on an AMD
 // EPYC (bench/README.md, "Tried and not kept").
-// Where x is contiguous, holds a 0 and M is of skip_vectors vectors and more, the columns whose
-// x[k] is 0 are skipped, found 64 at a time: their terms add nothing where A is finite (fma(a, 0,
-// s) = s; a non-finite weight's 0 * inf = NaN is left out with them), and after a relu about
-// half of an example's A[l-1] is 0, as most of the pixels in many images' X are. predict of one
-// example on the mnist net (784-256-128-10, relu) took 5.78 us against 6.23 (medians of six
-// processes, taking turns), 4.08 against 6.46 where 80% of X is 0; where x holds no 0 the look
-// for one costs some 1%. Else the columns go one after the other: a branch mispredicted at each
-// group of columns stalls the loads of A in flight (784-256 took 5% longer so in groups of 64).
+// Where x is contiguous and holds a 0, the columns whose x[k] is 0 are skipped, found 64 at a
+// time: after a relu about half of an example's A[l-1] is 0, as most of the pixels in many
+// images' X are. Each term left goes into the set of sums that takes it over every column, in
+// the same order, so the sums are those over every column bit for bit (s + a 0 = s for finite
+// a; a sum from +0 is never -0); a NaN or inf weight in a skipped column is left out with its 0
+// (0 * inf would have been NaN). predict of one example on the mnist net (784-256-128-10, relu)
+// took 6.19 us against 6.61 (medians of five processes, taking turns), 3.83 against 6.25 where
+// 80% of X is 0, in float64 10.15 against 10.97; one thread's 256-128 layer, half of x 0, 1.36
+// us against 1.79, 300-32 0.81 against 1.00, 300-16 0.76 against 0.81. Where x holds no 0, the
+// look for one costs 1-4% (784-256, 128-10, 256-128), and the columns go one after the other:
+// in groups of 64 instead, 784-256 took 5% longer (each group's loop ends in a branch, likely
+// mispredicted, behind which the loads of A in flight are lost).
 template <class T, int V>
 MLPCORE_AVX512 void column_gemv(index M, index K, T alpha, const T* a, index lda, const T* x, index incx, T beta,
                                 T* y) {
@@ -195,15 +209,20 @@ MLPCORE_AVX512 void column_gemv(index M, index K, T alpha, const T* a, index lda
   for (int s = 0; s < sets; ++s)
 #pragma GCC unroll 16
     for (int v = 0; v < V; ++v) sum[s][v] = Z::zero();
-  if (V >= skip_vectors && holds_zero(x, K, incx)) {
-    for (index k0 = 0; k0 < K; k0 += 64)
-      for (std::uint64_t terms = nonzero_bits(x + k0, int(std::min<index>(64, K - k0))); terms;)
-#pragma GCC unroll 2
-        for (int s = 0; s < sets && terms; ++s) {
-          const index k = k0 + __builtin_ctzll(terms);
-          terms &= terms - 1;
-          add_column<T, V>(sum[s], a + k * lda, last, x[k]);
+  if (incx == 1 && holds_zero(x, K)) {
+    for (index k0 = 0; k0 < K; k0 += group) {
+      // the group's terms whose x[k] is not 0, into the set of sums that takes them over every
+      // column (with two, that of k's parity; set by set, so that the sums stay in registers)
+      const std::uint64_t terms = nonzero_bits(x + k0, group_size(K, k0)), even = terms & 0x5555555555555555u;
+      std::uint64_t into[2] = {sets == 2 ? even : terms, terms & ~even};
+      if (sets == 2)
+        while (into[0] && into[1]) {
+          add_next_term<T, V>(sum[0], into[0], k0, a, lda, last, x);
+          add_next_term<T, V>(sum[sets - 1], into[1], k0, a, lda, last, x);
         }
+      while (into[0]) add_next_term<T, V>(sum[0], into[0], k0, a, lda, last, x);
+      while (into[sets - 1]) add_next_term<T, V>(sum[sets - 1], into[sets - 1], k0, a, lda, last, x);
+    }
   } else {
     index k = 0;
     for (; k + sets <= K; k += sets, a += sets * lda)
