@@ -640,11 +640,10 @@ def test_one_example_forward_with_zeros_in_x_matches_the_reference(pattern, dtyp
     Z[1] of the same x read with a stride (a column of a C-ordered X, every column; on 4 rows
     and more, which the kernel takes), and the float64 product within the tolerance. Inputs
     K = 1, 17, 64, 65, 130, 300 (groups of 64 whole and cut; 300 on 256 rows and more is two
-    halves of the inputs, each with its own 0s); rows 3
-    (BLAS's gemv), 49 (four vectors in float32, two sets of sums: each term in the set of its k's
-    parity), 64, 127, 256 and 300 (a block of sixteen vectors and the rest); 0s nowhere,
-    everywhere, every other, all but the first or the last, in runs of 20 across the groups, or
-    80% at random."""
+    halves of the inputs, each with its own 0s); rows 3 (BLAS's gemv), 49 (four vectors in
+    float32, two sets of sums: each term in the set of its k's parity), 64, 127, 256 and 300 (a
+    block of sixteen vectors and the rest); 0s nowhere, everywhere, every other, all but the
+    first or the last, in runs of 20 across the groups, or 80% at random."""
     for K in [1, 17, 64, 65, 130, 300]:
         X = np.random.default_rng(K).standard_normal((K, 5)).astype(dtype)
         X[~NONZERO_PATTERNS[pattern](K), 2] = 0

@@ -89,7 +89,7 @@ index k_step(bool trans_B, ConstMatrix<T> B) {
 #define MLPCORE_AVX512 __attribute__((target("avx512f")))
 
 // AVX-512 vectors of T, for column_gemv and tile: `lanes` entries each; loads and stores masked to the
-// first n lanes.
+// first n lanes; nonzero(v), the lanes of v that are not 0 (NaN included), as bits.
 template <class T>
 struct Zmm;
 template <>
