@@ -186,22 +186,23 @@ MLPCORE_AVX512 bool holds_zero(const T* x, index K) {
 // predict's caller takes (from its L2), in sixteen vectors (the whole column) 3.04 us against
 // 3.22 in four. Elsewhere BLAS's gemv: own AVX2 kernels were slower than OpenBLAS's on an AMD
 // EPYC (bench/README.md, "Tried and not kept").
-// Where x is contiguous and holds a 0, the columns whose x[k] is 0 are skipped, found 64 at a
-// time: after a relu about half of an example's A[l-1] is 0, as most of the pixels in many
-// images' X are. Each term left goes into the set of sums that takes it over every column, in
-// the same order, so the sums are those over every column bit for bit: s + a 0 = s for finite
-// a, but where s is -0 (a product that underflowed to -0), which the + 0 of the sums at the end
-// makes +0 either way. A NaN or inf weight in a skipped column is left out with its 0 (0 * inf
-// would have been NaN). predict of one example on the mnist net (784-256-128-10, relu)
-// took 6.19 us against 6.61 (medians of five processes, taking turns), 3.83 against 6.25 where
-// 80% of X is 0, in float64 10.15 against 10.97; one thread's 256-128 layer, half of x 0, 1.36
-// us against 1.79, 300-32 0.81 against 1.00, 300-16 0.76 against 0.81. Where x holds no 0, the
-// look for one costs 1-4% (784-256, 128-10, 256-128), and the columns go one after the other:
-// in groups of 64 instead, 784-256 took 5% longer (each group's loop ends in a branch, likely
-// mispredicted, behind which the loads of A in flight are lost).
+// With skip_zeros (x contiguous and holding a 0, which column_gemv_rows looks for once a
+// product), the columns whose x[k] is 0 are skipped, found 64 at a time: after a relu about
+// half of an example's A[l-1] is 0, as most of the pixels in many images' X are. Each term left
+// goes into the set of sums that takes it over every column, in the same order, so the sums are
+// those over every column bit for bit: s + a 0 = s for finite a, but where s is -0 (a product
+// that underflowed to -0), which the + 0 of the sums at the end makes +0 either way. A NaN or
+// inf weight in a skipped column is left out with its 0 (0 * inf would have been NaN). predict
+// of one example on the mnist net (784-256-128-10, relu) took 6.19 us against 6.61 (medians of
+// five processes, taking turns), 3.83 against 6.25 where 80% of X is 0, in float64 10.15
+// against 10.97; one thread's 256-128 layer, half of x 0, 1.36 us against 1.79, 300-32 0.81
+// against 1.00, 300-16 0.76 against 0.81. Where x holds no 0, the look for one costs 1-4%
+// (784-256, 128-10, 256-128), and the columns go one after the other: in groups of 64 instead,
+// 784-256 took 5% longer (each group's loop ends in a branch, likely mispredicted, behind which
+// the loads of A in flight are lost).
 template <class T, int V>
-MLPCORE_AVX512 void column_gemv(index M, index K, T alpha, const T* a, index lda, const T* x, index incx, T beta,
-                                T* y) {
+MLPCORE_AVX512 void column_gemv(index M, index K, T alpha, const T* a, index lda, const T* x, index incx, T beta, T* y,
+                                bool skip_zeros) {
   using Z = Zmm<T>;
   constexpr int sets = V < 8 ? 2 : 1;
   const unsigned last = unsigned(M - (V - 1) * Z::lanes);
@@ -210,7 +211,7 @@ MLPCORE_AVX512 void column_gemv(index M, index K, T alpha, const T* a, index lda
   for (int s = 0; s < sets; ++s)
 #pragma GCC unroll 16
     for (int v = 0; v < V; ++v) sum[s][v] = Z::zero();
-  if (incx == 1 && holds_zero(x, K)) {
+  if (skip_zeros) {
     for (index k0 = 0; k0 < K; k0 += group) {
       // the group's terms whose x[k] is not 0, each into the set of sums that takes it over
       // every column (with two, that of k's parity), one of each set in turn, then the rest
@@ -363,17 +364,19 @@ constexpr index column_min_rows = 4;
 // 0.27 us.
 template <class T>
 index column_gemv_rows(index M, index K, T alpha, const T* A, index lda, const T* x, index incx, T beta, T* y) {
-  using Kernel = void (*)(index, index, T, const T*, index, const T*, index, T, T*);
+  using Kernel = void (*)(index, index, T, const T*, index, const T*, index, T, T*, bool);
   constexpr Kernel vectors[] = {column_gemv<T, 1>,  column_gemv<T, 2>,  column_gemv<T, 3>,  column_gemv<T, 4>,
                                 column_gemv<T, 5>,  column_gemv<T, 6>,  column_gemv<T, 7>,  column_gemv<T, 8>,
                                 column_gemv<T, 9>,  column_gemv<T, 10>, column_gemv<T, 11>, column_gemv<T, 12>,
                                 column_gemv<T, 13>, column_gemv<T, 14>, column_gemv<T, 15>, column_gemv<T, 16>};
   const index block_vectors = double(M) * double(K) * sizeof(T) <= tile_A_bytes ? 16 : 4;
   const index block = block_vectors * Zmm<T>::lanes;
+  const bool skip_zeros = M >= column_min_rows && incx == 1 && holds_zero(x, K);
   index i = 0;
-  for (; M - i >= block; i += block) vectors[block_vectors - 1](block, K, alpha, A + i, lda, x, incx, beta, y + i);
+  for (; M - i >= block; i += block)
+    vectors[block_vectors - 1](block, K, alpha, A + i, lda, x, incx, beta, y + i, skip_zeros);
   if (M - i < column_min_rows) return i;
-  vectors[(M - i - 1) / Zmm<T>::lanes](M - i, K, alpha, A + i, lda, x, incx, beta, y + i);
+  vectors[(M - i - 1) / Zmm<T>::lanes](M - i, K, alpha, A + i, lda, x, incx, beta, y + i, skip_zeros);
   return M;
 }
 #else
