@@ -588,6 +588,24 @@ def test_a_step_into_the_products_that_might_overflow_takes_the_usual_path(dtype
     assert steps_into_products(lambda: nets[0].fit(X, Y, **fit)) == 4
 
 
+@pytest.mark.parametrize("dtype", [np.float64, np.float32], **DTYPE_IDS)
+@pytest.mark.parametrize("entry", [0, 549, 550, 1100, 1649, 1650, 2199, 2200, 2201])
+def test_the_bound_of_the_weights_sees_a_large_weight_wherever_it_lies(dtype, entry):
+    """The largest |W[1]| that bounds the steps into the products is taken over W[1]'s 2,202
+    entries (column-major) in four runs of 550 and a tail of two (see max_abs_run): one weight at
+    a third of the dtype's largest, at either end of each run or in the tail, keeps every step out
+    of the products (X is 0, so the steps stay finite); without it both steps go in. A
+    2-1101-1000-1 net on batches of 4."""
+    net = mlpcore.Network([2, 1101, 1000, 1], ["tanh", "tanh", "identity"], "mse", dtype=dtype, seed=0)
+    X, Y = np.zeros((2, 8), dtype), np.zeros((1, 8), dtype)
+    fit = dict(epochs=1, batch_size=4, shuffle=False, optimizer="sgd", learning_rate=0.1, verbose=0)
+    assert steps_into_products(lambda: net.fit(X, Y, **fit)) == 2
+    row, column = entry % 1101, entry // 1101
+    net.W[1][row, column] = np.finfo(dtype).max / 3
+    assert steps_into_products(lambda: net.fit(X, Y, **fit)) == 0
+    assert net.W[1][row, column] == np.finfo(dtype).max / 3 and np.all(np.isfinite(net.params))
+
+
 def test_a_weight_decay_factor_that_overflows_takes_the_usual_path():
     """lr l2 / m beyond float32's largest (lr 1e19, l2 1e20, batches of one): the step into the
     products would scale W by beta = 1 - (lr/m) l2 = -inf in float32, so its bound fails and the
