@@ -588,14 +588,19 @@ def test_a_step_into_the_products_that_might_overflow_takes_the_usual_path(dtype
     assert steps_into_products(lambda: nets[0].fit(X, Y, **fit)) == 4
 
 
+# The length of max_abs_run's four runs over W[1]'s 2,202 entries below: a quarter, rounded down to
+# whole 64-byte lines (16 floats, 8 doubles), 544 in float32 and float64 alike; a tail of 26 follows.
+RUN = 2202 // 64 * 16
+
+
 @pytest.mark.parametrize("dtype", [np.float64, np.float32], **DTYPE_IDS)
-@pytest.mark.parametrize("entry", [0, 549, 550, 1100, 1649, 1650, 2199, 2200, 2201])
+@pytest.mark.parametrize("entry", sorted({0, 2201} | {i * RUN + d for i in range(1, 5) for d in (-1, 0)}))
 def test_the_bound_of_the_weights_sees_a_large_weight_wherever_it_lies(dtype, entry):
     """The largest |W[1]| that bounds the steps into the products is taken over W[1]'s 2,202
-    entries (column-major) in four runs of 550 and a tail of two (see max_abs_run): one weight at
-    a third of the dtype's largest, at either end of each run or in the tail, keeps every step out
-    of the products (X is 0, so the steps stay finite); without it both steps go in. A
-    2-1101-1000-1 net on batches of 4."""
+    entries (column-major) in four runs of RUN and a tail (see max_abs_run): one weight at a third
+    of the dtype's largest, at either end of each run or of the tail, keeps every step out of the
+    products (X is 0, so the steps stay finite); without it both steps go in. A 2-1101-1000-1 net
+    on batches of 4: steps of 4.4 million multiply-adds."""
     net = mlpcore.Network([2, 1101, 1000, 1], ["tanh", "tanh", "identity"], "mse", dtype=dtype, seed=0)
     X, Y = np.zeros((2, 8), dtype), np.zeros((1, 8), dtype)
     fit = dict(epochs=1, batch_size=4, shuffle=False, optimizer="sgd", learning_rate=0.1, verbose=0)

@@ -43,8 +43,9 @@ inline void add_bias(const T* b, T* z, index n) {
 }
 
 // The adds of bias_activation_forward, compiled for the vector widths (MLPCORE_VECTOR_CLONES) as
-// g_run is: on the baseline's 4-float vectors they took 1.9% of the samples of mnist's float32 fit
-// (perf, 2 threads), on AVX-512 1.3%.
+// g_run is, the same bit for bit in each (adds alone, in the same order): on the baseline's
+// 4-float vectors they took 1.4-1.8% of the samples of mnist's float32 fit (perf, 2 threads), on
+// AVX-512 0.9-1.2%.
 //   b: (n, 1), Z, Q: (n, m) with the same leading dimension
 template <class T>
 MLPCORE_VECTOR_CLONES void add_biases(const T* b, const T* Q, Matrix<T> Z) {
@@ -136,7 +137,7 @@ void dropout_forward(std::uint64_t key, T keep, Matrix<T> A, Matrix<T> D, index 
 
 // db = scale * sum over the columns of dZ, compiled for the vector widths (MLPCORE_VECTOR_CLONES):
 // each row's sum goes over the columns in the same order in each, so db is the same bit for bit;
-// mnist's db took 1.0% of its fit's samples on AVX-512 against 1.6% on the baseline's vectors.
+// mnist's db took 0.4-0.8% of its float32 fit's samples on AVX-512, 1.2-1.6% on the baseline's vectors.
 //   dZ: (n, m), db: (n, 1)
 template <class T>
 MLPCORE_VECTOR_CLONES void column_sum(ConstMatrix<T> dZ, T scale, T* db) {
@@ -169,20 +170,23 @@ bool all_finite(ConstMatrix<T> M) {
 }
 
 // The largest |x[k]| of x[0..n), with x[k] - x[k] summed into `residue` (0 only while every x[k] is finite).
-// From long_run entries on, as four runs, a quarter of x each with its own largest and sum: with
-// one vector of maxima and one of sums over all of x, each vector's max and add wait for the one
-// before (4 cycles a vector on an AVX-512 Xeon). In a C loop, 50,176 doubles from the L2 took 8.9
-// us so against 10.5, 8,192 1.4 against 1.7; the extents of mnist's steps into the products (see
-// Trainer) took 2.5% of the float64 fit's samples against 3.9%, 1.7% of float32's against 2.3%.
+// From long_run entries on, the first 4q as four runs of q (whole 64-byte lines), each with its own
+// largest and sum, then the rest: with one vector of maxima and one of sums over all of x, each
+// vector's max and add wait for the one before (4 cycles a vector on an AVX-512 Xeon). The AVX-512
+// clone, x in the L2, took 2.3 us for 50,176 floats so against 4.3, 4.5 for 50,176 doubles
+// against 8.8, 0.11 for 1,024 doubles against 0.14; below long_run, the runs' set-up cost more
+// than they saved. The extents of mnist's steps into the products (see Trainer) took 2.4-2.8% of
+// the float64 fit's samples so, against 3.8-4.2%; 1.5-1.7% of float32's against 2.2-2.3%.
 template <class T>
 MLPCORE_VECTOR_CLONES T max_abs_run(const T* x, index n, T& residue) {
-  constexpr index long_run = 2048;  // below, the four runs' set-up cost more than they saved
+  constexpr index long_run = 8192 / sizeof(T);  // 2,048 floats, 1,024 doubles
+  constexpr index line = 64 / sizeof(T);
   const auto take = [](T v, T& largest, T& sum) {
     largest = std::max(largest, std::abs(v));
     sum += v - v;
   };
   T largest = 0, sum = 0;
-  const index q = n >= long_run ? n / 4 : 0;
+  const index q = n >= long_run ? n / (4 * line) * line : 0;
   if (q > 0) {
     T l0 = 0, l1 = 0, l2 = 0, l3 = 0, s0 = 0, s1 = 0, s2 = 0, s3 = 0;
 #pragma omp simd reduction(max : l0, l1, l2, l3) reduction(+ : s0, s1, s2, s3)
