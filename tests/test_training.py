@@ -532,7 +532,8 @@ def test_plain_sgd_into_the_products_matches_the_reference(dtype, threads, l2, o
     assert steps == 8
     suffix = "64" if np.dtype(dtype) == np.float64 else "32"
     state = getattr(mlpcore._core, "OptimizerState" + suffix)("sgd", {}, twin.net.params.size)
-    assert getattr(mlpcore._core, "Trainer" + suffix)(twin.net._core, "sgd", {}, state, 128, 512).threads(128) == threads
+    trainer = getattr(mlpcore._core, "Trainer" + suffix)(twin.net._core, "sgd", {}, state, 128, 512)
+    assert trainer.threads(128) == threads
     for _ in range(2):
         for start in range(0, 512, 128):
             twin.step("sgd", {}, 0.2, None, X=twin.X[:, start:start + 128], Y=twin.Y[:, start:start + 128], l2=l2)

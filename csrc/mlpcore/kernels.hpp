@@ -170,12 +170,14 @@ bool all_finite(ConstMatrix<T> M) {
 }
 
 // The largest |x[k]| of x[0..n), with x[k] - x[k] summed into `residue` (0 only while every x[k] is finite).
-// From long_run entries on, the first 4q as four runs of q (whole 64-byte lines), each with its own
-// largest and sum, then the rest: with one vector of maxima and one of sums over all of x, each
-// vector's max and add wait for the one before (4 cycles a vector on an AVX-512 Xeon). The AVX-512
-// clone, x in the L2, took 2.3 us for 50,176 floats so against 4.3, 4.5 for 50,176 doubles
-// against 8.8, 0.11 for 1,024 doubles against 0.14; below long_run, the runs' set-up cost more
-// than they saved. The extents of mnist's steps into the products (see Trainer) took 2.4-2.8% of
+// From long_run entries on, the first 4q as four runs of q, each with its own largest and sum, then
+// the rest: with one vector of maxima and one of sums over all of x, each vector's max and add
+// wait for the one before (4 cycles a vector on an AVX-512 Xeon). q is a whole number of 64-byte
+// lines, so that each run begins where the first does within a line (runs a quarter of 50,180
+// doubles long, three of them begun mid-line, read two lines a load: 7.8 us against 4.5). In a C
+// loop, the AVX-512 clone, x in the L2: 50,176 floats 2.3 us so against 4.3, 50,176 doubles 4.5
+// against 8.8, 1,024 doubles 0.11 against 0.14; below long_run, the runs' set-up cost more than
+// they saved. The extents of mnist's steps into the products (see Trainer) took 2.4-2.8% of
 // the float64 fit's samples so, against 3.8-4.2%; 1.5-1.7% of float32's against 2.2-2.3%.
 template <class T>
 MLPCORE_VECTOR_CLONES T max_abs_run(const T* x, index n, T& residue) {
