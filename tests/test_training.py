@@ -1665,6 +1665,125 @@ def test_a_float16_learning_rate_is_taken_without_a_warning():
     np.testing.assert_array_equal(net.params, twin.params)
 
 
+def checked_in_steps(dtype, dropout=None, first="relu"):
+    """A 64-128-64-4 net (`first`, relu, softmax) whose plain-SGD steps of 64 examples go into the products
+    (2^20 multiply-adds and more), and X (64, 660) of ten batches and one of 20, larger than twice
+    the parameters, with labels: its steps check their own columns of X (see fit's X), which fit
+    reads in place (F-ordered)."""
+    net = mlpcore.Network([64, 128, 64, 4], [first, "relu", "softmax"], "cce", dtype=np.dtype(dtype).name, seed=5,
+                          dropout=dropout)
+    rng = np.random.default_rng(6)
+    return net, np.asfortranarray(rng.standard_normal((64, 660)), dtype), rng.integers(0, 4, 660)
+
+
+def fit_in_steps(net, X, labels, **kwargs):
+    """One epoch of plain SGD on batches of 64 in order, seed 0 (kwargs added)."""
+    net.fit(X, labels, **dict(dict(epochs=1, batch_size=64, optimizer="sgd", learning_rate=0.05, shuffle=False, seed=0,
+                                   verbose=0), **kwargs))
+
+
+def refused_in_steps(net, X, labels, **kwargs):
+    """fit_in_steps refuses X: net as it was (its optimizer, the optimizer's step count and its
+    history too), no callback called, and a fit on good data after it (X's NaN, inf and large
+    entries 0.5) the same as on a twin copied before (dropout's seeds put back too).
+    Returns the steps taken into the products before X was refused."""
+    before, twin = snapshot(net), copy.deepcopy(net)
+    optimizer, history = net.optimizer, net.history
+    t = optimizer and optimizer.t
+    called, start = [], mlpcore._core._steps_in_products()
+    with pytest.raises(ValueError, match="^X contains NaN or inf$"):
+        fit_in_steps(net, X, labels, callbacks=[lambda epoch, logs: called.append(epoch)], **kwargs)
+    steps = mlpcore._core._steps_in_products() - start
+    assert_unchanged(net, before)
+    assert net.optimizer is optimizer and (optimizer and optimizer.t) == t
+    assert net.history is history and called == []
+    good = np.where(np.abs(X) < 1e3, X, 0.5)  # NaN too
+    fit_in_steps(net, good, labels, **kwargs)
+    fit_in_steps(twin, good, labels, **kwargs)
+    np.testing.assert_array_equal(net.params, twin.params)
+    return steps
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64], **DTYPE_IDS)
+@pytest.mark.parametrize("threads", [1, 2])
+@pytest.mark.parametrize("value", [np.nan, np.inf, -np.inf])
+@pytest.mark.parametrize("where", [(0, 0), (63, 320), (0, 639), (63, 659)],
+                         ids=["first_batch", "sixth_batch", "tenth_batch_end", "last_batch_end"])
+@pytest.mark.parametrize("first", ["relu", "step"])
+def test_fit_puts_back_the_parameters_when_its_steps_meet_nan_in_X(dtype, threads, value, where, first,
+                                                                    restore_threads):
+    """Steps into the products check their own columns of X, which is not checked before them: a
+    NaN or inf in the k-th batch is met after k - 1 steps were taken, which are undone (the
+    parameters and step count of the fit's start put back, dropout's seeds too), and fit raises
+    as it does before a first step: 0 steps for the first batch, 5 for column 320 (the sixth),
+    9 for the tenth's last column, 10 for the last entry of the smaller last batch. Through a
+    relu layer 1 the NaN reaches the cost; a step layer's output and g' hide it, so that only
+    the check of X's columns keeps it out of dW[1]'s product."""
+    mlpcore.set_num_threads(threads)
+    net, X, labels = checked_in_steps(dtype, dropout=[0.2, 0.0], first=first)
+    X[where] = value
+    assert refused_in_steps(net, X, labels) == {0: 0, 320: 5, 639: 9, 659: 10}[where[1]]
+
+
+def test_a_refused_fit_after_another_leaves_its_optimizer_and_history():
+    """A fit after another, whose plain SGD continues the first's optimizer and step count, and
+    whose steps meet a NaN in X: the parameters and step count of its start put back, the
+    first fit's optimizer object and history kept."""
+    net, X, labels = checked_in_steps(np.float32)
+    fit_in_steps(net, X, labels)
+    assert net.optimizer.t == 11 and len(net.history["cost"]) == 1
+    X[9, 400] = np.nan
+    assert refused_in_steps(net, X, labels) == 6
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_fit_checks_the_rest_of_X_before_a_step_outside_the_products(threads, restore_threads):
+    """A step that cannot go into the products (here X's third batch has a column of half
+    float32's largest, whose forward overflows) takes the usual path, which writes the spare
+    parameters that keep the fit's start: all of X is checked first. With a NaN further on, fit
+    undoes the two steps taken and refuses X; without it, the third step diverges as it did
+    before, and the two steps are kept."""
+    mlpcore.set_num_threads(threads)
+    net, X, labels = checked_in_steps(np.float32)
+    X[:, 130] = np.finfo(np.float32).max / 2
+    bad = X.copy()
+    bad[5, 500] = np.nan
+    assert refused_in_steps(net, bad, labels) == 2
+    start, steps = np.array(net.params), mlpcore._core._steps_in_products()
+    with pytest.raises(mlpcore.DivergenceError, match="^the cost became NaN or inf at epoch 1, step 3"):
+        fit_in_steps(net, X, labels)
+    assert mlpcore._core._steps_in_products() - steps == 2
+    assert not np.array_equal(net.params, start)
+
+
+def test_fit_checks_a_held_out_share_of_X_before_the_first_step():
+    """validation_fraction holds out columns of X that the steps do not read: checked before the
+    first step. The held-out columns are those fit draws from the seed (see _hold_out); the
+    other 594 train."""
+    net, X, labels = checked_in_steps(np.float64)
+    held_out = np.sort(np.random.default_rng(3).permutation(660)[:66])
+    X[7, held_out[30]] = np.nan
+    kept = np.setdiff1d(np.arange(660), held_out)
+    fit_in_steps(copy.deepcopy(net), X[:, kept], labels[kept])
+    before, steps = snapshot(net), mlpcore._core._steps_in_products()
+    with pytest.raises(ValueError, match="^X contains NaN or inf$"):
+        fit_in_steps(net, X, labels, validation_fraction=0.1, seed=3)
+    assert mlpcore._core._steps_in_products() == steps
+    assert_unchanged(net, before)
+
+
+def test_fit_checks_X_once():
+    """X's entries are known finite after the first epoch's steps read them all, as they were
+    when fit checked X before its first step: a NaN that a callback puts into X after it is not
+    refused (which would undo the first epoch) but diverges at the second epoch's first step."""
+    net, X, labels = checked_in_steps(np.float32)
+    steps = mlpcore._core._steps_in_products()
+    with pytest.raises(mlpcore.DivergenceError, match="^the cost became NaN or inf at epoch 2, step 1"):
+        fit_in_steps(net, X, labels, epochs=2, callbacks=[lambda epoch, logs: X.__setitem__((3, 10), np.nan)])
+    assert mlpcore._core._steps_in_products() - steps == 11
+    assert len(net.history["cost"]) == 1
+
+
 def test_fit_names_the_validation_data_that_holds_nan():
     X, labels = two_spirals(m=64, noise=0.02)
     X_val = X[:, :8].copy()

@@ -690,11 +690,13 @@ void bind_network(py::module_& m, const std::string& suffix) {
                     return (a.ndim() == 1 || a.ndim() == 2) && has_dtype<T>(a) && unit_stride_view<T>(a).has_value();
                   })
       .def("check_data",
-           [](const Net& net, py::array X, py::array Y) {
+           // Refuses X's NaN and inf unless the trainer is to find them (values_of_X false), and Y's
+           // values that the cost does not take.
+           [](const Net& net, py::array X, py::array Y, bool values_of_X) {
              const ConstMatrix<T> X_view = matrix_view<T>(X, "X");
              const Targets<T> Y_view = targets(net, Y);
              ReleasedGIL release;
-             require(all_finite(X_view), "X contains NaN or inf");
+             require(!values_of_X || all_finite(X_view), "X contains NaN or inf");
              require_valid_targets(net.cost, Y_view);
            })
       .def("backward",
@@ -823,8 +825,8 @@ py::dict run_epoch(py::object self, py::array X, py::array Y, index batch_size, 
   {
     InterruptCatcher catcher(catch_interrupt);
     ReleasedGIL release;
-    // fit checked X and Y's values once (check_data); each epoch re-checks only what
-    // keeps memory safe, the labels' range, not the O(n[0] m) finiteness of X.
+    // fit checked Y's values once (check_data), and the trainer checks X's the first time it
+    // is given; each epoch re-checks only what keeps memory safe, the labels' range.
     require_labels_in_range(Y_view);
     result = trainer.epoch(X_view, Y_view, settings, epoch_number, call_hook, catcher.stop(), report);
     result.interrupted |= catcher.finish();

@@ -461,7 +461,14 @@ class Network:
             diagnostics=False, verbose=1):
         """Train by minibatch gradient descent; the steps of each epoch run in the C++ core.
 
-        X : (n[0], m); Y : as for ``cost`` (labels (m,) for cce, or (n[L], m)).
+        X : (n[0], m); Y : as for ``cost`` (labels (m,) for cce, or (n[L], m)). A NaN or inf
+            in X or Y raises ValueError and leaves the network as it was: Y's and validation
+            data's are checked before the first step, X's before a step updates the parameters
+            from them. Where the steps go into the products (see optimizer) and X is larger
+            than twice the parameters, each step checks its own columns of X as it reads them
+            (X is then read once, not twice), and a NaN or inf met after some steps puts back
+            the parameters of the fit's start before fit raises (after Ctrl-C too, which then
+            checks the rest of X).
         epochs : int >= 1. batch_size : int >= 1, or None for the whole set (batch
             gradient descent); the last minibatch of an epoch may be smaller (a last
             minibatch of one example is skipped in a batch-norm network, which needs

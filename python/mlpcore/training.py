@@ -113,10 +113,11 @@ class _Run:
 
     def __init__(self, net, X, Y, batch_size, optimizer, learning_rate, seed, validation_data,
                  validation_fraction, schedule):
-        X, Y = _data(net, X, Y, "X", "Y")
+        X, Y = _data(net, X, Y, "X", "Y", values_of_X=False)  # the trainer checks X's as it reads it
         rng = np.random.default_rng(seed)
         if validation_fraction is not None:
             X, Y, validation_data = _hold_out(X, Y, validation_fraction, rng)
+            _data(net, *validation_data, "X", "Y")  # which the trainer does not read
         elif validation_data is not None:
             validation_data = _data(net, *validation_data, "validation X", "validation Y")
         m = X.shape[1]
@@ -261,8 +262,9 @@ def _require_apart(net, optimizer, data):
                              f"and running statistics, the optimizer's state): pass a copy")
 
 
-def _data(net, X, Y, X_name, Y_name):
-    """X (n[0], m) and Y as the core takes them, with the same m, their values checked."""
+def _data(net, X, Y, X_name, Y_name, values_of_X=True):
+    """X (n[0], m) and Y as the core takes them, with the same m, their values checked (X's NaN
+    and inf left to the trainer unless values_of_X)."""
     X = net._matrix(X, X_name, rows=net.n[0])
     Y = net._targets(Y)
     m, n_L = X.shape[1], net.n[-1]
@@ -273,7 +275,7 @@ def _data(net, X, Y, X_name, Y_name):
                          f"{transpose_hint(Y_name, Y.shape, n_L, m) if len(expected) == 2 else ''}"
                          f"{_labels_hint(net, Y_name, Y.shape, m)}")
     try:
-        net._core.check_data(X, Y)
+        net._core.check_data(X, Y, values_of_X)
     except ValueError as error:  # the core says "X ...", "Y ..." or "cce labels ...": name which data it is
         message = str(error)
         name = {"X": X_name, "Y": Y_name}.get(message[:1])
