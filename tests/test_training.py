@@ -1725,6 +1725,18 @@ def test_fit_puts_back_the_parameters_when_its_steps_meet_nan_in_X(dtype, thread
     assert refused_in_steps(net, X, labels) == {0: 0, 320: 5, 639: 9, 659: 10}[where[1]]
 
 
+@pytest.mark.parametrize("threads", [1, 2])
+@pytest.mark.parametrize("column", [0, 333, 659])
+def test_fit_in_shuffled_batches_puts_back_the_parameters_when_its_steps_meet_nan_in_X(threads, column,
+                                                                                        restore_threads):
+    """With shuffling, each step checks the columns of X it gathered: a NaN is met at the step
+    whose batch drew its column (at most the eleventh), and fit refuses X as it does in order."""
+    mlpcore.set_num_threads(threads)
+    net, X, labels = checked_in_steps(np.float32, first="step")
+    X[17, column] = np.nan
+    assert refused_in_steps(net, X, labels, shuffle=True) <= 10
+
+
 def test_a_refused_fit_after_another_leaves_its_optimizer_and_history():
     """A fit after another, whose plain SGD continues the first's optimizer and step count, and
     whose steps meet a NaN in X: the parameters and step count of its start put back, the
@@ -1805,6 +1817,19 @@ def test_fit_names_the_data_whose_values_the_core_refuses_once(validation):
         with pytest.raises(ValueError) as refused:
             net.fit(X, bad_Y if not validation else labels, epochs=1, verbose=0, **data)
         assert str(refused.value).startswith(prefix + message), str(refused.value)
+
+
+@pytest.mark.parametrize("m", [50, 660])
+def test_a_fit_refused_in_its_first_epoch_shows_no_progress_bar(m, capsys):
+    """X's NaN, which the core meets in the first epoch (before its first step with 50 examples,
+    at the steps' check of their columns with 660), is refused before the bar shows anything."""
+    net, X, labels = checked_in_steps(np.float32)
+    X[3, m - 1] = np.nan
+    with pytest.raises(ValueError, match="^X contains NaN or inf$"):
+        fit_in_steps(net, X[:, :m], labels[:m], epochs=3, verbose=1)
+    assert capsys.readouterr().err == ""
+    fit_in_steps(net, X[:, :m - 1], labels[:m - 1], epochs=3, verbose=1)
+    assert re.search(r"3/3 \[", capsys.readouterr().err)
 
 
 def test_the_progress_bar_shows_the_running_cost_inside_a_long_epoch(capsys):

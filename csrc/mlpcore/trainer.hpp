@@ -322,7 +322,8 @@ class Trainer {
     checked_X_ = X;
   }
 
-  // Whether check_X found X finite (the same view: where it starts, its shape and layout).
+  // Whether check_X found X finite: the same view (where it starts, its shape and layout), its
+  // entries taken as unchanged (fit holds one X for all its epochs).
   bool checked(ConstMatrix<T> X) const {
     const ConstMatrix<T>& c = checked_X_;
     return X.data == c.data && X.rows == c.rows && X.cols == c.cols && X.ld == c.ld && X.transposed == c.transposed;

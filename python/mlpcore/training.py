@@ -389,11 +389,34 @@ def restore(net, saved):
 
 
 def _progress(epochs, verbose):
-    """A tqdm bar that advances once per epoch (the epoch itself runs in the core), or None."""
-    if not verbose:
-        return None
-    from tqdm.auto import tqdm
-    return tqdm(total=epochs, unit="epoch", leave=True)
+    """The fit's _Bar with verbose, else None."""
+    return _Bar(epochs) if verbose else None
+
+
+class _Bar:
+    """A tqdm bar that advances once per epoch (the epoch itself runs in the core), made when it
+    first has figures to show, so that a fit refused at its first epoch's start (X's NaN, which
+    the core checks there) shows none; its clock starts with the fit all the same."""
+
+    def __init__(self, epochs):
+        self.epochs, self.started, self.tqdm = epochs, time.time(), None
+
+    def set_postfix(self, figures, refresh=True):
+        self._made().set_postfix(figures, refresh=refresh)
+
+    def update(self, n):
+        self._made().update(n)
+
+    def close(self):
+        if self.tqdm is not None:
+            self.tqdm.close()
+
+    def _made(self):
+        if self.tqdm is None:
+            from tqdm.auto import tqdm
+            self.tqdm = tqdm(total=self.epochs, unit="epoch", leave=True)
+            self.tqdm.start_t = self.started  # tqdm's clock (time.time) from which it shows elapsed and rate
+        return self.tqdm
 
 
 def _running(bar, run):
