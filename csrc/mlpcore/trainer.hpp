@@ -305,10 +305,10 @@ class Trainer {
   // the steps go into the products and X is larger than twice the parameters, each step checks
   // its own columns instead, as it finds their largest |A[0]| (see record_extents), with which
   // it does not go into the products if one is NaN or inf. X is then read once instead of
-  // twice, which takes 3-4% off an mnist epoch of 30,000 examples (the whole pass over its 94
-  // MB X took 3.8-5.4 ms of 0.127 s: X had left the caches by then). Those steps keep the
-  // parameters of the epoch's start in the spares (see hold_start), whose copy costs a pass
-  // over the parameters only.
+  // twice, which took 2.7-2.9% off mnist's epoch of 30,000 examples as the benchmark times it,
+  // in float32 and float64 (the whole pass over float32's 94 MB X took 3.8-5.4 ms of 0.12-0.13
+  // s: X had left the caches by then). Those steps keep the parameters of the epoch's start in
+  // the spares (see hold_start), whose copy costs a pass over the parameters only.
   //
   // check_X(X, finite, held) concludes: X is known finite, or the parameters go back to those
   // that hold_start kept when `held`, and std::invalid_argument is thrown.

@@ -395,8 +395,8 @@ def _progress(epochs, verbose):
 
 class _Bar:
     """A tqdm bar that advances once per epoch (the epoch itself runs in the core), made when it
-    first has figures to show, so that a fit refused at its first epoch's start (X's NaN, which
-    the core checks there) shows none; its clock starts with the fit all the same."""
+    first has figures to show, so that a fit whose first epoch refuses X's NaN (which the core
+    checks there) before it reports shows none; its clock starts with the fit all the same."""
 
     def __init__(self, epochs):
         self.epochs, self.started, self.tqdm = epochs, time.time(), None
