@@ -128,10 +128,11 @@ class Trainer {
     run.in_products = optimizer_.method == Method::sgd && optimizer_.momentum == 0 && !hook &&
                       settings.clip_norm == 0 && settings.clip_value == 0 && !settings.keep_gradient &&
                       !net_.any_batch_norm() && net_.work(settings.batch_size) >= products_step_work;
-    run.checking_X = !checked(X) && run.in_products && X.rows * m > 2 * index(net_.params.size());
+    const bool unchecked = !checked(X);
+    run.checking_X = unchecked && run.in_products && X.rows * m > 2 * index(net_.params.size());
     if (run.checking_X) {
       hold_start();
-    } else if (!checked(X)) {
+    } else if (unchecked) {
       check_X(X, all_finite(X), false);
     }
     W_bound_known_ = false;
@@ -322,6 +323,11 @@ class Trainer {
     checked_X_ = X;
   }
 
+  // Whether the flags of a team's first `threads` threads (finite_, bias_finite_) are all set.
+  static bool all_set(const std::vector<char>& flags, int threads) {
+    return std::all_of(flags.begin(), flags.begin() + threads, [](char flag) { return flag; });
+  }
+
   // Whether check_X found X finite: the same view (where it starts, its shape and layout), its
   // entries taken as unchanged (fit holds one X for all its epochs).
   bool checked(ConstMatrix<T> X) const {
@@ -344,7 +350,7 @@ class Trainer {
     team.sync();
     if (team.master()) {
       run.checking_X = false;
-      const bool finite = std::all_of(finite_.begin(), finite_.begin() + team.size, [](char f) { return f; });
+      const bool finite = all_set(finite_, team.size);
       run_safely(run, [&] { check_X(run.X, finite, true); });
     }
     team.sync();
@@ -364,9 +370,7 @@ class Trainer {
   // the products' sums within m D A and the new weights within |1 - lr lambda/m| W_bound + lr D A,
   // each under a quarter of T's largest (a margin for rounding). NaN or inf fails every comparison.
   bool sure_to_be_finite(const Epoch& run, int threads, index batch_m) const {
-    if (!std::isfinite(run.J) ||
-        !std::all_of(bias_finite_.begin(), bias_finite_.begin() + threads, [](char f) { return f; }))
-      return false;
+    if (!std::isfinite(run.J) || !all_set(bias_finite_, threads)) return false;
     const double limit = double(std::numeric_limits<T>::max()) / 4;
     for (index l = 1; l <= net_.L(); ++l) {
       const Extent e = layer_extent(l, threads);
@@ -432,7 +436,7 @@ class Trainer {
       result.diverged = "the cost";
     } else if (!net_.batch_statistics_finite(cache_)) {  // which the running statistics would take in
       result.diverged = "a batch-norm layer's batch mean or variance";
-    } else if (!std::all_of(finite_.begin(), finite_.begin() + threads, [](char finite) { return finite; })) {
+    } else if (!all_set(finite_, threads)) {
       // A NaN or inf in the gradient makes the update NaN or inf too, so one check of what the
       // step wrote covers both.
       result.diverged =
