@@ -289,6 +289,47 @@ def test_core_gradient_with_batch_norm_and_dropout_matches_finite_differences(hi
     assert all(np.all(analytic[("b", l)] == 0) for l in net.gamma.indices)  # b has no effect there
 
 
+@pytest.mark.parametrize("m", [16, 19])
+def test_core_gradient_through_transposed_tiles_matches_finite_differences(m):
+    """On AVX-512, dA[1] = W[2]^T dZ[2] and dA[2] = W[3]^T dZ[3] of 25 and 26 rows (three float64
+    vectors and more) on 16 columns and more run on the tiles through W[l]^T, transposed in
+    blocks of 8 by 8 cut at both edges (W[2] is 26 x 25, W[3] 2 x 26): dW[1], db[1] and dW[2],
+    db[2], which they feed, against central differences of the core's cost; one backward takes
+    four products on the tiles (dW[1], dW[2], dA[1], dA[2]), none elsewhere."""
+    rng = np.random.default_rng(31)
+    net = mlpcore.Network([3, 25, 26, 2], ["tanh", "tanh", "softmax"], "cce", dtype="float64", seed=6)
+    X, Y = rng.standard_normal((3, m)), random_targets(rng, "cce", 2, m, np.float64)
+    cache = net.forward(X)
+    before = _core._tile_products()
+    net.backward(cache, Y)
+    transposed = [_core._transposes_for_tiles(True, 25, m, 26), _core._transposes_for_tiles(True, 26, m, 2)]
+    assert transposed == [_core._avx512_kernels()] * 2
+    assert _core._tile_products() - before == (4 if _core._avx512_kernels() else 0)
+    check_finite_differences(net, X, Y)
+
+
+@pytest.mark.parametrize("m", [15, 16, 17, 40])
+@pytest.mark.parametrize("n, dtype", [([5, 48, 1], np.float32), ([5, 49, 3], np.float32), ([5, 97, 17], np.float32),
+                                      ([5, 24, 1], np.float64), ([5, 31, 2], np.float64)])
+def test_dA_through_W_transposed_for_the_tiles_matches_the_product(n, m, dtype):
+    """dA[1] = W[2]^T dZ[2] on a k of 1 to 3 units of layer 2 (W[2]'s rows; one column of
+    blocks of 8 or 16 lanes, masked to 1 to 3), and of 17 (a block and one more): on AVX-512, on
+    the tiles from 16 columns (through W[2]^T transposed), on BLAS on 15; against the float64
+    product of the core's W[2] and dZ[2]."""
+    net = mlpcore.Network(n, ["tanh", "identity"], "mse", dtype=np.dtype(dtype).name, seed=8)
+    rng = np.random.default_rng(9)
+    X, Y = rng.standard_normal((n[0], m)).astype(dtype), rng.standard_normal((n[2], m)).astype(dtype)
+    cache = net.forward(X)
+    before = _core._tile_products()
+    grads = net.backward(cache, Y)
+    transposed = _core._transposes_for_tiles(dtype == np.float64, n[1], m, n[2])
+    assert transposed == (_core._avx512_kernels() and m >= 16)
+    dW_on_tiles = _core._avx512_kernels() and n[1] >= (48 if dtype == np.float32 else 24)
+    assert _core._tile_products() - before == dW_on_tiles + transposed
+    expected = np.asarray(net.W[2], np.float64).T @ np.asarray(grads.dZ[2], np.float64)
+    assert_close(grads.dA[1], expected, dtype)
+
+
 def test_cce_gradient_with_class_probabilities_matches_finite_differences():
     """cce also takes columns of class probabilities as Y, not only one-hot columns."""
     rng = np.random.default_rng(29)
@@ -729,15 +770,21 @@ def test_one_example_forward_leaves_out_the_columns_of_zeros_on_avx512(rows, dty
 @pytest.mark.parametrize("m", [2, 3, 4, 6, 8, 13, 71])
 @pytest.mark.parametrize("layout", ["F", "C"])
 def test_minibatch_products_match_the_reference_for_every_tile(m, layout, dtype):
-    """Z[l] = W[l] A[l-1] + b[l] and dW[l] = (1/m) dZ[l] A[l-1]^T of several examples (on AVX-512,
-    the core's own tiles where op(A) fits in L2 and has three vectors of rows and more: 48 rows
-    in float32, 24 in float64; tiles of three vectors, a last one of two or three, and two of
-    two where three would leave one; eight columns at a time, then the 1 to 7 left). n[l] in
-    float32: 48 (one tile), 49, 64 and 112 (two and two at the end), 80, 95 and 130 (a last tile
-    of two or three, masked); 24, 25 and 3 on BLAS. In float64 those are two tiles and more, and
-    24 (one tile) and 25 (two and two) take the tiles too. m of 2, 3, 4, 6, 8, 13 and 71 columns,
-    and the widths of each dW[l]; X F-ordered, or C-ordered (op(B) read a row a step). Each of
-    those layers' forward and dW[l] is one product on the tiles."""
+    """Z[l] = W[l] A[l-1] + b[l], dW[l] = (1/m) dZ[l] A[l-1]^T and dA[l-1] = W[l]^T dZ[l] of
+    several examples (on AVX-512, the core's own tiles where op(A) fits in L2 and has three
+    vectors of rows and more: 48 rows in float32, 24 in float64; tiles of three vectors, a last
+    one of two or three, and two of two where three would leave one; eight columns at a time,
+    then the 1 to 7 left). n[l] in float32: 48 (one tile), 49, 64 and 112 (two and two at the
+    end), 80, 95 and 130 (a last tile of two or three, masked); 24, 25 and 3 on BLAS. In float64
+    those are two tiles and more, and 24 (one tile) and 25 (two and two) take the tiles too. m of
+    2, 3, 4, 6, 8, 13 and 71 columns, and the widths of each dW[l]; X F-ordered, or C-ordered
+    (op(B) read a row a step). Each of those layers' forward and dW[l] is one product on the
+    tiles, and so is dA[l-1] (dA[0] asked for too) where the core transposes W[l] for the tiles
+    (on AVX-512, from 16 columns, W[l] within an eighth of L2; dA[l-1] of n[l-1] rows on a k of
+    n[l]: 71 columns, and in float64 dA[0] of 37 rows), in blocks of a vector's lanes square:
+    n[l-1] and n[l] both multiples of them (64 by 80), or not (49 by 64, 130 by 112, 112 by 24
+    with a block of 8 rows left in float32, and a last block of fewer rows and columns in each
+    dtype)."""
     n = [37, 48, 49, 64, 80, 95, 130, 112, 24, 25, 3]
     net = mlpcore.Network(n, ["tanh"] * (len(n) - 2) + ["identity"], "mse", dtype=dtype, seed=3)
     rng = np.random.default_rng(4)
@@ -747,18 +794,21 @@ def test_minibatch_products_match_the_reference_for_every_tile(m, layout, dtype)
     W, b = reference_params(net)
     tile_rows = 48 if dtype == np.float32 else 24
     on_tiles = sum(rows >= tile_rows for rows in n[1:]) if _core._avx512_kernels() else 0
+    dA_on_tiles = sum(_core._transposes_for_tiles(dtype == np.float64, n[l - 1], m, n[l]) for l in range(1, len(n)))
     before = _core._tile_products()
     cache = net.forward(X)
     assert _core._tile_products() - before == on_tiles
-    grads = net.backward(cache, Y)
-    assert _core._tile_products() - before == 2 * on_tiles
+    grads = net.backward(cache, Y, compute_dA0=True)
+    assert _core._tile_products() - before == 2 * on_tiles + dA_on_tiles
     Z_ref, A_ref = reference.forward(W, b, X, net.activations)
     Z, A = cache_dicts(cache, net.L)
-    expected = reference.backward(W, Z, A, Y, net.activations, "mse")
+    expected = reference.backward(W, Z, A, Y, net.activations, "mse", compute_dA0=True)
     for l in range(1, net.L + 1):
         assert_close(cache.Z[l], Z_ref[l], dtype)
         assert_close(grads.dW[l], expected["dW"][l], dtype)
         assert_close(grads.db[l], expected["db"][l], dtype)
+    for l in range(0, net.L + 1):
+        assert_close(grads.dA[l], expected["dA"][l], dtype)
 
 
 class _Subclass(np.ndarray):

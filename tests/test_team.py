@@ -285,6 +285,48 @@ def test_a_large_layer_shared_out_by_rows_equals_one_thread_and_the_reference(dt
 
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32], **DTYPE_IDS)
+@pytest.mark.parametrize("n1, m, by_columns", [(512, 128, True), (1024, 128, False), (512, 256, False)])
+def test_a_team_s_dA_through_W_transposed_on_the_tiles_equals_one_thread_and_the_reference(
+        n1, m, by_columns, dtype, restore_threads):
+    """dA[1] = W[2]^T dZ[2] of twice as many rows as the batch's columns and more, which by_rows
+    alone would share out by rows (float64 too, from 512 rows): where the core transposes W[2]
+    (64 x n1) for the tiles (on AVX-512, W[2] within an eighth of L2: on a 2 MiB L2, all but
+    float64's 64 x 1024), below 2^23 multiply-adds (512 rows on 128 columns, 2^22) each thread
+    transposes all of W[2] and multiplies its own columns on the tiles; from 2^23 (1,024 rows on
+    128 columns, 512 on 256) by rows, each thread's half of W[2] on BLAS. dA[2] = W[3]^T dZ[3]
+    (64 rows on a k of 10) goes by columns through the tiles either way, and dW[1] and dW[2]
+    take the tiles on each thread. The calls on two threads against one thread's and the
+    reference."""
+    n = [256, n1, 64, 10]
+    assert (n1 * 64 * m < 2**23) == by_columns and n1 * 64 * m >= 2**22 and n1 >= 2 * m
+    rng = np.random.default_rng(6)
+    X, y = rng.standard_normal((n[0], m)).astype(dtype), rng.integers(0, 10, m)
+
+    def call():
+        net = mlpcore.Network(n, ["tanh", "relu", "softmax"], "cce", dtype=dtype, seed=4)
+        cache = net.forward(X)
+        before = _core._tile_products()
+        grads = net.backward(cache, y)
+        return net, grads, _core._tile_products() - before, _core._last_team_size()
+    (_, team_grads, team_tiles, team_size), (net, grads, tiles, size) = team_and_one_thread(call)
+    assert (team_size, size) == (2, 1)
+    if _core._transposes_for_tiles(dtype == np.float64, n1, m // 2, 64):
+        # one thread: dW[1], dW[2], dA[2] and dA[1]; two: each of theirs, but dA[1] by rows
+        assert (tiles, team_tiles) == (4, 2 * 3 + (2 if by_columns else 0))
+    else:  # dA[1] on BLAS either way; the other products on the tiles or not, on each thread
+        assert team_tiles == 2 * tiles
+    W = {l: np.array(net.W[l], np.float64) for l in (1, 2, 3)}
+    Z, A = reference.forward(W, {l: np.array(net.b[l], np.float64) for l in (1, 2, 3)}, X.astype(np.float64),
+                             net.activations)
+    expected = reference.backward(W, Z, A, reference.one_hot(y, 10), net.activations, "cce")
+    for l in (1, 2):
+        assert_close(team_grads.dA[l], grads.dA[l], dtype)
+        assert_close(team_grads.dA[l], expected["dA"][l], dtype)
+    for l in (1, 2, 3):
+        assert_close(team_grads.dW[l], expected["dW"][l], dtype)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32], **DTYPE_IDS)
 @pytest.mark.parametrize("output, cost", [("identity", "mse"), ("sigmoid", "bce")])
 def test_a_fit_sharing_its_output_layer_out_by_inputs_equals_one_thread(output, cost, dtype, restore_threads):
     """An output layer without softmax whose product is tall (784 rows on batches of 101, 2^22

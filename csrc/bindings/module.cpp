@@ -901,6 +901,15 @@ PYBIND11_MODULE(_core, m) {
       "The products of several examples that mlpcore's own AVX-512 tiles have computed in this process (see "
       "blas.cpp).");
   m.def(
+      "_transposes_for_tiles",
+      [](bool float64, mlpcore::index rows, mlpcore::index cols, mlpcore::index k) {
+        return float64 ? mlpcore::tiles_take_transposed<double>(rows, cols, k)
+                       : mlpcore::tiles_take_transposed<float>(rows, cols, k);
+      },
+      py::arg("float64"), py::arg("rows"), py::arg("cols"), py::arg("k"),
+      "Whether backward's dA[l-1] = W[l]^T dZ[l] of (rows, cols) a thread, W[l] of (k, rows), goes to the "
+      "tiles through W[l]^T transposed (see gemm in blas.hpp).");
+  m.def(
       "_steps_in_products", [] { return mlpcore::steps_in_products.load(); },
       "The steps of fit whose plain SGD went into the gradient's products in this process (see Trainer::descended).");
   m.def(

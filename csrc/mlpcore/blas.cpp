@@ -12,6 +12,7 @@
 #include <atomic>
 #include <cassert>
 #include <initializer_list>
+#include <new>
 #include <stdexcept>
 #include <thread>
 #include <utility>
@@ -108,6 +109,29 @@ struct Zmm<float> {
   }
   MLPCORE_AVX512 static Vec scale(float x, Vec v) { return _mm512_mul_ps(_mm512_set1_ps(x), v); }
   MLPCORE_AVX512 static unsigned nonzero(Vec v) { return _mm512_cmp_ps_mask(v, zero(), _CMP_NEQ_UQ); }
+  // v[i][j] = v[j][i]: swaps of single entries, then of pairs, of fours and of eights
+  MLPCORE_AVX512 static void transpose(Vec (&v)[lanes]) {
+    Vec t[lanes];
+    for (int i = 0; i < lanes; i += 2) {
+      t[i] = _mm512_unpacklo_ps(v[i], v[i + 1]);
+      t[i + 1] = _mm512_unpackhi_ps(v[i], v[i + 1]);
+    }
+    for (int i = 0; i < lanes; i += 4)
+      for (int h = 0; h < 2; ++h) {
+        const __m512d a = _mm512_castps_pd(t[i + h]), b = _mm512_castps_pd(t[i + h + 2]);
+        v[i + 2 * h] = _mm512_castpd_ps(_mm512_unpacklo_pd(a, b));
+        v[i + 2 * h + 1] = _mm512_castpd_ps(_mm512_unpackhi_pd(a, b));
+      }
+    for (int i = 0; i < lanes; i += 8)
+      for (int h = 0; h < 4; ++h) {
+        t[i + h] = _mm512_shuffle_f32x4(v[i + h], v[i + h + 4], 0x88);
+        t[i + h + 4] = _mm512_shuffle_f32x4(v[i + h], v[i + h + 4], 0xdd);
+      }
+    for (int h = 0; h < 8; ++h) {
+      v[h] = _mm512_shuffle_f32x4(t[h], t[h + 8], 0x88);
+      v[h + 8] = _mm512_shuffle_f32x4(t[h], t[h + 8], 0xdd);
+    }
+  }
 };
 template <>
 struct Zmm<double> {
@@ -125,6 +149,24 @@ struct Zmm<double> {
   }
   MLPCORE_AVX512 static Vec scale(double x, Vec v) { return _mm512_mul_pd(_mm512_set1_pd(x), v); }
   MLPCORE_AVX512 static unsigned nonzero(Vec v) { return _mm512_cmp_pd_mask(v, zero(), _CMP_NEQ_UQ); }
+  // v[i][j] = v[j][i]: swaps of single entries, then of pairs and of fours
+  MLPCORE_AVX512 static void transpose(Vec (&v)[lanes]) {
+    Vec t[lanes];
+    for (int i = 0; i < lanes; i += 2) {
+      t[i] = _mm512_unpacklo_pd(v[i], v[i + 1]);
+      t[i + 1] = _mm512_unpackhi_pd(v[i], v[i + 1]);
+    }
+    for (int i = 0; i < lanes; i += 4)
+      for (int h = 0; h < 2; ++h) {
+        v[i + h] = _mm512_shuffle_f64x2(t[i + h], t[i + h + 2], 0x88);
+        v[i + h + 2] = _mm512_shuffle_f64x2(t[i + h], t[i + h + 2], 0xdd);
+      }
+    for (int h = 0; h < 4; ++h) {
+      const Vec low = _mm512_shuffle_f64x2(v[h], v[h + 4], 0x88);
+      v[h + 4] = _mm512_shuffle_f64x2(v[h], v[h + 4], 0xdd);
+      v[h] = low;
+    }
+  }
 };
 
 // Vector v of a column's V vectors of rows, the last of which holds `last` rows (its load masked to them).
@@ -332,21 +374,100 @@ const double tile_A_bytes = [] {
 template <class T>
 constexpr double tile_B_span = sizeof(T) == 4 ? 1 << 19 : 1 << 21;
 
-// Whether tile_gemm took C = alpha op(A) op(B) + beta C (see product): with several columns,
-// op(A) stored column-major, of three vectors of rows and more and at most tile_A_bytes, and
-// op(B)'s strips within tile_B_span (alpha = 0 is left to BLAS, which then reads neither
-// factor). On an AVX-512 Xeon, one thread, a layer's forward (and backward) against OpenBLAS's,
-// in the tiles' first version: in float32, 784-256 on 128 examples 322 us (382) against 399
-// (364), 256-128 58 (61) against 73 (71), 512-512 420 (469) against 514 (515); in float64,
-// 784-64 on 128 examples 160 (219) against 244 (229), 256-128 108 (114) against 148 (151).
+// out = the transpose of a block of `rows` rows and `cols` columns of A, each at most a vector's lanes:
+//   out(j, i) = A(i, j);  A: column-major, lda;  out: column-major, ldo
+// The block's columns are loaded as vectors (masked to its rows; 0 past its columns), transposed
+// in registers, and its rows stored (masked to its columns).
 template <class T>
-bool tile_gemm_took(bool trans_A, ConstMatrix<T> A, bool trans_B, ConstMatrix<T> B, T alpha, T beta, Matrix<T> C) {
+MLPCORE_AVX512 void transpose_block(const T* a, index lda, unsigned rows, unsigned cols, T* out, index ldo) {
+  using Z = Zmm<T>;
+  typename Z::Vec v[Z::lanes];
+  for (unsigned j = 0; j < unsigned(Z::lanes); ++j) v[j] = j < cols ? Z::load(rows, a + j * lda) : Z::zero();
+  Z::transpose(v);
+  for (unsigned i = 0; i < rows; ++i) Z::store(cols, out + i * ldo, v[i]);
+}
+
+// At = A^T, column-major with leading dimension A.cols, block by block of a vector's lanes.
+//   A: (rows, cols) column-major;  At: (cols, rows)
+template <class T>
+void transpose_into(ConstMatrix<T> A, T* At) {
+  constexpr index lanes = Zmm<T>::lanes;
+  for (index j = 0; j < A.cols; j += lanes)
+    for (index i = 0; i < A.rows; i += lanes)
+      transpose_block(A.data + i + j * A.ld, A.ld, unsigned(std::min(lanes, A.rows - i)),
+                      unsigned(std::min(lanes, A.cols - j)), At + j + i * A.cols, A.cols);
+}
+
+// Whether tile_gemm takes a product of C = (rows, cols) over k with an op(A) stored column-major
+// whose rows are three vectors and more and which fits in tile_A_bytes, and an op(B) whose strips
+// span tile_B_span at most (its rows bk apart); alpha = 0 is left to BLAS, which then reads
+// neither factor.
+template <class T>
+bool tiles_take(index rows, index cols, index k, index bk, T alpha) {
+  return alpha != T(0) && cols >= 2 && rows >= 3 * Zmm<T>::lanes &&
+         double(rows) * double(k) * sizeof(T) <= tile_A_bytes && double(k) * double(bk) * sizeof(T) <= tile_B_span<T>;
+}
+
+// Columns of C from which tile_gemm may take a row-major op(A), transposed first (see transposes).
+constexpr index transposition_min_columns = 16;
+
+// Whether tile_gemm, with may_transpose_A (see gemm), takes a row-major op(A) of (rows, k) for C of
+// (rows, cols): from transposition_min_columns columns, within a quarter of tile_A_bytes. Elsewhere
+// the transposition (a read and a write of op(A)) cost more than the tiles saved. One thread's
+// backward of 64-n1-n2 relu networks, whose dA[1] has an op(A) of (n1, n2), in us on BLAS against
+// transposed, on an AVX-512 Xeon with 2 MiB of L2: in float32, 256x256 (256 KiB) 17 against 35 on 4
+// examples, 45 against 38 on 8, 57 against 53 on 16, 88 against 82 on 32; 256x128 24 against 20 on
+// 8, 50 against 45 on 32; but 512x256 (512 KiB) 174 against 192 on 32 and 590 against 638 on 128,
+// 512x512 350 against 419 on 32. In float64, 128x128 11-14 against 21 on 8 and 30 against 30 on 16;
+// 181x181 (256 KiB) 42 against 41 on 8, 60 against 57 on 16, 96 against 89 on 32; but 256x256 (512
+// KiB) 172 against 206 on 32.
+template <class T>
+bool transposes(index rows, index cols, index k) {
+  return cols >= transposition_min_columns && double(rows) * double(k) * sizeof(T) <= tile_A_bytes / 4;
+}
+
+// The calling thread's scratch of at least `size` entries, for an op(A) transposed for the tiles:
+// grown to the largest asked for (a quarter of tile_A_bytes at most), kept for the thread's life,
+// as BLAS keeps the buffers it packs into; nullptr where it cannot grow (BLAS then takes the
+// product: a team's thread must not throw).
+template <class T>
+T* transposition_scratch(index size) {
+  thread_local std::vector<T> scratch;
+  if (index(scratch.size()) < size) {  // once per thread and size
+    try {
+      scratch.resize(size);
+    } catch (const std::bad_alloc&) {
+      return nullptr;
+    }
+  }
+  return scratch.data();
+}
+
+// Whether tile_gemm took C = alpha op(A) op(B) + beta C (see product, tiles_take): op(A) stored
+// column-major, or else, with may_transpose_A (see transposes), transposed into the thread's
+// scratch first (dA[l-1] = W[l]^T dZ[l]; see Network::dA_by_rows). On an AVX-512 Xeon, one
+// thread, a layer's forward (and backward) against OpenBLAS's, in the tiles' first version: in
+// float32, 784-256 on 128 examples 322 us (382) against 399 (364), 256-128 58 (61) against 73
+// (71), 512-512 420 (469) against 514 (515); in float64, 784-64 on 128 examples 160 (219)
+// against 244 (229), 256-128 108 (114) against 148 (151).
+template <class T>
+bool tile_gemm_took(bool trans_A, ConstMatrix<T> A, bool trans_B, ConstMatrix<T> B, T alpha, T beta, Matrix<T> C,
+                    bool may_transpose_A) {
   const index k = trans_A ? A.rows : A.cols;
   const index bk = k_step(trans_B, B), bj = bk == 1 ? B.ld : 1;
-  if (alpha == T(0) || C.cols < 2 || C.rows < 3 * Zmm<T>::lanes || trans_A != A.transposed ||
-      double(C.rows) * double(k) * sizeof(T) > tile_A_bytes || double(k) * double(bk) * sizeof(T) > tile_B_span<T>)
-    return false;
-  tile_gemm(C.rows, C.cols, k, alpha, A.data, A.ld, B.data, bk, bj, beta, C.data, C.ld);
+  const bool column_major = trans_A == A.transposed;
+  if (!tiles_take(C.rows, C.cols, k, bk, alpha)) return false;
+  if (!column_major && !(may_transpose_A && transposes<T>(C.rows, C.cols, k))) return false;
+  const T* a = A.data;
+  index lda = A.ld;
+  if (!column_major) {  // op(A)^T is stored column-major: (k, C.rows)
+    T* At = transposition_scratch<T>(C.rows * k);
+    if (!At) return false;
+    transpose_into(ConstMatrix<T>(A.data, k, C.rows, A.ld), At);
+    a = At;
+    lda = C.rows;
+  }
+  tile_gemm(C.rows, C.cols, k, alpha, a, lda, B.data, bk, bj, beta, C.data, C.ld);
   return true;
 }
 
@@ -385,14 +506,15 @@ index column_gemv_rows(index, index, T, const T*, index, const T*, index, T, T*)
   return 0;
 }
 template <class T>
-bool tile_gemm_took(bool, ConstMatrix<T>, bool, ConstMatrix<T>, T, T, Matrix<T>) {
+bool tile_gemm_took(bool, ConstMatrix<T>, bool, ConstMatrix<T>, T, T, Matrix<T>, bool) {
   return false;
 }
 #endif
 
-// C = alpha op(A) op(B) + beta C on the calling thread.
+// C = alpha op(A) op(B) + beta C on the calling thread (may_transpose_A: see gemm).
 template <class T>
-void product(bool trans_A, ConstMatrix<T> A, bool trans_B, ConstMatrix<T> B, T alpha, T beta, Matrix<T> C) {
+void product(bool trans_A, ConstMatrix<T> A, bool trans_B, ConstMatrix<T> B, T alpha, T beta, Matrix<T> C,
+             bool may_transpose_A = false) {
   const index k = trans_A ? A.rows : A.cols;
   const index incx = k_step(trans_B, B);  // when op(B) is one column: x
   // one example, op(A) stored column-major: column_gemv, and BLAS's gemv the rows it leaves
@@ -402,7 +524,7 @@ void product(bool trans_A, ConstMatrix<T> A, bool trans_B, ConstMatrix<T> B, T a
     A = trans_A ? A.columns(rest) : A.row_block(rest);
     C = C.row_block(rest);
   }
-  if (avx512_clones() && tile_gemm_took(trans_A, A, trans_B, B, alpha, beta, C)) return;
+  if (avx512_clones() && tile_gemm_took(trans_A, A, trans_B, B, alpha, beta, C, may_transpose_A)) return;
   const InsideBlas in_flight;
   if (C.cols == 1) {  // one example: a matrix-vector product, which BLAS does without packing
     const int stored_rows = int(A.transposed ? A.cols : A.rows), stored_cols = int(A.transposed ? A.rows : A.cols);
@@ -480,7 +602,8 @@ void halved_product(bool trans_A, ConstMatrix<T> A, bool trans_B, ConstMatrix<T>
 }  // namespace
 
 template <class T>
-void gemm(bool trans_A, ConstMatrix<T> A, bool trans_B, ConstMatrix<T> B, T alpha, T beta, Matrix<T> C) {
+void gemm(bool trans_A, ConstMatrix<T> A, bool trans_B, ConstMatrix<T> B, T alpha, T beta, Matrix<T> C,
+          bool may_transpose_A) {
   const index k = trans_A ? A.rows : A.cols;
   assert(C.rows == (trans_A ? A.cols : A.rows) && C.cols == (trans_B ? B.rows : B.cols));
   assert(k == (trans_B ? B.cols : B.rows));
@@ -490,7 +613,7 @@ void gemm(bool trans_A, ConstMatrix<T> A, bool trans_B, ConstMatrix<T> B, T alph
   if (C.cols == 1 && k >= 2 && work >= pair_work && work < team_work_threshold)
     return halved_product(trans_A, A, trans_B, B, alpha, beta, C);
   if (work < team_work_threshold || team_size.load() == 1 || omp_in_parallel())
-    return product(trans_A, A, trans_B, B, alpha, beta, C);
+    return product(trans_A, A, trans_B, B, alpha, beta, C, may_transpose_A);
   // Each thread takes its share of C's longer side: C's columns with op(B)'s, or C's rows with op(A)'s.
   const bool by_columns = C.cols >= C.rows;
 #pragma omp parallel num_threads(region_threads())
@@ -498,15 +621,27 @@ void gemm(bool trans_A, ConstMatrix<T> A, bool trans_B, ConstMatrix<T> B, T alph
     const Team team{omp_get_thread_num(), omp_get_num_threads()};
     const Range r = team.share(by_columns ? C.cols : C.rows);
     if (by_columns) {
-      product(trans_A, A, trans_B, trans_B ? B.row_block(r) : B.columns(r), alpha, beta, C.columns(r));
+      product(trans_A, A, trans_B, trans_B ? B.row_block(r) : B.columns(r), alpha, beta, C.columns(r), may_transpose_A);
     } else {
-      product(trans_A, trans_A ? A.columns(r) : A.row_block(r), trans_B, B, alpha, beta, C.row_block(r));
+      product(trans_A, trans_A ? A.columns(r) : A.row_block(r), trans_B, B, alpha, beta, C.row_block(r),
+              may_transpose_A);
     }
   }
 }
 
-template void gemm<float>(bool, ConstMatrix<float>, bool, ConstMatrix<float>, float, float, Matrix<float>);
-template void gemm<double>(bool, ConstMatrix<double>, bool, ConstMatrix<double>, double, double, Matrix<double>);
+template <class T>
+bool tiles_take_transposed([[maybe_unused]] index rows, [[maybe_unused]] index cols, [[maybe_unused]] index k) {
+#if MLPCORE_AVX512_CLONES
+  return avx512_clones() && transposes<T>(rows, cols, k) && tiles_take(rows, cols, k, 1, T(1));
+#else
+  return false;
+#endif
+}
+
+template void gemm<float>(bool, ConstMatrix<float>, bool, ConstMatrix<float>, float, float, Matrix<float>, bool);
+template void gemm<double>(bool, ConstMatrix<double>, bool, ConstMatrix<double>, double, double, Matrix<double>, bool);
+template bool tiles_take_transposed<float>(index, index, index);
+template bool tiles_take_transposed<double>(index, index, index);
 
 // In a child made by fork after this process started threads: one thread for good, since GCC's
 // OpenMP runtime cannot start threads there (see threads_started).

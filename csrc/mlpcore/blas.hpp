@@ -3,7 +3,8 @@
 // run on mlpcore's own matrix-vector kernel (column_gemv in blas.cpp); and products of several
 // examples whose column-major op(A) fits in half of L2 (a minibatch's Z[l] = W[l] A[l-1] and
 // dW[l] = (1/m) dZ[l] A[l-1]^T) on its tiles, where op(B)'s strips span little enough
-// (tile_gemm_took in blas.cpp).
+// (tile_gemm_took in blas.cpp), and so do products whose op(A) is stored row-major (dA[l-1] =
+// W[l]^T dZ[l]) of enough columns, transposed first, where the caller asks.
 #pragma once
 
 #include <atomic>
@@ -23,9 +24,20 @@ inline std::atomic<std::int64_t> tile_products{0};
 // steps, large calls of forward and backward), which has shared its work out already. One
 // example's products (C.cols = 1) of pair_work (2^16) multiply-adds and more, below that, are
 // two parts of k summed (the caller's 53%), the second on the pair thread when it is awake (see pair.hpp).
+// With `may_transpose_A`, an op(A) stored row-major goes to the tiles where they would take it
+// stored column-major, it fits in an eighth of a core's L2 and C has 16 columns and more (each
+// thread's share, where gemm shares the product out), transposed first into a scratch of the
+// thread that computes it (kept for the thread's life).
 //   op(A): (C.rows, k), op(B): (k, C.cols)
 template <class T>
-void gemm(bool trans_A, ConstMatrix<T> A, bool trans_B, ConstMatrix<T> B, T alpha, T beta, Matrix<T> C);
+void gemm(bool trans_A, ConstMatrix<T> A, bool trans_B, ConstMatrix<T> B, T alpha, T beta, Matrix<T> C,
+          bool may_transpose_A = false);
+
+// Whether gemm, with may_transpose_A, takes C = op(A) op(B) of (rows, cols), op(A) of (rows, k)
+// stored row-major and op(B) column-major, to the tiles (on a CPU that runs the AVX-512 build;
+// see transposes and tiles_take in blas.cpp).
+template <class T>
+bool tiles_take_transposed(index rows, index cols, index k);
 
 // The thread count of mlpcore's products and passes, all on OpenMP's threads (BLAS's own pool
 // stays at one thread); k in 1..max_threads().

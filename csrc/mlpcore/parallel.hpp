@@ -65,7 +65,8 @@ constexpr double team_work_threshold = 1 << 23;
 // 784-512-512-10 on 32, 951-983 against 843-873; 1024-1024-10 on 64, 1793-1855 against
 // 1541-1571; 784-1024-10 on 16, 825-851 against 627-659. From 2^20, 784-100-10 on 32 ran 3-5%
 // slower by rows; with the rows only at least the columns, 784-256-128-10 on 128 from 2^22
-// (layer 2's product too, 128 rows on 128 columns) took 709-712 us against 687-693.
+// (layer 2's product too, 128 rows on 128 columns) took 709-712 us against 687-693. A dA[l-1]
+// that the tiles take through W[l]^T goes by rows only from twice this (see Network::dA_by_rows).
 constexpr double row_split_work = 1 << 22;
 
 // Multiply-adds from which one example's product is computed in two parts, the second on the

@@ -582,11 +582,13 @@ class Network:
         the fit are its figures while it ran: when it returns, it frees all but the optimizer's
         state (without its spares), which net.optimizer keeps. The state of an optimizer used
         only through its step is not counted, nor are the caches and gradients that forward and
-        backward return (the caller holds those). These are the bytes reserved: where a buffer
-        comes fresh from the system (glibc maps blocks of 32 MiB and more so), its pages that a
-        fit never writes take no memory (plain SGD's steps into the products, on steps of 2^20
-        multiply-adds and more without hook, clipping, diagnostics or batch norm, write neither
-        dW[l] nor the spare parameters).
+        backward return (the caller holds those), nor what each thread keeps for any network's
+        products: BLAS's buffers, and on CPUs with AVX-512 the copy of a W[l]^T that backward
+        transposes for the core's own kernels (up to an eighth of a core's L2 a dtype). These
+        are the bytes reserved: where a buffer comes fresh from the system (glibc maps blocks of
+        32 MiB and more so), its pages that a fit never writes take no memory (plain SGD's steps
+        into the products, on steps of 2^20 multiply-adds and more without hook, clipping,
+        diagnostics or batch norm, write neither dW[l] nor the spare parameters).
 
         breakdown : False gives the total, an int; True a dict of the parts, ints keyed
             'parameters' (with the running statistics) and, after a fit, 'gradients',
