@@ -109,8 +109,8 @@ struct Zmm<float> {
   }
   MLPCORE_AVX512 static Vec scale(float x, Vec v) { return _mm512_mul_ps(_mm512_set1_ps(x), v); }
   MLPCORE_AVX512 static unsigned nonzero(Vec v) { return _mm512_cmp_ps_mask(v, zero(), _CMP_NEQ_UQ); }
-  // v[i][j] = v[j][i]: swaps of single entries, then of pairs, of fours and of eights
-  MLPCORE_AVX512 static void transpose(Vec (&v)[lanes]) {
+  // transpose_registers's swaps within the 128-bit quarters: of single entries, then of pairs
+  MLPCORE_AVX512 static void swap_within_quarters(Vec (&v)[lanes]) {
     Vec t[lanes];
     for (int i = 0; i < lanes; i += 2) {
       t[i] = _mm512_unpacklo_ps(v[i], v[i + 1]);
@@ -122,15 +122,11 @@ struct Zmm<float> {
         v[i + 2 * h] = _mm512_castpd_ps(_mm512_unpacklo_pd(a, b));
         v[i + 2 * h + 1] = _mm512_castpd_ps(_mm512_unpackhi_pd(a, b));
       }
-    for (int i = 0; i < lanes; i += 8)
-      for (int h = 0; h < 4; ++h) {
-        t[i + h] = _mm512_shuffle_f32x4(v[i + h], v[i + h + 4], 0x88);
-        t[i + h + 4] = _mm512_shuffle_f32x4(v[i + h], v[i + h + 4], 0xdd);
-      }
-    for (int h = 0; h < 8; ++h) {
-      v[h] = _mm512_shuffle_f32x4(t[h], t[h + 8], 0x88);
-      v[h + 8] = _mm512_shuffle_f32x4(t[h], t[h + 8], 0xdd);
-    }
+  }
+  // The 128-bit quarters of a and b that imm picks (two bits each: a's two, then b's two).
+  template <int imm>
+  MLPCORE_AVX512 static Vec quarters(Vec a, Vec b) {
+    return _mm512_shuffle_f32x4(a, b, imm);
   }
 };
 template <>
@@ -149,25 +145,44 @@ struct Zmm<double> {
   }
   MLPCORE_AVX512 static Vec scale(double x, Vec v) { return _mm512_mul_pd(_mm512_set1_pd(x), v); }
   MLPCORE_AVX512 static unsigned nonzero(Vec v) { return _mm512_cmp_pd_mask(v, zero(), _CMP_NEQ_UQ); }
-  // v[i][j] = v[j][i]: swaps of single entries, then of pairs and of fours
-  MLPCORE_AVX512 static void transpose(Vec (&v)[lanes]) {
-    Vec t[lanes];
+  // transpose_registers's swaps within the 128-bit quarters: of single entries
+  MLPCORE_AVX512 static void swap_within_quarters(Vec (&v)[lanes]) {
     for (int i = 0; i < lanes; i += 2) {
-      t[i] = _mm512_unpacklo_pd(v[i], v[i + 1]);
-      t[i + 1] = _mm512_unpackhi_pd(v[i], v[i + 1]);
-    }
-    for (int i = 0; i < lanes; i += 4)
-      for (int h = 0; h < 2; ++h) {
-        v[i + h] = _mm512_shuffle_f64x2(t[i + h], t[i + h + 2], 0x88);
-        v[i + h + 2] = _mm512_shuffle_f64x2(t[i + h], t[i + h + 2], 0xdd);
-      }
-    for (int h = 0; h < 4; ++h) {
-      const Vec low = _mm512_shuffle_f64x2(v[h], v[h + 4], 0x88);
-      v[h + 4] = _mm512_shuffle_f64x2(v[h], v[h + 4], 0xdd);
-      v[h] = low;
+      const Vec low = _mm512_unpacklo_pd(v[i], v[i + 1]);
+      v[i + 1] = _mm512_unpackhi_pd(v[i], v[i + 1]);
+      v[i] = low;
     }
   }
+  // The 128-bit quarters of a and b that imm picks (two bits each: a's two, then b's two).
+  template <int imm>
+  MLPCORE_AVX512 static Vec quarters(Vec a, Vec b) {
+    return _mm512_shuffle_f64x2(a, b, imm);
+  }
 };
+
+// Of each pair of vectors d apart, the first takes both vectors' even 128-bit quarters (its own,
+// then the other's), the second their odd ones.
+template <class T, int d>
+MLPCORE_AVX512 inline void swap_apart(typename Zmm<T>::Vec (&v)[Zmm<T>::lanes]) {
+#pragma GCC unroll 8
+  for (int i = 0; i < Zmm<T>::lanes; i += 2 * d)
+#pragma GCC unroll 8
+    for (int h = 0; h < d; ++h) {
+      const typename Zmm<T>::Vec low = Zmm<T>::template quarters<0x88>(v[i + h], v[i + h + d]);
+      v[i + h + d] = Zmm<T>::template quarters<0xdd>(v[i + h], v[i + h + d]);
+      v[i + h] = low;
+    }
+}
+
+// v[i][j] = v[j][i] for a vector's lanes of vectors: the swaps within the 128-bit quarters (of
+// entries, and in float32 of pairs; Zmm's swap_within_quarters), then of quarters between
+// vectors lanes/4 apart and of halves between vectors lanes/2 apart.
+template <class T>
+MLPCORE_AVX512 inline void transpose_registers(typename Zmm<T>::Vec (&v)[Zmm<T>::lanes]) {
+  Zmm<T>::swap_within_quarters(v);
+  swap_apart<T, Zmm<T>::lanes / 4>(v);
+  swap_apart<T, Zmm<T>::lanes / 2>(v);
+}
 
 // Vector v of a column's V vectors of rows, the last of which holds `last` rows (its load masked to them).
 template <class T, int V>
@@ -383,7 +398,7 @@ MLPCORE_AVX512 void transpose_block(const T* a, index lda, unsigned rows, unsign
   using Z = Zmm<T>;
   typename Z::Vec v[Z::lanes];
   for (unsigned j = 0; j < unsigned(Z::lanes); ++j) v[j] = j < cols ? Z::load(rows, a + j * lda) : Z::zero();
-  Z::transpose(v);
+  transpose_registers<T>(v);
   for (unsigned i = 0; i < rows; ++i) Z::store(cols, out + i * ldo, v[i]);
 }
 
