@@ -811,6 +811,117 @@ def test_minibatch_products_match_the_reference_for_every_tile(m, layout, dtype)
         assert_close(grads.dA[l], expected["dA"][l], dtype)
 
 
+def _longest_whole_k(float64, rows, bk):
+    """The largest k of a thread's product, op(A) of `rows` rows stored column-major and op(B)'s
+    rows bk apart, that the tiles take whole (in one part); None where they take none (no AVX-512)."""
+    def parts(k):
+        return _core._tile_parts(float64, rows, 2, k, bk)
+    if parts(1) != 1:
+        return None
+    low, high = 1, 2
+    while parts(high) == 1:
+        low, high = high, 2 * high
+    while high - low > 1:  # parts(low) == 1 != parts(high)
+        middle = (low + high) // 2
+        low, high = (middle, high) if parts(middle) == 1 else (low, middle)
+    return low
+
+
+def _tile_rows(dtype):
+    """Rows of a layer on the tiles: three vectors of rows and two more (the last vector masked)."""
+    return 50 if dtype == np.float32 else 26
+
+
+@pytest.mark.parametrize("dtype", DTYPES, **DTYPE_IDS)
+@pytest.mark.parametrize("m", [2, 9])
+@pytest.mark.parametrize("layout", ["F", "C"])
+def test_products_in_parts_of_k_match_the_reference(layout, m, dtype, restore_threads):
+    """Z[1] = W[1] X whose W[1] is larger than the tiles take whole (on AVX-512: beyond half of
+    L2, or, X C-ordered, with op(B)'s strips beyond their span) goes to the tiles in three parts
+    of k = n[0] (of unequal lengths: twice the longest whole k and one), each part after the
+    first added into Z[1]; Z[1], and the gradients of the backward that follows, against the
+    reference. One thread, so that the product is the thread's own."""
+    mlpcore.set_num_threads(1)
+    rows = _tile_rows(dtype)
+    bk = 1 if layout == "F" else m
+    longest = _longest_whole_k(dtype == np.float64, rows, bk)
+    n0 = 2 * longest + 1 if longest else 301
+    assert _core._tile_parts(dtype == np.float64, rows, m, n0, bk) == (3 if _core._avx512_kernels() else 0)
+    net = mlpcore.Network([n0, rows, 3], ["tanh", "identity"], "mse", dtype=np.dtype(dtype).name, seed=7)
+    rng = np.random.default_rng(8)
+    X = rng.standard_normal((n0, m)).astype(dtype)
+    X = np.ascontiguousarray(X) if layout == "C" else np.asfortranarray(X)
+    Y = rng.standard_normal((3, m)).astype(dtype)
+    W, b = reference_params(net)
+    before = _core._tile_products()
+    cache = net.forward(X)
+    assert _core._tile_products() - before == _core._avx512_kernels()
+    grads = net.backward(cache, Y)
+    Z_ref, A_ref = reference.forward(W, b, X, net.activations)
+    expected = reference.backward(W, *cache_dicts(cache, net.L), Y, net.activations, "mse")
+    assert_close(cache.Z[1], Z_ref[1], dtype)
+    assert_close(cache.A[2], A_ref[2], dtype)
+    for l in (1, 2):
+        assert_close(grads.dW[l], expected["dW"][l], dtype)
+        assert_close(grads.db[l], expected["db"][l], dtype)
+
+
+@pytest.mark.parametrize("dtype", DTYPES, **DTYPE_IDS)
+@pytest.mark.parametrize("into_products", [True, False], ids=["into_products", "gradient_hook"])
+def test_sgd_steps_with_products_in_parts_of_the_batch_match_the_reference(into_products, dtype, restore_threads):
+    """With a batch larger than the tiles take whole (on AVX-512, dZ[1] of 50 or 26 rows beyond
+    half of L2), dW[1] = (1/m) dZ[1] X^T goes to the tiles in three parts of m, each added into
+    the product: a fit's plain-SGD steps taken into the products, W[1] -= (learning_rate/m) dZ[1]
+    X^T, add them into W[1] itself; with a gradient hook, which needs the gradient, into dW[1].
+    W[l] and b[l] after two full-batch steps against the reference's two steps from the same
+    parameters. One thread."""
+    mlpcore.set_num_threads(1)
+    rows, n0 = _tile_rows(dtype), 40
+    longest = _longest_whole_k(dtype == np.float64, rows, n0)  # op(B) = X^T: its rows n[0] apart
+    m = 2 * longest + 1 if longest else 301
+    assert _core._tile_parts(dtype == np.float64, rows, n0, m, n0) == (3 if _core._avx512_kernels() else 0)
+    net = mlpcore.Network([n0, rows, 3], ["tanh", "identity"], "mse", dtype=np.dtype(dtype).name, seed=9)
+    rng = np.random.default_rng(10)
+    X = np.asfortranarray(rng.standard_normal((n0, m)).astype(dtype))
+    Y = rng.standard_normal((3, m)).astype(dtype)
+    W, b = reference_params(net)
+    for _ in range(2):
+        Z, A = reference.forward(W, b, X, net.activations)
+        expected = reference.backward(W, Z, A, Y, net.activations, "mse")
+        for l in (1, 2):
+            W[l], b[l] = W[l] - 0.5 * expected["dW"][l], b[l] - 0.5 * expected["db"][l]
+    steps_before = _core._steps_in_products()
+    net.fit(X, Y, epochs=2, batch_size=m, optimizer="sgd", learning_rate=0.5, shuffle=False, verbose=0,
+            gradient_hook=None if into_products else (lambda flat_gradient: None))
+    assert _core._steps_in_products() - steps_before == (2 if into_products else 0)
+    for l in (1, 2):
+        assert_close(net.W[l], W[l], dtype)
+        assert_close(net.b[l], b[l], dtype)
+
+
+def test_gradient_through_products_in_parts_matches_finite_differences(restore_threads):
+    """dW[1] of a network whose Z[1] = W[1] X goes to the tiles in three parts of k = n[0] (on
+    AVX-512; see above), against central differences of the core's cost in W[1]'s columns on
+    either side of each boundary between two parts, and in its first and last."""
+    mlpcore.set_num_threads(1)
+    rows, m = _tile_rows(np.float64), 4
+    longest = _longest_whole_k(True, rows, 1)
+    n0 = 2 * longest + 1 if longest else 301
+    net = mlpcore.Network([n0, rows, 2], ["tanh", "softmax"], "cce", dtype="float64", seed=11)
+    rng = np.random.default_rng(12)
+    X = np.asfortranarray(rng.standard_normal((n0, m)))
+    Y = random_targets(rng, "cce", 2, m, np.float64)
+    dW1 = np.array(net.backward(net.forward(X), Y).dW[1])
+    W1 = net.W[1]  # a writable view of the parameters
+
+    def J():
+        return net.cost(net.forward(X).A[2], Y)
+    boundaries = [n0 * p // 3 for p in (1, 2)]
+    for start in [0, *(k - 1 for k in boundaries), n0 - 1]:
+        columns = slice(start, start + 2)
+        assert_gradient(dW1[:, columns], numerical_gradient(J, W1[:, columns]))
+
+
 class _Subclass(np.ndarray):
     pass
 

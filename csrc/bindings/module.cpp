@@ -910,6 +910,15 @@ PYBIND11_MODULE(_core, m) {
       "Whether backward's dA[l-1] = W[l]^T dZ[l] of (rows, cols) a thread, W[l] of (k, rows), goes to the "
       "tiles through W[l]^T transposed (see gemm in blas.hpp).");
   m.def(
+      "_tile_parts",
+      [](bool float64, mlpcore::index rows, mlpcore::index cols, mlpcore::index k, mlpcore::index bk) {
+        return float64 ? mlpcore::tile_parts_taken<double>(rows, cols, k, bk)
+                       : mlpcore::tile_parts_taken<float>(rows, cols, k, bk);
+      },
+      py::arg("float64"), py::arg("rows"), py::arg("cols"), py::arg("k"), py::arg("bk"),
+      "The parts of k in which a thread's product of (rows, cols), op(A) of (rows, k) stored column-major and "
+      "op(B)'s rows bk apart, goes to the tiles; 0 where it goes to BLAS (see gemm in blas.hpp).");
+  m.def(
       "_steps_in_products", [] { return mlpcore::steps_in_products.load(); },
       "The steps of fit whose plain SGD went into the gradient's products in this process (see Trainer::descended).");
   m.def(

@@ -1,10 +1,10 @@
 // The GEMM wrapper over CBLAS, which shares large products out over OpenMP's threads, and the thread count.
 // On CPUs with AVX-512, one example's products through a column-major op(A) (Z[l] = W[l] a[l-1])
 // run on mlpcore's own matrix-vector kernel (column_gemv in blas.cpp); and products of several
-// examples whose column-major op(A) fits in half of L2 (a minibatch's Z[l] = W[l] A[l-1] and
-// dW[l] = (1/m) dZ[l] A[l-1]^T) on its tiles, where op(B)'s strips span little enough
-// (tile_gemm_took in blas.cpp), and so do products whose op(A) is stored row-major (dA[l-1] =
-// W[l]^T dZ[l]) of enough columns, transposed first, where the caller asks.
+// examples through a column-major op(A) (a minibatch's Z[l] = W[l] A[l-1] and dW[l] = (1/m)
+// dZ[l] A[l-1]^T) on its tiles, where op(A) fits in half of L2 and op(B)'s strips span little
+// enough, or else parts of k long enough do (tile_parts and tile_gemm_took in blas.cpp), and so do products whose op(A)
+// is stored row-major (dA[l-1] = W[l]^T dZ[l]) of enough columns, transposed first, where the caller asks.
 #pragma once
 
 #include <atomic>
@@ -35,9 +35,15 @@ void gemm(bool trans_A, ConstMatrix<T> A, bool trans_B, ConstMatrix<T> B, T alph
 
 // Whether gemm, with may_transpose_A, takes C = op(A) op(B) of (rows, cols), op(A) of (rows, k)
 // stored row-major and op(B) column-major, to the tiles (on a CPU that runs the AVX-512 build;
-// see transposes and tiles_take in blas.cpp).
+// see transposes and tile_parts in blas.cpp).
 template <class T>
 bool tiles_take_transposed(index rows, index cols, index k);
+
+// The parts of k in which gemm, on the thread that computes it, takes C = alpha op(A) op(B) of
+// (rows, cols), op(A) of (rows, k) stored column-major and op(B)'s rows bk apart, to the tiles
+// (on a CPU that runs the AVX-512 build; see tile_parts in blas.cpp); 0 where BLAS takes it.
+template <class T>
+index tile_parts_taken(index rows, index cols, index k, index bk);
 
 // The thread count of mlpcore's products and passes, all on OpenMP's threads (BLAS's own pool
 // stays at one thread); k in 1..max_threads().
