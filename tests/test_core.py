@@ -832,20 +832,32 @@ def _tile_rows(dtype):
     return 50 if dtype == np.float32 else 26
 
 
+def _part_boundaries(k, parts):
+    """Where the tiles' parts of k begin, but the first (the first k % parts parts one term longer)."""
+    return [p * (k // parts) + min(p, k % parts) for p in range(1, parts)]
+
+
+def _rows_in_three_parts(float64, k, bk):
+    """The fewest rows, from three vectors and two more, of a thread's product over k (op(A)
+    stored column-major, op(B)'s rows bk apart) that the tiles take in three parts of k; None
+    where they take none (no AVX-512)."""
+    first = _tile_rows(np.float64 if float64 else np.float32)
+    return next((rows for rows in range(first, 100 * k) if _core._tile_parts(float64, rows, 2, k, bk) == 3), None)
+
+
 @pytest.mark.parametrize("dtype", DTYPES, **DTYPE_IDS)
 @pytest.mark.parametrize("m", [2, 9])
 @pytest.mark.parametrize("layout", ["F", "C"])
 def test_products_in_parts_of_k_match_the_reference(layout, m, dtype, restore_threads):
-    """Z[1] = W[1] X whose W[1] is larger than the tiles take whole (on AVX-512: beyond half of
-    L2, or, X C-ordered, with op(B)'s strips beyond their span) goes to the tiles in three parts
-    of k = n[0] (of unequal lengths: twice the longest whole k and one), each part after the
-    first added into Z[1]; Z[1], and the gradients of the backward that follows, against the
-    reference. One thread, so that the product is the thread's own."""
+    """Z[1] = W[1] X whose W[1] is larger than the tiles take whole (on AVX-512, beyond half of
+    L2) goes to the tiles in three parts of k = n[0] = 1,201 (400 terms and 401), each part after
+    the first added into Z[1]; X F-ordered, or C-ordered (op(B) read a row a step, each part from
+    its first row on); W[1] of the fewest rows (a masked last vector on a 1 MiB L2) that make
+    three parts. Z[1], and the gradients of the backward that follows, against the reference.
+    One thread, so that the product is the thread's own."""
     mlpcore.set_num_threads(1)
-    rows = _tile_rows(dtype)
-    bk = 1 if layout == "F" else m
-    longest = _longest_whole_k(dtype == np.float64, rows, bk)
-    n0 = 2 * longest + 1 if longest else 301
+    n0, bk = 1201, 1 if layout == "F" else m
+    rows = _rows_in_three_parts(dtype == np.float64, n0, bk) or _tile_rows(dtype)
     assert _core._tile_parts(dtype == np.float64, rows, m, n0, bk) == (3 if _core._avx512_kernels() else 0)
     net = mlpcore.Network([n0, rows, 3], ["tanh", "identity"], "mse", dtype=np.dtype(dtype).name, seed=7)
     rng = np.random.default_rng(8)
@@ -870,30 +882,34 @@ def test_products_in_parts_of_k_match_the_reference(layout, m, dtype, restore_th
 @pytest.mark.parametrize("into_products", [True, False], ids=["into_products", "gradient_hook"])
 def test_sgd_steps_with_products_in_parts_of_the_batch_match_the_reference(into_products, dtype, restore_threads):
     """With a batch larger than the tiles take whole (on AVX-512, dZ[1] of 50 or 26 rows beyond
-    half of L2), dW[1] = (1/m) dZ[1] X^T goes to the tiles in three parts of m, each added into
-    the product: a fit's plain-SGD steps taken into the products, W[1] -= (learning_rate/m) dZ[1]
-    X^T, add them into W[1] itself; with a gradient hook, which needs the gradient, into dW[1].
-    W[l] and b[l] after two full-batch steps against the reference's two steps from the same
-    parameters. One thread."""
+    half of L2, or X^T's strips beyond their span), dW[1] = (1/m) dZ[1] X^T goes to the tiles in
+    three parts of m, each added into the product: a fit's plain-SGD steps taken into the
+    products, W[1] = (1 - lr l2/m) W[1] - (lr/m) dZ[1] X^T, add them into W[1] itself, the first
+    scaled by the decay factor; with a gradient hook, which needs the gradient, into dW[1]. W[l]
+    and b[l] after two full-batch steps with l2 = 0.3 against the reference's two steps from the
+    same parameters. One thread; batches of 2^20 multiply-adds and more (the steps into the
+    products need them)."""
     mlpcore.set_num_threads(1)
-    rows, n0 = _tile_rows(dtype), 40
+    rows, n0, lr, l2 = _tile_rows(dtype), 100, 0.5, 0.3
     longest = _longest_whole_k(dtype == np.float64, rows, n0)  # op(B) = X^T: its rows n[0] apart
-    m = 2 * longest + 1 if longest else 301
+    m = 2 * longest + 1 if longest else 1001
     assert _core._tile_parts(dtype == np.float64, rows, n0, m, n0) == (3 if _core._avx512_kernels() else 0)
     net = mlpcore.Network([n0, rows, 3], ["tanh", "identity"], "mse", dtype=np.dtype(dtype).name, seed=9)
+    assert m * net.params.size >= 2**20
     rng = np.random.default_rng(10)
     X = np.asfortranarray(rng.standard_normal((n0, m)).astype(dtype))
     Y = rng.standard_normal((3, m)).astype(dtype)
     W, b = reference_params(net)
     for _ in range(2):
         Z, A = reference.forward(W, b, X, net.activations)
-        expected = reference.backward(W, Z, A, Y, net.activations, "mse")
+        expected = reference.backward(W, Z, A, Y, net.activations, "mse", l2=l2)
         for l in (1, 2):
-            W[l], b[l] = W[l] - 0.5 * expected["dW"][l], b[l] - 0.5 * expected["db"][l]
-    steps_before = _core._steps_in_products()
-    net.fit(X, Y, epochs=2, batch_size=m, optimizer="sgd", learning_rate=0.5, shuffle=False, verbose=0,
+            W[l], b[l] = W[l] - lr * expected["dW"][l], b[l] - lr * expected["db"][l]
+    steps_before, tiles_before = _core._steps_in_products(), _core._tile_products()
+    net.fit(X, Y, epochs=2, batch_size=m, optimizer="sgd", learning_rate=lr, l2=l2, shuffle=False, verbose=0,
             gradient_hook=None if into_products else (lambda flat_gradient: None))
     assert _core._steps_in_products() - steps_before == (2 if into_products else 0)
+    assert (_core._tile_products() > tiles_before) == _core._avx512_kernels()
     for l in (1, 2):
         assert_close(net.W[l], W[l], dtype)
         assert_close(net.b[l], b[l], dtype)
@@ -904,9 +920,9 @@ def test_gradient_through_products_in_parts_matches_finite_differences(restore_t
     AVX-512; see above), against central differences of the core's cost in W[1]'s columns on
     either side of each boundary between two parts, and in its first and last."""
     mlpcore.set_num_threads(1)
-    rows, m = _tile_rows(np.float64), 4
-    longest = _longest_whole_k(True, rows, 1)
-    n0 = 2 * longest + 1 if longest else 301
+    n0, m = 1201, 4
+    rows = _rows_in_three_parts(True, n0, 1) or _tile_rows(np.float64)
+    assert _core._tile_parts(True, rows, m, n0, 1) == (3 if _core._avx512_kernels() else 0)
     net = mlpcore.Network([n0, rows, 2], ["tanh", "softmax"], "cce", dtype="float64", seed=11)
     rng = np.random.default_rng(12)
     X = np.asfortranarray(rng.standard_normal((n0, m)))
@@ -916,8 +932,7 @@ def test_gradient_through_products_in_parts_matches_finite_differences(restore_t
 
     def J():
         return net.cost(net.forward(X).A[2], Y)
-    boundaries = [n0 * p // 3 for p in (1, 2)]
-    for start in [0, *(k - 1 for k in boundaries), n0 - 1]:
+    for start in [0, *(k - 1 for k in _part_boundaries(n0, 3)), n0 - 1]:
         columns = slice(start, start + 2)
         assert_gradient(dW1[:, columns], numerical_gradient(J, W1[:, columns]))
 

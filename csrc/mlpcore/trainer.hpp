@@ -382,11 +382,12 @@ class Trainer {
   // An upper bound of |W[l]| after a step into the products: |beta| W_bound + lr D A (see
   // sure_to_be_finite), with beta = 1 - (lr/m) lambda rounded in T as descend_in_products takes
   // it, and room for rounding: a sum of m products within (1 + m eps) of its terms' sum, then
-  // a product and a sum of T.
+  // a product and a sum of T, and a sum more for each further part of m that the tiles add in
+  // (see tile_parts in blas.cpp; fewer than m).
   double next_W_bound(const TrainSettings& settings, index l, Extent e, index batch_m) const {
     const T beta = Network<T>::decay_factor(T(settings.learning_rate), T(settings.l2), batch_m);
     const double eps = std::numeric_limits<T>::epsilon();
-    return (1 + 3 * eps) *
+    return (1 + (3 + double(batch_m)) * eps) *
            (std::abs(double(beta)) * W_bound_[l] + (1 + double(batch_m) * eps) * settings.learning_rate * e.dZ * e.A);
   }
 
