@@ -1509,7 +1509,7 @@ def test_two_forwards_into_one_cache_at_once_are_one_too_many(restore_threads):
     errors = _refusals_at_once(lambda: net.forward(X[0], out=cache), lambda: net.forward(X[1].copy(), out=cache))
     assert errors and all(re.fullmatch(CACHE_IN_USE, str(error)) for error in errors)
     grads = net.backward(cache, Y)
-    np.testing.assert_allclose(grads.dW[1], np.asarray(grads.dZ[1]) @ np.asarray(cache.A[0]).T / 1024, rtol=1e-10)
+    assert_close(grads.dW[1], np.asarray(grads.dZ[1]) @ np.asarray(cache.A[0]).T / 1024, np.float64)
 
 
 @pytest.mark.parametrize("other", ["forward_into_the_cache", "backward_into_the_gradients", "update", "optimizer_step"])
@@ -1530,7 +1530,7 @@ def test_a_backward_is_not_joined_by_a_call_that_changes_what_it_reads_or_writes
     pattern = CACHE_IN_USE if other == "forward_into_the_cache" else GRADIENTS_IN_USE
     assert errors and all(re.fullmatch(pattern, str(error)) for error in errors)
     net.backward(cache, Y, out=grads, compute_dA0=True)  # the gradients as good as new
-    np.testing.assert_allclose(grads.dA[0], np.asarray(net.W[1]).T @ np.asarray(grads.dZ[1]), rtol=1e-10)
+    assert_close(grads.dA[0], np.asarray(net.W[1]).T @ np.asarray(grads.dZ[1]), np.float64)
 
 
 def test_calls_that_only_read_a_cache_or_gradients_share_them(restore_threads):
