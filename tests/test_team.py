@@ -270,7 +270,7 @@ def test_a_large_layer_shared_out_by_rows_equals_one_thread_and_the_reference(dt
             assert_close(of_team, of_reference, dtype)
     for l in (1, 2, 3):
         same(team.Z[l], alone.Z[l], Z[l])
-        if dtype == np.float64 or l == 3:  # softmax: A[3] within the tolerance of itself
+        if dtype == np.float64 or l == 3:  # softmax's A[3] within the usual tolerance
             same(team.A[l], alone.A[l], A[l])
         else:
             np.testing.assert_allclose(team.A[l], alone.A[l], rtol=1e-4, atol=1e-6 * np.max(np.abs(alone.Z[l])))
