@@ -811,22 +811,6 @@ def test_minibatch_products_match_the_reference_for_every_tile(m, layout, dtype)
         assert_close(grads.dA[l], expected["dA"][l], dtype)
 
 
-def _longest_whole_k(float64, rows, bk):
-    """The largest k of a thread's product, op(A) of `rows` rows stored column-major and op(B)'s
-    rows bk apart, that the tiles take whole (in one part); None where they take none (no AVX-512)."""
-    def parts(k):
-        return _core._tile_parts(float64, rows, 2, k, bk)
-    if parts(1) != 1:
-        return None
-    low, high = 1, 2
-    while parts(high) == 1:
-        low, high = high, 2 * high
-    while high - low > 1:  # parts(low) == 1 != parts(high)
-        middle = (low + high) // 2
-        low, high = (middle, high) if parts(middle) == 1 else (low, middle)
-    return low
-
-
 def _tile_rows(dtype):
     """Rows of a layer on the tiles: three vectors of rows and two more (the last vector masked)."""
     return 50 if dtype == np.float32 else 26
@@ -881,18 +865,17 @@ def test_products_in_parts_of_k_match_the_reference(layout, m, dtype, restore_th
 @pytest.mark.parametrize("dtype", DTYPES, **DTYPE_IDS)
 @pytest.mark.parametrize("into_products", [True, False], ids=["into_products", "gradient_hook"])
 def test_sgd_steps_with_products_in_parts_of_the_batch_match_the_reference(into_products, dtype, restore_threads):
-    """With a batch larger than the tiles take whole (on AVX-512, dZ[1] of 50 or 26 rows beyond
-    half of L2, or X^T's strips beyond their span), dW[1] = (1/m) dZ[1] X^T goes to the tiles in
-    three parts of m, each added into the product: a fit's plain-SGD steps taken into the
+    """With a batch larger than the tiles take whole (on AVX-512, dZ[1] of m = 1,201 columns and
+    of the fewest rows that make three parts beyond half of L2), dW[1] = (1/m) dZ[1] X^T goes to
+    the tiles in three parts of m, each added into the product: a fit's plain-SGD steps taken into the
     products, W[1] = (1 - lr l2/m) W[1] - (lr/m) dZ[1] X^T, add them into W[1] itself, the first
     scaled by the decay factor; with a gradient hook, which needs the gradient, into dW[1]. W[l]
     and b[l] after two full-batch steps with l2 = 0.3 against the reference's two steps from the
     same parameters. One thread; batches of 2^20 multiply-adds and more (the steps into the
     products need them)."""
     mlpcore.set_num_threads(1)
-    rows, n0, lr, l2 = _tile_rows(dtype), 100, 0.5, 0.3
-    longest = _longest_whole_k(dtype == np.float64, rows, n0)  # op(B) = X^T: its rows n[0] apart
-    m = 2 * longest + 1 if longest else 1001
+    m, n0, lr, l2 = 1201, 100, 0.5, 0.3
+    rows = _rows_in_three_parts(dtype == np.float64, m, n0) or _tile_rows(dtype)  # op(B) = X^T: rows n[0] apart
     assert _core._tile_parts(dtype == np.float64, rows, n0, m, n0) == (3 if _core._avx512_kernels() else 0)
     net = mlpcore.Network([n0, rows, 3], ["tanh", "identity"], "mse", dtype=np.dtype(dtype).name, seed=9)
     assert m * net.params.size >= 2**20

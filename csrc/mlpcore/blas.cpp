@@ -479,15 +479,15 @@ T* transposition_scratch(index size) {
 // column-major, in parts of k where it is larger than the tiles take whole,
 //   C = alpha op(A)(:, k1) op(B)(k1, :) + beta C,  C += alpha op(A)(:, k2) op(B)(k2, :), ...
 // or else, with may_transpose_A (see transposes), whole and transposed into the thread's scratch
-// first (dA[l-1] = W[l]^T dZ[l]; see Network::dA_by_rows). In parts, on the AMD EPYC (Zen 4)
-// with 1 MiB of L2 a core, where mnist's 784-256 W[1] (784 KiB in float32) is beyond half of L2:
-// one thread's epoch of mnist's fit took 284-286 ms against 303-304 on OpenBLAS, in float64
-// 572-576 against 608-613; a step of 784-512-512-10 on 128 examples 4.00 ms against 4.23, of
-// 1000-300-10 on 64 in float64 1.55 against 1.67. On an AVX-512 Xeon, one
-// thread, a layer's forward (and backward) against OpenBLAS's, in the tiles' first version: in
-// float32, 784-256 on 128 examples 322 us (382) against 399 (364), 256-128 58 (61) against 73
-// (71), 512-512 420 (469) against 514 (515); in float64, 784-64 on 128 examples 160 (219)
-// against 244 (229), 256-128 108 (114) against 148 (151).
+// first (dA[l-1] = W[l]^T dZ[l]; see Network::dA_by_rows).
+// In parts, on the AMD EPYC (Zen 4) with 1 MiB of L2 a core, where mnist's 784-256 W[1] (784 KiB
+// in float32) is beyond half of L2: one thread's epoch of mnist's fit took 284-286 ms against
+// 303-304 on OpenBLAS, in float64 572-576 against 608-613; a step of 784-512-512-10 on 128
+// examples 4.00 ms against 4.23, of 1000-300-10 on 64 in float64 1.55 against 1.67.
+// Whole, on an AVX-512 Xeon, one thread, a layer's forward (and backward) against OpenBLAS's,
+// in the tiles' first version: in float32, 784-256 on 128 examples 322 us (382) against 399
+// (364), 256-128 58 (61) against 73 (71), 512-512 420 (469) against 514 (515); in float64,
+// 784-64 on 128 examples 160 (219) against 244 (229), 256-128 108 (114) against 148 (151).
 template <class T>
 bool tile_gemm_took(bool trans_A, ConstMatrix<T> A, bool trans_B, ConstMatrix<T> B, T alpha, T beta, Matrix<T> C,
                     bool may_transpose_A) {
