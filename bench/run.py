@@ -20,6 +20,7 @@ import json
 import multiprocessing
 import os
 import platform
+import re
 import sys
 import time
 
@@ -100,7 +101,31 @@ def set_threads(k):
 
 def machine(threads):
     return {"cpu": cpu_name(), "cores": os.cpu_count(), "threads": threads, "python": platform.python_version(),
-            "numpy": np.__version__, "mlpcore": mlpcore.__version__, **versions()}
+            "numpy": np.__version__, "mlpcore": mlpcore.__version__, **versions(), "blas": blas_kernels(),
+            "environment": {name: os.environ[name] for name in BLAS_SETTINGS if name in os.environ}}
+
+
+# Settings that choose OpenBLAS's kernels for mlpcore's and NumPy's alike, which some machines
+# set: OPENBLAS_CORETYPE=Haswell on an AVX-512 CPU halved the float32 GEMM rate (see bench/README.md).
+BLAS_SETTINGS = ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")
+
+
+def blas_kernels():
+    """The BLAS each system runs, with OpenBLAS's kernels (its core type, through threadpoolctl):
+    system -> description; a system whose BLAS cannot be told is left out."""
+    found = {}
+    with contextlib.suppress(ImportError):
+        import threadpoolctl
+        for pool in threadpoolctl.threadpool_info():  # each in its package's folder (numpy's in numpy.libs)
+            package = os.path.basename(os.path.dirname(pool["filepath"])).removesuffix(".libs")
+            if pool["internal_api"] == "openblas" and package in ("mlpcore", "numpy"):
+                found[package] = f"OpenBLAS {pool['version']} {pool['architecture']}"
+    with contextlib.suppress(ImportError):
+        import torch
+        blas = re.search(r"BLAS_INFO=(\w+)", torch.__config__.show())
+        if blas:
+            found["torch"] = blas.group(1)
+    return {system: found[system] for system in ("mlpcore", "numpy", "torch") if system in found}
 
 
 def cpu_name():
@@ -499,6 +524,9 @@ def bench_scaling(scale, threads):
 def print_results(results):
     info = results["machine"]
     print(f"\nmlpcore {info['mlpcore']} on {info['cpu']}, {info['cores']} cores, {info['threads']} threads")
+    settings = ", ".join(f"{name}={value}" for name, value in info.get("environment", {}).items())
+    print("BLAS: " + "; ".join(f"{system}'s {blas}" for system, blas in info.get("blas", {}).items())
+          + f" ({settings or ', '.join(BLAS_SETTINGS) + ' not set'})")
     print(f"{'workload':<14} {'system':<22} {'throughput':>14}  {'mlpcore / system':>16}")
     for name, result in results["workloads"].items():
         if "throughput" not in result:
