@@ -775,8 +775,9 @@ def test_minibatch_products_match_the_reference_for_every_tile(m, layout, dtype)
     vectors of rows and more: 48 rows in float32, 24 in float64; tiles of three vectors, a last
     one of two or three, and two of two where three would leave one; eight columns at a time,
     then the 1 to 7 left). n[l] in float32: 48 (one tile), 49, 64 and 112 (two and two at the
-    end), 80, 95 and 130 (a last tile of two or three, masked); 24, 25 and 3 on BLAS. In float64
-    those are two tiles and more, and 24 (one tile) and 25 (two and two) take the tiles too. m of
+    end), 80, 95 and 130 (a last tile of two or three, masked); 24 and 25 (one tile of two
+    vectors, masked) in the products small enough for the tiles (see _tile_parts), and 3 on BLAS.
+    In float64 those are two tiles and more, and 24 (one tile) and 25 (two and two) take the tiles too. m of
     2, 3, 4, 6, 8, 13 and 71 columns, and the widths of each dW[l]; X F-ordered, or C-ordered
     (op(B) read a row a step). Each of those layers' forward and dW[l] is one product on the
     tiles, and so is dA[l-1] (dA[0] asked for too) where the core transposes W[l] for the tiles
@@ -792,14 +793,20 @@ def test_minibatch_products_match_the_reference_for_every_tile(m, layout, dtype)
     X = np.ascontiguousarray(X) if layout == "C" else np.asfortranarray(X)
     Y = rng.standard_normal((n[-1], m)).astype(dtype)
     W, b = reference_params(net)
-    tile_rows = 48 if dtype == np.float32 else 24
-    on_tiles = sum(rows >= tile_rows for rows in n[1:]) if _core._avx512_kernels() else 0
-    dA_on_tiles = sum(_core._transposes_for_tiles(dtype == np.float64, n[l - 1], m, n[l]) for l in range(1, len(n)))
+    float64, x_rows_apart = dtype == np.float64, layout == "C"  # op(B) = X, or X^T in dW[1]
+
+    def on_tiles(rows, cols, k, bk):
+        return _core._tile_parts(float64, rows, cols, k, bk) > 0
+
+    Z_on_tiles = sum(on_tiles(n[l], m, n[l - 1], m if l == 1 and x_rows_apart else 1) for l in range(1, len(n)))
+    dW_on_tiles = sum(on_tiles(n[l], n[l - 1], m, 1 if l == 1 and x_rows_apart else n[l - 1]) for l in range(1, len(n)))
+    dA_on_tiles = sum(_core._transposes_for_tiles(float64, n[l - 1], m, n[l]) for l in range(1, len(n)))
+    assert Z_on_tiles >= (7 if _core._avx512_kernels() else 0)
     before = _core._tile_products()
     cache = net.forward(X)
-    assert _core._tile_products() - before == on_tiles
+    assert _core._tile_products() - before == Z_on_tiles
     grads = net.backward(cache, Y, compute_dA0=True)
-    assert _core._tile_products() - before == 2 * on_tiles + dA_on_tiles
+    assert _core._tile_products() - before == Z_on_tiles + dW_on_tiles + dA_on_tiles
     Z_ref, A_ref = reference.forward(W, b, X, net.activations)
     Z, A = cache_dicts(cache, net.L)
     expected = reference.backward(W, Z, A, Y, net.activations, "mse", compute_dA0=True)
@@ -809,6 +816,72 @@ def test_minibatch_products_match_the_reference_for_every_tile(m, layout, dtype)
         assert_close(grads.db[l], expected["db"][l], dtype)
     for l in range(0, net.L + 1):
         assert_close(grads.dA[l], expected["dA"][l], dtype)
+
+
+def _lanes(dtype):
+    """Entries of an AVX-512 vector."""
+    return 64 // np.dtype(dtype).itemsize
+
+
+@pytest.mark.parametrize("dtype", DTYPES, **DTYPE_IDS)
+def test_tiles_take_fewer_rows_than_three_vectors_only_in_small_products(dtype):
+    """On AVX-512, a product whose op(A) has one or two vectors of rows (up to three less one)
+    goes to the tiles only up to 2^14 multiply-adds, and through a row-major op(A), transposed
+    first, only on a k of 32 at most; below a vector of rows, to BLAS; from three vectors, at any
+    size that fits. Without AVX-512, all to BLAS."""
+    float64, lanes, small = dtype == np.float64, _lanes(dtype), 2 ** 14
+    expected = {  # (rows, cols, k): parts
+        (lanes - 1, 16, 8): 0,
+        (lanes, 16, small // (16 * lanes)): 1,
+        (lanes, 16, small // (16 * lanes) + 1): 0,
+        (3 * lanes - 1, 2, small // (2 * (3 * lanes - 1))): 1,
+        (3 * lanes - 1, 2, small // (2 * (3 * lanes - 1)) + 1): 0,
+        (3 * lanes, 64, 1024): 1,
+    }
+    for (rows, cols, k), parts in expected.items():
+        assert _core._tile_parts(float64, rows, cols, k, 1) == (parts if _core._avx512_kernels() else 0), (rows, cols, k)
+    transposed = {(lanes, 16, 32): True, (lanes, 16, 33): False, (3 * lanes - 1, 16, 16): True,
+                  (lanes - 1, 16, 16): False, (3 * lanes, 16, 33): True}
+    for (rows, cols, k), taken in transposed.items():
+        assert _core._transposes_for_tiles(float64, rows, cols, k) == (taken and _core._avx512_kernels()), (rows, cols, k)
+
+
+@pytest.mark.parametrize("dtype", DTYPES, **DTYPE_IDS)
+@pytest.mark.parametrize("m", [5, 16, 24])
+def test_small_layers_on_the_tiles_match_the_reference(m, dtype):
+    """A small network whose hidden layers have one vector of rows, one and one more, and
+    three less some (float32: 16, 17, 40; float64: 8, 9, 16) on 5 to 24 examples: on AVX-512
+    each forward and dW[l] product of those layers goes to the tiles (one tile of one, two or
+    three vectors, masked but the first one), and so does each dA[l-1] on a k of 32 at most
+    (not float32's dA[2], on 40) from 16 columns (W[l]^T transposed); Z[l], dW[l], db[l] and
+    dA[l] against the reference, and the gradient against finite differences."""
+    lanes, float64 = _lanes(dtype), dtype == np.float64
+    n = [3, lanes, lanes + 1, 3 * lanes - 8, 1]
+    net = mlpcore.Network(n, ["tanh", "relu", "tanh", "sigmoid"], "bce", dtype=np.dtype(dtype).name, seed=11)
+    rng = np.random.default_rng(12)
+    X = np.asfortranarray(rng.standard_normal((n[0], m)).astype(dtype))
+    Y = random_targets(rng, "bce", 1, m, dtype)
+    products = [(n[l], m, n[l - 1], 1) for l in range(1, 4)] + [(n[l], n[l - 1], m, n[l - 1]) for l in range(1, 4)]
+    on_tiles = [_core._tile_parts(float64, *product) for product in products]
+    dA_on_tiles = [_core._transposes_for_tiles(float64, n[l - 1], m, n[l]) for l in range(2, 5)]
+    assert on_tiles == [_core._avx512_kernels()] * 6
+    assert dA_on_tiles == [_core._avx512_kernels() and m >= 16 and n[l] <= 32 for l in range(2, 5)]
+    before = _core._tile_products()
+    cache = net.forward(X)
+    grads = net.backward(cache, Y)
+    assert _core._tile_products() - before == sum(on_tiles) + sum(dA_on_tiles)
+    W, b = reference_params(net)
+    Z_ref, A_ref = reference.forward(W, b, X, net.activations)
+    Z, A = cache_dicts(cache, net.L)
+    expected = reference.backward(W, Z, A, Y, net.activations, "bce")
+    for l in range(1, net.L + 1):
+        assert_close(cache.Z[l], Z_ref[l], dtype)
+        assert_close(grads.dW[l], expected["dW"][l], dtype)
+        assert_close(grads.db[l], expected["db"][l], dtype)
+    for l in range(1, net.L):
+        assert_close(grads.dA[l], expected["dA"][l], dtype)
+    if float64:
+        check_finite_differences(net, X, Y)
 
 
 def _tile_rows(dtype):

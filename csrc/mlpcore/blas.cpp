@@ -341,16 +341,17 @@ MLPCORE_AVX512 void tile(index M, index K, T alpha, const T* a, index lda, const
 template <class T>
 using TileKernel = void (*)(index, index, T, const T*, index, const T*, index, index, T, T*, index);
 
-// C = alpha A op(B) + beta C for NR columns and M >= 3 lanes rows, in tiles of three vectors of rows and
-// a last one of two or three; where three at a time would leave one vector, the last four go as
-// two and two (one vector's NR sums, a load of op(B) for each FMA, ran at two thirds of three
-// vectors' rate: 256 rows in float32).
+// C = alpha A op(B) + beta C for NR columns and M >= lanes rows, in tiles of three vectors of rows and
+// a last one of one to three (fewer than three only where M is); where three at a time would leave
+// one vector, the last four go as two and two (one vector's NR sums, a load of op(B) for each FMA,
+// ran at two thirds of three vectors' rate: 256 rows in float32).
 template <class T, int NR>
 MLPCORE_AVX512 void tile_columns(index M, index K, T alpha, const T* A, index lda, const T* b, index bk, index bj,
                                  T beta, T* c, index ldc) {
   constexpr index lanes = Zmm<T>::lanes;
-  constexpr TileKernel<T> ending[] = {tile<T, 2, NR>, tile<T, 3, NR>};  // for (1, 2] and (2, 3) vectors left
-  assert(M >= 3 * lanes);
+  // for (0, 1], (1, 2] and (2, 3) vectors left
+  constexpr TileKernel<T> ending[] = {tile<T, 1, NR>, tile<T, 2, NR>, tile<T, 3, NR>};
+  assert(M >= lanes);
   const auto one_left = [&](index i) { return M - i > 3 * lanes && M - i <= 4 * lanes; };
   index i = 0;
   for (; M - i >= 3 * lanes && !one_left(i); i += 3 * lanes)
@@ -359,7 +360,7 @@ MLPCORE_AVX512 void tile_columns(index M, index K, T alpha, const T* A, index ld
     tile<T, 2, NR>(2 * lanes, K, alpha, A + i, lda, b, bk, bj, beta, c + i, ldc);
     i += 2 * lanes;
   }
-  if (i < M) ending[(M - i - 1) / lanes - 1](M - i, K, alpha, A + i, lda, b, bk, bj, beta, c + i, ldc);
+  if (i < M) ending[(M - i - 1) / lanes](M - i, K, alpha, A + i, lda, b, bk, bj, beta, c + i, ldc);
 }
 
 // C = alpha A op(B) + beta C (beta = 0: C is not read), eight columns at a time and then the columns left.
@@ -423,15 +424,31 @@ void transpose_into(ConstMatrix<T> A, T* At) {
 // on two; a network's layers in parts of 128 to 200 ran as fast as on OpenBLAS or up to 9% faster.
 constexpr index tile_min_part = 128;
 
+// The most multiply-adds of a product with fewer rows than three vectors that tile_gemm takes
+// (from one vector of rows: a tiny network's layers): there BLAS's call and packing cost more
+// than the tiles' masked vectors. On an AMD EPYC (Zen 5), one thread, in ns against OpenBLAS's
+// SkylakeX kernels (its small-matrix ones): in float32, 16x32x16 (rows, columns, k) 127 against
+// 151, 16x8x128 189 against 262, 16x32x16 with op(A) transposed first 128 against 274, but
+// 16x32x128 (65,536) 772 against 755, 16x16x128 transposed 440 against 333, and below one vector
+// 8x32x128 699 against 415 (the tiles' vector costs as much for 8 rows as for 16); in float64,
+// 8x32x16 116 against 121, 8x128x16 415 against 394. The tiny benchmark's fit (products of 8,192
+// at most) ran at 447-455 thousand steps/s against 399-401, and with OpenBLAS held to its AVX2
+// kernels (OPENBLAS_CORETYPE=Haswell: 16x32x16 150 ns against 278) at 407 against 298-300.
+constexpr double small_tile_work = 1 << 14;
+
 // The parts of k in which tile_gemm takes a product of C = (rows, cols) over k, with an op(A)
-// stored column-major whose rows are three vectors and more and an op(B) whose rows lie bk apart;
-// 0 where it does not take it. A part's op(A), (rows, part), fits in tile_A_bytes and its strips of
-// op(B) span tile_B_span at most: one part where the whole of them do, else the fewest parts of
-// equal length (the first k % parts of them one longer) that do, each of tile_min_part terms and
-// more. alpha = 0 is left to BLAS, which then reads neither factor.
+// stored column-major whose rows are three vectors and more (or one and more in a product of
+// small_tile_work multiply-adds at most) and an op(B) whose rows lie bk apart; 0 where it does
+// not take it. A part's op(A), (rows, part), fits in tile_A_bytes and its strips of op(B) span
+// tile_B_span at most: one part where the whole of them do, else the fewest parts of equal length
+// (the first k % parts of them one longer) that do, each of tile_min_part terms and more. alpha =
+// 0 is left to BLAS, which then reads neither factor.
 template <class T>
 index tile_parts(index rows, index cols, index k, index bk, T alpha) {
-  if (alpha == T(0) || cols < 2 || rows < 3 * Zmm<T>::lanes) return 0;
+  constexpr index lanes = Zmm<T>::lanes;
+  if (alpha == T(0) || cols < 2 || rows < lanes) return 0;
+  const double work = double(rows) * double(cols) * double(k);
+  if (rows < 3 * lanes && work > small_tile_work) return 0;
   const double longest =
       std::floor(std::min(tile_A_bytes / (double(rows) * sizeof(T)), tile_B_span<T> / (double(bk) * sizeof(T))));
   if (double(k) <= longest) return 1;
@@ -443,19 +460,27 @@ index tile_parts(index rows, index cols, index k, index bk, T alpha) {
 // Columns of C from which tile_gemm may take a row-major op(A), transposed first (see transposes).
 constexpr index transposition_min_columns = 16;
 
+// The longest k for which tile_gemm may take a row-major op(A) of fewer rows than three vectors
+// (see small_tile_work), transposed first: OpenBLAS's product with it is slow at k = 16 (8x32x16
+// in float64 390 ns against 183 transposed, 16x32x16 in float32 265 against 130), but not from k
+// = 64 (8x16x64 in float64 176 against 233, 16x16x64 in float32 215 against 233; Zen 5, one thread).
+constexpr index transposition_few_rows_k = 32;
+
 // Whether tile_gemm, with may_transpose_A (see gemm), takes a row-major op(A) of (rows, k) for C of
-// (rows, cols): from transposition_min_columns columns, within a quarter of tile_A_bytes. Elsewhere
-// the transposition (a read and a write of op(A)) cost more than the tiles saved. One thread's
-// backward of 64-n1-n2 relu networks, whose dA[1] has an op(A) of (n1, n2), in us on BLAS against
-// transposed, on an AVX-512 Xeon with 2 MiB of L2: in float32, 256x256 (256 KiB) 17 against 35 on 4
-// examples, 45 against 38 on 8, 57 against 53 on 16, 88 against 82 on 32; 256x128 24 against 20 on
-// 8, 50 against 45 on 32; but 512x256 (512 KiB) 174 against 192 on 32 and 590 against 638 on 128,
-// 512x512 350 against 419 on 32. In float64, 128x128 11-14 against 21 on 8 and 30 against 30 on 16;
-// 181x181 (256 KiB) 42 against 41 on 8, 60 against 57 on 16, 96 against 89 on 32; but 256x256 (512
-// KiB) 172 against 206 on 32.
+// (rows, cols): from transposition_min_columns columns, within a quarter of tile_A_bytes (below
+// three vectors of rows, of transposition_few_rows_k terms at most). Elsewhere the transposition (a
+// read and a write of op(A)) cost more than the tiles saved. One thread's backward of 64-n1-n2 relu
+// networks, whose dA[1] has an op(A) of (n1, n2), in us on BLAS against transposed, on an AVX-512
+// Xeon with 2 MiB of L2: in float32, 256x256 (256 KiB) 17 against 35 on 4 examples, 45 against 38
+// on 8, 57 against 53 on 16, 88 against 82 on 32; 256x128 24 against 20 on 8, 50 against 45 on 32;
+// but 512x256 (512 KiB) 174 against 192 on 32 and 590 against 638 on 128, 512x512 350 against 419
+// on 32. In float64, 128x128 11-14 against 21 on 8 and 30 against 30 on 16; 181x181 (256 KiB) 42
+// against 41 on 8, 60 against 57 on 16, 96 against 89 on 32; but 256x256 (512 KiB) 172 against 206
+// on 32.
 template <class T>
 bool transposes(index rows, index cols, index k) {
-  return cols >= transposition_min_columns && double(rows) * double(k) * sizeof(T) <= tile_A_bytes / 4;
+  return cols >= transposition_min_columns && double(rows) * double(k) * sizeof(T) <= tile_A_bytes / 4 &&
+         (rows >= 3 * Zmm<T>::lanes || k <= transposition_few_rows_k);
 }
 
 // The calling thread's scratch of at least `size` entries, for an op(A) transposed for the tiles:
