@@ -525,8 +525,9 @@ def print_results(results):
     info = results["machine"]
     print(f"\nmlpcore {info['mlpcore']} on {info['cpu']}, {info['cores']} cores, {info['threads']} threads")
     settings = ", ".join(f"{name}={value}" for name, value in info.get("environment", {}).items())
-    print("BLAS: " + "; ".join(f"{system}'s {blas}" for system, blas in info.get("blas", {}).items())
-          + f" ({settings or ', '.join(BLAS_SETTINGS) + ' not set'})")
+    kernels = "; ".join(f"{system}'s {blas}" for system, blas in info.get("blas", {}).items())
+    print(f"BLAS: {kernels or 'kernels not known (without threadpoolctl)'} "
+          f"({settings or ', '.join(BLAS_SETTINGS) + ' not set'})")
     print(f"{'workload':<14} {'system':<22} {'throughput':>14}  {'mlpcore / system':>16}")
     for name, result in results["workloads"].items():
         if "throughput" not in result:

@@ -324,7 +324,9 @@ def test_dA_through_W_transposed_for_the_tiles_matches_the_product(n, m, dtype):
     grads = net.backward(cache, Y)
     transposed = _core._transposes_for_tiles(dtype == np.float64, n[1], m, n[2])
     assert transposed == (_core._avx512_kernels() and m >= 16)
-    dW_on_tiles = _core._avx512_kernels() and n[1] >= (48 if dtype == np.float32 else 24)
+    dW_on_tiles = sum(_core._tile_parts(dtype == np.float64, n[l], n[l - 1], m, 1 if l == 1 else n[l - 1]) > 0
+                      for l in (1, 2))  # op(B) = X^T (X C-ordered), A[1]^T
+    assert dW_on_tiles >= _core._avx512_kernels()
     assert _core._tile_products() - before == dW_on_tiles + transposed
     expected = np.asarray(net.W[2], np.float64).T @ np.asarray(grads.dZ[2], np.float64)
     assert_close(grads.dA[1], expected, dtype)
@@ -770,22 +772,22 @@ def test_one_example_forward_leaves_out_the_columns_of_zeros_on_avx512(rows, dty
 @pytest.mark.parametrize("m", [2, 3, 4, 6, 8, 13, 71])
 @pytest.mark.parametrize("layout", ["F", "C"])
 def test_minibatch_products_match_the_reference_for_every_tile(m, layout, dtype):
-    """Z[l] = W[l] A[l-1] + b[l], dW[l] = (1/m) dZ[l] A[l-1]^T and dA[l-1] = W[l]^T dZ[l] of
-    several examples (on AVX-512, the core's own tiles where op(A) fits in L2 and has three
-    vectors of rows and more: 48 rows in float32, 24 in float64; tiles of three vectors, a last
-    one of two or three, and two of two where three would leave one; eight columns at a time,
-    then the 1 to 7 left). n[l] in float32: 48 (one tile), 49, 64 and 112 (two and two at the
-    end), 80, 95 and 130 (a last tile of two or three, masked); 24 and 25 (one tile of two
-    vectors, masked) in the products small enough for the tiles (see _tile_parts), and 3 on BLAS.
-    In float64 those are two tiles and more, and 24 (one tile) and 25 (two and two) take the tiles too. m of
-    2, 3, 4, 6, 8, 13 and 71 columns, and the widths of each dW[l]; X F-ordered, or C-ordered
-    (op(B) read a row a step). Each of those layers' forward and dW[l] is one product on the
-    tiles, and so is dA[l-1] (dA[0] asked for too) where the core transposes W[l] for the tiles
-    (on AVX-512, from 16 columns, W[l] within an eighth of L2; dA[l-1] of n[l-1] rows on a k of
-    n[l]: 71 columns, and in float64 dA[0] of 37 rows), in blocks of a vector's lanes square:
-    n[l-1] and n[l] both multiples of them (64 by 80), or not (49 by 64, 130 by 112, 112 by 24
-    with a block of 8 rows left in float32, and a last block of fewer rows and columns in each
-    dtype)."""
+    """Z[l] = W[l] A[l-1] + b[l], dW[l] = (1/m) dZ[l] A[l-1]^T and dA[l-1] = W[l]^T dZ[l] of several
+    examples (on AVX-512, the core's own tiles where op(A) fits in L2 and has three vectors of rows
+    and more, 48 rows in float32, 24 in float64, or one and more in a small product (see
+    _tile_parts); tiles of three vectors, a last one of two or three, and two of two where three
+    would leave one; eight columns at a time, then the 1 to 7 left). n[l] in float32: 48 (one
+    tile), 49, 64 and 112 (two and two at the end), 80, 95 and 130 (a last tile of two or three,
+    masked); 24 and 25 (one tile of two vectors, masked) in the products small enough for the
+    tiles, and 3 on BLAS. In float64 those are two tiles and more, and 24 (one tile) and 25 (two
+    and two) take the tiles too. m of 2, 3, 4, 6, 8, 13 and 71 columns, and the widths of each
+    dW[l]; X F-ordered, or C-ordered (op(B) read a row a step). Each layer's forward and dW[l] that
+    the tiles take is one product on them, and so is dA[l-1] (dA[0] asked for too) where the core
+    transposes W[l] for the tiles (on AVX-512, from 16 columns, W[l] within an eighth of L2;
+    dA[l-1] of n[l-1] rows on a k of n[l]: 71 columns, and in float64 dA[0] of 37 rows), in blocks
+    of a vector's lanes square: n[l-1] and n[l] both multiples of them (64 by 80), or not (49 by
+    64, 130 by 112, 112 by 24 with a block of 8 rows left in float32, and a last block of fewer
+    rows and columns in each dtype)."""
     n = [37, 48, 49, 64, 80, 95, 130, 112, 24, 25, 3]
     net = mlpcore.Network(n, ["tanh"] * (len(n) - 2) + ["identity"], "mse", dtype=dtype, seed=3)
     rng = np.random.default_rng(4)
@@ -836,14 +838,16 @@ def test_tiles_take_fewer_rows_than_three_vectors_only_in_small_products(dtype):
         (lanes, 16, small // (16 * lanes) + 1): 0,
         (3 * lanes - 1, 2, small // (2 * (3 * lanes - 1))): 1,
         (3 * lanes - 1, 2, small // (2 * (3 * lanes - 1)) + 1): 0,
-        (3 * lanes, 64, 1024): 1,
+        (3 * lanes, 64, 256): 1,  # 48 KiB: within half of any L2
     }
     for (rows, cols, k), parts in expected.items():
-        assert _core._tile_parts(float64, rows, cols, k, 1) == (parts if _core._avx512_kernels() else 0), (rows, cols, k)
+        taken = parts if _core._avx512_kernels() else 0
+        assert _core._tile_parts(float64, rows, cols, k, 1) == taken, (rows, cols, k)
     transposed = {(lanes, 16, 32): True, (lanes, 16, 33): False, (3 * lanes - 1, 16, 16): True,
                   (lanes - 1, 16, 16): False, (3 * lanes, 16, 33): True}
     for (rows, cols, k), taken in transposed.items():
-        assert _core._transposes_for_tiles(float64, rows, cols, k) == (taken and _core._avx512_kernels()), (rows, cols, k)
+        taken = taken and _core._avx512_kernels()
+        assert _core._transposes_for_tiles(float64, rows, cols, k) == taken, (rows, cols, k)
 
 
 @pytest.mark.parametrize("dtype", DTYPES, **DTYPE_IDS)
@@ -967,6 +971,41 @@ def test_sgd_steps_with_products_in_parts_of_the_batch_match_the_reference(into_
     assert _core._steps_in_products() - steps_before == (2 if into_products else 0)
     assert (_core._tile_products() > tiles_before) == _core._avx512_kernels()
     for l in (1, 2):
+        assert_close(net.W[l], W[l], dtype)
+        assert_close(net.b[l], b[l], dtype)
+
+
+@pytest.mark.parametrize("dtype", DTYPES, **DTYPE_IDS)
+def test_sgd_steps_into_small_tiles_match_the_reference(dtype, restore_threads):
+    """A fit's plain-SGD steps taken into the products, W[l] = (1 - lr l2/m) W[l] - (lr/m) dZ[l]
+    A[l-1]^T (the tiles' beta the decay factor, alpha -lr/m), where dW[2], dW[3] and dW[4] are small
+    products with one, two and three vectors of rows (float32: 16, 24, 33; float64: 8, 12, 17;
+    the last two masked): on AVX-512 each goes to the tiles. W[l] and b[l] after two full-batch
+    steps of 16 examples with l2 = 0.3 against the reference's two steps from the same
+    parameters; layer 1's inputs make the batch's 2^20 multiply-adds that the steps into the
+    products need. One thread."""
+    mlpcore.set_num_threads(1)
+    lanes, float64 = _lanes(dtype), dtype == np.float64
+    m, lr, l2 = 16, 0.1, 0.3
+    n = [2**16 // (lanes // 2) + 1, lanes // 2, lanes, lanes + lanes // 2, 2 * lanes + 1]
+    net = mlpcore.Network(n, ["tanh"] * 3 + ["identity"], "mse", dtype=np.dtype(dtype).name, seed=13)
+    assert m * net.params.size >= 2**20
+    on_tiles = [_core._tile_parts(float64, n[l], n[l - 1], m, n[l - 1]) for l in range(2, 5)]  # op(B) = A[l-1]^T
+    assert on_tiles == [int(_core._avx512_kernels())] * 3
+    rng = np.random.default_rng(14)
+    X = np.asfortranarray(0.1 * rng.standard_normal((n[0], m)).astype(dtype))  # tanh in its near-linear range
+    Y = rng.standard_normal((n[-1], m)).astype(dtype)
+    W, b = reference_params(net)
+    for _ in range(2):
+        Z, A = reference.forward(W, b, X, net.activations)
+        expected = reference.backward(W, Z, A, Y, net.activations, "mse", l2=l2)
+        for l in range(1, net.L + 1):
+            W[l], b[l] = W[l] - lr * expected["dW"][l], b[l] - lr * expected["db"][l]
+    steps_before, tiles_before = _core._steps_in_products(), _core._tile_products()
+    net.fit(X, Y, epochs=2, batch_size=m, optimizer="sgd", learning_rate=lr, l2=l2, shuffle=False, verbose=0)
+    assert _core._steps_in_products() - steps_before == 2
+    assert _core._tile_products() - tiles_before >= 2 * sum(on_tiles)
+    for l in range(1, net.L + 1):
         assert_close(net.W[l], W[l], dtype)
         assert_close(net.b[l], b[l], dtype)
 

@@ -342,9 +342,9 @@ template <class T>
 using TileKernel = void (*)(index, index, T, const T*, index, const T*, index, index, T, T*, index);
 
 // C = alpha A op(B) + beta C for NR columns and M >= lanes rows, in tiles of three vectors of rows and
-// a last one of one to three (fewer than three only where M is); where three at a time would leave
-// one vector, the last four go as two and two (one vector's NR sums, a load of op(B) for each FMA,
-// ran at two thirds of three vectors' rate: 256 rows in float32).
+// a last one of two or three (of one where M is one vector); where three at a time would leave one
+// vector, the last four go as two and two (one vector's NR sums, a load of op(B) for each FMA, ran
+// at two thirds of three vectors' rate: 256 rows in float32).
 template <class T, int NR>
 MLPCORE_AVX512 void tile_columns(index M, index K, T alpha, const T* A, index lda, const T* b, index bk, index bj,
                                  T beta, T* c, index ldc) {
@@ -431,9 +431,11 @@ constexpr index tile_min_part = 128;
 // 151, 16x8x128 189 against 262, 16x32x16 with op(A) transposed first 128 against 274, but
 // 16x32x128 (65,536) 772 against 755, 16x16x128 transposed 440 against 333, and below one vector
 // 8x32x128 699 against 415 (the tiles' vector costs as much for 8 rows as for 16); in float64,
-// 8x32x16 116 against 121, 8x128x16 415 against 394. The tiny benchmark's fit (products of 8,192
-// at most) ran at 447-455 thousand steps/s against 399-401, and with OpenBLAS held to its AVX2
-// kernels (OPENBLAS_CORETYPE=Haswell: 16x32x16 150 ns against 278) at 407 against 298-300.
+// 8x32x16 116 against 121, and at the bound itself 8x128x16 415 against 394. The tiny benchmark's
+// fit (products of 8,192 at most) ran at 447-455 thousand steps/s against 399-401, and with
+// OpenBLAS held to its AVX2 kernels (OPENBLAS_CORETYPE=Haswell: 16x32x16 150 ns against 278) at
+// 407 against 298-300. A team's threads, whose shares of the columns differ by one, may take
+// their parts of one product to different kernels (each right to rounding).
 constexpr double small_tile_work = 1 << 14;
 
 // The parts of k in which tile_gemm takes a product of C = (rows, cols) over k, with an op(A)
@@ -461,9 +463,11 @@ index tile_parts(index rows, index cols, index k, index bk, T alpha) {
 constexpr index transposition_min_columns = 16;
 
 // The longest k for which tile_gemm may take a row-major op(A) of fewer rows than three vectors
-// (see small_tile_work), transposed first: OpenBLAS's product with it is slow at k = 16 (8x32x16
-// in float64 390 ns against 183 transposed, 16x32x16 in float32 265 against 130), but not from k
-// = 64 (8x16x64 in float64 176 against 233, 16x16x64 in float32 215 against 233; Zen 5, one thread).
+// (see small_tile_work), transposed first. On an AMD EPYC (Zen 5), one thread, in ns on the tiles
+// against OpenBLAS's product with op(A) row-major: k = 16, 8x32x16 in float64 183 against 390,
+// 16x32x16 in float32 130 against 265; k = 32, 16x32x32 in float32 225 against 284, 8x16x32 in
+// float64 158 against 152; but k = 64, 16x16x64 in float32 233 against 215, 8x16x64 in float64 233
+// against 176.
 constexpr index transposition_few_rows_k = 32;
 
 // Whether tile_gemm, with may_transpose_A (see gemm), takes a row-major op(A) of (rows, k) for C of

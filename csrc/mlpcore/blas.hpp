@@ -3,9 +3,9 @@
 // run on mlpcore's own matrix-vector kernel (column_gemv in blas.cpp); and products of several
 // examples through a column-major op(A) (a minibatch's Z[l] = W[l] A[l-1] and dW[l] = (1/m)
 // dZ[l] A[l-1]^T) on its tiles, where op(A) fits in half of L2 and op(B)'s strips span little
-// enough, or else parts of k long enough do (tile_parts and tile_gemm_took in blas.cpp); and
-// so do products whose op(A) is stored row-major (dA[l-1] = W[l]^T dZ[l]) of enough columns,
-// transposed first, where the caller asks.
+// enough, or else parts of k long enough do, and op(A) has three vectors of rows, or one in a small
+// product (tile_parts and tile_gemm_took in blas.cpp); and so do products whose op(A) is stored
+// row-major (dA[l-1] = W[l]^T dZ[l]) of enough columns, transposed first, where the caller asks.
 #pragma once
 
 #include <atomic>
@@ -27,8 +27,8 @@ inline std::atomic<std::int64_t> tile_products{0};
 // two parts of k summed (the caller's 53%), the second on the pair thread when it is awake (see pair.hpp).
 // With `may_transpose_A`, an op(A) stored row-major goes to the tiles where they would take it
 // stored column-major, it fits in an eighth of a core's L2 and C has 16 columns and more (each
-// thread's share, where gemm shares the product out), transposed first into a scratch of the
-// thread that computes it (kept for the thread's life).
+// thread's share, where gemm shares the product out; below three vectors of rows, on a k of 32 at
+// most), transposed first into a scratch of the thread that computes it (kept for the thread's life).
 //   op(A): (C.rows, k), op(B): (k, C.cols)
 template <class T>
 void gemm(bool trans_A, ConstMatrix<T> A, bool trans_B, ConstMatrix<T> B, T alpha, T beta, Matrix<T> C,
