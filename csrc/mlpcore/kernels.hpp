@@ -157,11 +157,12 @@ void add_scaled(Matrix<T> out, ConstMatrix<T> in, T scale) {
 }
 
 // True when no entry of M is NaN or infinite: x - x is 0 for a finite x and NaN otherwise
-// (an integer or-reduction, so that the loop vectorises).
+// (an integer or-reduction, so that the loop vectorises); on the calling thread alone unless
+// `may_share` (see all_zero).
 template <class T>
-bool all_finite(ConstMatrix<T> M) {
+bool all_finite(ConstMatrix<T> M, bool may_share = true) {
   const index outer = M.transposed ? M.rows : M.cols, inner = M.transposed ? M.cols : M.rows;
-  return all_zero(outer, M.rows * M.cols, [=](index j) {
+  return all_zero(outer, may_share ? M.rows * M.cols : 0, [=](index j) {
     const T* column = M.data + j * M.ld;
     int not_finite = 0;
     for (index i = 0; i < inner; ++i) not_finite |= column[i] - column[i] != 0;
