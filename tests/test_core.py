@@ -1734,6 +1734,24 @@ def test_a_child_forked_after_a_team_runs_on_one_thread(tmp_path):
     assert "fork" in error and "spawn" in error
 
 
+def test_a_fit_of_steps_on_the_calling_thread_starts_no_other_thread(tmp_path):
+    """On two threads, a fit whose steps are too small for a team (100-40-1 on batches of 8)
+    checks its X (400,000 entries, which a pass would share out) on the calling thread too: no
+    OpenMP thread is left spinning beside its steps. A forward of the whole X (16 million
+    multiply-adds) then starts the second thread."""
+    threads, after_fit, after_forward = run_in_a_fresh_python(tmp_path, """
+        mlpcore.set_num_threads(min(2, len(os.sched_getaffinity(0))))
+        net = mlpcore.Network([100, 40, 1], ["relu", "sigmoid"], "bce", seed=0)
+        X = np.random.default_rng(0).standard_normal((100, 4000)).astype(np.float32)
+        net.fit(X, np.arange(4000) % 2, epochs=1, batch_size=8, verbose=0)
+        after_fit = mlpcore._core._threads_started()
+        net.forward(X)
+        print(json.dumps([mlpcore.get_num_threads(), after_fit, mlpcore._core._threads_started()]))
+        """)
+    assert not after_fit
+    assert after_forward == (threads > 1)
+
+
 def test_more_threads_asked_of_openmp_than_processors_give_a_team_of_the_processors(tmp_path):
     """OMP_NUM_THREADS above the processors: mlpcore's count starts at the processors (fit's team
     wrote past its per-thread flags and crashed), and setting it back to itself is allowed."""

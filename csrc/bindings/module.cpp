@@ -894,6 +894,9 @@ PYBIND11_MODULE(_core, m) {
       "_last_team_size", [] { return mlpcore::last_team_size.load(); },
       "The size of the team of threads that the last training epoch or call of forward or backward ran on.");
   m.def(
+      "_threads_started", [] { return mlpcore::threads_started.load(); },
+      "Whether this process has started a parallel region of more than one thread (see parallel.hpp).");
+  m.def(
       "_inputs_forwards", [] { return mlpcore::inputs_forwards.load(); },
       "The layers that a fit's team of two has computed by W[l]'s columns in this process (see inputs_forward).");
   m.def(
