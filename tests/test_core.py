@@ -773,13 +773,12 @@ def test_one_example_forward_leaves_out_the_columns_of_zeros_on_avx512(rows, dty
 @pytest.mark.parametrize("layout", ["F", "C"])
 def test_minibatch_products_match_the_reference_for_every_tile(m, layout, dtype):
     """Z[l] = W[l] A[l-1] + b[l], dW[l] = (1/m) dZ[l] A[l-1]^T and dA[l-1] = W[l]^T dZ[l] of several
-    examples (on AVX-512, the core's own tiles where op(A) fits in L2 and has three vectors of rows
-    and more, 48 rows in float32, 24 in float64, or one and more in a small product (see
-    _tile_parts); tiles of three vectors, a last one of two or three, and two of two where three
-    would leave one; eight columns at a time, then the 1 to 7 left). n[l] in float32: 48 (one
-    tile), 49, 64 and 112 (two and two at the end), 80, 95 and 130 (a last tile of two or three,
-    masked); 24 and 25 (one tile of two vectors, masked) in the products small enough for the
-    tiles, and 3 on BLAS. In float64 those are two tiles and more, and 24 (one tile) and 25 (two
+    examples (on AVX-512, the core's own tiles where op(A) fits in L2 and has a vector of rows and
+    more, 16 rows in float32, 8 in float64 (see _tile_parts); tiles of three vectors, a last one of
+    two or three, and two of two where three would leave one; eight columns at a time, then the 1
+    to 7 left). n[l] in float32: 48 (one tile), 49, 64 and 112 (two and two at the end), 80, 95
+    and 130 (a last tile of two or three, masked); 24 and 25 (one tile of two vectors, masked),
+    and 3 on BLAS. In float64 those are two tiles and more, and 24 (one tile) and 25 (two
     and two) take the tiles too. m of 2, 3, 4, 6, 8, 13 and 71 columns, and the widths of each
     dW[l]; X F-ordered, or C-ordered (op(B) read a row a step). Each layer's forward and dW[l] that
     the tiles take is one product on them, and so is dA[l-1] (dA[0] asked for too) where the core
@@ -803,7 +802,7 @@ def test_minibatch_products_match_the_reference_for_every_tile(m, layout, dtype)
     Z_on_tiles = sum(on_tiles(n[l], m, n[l - 1], m if l == 1 and x_rows_apart else 1) for l in range(1, len(n)))
     dW_on_tiles = sum(on_tiles(n[l], n[l - 1], m, 1 if l == 1 and x_rows_apart else n[l - 1]) for l in range(1, len(n)))
     dA_on_tiles = sum(_core._transposes_for_tiles(float64, n[l - 1], m, n[l]) for l in range(1, len(n)))
-    assert Z_on_tiles >= (7 if _core._avx512_kernels() else 0)
+    assert Z_on_tiles == (9 if _core._avx512_kernels() else 0)
     before = _core._tile_products()
     cache = net.forward(X)
     assert _core._tile_products() - before == Z_on_tiles
@@ -826,19 +825,19 @@ def _lanes(dtype):
 
 
 @pytest.mark.parametrize("dtype", DTYPES, **DTYPE_IDS)
-def test_tiles_take_fewer_rows_than_three_vectors_only_in_small_products(dtype):
-    """On AVX-512, a product whose op(A) has one or two vectors of rows (up to three less one)
-    goes to the tiles only up to 2^14 multiply-adds, and through a row-major op(A), transposed
-    first, only on a k of 32 at most; below a vector of rows, to BLAS; from three vectors, at any
-    size that fits. Without AVX-512, all to BLAS."""
-    float64, lanes, small = dtype == np.float64, _lanes(dtype), 2 ** 14
-    expected = {  # (rows, cols, k): parts
+def test_tiles_take_one_vector_of_rows_and_more(dtype):
+    """On AVX-512, a product whose op(A) has a vector's lanes of rows and more goes to the tiles,
+    small or large; through a row-major op(A), transposed first, with fewer rows than three
+    vectors only on a k of 32 at most; below a vector of rows, to BLAS. Without AVX-512, all to
+    BLAS."""
+    float64, lanes = dtype == np.float64, _lanes(dtype)
+    expected = {  # (rows, cols, k): parts; op(A) of 48 KiB at most, within half of any L2
         (lanes - 1, 16, 8): 0,
-        (lanes, 16, small // (16 * lanes)): 1,
-        (lanes, 16, small // (16 * lanes) + 1): 0,
-        (3 * lanes - 1, 2, small // (2 * (3 * lanes - 1))): 1,
-        (3 * lanes - 1, 2, small // (2 * (3 * lanes - 1)) + 1): 0,
-        (3 * lanes, 64, 256): 1,  # 48 KiB: within half of any L2
+        (lanes - 1, 64, 256): 0,
+        (lanes, 2, 8): 1,
+        (lanes, 64, 256): 1,
+        (3 * lanes - 1, 64, 256): 1,
+        (3 * lanes, 64, 256): 1,
     }
     for (rows, cols, k), parts in expected.items():
         taken = parts if _core._avx512_kernels() else 0

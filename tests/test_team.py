@@ -214,7 +214,8 @@ def test_a_team_s_rows_of_w_on_the_tiles_match_the_reference(dtype, restore_thre
     """A call's layer shared out by rows whose half of W[l] (500 of its 1,000 rows, read with
     W[l]'s leading dimension of 1,000; 400 KB in float64) fits in half of L2: on AVX-512, each
     thread's product runs on the core's own tiles (two products), as dW[l] = (1/m) dZ[l]
-    A[l-1]^T does; Z[l] and dW[l] against the reference."""
+    A[l-1]^T does; so does each thread's share of the columns of layer 2 (10 rows) in float64,
+    where they are a vector and more (two more products); Z[l] and dW[l] against the reference."""
     n, m = [100, 1000, 10], 96
     assert 1000 * 100 * m >= 2**23 and 1000 >= 2 * m
     rng = np.random.default_rng(5)
@@ -226,7 +227,9 @@ def test_a_team_s_rows_of_w_on_the_tiles_match_the_reference(dtype, restore_thre
     before = _core._tile_products()
     cache = net.forward(X)
     assert _core._last_team_size() == 2
-    assert _core._tile_products() - before == (2 if _core._avx512_kernels() else 0)
+    layer_2_on_tiles = _core._tile_parts(dtype == np.float64, 10, m // 2, 1000, 1) > 0
+    assert layer_2_on_tiles == (_core._avx512_kernels() and dtype == np.float64)
+    assert _core._tile_products() - before == (2 + 2 * layer_2_on_tiles if _core._avx512_kernels() else 0)
     grads = net.backward(cache, y)
     expected = reference.backward(W, Z, A, reference.one_hot(y, 10), net.activations, "cce")
     for l in (1, 2):

@@ -424,33 +424,28 @@ void transpose_into(ConstMatrix<T> A, T* At) {
 // on two; a network's layers in parts of 128 to 200 ran as fast as on OpenBLAS or up to 9% faster.
 constexpr index tile_min_part = 128;
 
-// The most multiply-adds of a product with fewer rows than three vectors that tile_gemm takes
-// (from one vector of rows: a tiny network's layers): there BLAS's call and packing cost more
-// than the tiles' masked vectors. On an AMD EPYC (Zen 5), one thread, in ns against OpenBLAS's
-// SkylakeX kernels (its small-matrix ones): in float32, 16x32x16 (rows, columns, k) 127 against
-// 151, 16x8x128 189 against 262, 16x32x16 with op(A) transposed first 128 against 274, but
-// 16x32x128 (65,536) 772 against 755, 16x16x128 transposed 440 against 333, and below one vector
-// 8x32x128 699 against 415 (the tiles' vector costs as much for 8 rows as for 16); in float64,
-// 8x32x16 116 against 121, and at the bound itself 8x128x16 415 against 394. The tiny benchmark's
-// fit (products of 8,192 at most) ran at 447-455 thousand steps/s against 399-401, and with
-// OpenBLAS held to its AVX2 kernels (OPENBLAS_CORETYPE=Haswell: 16x32x16 150 ns against 278) at
-// 407 against 298-300. A team's threads, whose shares of the columns differ by one, may take
-// their parts of one product to different kernels (each right to rounding).
-constexpr double small_tile_work = 1 << 14;
-
 // The parts of k in which tile_gemm takes a product of C = (rows, cols) over k, with an op(A)
-// stored column-major whose rows are three vectors and more (or one and more in a product of
-// small_tile_work multiply-adds at most) and an op(B) whose rows lie bk apart; 0 where it does
-// not take it. A part's op(A), (rows, part), fits in tile_A_bytes and its strips of op(B) span
-// tile_B_span at most: one part where the whole of them do, else the fewest parts of equal length
-// (the first k % parts of them one longer) that do, each of tile_min_part terms and more. alpha =
-// 0 is left to BLAS, which then reads neither factor.
+// stored column-major of a vector's lanes of rows and more and an op(B) whose rows lie bk apart;
+// 0 where it does not take it. A part's op(A), (rows, part), fits in tile_A_bytes and its strips of
+// op(B) span tile_B_span at most: one part where the whole of them do, else the fewest parts of
+// equal length (the first k % parts of them one longer) that do, each of tile_min_part terms and
+// more. alpha = 0 is left to BLAS, which then reads neither factor.
+// From one vector of rows (16 in float32, 8 in float64) to three, the tiles beat BLAS's call and
+// packing on a tiny network's products and OpenBLAS's kernels on a small hidden layer's larger
+// ones. On an AMD EPYC (Zen 5), one thread, in ns on the tiles against OpenBLAS's SkylakeX kernels
+// (its small-matrix ones): in float32, 16x32x16 (rows, columns, k) 127 against 151, 16x8x128 189
+// against 262, 16x128x512 11,319 against 14,273, 32x128x512 15,675 against 21,700; in float64,
+// 8x32x16 116 against 121, 23x128x512 23,350 against 63,831; but 16x128x128 in float64 4,221
+// against 3,892, and below one vector 8x32x128 in float32 699 against 415 (a vector costs as much
+// for 8 rows as for 16). Fits of an epoch of 15,360 examples, ms on one thread: in float32,
+// 784-32-10 on batches of 128 8.8-9.4 against 12.6-13.2 (on two threads 5.7-7.3 against 8.0-8.3),
+// 784-40-10 on 64 12.1-12.5 against 15.8-16.2, 784-16-10 on 256 6.8-7.6 against 9.3-9.4; in
+// float64, 784-32-10 16.3-16.9 against 16.4-17.1, 64-24-24-10 3.3-4.3 against 3.6-3.8. The tiny
+// benchmark's fit (2-16-16-1 on 32) ran at 447-455 thousand steps/s against 399-401, and with
+// OpenBLAS held to its AVX2 kernels (OPENBLAS_CORETYPE=Haswell) at 407 against 298-300.
 template <class T>
 index tile_parts(index rows, index cols, index k, index bk, T alpha) {
-  constexpr index lanes = Zmm<T>::lanes;
-  if (alpha == T(0) || cols < 2 || rows < lanes) return 0;
-  const double work = double(rows) * double(cols) * double(k);
-  if (rows < 3 * lanes && work > small_tile_work) return 0;
+  if (alpha == T(0) || cols < 2 || rows < Zmm<T>::lanes) return 0;
   const double longest =
       std::floor(std::min(tile_A_bytes / (double(rows) * sizeof(T)), tile_B_span<T> / (double(bk) * sizeof(T))));
   if (double(k) <= longest) return 1;
@@ -462,12 +457,11 @@ index tile_parts(index rows, index cols, index k, index bk, T alpha) {
 // Columns of C from which tile_gemm may take a row-major op(A), transposed first (see transposes).
 constexpr index transposition_min_columns = 16;
 
-// The longest k for which tile_gemm may take a row-major op(A) of fewer rows than three vectors
-// (see small_tile_work), transposed first. On an AMD EPYC (Zen 5), one thread, in ns on the tiles
-// against OpenBLAS's product with op(A) row-major: k = 16, 8x32x16 in float64 183 against 390,
-// 16x32x16 in float32 130 against 265; k = 32, 16x32x32 in float32 225 against 284, 8x16x32 in
-// float64 158 against 152; but k = 64, 16x16x64 in float32 233 against 215, 8x16x64 in float64 233
-// against 176.
+// The longest k for which tile_gemm may take a row-major op(A) of fewer rows than three vectors,
+// transposed first. On an AMD EPYC (Zen 5), one thread, in ns on the tiles against OpenBLAS's
+// product with op(A) row-major: k = 16, 8x32x16 in float64 183 against 390, 16x32x16 in float32 130
+// against 265; k = 32, 16x32x32 in float32 225 against 284, 8x16x32 in float64 158 against 152; but
+// k = 64, 16x16x64 in float32 233 against 215, 8x16x64 in float64 233 against 176.
 constexpr index transposition_few_rows_k = 32;
 
 // Whether tile_gemm, with may_transpose_A (see gemm), takes a row-major op(A) of (rows, k) for C of
