@@ -849,17 +849,34 @@ def test_tiles_take_one_vector_of_rows_and_more(dtype):
         assert _core._transposes_for_tiles(float64, rows, cols, k) == taken, (rows, cols, k)
 
 
+def test_long_sums_on_the_tiles_go_in_parts_of_512_terms_at_most(restore_threads):
+    """On AVX-512, a float32 layer of 16 units on 30,000 inputs: each thread's forward goes to the
+    tiles in 59 parts of 508 and 509 terms (512 at most), each sum within a part one chain of FMAs,
+    and Z[1] is within float32's tolerance of the float64 product (in parts of 8,192 terms, as half
+    of a 1 MiB L2 allows, it was off by 1.03 times that tolerance)."""
+    k, m = 30000, 64
+    mlpcore.set_num_threads(1)
+    assert _core._tile_parts(False, 16, m, k, 1) == (59 if _core._avx512_kernels() else 0)
+    net = mlpcore.Network([k, 16, 1], ["tanh", "sigmoid"], "bce", dtype="float32", seed=0)
+    X = np.asfortranarray(np.random.default_rng(1).standard_normal((k, m)).astype(np.float32))
+    expected = np.asarray(net.W[1], np.float64) @ X.astype(np.float64) + np.asarray(net.b[1], np.float64).reshape(-1, 1)
+    before = _core._tile_products()
+    Z = net.forward(X).Z[1]
+    assert _core._tile_products() - before == _core._avx512_kernels()
+    assert_close(Z, expected, np.float32)
+
+
 @pytest.mark.parametrize("dtype", DTYPES, **DTYPE_IDS)
 @pytest.mark.parametrize("m", [5, 16, 24])
 def test_small_layers_on_the_tiles_match_the_reference(m, dtype):
-    """A small network whose hidden layers have one vector of rows, one and one more, and
-    three less some (float32: 16, 17, 40; float64: 8, 9, 16) on 5 to 24 examples: on AVX-512
-    each forward and dW[l] product of those layers goes to the tiles (one tile of one, two or
-    three vectors, masked but the first one), and so does each dA[l-1] on a k of 32 at most
-    (not float32's dA[2], on 40) from 16 columns (W[l]^T transposed); Z[l], dW[l], db[l] and
-    dA[l] against the reference, and the gradient against finite differences."""
+    """A small network whose hidden layers have one vector of rows, one and one more, and two and
+    one more (float32: 16, 17, 33; float64: 8, 9, 17) on 5 to 24 examples: on AVX-512 each
+    forward and dW[l] product of those layers goes to the tiles (one tile of one, two or three
+    vectors, masked but the first one), and so does each dA[l-1] on a k of 32 at most (not
+    float32's dA[2], on 33) from 16 columns (W[l]^T transposed); Z[l], dW[l], db[l] and dA[l]
+    against the reference, and the gradient against finite differences."""
     lanes, float64 = _lanes(dtype), dtype == np.float64
-    n = [3, lanes, lanes + 1, 3 * lanes - 8, 1]
+    n = [3, lanes, lanes + 1, 2 * lanes + 1, 1]
     net = mlpcore.Network(n, ["tanh", "relu", "tanh", "sigmoid"], "bce", dtype=np.dtype(dtype).name, seed=11)
     rng = np.random.default_rng(12)
     X = np.asfortranarray(rng.standard_normal((n[0], m)).astype(dtype))
@@ -909,11 +926,11 @@ def _rows_in_three_parts(float64, k, bk):
 @pytest.mark.parametrize("m", [2, 9])
 @pytest.mark.parametrize("layout", ["F", "C"])
 def test_products_in_parts_of_k_match_the_reference(layout, m, dtype, restore_threads):
-    """Z[1] = W[1] X whose W[1] is larger than the tiles take whole (on AVX-512, beyond half of
-    L2) goes to the tiles in three parts of k = n[0] = 1,201 (400 terms and 401), each part after
-    the first added into Z[1]; X F-ordered, or C-ordered (op(B) read a row a step, each part from
-    its first row on); W[1] of the fewest rows (a masked last vector on a 1 MiB L2) that make
-    three parts. Z[1], and the gradients of the backward that follows, against the reference.
+    """Z[1] = W[1] X whose sums are longer than the tiles take in one part (on AVX-512, 512 terms
+    at most, within half of L2) goes to the tiles in three parts of k = n[0] = 1,201 (400 terms
+    and 401), each part after the first added into Z[1]; X F-ordered, or C-ordered (op(B) read a
+    row a step, each part from its first row on); W[1] of the fewest rows (a masked last vector)
+    that make three parts. Z[1], and the gradients of the backward that follows, against the reference.
     One thread, so that the product is the thread's own."""
     mlpcore.set_num_threads(1)
     n0, bk = 1201, 1 if layout == "F" else m
@@ -941,8 +958,8 @@ def test_products_in_parts_of_k_match_the_reference(layout, m, dtype, restore_th
 @pytest.mark.parametrize("dtype", DTYPES, **DTYPE_IDS)
 @pytest.mark.parametrize("into_products", [True, False], ids=["into_products", "gradient_hook"])
 def test_sgd_steps_with_products_in_parts_of_the_batch_match_the_reference(into_products, dtype, restore_threads):
-    """With a batch larger than the tiles take whole (on AVX-512, dZ[1] of m = 1,201 columns and
-    of the fewest rows that make three parts beyond half of L2), dW[1] = (1/m) dZ[1] X^T goes to
+    """With a batch larger than the tiles take whole (on AVX-512, dZ[1] of m = 1,201 columns, more
+    than a part's 512 terms, and of the fewest rows that make three parts), dW[1] = (1/m) dZ[1] X^T goes to
     the tiles in three parts of m, each added into the product: a fit's plain-SGD steps taken into the
     products, W[1] = (1 - lr l2/m) W[1] - (lr/m) dZ[1] X^T, add them into W[1] itself, the first
     scaled by the decay factor; with a gradient hook, which needs the gradient, into dW[1]. W[l]
@@ -1003,7 +1020,9 @@ def test_sgd_steps_into_small_tiles_match_the_reference(dtype, restore_threads):
     steps_before, tiles_before = _core._steps_in_products(), _core._tile_products()
     net.fit(X, Y, epochs=2, batch_size=m, optimizer="sgd", learning_rate=lr, l2=l2, shuffle=False, verbose=0)
     assert _core._steps_in_products() - steps_before == 2
-    assert _core._tile_products() - tiles_before >= 2 * sum(on_tiles)
+    Z_on_tiles = [_core._tile_parts(float64, n[l], m, n[l - 1], 1) > 0 for l in range(1, 5)]
+    dA_on_tiles = [_core._transposes_for_tiles(float64, n[l - 1], m, n[l]) for l in range(2, 5)]
+    assert _core._tile_products() - tiles_before == 2 * (sum(Z_on_tiles) + sum(dA_on_tiles) + sum(on_tiles))
     for l in range(1, net.L + 1):
         assert_close(net.W[l], W[l], dtype)
         assert_close(net.b[l], b[l], dtype)
@@ -1734,15 +1753,16 @@ def test_a_child_forked_after_a_team_runs_on_one_thread(tmp_path):
 
 
 def test_a_fit_of_steps_on_the_calling_thread_starts_no_other_thread(tmp_path):
-    """On two threads, a fit whose steps are too small for a team (100-40-1 on batches of 8)
-    checks its X (400,000 entries, which a pass would share out) on the calling thread too: no
-    OpenMP thread is left spinning beside its steps. A forward of the whole X (16 million
-    multiply-adds) then starts the second thread."""
+    """On two threads, a fit whose steps are too small for a team (100-40-70 on batches of 8)
+    checks its X and Y (400,000 and 280,000 entries, which a pass would share out) on the calling
+    thread too: no OpenMP thread is left spinning beside its steps. A forward of the whole X (27
+    million multiply-adds) then starts the second thread."""
     threads, after_fit, after_forward = run_in_a_fresh_python(tmp_path, """
         mlpcore.set_num_threads(min(2, len(os.sched_getaffinity(0))))
-        net = mlpcore.Network([100, 40, 1], ["relu", "sigmoid"], "bce", seed=0)
-        X = np.random.default_rng(0).standard_normal((100, 4000)).astype(np.float32)
-        net.fit(X, np.arange(4000) % 2, epochs=1, batch_size=8, verbose=0)
+        net = mlpcore.Network([100, 40, 70], ["relu", "identity"], "mse", seed=0)
+        rng = np.random.default_rng(0)
+        X, Y = rng.standard_normal((100, 4000)).astype(np.float32), rng.standard_normal((70, 4000)).astype(np.float32)
+        net.fit(X, Y, epochs=1, batch_size=8, verbose=0)
         after_fit = mlpcore._core._threads_started()
         net.forward(X)
         print(json.dumps([mlpcore.get_num_threads(), after_fit, mlpcore._core._threads_started()]))

@@ -212,8 +212,8 @@ def test_forward_and_backward_calls_on_a_team_equal_one_thread(batch_norm, cost,
 @pytest.mark.parametrize("dtype", [np.float64, np.float32], **DTYPE_IDS)
 def test_a_team_s_rows_of_w_on_the_tiles_match_the_reference(dtype, restore_threads):
     """A call's layer shared out by rows whose half of W[l] (500 of its 1,000 rows, read with
-    W[l]'s leading dimension of 1,000; 400 KB in float64) fits in half of L2: on AVX-512, each
-    thread's product runs on the core's own tiles (two products), as dW[l] = (1/m) dZ[l]
+    W[l]'s leading dimension of 1,000; 400 KB in float64) fits in half of L2 (where it does): on
+    AVX-512, each thread's product runs on the core's own tiles (two products), as dW[l] = (1/m) dZ[l]
     A[l-1]^T does; so does each thread's share of the columns of layer 2 (10 rows) in float64,
     where they are a vector and more (two more products); Z[l] and dW[l] against the reference."""
     n, m = [100, 1000, 10], 96
@@ -227,9 +227,11 @@ def test_a_team_s_rows_of_w_on_the_tiles_match_the_reference(dtype, restore_thre
     before = _core._tile_products()
     cache = net.forward(X)
     assert _core._last_team_size() == 2
-    layer_2_on_tiles = _core._tile_parts(dtype == np.float64, 10, m // 2, 1000, 1) > 0
-    assert layer_2_on_tiles == (_core._avx512_kernels() and dtype == np.float64)
-    assert _core._tile_products() - before == (2 + 2 * layer_2_on_tiles if _core._avx512_kernels() else 0)
+    float64 = dtype == np.float64
+    layer_1_on_tiles = _core._tile_parts(float64, 500, m, 100, 1) > 0  # each thread's rows (an L2 of 800 KB)
+    layer_2_on_tiles = _core._tile_parts(float64, 10, m // 2, 1000, 1) > 0
+    assert layer_2_on_tiles == (_core._avx512_kernels() and float64)
+    assert _core._tile_products() - before == 2 * layer_1_on_tiles + 2 * layer_2_on_tiles
     grads = net.backward(cache, y)
     expected = reference.backward(W, Z, A, reference.one_hot(y, 10), net.activations, "cce")
     for l in (1, 2):
@@ -305,8 +307,8 @@ def test_a_team_s_dA_through_W_transposed_on_the_tiles_equals_one_thread_and_the
     transposes all of W[2] and multiplies its own columns on the tiles; from 2^23 (1,024 rows on
     128 columns, 512 on 256) by rows, each thread's half of W[2] on BLAS. dA[2] = W[3]^T dZ[3]
     (64 rows on a k of 10) goes by columns through the tiles either way, and dW[1] and dW[2]
-    take the tiles on each thread. The calls on two threads against one thread's and the
-    reference."""
+    take the tiles on each thread, as does dW[3] in float64 (10 rows, a vector and more). The
+    calls on two threads against one thread's and the reference."""
     n = [256, n1, 64, 10]
     assert (n1 * 64 * m < 2**23) == by_columns and n1 * 64 * m >= 2**22 and n1 >= 2 * m
     rng = np.random.default_rng(6)
@@ -320,9 +322,11 @@ def test_a_team_s_dA_through_W_transposed_on_the_tiles_equals_one_thread_and_the
         return net, grads, _core._tile_products() - before, _core._last_team_size()
     (_, team_grads, team_tiles, team_size), (net, grads, tiles, size) = team_and_one_thread(call)
     assert (team_size, size) == (2, 1)
-    if _core._transposes_for_tiles(dtype == np.float64, n1, m // 2, 64):
-        # one thread: dW[1], dW[2], dA[2] and dA[1]; two: each of theirs, but dA[1] by rows
-        assert (tiles, team_tiles) == (4, 2 * 3 + (2 if by_columns else 0))
+    float64 = dtype == np.float64
+    dW3_alone, dW3_shared = (_core._tile_parts(float64, 10, units, m, 64) > 0 for units in (64, 32))
+    if _core._transposes_for_tiles(float64, n1, m // 2, 64):
+        # one thread: dW[1], dW[2], dA[2], dA[1] (and dW[3]); two: each of theirs, but dA[1] by rows
+        assert (tiles, team_tiles) == (4 + dW3_alone, 2 * (3 + dW3_shared) + (2 if by_columns else 0))
     else:  # dA[1] on BLAS either way; the other products on the tiles or not, on each thread
         assert team_tiles == 2 * tiles
     W = {l: np.array(net.W[l], np.float64) for l in (1, 2, 3)}

@@ -691,13 +691,14 @@ void bind_network(py::module_& m, const std::string& suffix) {
                   })
       .def("check_data",
            // Refuses X's NaN and inf unless the trainer is to find them (values_of_X false), and Y's
-           // values that the cost does not take.
+           // values that the cost does not take; on the calling thread, as fit's epoch of solo steps
+           // that may follow goes on (see Trainer::epoch: OpenMP's other thread would spin beside it).
            [](const Net& net, py::array X, py::array Y, bool values_of_X) {
              const ConstMatrix<T> X_view = matrix_view<T>(X, "X");
              const Targets<T> Y_view = targets(net, Y);
              ReleasedGIL release;
-             require(!values_of_X || all_finite(X_view), "X contains NaN or inf");
-             require_valid_targets(net.cost, Y_view);
+             require(!values_of_X || all_finite(X_view, false), "X contains NaN or inf");
+             require_valid_targets(net.cost, Y_view, false);
            })
       .def("backward",
            // Backward of the cache against Y into grads; false, doing nothing, when Y is not as

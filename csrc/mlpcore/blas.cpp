@@ -424,12 +424,22 @@ void transpose_into(ConstMatrix<T> A, T* At) {
 // on two; a network's layers in parts of 128 to 200 ran as fast as on OpenBLAS or up to 9% faster.
 constexpr index tile_min_part = 128;
 
+// The longest part of k (see tile_parts): each sum of a part is one chain of FMAs, whose float32
+// rounding grows with its length. With parts as long as half of L2 allowed (8,192 terms for 16
+// rows on a 1 MiB L2), a float32 forward of a 16-unit layer on k = 30,000 inputs was off from the
+// float64 product by 1.03 times the tests' tolerance (rtol 1e-4, atol 1e-6 of the largest; 1.31
+// with 4 MiB of L2), OpenBLAS's by 0.13-0.23 (it sums blocks of a few hundred terms apart).
+// In parts of 512 at most, 0.22 times it on k = 5,000, 0.39 on 30,000 (parts of 2,048: 0.39 and
+// 0.73). An extra part costs a read and a write of C per 512 multiply-adds of each of its
+// entries; mnist's layer 1 (k = 784) goes in parts of 392 already.
+constexpr index tile_max_part = 512;
+
 // The parts of k in which tile_gemm takes a product of C = (rows, cols) over k, with an op(A)
 // stored column-major of a vector's lanes of rows and more and an op(B) whose rows lie bk apart;
-// 0 where it does not take it. A part's op(A), (rows, part), fits in tile_A_bytes and its strips of
-// op(B) span tile_B_span at most: one part where the whole of them do, else the fewest parts of
-// equal length (the first k % parts of them one longer) that do, each of tile_min_part terms and
-// more. alpha = 0 is left to BLAS, which then reads neither factor.
+// 0 where it does not take it. A part has tile_max_part terms at most, its op(A), (rows, part),
+// fits in tile_A_bytes and its strips of op(B) span tile_B_span at most: one part where the whole
+// of them do, else the fewest parts of equal length (the first k % parts of them one longer) that
+// do, each of tile_min_part terms and more. alpha = 0 is left to BLAS, which then reads neither factor.
 // From one vector of rows (16 in float32, 8 in float64) to three, the tiles beat BLAS's call and
 // packing on a tiny network's products and OpenBLAS's kernels on a small hidden layer's larger
 // ones. On an AMD EPYC (Zen 5), one thread, in ns on the tiles against OpenBLAS's SkylakeX kernels
@@ -446,8 +456,8 @@ constexpr index tile_min_part = 128;
 template <class T>
 index tile_parts(index rows, index cols, index k, index bk, T alpha) {
   if (alpha == T(0) || cols < 2 || rows < Zmm<T>::lanes) return 0;
-  const double longest =
-      std::floor(std::min(tile_A_bytes / (double(rows) * sizeof(T)), tile_B_span<T> / (double(bk) * sizeof(T))));
+  const double longest = std::floor(std::min(
+      {tile_A_bytes / (double(rows) * sizeof(T)), tile_B_span<T> / (double(bk) * sizeof(T)), double(tile_max_part)}));
   if (double(k) <= longest) return 1;
   if (longest < double(tile_min_part)) return 0;
   const index parts = index(std::ceil(double(k) / longest));

@@ -147,11 +147,12 @@ void require_labels_in_range(Targets<T> Y) {
 
 // Refuses targets the cost cannot take: NaN or inf; for bce and cce, entries outside [0, 1];
 // for cce, columns that do not sum to 1 (dZ[L] = A[L] - Y needs that) and labels outside 0..n[L]-1.
+// The NaN and inf on the calling thread alone unless `may_share` (see all_finite).
 template <class T>
-void require_valid_targets(Cost cost, Targets<T> Y) {
+void require_valid_targets(Cost cost, Targets<T> Y, bool may_share = true) {
   const index n_L = Y.dense.rows;
   if (Y.labels) return require_labels_in_range(Y);
-  require(all_finite(Y.dense), "Y contains NaN or inf");
+  require(all_finite(Y.dense, may_share), "Y contains NaN or inf");
   if (cost == Cost::mse) return;
   const char* name = cost == Cost::bce ? "bce" : "cce";
   const double tolerance = sizeof(T) == 4 ? 1e-4 : 1e-9;

@@ -145,7 +145,7 @@ class Trainer {
     run_team(threads, [&](const Team& team) { run_epoch(run, team); });
     if (run.failure) std::rethrow_exception(run.failure);
     // every column was in a step's extents, unless Ctrl-C or `stop` ended the epoch early
-    if (run.checking_X) check_X(X, !run.finished || all_finite(X), true);
+    if (run.checking_X) check_X(X, !run.finished || all_finite(X, threads > 1), true);
     if (run.result.steps) {
       run.result.cost /= double(run.examples);
       run.result.l2_term /= double(run.examples);
@@ -351,7 +351,7 @@ class Trainer {
   // Before the usual path takes a step of an epoch that checks X as it goes: all of X,
   // each thread of the team its share of the columns.
   void check_rest_of_X(Epoch& run, const Team& team) {
-    finite_[team.id] = all_finite(run.X.columns(team.share(run.X.cols)));
+    finite_[team.id] = all_finite(run.X.columns(team.share(run.X.cols)), false);
     team.sync();
     if (team.master()) {
       run.checking_X = false;
