@@ -906,7 +906,7 @@ def test_small_layers_on_the_tiles_match_the_reference(m, dtype):
 
 def _tile_rows(dtype):
     """Rows of a layer on the tiles: three vectors of rows and two more (the last vector masked)."""
-    return 50 if dtype == np.float32 else 26
+    return 3 * _lanes(dtype) + 2
 
 
 def _part_boundaries(k, parts):
@@ -979,8 +979,7 @@ def test_sgd_steps_with_products_in_parts_of_the_batch_match_the_reference(into_
     for _ in range(2):
         Z, A = reference.forward(W, b, X, net.activations)
         expected = reference.backward(W, Z, A, Y, net.activations, "mse", l2=l2)
-        for l in (1, 2):
-            W[l], b[l] = W[l] - lr * expected["dW"][l], b[l] - lr * expected["db"][l]
+        reference.update(W, b, expected["dW"], expected["db"], lr)
     steps_before, tiles_before = _core._steps_in_products(), _core._tile_products()
     net.fit(X, Y, epochs=2, batch_size=m, optimizer="sgd", learning_rate=lr, l2=l2, shuffle=False, verbose=0,
             gradient_hook=None if into_products else (lambda flat_gradient: None))
@@ -1015,8 +1014,7 @@ def test_sgd_steps_into_small_tiles_match_the_reference(dtype, restore_threads):
     for _ in range(2):
         Z, A = reference.forward(W, b, X, net.activations)
         expected = reference.backward(W, Z, A, Y, net.activations, "mse", l2=l2)
-        for l in range(1, net.L + 1):
-            W[l], b[l] = W[l] - lr * expected["dW"][l], b[l] - lr * expected["db"][l]
+        reference.update(W, b, expected["dW"], expected["db"], lr)
     steps_before, tiles_before = _core._steps_in_products(), _core._tile_products()
     net.fit(X, Y, epochs=2, batch_size=m, optimizer="sgd", learning_rate=lr, l2=l2, shuffle=False, verbose=0)
     assert _core._steps_in_products() - steps_before == 2
