@@ -955,6 +955,47 @@ def test_products_in_parts_of_k_match_the_reference(layout, m, dtype, restore_th
         assert_close(grads.db[l], expected["db"][l], dtype)
 
 
+def _fewest_columns_off_the_parts(float64, rows, k):
+    """The fewest columns of C = (rows, columns) over k from which the tiles no longer take a
+    product that they take in parts at two columns (op(A) column-major, op(B)'s rows adjacent);
+    None where they take none at two (no AVX-512)."""
+    if _core._tile_parts(float64, rows, 2, k, 1) < 2:
+        return None
+    taken, off = 2, 2**24
+    while off - taken > 1:
+        middle = (taken + off) // 2
+        taken, off = (middle, off) if _core._tile_parts(float64, rows, middle, k, 1) else (taken, middle)
+    return off
+
+
+@pytest.mark.parametrize("dtype", DTYPES, **DTYPE_IDS)
+def test_products_in_parts_go_to_blas_where_C_outgrows_L2(dtype, restore_threads):
+    """On AVX-512, each part of a product in parts reads and writes the whole of C once more: from
+    a C of more than a quarter of a core's L2 it goes to BLAS (on a 2 MiB L2, 1024x256x1024 ran at
+    82-123 GFLOP/s in parts against OpenBLAS's 102-143), while a product that the tiles take whole
+    stays on them however wide C is. Z[1] = W[1] X of 4 vectors of rows over k = 1,201 (three
+    parts): one tile product on the last number of columns that the parts take, none on one more;
+    Z[1] against the reference both times. One thread, so that the product is the thread's own."""
+    mlpcore.set_num_threads(1)
+    float64, rows, k = dtype == np.float64, 4 * _lanes(dtype), 1201
+    off = _fewest_columns_off_the_parts(float64, rows, k)
+    assert (off is not None) == _core._avx512_kernels()
+    if off is None:
+        return
+    assert _core._tile_parts(float64, rows, off - 1, k, 1) == 3
+    assert _core._tile_parts(float64, rows, off, k, 1) == 0
+    assert _core._tile_parts(float64, rows, off, 256, 1) == 1  # whole: no limit on C
+    net = mlpcore.Network([k, rows, 1], ["tanh", "identity"], "mse", dtype=np.dtype(dtype).name, seed=11)
+    W, b = reference_params(net)
+    rng = np.random.default_rng(12)
+    for m, products in ((off - 1, 1), (off, 0)):
+        X = np.asfortranarray(rng.standard_normal((k, m)).astype(dtype))
+        before = _core._tile_products()
+        Z = net.forward(X).Z[1]
+        assert _core._tile_products() - before == products, m
+        assert_close(Z, reference.forward(W, b, X, net.activations)[0][1], dtype)
+
+
 @pytest.mark.parametrize("dtype", DTYPES, **DTYPE_IDS)
 @pytest.mark.parametrize("into_products", [True, False], ids=["into_products", "gradient_hook"])
 def test_sgd_steps_with_products_in_parts_of_the_batch_match_the_reference(into_products, dtype, restore_threads):

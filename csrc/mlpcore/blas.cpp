@@ -434,12 +434,24 @@ constexpr index tile_min_part = 128;
 // entries; mnist's layer 1 (k = 784) goes in parts of 392 already.
 constexpr index tile_max_part = 512;
 
+// The largest C that tile_gemm takes in more than one part, in bytes: a quarter of a core's L2
+// (half of tile_A_bytes). Each part reads and writes the whole of C once more, which costs little
+// while C stays in L2 beside the part of op(A). On an AVX-512 Xeon with 2 MiB of L2 a core, one
+// thread, GFLOP/s on the tiles in parts against OpenBLAS (rows x columns x k, C's bytes): 512x128x784
+// (256 KiB) 155 against 131, 768x128x784 (384 KiB) 148-149 against 130-134, 1024x128x784 (512 KiB)
+// 145-149 against 127; but 640x256x640 (640 KiB) 92-93 against 102-130, 768x256x768 94-140
+// against 104-149, 1024x256x1024 82-123 against 102-143, wide's 2048x256x2048 (2 MiB, in parts
+// of 128) 71-114 against 94-135, and the 2048-cube 116 against 152. On the 1 MiB L2s where the parts were measured
+// first, every C they gained on was of 256 KiB and less, and the 1024-cube (4 MiB) lost.
+const double tile_C_parts_bytes = tile_A_bytes / 2;
+
 // The parts of k in which tile_gemm takes a product of C = (rows, cols) over k, with an op(A)
 // stored column-major of a vector's lanes of rows and more and an op(B) whose rows lie bk apart;
 // 0 where it does not take it. A part has tile_max_part terms at most, its op(A), (rows, part),
 // fits in tile_A_bytes and its strips of op(B) span tile_B_span at most: one part where the whole
-// of them do, else the fewest parts of equal length (the first k % parts of them one longer) that
-// do, each of tile_min_part terms and more. alpha = 0 is left to BLAS, which then reads neither factor.
+// of them do, else, where C fits in tile_C_parts_bytes, the fewest parts of equal length (the
+// first k % parts of them one longer) that do, each of tile_min_part terms and more. alpha = 0 is
+// left to BLAS, which then reads neither factor.
 // From one vector of rows (16 in float32, 8 in float64) to three, the tiles beat BLAS's call and
 // packing on a tiny network's products and OpenBLAS's kernels on a small hidden layer's larger
 // ones. On an AMD EPYC (Zen 5), one thread, in ns on the tiles against OpenBLAS's SkylakeX kernels
@@ -459,7 +471,7 @@ index tile_parts(index rows, index cols, index k, index bk, T alpha) {
   const double longest = std::floor(std::min(
       {tile_A_bytes / (double(rows) * sizeof(T)), tile_B_span<T> / (double(bk) * sizeof(T)), double(tile_max_part)}));
   if (double(k) <= longest) return 1;
-  if (longest < double(tile_min_part)) return 0;
+  if (longest < double(tile_min_part) || double(rows) * double(cols) * sizeof(T) > tile_C_parts_bytes) return 0;
   const index parts = index(std::ceil(double(k) / longest));
   return k / parts >= tile_min_part ? parts : 0;
 }
