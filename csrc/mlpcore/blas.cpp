@@ -419,9 +419,10 @@ void transpose_into(ConstMatrix<T> A, T* At) {
 // after the first reads and writes C once more. With parts of 64, on an AMD EPYC (Zen 4) with 1
 // MiB of L2 a core, the float32 2048-cube product (2048 rows a thread) went to the tiles and ran
 // at 169-175 GFLOP/s on two threads against OpenBLAS's 206-209, and the 2048-2048-2048-10 fit's
-// steps at 170-174 against 186-192; with 128, both stay on OpenBLAS. Parts of 128 take the
+// steps at 170-174 against 186-192; with 128, both stay on OpenBLAS. Parts of 128 took the
 // 1024-cube (1024 rows a thread): 97-98 GFLOP/s against 102-104 on one thread, 202 against 205-206
-// on two; a network's layers in parts of 128 to 200 ran as fast as on OpenBLAS or up to 9% faster.
+// on two (its C now leaves it to OpenBLAS, see tile_C_parts_bytes); a network's layers in parts of
+// 128 to 200 ran as fast as on OpenBLAS or up to 9% faster.
 constexpr index tile_min_part = 128;
 
 // The longest part of k (see tile_parts): each sum of a part is one chain of FMAs, whose float32
@@ -437,12 +438,13 @@ constexpr index tile_max_part = 512;
 // The largest C that tile_gemm takes in more than one part, in bytes: a quarter of a core's L2
 // (half of tile_A_bytes). Each part reads and writes the whole of C once more, which costs little
 // while C stays in L2 beside the part of op(A). On an AVX-512 Xeon with 2 MiB of L2 a core, one
-// thread, GFLOP/s on the tiles in parts against OpenBLAS (rows x columns x k, C's bytes): 512x128x784
-// (256 KiB) 155 against 131, 768x128x784 (384 KiB) 148-149 against 130-134, 1024x128x784 (512 KiB)
-// 145-149 against 127; but 640x256x640 (640 KiB) 92-93 against 102-130, 768x256x768 94-140
-// against 104-149, 1024x256x1024 82-123 against 102-143, wide's 2048x256x2048 (2 MiB, in parts
-// of 128) 71-114 against 94-135, and the 2048-cube 116 against 152. On the 1 MiB L2s where the parts were measured
-// first, every C they gained on was of 256 KiB and less, and the 1024-cube (4 MiB) lost.
+// thread, GFLOP/s on the tiles in parts against OpenBLAS (rows x columns x k, C's bytes):
+// 512x128x784 (256 KiB) 155 against 131, 768x128x784 (384 KiB) 148-149 against 130-134,
+// 1024x128x784 (512 KiB) 145-149 against 127; but 640x256x640 (640 KiB) 92-93 against 102-130,
+// 768x256x768 94-140 against 104-149, 1024x256x1024 82-123 against 102-143, wide's 2048x256x2048
+// (2 MiB, in parts of 128) 71-114 against 94-135, and the 2048-cube 116 against 152. On the 1 MiB
+// L2s where the parts were measured first, every C they gained on was of 256 KiB and less, and the
+// 1024-cube (4 MiB) lost.
 const double tile_C_parts_bytes = tile_A_bytes / 2;
 
 // The parts of k in which tile_gemm takes a product of C = (rows, cols) over k, with an op(A)

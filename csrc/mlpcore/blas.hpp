@@ -3,9 +3,10 @@
 // run on mlpcore's own matrix-vector kernel (column_gemv in blas.cpp); and products of several
 // examples through a column-major op(A) (a minibatch's Z[l] = W[l] A[l-1] and dW[l] = (1/m)
 // dZ[l] A[l-1]^T) on its tiles, where op(A) fits in half of L2 and op(B)'s strips span little
-// enough, or else parts of k long enough do, and op(A) has a vector's lanes of rows and more
-// (tile_parts and tile_gemm_took in blas.cpp); and so do products whose op(A) is stored
-// row-major (dA[l-1] = W[l]^T dZ[l]) of enough columns, transposed first, where the caller asks.
+// enough, or else parts of k long enough do and C fits in a quarter of L2, and op(A) has a
+// vector's lanes of rows and more (tile_parts and tile_gemm_took in blas.cpp); and so do products
+// whose op(A) is stored row-major (dA[l-1] = W[l]^T dZ[l]) of enough columns, transposed first,
+// where the caller asks.
 #pragma once
 
 #include <atomic>
