@@ -11,6 +11,7 @@ on a rounding difference at Z = 0. float32 references are computed in
 float32 on the same float32 parameters and data.
 """
 
+import math
 import re
 import threading
 import time
@@ -916,7 +917,8 @@ def _part_boundaries(k, parts):
 
 def _rows_in_three_parts(float64, k, bk):
     """The fewest rows, from three vectors and two more, of a thread's product over k (op(A)
-    stored column-major, op(B)'s rows bk apart) that the tiles take in three parts of k; None
+    stored column-major, op(B)'s rows bk apart) that the tiles take in three parts of k, found
+    with two columns of C (the callers' few columns keep C far within the parts' limit); None
     where they take none (no AVX-512)."""
     first = _tile_rows(np.float64 if float64 else np.float32)
     return next((rows for rows in range(first, 100 * k) if _core._tile_parts(float64, rows, 2, k, bk) == 3), None)
@@ -973,23 +975,30 @@ def test_products_in_parts_go_to_blas_where_C_outgrows_L2(dtype, restore_threads
     """On AVX-512, each part of a product in parts reads and writes the whole of C once more: from
     a C of more than a quarter of a core's L2 it goes to BLAS (on a 2 MiB L2, 1024x256x1024 ran at
     82-123 GFLOP/s in parts against OpenBLAS's 102-143), while a product that the tiles take whole
-    stays on them however wide C is. Z[1] = W[1] X of 4 vectors of rows over k = 1,201 (three
-    parts): one tile product on the last number of columns that the parts take, none on one more;
-    Z[1] against the reference both times. One thread, so that the product is the thread's own."""
+    stays on them however wide C is. The limit, found with four vectors of rows over k = 1,201
+    (parts of 512 terms at most), holds for any rows: Z[1] = W[1] X of rows near the square root
+    of it (the smallest X and W[1]) is one tile product on the last number of columns that the
+    parts take, none on one more, and Z[1] is as the reference's both times. One thread, so that
+    the product is the thread's own."""
     mlpcore.set_num_threads(1)
-    float64, rows, k = dtype == np.float64, 4 * _lanes(dtype), 1201
-    off = _fewest_columns_off_the_parts(float64, rows, k)
+    float64, lanes, size, k = dtype == np.float64, _lanes(dtype), np.dtype(dtype).itemsize, 1201
+    off = _fewest_columns_off_the_parts(float64, 4 * lanes, k)
     assert (off is not None) == _core._avx512_kernels()
     if off is None:
         return
-    assert _core._tile_parts(float64, rows, off - 1, k, 1) == 3
+    assert _core._tile_parts(float64, 4 * lanes, off, k, 1) == 0
+    limit = (off - 1) * 4 * lanes * size  # the largest C in parts, in bytes
+    rows = lanes * math.ceil(math.sqrt(limit / size) / lanes)
+    off = _fewest_columns_off_the_parts(float64, rows, k)
+    assert (off - 1) * rows * size <= limit < off * rows * size
+    assert _core._tile_parts(float64, rows, off - 1, k, 1) >= 2
     assert _core._tile_parts(float64, rows, off, k, 1) == 0
-    assert _core._tile_parts(float64, rows, off, 256, 1) == 1  # whole: no limit on C
+    assert _core._tile_parts(float64, rows, off, 128, 1) == 1  # whole: no limit on C
     net = mlpcore.Network([k, rows, 1], ["tanh", "identity"], "mse", dtype=np.dtype(dtype).name, seed=11)
     W, b = reference_params(net)
     rng = np.random.default_rng(12)
     for m, products in ((off - 1, 1), (off, 0)):
-        X = np.asfortranarray(rng.standard_normal((k, m)).astype(dtype))
+        X = rng.standard_normal((m, k)).astype(dtype).T  # F-ordered
         before = _core._tile_products()
         Z = net.forward(X).Z[1]
         assert _core._tile_products() - before == products, m

@@ -444,7 +444,8 @@ constexpr index tile_max_part = 512;
 // 768x256x768 94-140 against 104-149, 1024x256x1024 82-123 against 102-143, wide's 2048x256x2048
 // (2 MiB, in parts of 128) 71-114 against 94-135, and the 2048-cube 116 against 152. On the 1 MiB
 // L2s where the parts were measured first, every C they gained on was of 256 KiB and less, and the
-// 1024-cube (4 MiB) lost.
+// 1024-cube lost (4 MiB on one thread, 2 MiB a thread on two). A team's threads, whose shares of
+// C's columns may differ by one, may fall on either side of the limit: each takes its own share.
 const double tile_C_parts_bytes = tile_A_bytes / 2;
 
 // The parts of k in which tile_gemm takes a product of C = (rows, cols) over k, with an op(A)
@@ -473,7 +474,8 @@ index tile_parts(index rows, index cols, index k, index bk, T alpha) {
   const double longest = std::floor(std::min(
       {tile_A_bytes / (double(rows) * sizeof(T)), tile_B_span<T> / (double(bk) * sizeof(T)), double(tile_max_part)}));
   if (double(k) <= longest) return 1;
-  if (longest < double(tile_min_part) || double(rows) * double(cols) * sizeof(T) > tile_C_parts_bytes) return 0;
+  if (double(rows) * double(cols) * sizeof(T) > tile_C_parts_bytes) return 0;  // each part reads C again
+  if (longest < double(tile_min_part)) return 0;
   const index parts = index(std::ceil(double(k) / longest));
   return k / parts >= tile_min_part ? parts : 0;
 }
