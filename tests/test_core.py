@@ -850,6 +850,69 @@ def test_tiles_take_one_vector_of_rows_and_more(dtype):
         assert _core._transposes_for_tiles(float64, rows, cols, k) == taken, (rows, cols, k)
 
 
+# A layer beyond the tiles' reach on any L2 of 4 MiB and less: W[1] of 2100 x 1100 (9 MiB in
+# float32), Z[1] of 2100 x 130 (1.1 MiB); op(A)'s panels of three vectors of rows, the last
+# masked; k in parts of at most 512 terms; strips of eight columns, the last of two.
+PANEL_NET, PANEL_M = [1100, 2100, 3], 130
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+@pytest.mark.parametrize("dtype", DTYPES, **DTYPE_IDS)
+def test_products_through_panel_copies_match_the_reference(threads, dtype, restore_threads):
+    """On AVX-512, Z[1] = W[1] X (op(A) stored column-major, copied panel by panel as the first
+    strip reads it) and dA[0] = W[1]^T dZ[1] (op(A) stored row-major, each panel transposed into
+    the copy first) go through panel_gemm, each thread's share; Z, dW, db and dA against the
+    reference. Without AVX-512, all to BLAS."""
+    mlpcore.set_num_threads(threads)
+    net = mlpcore.Network(PANEL_NET, ["tanh", "softmax"], "cce", dtype=np.dtype(dtype).name, seed=21)
+    rng = np.random.default_rng(22)
+    X = np.asfortranarray(rng.standard_normal((PANEL_NET[0], PANEL_M)).astype(dtype))
+    Y = random_targets(rng, "cce", PANEL_NET[-1], PANEL_M, dtype)
+    before = _core._panel_products()
+    cache = net.forward(X)
+    grads = net.backward(cache, Y, compute_dA0=True)
+    taken = _core._panel_products() - before
+    assert taken >= 2 if _core._avx512_kernels() else taken == 0
+    W, b = reference_params(net)
+    Z_ref, A_ref = reference.forward(W, b, X, net.activations)
+    expected = reference.backward(W, Z_ref, A_ref, Y, net.activations, "cce", compute_dA0=True)
+    for l in (1, 2):
+        assert_close(cache.Z[l], Z_ref[l], dtype)
+        assert_close(grads.dW[l], expected["dW"][l], dtype)
+        assert_close(grads.db[l], expected["db"][l], dtype)
+    assert_close(grads.dA[0], expected["dA"][0], dtype)
+
+
+def test_gradient_through_panel_copies_matches_finite_differences(restore_threads):
+    """float64, one thread: dW[1], db[1] (behind Z[1] through the panels' copies) and dA[0] (through
+    W[1]^T's transposed copies) against central differences of the cost, at entries drawn in
+    every panel's reach (the net is too large to difference every one)."""
+    mlpcore.set_num_threads(1)
+    net = mlpcore.Network(PANEL_NET, ["tanh", "softmax"], "cce", dtype="float64", seed=23)
+    rng = np.random.default_rng(24)
+    X = np.asfortranarray(rng.standard_normal((PANEL_NET[0], PANEL_M)))
+    Y = random_targets(rng, "cce", PANEL_NET[-1], PANEL_M, np.float64)
+    before = _core._panel_products()
+    grads = net.backward(net.forward(X), Y, compute_dA0=True)
+    assert _core._panel_products() - before >= (2 if _core._avx512_kernels() else 0)
+    analytic = {"W": np.array(grads.dW[1]), "b": np.array(grads.db[1]), "X": np.array(grads.dA[0]) / PANEL_M}
+    arrays = {"W": net.W[1], "b": net.b[1], "X": X}  # net.W[1], net.b[1]: writable views of net.params
+
+    def J():
+        return net.cost(net.forward(X).A[net.L], Y)
+
+    for name, array in arrays.items():
+        for _ in range(6):
+            entry = tuple(int(rng.integers(size)) for size in array.shape)
+            saved = array[entry]
+            array[entry] = saved + 1e-6
+            plus = J()
+            array[entry] = saved - 1e-6
+            minus = J()
+            array[entry] = saved
+            assert_gradient(analytic[name][entry], (plus - minus) / 2e-6)
+
+
 def test_long_sums_on_the_tiles_go_in_parts_of_512_terms_at_most(restore_threads):
     """On AVX-512, a float32 layer of 16 units on 30,000 inputs: each thread's forward goes to the
     tiles in 59 parts of 508 and 509 terms (512 at most), each sum within a part one chain of FMAs,

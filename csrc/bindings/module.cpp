@@ -905,6 +905,10 @@ PYBIND11_MODULE(_core, m) {
       "The products of several examples that mlpcore's own AVX-512 tiles have computed in this process (see "
       "blas.cpp).");
   m.def(
+      "_panel_products", [] { return mlpcore::panel_products.load(); },
+      "The products of several examples that mlpcore's own AVX-512 tiles have computed through copies of op(A)'s "
+      "panels in this process (see panel_gemm in blas.cpp).");
+  m.def(
       "_transposes_for_tiles",
       [](bool float64, mlpcore::index rows, mlpcore::index cols, mlpcore::index k) {
         return float64 ? mlpcore::tiles_take_transposed<double>(rows, cols, k)

@@ -9,6 +9,7 @@
 #endif
 
 #include <algorithm>
+#include <array>
 #include <atomic>
 #include <cassert>
 #include <cmath>
@@ -301,15 +302,33 @@ MLPCORE_AVX512 void column_gemv(index M, index K, T alpha, const T* a, index lda
   for (index r = 0; r < M; ++r) y[r] = alpha * sums[r] + (beta == T(0) ? T(0) : beta * y[r]);
 }
 
+// The columns ahead of the one it reads from which a copying tile (see tile) fetches A's column
+// into L2: far enough for a fetch from L3 to land before its use. One thread's float32
+// 2016x256x2048 product through copies (panel_gemm) ran at 99-103 GFLOP/s with 8 to 96 ahead.
+constexpr index copy_ahead = 32;
+
+// copy = a column's V vectors; A's column `ahead` fetched into L2 (nullptr: none).
+template <class T, int V>
+MLPCORE_AVX512 inline __attribute__((always_inline)) void copy_column(const typename Zmm<T>::Vec (&column)[V], T* copy,
+                                                                      const T* ahead) {
+#pragma GCC unroll 4
+  for (int v = 0; v < V; ++v) Zmm<T>::store(copy + v * Zmm<T>::lanes, column[v]);
+  if (ahead)
+#pragma GCC unroll 4
+    for (int v = 0; v < V; ++v) _mm_prefetch(reinterpret_cast<const char*>(ahead + v * Zmm<T>::lanes), _MM_HINT_T1);
+}
+
 // C = alpha A op(B) + beta C (beta = 0: C is not read) for M in ((V - 1) lanes, V lanes] and NR columns:
 //   A: (M, K) column-major, leading dimension lda;  op(B)(k, j) = b[k bk + j bj];  C: (M, NR), ldc
 // V NR vectors of sums in registers over all of K (24 of AVX-512's 32 for V = 3, NR = 8), a
-// column of A's V vectors and NR entries of op(B) a time, nothing packed; the last vector's
-// loads and stores masked to the rows that are there. (GCC keeps the sums in registers only with
-// every loop over them unrolled.)
-template <class T, int V, int NR>
+// column of A's V vectors and NR entries of op(B) a time; the last vector's loads and stores
+// masked to the rows that are there. (GCC keeps the sums in registers only with every loop over
+// them unrolled.) With Copies, each column of A also goes to `copy` as it is read, V vectors a
+// column (copy: (V lanes, K), leading dimension V lanes, 0 past M's rows), for the strips of C
+// after this one to read (see panel_gemm), and A's columns copy_ahead on are fetched meanwhile.
+template <class T, int V, int NR, bool Copies>
 MLPCORE_AVX512 void tile(index M, index K, T alpha, const T* a, index lda, const T* b, index bk, index bj, T beta, T* c,
-                         index ldc) {
+                         index ldc, T* copy) {
   using Z = Zmm<T>;
   const unsigned last = unsigned(M - (V - 1) * Z::lanes);
   typename Z::Vec sum[V][NR];
@@ -321,6 +340,8 @@ MLPCORE_AVX512 void tile(index M, index K, T alpha, const T* a, index lda, const
     typename Z::Vec column[V];
 #pragma GCC unroll 4
     for (int v = 0; v < V; ++v) column[v] = column_vector<T, V>(a, v, last);
+    if constexpr (Copies)
+      copy_column<T, V>(column, copy + k * V * Z::lanes, k + copy_ahead < K ? a + copy_ahead * lda : nullptr);
 #pragma GCC unroll 8
     for (int j = 0; j < NR; ++j)
 #pragma GCC unroll 4
@@ -337,41 +358,64 @@ MLPCORE_AVX512 void tile(index M, index K, T alpha, const T* a, index lda, const
     }
 }
 
-// tile and tile_columns, for tables of their instances.
+// tile's instances, for tables of them.
 template <class T>
-using TileKernel = void (*)(index, index, T, const T*, index, const T*, index, index, T, T*, index);
+using TileKernel = void (*)(index, index, T, const T*, index, const T*, index, index, T, T*, index, T*);
 
-// C = alpha A op(B) + beta C for NR columns and M >= lanes rows, in tiles of three vectors of rows and
-// a last one of two or three (of one where M is one vector); where three at a time would leave one
-// vector, the last four go as two and two (one vector's NR sums, a load of op(B) for each FMA, ran
-// at two thirds of three vectors' rate: 256 rows in float32).
-template <class T, int NR>
-MLPCORE_AVX512 void tile_columns(index M, index K, T alpha, const T* A, index lda, const T* b, index bk, index bj,
-                                 T beta, T* c, index ldc) {
+// The columns of C that a tile takes at most.
+constexpr index strip_columns = 8;
+
+// A strip's tiles of V vectors of rows, for 1 to strip_columns columns.
+template <class T, bool Copies, int V, int... NR>
+constexpr std::array<TileKernel<T>, strip_columns> strip_tiles(std::integer_sequence<int, NR...>) {
+  return {tile<T, V, NR + 1, Copies>...};
+}
+
+// The tile, copying or not, for `rows` rows (one to three vectors) and `cols` columns (1 to 8).
+template <class T, bool Copies = false>
+TileKernel<T> tile_kernel(index rows, index cols) {
+  constexpr auto columns = std::make_integer_sequence<int, strip_columns>{};
+  static constexpr std::array<std::array<TileKernel<T>, strip_columns>, 3> kernels{
+      strip_tiles<T, Copies, 1>(columns), strip_tiles<T, Copies, 2>(columns), strip_tiles<T, Copies, 3>(columns)};
+  return kernels[(rows - 1) / Zmm<T>::lanes][cols - 1];
+}
+
+// The panels of M >= lanes rows that the tiles take, calling visit(first row, rows) for each:
+// three vectors of rows a panel and a last one of two or three (of one where M is one vector);
+// where three at a time would leave one vector, the last four go as two and two (one vector's NR
+// sums, a load of op(B) for each FMA, ran at two thirds of three vectors' rate: 256 rows in float32).
+template <class T, class Visit>
+void row_panels(index M, Visit visit) {
   constexpr index lanes = Zmm<T>::lanes;
-  // for (0, 1], (1, 2] and (2, 3) vectors left
-  constexpr TileKernel<T> ending[] = {tile<T, 1, NR>, tile<T, 2, NR>, tile<T, 3, NR>};
   assert(M >= lanes);
   const auto one_left = [&](index i) { return M - i > 3 * lanes && M - i <= 4 * lanes; };
   index i = 0;
-  for (; M - i >= 3 * lanes && !one_left(i); i += 3 * lanes)
-    tile<T, 3, NR>(3 * lanes, K, alpha, A + i, lda, b, bk, bj, beta, c + i, ldc);
+  for (; M - i >= 3 * lanes && !one_left(i); i += 3 * lanes) visit(i, 3 * lanes);
   if (one_left(i)) {
-    tile<T, 2, NR>(2 * lanes, K, alpha, A + i, lda, b, bk, bj, beta, c + i, ldc);
+    visit(i, 2 * lanes);
     i += 2 * lanes;
   }
-  if (i < M) ending[(M - i - 1) / lanes](M - i, K, alpha, A + i, lda, b, bk, bj, beta, c + i, ldc);
+  if (i < M) visit(i, M - i);
 }
 
-// C = alpha A op(B) + beta C (beta = 0: C is not read), eight columns at a time and then the columns left.
+// C = alpha A op(B) + beta C (beta = 0: C is not read), strip by strip of eight columns, each
+// panel by panel of rows (see row_panels), reading A in place.
 //   A: (M, K) column-major, lda;  op(B)(k, j) = B[k bk + j bj];  C: (M, N), ldc
 template <class T>
 void tile_gemm(index M, index N, index K, T alpha, const T* A, index lda, const T* B, index bk, index bj, T beta, T* C,
                index ldc) {
-  constexpr TileKernel<T> strips[] = {tile_columns<T, 1>, tile_columns<T, 2>, tile_columns<T, 3>, tile_columns<T, 4>,
-                                      tile_columns<T, 5>, tile_columns<T, 6>, tile_columns<T, 7>, tile_columns<T, 8>};
-  for (index j = 0; j < N; j += 8)
-    strips[std::min<index>(8, N - j) - 1](M, K, alpha, A, lda, B + j * bj, bk, bj, beta, C + j * ldc, ldc);
+  for (index j = 0; j < N; j += strip_columns) {
+    const index cols = std::min(strip_columns, N - j);
+    row_panels<T>(M, [&](index i, index rows) {
+      tile_kernel<T>(rows, cols)(rows, K, alpha, A + i, lda, B + j * bj, bk, bj, beta, C + i + j * ldc, ldc, nullptr);
+    });
+  }
+}
+
+// Part p of k's `parts` parts of equal length, the first k % parts of them one longer.
+inline Range part_of(index k, index parts, index p) {
+  const index begin = p * (k / parts) + std::min(p, k % parts);
+  return {begin, begin + k / parts + index(p < k % parts)};
 }
 
 // The largest op(A) (or part of one, see tile_parts) that tile_gemm takes, in bytes: half of a
@@ -490,6 +534,13 @@ constexpr index transposition_min_columns = 16;
 // k = 64, 16x16x64 in float32 233 against 215, 8x16x64 in float64 233 against 176.
 constexpr index transposition_few_rows_k = 32;
 
+// Columns of C from which panel_gemm takes a product that the tiles do not: its copies pay from
+// the second strip on.
+constexpr index panel_min_columns = 16;
+
+// Columns of C up to which panel_gemm takes a product.
+constexpr index panel_max_columns = 512;
+
 // Whether tile_gemm, with may_transpose_A (see gemm), takes a row-major op(A) of (rows, k) for C of
 // (rows, cols): from transposition_min_columns columns, within a quarter of tile_A_bytes (below
 // three vectors of rows, of transposition_few_rows_k terms at most). Elsewhere the transposition (a
@@ -507,12 +558,13 @@ bool transposes(index rows, index cols, index k) {
          (rows >= 3 * Zmm<T>::lanes || k <= transposition_few_rows_k);
 }
 
-// The calling thread's scratch of at least `size` entries, for an op(A) transposed for the tiles:
-// grown to the largest asked for (a quarter of tile_A_bytes at most), kept for the thread's life,
+// The calling thread's scratch of at least `size` entries, for an op(A) transposed for the tiles
+// (a quarter of tile_A_bytes at most) or a panel's copies (see panel_gemm): grown to the largest
+// asked for, kept for the thread's life,
 // as BLAS keeps the buffers it packs into; nullptr where it cannot grow (BLAS then takes the
 // product: a team's thread must not throw).
 template <class T>
-T* transposition_scratch(index size) {
+T* thread_scratch(index size) {
   thread_local std::vector<T> scratch;
   if (index(scratch.size()) < size) {  // once per thread and size
     try {
@@ -549,7 +601,7 @@ bool tile_gemm_took(bool trans_A, ConstMatrix<T> A, bool trans_B, ConstMatrix<T>
   const T* a = A.data;
   index lda = A.ld;
   if (!column_major) {  // op(A)^T is stored column-major: (k, C.rows)
-    T* At = transposition_scratch<T>(C.rows * k);
+    T* At = thread_scratch<T>(C.rows * k);
     if (!At) return false;
     transpose_into(ConstMatrix<T>(A.data, k, C.rows, A.ld), At);
     a = At;
@@ -557,10 +609,69 @@ bool tile_gemm_took(bool trans_A, ConstMatrix<T> A, bool trans_B, ConstMatrix<T>
   }
   tile_products.fetch_add(1, std::memory_order_relaxed);
   for (index p = 0; p < parts; ++p) {
-    const index k0 = p * (k / parts) + std::min(p, k % parts), length = k / parts + index(p < k % parts);
-    tile_gemm(C.rows, C.cols, length, alpha, a + k0 * lda, lda, B.data + k0 * bk, bk, bj, p == 0 ? beta : T(1), C.data,
-              C.ld);
+    const Range r = part_of(k, parts, p);
+    tile_gemm(C.rows, C.cols, r.size(), alpha, a + r.begin * lda, lda, B.data + r.begin * bk, bk, bj,
+              p == 0 ? beta : T(1), C.data, C.ld);
   }
+  return true;
+}
+
+// copy = rows [i, i + rows) of op(A) over the terms r of k, from an op(A) stored row-major, block by
+// block of a vector's lanes of k and of rows (see transpose_block):
+//   op(A)(i, k) = a[k + i lda];  copy: (rows, r.size()) column-major, copy_ld
+template <class T>
+void copy_transposed(const T* a, index lda, index i, index rows, Range r, T* copy, index copy_ld) {
+  constexpr index lanes = Zmm<T>::lanes;
+  for (index k = r.begin; k < r.end; k += lanes)
+    for (index q = 0; q < rows; q += lanes)
+      transpose_block(a + k + (i + q) * lda, lda, unsigned(std::min(lanes, r.end - k)),
+                      unsigned(std::min(lanes, rows - q)), copy + q + (k - r.begin) * copy_ld, copy_ld);
+}
+
+// C = alpha op(A) op(B) + beta C (beta = 0: C is not read), panel by panel of rows (see
+// row_panels), each in parts of k of tile_max_part terms at most, every strip of eight columns
+// but a part's first reading a copy of the panel's part of op(A), contiguous, instead of op(A):
+// an op(A) stored column-major is copied by that first strip as it reads it (tile with Copies),
+// one stored row-major transposed into the copy before it (copy_transposed).
+//   op(A)(i, k) = A[i + k lda] (column-major) or A[k + i lda] (row-major): (M, K);
+//   op(B)(k, j) = B[k bk + j bj];  C: (M, N), ldc;  copy: 3 lanes min(K, tile_max_part) entries
+template <class T>
+void panel_gemm(index M, index N, index K, T alpha, const T* A, index lda, bool row_major, const T* B, index bk,
+                index bj, T beta, T* C, index ldc, T* copy) {
+  constexpr index lanes = Zmm<T>::lanes;
+  const index parts = (K + tile_max_part - 1) / tile_max_part;
+  row_panels<T>(M, [&](index i, index rows) {
+    const index copy_ld = (rows + lanes - 1) / lanes * lanes;
+    for (index p = 0; p < parts; ++p) {
+      const Range r = part_of(K, parts, p);
+      const T part_beta = p == 0 ? beta : T(1);
+      if (row_major) copy_transposed(A, lda, i, rows, r, copy, copy_ld);
+      for (index j = 0; j < N; j += strip_columns) {
+        const index cols = std::min(strip_columns, N - j);
+        const T* b = B + r.begin * bk + j * bj;
+        T* c = C + i + j * ldc;
+        if (j == 0 && !row_major)
+          tile_kernel<T, true>(rows, cols)(rows, r.size(), alpha, A + i + r.begin * lda, lda, b, bk, bj, part_beta, c,
+                                           ldc, copy);
+        else
+          tile_kernel<T>(rows, cols)(rows, r.size(), alpha, copy, copy_ld, b, bk, bj, part_beta, c, ldc, nullptr);
+      }
+    }
+  });
+}
+
+// Whether panel_gemm took C = alpha op(A) op(B) + beta C (see product): op(A) of a vector's lanes
+// of rows and more, op(B)'s columns contiguous, C of panel_min_columns to panel_max_columns.
+template <class T>
+bool panel_gemm_took(bool trans_A, ConstMatrix<T> A, bool trans_B, ConstMatrix<T> B, T alpha, T beta, Matrix<T> C) {
+  const index k = trans_A ? A.rows : A.cols;
+  const index bk = k_step(trans_B, B), bj = bk == 1 ? B.ld : 1;
+  if (alpha == T(0) || C.rows < Zmm<T>::lanes || C.cols < panel_min_columns || C.cols > panel_max_columns || bk != 1)
+    return false;
+  T* copy = thread_scratch<T>(3 * Zmm<T>::lanes * std::min(k, tile_max_part));
+  if (!copy) return false;
+  panel_products.fetch_add(1, std::memory_order_relaxed);
+  panel_gemm(C.rows, C.cols, k, alpha, A.data, A.ld, trans_A != A.transposed, B.data, bk, bj, beta, C.data, C.ld, copy);
   return true;
 }
 
@@ -602,6 +713,10 @@ template <class T>
 bool tile_gemm_took(bool, ConstMatrix<T>, bool, ConstMatrix<T>, T, T, Matrix<T>, bool) {
   return false;
 }
+template <class T>
+bool panel_gemm_took(bool, ConstMatrix<T>, bool, ConstMatrix<T>, T, T, Matrix<T>) {
+  return false;
+}
 #endif
 
 // C = alpha op(A) op(B) + beta C on the calling thread (may_transpose_A: see gemm).
@@ -617,7 +732,9 @@ void product(bool trans_A, ConstMatrix<T> A, bool trans_B, ConstMatrix<T> B, T a
     A = trans_A ? A.columns(rest) : A.row_block(rest);
     C = C.row_block(rest);
   }
-  if (avx512_clones() && tile_gemm_took(trans_A, A, trans_B, B, alpha, beta, C, may_transpose_A)) return;
+  if (avx512_clones() && (tile_gemm_took(trans_A, A, trans_B, B, alpha, beta, C, may_transpose_A) ||
+                          panel_gemm_took(trans_A, A, trans_B, B, alpha, beta, C)))
+    return;
   const InsideBlas in_flight;
   if (C.cols == 1) {  // one example: a matrix-vector product, which BLAS does without packing
     const int stored_rows = int(A.transposed ? A.cols : A.rows), stored_cols = int(A.transposed ? A.rows : A.cols);

@@ -6,7 +6,8 @@
 // enough, or else parts of k long enough do and C fits in a quarter of L2, and op(A) has a
 // vector's lanes of rows and more (tile_parts and tile_gemm_took in blas.cpp); and so do products
 // whose op(A) is stored row-major (dA[l-1] = W[l]^T dZ[l]) of enough columns, transposed first,
-// where the caller asks.
+// where the caller asks. The products the tiles leave, of 16 to 512 columns whose op(B) has its
+// columns contiguous, run on the tiles through copies of op(A)'s panels (panel_gemm_took).
 #pragma once
 
 #include <atomic>
@@ -18,6 +19,8 @@ namespace mlpcore {
 
 // The products that tile_gemm has computed in this process, which the tests read to see it run.
 inline std::atomic<std::int64_t> tile_products{0};
+// The products that panel_gemm has computed in this process, likewise.
+inline std::atomic<std::int64_t> panel_products{0};
 
 // C = alpha op(A) op(B) + beta C, column-major. op(X) is X, or X^T when `trans_X`;
 // a ConstMatrix stored transposed flips its flag, so C-ordered inputs need no copy.
