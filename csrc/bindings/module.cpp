@@ -863,9 +863,33 @@ void bind_trainer(py::module_& m, const std::string& suffix) {
       });
 }
 
-// The classes of dtype T, named with `suffix` ("32" or "64").
+// _gemm32 and _gemm64, for the tests of the kernels behind gemm: C = alpha op(A) op(B) + beta C in
+// place. A and B as matrix_view takes them (C-ordered ones as transposed views); C F-ordered,
+// writable, of T; a Python exception where the shapes do not chain.
+template <class T>
+void bind_gemm(py::module_& m, const std::string& suffix) {
+  m.def(("_gemm" + suffix).c_str(),
+        [](bool trans_A, const py::array& A, bool trans_B, const py::array& B, T alpha, T beta, py::array C) {
+          const ConstMatrix<T> a = matrix_view<T>(A, "A"), b = matrix_view<T>(B, "B");
+          require_dtype<T>(C, "C");
+          if (C.ndim() != 2 || !(C.flags() & py::array::f_style) || !C.writeable())
+            throw py::value_error("C must be a writable 2-D F-ordered array, got shape " + shape_of(C));
+          const index rows = trans_A ? a.cols : a.rows, k = trans_A ? a.rows : a.cols;
+          if ((trans_B ? b.cols : b.rows) != k || C.shape(0) != rows || C.shape(1) != (trans_B ? b.rows : b.cols))
+            throw py::value_error("op(A) op(B) does not fit C: shapes " + shape_of(A) + ", " + shape_of(B) + ", " +
+                                  shape_of(C));
+          const Matrix<T> c{static_cast<T*>(C.mutable_data()), rows, index(C.shape(1)), std::max<index>(rows, 1)};
+          ReleasedGIL release;
+          gemm<T>(trans_A, a, trans_B, b, alpha, beta, c);
+        },
+        py::arg("trans_A"), py::arg("A"), py::arg("trans_B"), py::arg("B"), py::arg("alpha"), py::arg("beta"),
+        py::arg("C"), "C = alpha op(A) op(B) + beta C through mlpcore's gemm, in place (for the tests).");
+}
+
+// The classes of dtype T, named with `suffix` ("32" or "64"), and its gemm for the tests.
 template <class T>
 void bind_dtype(py::module_& m, const std::string& suffix) {
+  bind_gemm<T>(m, suffix);
   bind_cache<T>(m, suffix);
   bind_gradients<T>(m, suffix);
   bind_network<T>(m, suffix);

@@ -6,8 +6,10 @@
 // enough, or else parts of k long enough do and C fits in a quarter of L2, and op(A) has a
 // vector's lanes of rows and more (tile_parts and tile_gemm_took in blas.cpp); and so do products
 // whose op(A) is stored row-major (dA[l-1] = W[l]^T dZ[l]) of enough columns, transposed first,
-// where the caller asks. The products the tiles leave, of 16 to 512 columns whose op(B) has its
-// columns contiguous, run on the tiles through copies of op(A)'s panels (panel_gemm_took).
+// where the caller asks. The products that the tiles leave, op(A) stored either way with a
+// vector's lanes of rows and more, of 16 to 512 columns whose op(B) has its columns contiguous,
+// run on the tiles through copies of op(A)'s panels (panel_gemm_took), whether the caller asks
+// or not; the rest on BLAS.
 #pragma once
 
 #include <atomic>
