@@ -913,6 +913,82 @@ def test_gradient_through_panel_copies_matches_finite_differences(restore_thread
             assert_gradient(analytic[name][entry], (plus - minus) / 2e-6)
 
 
+def _gemm(dtype):
+    """mlpcore's gemm for dtype, in place: (trans_A, A, trans_B, B, alpha, beta, C)."""
+    return _core._gemm64 if dtype == np.float64 else _core._gemm32
+
+
+def _op_A(rng, rows, k, layout, dtype):
+    """(trans_A, A) with op(A) of (rows, k): stored column-major ("F"), row-major as a C-ordered
+    A ("C"), or row-major as A^T F-ordered ("FT", trans_A)."""
+    A = rng.standard_normal((rows, k)).astype(dtype)
+    if layout == "FT":
+        return True, np.asfortranarray(A.T)
+    return False, np.ascontiguousarray(A) if layout == "C" else np.asfortranarray(A)
+
+
+# (rows, cols, k, alpha, beta): op(A) of 17,000 rows and more, past the tiles' reach on any L2
+# of 8 MiB and less (not a part of 128 terms of them fits in half of it), and each thread's C of
+# 16 to 512 columns; k in one part, in two of 260, in two of 500.
+PANEL_PRODUCTS = [(20000, 16, 300, 1.0, 0.0), (17000, 512, 520, -0.37, 0.5), (17003, 137, 1000, 2.0, 1.0)]
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+@pytest.mark.parametrize("layout", ["F", "C", "FT"])
+@pytest.mark.parametrize("rows, cols, k, alpha, beta", PANEL_PRODUCTS)
+@pytest.mark.parametrize("dtype", DTYPES, **DTYPE_IDS)
+def test_gemm_through_panel_copies_matches_numpy(dtype, rows, cols, k, alpha, beta, layout, threads, restore_threads):
+    """On AVX-512, C = alpha op(A) op(B) + beta C past the tiles' reach goes through copies of
+    op(A)'s panels (see panel_gemm), one product a thread (gemm shares the rows out on two), op(A)
+    stored column-major or row-major: against NumPy's float64 product. With beta = 0, C's NaNs
+    are not read. Without AVX-512, all to BLAS."""
+    mlpcore.set_num_threads(threads)
+    rng = np.random.default_rng(rows + cols + k)
+    trans_A, A = _op_A(rng, rows, k, layout, dtype)
+    B = np.asfortranarray(rng.standard_normal((k, cols)).astype(dtype))
+    C = np.asfortranarray(rng.standard_normal((rows, cols)).astype(dtype) if beta else np.full((rows, cols), np.nan, dtype))
+    expected = alpha * (np.asarray(A, np.float64).T if trans_A else np.asarray(A, np.float64)) @ B.astype(np.float64)
+    if beta:
+        expected += beta * C.astype(np.float64)
+    before = _core._panel_products()
+    _gemm(dtype)(trans_A, A, False, B, alpha, beta, C)
+    assert _core._panel_products() - before == (threads if _core._avx512_kernels() else 0)
+    assert_close(C, expected, dtype)
+
+
+@pytest.mark.parametrize("dtype", DTYPES, **DTYPE_IDS)
+def test_gemm_leaves_products_to_blas_outside_the_panels_reach(dtype, restore_threads):
+    """One thread: of 15 columns, of 513, with op(B)'s rows adjacent (B^T F-ordered: dW[l]'s
+    A[l-1]^T), or alpha = 0, a product past the tiles' reach goes to BLAS, not to the panels'
+    copies; each against NumPy's float64 product."""
+    mlpcore.set_num_threads(1)
+    rng = np.random.default_rng(30)
+    rows, k = 17000, 300
+    for cols, trans_B, alpha in ((15, False, 1.0), (513, False, 1.0), (64, True, 1.0), (64, False, 0.0)):
+        trans_A, A = _op_A(rng, rows, k, "F", dtype)
+        B = rng.standard_normal((k, cols)).astype(dtype)
+        B = np.asfortranarray(B.T) if trans_B else np.asfortranarray(B)
+        C = np.asfortranarray(rng.standard_normal((rows, cols)).astype(dtype))
+        expected = alpha * A.astype(np.float64) @ (B.T if trans_B else B).astype(np.float64) + 0.5 * C
+        before = _core._panel_products()
+        _gemm(dtype)(trans_A, A, trans_B, B, alpha, 0.5, C)
+        assert _core._panel_products() == before, (cols, trans_B, alpha)
+        assert_close(C, expected, dtype)
+
+
+def test_gemm_hook_refuses_products_that_do_not_fit():
+    """The tests' gemm refuses shapes that do not chain and a C that is not F-ordered, leaving C as it was."""
+    A, B = np.ones((4, 3), np.float32, order="F"), np.ones((3, 5), np.float32, order="F")
+    C = np.zeros((4, 6), np.float32, order="F")
+    with pytest.raises(ValueError, match="does not fit C"):
+        _core._gemm32(False, A, False, B, 1.0, 0.0, C)
+    assert np.all(C == 0)
+    with pytest.raises(ValueError, match="F-ordered"):
+        _core._gemm32(False, A, False, B, 1.0, 0.0, np.zeros((4, 5), np.float32))
+    with pytest.raises(TypeError, match="float32"):
+        _core._gemm32(False, A, False, B, 1.0, 0.0, np.zeros((4, 5), np.float64, order="F"))
+
+
 def test_long_sums_on_the_tiles_go_in_parts_of_512_terms_at_most(restore_threads):
     """On AVX-512, a float32 layer of 16 units on 30,000 inputs: each thread's forward goes to the
     tiles in 59 parts of 508 and 509 terms (512 at most), each sum within a part one chain of FMAs,
@@ -1034,10 +1110,11 @@ def _fewest_columns_off_the_parts(float64, rows, k):
 
 
 @pytest.mark.parametrize("dtype", DTYPES, **DTYPE_IDS)
-def test_products_in_parts_go_to_blas_where_C_outgrows_L2(dtype, restore_threads):
+def test_products_leave_the_parts_where_C_outgrows_L2(dtype, restore_threads):
     """On AVX-512, each part of a product in parts reads and writes the whole of C once more: from
-    a C of more than a quarter of a core's L2 it goes to BLAS (on a 2 MiB L2, 1024x256x1024 ran at
-    82-123 GFLOP/s in parts against OpenBLAS's 102-143), while a product that the tiles take whole
+    a C of more than a quarter of a core's L2 it leaves the tiles' parts, for their panels' copies
+    or BLAS (on a 2 MiB L2, 1024x256x1024 ran at 82-123 GFLOP/s in parts against OpenBLAS's
+    102-143), while a product that the tiles take whole
     stays on them however wide C is. The limit, found with four vectors of rows over k = 1,201
     (parts of 512 terms at most), holds for any rows: Z[1] = W[1] X of rows near the square root
     of it (the smallest X and W[1]) is one tile product on the last number of columns that the
