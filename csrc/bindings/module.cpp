@@ -872,8 +872,8 @@ void bind_gemm(py::module_& m, const std::string& suffix) {
         [](bool trans_A, const py::array& A, bool trans_B, const py::array& B, T alpha, T beta, py::array C) {
           const ConstMatrix<T> a = matrix_view<T>(A, "A"), b = matrix_view<T>(B, "B");
           require_dtype<T>(C, "C");
-          if (C.ndim() != 2 || !(C.flags() & py::array::f_style) || !C.writeable())
-            throw py::value_error("C must be a writable 2-D F-ordered array, got shape " + shape_of(C));
+          if (C.ndim() != 2 || !(C.flags() & py::array::f_style) || !C.writeable() || !aligned_to<T>(C))
+            throw py::value_error("C must be a writable, aligned 2-D F-ordered array, got shape " + shape_of(C));
           const index rows = trans_A ? a.cols : a.rows, k = trans_A ? a.rows : a.cols;
           if ((trans_B ? b.cols : b.rows) != k || C.shape(0) != rows || C.shape(1) != (trans_B ? b.rows : b.cols))
             throw py::value_error("op(A) op(B) does not fit C: shapes " + shape_of(A) + ", " + shape_of(B) + ", " +

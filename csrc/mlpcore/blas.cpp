@@ -448,15 +448,20 @@ MLPCORE_AVX512 void transpose_block(const T* a, index lda, unsigned rows, unsign
   for (unsigned i = 0; i < rows; ++i) Z::store(cols, out + i * ldo, v[i]);
 }
 
-// At = A^T, column-major with leading dimension A.cols, block by block of a vector's lanes.
-//   A: (rows, cols) column-major;  At: (cols, rows)
+// copy = rows [i, i + rows) of op(A) over the terms r of k, from an op(A) stored row-major (for the
+// tiles whole, see tile_gemm_took, or a panel's part, see panel_gemm), block by block of a
+// vector's lanes of k and of rows (see transpose_block), along k a vector of rows at a time: a
+// vector's lanes of streams through memory, which the CPU fetches ahead. Through panel_gemm, one
+// thread's float32 1024x256x2048 product ran 12-15% faster than OpenBLAS's so, 4-9% with the rows
+// of a panel at a time (48 streams), 7-11% so and fetching each stream's lines ahead in software.
+//   op(A)(i, k) = a[k + i lda];  copy: (rows, r.size()) column-major, copy_ld
 template <class T>
-void transpose_into(ConstMatrix<T> A, T* At) {
+void copy_transposed(const T* a, index lda, index i, index rows, Range r, T* copy, index copy_ld) {
   constexpr index lanes = Zmm<T>::lanes;
-  for (index j = 0; j < A.cols; j += lanes)
-    for (index i = 0; i < A.rows; i += lanes)
-      transpose_block(A.data + i + j * A.ld, A.ld, unsigned(std::min(lanes, A.rows - i)),
-                      unsigned(std::min(lanes, A.cols - j)), At + j + i * A.cols, A.cols);
+  for (index q = 0; q < rows; q += lanes)
+    for (index k = r.begin; k < r.end; k += lanes)
+      transpose_block(a + k + (i + q) * lda, lda, unsigned(std::min(lanes, r.end - k)),
+                      unsigned(std::min(lanes, rows - q)), copy + q + (k - r.begin) * copy_ld, copy_ld);
 }
 
 // The shortest part of k that tile_gemm_took cuts a product into (see tile_parts): each part
@@ -465,7 +470,7 @@ void transpose_into(ConstMatrix<T> A, T* At) {
 // at 169-175 GFLOP/s on two threads against OpenBLAS's 206-209, and the 2048-2048-2048-10 fit's
 // steps at 170-174 against 186-192; with 128, both stay on OpenBLAS. Parts of 128 took the
 // 1024-cube (1024 rows a thread): 97-98 GFLOP/s against 102-104 on one thread, 202 against 205-206
-// on two (its C now leaves it to panel_gemm, see tile_C_parts_bytes); a network's layers in parts of
+// on two (its C now leaves the tiles' parts, see tile_C_parts_bytes); a network's layers in parts of
 // 128 to 200 ran as fast as on OpenBLAS or up to 9% faster.
 constexpr index tile_min_part = 128;
 
@@ -538,7 +543,9 @@ constexpr index transposition_few_rows_k = 32;
 // the second strip on.
 constexpr index panel_min_columns = 16;
 
-// Columns of C up to which panel_gemm takes a product.
+// Columns of C up to which panel_gemm takes a product: each panel reads all of op(B)'s part. In
+// float32 on one thread, against OpenBLAS: 1024x512x1024 1.05 (NN) and 1.07 (TN) times its rate,
+// but 3000x512x3000 0.94, and the cube's share 2048x1024x2048 0.88.
 constexpr index panel_max_columns = 512;
 
 // Whether tile_gemm, with may_transpose_A (see gemm), takes a row-major op(A) of (rows, k) for C of
@@ -603,7 +610,7 @@ bool tile_gemm_took(bool trans_A, ConstMatrix<T> A, bool trans_B, ConstMatrix<T>
   if (!column_major) {  // op(A)^T is stored column-major: (k, C.rows)
     T* At = thread_scratch<T>(C.rows * k);
     if (!At) return false;
-    transpose_into(ConstMatrix<T>(A.data, k, C.rows, A.ld), At);
+    copy_transposed(A.data, A.ld, 0, C.rows, Range{0, k}, At, C.rows);
     a = At;
     lda = C.rows;
   }
@@ -614,21 +621,6 @@ bool tile_gemm_took(bool trans_A, ConstMatrix<T> A, bool trans_B, ConstMatrix<T>
               p == 0 ? beta : T(1), C.data, C.ld);
   }
   return true;
-}
-
-// copy = rows [i, i + rows) of op(A) over the terms r of k, from an op(A) stored row-major, block by
-// block of a vector's lanes of k and of rows (see transpose_block), along k a vector of rows at a
-// time: a vector's lanes of streams through memory, which the CPU fetches ahead. One thread's
-// float32 1024x256x2048 product ran 12-15% faster than OpenBLAS's so, 4-9% with the rows of a
-// panel at a time (48 streams), 7-11% so and fetching each stream's lines ahead in software.
-//   op(A)(i, k) = a[k + i lda];  copy: (rows, r.size()) column-major, copy_ld
-template <class T>
-void copy_transposed(const T* a, index lda, index i, index rows, Range r, T* copy, index copy_ld) {
-  constexpr index lanes = Zmm<T>::lanes;
-  for (index q = 0; q < rows; q += lanes)
-    for (index k = r.begin; k < r.end; k += lanes)
-      transpose_block(a + k + (i + q) * lda, lda, unsigned(std::min(lanes, r.end - k)),
-                      unsigned(std::min(lanes, rows - q)), copy + q + (k - r.begin) * copy_ld, copy_ld);
 }
 
 // C = alpha op(A) op(B) + beta C (beta = 0: C is not read), panel by panel of rows (see
@@ -666,7 +658,12 @@ void panel_gemm(index M, index N, index K, T alpha, const T* A, index lda, bool 
 // Whether panel_gemm took C = alpha op(A) op(B) + beta C (see product), a product that the tiles
 // did not take: op(A), stored either way, of a vector's lanes of rows and more and k >= 1, op(B)'s
 // columns contiguous, C of panel_min_columns to panel_max_columns, alpha not 0 (BLAS then reads
-// neither factor).
+// neither factor). On an AMD EPYC (Zen 4), one thread, medians of eleven ratios of OpenBLAS's
+// time to panel_gemm's, taken in turn: in float32, NN 1024x256x1024 1.05, 2048x256x2048 1.00-1.03,
+// 784x128x784 1.09, 4000x100x300 1.00; TN (op(A) row-major, which the tiles' transposition
+// turns away: transposes) 1024x256x2048 1.10-1.15, 512x32x512 1.15, 512x128x512 1.10, 16x16x64
+// 1.13; in float64, NN 1024x64x1024 0.92, 1024x256x1024 0.99, 784x128x784 0.97, 300x512x1000
+// 1.10, TN 1024x256x1024 1.02, 512x32x512 1.23, 16x16x64 0.91.
 template <class T>
 bool panel_gemm_took(bool trans_A, ConstMatrix<T> A, bool trans_B, ConstMatrix<T> B, T alpha, T beta, Matrix<T> C) {
   const index k = trans_A ? A.rows : A.cols;

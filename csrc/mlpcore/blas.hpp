@@ -7,9 +7,9 @@
 // vector's lanes of rows and more (tile_parts and tile_gemm_took in blas.cpp); and so do products
 // whose op(A) is stored row-major (dA[l-1] = W[l]^T dZ[l]) of enough columns, transposed first,
 // where the caller asks. The products that the tiles leave, op(A) stored either way with a
-// vector's lanes of rows and more, of 16 to 512 columns whose op(B) has its columns contiguous,
-// run on the tiles through copies of op(A)'s panels (panel_gemm_took), whether the caller asks
-// or not; the rest on BLAS.
+// vector's lanes of rows and more and k >= 1, of 16 to 512 columns (a thread's share) whose op(B)
+// has its columns contiguous, alpha not 0, run on the tiles through copies of op(A)'s panels
+// (panel_gemm_took), whether the caller asks or not; the rest on BLAS.
 #pragma once
 
 #include <atomic>
@@ -48,7 +48,8 @@ bool tiles_take_transposed(index rows, index cols, index k);
 
 // The parts of k in which gemm, on the thread that computes it, takes C = alpha op(A) op(B) of
 // (rows, cols), op(A) of (rows, k) stored column-major and op(B)'s rows bk apart, to the tiles
-// (on a CPU that runs the AVX-512 build; see tile_parts in blas.cpp); 0 where BLAS takes it.
+// (on a CPU that runs the AVX-512 build; see tile_parts in blas.cpp); 0 where it does not (the
+// panels' copies or BLAS then take it).
 template <class T>
 index tile_parts_taken(index rows, index cols, index k, index bk);
 

@@ -745,7 +745,8 @@ class Network {
   // Whether dA[l-1] = W[l]^T dZ[l] of (rows, k) by (k, m) is shared out by rows: where by_rows says
   // so, and, when W[l]^T goes to the tiles (`transposing`), only from twice row_split_work. By
   // columns, each thread transposes all of W[l] and reads the columns of dZ[l] it has just written;
-  // by rows, OpenBLAS packs half of W[l] and reads all of dZ[l], half of it from the other core.
+  // by rows, BLAS (or panel_gemm, on AVX-512) copies half of W[l] and reads all of dZ[l], half of it
+  // from the other core.
   // Measured on two threads: in mnist's fit (dA[1] of 2^22 multiply-adds, 256 rows on 128 columns),
   // backward_deltas of layers 2 and 1 took 108 thousand cycles of the time-stamp counter a step so,
   // against 138 thousand by rows on OpenBLAS, and the epoch 1-2% less time; from 2^23, by columns
