@@ -452,8 +452,8 @@ MLPCORE_AVX512 void transpose_block(const T* a, index lda, unsigned rows, unsign
 // tiles whole, see tile_gemm_took, or a panel's part, see panel_gemm), block by block of a
 // vector's lanes of k and of rows (see transpose_block), along k a vector of rows at a time: a
 // vector's lanes of streams through memory, which the CPU fetches ahead. Through panel_gemm, one
-// thread's float32 1024x256x2048 product ran 12-15% faster than OpenBLAS's so, 4-9% with the rows
-// of a panel at a time (48 streams), 7-11% so and fetching each stream's lines ahead in software.
+// thread's float32 1024x256x2048 product ran 10-15% faster than OpenBLAS's so, 4-9% with the rows
+// of a panel at a time (48 streams), 9-12% so and fetching each stream's lines ahead in software.
 //   op(A)(i, k) = a[k + i lda];  copy: (rows, r.size()) column-major, copy_ld
 template <class T>
 void copy_transposed(const T* a, index lda, index i, index rows, Range r, T* copy, index copy_ld) {
