@@ -75,17 +75,22 @@ def assert_close(actual, expected, dtype):
                                atol=atol_fraction * scale)
 
 
+def central_difference(f, array, index, h=1e-6):
+    """The central difference of the scalar f() with respect to array[index] (in place, restored)."""
+    saved = array[index]
+    array[index] = saved + h
+    f_plus = f()
+    array[index] = saved - h
+    f_minus = f()
+    array[index] = saved
+    return (f_plus - f_minus) / (2 * h)
+
+
 def numerical_gradient(f, array, h=1e-6):
     """Central differences of the scalar f() with respect to every entry of array (in place)."""
     grad = np.zeros_like(array)
     for index in np.ndindex(array.shape):
-        saved = array[index]
-        array[index] = saved + h
-        f_plus = f()
-        array[index] = saved - h
-        f_minus = f()
-        array[index] = saved
-        grad[index] = (f_plus - f_minus) / (2 * h)
+        grad[index] = central_difference(f, array, index, h)
     return grad
 
 
