@@ -860,10 +860,12 @@ PANEL_NET, PANEL_M = [1100, 2100, 3], 130
 @pytest.mark.parametrize("dtype", DTYPES, **DTYPE_IDS)
 def test_products_through_panel_copies_match_the_reference(threads, dtype, restore_threads):
     """On AVX-512, Z[1] = W[1] X (op(A) stored column-major, copied panel by panel as the first
-    strip reads it) and dA[0] = W[1]^T dZ[1] (op(A) stored row-major, each panel transposed into
-    the copy first) go through panel_gemm, each thread's share of the rows (1050 of Z[1]'s, 550
-    of dA[0]'s on two threads), Z[1]'s where the tiles do not take it (on two threads, not on an
-    L2 of 4 MiB); Z, dW, db and dA against the reference. Without AVX-512, all to BLAS."""
+    strip reads it), dA[0] = W[1]^T dZ[1] (op(A) stored row-major, each panel transposed into
+    the copy first) and dW[1] = dZ[1] X^T / m (op(B) = X^T packed strip by strip) go through
+    panel_gemm, each thread's share of the rows (1050 of Z[1]'s, 550 of dA[0]'s on two threads)
+    or of dW[1]'s columns (550), Z[1]'s and dW[1]'s where the tiles do not take them (Z[1]'s on
+    two threads, not on an L2 of 4 MiB); Z, dW, db and dA against the reference. Without
+    AVX-512, all to BLAS."""
     mlpcore.set_num_threads(threads)
     net = mlpcore.Network(PANEL_NET, ["tanh", "softmax"], "cce", dtype=np.dtype(dtype).name, seed=21)
     rng = np.random.default_rng(22)
@@ -872,9 +874,11 @@ def test_products_through_panel_copies_match_the_reference(threads, dtype, resto
     before = _core._panel_products()
     cache = net.forward(X)
     grads = net.backward(cache, Y, compute_dA0=True)
-    Z_share = (PANEL_NET[1] + threads - 1) // threads
+    Z_share, dW_share = ((n + threads - 1) // threads for n in PANEL_NET[1::-1])
     Z_on_panels = _core._tile_parts(dtype == np.float64, Z_share, PANEL_M, PANEL_NET[0], 1) == 0
-    assert _core._panel_products() - before == (threads * (1 + Z_on_panels) if _core._avx512_kernels() else 0)
+    dW_on_panels = _core._tile_parts(dtype == np.float64, PANEL_NET[1], dW_share, PANEL_M, PANEL_NET[0]) == 0
+    on_panels = 1 + Z_on_panels + dW_on_panels
+    assert _core._panel_products() - before == (threads * on_panels if _core._avx512_kernels() else 0)
     W, b = reference_params(net)
     Z_ref, A_ref = reference.forward(W, b, X, net.activations)
     expected = reference.backward(W, Z_ref, A_ref, Y, net.activations, "cce", compute_dA0=True)
@@ -886,9 +890,10 @@ def test_products_through_panel_copies_match_the_reference(threads, dtype, resto
 
 
 def test_gradient_through_panel_copies_matches_finite_differences(restore_threads):
-    """float64, one thread: dW[1], db[1] (behind Z[1] through the panels' copies) and dA[0] (through
-    W[1]^T's transposed copies) against central differences of the cost, at six entries of each
-    drawn at random (the net is too large to difference every one)."""
+    """float64, one thread: dW[1] (through the panels' copies and X^T packed), db[1] (behind Z[1]
+    through the panels' copies) and dA[0] (through W[1]^T's transposed copies) against central
+    differences of the cost, at six entries of each drawn at random (the net is too large to
+    difference every one)."""
     mlpcore.set_num_threads(1)
     net = mlpcore.Network(PANEL_NET, ["tanh", "softmax"], "cce", dtype="float64", seed=23)
     rng = np.random.default_rng(24)
@@ -896,7 +901,7 @@ def test_gradient_through_panel_copies_matches_finite_differences(restore_thread
     Y = random_targets(rng, "cce", PANEL_NET[-1], PANEL_M, np.float64)
     before = _core._panel_products()
     grads = net.backward(net.forward(X), Y, compute_dA0=True)
-    assert _core._panel_products() - before == (2 if _core._avx512_kernels() else 0)
+    assert _core._panel_products() - before == (3 if _core._avx512_kernels() else 0)
     analytic = {"W": np.array(grads.dW[1]), "b": np.array(grads.db[1]), "X": np.array(grads.dA[0]) / PANEL_M}
     arrays = {"W": net.W[1], "b": net.b[1], "X": X}  # net.W[1], net.b[1]: writable views of net.params
 
@@ -923,52 +928,62 @@ def _op_A(rng, rows, k, layout, dtype):
     return False, np.ascontiguousarray(A) if layout == "C" else np.asfortranarray(A)
 
 
-# (rows, cols, k, alpha, beta): op(A) of 17,000 rows and more, past the tiles' reach on any L2
-# of 8 MiB and less (not a part of 128 terms of them fits in half of it), and each thread's C of
-# 16 to 512 columns; k in one part, in two of 260, in two of 500.
-PANEL_PRODUCTS = [(20000, 16, 300, 1.0, 0.0), (17000, 512, 520, -0.37, 0.5), (17003, 137, 1000, 2.0, 1.0)]
+# (rows, cols, k, alpha, beta, trans_B), past the tiles' reach on any L2 of 8 MiB and less: op(A)
+# of 17,000 rows and more (not a part of 128 terms of them fits in half of it), or a C of 2,000
+# rows (1,000 a thread on two) by 600 columns, beyond a quarter of it, on a k of more than one
+# part; C of 16 columns to 600, in chunks of 512 columns; k in one part, in two of 260, in two of
+# 500, in two of 300; with trans_B, op(B) = B^T of an F-ordered B (dW[l]'s A[l-1]^T), packed.
+PANEL_PRODUCTS = [(20000, 16, 300, 1.0, 0.0, False), (17000, 512, 520, -0.37, 0.5, False),
+                  (17003, 137, 1000, 2.0, 1.0, True), (2000, 600, 600, 0.7, 0.0, False),
+                  (2000, 600, 600, -1.3, 1.0, True)]
 
 
 @pytest.mark.parametrize("threads", [1, 2])
 @pytest.mark.parametrize("layout", ["F", "C", "FT"])
-@pytest.mark.parametrize("rows, cols, k, alpha, beta", PANEL_PRODUCTS)
+@pytest.mark.parametrize("rows, cols, k, alpha, beta, trans_B", PANEL_PRODUCTS)
 @pytest.mark.parametrize("dtype", DTYPES, **DTYPE_IDS)
-def test_gemm_through_panel_copies_matches_numpy(dtype, rows, cols, k, alpha, beta, layout, threads, restore_threads):
+def test_gemm_through_panel_copies_matches_numpy(dtype, rows, cols, k, alpha, beta, trans_B, layout, threads,
+                                                 restore_threads):
     """On AVX-512, C = alpha op(A) op(B) + beta C past the tiles' reach goes through copies of
     op(A)'s panels (see panel_gemm), one product a thread (gemm shares the rows out on two), op(A)
-    stored column-major or row-major: against NumPy's float64 product. With beta = 0, C's NaNs
-    are not read. Without AVX-512, all to BLAS."""
+    stored column-major or row-major, op(B)'s columns contiguous or its rows (packed): against
+    NumPy's float64 product. With beta = 0, C's NaNs are not read. Without AVX-512, all to BLAS."""
     mlpcore.set_num_threads(threads)
     rng = np.random.default_rng(rows + cols + k)
     trans_A, A = _op_A(rng, rows, k, layout, dtype)
-    B = np.asfortranarray(rng.standard_normal((k, cols)).astype(dtype))
+    op_B = rng.standard_normal((k, cols)).astype(dtype)
+    B = np.asfortranarray(op_B.T if trans_B else op_B)
     C = np.asfortranarray(rng.standard_normal((rows, cols)).astype(dtype) if beta else np.full((rows, cols), np.nan, dtype))
-    expected = alpha * (np.asarray(A, np.float64).T if trans_A else np.asarray(A, np.float64)) @ B.astype(np.float64)
+    expected = alpha * (np.asarray(A, np.float64).T if trans_A else np.asarray(A, np.float64)) @ op_B.astype(np.float64)
     if beta:
         expected += beta * C.astype(np.float64)
     before = _core._panel_products()
-    _gemm(dtype)(trans_A, A, False, B, alpha, beta, C)
+    _gemm(dtype)(trans_A, A, trans_B, B, alpha, beta, C)
     assert _core._panel_products() - before == (threads if _core._avx512_kernels() else 0)
     assert_close(C, expected, dtype)
 
 
 @pytest.mark.parametrize("dtype", DTYPES, **DTYPE_IDS)
 def test_gemm_leaves_products_to_blas_outside_the_panels_reach(dtype, restore_threads):
-    """One thread: of 15 columns, of 513, with op(B)'s rows adjacent (B^T F-ordered: dW[l]'s
-    A[l-1]^T), or alpha = 0, a product past the tiles' reach goes to BLAS, not to the panels'
-    copies; each against NumPy's float64 product."""
+    """One thread: of 15 columns, or alpha = 0, or with op(B)'s rows adjacent (B^T F-ordered:
+    dW[l]'s A[l-1]^T) and fewer than three vectors of rows (32 in float32, 16 in float64; op(B)
+    17,000 rows apart, C of 17,000 columns, past the tiles' reach on any L2 of 8 MiB and less), a
+    product past the tiles' reach goes to BLAS, not to the panels' copies; each against NumPy's
+    float64 product."""
     mlpcore.set_num_threads(1)
     rng = np.random.default_rng(30)
-    rows, k = 17000, 300
-    for cols, trans_B, alpha in ((15, False, 1.0), (513, False, 1.0), (64, True, 1.0), (64, False, 0.0)):
+    k, few_rows = 300, 2 * (16 if dtype == np.float32 else 8)
+    for rows, cols, trans_B, alpha in ((17000, 15, False, 1.0), (17000, 15, True, 1.0), (17000, 64, False, 0.0),
+                                       (few_rows, 17000, True, 1.0)):
         trans_A, A = _op_A(rng, rows, k, "F", dtype)
         B = rng.standard_normal((k, cols)).astype(dtype)
         B = np.asfortranarray(B.T) if trans_B else np.asfortranarray(B)
         C = np.asfortranarray(rng.standard_normal((rows, cols)).astype(dtype))
         expected = alpha * A.astype(np.float64) @ (B.T if trans_B else B).astype(np.float64) + 0.5 * C
+        assert _core._tile_parts(dtype == np.float64, rows, cols, k, cols if trans_B else 1) == 0
         before = _core._panel_products()
         _gemm(dtype)(trans_A, A, trans_B, B, alpha, 0.5, C)
-        assert _core._panel_products() == before, (cols, trans_B, alpha)
+        assert _core._panel_products() == before, (rows, cols, trans_B, alpha)
         assert_close(C, expected, dtype)
 
 

@@ -564,10 +564,14 @@ constexpr index transposition_few_rows_k = 32;
 // the second strip on.
 constexpr index panel_min_columns = 16;
 
-// Columns of C up to which panel_gemm takes a product: each panel reads all of op(B)'s part. In
-// float32 on one thread, against OpenBLAS: 1024x512x1024 1.05 (NN) and 1.07 (TN) times its rate,
-// but 3000x512x3000 0.94, and the cube's share 2048x1024x2048 0.88.
-constexpr index panel_max_columns = 512;
+// The columns of C that panel_gemm takes at a time (a chunk): each panel of a chunk reads all of
+// op(B)'s part in the chunk's columns, which stays in L2 from one panel to the next (512 KiB at
+// most in float32). One thread, float32, medians of eleven ratios of OpenBLAS's time to
+// panel_gemm's, in chunks of 512 and of 256 columns: NN 256x2048x784 1.10 and 1.10 (1.08 in one
+// chunk of 2048), 2048x1024x2048 1.03 and 1.04 (1.01 in one chunk), 784x2048x784 1.05 and 1.06,
+// 100x4000x300 1.03 and 1.06; TN 1024x1024x1024 1.06 (1.07 in one chunk) and 1.05, 1000x1000x1000
+// 1.04 and 1.02 (each chunk transposes op(A)'s panels again).
+constexpr index panel_chunk_columns = 512;
 
 // Whether tile_gemm, with may_transpose_A (see gemm), takes a row-major op(A) of (rows, k) for C of
 // (rows, cols): from transposition_min_columns columns, within a quarter of tile_A_bytes (below
@@ -587,9 +591,9 @@ bool transposes(index rows, index cols, index k) {
 }
 
 // The calling thread's scratch of at least `size` entries, for an op(A) transposed for the tiles
-// (a quarter of tile_A_bytes at most) or a panel's copies (see panel_gemm): grown to the largest
-// asked for, kept for the thread's life,
-// as BLAS keeps the buffers it packs into; nullptr where it cannot grow (BLAS then takes the
+// (a quarter of tile_A_bytes at most) or a panel's copies and a chunk's packed op(B) (see
+// panel_gemm): grown to the largest asked for, kept for the thread's life, as BLAS keeps the
+// buffers it packs into; nullptr where it cannot grow (BLAS then takes the
 // product: a team's thread must not throw).
 template <class T>
 T* thread_scratch(index size) {
@@ -644,58 +648,97 @@ bool tile_gemm_took(bool trans_A, ConstMatrix<T> A, bool trans_B, ConstMatrix<T>
   return true;
 }
 
-// C = alpha op(A) op(B) + beta C (beta = 0: C is not read), panel by panel of rows (see
-// row_panels), each in parts of k of tile_max_part terms at most, every strip of eight columns
-// but a part's first reading a copy of the panel's part of op(A), contiguous, instead of op(A):
-// an op(A) stored column-major is copied by that first strip as it reads it (tile with Copies),
-// one stored row-major transposed into the copy before it (copy_transposed).
+// op(B)'s rows r in the columns [j0, j1), packed strip by strip of eight columns (the last of
+// fewer), each strip's rows one after the other, for the tiles to read a row of a strip at a time
+// (with bk = the strip's columns, bj = 1):
+//   op(B)(k, j) = B[k bk + j bj];  strip of columns [j, j + cols): at packed + (j - j0) |r|, (|r|, cols) row-major
+template <class T>
+void pack_strips(const T* B, index bk, index bj, Range r, index j0, index j1, T* packed) {
+  for (index j = j0; j < j1; j += strip_columns) {
+    const index cols = std::min(strip_columns, j1 - j);
+    T* strip = packed + (j - j0) * r.size();
+    const T* row = B + r.begin * bk + j * bj;
+    if (bj == 1 && cols == strip_columns) {  // a row of the strip contiguous: a vector's move
+      for (index k = 0; k < r.size(); ++k, row += bk, strip += strip_columns)
+        for (index jj = 0; jj < strip_columns; ++jj) strip[jj] = row[jj];
+    } else {
+      for (index k = 0; k < r.size(); ++k, row += bk, strip += cols)
+        for (index jj = 0; jj < cols; ++jj) strip[jj] = row[jj * bj];
+    }
+  }
+}
+
+// C = alpha op(A) op(B) + beta C (beta = 0: C is not read), chunk by chunk of panel_chunk_columns
+// columns, each in parts of k of tile_max_part terms at most, each part panel by panel of rows
+// (see row_panels), every strip of eight columns but a panel's first reading a copy of the
+// panel's part of op(A), contiguous, instead of op(A): an op(A) stored column-major is copied by
+// that first strip as it reads it (tile with Copies), one stored row-major transposed into the
+// copy before it (copy_transposed). With `packed`, op(B)'s part of the chunk is packed first (see
+// pack_strips), for an op(B) whose columns are not contiguous.
 //   op(A)(i, k) = A[i + k lda] (column-major) or A[k + i lda] (row-major): (M, K);
-//   op(B)(k, j) = B[k bk + j bj];  C: (M, N), ldc;  copy: 3 lanes min(K, tile_max_part) entries
+//   op(B)(k, j) = B[k bk + j bj];  C: (M, N), ldc;  copy: 3 lanes min(K, tile_max_part) entries;
+//   packed: nullptr, or min(K, tile_max_part) min(N, panel_chunk_columns) entries
 template <class T>
 void panel_gemm(index M, index N, index K, T alpha, const T* A, index lda, bool row_major, const T* B, index bk,
-                index bj, T beta, T* C, index ldc, T* copy) {
+                index bj, T beta, T* C, index ldc, T* copy, T* packed) {
   constexpr index lanes = Zmm<T>::lanes;
   const index parts = (K + tile_max_part - 1) / tile_max_part;
-  row_panels<T>(M, [&](index i, index rows) {
-    const index copy_ld = (rows + lanes - 1) / lanes * lanes;
+  for (index chunk = 0; chunk < N; chunk += panel_chunk_columns) {
+    const index chunk_end = std::min(N, chunk + panel_chunk_columns);
     for (index p = 0; p < parts; ++p) {
       const Range r = part_of(K, parts, p);
       const T part_beta = p == 0 ? beta : T(1);
-      if (row_major) copy_transposed(A, lda, i, rows, r, copy, copy_ld);
-      for (index j = 0; j < N; j += strip_columns) {
-        const index cols = std::min(strip_columns, N - j);
-        const T* b = B + r.begin * bk + j * bj;
-        T* c = C + i + j * ldc;
-        if (j == 0 && !row_major)
-          tile_kernel<T, true>(rows, cols)(rows, r.size(), alpha, A + i + r.begin * lda, lda, b, bk, bj, part_beta, c,
-                                           ldc, copy);
-        else
-          tile_kernel<T>(rows, cols)(rows, r.size(), alpha, copy, copy_ld, b, bk, bj, part_beta, c, ldc, nullptr);
-      }
+      if (packed) pack_strips(B, bk, bj, r, chunk, chunk_end, packed);
+      row_panels<T>(M, [&](index i, index rows) {
+        const index copy_ld = (rows + lanes - 1) / lanes * lanes;
+        if (row_major) copy_transposed(A, lda, i, rows, r, copy, copy_ld);
+        for (index j = chunk; j < chunk_end; j += strip_columns) {
+          const index cols = std::min(strip_columns, chunk_end - j);
+          const T* b = packed ? packed + (j - chunk) * r.size() : B + r.begin * bk + j * bj;
+          const index strip_bk = packed ? cols : bk, strip_bj = packed ? 1 : bj;
+          T* c = C + i + j * ldc;
+          if (j == chunk && !row_major)
+            tile_kernel<T, true>(rows, cols)(rows, r.size(), alpha, A + i + r.begin * lda, lda, b, strip_bk, strip_bj,
+                                             part_beta, c, ldc, copy);
+          else
+            tile_kernel<T>(rows, cols)(rows, r.size(), alpha, copy, copy_ld, b, strip_bk, strip_bj, part_beta, c, ldc,
+                                       nullptr);
+        }
+      });
     }
-  });
+  }
 }
 
 // Whether panel_gemm took C = alpha op(A) op(B) + beta C (see product), a product that the tiles
-// did not take: op(A), stored either way, of a vector's lanes of rows and more and k >= 1, op(B)'s
-// columns contiguous, C of panel_min_columns to panel_max_columns, alpha not 0 (BLAS then reads
-// neither factor). On an AMD EPYC (Zen 4), one thread, medians of eleven ratios of OpenBLAS's
-// time to panel_gemm's, taken in turn: in float32, NN 1024x256x1024 1.05, 2048x256x2048 1.00-1.03,
-// 784x128x784 1.09, 4000x100x300 1.00; TN (op(A) row-major, which the tiles' transposition
-// turns away: transposes) 1024x256x2048 1.10-1.15, 512x32x512 1.15, 512x128x512 1.10, 16x16x64
-// 1.13; in float64, NN 1024x64x1024 0.92, 1024x256x1024 0.99, 784x128x784 0.97, 300x512x1000
-// 1.10, TN 1024x256x1024 1.02, 512x32x512 1.23, 16x16x64 0.91.
+// did not take: op(A), stored either way, of a vector's lanes of rows and more and k >= 1, C of
+// panel_min_columns columns and more, alpha not 0 (BLAS then reads neither factor); an op(B)
+// whose columns are not contiguous (dW[l]'s A[l-1]^T) packed, where C has three vectors of rows
+// and more: below, the tiles of one and two vectors lost to OpenBLAS in float32 (16x512x512 0.91
+// times its rate, 24x512x512 0.90, 32x512x512 0.99), their packing paid for by few rows.
+// On an AMD EPYC (Zen 4), one thread, medians of eleven ratios of OpenBLAS's time to
+// panel_gemm's, taken in turn, on buffers that start at a cache line as mlpcore's do: in float32,
+// NN 1024x256x1024 1.08, 2048x256x2048 1.11, 784x128x784 1.10, 4000x100x300 1.14, 256x2048x784
+// 1.10, 300x2000x1000 1.09, 2048x1024x2048 1.04, 3000x1024x3000 1.01, 2048x1024x256 with beta = 1
+// 1.03; TN (op(A) row-major, which the tiles' transposition turns away: transposes)
+// 1024x256x2048 1.12, 512x32x512 1.21, 512x128x512 1.08, 16x16x64 1.08; NT (op(B) packed)
+// 2048x1024x256 1.08, with beta = 1 1.03, 256x392x2048 1.08, 256x784x2048 with beta = 1 1.05,
+// 1024x512x512 1.09, 512x64x512 1.12, 48x512x2048 1.05; in float64, NN 1024x64x1024 1.17,
+// 1024x256x1024 1.06, 784x128x784 1.10, 300x512x1000 1.11, 256x2048x784 1.27, 1024x1024x1024
+// 1.05; TN 1024x256x1024 1.06, 512x32x512 1.31, but 16x16x64 0.95; NT 1024x512x256 with beta = 1
+// 1.05, 256x392x2048 1.13, 512x64x512 1.16, 24x512x512 1.21.
 template <class T>
 bool panel_gemm_took(bool trans_A, ConstMatrix<T> A, bool trans_B, ConstMatrix<T> B, T alpha, T beta, Matrix<T> C) {
   const index k = trans_A ? A.rows : A.cols;
   const index bk = k_step(trans_B, B), bj = bk == 1 ? B.ld : 1;
-  if (k == 0 || alpha == T(0) || C.rows < Zmm<T>::lanes || C.cols < panel_min_columns || C.cols > panel_max_columns ||
-      bk != 1)
-    return false;
-  T* copy = thread_scratch<T>(3 * Zmm<T>::lanes * std::min(k, tile_max_part));
+  const index min_rows = bk == 1 ? Zmm<T>::lanes : 3 * Zmm<T>::lanes;
+  if (k == 0 || alpha == T(0) || C.rows < min_rows || C.cols < panel_min_columns) return false;
+  const index part = std::min(k, tile_max_part), copy_size = 3 * Zmm<T>::lanes * part;
+  const index packed_size = bk == 1 ? 0 : part * std::min(C.cols, panel_chunk_columns);
+  T* copy = thread_scratch<T>(copy_size + packed_size);
   if (!copy) return false;
   panel_products.fetch_add(1, std::memory_order_relaxed);
-  panel_gemm(C.rows, C.cols, k, alpha, A.data, A.ld, trans_A != A.transposed, B.data, bk, bj, beta, C.data, C.ld, copy);
+  panel_gemm(C.rows, C.cols, k, alpha, A.data, A.ld, trans_A != A.transposed, B.data, bk, bj, beta, C.data, C.ld, copy,
+             packed_size ? copy + copy_size : nullptr);
   return true;
 }
 

@@ -7,8 +7,9 @@
 // vector's lanes of rows and more (tile_parts and tile_gemm_took in blas.cpp); and so do products
 // whose op(A) is stored row-major (dA[l-1] = W[l]^T dZ[l]) of enough columns, transposed first,
 // where the caller asks. The products that the tiles leave, op(A) stored either way with a
-// vector's lanes of rows and more and k >= 1, of 16 to 512 columns (a thread's share) whose op(B)
-// has its columns contiguous, alpha not 0, run on the tiles through copies of op(A)'s panels
+// vector's lanes of rows and more and k >= 1, of 16 columns and more (a thread's share, in chunks
+// of 512), alpha not 0, run on the tiles through copies of op(A)'s panels, an op(B) whose columns
+// are not contiguous (dW[l]'s A[l-1]^T) packed where C has three vectors of rows and more
 // (panel_gemm_took), whether the caller asks or not; the rest on BLAS.
 #pragma once
 
