@@ -890,18 +890,19 @@ def test_products_through_panel_copies_match_the_reference(threads, dtype, resto
 
 
 def test_gradient_through_panel_copies_matches_finite_differences(restore_threads):
-    """float64, one thread: dW[1] (through the panels' copies and X^T packed), db[1] (behind Z[1]
-    through the panels' copies) and dA[0] (through W[1]^T's transposed copies) against central
-    differences of the cost, at six entries of each drawn at random (the net is too large to
-    difference every one)."""
+    """float64, one thread: dW[1] (through the panels' copies and X^T packed, on an L2 of 4 MiB
+    and less), db[1] (behind Z[1] through the panels' copies) and dA[0] (through W[1]^T's
+    transposed copies) against central differences of the cost, at six entries of each drawn at
+    random (the net is too large to difference every one)."""
     mlpcore.set_num_threads(1)
     net = mlpcore.Network(PANEL_NET, ["tanh", "softmax"], "cce", dtype="float64", seed=23)
     rng = np.random.default_rng(24)
     X = np.asfortranarray(rng.standard_normal((PANEL_NET[0], PANEL_M)))
     Y = random_targets(rng, "cce", PANEL_NET[-1], PANEL_M, np.float64)
+    dW_on_panels = _core._tile_parts(True, PANEL_NET[1], PANEL_NET[0], PANEL_M, PANEL_NET[0]) == 0
     before = _core._panel_products()
     grads = net.backward(net.forward(X), Y, compute_dA0=True)
-    assert _core._panel_products() - before == (3 if _core._avx512_kernels() else 0)
+    assert _core._panel_products() - before == (2 + dW_on_panels if _core._avx512_kernels() else 0)
     analytic = {"W": np.array(grads.dW[1]), "b": np.array(grads.db[1]), "X": np.array(grads.dA[0]) / PANEL_M}
     arrays = {"W": net.W[1], "b": net.b[1], "X": X}  # net.W[1], net.b[1]: writable views of net.params
 
@@ -930,12 +931,13 @@ def _op_A(rng, rows, k, layout, dtype):
 
 # (rows, cols, k, alpha, beta, trans_B), past the tiles' reach on any L2 of 8 MiB and less: op(A)
 # of 17,000 rows and more (not a part of 128 terms of them fits in half of it), or a C of 2,000
-# rows (1,000 a thread on two) by 600 columns, beyond a quarter of it, on a k of more than one
-# part; C of 16 columns to 600, in chunks of 512 columns; k in one part, in two of 260, in two of
-# 500, in two of 300; with trans_B, op(B) = B^T of an F-ordered B (dW[l]'s A[l-1]^T), packed.
+# rows (1,000 a thread on two) by 600 columns and more, beyond a quarter of it, on a k of more
+# than one part; C of 16 columns to 603, 600 in two chunks of 304 and 296 columns, 603 in two of
+# 304 and 299 (the last strip of 3); k in one part, in two of 260, in two of 500, in two of 300;
+# with trans_B, op(B) = B^T of an F-ordered B (dW[l]'s A[l-1]^T), packed.
 PANEL_PRODUCTS = [(20000, 16, 300, 1.0, 0.0, False), (17000, 512, 520, -0.37, 0.5, False),
-                  (17003, 137, 1000, 2.0, 1.0, True), (2000, 600, 600, 0.7, 0.0, False),
-                  (2000, 600, 600, -1.3, 1.0, True)]
+                  (17003, 137, 1000, 2.0, 1.0, True), (2000, 600, 600, 0.7, 0.5, False),
+                  (2000, 603, 600, -1.3, 0.0, True)]
 
 
 @pytest.mark.parametrize("threads", [1, 2])
@@ -966,13 +968,13 @@ def test_gemm_through_panel_copies_matches_numpy(dtype, rows, cols, k, alpha, be
 @pytest.mark.parametrize("dtype", DTYPES, **DTYPE_IDS)
 def test_gemm_leaves_products_to_blas_outside_the_panels_reach(dtype, restore_threads):
     """One thread: of 15 columns, or alpha = 0, or with op(B)'s rows adjacent (B^T F-ordered:
-    dW[l]'s A[l-1]^T) and fewer than three vectors of rows (32 in float32, 16 in float64; op(B)
-    17,000 rows apart, C of 17,000 columns, past the tiles' reach on any L2 of 8 MiB and less), a
-    product past the tiles' reach goes to BLAS, not to the panels' copies; each against NumPy's
-    float64 product."""
+    dW[l]'s A[l-1]^T) and fewer than three vectors of rows (47 in float32, 23 in float64; op(B)'s
+    rows 17,000 entries apart, C of 17,000 columns, past the tiles' reach on any L2 of 8 MiB and
+    less), a product past the tiles' reach goes to BLAS, not to the panels' copies; each against
+    NumPy's float64 product."""
     mlpcore.set_num_threads(1)
     rng = np.random.default_rng(30)
-    k, few_rows = 300, 2 * (16 if dtype == np.float32 else 8)
+    k, few_rows = 300, 3 * (16 if dtype == np.float32 else 8) - 1
     for rows, cols, trans_B, alpha in ((17000, 15, False, 1.0), (17000, 15, True, 1.0), (17000, 64, False, 0.0),
                                        (few_rows, 17000, True, 1.0)):
         trans_A, A = _op_A(rng, rows, k, "F", dtype)
@@ -985,6 +987,26 @@ def test_gemm_leaves_products_to_blas_outside_the_panels_reach(dtype, restore_th
         _gemm(dtype)(trans_A, A, trans_B, B, alpha, 0.5, C)
         assert _core._panel_products() == before, (rows, cols, trans_B, alpha)
         assert_close(C, expected, dtype)
+
+
+@pytest.mark.parametrize("dtype", DTYPES, **DTYPE_IDS)
+def test_gemm_packs_op_B_from_three_vectors_of_rows(dtype, restore_threads):
+    """One thread: with op(B)'s rows adjacent (B^T F-ordered) and three vectors of rows (48 in
+    float32, 24 in float64; a row fewer goes to BLAS, see the test before), a product past the
+    tiles' reach (C of 17,000 columns) goes through the panels' copies with op(B) packed, C's
+    NaNs unread at beta = 0; against NumPy's float64 product."""
+    mlpcore.set_num_threads(1)
+    rng = np.random.default_rng(31)
+    rows, cols, k = 3 * (16 if dtype == np.float32 else 8), 17000, 300
+    trans_A, A = _op_A(rng, rows, k, "F", dtype)
+    op_B = rng.standard_normal((k, cols)).astype(dtype)
+    B = np.asfortranarray(op_B.T)
+    C = np.full((rows, cols), np.nan, dtype, order="F")
+    assert _core._tile_parts(dtype == np.float64, rows, cols, k, cols) == 0
+    before = _core._panel_products()
+    _gemm(dtype)(trans_A, A, True, B, -0.5, 0.0, C)
+    assert _core._panel_products() - before == (1 if _core._avx512_kernels() else 0)
+    assert_close(C, -0.5 * A.astype(np.float64) @ op_B.astype(np.float64), dtype)
 
 
 def test_gemm_hook_refuses_products_that_do_not_fit():

@@ -949,7 +949,8 @@ PYBIND11_MODULE(_core, m) {
       },
       py::arg("float64"), py::arg("rows"), py::arg("cols"), py::arg("k"), py::arg("bk"),
       "The parts of k in which a thread's product of (rows, cols), op(A) of (rows, k) stored column-major and "
-      "op(B)'s rows bk apart, goes to the tiles; 0 where it goes to BLAS (see gemm in blas.hpp).");
+      "op(B)'s rows bk apart, goes to the tiles; 0 where it does not (through copies of op(A)'s panels, or on "
+      "BLAS: see gemm in blas.hpp).");
   m.def(
       "_steps_in_products", [] { return mlpcore::steps_in_products.load(); },
       "The steps of fit whose plain SGD went into the gradient's products in this process (see Trainer::descended).");

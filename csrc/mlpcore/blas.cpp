@@ -307,33 +307,29 @@ MLPCORE_AVX512 void column_gemv(index M, index K, T alpha, const T* a, index lda
 // 2016x256x2048 product through copies (panel_gemm) ran at 99-103 GFLOP/s with 8 to 96 ahead.
 constexpr index copy_ahead = 32;
 
-// copy = a column's V vectors; A's column `ahead` fetched into L2 (nullptr: none): the line of
-// each vector's first row and of the last row, which lies a line further where A's columns do not
-// start at a line (lda not a multiple of a line's entries): unfetched, that line was met in memory
-// once a column, and one thread's float32 3000x1024x3000 product through copies (lda = 3000) ran
-// at 0.975 times OpenBLAS's rate, against 1.015 with it fetched.
-template <class T, int V>
-MLPCORE_AVX512 inline __attribute__((always_inline)) void copy_column(const typename Zmm<T>::Vec (&column)[V], T* copy,
-                                                                      const T* ahead) {
+// The lines of a column of V vectors of rows, the last of which holds `last` rows, fetched into
+// L1 (into_L1) or L2: those of each vector's first row and of the
+// last row, which lies a line further where the column does not start at a line (lda not a
+// multiple of a line's entries). Unfetched, that line of op(A)'s columns was met in memory once a
+// column by the copying tiles: one thread's float32 3000x1024x3000 product through copies (lda =
+// 3000) ran at 0.975 times OpenBLAS's rate, against 1.015 with it fetched.
+template <class T, int V, bool into_L1>
+MLPCORE_AVX512 inline __attribute__((always_inline)) void fetch_column(const T* column, unsigned last) {
+  constexpr auto hint = into_L1 ? _MM_HINT_T0 : _MM_HINT_T1;
 #pragma GCC unroll 4
-  for (int v = 0; v < V; ++v) Zmm<T>::store(copy + v * Zmm<T>::lanes, column[v]);
-  if (!ahead) return;
-#pragma GCC unroll 4
-  for (int v = 0; v < V; ++v) _mm_prefetch(reinterpret_cast<const char*>(ahead + v * Zmm<T>::lanes), _MM_HINT_T1);
-  _mm_prefetch(reinterpret_cast<const char*>(ahead + V * Zmm<T>::lanes - 1), _MM_HINT_T1);
+  for (int v = 0; v < V; ++v) _mm_prefetch(reinterpret_cast<const char*>(column + v * Zmm<T>::lanes), hint);
+  _mm_prefetch(reinterpret_cast<const char*>(column + (V - 1) * Zmm<T>::lanes + last - 1), hint);
 }
 
-// The lines of a column of C's tile (see tile) fetched into L1: those of each vector's first row
-// and of the last row (see copy_column). One thread's float32 products through copies (see
-// panel_gemm) against OpenBLAS: 2048x1024x256 with beta = 1 (C read, as plain SGD's step into
-// dW's product reads W[l]) at 0.94-0.95 times its rate without, 1.02 with; with beta = 0 (C only
-// written) 1.04-1.05 without, 1.08 with; 2048x256x1024 1.08-1.09 either way.
-template <class T, int V>
-MLPCORE_AVX512 inline __attribute__((always_inline)) void fetch_C_column(const T* column) {
-#pragma GCC unroll 4
-  for (int v = 0; v < V; ++v) _mm_prefetch(reinterpret_cast<const char*>(column + v * Zmm<T>::lanes), _MM_HINT_T0);
-  _mm_prefetch(reinterpret_cast<const char*>(column + V * Zmm<T>::lanes - 1), _MM_HINT_T0);
-}
+// The terms before the end of a tile's sums from which it fetches C's columns, one a term: late
+// enough that they stay in L1 until the sums go out, early enough for a fetch from memory. One
+// thread's float32 products through copies (see panel_gemm) against OpenBLAS: 2048x1024x256 with
+// beta = 1 (C read, as plain SGD's step into dW's product reads W[l]) at 0.94-0.95 times its rate
+// with C unfetched, 1.03-1.04 fetched over the first terms, 1.04 over the last 64; with beta = 0
+// (C only written) 1.04-1.05 unfetched, 1.08 over the first terms; 2048x256x1024 1.11 over the
+// first terms, 1.12-1.13 over the last 64 (1.12-1.13 with 128, 1.13 with 32), 256x2048x784 1.08-1.10
+// against 1.12-1.13, TN 1024x256x2048 1.12-1.13 against 1.14.
+constexpr index C_fetch_terms = 64;
 
 // C = alpha A op(B) + beta C (beta = 0: C is not read) for M in ((V - 1) lanes, V lanes] and NR columns:
 //   A: (M, K) column-major, leading dimension lda;  op(B)(k, j) = b[k bk + j bj];  C: (M, NR), ldc
@@ -342,10 +338,10 @@ MLPCORE_AVX512 inline __attribute__((always_inline)) void fetch_C_column(const T
 // masked to the rows that are there. (GCC keeps the sums in registers only with every loop over
 // them unrolled.) With Copies, each column of A also goes to `copy` as it is read, V vectors a
 // column (copy: (V lanes, K), leading dimension V lanes, 0 past M's rows), for the strips of C
-// after this one to read (see panel_gemm), and A's columns copy_ahead on are fetched meanwhile.
-// C's column j is fetched at term j (see fetch_C_column), so that its lines are in L1 when the
-// sums go out: a tile's columns lie ldc apart, often in different pages, where the CPU does not
-// fetch ahead by itself.
+// after this one to read (see panel_gemm), and A's column copy_ahead on is fetched into L2 meanwhile.
+// C's columns are fetched one a term from C_fetch_terms before the end, so that their lines are
+// in L1 when the sums go out: a tile's columns lie ldc apart, often in different pages, where the
+// CPU does not fetch ahead by itself.
 template <class T, int V, int NR, bool Copies>
 MLPCORE_AVX512 void tile(index M, index K, T alpha, const T* a, index lda, const T* b, index bk, index bj, T beta, T* c,
                          index ldc, T* copy) {
@@ -356,13 +352,17 @@ MLPCORE_AVX512 void tile(index M, index K, T alpha, const T* a, index lda, const
   for (int v = 0; v < V; ++v)
 #pragma GCC unroll 8
     for (int j = 0; j < NR; ++j) sum[v][j] = Z::zero();
+  const index fetch_from = std::max(index(0), K - C_fetch_terms);
   for (index k = 0; k < K; ++k, a += lda, b += bk) {
-    if (k < NR) fetch_C_column<T, V>(c + k * ldc);
+    if (k >= fetch_from && k < fetch_from + NR) fetch_column<T, V, true>(c + (k - fetch_from) * ldc, last);
     typename Z::Vec column[V];
 #pragma GCC unroll 4
     for (int v = 0; v < V; ++v) column[v] = column_vector<T, V>(a, v, last);
-    if constexpr (Copies)
-      copy_column<T, V>(column, copy + k * V * Z::lanes, k + copy_ahead < K ? a + copy_ahead * lda : nullptr);
+    if constexpr (Copies) {
+#pragma GCC unroll 4
+      for (int v = 0; v < V; ++v) Z::store(copy + k * V * Z::lanes + v * Z::lanes, column[v]);
+      if (k + copy_ahead < K) fetch_column<T, V, false>(a + copy_ahead * lda, last);
+    }
 #pragma GCC unroll 8
     for (int j = 0; j < NR; ++j)
 #pragma GCC unroll 4
@@ -489,7 +489,7 @@ void copy_transposed(const T* a, index lda, index i, index rows, Range r, T* cop
 // after the first reads and writes C once more. With parts of 64, on an AMD EPYC (Zen 4) with 1
 // MiB of L2 a core, the float32 2048-cube product (2048 rows a thread) went to the tiles and ran
 // at 169-175 GFLOP/s on two threads against OpenBLAS's 206-209, and the 2048-2048-2048-10 fit's
-// steps at 170-174 against 186-192; with 128, both stay on OpenBLAS. Parts of 128 took the
+// steps at 170-174 against 186-192; with 128, both stay off the tiles. Parts of 128 took the
 // 1024-cube (1024 rows a thread): 97-98 GFLOP/s against 102-104 on one thread, 202 against 205-206
 // on two (its C now leaves the tiles' parts, see tile_C_parts_bytes); a network's layers in parts of
 // 128 to 200 ran as fast as on OpenBLAS or up to 9% faster.
@@ -564,14 +564,22 @@ constexpr index transposition_few_rows_k = 32;
 // the second strip on.
 constexpr index panel_min_columns = 16;
 
-// The columns of C that panel_gemm takes at a time (a chunk): each panel of a chunk reads all of
-// op(B)'s part in the chunk's columns, which stays in L2 from one panel to the next (512 KiB at
-// most in float32). One thread, float32, medians of eleven ratios of OpenBLAS's time to
-// panel_gemm's, in chunks of 512 and of 256 columns: NN 256x2048x784 1.10 and 1.10 (1.08 in one
-// chunk of 2048), 2048x1024x2048 1.03 and 1.04 (1.01 in one chunk), 784x2048x784 1.05 and 1.06,
-// 100x4000x300 1.03 and 1.06; TN 1024x1024x1024 1.06 (1.07 in one chunk) and 1.05, 1000x1000x1000
-// 1.04 and 1.02 (each chunk transposes op(A)'s panels again).
+// The most columns of C that panel_gemm takes at a time (a chunk; see chunk_width): each panel of
+// a chunk reads all of op(B)'s part in the chunk's columns (1 MiB at most in float32, 2 MiB in
+// float64). One thread, float32, medians of eleven ratios of OpenBLAS's time to panel_gemm's, in
+// chunks of 512 and of 256 columns: NN 256x2048x784 1.10 and 1.10 (1.08 in one chunk of 2048),
+// 2048x1024x2048 1.03 and 1.04 (1.01 in one chunk), 784x2048x784 1.05 and 1.06, 100x4000x300 1.03
+// and 1.06; TN 1024x1024x1024 1.06 (1.07 in one chunk) and 1.05, 1000x1000x1000 1.04 and 1.02
+// (each chunk transposes op(A)'s panels again).
 constexpr index panel_chunk_columns = 512;
+
+// The columns of each of the fewest chunks of N columns (the last of fewer): of equal width
+// rounded up to a strip's, so that no chunk is left with a few columns that copy op(A)'s panels
+// (or pack op(B)) for little use.
+inline index chunk_width(index N) {
+  const index chunks = (N + panel_chunk_columns - 1) / panel_chunk_columns;
+  return ((N + chunks - 1) / chunks + strip_columns - 1) / strip_columns * strip_columns;
+}
 
 // Whether tile_gemm, with may_transpose_A (see gemm), takes a row-major op(A) of (rows, k) for C of
 // (rows, cols): from transposition_min_columns columns, within a quarter of tile_A_bytes (below
@@ -650,31 +658,33 @@ bool tile_gemm_took(bool trans_A, ConstMatrix<T> A, bool trans_B, ConstMatrix<T>
 
 // op(B)'s rows r in the columns [j0, j1), packed strip by strip of eight columns (the last of
 // fewer), each strip's rows one after the other, for the tiles to read a row of a strip at a time
-// (with bk = the strip's columns, bj = 1):
-//   op(B)(k, j) = B[k bk + j bj];  strip of columns [j, j + cols): at packed + (j - j0) |r|, (|r|, cols) row-major
+// (with bk = the strip's columns, bj = 1), from an op(B) whose rows are contiguous:
+//   op(B)(k, j) = B[k bk + j];  strip of columns [j, j + cols): at packed + (j - j0) |r|, (|r|, cols) row-major
 template <class T>
-void pack_strips(const T* B, index bk, index bj, Range r, index j0, index j1, T* packed) {
+void pack_strips(const T* B, index bk, Range r, index j0, index j1, T* packed) {
   for (index j = j0; j < j1; j += strip_columns) {
     const index cols = std::min(strip_columns, j1 - j);
     T* strip = packed + (j - j0) * r.size();
-    const T* row = B + r.begin * bk + j * bj;
-    if (bj == 1 && cols == strip_columns) {  // a row of the strip contiguous: a vector's move
+    const T* row = B + r.begin * bk + j;
+    // a full strip's count known here, whose loop the compiler makes a vector's move (std::copy_n,
+    // a call of memmove a row, made one thread's float32 48x512x2048 product 20% slower)
+    if (cols == strip_columns) {
       for (index k = 0; k < r.size(); ++k, row += bk, strip += strip_columns)
         for (index jj = 0; jj < strip_columns; ++jj) strip[jj] = row[jj];
     } else {
       for (index k = 0; k < r.size(); ++k, row += bk, strip += cols)
-        for (index jj = 0; jj < cols; ++jj) strip[jj] = row[jj * bj];
+        for (index jj = 0; jj < cols; ++jj) strip[jj] = row[jj];
     }
   }
 }
 
-// C = alpha op(A) op(B) + beta C (beta = 0: C is not read), chunk by chunk of panel_chunk_columns
-// columns, each in parts of k of tile_max_part terms at most, each part panel by panel of rows
-// (see row_panels), every strip of eight columns but a panel's first reading a copy of the
-// panel's part of op(A), contiguous, instead of op(A): an op(A) stored column-major is copied by
-// that first strip as it reads it (tile with Copies), one stored row-major transposed into the
+// C = alpha op(A) op(B) + beta C (beta = 0: C is not read), chunk by chunk of columns (see
+// chunk_width), each in parts of k of tile_max_part terms at most, each part panel by panel of
+// rows (see row_panels), every strip of eight columns of the chunk but the first reading a copy of
+// the panel's part of op(A), contiguous, instead of op(A): an op(A) stored column-major is copied
+// by that first strip as it reads it (tile with Copies), one stored row-major transposed into the
 // copy before it (copy_transposed). With `packed`, op(B)'s part of the chunk is packed first (see
-// pack_strips), for an op(B) whose columns are not contiguous.
+// pack_strips), for an op(B) whose columns are not contiguous (bj = 1).
 //   op(A)(i, k) = A[i + k lda] (column-major) or A[k + i lda] (row-major): (M, K);
 //   op(B)(k, j) = B[k bk + j bj];  C: (M, N), ldc;  copy: 3 lanes min(K, tile_max_part) entries;
 //   packed: nullptr, or min(K, tile_max_part) min(N, panel_chunk_columns) entries
@@ -682,13 +692,13 @@ template <class T>
 void panel_gemm(index M, index N, index K, T alpha, const T* A, index lda, bool row_major, const T* B, index bk,
                 index bj, T beta, T* C, index ldc, T* copy, T* packed) {
   constexpr index lanes = Zmm<T>::lanes;
-  const index parts = (K + tile_max_part - 1) / tile_max_part;
-  for (index chunk = 0; chunk < N; chunk += panel_chunk_columns) {
-    const index chunk_end = std::min(N, chunk + panel_chunk_columns);
+  const index parts = (K + tile_max_part - 1) / tile_max_part, width = chunk_width(N);
+  for (index chunk = 0; chunk < N; chunk += width) {
+    const index chunk_end = std::min(N, chunk + width);
     for (index p = 0; p < parts; ++p) {
       const Range r = part_of(K, parts, p);
       const T part_beta = p == 0 ? beta : T(1);
-      if (packed) pack_strips(B, bk, bj, r, chunk, chunk_end, packed);
+      if (packed) pack_strips(B, bk, r, chunk, chunk_end, packed);
       row_panels<T>(M, [&](index i, index rows) {
         const index copy_ld = (rows + lanes - 1) / lanes * lanes;
         if (row_major) copy_transposed(A, lda, i, rows, r, copy, copy_ld);
@@ -717,15 +727,15 @@ void panel_gemm(index M, index N, index K, T alpha, const T* A, index lda, bool 
 // times its rate, 24x512x512 0.90, 32x512x512 0.99), their packing paid for by few rows.
 // On an AMD EPYC (Zen 4), one thread, medians of eleven ratios of OpenBLAS's time to
 // panel_gemm's, taken in turn, on buffers that start at a cache line as mlpcore's do: in float32,
-// NN 1024x256x1024 1.08, 2048x256x2048 1.11, 784x128x784 1.10, 4000x100x300 1.14, 256x2048x784
-// 1.10, 300x2000x1000 1.09, 2048x1024x2048 1.04, 3000x1024x3000 1.01, 2048x1024x256 with beta = 1
-// 1.03; TN (op(A) row-major, which the tiles' transposition turns away: transposes)
-// 1024x256x2048 1.12, 512x32x512 1.21, 512x128x512 1.08, 16x16x64 1.08; NT (op(B) packed)
-// 2048x1024x256 1.08, with beta = 1 1.03, 256x392x2048 1.08, 256x784x2048 with beta = 1 1.05,
-// 1024x512x512 1.09, 512x64x512 1.12, 48x512x2048 1.05; in float64, NN 1024x64x1024 1.17,
-// 1024x256x1024 1.06, 784x128x784 1.10, 300x512x1000 1.11, 256x2048x784 1.27, 1024x1024x1024
-// 1.05; TN 1024x256x1024 1.06, 512x32x512 1.31, but 16x16x64 0.95; NT 1024x512x256 with beta = 1
-// 1.05, 256x392x2048 1.13, 512x64x512 1.16, 24x512x512 1.21.
+// NN 1024x256x1024 1.14, 2048x256x2048 1.12, 784x128x784 1.13, 4000x100x300 1.17, 256x2048x784
+// 1.13, 300x2000x1000 1.13, 2048x1024x2048 1.05, 3000x1024x3000 1.04, 2048x1024x256 with beta = 1
+// 1.04; TN (op(A) row-major, which the tiles' transposition turns away: transposes)
+// 1024x256x2048 1.14, 512x32x512 1.24, 512x128x512 1.11, 16x16x64 1.05; NT (op(B) packed)
+// 2048x1024x256 1.08, with beta = 1 1.03-1.05, 256x392x2048 1.08, 256x784x2048 with beta = 1
+// 1.05, 1024x512x512 1.11, 512x64x512 1.11, 48x512x2048 1.09; in float64, NN 1024x64x1024 1.17,
+// 1024x256x1024 1.06, 784x128x784 1.10, 300x512x1000 1.12, 256x2048x784 1.24, 1024x1024x1024
+// 1.05; TN 1024x256x1024 1.06, 512x32x512 1.30, but 16x16x64 0.95; NT 1024x512x256 with beta = 1
+// 1.04, 256x392x2048 1.13, 512x64x512 1.11, 24x512x512 1.24.
 template <class T>
 bool panel_gemm_took(bool trans_A, ConstMatrix<T> A, bool trans_B, ConstMatrix<T> B, T alpha, T beta, Matrix<T> C) {
   const index k = trans_A ? A.rows : A.cols;

@@ -584,7 +584,9 @@ class Network:
         only through its step is not counted, nor are the caches and gradients that forward and
         backward return (the caller holds those), nor what each thread keeps for any network's
         products: BLAS's buffers, and on CPUs with AVX-512 the copy of a W[l]^T that backward
-        transposes for the core's own kernels (up to an eighth of a core's L2 a dtype). These
+        transposes for the core's own kernels (up to an eighth of a core's L2 a dtype), or the
+        copies of a large product's panels and its packed right factor (up to 1.1 MiB in
+        float32, 2.1 MiB in float64). These
         are the bytes reserved: where a buffer comes fresh from the system (glibc maps blocks of
         32 MiB and more so), its pages that a fit never writes take no memory (plain SGD's steps
         into the products, on steps of 2^20 multiply-adds and more without hook, clipping,
