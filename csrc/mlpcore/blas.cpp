@@ -325,10 +325,10 @@ MLPCORE_AVX512 inline __attribute__((always_inline)) void fetch_column(const T* 
 // enough that they stay in L1 until the sums go out, early enough for a fetch from memory. One
 // thread's float32 products through copies (see panel_gemm) against OpenBLAS: 2048x1024x256 with
 // beta = 1 (C read, as plain SGD's step into dW's product reads W[l]) at 0.94-0.95 times its rate
-// with C unfetched, 1.03-1.04 fetched over the first terms, 1.04 over the last 64; with beta = 0
+// with C unfetched, 1.01-1.02 fetched over the first terms, 1.04 over the last 64; with beta = 0
 // (C only written) 1.04-1.05 unfetched, 1.08 over the first terms; 2048x256x1024 1.11 over the
-// first terms, 1.12-1.13 over the last 64 (1.12-1.13 with 128, 1.13 with 32), 256x2048x784 1.08-1.10
-// against 1.12-1.13, TN 1024x256x2048 1.12-1.13 against 1.14.
+// first terms, 1.12-1.13 over the last 64 (1.13 over the last 128, and over the last 32),
+// 256x2048x784 1.08-1.10 against 1.12-1.13, TN 1024x256x2048 1.12-1.13 against 1.14.
 constexpr index C_fetch_terms = 64;
 
 // C = alpha A op(B) + beta C (beta = 0: C is not read) for M in ((V - 1) lanes, V lanes] and NR columns:
@@ -569,8 +569,9 @@ constexpr index panel_min_columns = 16;
 // float64). One thread, float32, medians of eleven ratios of OpenBLAS's time to panel_gemm's, in
 // chunks of 512 and of 256 columns: NN 256x2048x784 1.10 and 1.10 (1.08 in one chunk of 2048),
 // 2048x1024x2048 1.03 and 1.04 (1.01 in one chunk), 784x2048x784 1.05 and 1.06, 100x4000x300 1.03
-// and 1.06; TN 1024x1024x1024 1.06 (1.07 in one chunk) and 1.05, 1000x1000x1000 1.04 and 1.02
-// (each chunk transposes op(A)'s panels again).
+// and 1.06; TN (each chunk transposes op(A)'s panels again) 1000x1000x1000 1.04 and 1.02,
+// 1024x1024x1024 1.05 in chunks of 256 (1.07 in one chunk); on two threads, TN 1024x2048x1024 1.06
+// and 1.07 (1.07 in one chunk), 2048x2048x2048 1.06 and 1.05.
 constexpr index panel_chunk_columns = 512;
 
 // The columns of each of the fewest chunks of N columns (the last of fewer): of equal width
