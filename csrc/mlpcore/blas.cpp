@@ -17,6 +17,7 @@
 #include <new>
 #include <stdexcept>
 #include <thread>
+#include <type_traits>
 #include <utility>
 #include <vector>
 
@@ -308,11 +309,11 @@ MLPCORE_AVX512 void column_gemv(index M, index K, T alpha, const T* a, index lda
 constexpr index copy_ahead = 32;
 
 // The lines of a column of V vectors of rows, the last of which holds `last` rows, fetched into
-// L1 (into_L1) or L2: those of each vector's first row and of the
-// last row, which lies a line further where the column does not start at a line (lda not a
-// multiple of a line's entries). Unfetched, that line of op(A)'s columns was met in memory once a
-// column by the copying tiles: one thread's float32 3000x1024x3000 product through copies (lda =
-// 3000) ran at 0.975 times OpenBLAS's rate, against 1.015 with it fetched.
+// L1 (into_L1) or L2: those of each vector's first row and of the last row, which lies a line
+// further where the column does not start at a line (lda not a multiple of a line's entries).
+// Unfetched, that line of op(A)'s columns was met in memory once a column by the copying tiles:
+// one thread's float32 3000x1024x3000 product through copies (lda = 3000) ran at 0.975 times
+// OpenBLAS's rate, against 1.015 with it fetched.
 template <class T, int V, bool into_L1>
 MLPCORE_AVX512 inline __attribute__((always_inline)) void fetch_column(const T* column, unsigned last) {
   constexpr auto hint = into_L1 ? _MM_HINT_T0 : _MM_HINT_T1;
@@ -667,14 +668,16 @@ void pack_strips(const T* B, index bk, Range r, index j0, index j1, T* packed) {
     const index cols = std::min(strip_columns, j1 - j);
     T* strip = packed + (j - j0) * r.size();
     const T* row = B + r.begin * bk + j;
-    // a full strip's count known here, whose loop the compiler makes a vector's move (std::copy_n,
-    // a call of memmove a row, made one thread's float32 48x512x2048 product 20% slower)
+    const auto copy_rows = [&](auto count) {
+      for (index k = 0; k < r.size(); ++k, row += bk, strip += count)
+        for (index jj = 0; jj < count; ++jj) strip[jj] = row[jj];
+    };
+    // a full strip's count known at compile time, whose loop the compiler makes a vector's move
+    // (std::copy_n, a call of memmove a row, made one thread's float32 48x512x2048 product 20% slower)
     if (cols == strip_columns) {
-      for (index k = 0; k < r.size(); ++k, row += bk, strip += strip_columns)
-        for (index jj = 0; jj < strip_columns; ++jj) strip[jj] = row[jj];
+      copy_rows(std::integral_constant<index, strip_columns>{});
     } else {
-      for (index k = 0; k < r.size(); ++k, row += bk, strip += cols)
-        for (index jj = 0; jj < cols; ++jj) strip[jj] = row[jj];
+      copy_rows(cols);
     }
   }
 }
